@@ -1,0 +1,1 @@
+//! The group and flavor language (KDL v2).

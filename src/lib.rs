@@ -1,0 +1,13 @@
+//! `appliance`: build exact, reproducible operating-system appliances.
+//!
+//! Data flows one way: [`lang`] definitions (found through [`workspace`]) -> [`resolve`]
+//! -> [`lock`] -> [`repo`] -> [`materialise`] -> output. [`source`] describes the
+//! package universe the resolver chooses from.
+
+pub mod lang;
+pub mod lock;
+pub mod materialise;
+pub mod repo;
+pub mod resolve;
+pub mod source;
+pub mod workspace;

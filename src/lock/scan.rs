@@ -1,0 +1,1 @@
+//! Scanning host files into lock entries.

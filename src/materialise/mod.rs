@@ -1,0 +1,1 @@
+//! Materialise a lock into an output: chroot directory or tarball.

@@ -1,0 +1,1 @@
+//! The SQLite repository of locks, and the blob store.

@@ -1,0 +1,1 @@
+//! The resolver: the closure of requested packages over the package universe.

@@ -1,0 +1,1 @@
+//! Reading an installed package database (dpkg) under a sysroot.

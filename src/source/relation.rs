@@ -1,0 +1,196 @@
+//! Debian relationship fields (`Depends`, `Provides`, `Conflicts`, ...).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A version comparison operator in a relation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    /// `<<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `=`
+    Eq,
+    /// `>=`
+    Ge,
+    /// `>>`
+    Gt,
+}
+
+impl Op {
+    /// Parses a Debian operator; the obsolete `<` and `>` mean `<=` and `>=`, as in dpkg.
+    pub fn parse(text: &str) -> Option<Op> {
+        Some(match text {
+            "<<" => Op::Lt,
+            "<=" | "<" => Op::Le,
+            "=" => Op::Eq,
+            ">=" | ">" => Op::Ge,
+            ">>" => Op::Gt,
+            _ => return None,
+        })
+    }
+
+    /// The operator as Debian writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Lt => "<<",
+            Op::Le => "<=",
+            Op::Eq => "=",
+            Op::Ge => ">=",
+            Op::Gt => ">>",
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One package relation: `name[:arch] [(op version)]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Relation {
+    /// Package or virtual package name.
+    pub name: String,
+    /// Architecture qualifier: `any`, `native` or a Debian arch.
+    pub arch: Option<String>,
+    /// Version constraint.
+    pub constraint: Option<(Op, String)>,
+}
+
+/// One `Depends` entry: alternatives separated by `|`, the first satisfiable wins.
+pub type Dependency = Vec<Relation>;
+
+impl fmt::Display for Relation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        if let Some(arch) = &self.arch {
+            write!(f, ":{arch}")?;
+        }
+        if let Some((op, v)) = &self.constraint {
+            write!(f, " ({op} {v})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A relation field that does not follow Debian policy's syntax.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("malformed relation `{text}`: {reason}")]
+pub struct RelationParseError {
+    /// The offending relation text.
+    pub text: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl Relation {
+    /// Parses one relation such as `libssl3 (>= 3.0.9)` or `python3:any`.
+    ///
+    /// Architecture restrictions (`[amd64]`) and build profiles (`<!nocheck>`) are
+    /// accepted and dropped: they only matter for source packages.
+    pub fn parse(text: &str) -> Result<Relation, RelationParseError> {
+        let err = |reason| RelationParseError {
+            text: text.trim().to_string(),
+            reason,
+        };
+        let mut rest = text.trim();
+        if let Some(i) = rest.find(['[', '<']) {
+            rest = rest[..i].trim_end();
+        }
+        let (head, constraint) = match rest.find('(') {
+            Some(open) => {
+                let close = rest.rfind(')').ok_or_else(|| err("missing `)`"))?;
+                if close < open || !rest[close + 1..].trim().is_empty() {
+                    return Err(err("text after `)`"));
+                }
+                let inner = rest[open + 1..close].trim();
+                let split = inner
+                    .find(|c: char| !matches!(c, '<' | '>' | '='))
+                    .ok_or_else(|| err("missing version"))?;
+                let op = Op::parse(&inner[..split]).ok_or_else(|| err("unknown operator"))?;
+                let version = inner[split..].trim();
+                if version.is_empty() || version.contains(char::is_whitespace) {
+                    return Err(err("bad version"));
+                }
+                (rest[..open].trim(), Some((op, version.to_string())))
+            }
+            None => (rest, None),
+        };
+        let (name, arch) = match head.split_once(':') {
+            Some((n, a)) => (n, Some(a.to_string())),
+            None => (head, None),
+        };
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_'))
+        };
+        if !valid(name) {
+            return Err(err("bad package name"));
+        }
+        if arch.as_deref().is_some_and(|a| !valid(a)) {
+            return Err(err("bad architecture qualifier"));
+        }
+        Ok(Relation {
+            name: name.to_string(),
+            arch,
+            constraint,
+        })
+    }
+
+    /// Parses a comma-separated list without alternatives (`Provides`, `Conflicts`).
+    pub fn parse_list(field: &str) -> Result<Vec<Relation>, RelationParseError> {
+        split_commas(field).map(Relation::parse).collect()
+    }
+}
+
+/// Parses a `Depends`-style field: comma-separated entries of `|`-separated alternatives.
+pub fn parse_dependencies(field: &str) -> Result<Vec<Dependency>, RelationParseError> {
+    split_commas(field)
+        .map(|entry| entry.split('|').map(Relation::parse).collect())
+        .collect()
+}
+
+fn split_commas(field: &str) -> impl Iterator<Item = &str> {
+    field.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_relations() {
+        let r = Relation::parse("libssl3 (>= 3.0.9)").unwrap();
+        assert_eq!(r.name, "libssl3");
+        assert_eq!(r.constraint, Some((Op::Ge, "3.0.9".into())));
+        let r = Relation::parse("python3:any (>=3.9~)").unwrap();
+        assert_eq!(r.arch.as_deref(), Some("any"));
+        assert_eq!(r.constraint, Some((Op::Ge, "3.9~".into())));
+        let r = Relation::parse("foo [amd64] <!nocheck>").unwrap();
+        assert_eq!((r.name.as_str(), r.constraint), ("foo", None));
+    }
+
+    #[test]
+    fn parses_alternatives() {
+        let deps =
+            parse_dependencies("libc6 (>= 2.34), default-mta | mail-transport-agent").unwrap();
+        assert_eq!(deps.len(), 2);
+        assert_eq!(deps[1].len(), 2);
+        assert_eq!(deps[1][1].name, "mail-transport-agent");
+        assert_eq!(deps[1][0].to_string(), "default-mta");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(Relation::parse("foo (>= )").is_err());
+        assert!(Relation::parse("foo (~~ 1)").is_err());
+        assert!(Relation::parse("foo (>= 1").is_err());
+        assert!(Relation::parse("fo o").is_err());
+        assert!(Relation::parse("").is_err());
+    }
+}

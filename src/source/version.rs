@@ -1,0 +1,77 @@
+//! Debian version ordering (epoch, upstream with `~`, revision), as `dpkg --compare-versions`.
+
+use std::cmp::Ordering;
+
+use super::Op;
+
+/// Compares two Debian version strings the way dpkg does.
+///
+/// Strings that do not parse as Debian versions compare by dpkg's algorithm on the
+/// raw text, so ordering is total and never panics.
+pub fn compare(a: &str, b: &str) -> Ordering {
+    match (
+        a.parse::<debversion::Version>(),
+        b.parse::<debversion::Version>(),
+    ) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+/// Whether `version` satisfies `op wanted`, e.g. `3.0.8 >= 3.0.9` is false.
+pub fn satisfies(version: &str, op: Op, wanted: &str) -> bool {
+    let ord = compare(version, wanted);
+    match op {
+        Op::Lt => ord == Ordering::Less,
+        Op::Le => ord != Ordering::Greater,
+        Op::Eq => ord == Ordering::Equal,
+        Op::Ge => ord != Ordering::Less,
+        Op::Gt => ord == Ordering::Greater,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pairs whose order `dpkg --compare-versions` confirms (a < b).
+    const ORDERED: &[(&str, &str)] = &[
+        ("1.0", "1.1"),
+        ("1.0~rc1", "1.0"),
+        ("1.0~~", "1.0~"),
+        ("1.0", "1.0-1"),
+        ("1.0-1", "1.0-2"),
+        ("1.0-1", "1.0+1-1"),
+        ("2.0", "1:0.1"),
+        ("1:1.0", "2:0.5"),
+        ("3.0.8", "3.0.9"),
+        ("3.0.9", "3.0.10"),
+        ("1.2a", "1.2b"),
+        ("1.2", "1.2a"),
+        ("9.2p1-2", "1:9.2p1-2"),
+        ("2.36-9+deb12u3", "2.36-9+deb12u4"),
+        ("1.0-1~bpo12+1", "1.0-1"),
+        ("0", "0.0"),
+    ];
+
+    #[test]
+    fn ordering_matches_dpkg() {
+        for (a, b) in ORDERED {
+            assert_eq!(compare(a, b), Ordering::Less, "{a} < {b}");
+            assert_eq!(compare(b, a), Ordering::Greater, "{b} > {a}");
+        }
+        assert_eq!(compare("1:2.0-1", "1:2.0-1"), Ordering::Equal);
+        assert_eq!(compare("0:1.0", "1.0"), Ordering::Equal);
+    }
+
+    #[test]
+    fn relations() {
+        assert!(!satisfies("3.0.8", Op::Ge, "3.0.9"));
+        assert!(satisfies("3.0.9", Op::Ge, "3.0.9"));
+        assert!(satisfies("1.0~rc1", Op::Lt, "1.0"));
+        assert!(satisfies("1.0", Op::Le, "1.0"));
+        assert!(satisfies("1.1", Op::Gt, "1.0"));
+        assert!(satisfies("1:9.2p1-2", Op::Ge, "1:9.2"));
+        assert!(!satisfies("1.0", Op::Eq, "1.0-1"));
+    }
+}

@@ -1,0 +1,1 @@
+//! Finding a workspace and turning its groups and flavors into recipes.

@@ -3,6 +3,7 @@
 //! A lock is pure data. Its canonical serialisation is deterministic JSON (fields in
 //! declaration order, packages and files sorted), and its id is the BLAKE3 of that.
 
+mod assemble;
 mod merkle;
 pub mod scan;
 
@@ -10,6 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use assemble::{AssembleError, Parts, assemble};
 pub use merkle::merkle_root;
 
 /// The kind of a filesystem entry in a lock.
@@ -93,6 +95,30 @@ pub struct FileEntry {
     /// Where the bytes live on the host when that differs from `path` (a dpkg diversion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+}
+
+impl FileEntry {
+    /// A root-owned `0755` directory with no package: the parent of a group file that no
+    /// package provides, or a test fixture to build on.
+    pub fn directory(path: &str) -> FileEntry {
+        FileEntry {
+            path: path.to_string(),
+            kind: FileKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            user: "root".to_string(),
+            group: "root".to_string(),
+            size: 0,
+            digest: None,
+            target: None,
+            device: None,
+            caps: None,
+            package: None,
+            conffile: false,
+            origin: None,
+        }
+    }
 }
 
 /// Why a package is in a lock (Conary's reason strings).

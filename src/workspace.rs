@@ -145,7 +145,7 @@ impl Workspace {
     }
 
     /// The file of a group: a name (`web` is `groups/web.kdl`), or a path to a `.kdl`
-    /// file (anything ending in `.kdl` or holding a `/`).
+    /// file (anything ending in `.kdl` or holding a `/`, relative to the current folder).
     pub fn group_file(&self, spec: &str) -> Result<PathBuf, LangError> {
         if spec.ends_with(".kdl") || spec.contains('/') {
             let path = PathBuf::from(spec);

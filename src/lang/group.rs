@@ -127,7 +127,7 @@ pub struct FileStatement {
 }
 
 /// Names a group file may refer to, gathered from the workspace.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Known {
     /// Every flag some flavor file sets.
     pub(crate) flags: BTreeSet<String>,
@@ -235,7 +235,8 @@ pub(crate) fn parse_group(
     })
 }
 
-/// The group version: a string, or a number as written (`version=1.0`).
+/// The group version: a string, or a number as written (`version=1.0`). No `-`: the
+/// lock address appends `-REVISION` (`web=1.0-3[...]`), which must stay unambiguous.
 fn group_version(src: &SourceFile, entry: &KdlEntry) -> Result<String, LangError> {
     let text = match entry.value() {
         KdlValue::String(s) => s.clone(),
@@ -244,7 +245,7 @@ fn group_version(src: &SourceFile, entry: &KdlEntry) -> Result<String, LangError
     };
     let mut chars = text.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '~' | '_' | '-'));
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '~' | '_'));
     if valid {
         Ok(text)
     } else {
@@ -252,7 +253,7 @@ fn group_version(src: &SourceFile, entry: &KdlEntry) -> Result<String, LangError
             value_span(entry),
             format!("bad group version `{}`", repr(entry)),
             "not a version",
-            Some("a version is letters, digits and `. + ~ _ -`, like \"1.0\"".to_string()),
+            Some("a version is letters, digits and `. + ~ _` (no `-`), like \"1.0\"".to_string()),
         ))
     }
 }
@@ -1052,6 +1053,7 @@ mod tests {
             err("group web version=\"1 0\" {}"),
             "groups/web.kdl:1:19: bad group version `\"1 0\"`"
         );
+        assert!(err("group web version=\"1.0-2\"").ends_with("bad group version `\"1.0-2\"`"));
         assert!(err("").starts_with("groups/web.kdl:1:1: no `group` node"));
         assert_eq!(
             err("grup web version=\"1\""),

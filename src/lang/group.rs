@@ -1,0 +1,1099 @@
+//! Group files: `group NAME version="1.0" { statements }`, parsed and validated.
+//!
+//! A condition (`when COND { ... }` or `when=COND`) is the text of the `when` node's
+//! entries joined by single spaces: string arguments as written (bare like `kernel`,
+//! `!kernel`, `&&`, `||`, or quoted like `"(xen || kvm)"`) and an `arch=NAME` property
+//! as `arch=NAME`. KDL itself forbids bare `(`, `)` and `#true`, so parentheses need
+//! quotes: `when kernel && "!(xen || kvm)" { ... }`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use globset::Glob;
+use kdl::{KdlEntry, KdlNode, KdlValue};
+use miette::SourceSpan;
+
+use super::diag::{LangError, Location, SourceFile, suggest};
+use super::expr::{Expr, TermKind};
+use super::flavor::{arch_names, debian_arch};
+use super::node::{
+    no_block, one_arg, prop_string, props, repr, string_args, top_node, value_span, verbatim_start,
+};
+use crate::source::Op;
+
+/// A parsed and validated group file.
+#[derive(Debug, Clone)]
+pub struct GroupDef {
+    /// The group's name, equal to the file name without `.kdl`.
+    pub name: String,
+    /// `version="1.0"`.
+    pub version: String,
+    /// `summary "..."`.
+    pub summary: Option<String>,
+    /// The flavors compiled by default (`flavors xen kvm`), each an existing flavor file.
+    pub flavors: Vec<String>,
+    /// The file, absolute.
+    pub file: PathBuf,
+    /// BLAKE3 of the file's bytes, lower-case hex.
+    pub digest: String,
+    /// The content statements, in file order.
+    pub statements: Vec<Statement>,
+    pub(crate) source: SourceFile,
+}
+
+/// One content statement of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statement {
+    /// `when COND { ... }`, or a statement carrying `when=COND` (its body is that statement).
+    When {
+        /// The condition.
+        condition: Condition,
+        /// Statements that apply when it holds.
+        body: Vec<Statement>,
+    },
+    /// `include NAME...`: every statement of `groups/NAME.kdl`, in place.
+    Include(Vec<Include>),
+    /// `package NAME [version="OP VERSION"]`.
+    Package {
+        /// Package name.
+        name: String,
+        /// Version constraint.
+        constraint: Option<(Op, String)>,
+        /// The statement.
+        location: Location,
+    },
+    /// `remove NAME...`: drop packages an included group named.
+    Remove(Vec<Removal>),
+    /// `exclude GLOB...`: paths left out of the tree.
+    Exclude(Vec<String>),
+    /// `hostfile GLOB...`: host files copied in at compile time.
+    Hostfile(Vec<String>),
+    /// `overlay "path"`, made absolute against the group file's folder.
+    Overlay(PathBuf),
+    /// `module NAME...`: kernel modules for the initramfs.
+    Module(Vec<String>),
+    /// `cmd ARG...`: the command of container outputs.
+    Cmd(Vec<String>),
+    /// `file "/path" ...`: a file written into the tree.
+    File(FileStatement),
+}
+
+/// A `when` condition with its source text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    /// The condition text (see the module documentation).
+    pub text: String,
+    /// The parsed expression.
+    pub expr: Expr,
+    /// Where the condition starts.
+    pub location: Location,
+}
+
+/// One name of an `include` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Include {
+    /// The included group.
+    pub name: String,
+    /// Where the name is written.
+    pub location: Location,
+    /// The name's byte span, to point at it in later errors (include cycles).
+    pub span: SourceSpan,
+}
+
+/// One name of a `remove` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// The package to drop.
+    pub name: String,
+    /// Where the name is written.
+    pub location: Location,
+}
+
+/// A `file` statement: a regular file the group writes into the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStatement {
+    /// Absolute, normalised path inside the appliance.
+    pub path: String,
+    /// Permission bits, `0o644` by default.
+    pub mode: u32,
+    /// Owner name (`owner=`), `root` by default.
+    pub user: String,
+    /// Group name (`group=`), `root` by default.
+    pub group: String,
+    /// The bytes (`content=`), empty by default.
+    pub content: Vec<u8>,
+    /// The statement.
+    pub location: Location,
+}
+
+/// Names a group file may refer to, gathered from the workspace.
+#[derive(Debug)]
+pub(crate) struct Known {
+    /// Every flag some flavor file sets.
+    pub(crate) flags: BTreeSet<String>,
+    /// Every flavor file's name.
+    pub(crate) flavors: BTreeSet<String>,
+    /// Every group file's name.
+    pub(crate) groups: BTreeSet<String>,
+}
+
+/// Statement names, for suggestions.
+const STATEMENTS: &[&str] = &[
+    "cmd", "exclude", "file", "flavors", "hostfile", "include", "module", "overlay", "package",
+    "remove", "summary", "when",
+];
+
+/// The properties each content statement takes (`when` is handled on its own).
+fn allowed_props(statement: &str) -> Option<&'static [&'static str]> {
+    Some(match statement {
+        "package" => &["version", "when"],
+        "file" => &["mode", "owner", "group", "content", "when"],
+        "include" | "remove" | "exclude" | "hostfile" | "overlay" | "module" | "cmd" => &["when"],
+        _ => return None,
+    })
+}
+
+/// Parses group file `file` (absolute; its text in `src`) that must define `expected`.
+pub(crate) fn parse_group(
+    src: SourceFile,
+    file: PathBuf,
+    expected: &str,
+    known: &Known,
+) -> Result<GroupDef, LangError> {
+    let doc = src.parse_kdl()?;
+    let (node, _) = top_node(&src, &doc, "group", expected)?;
+    let version = match props(&src, node, &["version"])?.get("version") {
+        Some(entry) => group_version(&src, entry)?,
+        None => {
+            return Err(src.invalid(
+                node.name().span(),
+                format!("group `{expected}` has no version"),
+                "missing `version=`",
+                Some(format!(
+                    "write `group {expected} version=\"1.0\" {{ ... }}`"
+                )),
+            ));
+        }
+    };
+    let dir = file.parent().unwrap_or(Path::new("/"));
+    let parser = Parser {
+        src: &src,
+        known,
+        dir,
+    };
+    let mut summary = None;
+    let mut flavors = Vec::new();
+    let mut statements = Vec::new();
+    for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
+        match child.name().value() {
+            "summary" => {
+                no_block(&src, child)?;
+                props(&src, child, &[])?;
+                let (text, _) = one_arg(&src, child, "a summary text")?;
+                if summary.is_some() {
+                    return Err(src.invalid(
+                        child.name().span(),
+                        format!("group `{expected}` has a second `summary`"),
+                        "second summary",
+                        None,
+                    ));
+                }
+                summary = Some(text.to_string());
+            }
+            "flavors" => {
+                no_block(&src, child)?;
+                props(&src, child, &[])?;
+                for (name, entry) in string_args(&src, child, 1, usize::MAX, "flavor names")? {
+                    if !known.flavors.contains(name) {
+                        return Err(src.invalid(
+                            value_span(entry),
+                            format!("unknown flavor `{name}`"),
+                            "no such file in flavors/",
+                            Some(suggest(
+                                name,
+                                known.flavors.iter().map(String::as_str),
+                                "flavors",
+                            )),
+                        ));
+                    }
+                    flavors.push(name.to_string());
+                }
+            }
+            _ => statements.push(parser.statement(child)?),
+        }
+    }
+    let digest = blake3::hash(src.text.as_bytes()).to_hex().to_string();
+    Ok(GroupDef {
+        name: expected.to_string(),
+        version,
+        summary,
+        flavors,
+        file,
+        digest,
+        statements,
+        source: src,
+    })
+}
+
+/// The group version: a string, or a number as written (`version=1.0`). No `-`: the
+/// lock address appends `-REVISION` (`web=1.0-3[...]`), which must stay unambiguous.
+fn group_version(src: &SourceFile, entry: &KdlEntry) -> Result<String, LangError> {
+    let text = match entry.value() {
+        KdlValue::String(s) => s.clone(),
+        KdlValue::Integer(_) | KdlValue::Float(_) => repr(entry),
+        _ => String::new(),
+    };
+    let mut chars = text.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '~' | '_'));
+    if valid {
+        Ok(text)
+    } else {
+        Err(src.invalid(
+            value_span(entry),
+            format!("bad group version `{}`", repr(entry)),
+            "not a version",
+            Some("a version is letters, digits and `. + ~ _` (no `-`), like \"1.0\"".to_string()),
+        ))
+    }
+}
+
+/// Maps offsets in a condition's text back to the source file.
+struct Segment {
+    /// Where the piece starts in the condition text.
+    at: usize,
+    /// Its length in the condition text.
+    len: usize,
+    /// The source span of the value the piece came from.
+    span: SourceSpan,
+    /// Where the piece starts in the source, when written verbatim.
+    verbatim: Option<usize>,
+}
+
+struct ConditionText {
+    text: String,
+    segments: Vec<Segment>,
+    /// Used when there is no entry to point at.
+    fallback: SourceSpan,
+}
+
+impl ConditionText {
+    fn push(&mut self, piece: &str, span: SourceSpan, verbatim: Option<usize>) {
+        self.segments.push(Segment {
+            at: self.text.len(),
+            len: piece.len(),
+            span,
+            verbatim,
+        });
+        self.text.push_str(piece);
+    }
+
+    /// The source span of `len` bytes at `offset` in the condition text.
+    fn span(&self, offset: usize, len: usize) -> SourceSpan {
+        let Some(seg) = self.segments.iter().rev().find(|s| s.at <= offset) else {
+            return self.segments.first().map_or(self.fallback, |s| s.span);
+        };
+        let inside = offset - seg.at;
+        match seg.verbatim {
+            Some(start) if inside <= seg.len => {
+                SourceSpan::from((start + inside, len.min(seg.len - inside)))
+            }
+            _ => seg.span,
+        }
+    }
+}
+
+struct Parser<'a> {
+    src: &'a SourceFile,
+    known: &'a Known,
+    dir: &'a Path,
+}
+
+impl Parser<'_> {
+    fn location(&self, span: SourceSpan) -> Location {
+        self.src.location(span.offset())
+    }
+
+    fn statement(&self, node: &KdlNode) -> Result<Statement, LangError> {
+        let src = self.src;
+        let name = node.name().value();
+        if name == "when" {
+            return self.when_block(node);
+        }
+        if matches!(name, "summary" | "flavors") {
+            return Err(src.invalid(
+                node.name().span(),
+                format!("`{name}` cannot be conditional"),
+                "inside `when`",
+                Some(format!(
+                    "`{name}` describes the group: put it directly in the group block"
+                )),
+            ));
+        }
+        let Some(allowed) = allowed_props(name) else {
+            return Err(super::node::unknown_node(
+                src,
+                node,
+                "statement",
+                STATEMENTS,
+            ));
+        };
+        no_block(src, node)?;
+        let props = props(src, node, allowed)?;
+        let many = |what| string_args(src, node, 1, usize::MAX, what);
+        let statement = match name {
+            "include" => Statement::Include(
+                many("group names")?
+                    .into_iter()
+                    .map(|(name, entry)| self.include(name, entry))
+                    .collect::<Result<_, _>>()?,
+            ),
+            "package" => {
+                let (package, entry) = one_arg(src, node, "a package name")?;
+                Statement::Package {
+                    name: self.package_name(package, entry)?,
+                    constraint: props
+                        .get("version")
+                        .map(|e| self.constraint(e))
+                        .transpose()?,
+                    location: self.location(node.name().span()),
+                }
+            }
+            "remove" => Statement::Remove(
+                many("package names")?
+                    .into_iter()
+                    .map(|(package, entry)| {
+                        Ok(Removal {
+                            name: self.package_name(package, entry)?,
+                            location: self.location(value_span(entry)),
+                        })
+                    })
+                    .collect::<Result<_, LangError>>()?,
+            ),
+            "exclude" => Statement::Exclude(self.globs(node)?),
+            "hostfile" => Statement::Hostfile(self.globs(node)?),
+            "overlay" => Statement::Overlay(self.overlay(node)?),
+            "module" => Statement::Module(strings(many("module names")?)),
+            "cmd" => Statement::Cmd(strings(many("a command")?)),
+            _ => Statement::File(self.file(node, &props)?),
+        };
+        match props.get("when") {
+            Some(entry) => {
+                let value = prop_string(src, "when", entry)?;
+                let mut text = ConditionText {
+                    text: String::new(),
+                    segments: Vec::new(),
+                    fallback: value_span(entry),
+                };
+                text.push(value, value_span(entry), verbatim_start(entry, value));
+                Ok(Statement::When {
+                    condition: self.condition(text)?,
+                    body: vec![statement],
+                })
+            }
+            None => Ok(statement),
+        }
+    }
+
+    fn when_block(&self, node: &KdlNode) -> Result<Statement, LangError> {
+        let src = self.src;
+        props(src, node, &["arch"])?;
+        let mut text = ConditionText {
+            text: String::new(),
+            segments: Vec::new(),
+            fallback: node.name().span(),
+        };
+        for entry in node.entries() {
+            if !text.text.is_empty() {
+                text.text.push(' ');
+            }
+            if let Some(key) = entry.name() {
+                let value = prop_string(src, "arch", entry)?;
+                text.push("arch=", key.span(), Some(key.span().offset()));
+                text.push(value, value_span(entry), verbatim_start(entry, value));
+                continue;
+            }
+            let Some(value) = entry.value().as_string() else {
+                return Err(src.invalid(
+                    value_span(entry),
+                    format!(
+                        "a condition holds flags and operators, found `{}`",
+                        repr(entry)
+                    ),
+                    "not part of a condition",
+                    Some("write flags like `when kernel && !xen { ... }`".to_string()),
+                ));
+            };
+            text.push(value, value_span(entry), verbatim_start(entry, value));
+        }
+        let Some(children) = node.children() else {
+            return Err(src.invalid(
+                node.name().span(),
+                format!("`when {}` has no block", text.text),
+                "missing `{ ... }`",
+                Some("write `when COND { statements }`, or `when=COND` on one statement".into()),
+            ));
+        };
+        let condition = self.condition(text)?;
+        let body = children
+            .nodes()
+            .iter()
+            .map(|child| self.statement(child))
+            .collect::<Result<_, _>>()?;
+        Ok(Statement::When { condition, body })
+    }
+
+    /// Parses a condition and checks every flag and architecture it names.
+    fn condition(&self, text: ConditionText) -> Result<Condition, LangError> {
+        let src = self.src;
+        let expr = Expr::parse(&text.text).map_err(|e| {
+            src.invalid(
+                text.span(e.offset, e.len),
+                format!("bad condition `{}`: {}", text.text, e.message),
+                "here",
+                Some("conditions use flags, `arch=NAME`, `!`, `&&`, `||` and parentheses".into()),
+            )
+        })?;
+        for term in expr.terms() {
+            let span = text.span(term.offset, term.name.len());
+            let name = term.name.as_str();
+            match term.kind {
+                TermKind::Flag if !self.known.flags.contains(name) => {
+                    return Err(src.invalid(
+                        span,
+                        format!("unknown flag `{name}` in condition `{}`", text.text),
+                        "no flavor file defines this flag",
+                        Some(suggest(
+                            name,
+                            self.known.flags.iter().map(String::as_str),
+                            "flags",
+                        )),
+                    ));
+                }
+                TermKind::Arch if debian_arch(name).is_none() => {
+                    return Err(src.invalid(
+                        span,
+                        format!("unknown architecture `{name}` in condition `{}`", text.text),
+                        "unknown architecture",
+                        Some(suggest(name, arch_names(), "architectures")),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(Condition {
+            location: self.location(text.span(0, 0)),
+            text: text.text,
+            expr,
+        })
+    }
+
+    fn include(&self, name: &str, entry: &KdlEntry) -> Result<Include, LangError> {
+        let span = value_span(entry);
+        if !self.known.groups.contains(name) {
+            return Err(LangError::UnknownInclude {
+                name: name.to_string(),
+                diag: self.src.diag(
+                    span,
+                    "no such file in groups/",
+                    Some(suggest(
+                        name,
+                        self.known.groups.iter().map(String::as_str),
+                        "groups",
+                    )),
+                ),
+            });
+        }
+        Ok(Include {
+            name: name.to_string(),
+            location: self.location(span),
+            span,
+        })
+    }
+
+    /// A Debian or RPM package name.
+    fn package_name(&self, name: &str, entry: &KdlEntry) -> Result<String, LangError> {
+        let mut chars = name.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_'));
+        if valid {
+            Ok(name.to_string())
+        } else {
+            Err(self.src.invalid(
+                value_span(entry),
+                format!("`{name}` is not a package name"),
+                "not a package name",
+                Some("package names are letters, digits and `+ - . _`".to_string()),
+            ))
+        }
+    }
+
+    /// `version=">= 1:9.2"`.
+    fn constraint(&self, entry: &KdlEntry) -> Result<(Op, String), LangError> {
+        let text = prop_string(self.src, "version", entry)?.trim();
+        let split = text
+            .find(|c: char| !matches!(c, '<' | '>' | '='))
+            .unwrap_or(text.len());
+        let (op, version) = (&text[..split], text[split..].trim());
+        let error = |message: String, label: &str| {
+            self.src.invalid(
+                value_span(entry),
+                message,
+                label,
+                Some("write an operator and a version: \">= 1:9.2\"; operators are <<, <=, =, >=, >>".into()),
+            )
+        };
+        let op = match Op::parse(op) {
+            Some(op) => op,
+            None if op.is_empty() => {
+                return Err(error(
+                    format!("version constraint `{text}` has no operator"),
+                    "missing operator",
+                ));
+            }
+            None => {
+                return Err(error(
+                    format!("unknown version operator `{op}` in `{text}`"),
+                    "not a Debian operator",
+                ));
+            }
+        };
+        if version.parse::<debversion::Version>().is_err() || version.contains(char::is_whitespace)
+        {
+            return Err(error(
+                format!("bad version `{version}` in `{text}`"),
+                "not a version",
+            ));
+        }
+        Ok((op, version.to_string()))
+    }
+
+    /// The overlay path, resolved against the group file's folder.
+    fn overlay(&self, node: &KdlNode) -> Result<PathBuf, LangError> {
+        let (path, entry) = one_arg(self.src, node, "a path")?;
+        if path.is_empty() {
+            // An empty path would overlay the whole groups folder.
+            return Err(self.src.invalid(
+                value_span(entry),
+                "`overlay` path is empty",
+                "empty path",
+                Some("name a folder or tarball relative to the group file".to_string()),
+            ));
+        }
+        Ok(self.dir.join(path))
+    }
+
+    fn globs(&self, node: &KdlNode) -> Result<Vec<String>, LangError> {
+        string_args(self.src, node, 1, usize::MAX, "glob patterns")?
+            .into_iter()
+            .map(|(glob, entry)| {
+                let problem = match Glob::new(glob) {
+                    Err(e) => Some(format!("bad glob `{glob}`: {}", e.kind())),
+                    Ok(_) if !glob.starts_with(['/', '*']) => Some(format!(
+                        "glob `{glob}` never matches: paths in the tree are absolute"
+                    )),
+                    Ok(_) => None,
+                };
+                match problem {
+                    Some(message) => Err(self.src.invalid(
+                        value_span(entry),
+                        message,
+                        "bad glob",
+                        Some("write absolute patterns like \"/usr/share/doc/*\"".to_string()),
+                    )),
+                    None => Ok(glob.to_string()),
+                }
+            })
+            .collect()
+    }
+
+    fn file(
+        &self,
+        node: &KdlNode,
+        props: &std::collections::BTreeMap<&str, &KdlEntry>,
+    ) -> Result<FileStatement, LangError> {
+        let src = self.src;
+        let (path, entry) = one_arg(src, node, "an absolute path")?;
+        if !normalised_absolute(path) {
+            return Err(src.invalid(
+                value_span(entry),
+                format!("file path `{path}` is not absolute and normalised"),
+                "bad path",
+                Some(
+                    "write a path like \"/etc/hostname\": no `.`, `..`, `//` or trailing `/`"
+                        .into(),
+                ),
+            ));
+        }
+        let mode = match props.get("mode") {
+            Some(entry) => self.mode(entry)?,
+            None => 0o644,
+        };
+        let name = |key: &str| -> Result<String, LangError> {
+            let Some(entry) = props.get(key) else {
+                return Ok("root".to_string());
+            };
+            let value = prop_string(src, key, entry)?;
+            if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == ':') {
+                return Err(src.invalid(
+                    value_span(entry),
+                    format!("`{value}` is not a {key} name"),
+                    format!("bad {key}"),
+                    None,
+                ));
+            }
+            Ok(value.to_string())
+        };
+        Ok(FileStatement {
+            path: path.to_string(),
+            mode,
+            user: name("owner")?,
+            group: name("group")?,
+            content: match props.get("content") {
+                Some(entry) => prop_string(src, "content", entry)?.as_bytes().to_vec(),
+                None => Vec::new(),
+            },
+            location: self.location(node.name().span()),
+        })
+    }
+
+    /// `mode=0o644`: octal is required, since a decimal `644` would be a different mode.
+    fn mode(&self, entry: &KdlEntry) -> Result<u32, LangError> {
+        let written = repr(entry);
+        let problem = match entry.value().as_integer() {
+            None => format!("mode must be an octal integer like 0o644, found `{written}`"),
+            Some(_) if !written.starts_with("0o") => {
+                format!("mode `{written}` is not written in octal")
+            }
+            Some(m) => match u32::try_from(m) {
+                Ok(m) if m <= 0o7777 => return Ok(m),
+                _ => format!("mode `{written}` is out of range (at most 0o7777)"),
+            },
+        };
+        Err(self.src.invalid(
+            value_span(entry),
+            problem,
+            "bad mode",
+            Some("write modes in octal: mode=0o644".to_string()),
+        ))
+    }
+}
+
+fn strings(args: Vec<(&str, &KdlEntry)>) -> Vec<String> {
+    args.into_iter().map(|(s, _)| s.to_string()).collect()
+}
+
+/// `/a/b`: absolute, no empty, `.` or `..` components, not `/` itself.
+fn normalised_absolute(path: &str) -> bool {
+    path.strip_prefix('/').is_some_and(|rest| {
+        rest.split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+    }) && !path.contains('\0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lang::Flavor;
+
+    fn known() -> Known {
+        let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
+        Known {
+            flags: set(&["kernel", "xen", "kvm", "openvz"]),
+            flavors: set(&["xen", "kvm", "openvz"]),
+            groups: set(&["base", "web", "db"]),
+        }
+    }
+
+    fn parse(text: &str) -> Result<GroupDef, LangError> {
+        let src = SourceFile::new("groups/web.kdl".into(), text.to_string());
+        parse_group(src, "/ws/groups/web.kdl".into(), "web", &known())
+    }
+
+    /// The error's Display and help for a group whose block is `body`.
+    fn error(body: &str) -> (String, String) {
+        let err = parse(&format!("group web version=\"1.0\" {{\n{body}\n}}\n")).unwrap_err();
+        let help = miette::Diagnostic::help(&err)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        (err.to_string(), help)
+    }
+
+    fn flavor(flags: &[&str]) -> Flavor {
+        Flavor {
+            name: None,
+            arch: "x86_64".into(),
+            flags: flags.iter().map(|f| (f.to_string(), true)).collect(),
+            format: None,
+        }
+    }
+
+    #[test]
+    fn parses_every_statement() {
+        let def = parse(
+            r#"group web version="1.0" {
+    summary "nginx web appliance"
+    flavors xen kvm
+    include base db
+    package nginx-light
+    package openssh-server version=">= 1:9.2"
+    package linux-image-amd64 when=kernel
+    remove exim4-base exim4
+    when kernel {
+        module virtio_blk ext4
+        when "xen" { module xen-blkfront; }
+    }
+    exclude "/usr/share/doc/*" "/usr/share/man/*"
+    hostfile "/etc/ssl/certs/*.pem"
+    overlay "overlays/web"
+    file "/etc/hostname" mode=0o600 owner="www" group="adm" content="web\n"
+    file "/etc/motd"
+    cmd "/usr/sbin/nginx" "-g" "daemon off;"
+}
+"#,
+        )
+        .unwrap();
+        assert_eq!((def.name.as_str(), def.version.as_str()), ("web", "1.0"));
+        assert_eq!(def.summary.as_deref(), Some("nginx web appliance"));
+        assert_eq!(def.flavors, ["xen", "kvm"]);
+        assert_eq!(def.digest.len(), 64);
+        let s = &def.statements;
+        assert_eq!(s.len(), 12);
+        let Statement::Include(inc) = &s[0] else {
+            panic!("{:?}", s[0])
+        };
+        assert_eq!(
+            inc.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+            ["base", "db"]
+        );
+        assert_eq!(inc[1].location.to_string(), "groups/web.kdl:4:18");
+        let Statement::Package {
+            name,
+            constraint,
+            location,
+        } = &s[2]
+        else {
+            panic!("{:?}", s[2])
+        };
+        assert_eq!(name, "openssh-server");
+        assert_eq!(constraint, &Some((Op::Ge, "1:9.2".to_string())));
+        assert_eq!(location.to_string(), "groups/web.kdl:6:5");
+        let Statement::When { condition, body } = &s[3] else {
+            panic!("{:?}", s[3])
+        };
+        assert_eq!(condition.text, "kernel");
+        assert!(
+            matches!(&body[..], [Statement::Package { name, constraint: None, .. }] if name == "linux-image-amd64")
+        );
+        let Statement::Remove(removals) = &s[4] else {
+            panic!("{:?}", s[4])
+        };
+        assert_eq!(removals[1].name, "exim4");
+        assert_eq!(removals[1].location.to_string(), "groups/web.kdl:8:23");
+        let Statement::When { condition, body } = &s[5] else {
+            panic!("{:?}", s[5])
+        };
+        assert_eq!(condition.location.to_string(), "groups/web.kdl:9:10");
+        assert_eq!(
+            body[0],
+            Statement::Module(vec!["virtio_blk".into(), "ext4".into()])
+        );
+        assert!(matches!(&body[1], Statement::When { condition, body }
+            if condition.text == "xen" && body == &[Statement::Module(vec!["xen-blkfront".into()])]));
+        assert_eq!(
+            s[6],
+            Statement::Exclude(vec!["/usr/share/doc/*".into(), "/usr/share/man/*".into()])
+        );
+        assert_eq!(
+            s[7],
+            Statement::Hostfile(vec!["/etc/ssl/certs/*.pem".into()])
+        );
+        assert_eq!(s[8], Statement::Overlay("/ws/groups/overlays/web".into()));
+        let Statement::File(file) = &s[9] else {
+            panic!("{:?}", s[9])
+        };
+        assert_eq!(
+            (
+                file.path.as_str(),
+                file.mode,
+                file.user.as_str(),
+                file.group.as_str()
+            ),
+            ("/etc/hostname", 0o600, "www", "adm")
+        );
+        assert_eq!(file.content, b"web\n");
+        let Statement::File(motd) = &s[10] else {
+            panic!("{:?}", s[10])
+        };
+        assert_eq!(
+            (motd.mode, motd.user.as_str(), motd.content.len()),
+            (0o644, "root", 0)
+        );
+        assert_eq!(
+            s[11],
+            Statement::Cmd(vec![
+                "/usr/sbin/nginx".into(),
+                "-g".into(),
+                "daemon off;".into()
+            ])
+        );
+    }
+
+    #[test]
+    fn parses_the_design_example() {
+        let def = parse(
+            r#"group web version="1.0" {
+    summary "nginx web appliance"
+    flavors xen kvm openvz          // compiled for these by default
+    include base                    // everything group "base" contains (groups/base.kdl)
+    package nginx-light
+    package openssh-server version=">= 1:9.2"
+    remove exim4-base               // drop a package an included group brought
+    when kernel {                   // a flavor condition (see below)
+        package linux-image-amd64
+        module virtio_blk virtio_net ext4
+    }
+    when "xen" { module xen-blkfront xen-netfront }
+    exclude "/usr/share/doc/*" "/usr/share/man/*" "/usr/share/locale/*"
+    hostfile "/etc/ssl/certs/*.pem" // copied from the host at compile time (digest locked)
+    overlay "overlays/web"          // a folder or tarball, relative to the group file
+    file "/etc/hostname" mode=0o644 content="web\n"
+    cmd "/usr/sbin/nginx" "-g" "daemon off;"   // for container outputs
+}
+"#,
+        )
+        .unwrap();
+        assert_eq!(def.flavors, ["xen", "kvm", "openvz"]);
+        assert_eq!(def.statements.len(), 11);
+    }
+
+    #[test]
+    fn errors_render_with_miette() {
+        let err = parse("group web version=\"1\" {\n  when \"xen || kernal\" {}\n}").unwrap_err();
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .render_report(&mut out, &err)
+            .unwrap();
+        assert!(out.contains("[groups/web.kdl:2:16]"), "{out}");
+        assert!(out.contains("no flavor file defines this flag"), "{out}");
+        assert!(out.contains("did you mean `kernel`?"), "{out}");
+    }
+
+    #[test]
+    fn conditions_join_bare_arguments_and_arch_properties() {
+        let def = parse(
+            "group web version=1.0 {\n when xen || kvm { module a; }\n when !kernel && arch=aarch64 { module b; }\n when kernel \"&& !(xen || kvm)\" { module c; }\n}",
+        )
+        .unwrap();
+        assert_eq!(def.version, "1.0");
+        let conds: Vec<&Condition> = def
+            .statements
+            .iter()
+            .map(|s| match s {
+                Statement::When { condition, .. } => condition,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(conds[0].text, "xen || kvm");
+        assert_eq!(conds[1].text, "!kernel && arch=aarch64");
+        assert_eq!(conds[2].text, "kernel && !(xen || kvm)");
+        assert!(conds[0].expr.eval(&flavor(&["kvm"])));
+        assert!(!conds[1].expr.eval(&flavor(&[])), "x86_64 is not aarch64");
+        assert!(conds[2].expr.eval(&flavor(&["kernel"])));
+        assert!(!conds[2].expr.eval(&flavor(&["kernel", "xen"])));
+    }
+
+    #[test]
+    fn unknown_statements_suggest_the_nearest() {
+        let (msg, help) = error("    pakage nginx");
+        assert_eq!(msg, "groups/web.kdl:2:5: unknown statement `pakage`");
+        assert!(help.starts_with("did you mean `package`?"), "{help}");
+        assert!(help.contains("known statements: cmd, exclude"), "{help}");
+    }
+
+    #[test]
+    fn unknown_flags_point_inside_quoted_conditions_even_in_false_branches() {
+        // `xen || kernal` is never evaluated here: validation happens at load.
+        let (msg, help) = error("  when \"xen || kernal\" {\n    module a\n  }");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:16: unknown flag `kernal` in condition `xen || kernal`"
+        );
+        assert!(help.starts_with("did you mean `kernel`?"), "{help}");
+        let (msg, _) = error("  when \"(!kvmm)\" { }");
+        assert!(
+            msg.starts_with("groups/web.kdl:2:11: unknown flag `kvmm`"),
+            "{msg}"
+        );
+        // Bare arguments map to their own columns.
+        let (msg, _) = error("  when xen && !xem {}");
+        assert!(
+            msg.starts_with("groups/web.kdl:2:16: unknown flag `xem`"),
+            "{msg}"
+        );
+        // The short form: `when=` on a statement.
+        let (msg, help) = error("  package a when=\"kernel && opnvz\"");
+        assert!(
+            msg.starts_with("groups/web.kdl:2:29: unknown flag `opnvz`"),
+            "{msg}"
+        );
+        assert!(help.starts_with("did you mean `openvz`?"), "{help}");
+        // An escape in the string: point at the whole value.
+        let (msg, _) = error("  when \"xen\\t|| bad\" {}");
+        assert!(
+            msg.starts_with("groups/web.kdl:2:8: unknown flag `bad`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn bad_conditions_and_architectures_are_located() {
+        let (msg, _) = error("  when \"xen &&\" {}");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:15: bad condition `xen &&`: the condition ends where a flag, `!` or `(` was expected"
+        );
+        let (msg, help) = error("  when arch=x86-64 {}");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:13: unknown architecture `x86-64` in condition `arch=x86-64`"
+        );
+        assert!(help.starts_with("did you mean `x86_64`?"), "{help}");
+        let (msg, _) = error("  when {}");
+        assert!(
+            msg.contains("2:3: bad condition ``: empty condition"),
+            "{msg}"
+        );
+        let (msg, _) = error("  when xen");
+        assert!(msg.contains("2:3: `when xen` has no block"), "{msg}");
+        let (msg, _) = error("  when #true {}");
+        assert!(
+            msg.contains("2:8: a condition holds flags and operators, found `#true`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn version_constraints_are_checked() {
+        let (msg, help) = error("  package x version=\"=> 1.0\"");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:21: unknown version operator `=>` in `=> 1.0`"
+        );
+        assert!(help.contains("<<, <=, =, >=, >>"), "{help}");
+        let (msg, _) = error("  package x version=\"1.0\"");
+        assert!(
+            msg.ends_with("version constraint `1.0` has no operator"),
+            "{msg}"
+        );
+        let (msg, _) = error("  package x version=\">= 1 0\"");
+        assert!(msg.ends_with("bad version `1 0` in `>= 1 0`"), "{msg}");
+        let (msg, _) = error("  package \"a b\"");
+        assert!(msg.ends_with("2:11: `a b` is not a package name"), "{msg}");
+        let (msg, _) = error("  package a b");
+        assert!(
+            msg.ends_with("2:13: `package` takes one argument, found another: `b`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn globs_paths_and_modes_are_checked() {
+        let (msg, _) = error("  exclude \"/usr/[a\"");
+        assert!(
+            msg.starts_with("groups/web.kdl:2:11: bad glob `/usr/[a`"),
+            "{msg}"
+        );
+        let (msg, _) = error("  hostfile \"etc/*\"");
+        assert!(msg.contains("2:12: glob `etc/*` never matches"), "{msg}");
+        for path in ["etc/x", "/etc/../x", "/etc//x", "/etc/x/", "/", "/./x"] {
+            let (msg, help) = error(&format!("  file \"{path}\""));
+            assert!(
+                msg.starts_with(&format!(
+                    "groups/web.kdl:2:8: file path `{path}` is not absolute"
+                )),
+                "{msg}"
+            );
+            assert!(help.contains("\"/etc/hostname\""), "{help}");
+        }
+        let (msg, _) = error("  file \"/x\" mode=0o17777");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:18: mode `0o17777` is out of range (at most 0o7777)"
+        );
+        let (msg, _) = error("  file \"/x\" mode=644");
+        assert!(msg.ends_with("mode `644` is not written in octal"), "{msg}");
+        let (msg, _) = error("  file \"/x\" mode=\"0644\"");
+        assert!(
+            msg.ends_with("mode must be an octal integer like 0o644, found `\"0644\"`"),
+            "{msg}"
+        );
+        let (msg, _) = error("  file \"/x\" owner=\"a b\"");
+        assert!(msg.ends_with("`a b` is not a owner name"), "{msg}");
+        let (msg, help) = error("  file \"/x\" mdoe=0o644");
+        assert!(
+            msg.ends_with("2:13: unknown property `mdoe` for `file`"),
+            "{msg}"
+        );
+        assert!(help.starts_with("did you mean `mode`?"), "{help}");
+    }
+
+    #[test]
+    fn group_level_errors() {
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        assert_eq!(
+            err("group webb version=\"1\" {}"),
+            "groups/web.kdl:1:7: groups/web.kdl must define group `web`, not `webb`"
+        );
+        assert_eq!(
+            err("group web {}"),
+            "groups/web.kdl:1:1: group `web` has no version"
+        );
+        assert_eq!(
+            err("group web version=\"1 0\" {}"),
+            "groups/web.kdl:1:19: bad group version `\"1 0\"`"
+        );
+        assert!(err("group web version=\"1.0-2\"").ends_with("bad group version `\"1.0-2\"`"));
+        assert!(err("").starts_with("groups/web.kdl:1:1: no `group` node"));
+        assert_eq!(
+            err("grup web version=\"1\""),
+            "groups/web.kdl:1:1: unknown top-level node `grup`"
+        );
+        assert_eq!(
+            err("group web version=\"1\"\ngroup db version=\"1\""),
+            "groups/web.kdl:2:1: a group file holds one `group` node, found `group` after it"
+        );
+        let (msg, help) = error("  flavors xen kvn");
+        assert_eq!(msg, "groups/web.kdl:2:15: unknown flavor `kvn`");
+        assert!(help.starts_with("did you mean `kvm`?"), "{help}");
+        let (msg, _) = error("  summary \"a\"\n  summary \"b\"");
+        assert!(
+            msg.ends_with("3:3: group `web` has a second `summary`"),
+            "{msg}"
+        );
+        let (msg, _) = error("  when xen { summary \"a\"; }");
+        assert!(
+            msg.ends_with("2:14: `summary` cannot be conditional"),
+            "{msg}"
+        );
+        let (msg, _) = error("  overlay \"\"");
+        assert!(msg.ends_with("2:11: `overlay` path is empty"), "{msg}");
+        let (msg, _) = error("  package a { }");
+        assert!(msg.ends_with("2:13: `package` takes no block"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_includes_and_syntax_errors_are_located() {
+        let err = parse("group web version=\"1\" {\n  include base bsae\n}").unwrap_err();
+        assert!(matches!(&err, LangError::UnknownInclude { name, .. } if name == "bsae"));
+        assert_eq!(
+            err.to_string(),
+            "groups/web.kdl:2:16: unknown group `bsae` in include"
+        );
+        let help = err.diag().unwrap().help.clone().unwrap();
+        assert!(help.starts_with("did you mean `base`?"), "{help}");
+        let err = parse("group web version=\"1\" {\n  package \"open\n}").unwrap_err();
+        assert!(matches!(err, LangError::Syntax { .. }));
+        assert!(err.to_string().starts_with("groups/web.kdl:"), "{err}");
+    }
+}

@@ -1,1 +1,0 @@
-//! The resolver: the closure of requested packages over the package universe.

@@ -1,0 +1,551 @@
+//! The resolver: the closure of requested packages over the package universe.
+//!
+//! Like uv, the resolver is kept apart from where packages come from: it sees only
+//! [`Package`] values in a [`Universe`] and never reads files. It follows Debian's
+//! rules: `Pre-Depends` and `Depends` with alternatives, version relations, `Provides`,
+//! multi-arch qualifiers, `Conflicts` and `Breaks`, and `Essential`. There is no
+//! backtracking: each entry takes the first alternative that can be installed, in a
+//! fixed order, so the same inputs always give the same result.
+
+mod error;
+mod universe;
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::lock::Reason;
+use crate::source::version::compare;
+use crate::source::{MultiArch, Op, Package, Relation};
+
+pub use error::{Conflict, ConflictKind, Problem, ResolveError};
+use universe::Satisfier;
+pub use universe::Universe;
+
+/// Resolver rules version, recorded in every lock; bump it when results can change.
+pub const RESOLVER_VERSION: u32 = 1;
+
+/// The first link of the chain of packages added because they are essential.
+const ESSENTIAL_ROOT: &str = "essential";
+
+/// A package the group asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// Package or virtual name, optionally arch-qualified (`libc6:i386`).
+    pub name: String,
+    /// Version constraint from the group (`>= 1:9.2`).
+    pub constraint: Option<(Op, String)>,
+    /// Why it is wanted; kept as the chosen package's reason (`Reason::Named`).
+    pub reason: Reason,
+    /// The compiled group's name: the first link of every chain through this package.
+    pub root: String,
+}
+
+/// What to resolve.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Request {
+    /// Packages the group asks for, in group order (it decides ties between alternatives).
+    pub wanted: Vec<Wanted>,
+    /// Package names the group removes: never chosen, even when wanted.
+    pub removes: Vec<String>,
+    /// Whether to add every `Essential: yes` package of the native arch, with its closure.
+    pub essential: bool,
+}
+
+/// One package of a resolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chosen {
+    /// Index into [`Universe::packages`].
+    pub index: usize,
+    /// Why the package is in (named, essential, or whose dependency it is).
+    pub reason: Reason,
+}
+
+/// The chosen packages and the dependency edges between them.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// The chosen packages, sorted by (name, arch).
+    pub chosen: Vec<Chosen>,
+    /// Node `i` is `chosen[i]`; an edge runs from a package to a dependency it needs.
+    graph: DiGraph<usize, ()>,
+    /// Position in `chosen` of the package that first pulled each one in.
+    pulled_by: Vec<Option<usize>>,
+    /// Universe index -> position in `chosen`.
+    position: HashMap<usize, usize>,
+}
+
+impl Resolution {
+    /// Where universe package `index` is in [`Resolution::chosen`], if it was chosen.
+    pub fn position(&self, index: usize) -> Option<usize> {
+        self.position.get(&index).copied()
+    }
+
+    /// Every dependency edge as (depending package, dependency), universe indices, in
+    /// the order of `chosen`.
+    pub fn edges(&self) -> Vec<(usize, usize)> {
+        let mut edges: Vec<(usize, usize)> = (self.graph.raw_edges().iter())
+            .map(|e| (e.source().index(), e.target().index()))
+            .collect();
+        edges.sort_unstable();
+        edges
+            .into_iter()
+            .map(|(from, to)| (self.chosen[from].index, self.chosen[to].index))
+            .collect()
+    }
+
+    /// The chosen packages that package `index` depends on directly.
+    pub fn dependencies(&self, index: usize) -> Vec<usize> {
+        self.neighbors(index, Direction::Outgoing)
+    }
+
+    /// The chosen packages that depend directly on package `index`.
+    pub fn dependents(&self, index: usize) -> Vec<usize> {
+        self.neighbors(index, Direction::Incoming)
+    }
+
+    fn neighbors(&self, index: usize, direction: Direction) -> Vec<usize> {
+        let Some(position) = self.position(index) else {
+            return Vec::new();
+        };
+        let mut found: Vec<usize> = self
+            .graph
+            .neighbors_directed(NodeIndex::new(position), direction)
+            .map(NodeIndex::index)
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found.into_iter().map(|p| self.chosen[p].index).collect()
+    }
+
+    /// Why package `index` is in: the packages from a wanted or essential one down to
+    /// it, each pulled in by the one before (empty when `index` was not chosen).
+    pub fn chain(&self, index: usize) -> Vec<usize> {
+        let mut chain = Vec::new();
+        let mut at = self.position(index);
+        while let Some(position) = at {
+            chain.push(self.chosen[position].index);
+            at = self.pulled_by[position];
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// Dependency cycles: sets of packages that all depend on each other, each in the
+    /// order of `chosen`.
+    pub fn cycles(&self) -> Vec<Vec<usize>> {
+        let mut cycles: Vec<Vec<usize>> = petgraph::algo::tarjan_scc(&self.graph)
+            .into_iter()
+            .filter(|component| component.len() > 1)
+            .map(|component| {
+                let mut positions: Vec<usize> = component.into_iter().map(|n| n.index()).collect();
+                positions.sort_unstable();
+                positions
+            })
+            .collect();
+        cycles.sort_unstable();
+        cycles
+            .into_iter()
+            .map(|c| c.into_iter().map(|p| self.chosen[p].index).collect())
+            .collect()
+    }
+}
+
+/// Resolves `request` over `universe`: the wanted packages, the essential ones if asked,
+/// and the closure of their `Pre-Depends` and `Depends`, checked for conflicts.
+pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, ResolveError> {
+    let mut resolver = Resolver {
+        universe,
+        removes: request.removes.iter().map(String::as_str).collect(),
+        slots: Vec::new(),
+        slot_of: HashMap::new(),
+        chosen_by_name: HashMap::new(),
+        graph: DiGraph::new(),
+    };
+    for wanted in &request.wanted {
+        let (name, arch) = match wanted.name.split_once(':') {
+            Some((name, arch)) => (name, Some(arch.to_string())),
+            None => (wanted.name.as_str(), None),
+        };
+        if resolver.removes.contains(name) {
+            continue;
+        }
+        let relation = Relation {
+            name: name.to_string(),
+            arch,
+            constraint: wanted.constraint.clone(),
+        };
+        let asker = Asker {
+            slot: None,
+            arch: universe.native_arch().to_string(),
+            root: wanted.root.clone(),
+            reason: wanted.reason.clone(),
+        };
+        resolver.satisfy(std::slice::from_ref(&relation), &asker)?;
+    }
+    if request.essential {
+        resolver.add_essentials();
+    }
+    // Slots are appended as they are chosen, so walking them in order is breadth-first.
+    let mut next = 0;
+    while next < resolver.slots.len() {
+        resolver.expand(next)?;
+        next += 1;
+    }
+    resolver.check_conflicts()?;
+    Ok(resolver.finish())
+}
+
+/// A package chosen during resolution.
+struct Slot {
+    index: usize,
+    reason: Reason,
+    /// The slot that pulled this one in; `None` for wanted and essential packages.
+    parent: Option<usize>,
+    /// The first link of this package's chain.
+    root: String,
+}
+
+/// Who asks for a relation: it decides the arch, the reason and the error chain.
+struct Asker {
+    slot: Option<usize>,
+    arch: String,
+    root: String,
+    reason: Reason,
+}
+
+struct Resolver<'u> {
+    universe: &'u Universe,
+    removes: HashSet<&'u str>,
+    slots: Vec<Slot>,
+    /// Universe index -> slot.
+    slot_of: HashMap<usize, usize>,
+    /// Package name -> slots chosen with that name (several only for `Multi-Arch: same`).
+    chosen_by_name: HashMap<String, Vec<usize>>,
+    /// Node `i` is slot `i`.
+    graph: DiGraph<usize, ()>,
+}
+
+impl<'u> Resolver<'u> {
+    fn package(&self, slot: usize) -> &'u Package {
+        &self.universe.packages()[self.slots[slot].index]
+    }
+
+    fn is_removed(&self, index: usize) -> bool {
+        self.removes
+            .contains(self.universe.packages()[index].name.as_str())
+    }
+
+    /// The chosen package that keeps `index` out: dpkg installs one instance of a name,
+    /// or one per arch when every instance is `Multi-Arch: same`.
+    fn occupant(&self, index: usize) -> Option<usize> {
+        let universe = self.universe;
+        let package = &universe.packages()[index];
+        let slots = self.chosen_by_name.get(&package.name)?;
+        slots.iter().copied().find(|&slot| {
+            let other = self.package(slot);
+            let both_same =
+                package.multi_arch == MultiArch::Same && other.multi_arch == MultiArch::Same;
+            !both_same
+                || universe.effective_arch(&package.arch) == universe.effective_arch(&other.arch)
+        })
+    }
+
+    /// Orders satisfiers best first: origin, real over provider, highest version, name,
+    /// then the asker's own arch over `all` over other arches.
+    fn prefer(&self, a: &Satisfier, b: &Satisfier, arch: &str) -> Ordering {
+        let universe = self.universe;
+        let (pa, pb) = (&universe.packages()[a.index], &universe.packages()[b.index]);
+        let arch_rank = |p: &'u Package| {
+            let rank = if p.arch == "all" {
+                1
+            } else if universe.effective_arch(&p.arch) == universe.effective_arch(arch) {
+                0
+            } else {
+                2
+            };
+            (rank, p.arch.as_str())
+        };
+        (pa.origin.cmp(&pb.origin))
+            .then(a.provided.cmp(&b.provided))
+            .then_with(|| compare(&pb.version, &pa.version))
+            .then_with(|| pa.name.cmp(&pb.name))
+            .then_with(|| arch_rank(pa).cmp(&arch_rank(pb)))
+            // Only identical name, version, arch and origin get here: the same package
+            // listed twice, so the choice does not change the result.
+            .then(a.index.cmp(&b.index))
+    }
+
+    fn best<'s>(
+        &self,
+        satisfiers: impl Iterator<Item = &'s Satisfier>,
+        arch: &str,
+    ) -> Option<Satisfier> {
+        satisfiers.min_by(|a, b| self.prefer(a, b, arch)).copied()
+    }
+
+    /// The chain from the group down to `slot`'s package, for messages.
+    fn chain_of(&self, slot: usize) -> Vec<String> {
+        let mut chain = Vec::new();
+        let mut at = Some(slot);
+        while let Some(s) = at {
+            chain.push(self.universe.label(self.package(s)));
+            at = self.slots[s].parent;
+        }
+        chain.push(self.slots[slot].root.clone());
+        chain.reverse();
+        chain
+    }
+
+    fn asker_chain(&self, asker: &Asker) -> Vec<String> {
+        match asker.slot {
+            Some(slot) => self.chain_of(slot),
+            None => vec![asker.root.clone()],
+        }
+    }
+
+    fn select(&mut self, index: usize, asker: &Asker) -> usize {
+        let slot = self.slots.len();
+        self.slots.push(Slot {
+            index,
+            reason: asker.reason.clone(),
+            parent: asker.slot,
+            root: asker.root.clone(),
+        });
+        self.slot_of.insert(index, slot);
+        let name = &self.universe.packages()[index].name;
+        self.chosen_by_name
+            .entry(name.clone())
+            .or_default()
+            .push(slot);
+        self.graph.add_node(index);
+        slot
+    }
+
+    /// Satisfies one dependency entry: an alternative the chosen set already satisfies,
+    /// else the best candidate of the first alternative that has one. Returns its slot.
+    fn satisfy(&mut self, alternatives: &[Relation], asker: &Asker) -> Result<usize, ResolveError> {
+        let universe = self.universe;
+        let satisfiers: Vec<Vec<Satisfier>> = (alternatives.iter())
+            .map(|r| universe.satisfiers(r, &asker.arch))
+            .collect();
+        for found in &satisfiers {
+            let chosen = found.iter().filter(|s| self.slot_of.contains_key(&s.index));
+            if let Some(best) = self.best(chosen, &asker.arch)
+                && let Some(&slot) = self.slot_of.get(&best.index)
+            {
+                return Ok(slot);
+            }
+        }
+        for found in &satisfiers {
+            let open = (found.iter())
+                .filter(|s| !self.is_removed(s.index) && self.occupant(s.index).is_none());
+            if let Some(best) = self.best(open, &asker.arch) {
+                return Ok(self.select(best.index, asker));
+            }
+        }
+        let mut problems: Vec<(String, Problem)> = (alternatives.iter())
+            .zip(&satisfiers)
+            .map(|(r, found)| (r.to_string(), self.problem(r, &asker.arch, found)))
+            .collect();
+        let problem = match problems.pop() {
+            Some((_, only)) if problems.is_empty() => only,
+            last => {
+                problems.extend(last);
+                Problem::NoAlternative(problems)
+            }
+        };
+        let entry: Vec<String> = alternatives.iter().map(Relation::to_string).collect();
+        let mut chain = self.asker_chain(asker);
+        chain.push(entry.join(" | "));
+        Err(ResolveError { chain, problem })
+    }
+
+    /// Why `relation` cannot be satisfied, given everything that satisfies it.
+    fn problem(&self, relation: &Relation, arch: &str, satisfiers: &[Satisfier]) -> Problem {
+        let universe = self.universe;
+        if satisfiers.is_empty() {
+            if !universe.knows(&relation.name) {
+                return Problem::NoSuchPackage {
+                    suggestions: universe.nearest_names(&relation.name),
+                };
+            }
+            let available = universe.available(relation, arch);
+            if available.is_empty() {
+                return Problem::WrongArch {
+                    found: universe.found_elsewhere(&relation.name),
+                };
+            }
+            return Problem::Unavailable { available };
+        }
+        let mut open: Vec<Satisfier> = (satisfiers.iter())
+            .filter(|s| !self.is_removed(s.index))
+            .copied()
+            .collect();
+        open.sort_by(|a, b| self.prefer(a, b, arch));
+        if let Some(occupant) = open.iter().find_map(|s| self.occupant(s.index)) {
+            let package = self.package(occupant);
+            return Problem::AlreadyChosen {
+                chosen: format!("{} ({})", universe.label(package), package.version),
+                through: self.chain_of(occupant),
+            };
+        }
+        if satisfiers.iter().any(|s| !s.provided) {
+            return Problem::Removed;
+        }
+        let mut providers: Vec<String> = (satisfiers.iter())
+            .map(|s| universe.label(&universe.packages()[s.index]))
+            .collect();
+        providers.sort_unstable();
+        providers.dedup();
+        Problem::ProvidedOnlyByRemoved { providers }
+    }
+
+    /// Chooses, for each name with an `Essential: yes` package of the native arch, its
+    /// best essential version, unless the name is removed or already chosen.
+    fn add_essentials(&mut self) {
+        let universe = self.universe;
+        let native = universe.native_arch();
+        let mut by_name: BTreeMap<&str, Vec<Satisfier>> = BTreeMap::new();
+        for (index, package) in universe.packages().iter().enumerate() {
+            if package.essential && universe.effective_arch(&package.arch) == native {
+                let candidate = Satisfier {
+                    index,
+                    provided: false,
+                };
+                by_name.entry(&package.name).or_default().push(candidate);
+            }
+        }
+        let asker = Asker {
+            slot: None,
+            arch: native.to_string(),
+            root: ESSENTIAL_ROOT.to_string(),
+            reason: Reason::Essential,
+        };
+        for candidates in by_name.values() {
+            let open = (candidates.iter())
+                .filter(|s| !self.is_removed(s.index) && self.occupant(s.index).is_none());
+            if let Some(best) = self.best(open, native) {
+                self.select(best.index, &asker);
+            }
+        }
+    }
+
+    /// Satisfies every `Pre-Depends` then `Depends` entry of `slot`'s package.
+    fn expand(&mut self, slot: usize) -> Result<(), ResolveError> {
+        let package = self.package(slot);
+        let asker = Asker {
+            slot: Some(slot),
+            arch: package.arch.clone(),
+            root: self.slots[slot].root.clone(),
+            reason: Reason::Dependency {
+                of: package.name.clone(),
+            },
+        };
+        for entry in package.pre_depends.iter().chain(&package.depends) {
+            let target = self.satisfy(entry, &asker)?;
+            // A package satisfying its own dependency (through Provides) is no edge.
+            if target != slot {
+                self.graph
+                    .update_edge(NodeIndex::new(slot), NodeIndex::new(target), ());
+            }
+        }
+        Ok(())
+    }
+
+    /// Slots sorted by (name, arch), the order of the result and of conflict checks.
+    fn sorted_slots(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.slots.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (pa, pb) = (self.package(a), self.package(b));
+            (&pa.name, &pa.arch).cmp(&(&pb.name, &pb.arch))
+        });
+        order
+    }
+
+    /// Fails on the first chosen package (in name order) whose `Conflicts` or `Breaks`
+    /// match another chosen package; a package never conflicts with itself.
+    fn check_conflicts(&self) -> Result<(), ResolveError> {
+        let universe = self.universe;
+        for slot in self.sorted_slots() {
+            let package = self.package(slot);
+            let index = self.slots[slot].index;
+            let fields = [
+                (ConflictKind::Conflicts, &package.conflicts),
+                (ConflictKind::Breaks, &package.breaks),
+            ];
+            for (kind, relations) in fields {
+                for relation in relations {
+                    let hit = (universe.satisfiers(relation, &package.arch).into_iter())
+                        .filter(|s| s.index != index)
+                        .filter_map(|s| self.slot_of.get(&s.index).map(|&o| (s, o)))
+                        .min_by(|(_, a), (_, b)| {
+                            let (pa, pb) = (self.package(*a), self.package(*b));
+                            (&pa.name, &pa.arch).cmp(&(&pb.name, &pb.arch))
+                        });
+                    if let Some((matched, other)) = hit {
+                        let label = |p: &Package| format!("{} ({})", universe.label(p), p.version);
+                        return Err(ResolveError {
+                            chain: self.chain_of(slot),
+                            problem: Problem::Conflict(Box::new(Conflict {
+                                kind,
+                                package: label(package),
+                                relation: relation.to_string(),
+                                other: label(self.package(other)),
+                                provided: matched.provided,
+                                other_chain: self.chain_of(other),
+                            })),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Resolution {
+        let order = self.sorted_slots();
+        let mut position_of_slot = vec![0; order.len()];
+        for (position, &slot) in order.iter().enumerate() {
+            position_of_slot[slot] = position;
+        }
+        let mut graph = DiGraph::with_capacity(order.len(), self.graph.edge_count());
+        for &slot in &order {
+            graph.add_node(self.slots[slot].index);
+        }
+        let mut edges: Vec<(usize, usize)> = (self.graph.raw_edges().iter())
+            .map(|e| {
+                (
+                    position_of_slot[e.source().index()],
+                    position_of_slot[e.target().index()],
+                )
+            })
+            .collect();
+        edges.sort_unstable();
+        for (from, to) in edges {
+            graph.add_edge(NodeIndex::new(from), NodeIndex::new(to), ());
+        }
+        let pulled_by = (order.iter())
+            .map(|&slot| self.slots[slot].parent.map(|p| position_of_slot[p]))
+            .collect();
+        let position = (order.iter().enumerate())
+            .map(|(position, &slot)| (self.slots[slot].index, position))
+            .collect();
+        let chosen = (order.into_iter())
+            .map(|slot| Chosen {
+                index: self.slots[slot].index,
+                reason: self.slots[slot].reason.clone(),
+            })
+            .collect();
+        Resolution {
+            chosen,
+            graph,
+            pulled_by,
+            position,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,604 @@
+//! Resolver tests: every universe is built in code from `Package` values.
+
+use super::*;
+use crate::source::Origin;
+use crate::source::relation::parse_dependencies;
+
+/// A pool package of the native arch with the given `Depends`.
+fn pkg(name: &str, version: &str, depends: &str) -> Package {
+    Package {
+        name: name.into(),
+        version: version.into(),
+        arch: "amd64".into(),
+        multi_arch: MultiArch::No,
+        essential: false,
+        depends: parse_dependencies(depends).unwrap(),
+        pre_depends: Vec::new(),
+        provides: Vec::new(),
+        conflicts: Vec::new(),
+        breaks: Vec::new(),
+        origin: Origin::Pool,
+    }
+}
+
+/// `name (<< version)`, built by hand: `Relation::parse` in `source::relation` cuts
+/// the text at the first `<` (meant for build profiles), so it rejects `<<` and `<=`.
+fn lt(name: &str, version: &str) -> Relation {
+    Relation {
+        name: name.into(),
+        arch: None,
+        constraint: Some((Op::Lt, version.into())),
+    }
+}
+
+fn rels(list: &str) -> Vec<Relation> {
+    Relation::parse_list(list).unwrap()
+}
+
+fn provides(mut p: Package, list: &str) -> Package {
+    p.provides = rels(list);
+    p
+}
+
+fn arch(mut p: Package, arch: &str, multi_arch: MultiArch) -> Package {
+    p.arch = arch.into();
+    p.multi_arch = multi_arch;
+    p
+}
+
+fn origin(mut p: Package, origin: Origin) -> Package {
+    p.origin = origin;
+    p
+}
+
+fn named() -> Reason {
+    Reason::Named {
+        group: "web".into(),
+        via: Vec::new(),
+    }
+}
+
+/// A request from group `web` for relations such as `lib (>= 2)` or `libc6:i386`.
+fn want(wanted: &[&str]) -> Request {
+    let wanted = wanted
+        .iter()
+        .map(|text| {
+            let relation = Relation::parse(text).unwrap();
+            let name = match relation.arch {
+                Some(arch) => format!("{}:{arch}", relation.name),
+                None => relation.name,
+            };
+            Wanted {
+                name,
+                constraint: relation.constraint,
+                reason: named(),
+                root: "web".into(),
+            }
+        })
+        .collect();
+    Request {
+        wanted,
+        ..Request::default()
+    }
+}
+
+/// The chosen packages as `name=version`, `name:arch` for foreign arches.
+fn render(universe: &Universe, resolution: &Resolution) -> Vec<String> {
+    (resolution.chosen.iter())
+        .map(|c| {
+            let p = &universe.packages()[c.index];
+            format!("{}={}", universe.label(p), p.version)
+        })
+        .collect()
+}
+
+fn solve(packages: Vec<Package>, request: &Request) -> Vec<String> {
+    let universe = Universe::new(packages, "amd64");
+    let resolution = resolve(&universe, request).unwrap();
+    render(&universe, &resolution)
+}
+
+fn fail(packages: Vec<Package>, request: &Request) -> String {
+    let universe = Universe::new(packages, "amd64");
+    resolve(&universe, request).unwrap_err().to_string()
+}
+
+fn reason_of(universe: &Universe, resolution: &Resolution, name: &str) -> Reason {
+    (resolution.chosen.iter())
+        .find(|c| universe.packages()[c.index].name == name)
+        .map(|c| c.reason.clone())
+        .unwrap()
+}
+
+fn dependency_of(of: &str) -> Reason {
+    Reason::Dependency { of: of.into() }
+}
+
+#[test]
+fn closure_takes_pre_depends_first_and_walks_breadth_first() {
+    let mut a = pkg("a", "1", "d");
+    a.pre_depends = parse_dependencies("p").unwrap();
+    let universe = Universe::new(
+        vec![a, pkg("d", "1", "z"), pkg("p", "1", "z"), pkg("z", "1", "")],
+        "amd64",
+    );
+    let resolution = resolve(&universe, &want(&["a"])).unwrap();
+    assert_eq!(render(&universe, &resolution), ["a=1", "d=1", "p=1", "z=1"]);
+    assert_eq!(reason_of(&universe, &resolution, "z"), dependency_of("p"));
+    assert_eq!(reason_of(&universe, &resolution, "a"), named());
+
+    // Breadth-first: `y` is chosen for `a` before `b`'s `x | y` is looked at.
+    let packages = vec![
+        pkg("a", "1", "b, y"),
+        pkg("b", "1", "x | y"),
+        pkg("x", "1", ""),
+        pkg("y", "1", ""),
+    ];
+    assert_eq!(solve(packages, &want(&["a"])), ["a=1", "b=1", "y=1"]);
+}
+
+#[test]
+fn alternatives_take_the_first_satisfiable() {
+    let packages = vec![
+        pkg("a", "1", "missing | old (>= 2) | b | c"),
+        pkg("old", "1.0", ""),
+        pkg("b", "1", ""),
+        pkg("c", "1", ""),
+    ];
+    assert_eq!(solve(packages, &want(&["a"])), ["a=1", "b=1"]);
+}
+
+#[test]
+fn alternatives_already_satisfied_choose_nothing() {
+    let packages = vec![pkg("a", "1", "b | c"), pkg("b", "1", ""), pkg("c", "1", "")];
+    assert_eq!(solve(packages, &want(&["a", "c"])), ["a=1", "c=1"]);
+}
+
+#[test]
+fn versions_follow_dpkg_ordering() {
+    let mut a = pkg("a", "1", "qux (>= 1.0-2)");
+    a.depends
+        .extend([vec![lt("foo", "1:0")], vec![lt("baz", "1.0")]]);
+    let packages = vec![
+        a,
+        pkg("foo", "1.5", ""),
+        pkg("foo", "2.0", ""),
+        pkg("foo", "1:0.5", ""),
+        pkg("baz", "1.0", ""),
+        pkg("baz", "1.0~rc1", ""),
+        pkg("qux", "1.0-1", ""),
+        pkg("qux", "1.0-10", ""),
+    ];
+    assert_eq!(
+        solve(packages, &want(&["a"])),
+        ["a=1", "baz=1.0~rc1", "foo=2.0", "qux=1.0-10"]
+    );
+
+    let packages = vec![
+        pkg("a", "1", "bar (>= 1.0)"),
+        pkg("bar", "1.0~rc1", ""),
+        pkg("bar", "0.9", ""),
+    ];
+    assert_eq!(
+        fail(packages, &want(&["a"])),
+        "web -> a -> bar (>= 1.0): only 0.9, 1.0~rc1 available"
+    );
+}
+
+#[test]
+fn unsatisfiable_version_names_the_chain() {
+    let packages = vec![
+        pkg("nginx-light", "1.22", "libssl3 (>= 3.0.9)"),
+        pkg("libssl3", "3.0.8", ""),
+    ];
+    assert_eq!(
+        fail(packages, &want(&["nginx-light"])),
+        "web -> nginx-light -> libssl3 (>= 3.0.9): only 3.0.8 available"
+    );
+    let packages = vec![pkg("libssl3", "3.0.8", "")];
+    assert_eq!(
+        fail(packages, &want(&["libssl3 (>= 3.0.9)"])),
+        "web -> libssl3 (>= 3.0.9): only 3.0.8 available"
+    );
+}
+
+#[test]
+fn preference_is_origin_then_real_then_version_then_name() {
+    let lib = |version, o| origin(pkg("lib", version, ""), o);
+    let universe = || {
+        vec![
+            lib("1.1", Origin::Pool),
+            lib("2.0", Origin::AptList),
+            lib("1.0", Origin::Installed),
+        ]
+    };
+    assert_eq!(solve(universe(), &want(&["lib"])), ["lib=1.0"]);
+    assert_eq!(solve(universe(), &want(&["lib (>= 1.1)"])), ["lib=1.1"]);
+    assert_eq!(solve(universe(), &want(&["lib (>> 1.1)"])), ["lib=2.0"]);
+
+    // Among providers of one origin: highest version, then name.
+    let packages = vec![
+        provides(pkg("postfix", "3.7", ""), "mta"),
+        provides(pkg("exim4", "4.96", ""), "mta"),
+        provides(pkg("courier", "4.96", ""), "mta"),
+    ];
+    assert_eq!(solve(packages, &want(&["mta"])), ["courier=4.96"]);
+
+    // A real package beats a provider of the same origin, whatever the versions...
+    let packages = vec![
+        provides(pkg("p", "9", ""), "foo (= 9)"),
+        pkg("foo", "1.0", ""),
+    ];
+    assert_eq!(solve(packages, &want(&["foo"])), ["foo=1.0"]);
+    // ...but origin comes first.
+    let packages = vec![
+        origin(provides(pkg("p", "9", ""), "foo"), Origin::Installed),
+        pkg("foo", "1.0", ""),
+    ];
+    assert_eq!(solve(packages, &want(&["foo"])), ["p=9"]);
+}
+
+#[test]
+fn virtual_packages_respect_provided_versions() {
+    let packages = vec![
+        pkg("a", "1", "mail-transport-agent, foo (>= 1.0)"),
+        provides(pkg("postfix", "3.7", ""), "mail-transport-agent"),
+        provides(pkg("p", "5", ""), "foo (= 1.2)"),
+    ];
+    let universe = Universe::new(packages, "amd64");
+    let resolution = resolve(&universe, &want(&["a"])).unwrap();
+    assert_eq!(
+        render(&universe, &resolution),
+        ["a=1", "p=5", "postfix=3.7"]
+    );
+    assert_eq!(
+        reason_of(&universe, &resolution, "postfix"),
+        dependency_of("a")
+    );
+
+    let packages = vec![
+        pkg("a", "1", "foo (>= 1.3)"),
+        provides(pkg("p", "5", ""), "foo (= 1.2)"),
+    ];
+    assert_eq!(
+        fail(packages, &want(&["a"])),
+        "web -> a -> foo (>= 1.3): only 1.2 (provided by p) available"
+    );
+    let packages = vec![
+        pkg("a", "1", "bar (>= 1)"),
+        provides(pkg("q", "5", ""), "bar"),
+    ];
+    assert_eq!(
+        fail(packages, &want(&["a"])),
+        "web -> a -> bar (>= 1): only an unversioned bar (provided by q) available"
+    );
+}
+
+#[test]
+fn one_version_per_name() {
+    let packages = vec![
+        pkg("a", "1", "lib (= 1.0)"),
+        pkg("b", "1", "lib (>= 2)"),
+        pkg("lib", "1.0", ""),
+        pkg("lib", "2.0", ""),
+    ];
+    assert_eq!(
+        fail(packages, &want(&["a", "b"])),
+        "web -> b -> lib (>= 2): lib (1.0) is already chosen, through web -> a -> lib"
+    );
+    let packages = vec![pkg("lib", "1.0", ""), pkg("lib", "2.0", "")];
+    assert_eq!(
+        fail(packages, &want(&["lib (= 1.0)", "lib (>= 2)"])),
+        "web -> lib (>= 2): lib (1.0) is already chosen, through web -> lib"
+    );
+}
+
+#[test]
+fn unknown_names_get_suggestions() {
+    let packages = vec![
+        pkg("fop", "1", ""),
+        pkg("fo0", "1", ""),
+        pkg("bar", "1", ""),
+        pkg("a", "1", "nothing-like-it"),
+    ];
+    assert_eq!(
+        fail(packages.clone(), &want(&["foo"])),
+        "web -> foo: no such package (did you mean fo0, fop?)"
+    );
+    assert_eq!(
+        fail(packages, &want(&["a"])),
+        "web -> a -> nothing-like-it: no such package"
+    );
+    let packages = vec![
+        pkg("nginx-light", "1", ""),
+        provides(pkg("postfix", "1", ""), "mail-transport-agent"),
+    ];
+    assert_eq!(
+        fail(packages, &want(&["nginx-lite", "mail-transport-agnt"])),
+        "web -> nginx-lite: no such package (did you mean nginx-light?)"
+    );
+    let universe = Universe::new(
+        vec![provides(pkg("postfix", "1", ""), "mail-transport-agent")],
+        "amd64",
+    );
+    assert_eq!(
+        universe.nearest_names("mail-transport-agnt"),
+        ["mail-transport-agent"]
+    );
+}
+
+#[test]
+fn failing_alternatives_list_every_reason() {
+    let packages = vec![pkg("a", "1", "x | y (>= 2)"), pkg("y", "1.0", "")];
+    assert_eq!(
+        fail(packages, &want(&["a"])),
+        "web -> a -> x | y (>= 2): no alternative can be installed: \
+         x: no such package; y (>= 2): only 1.0 available"
+    );
+}
+
+#[test]
+fn removed_packages_are_never_chosen() {
+    let request = |wanted: &[&str], removes: &[&str]| Request {
+        removes: removes.iter().map(|r| r.to_string()).collect(),
+        ..want(wanted)
+    };
+    let packages = vec![pkg("a", "1", ""), pkg("x", "1", "")];
+    assert_eq!(solve(packages, &request(&["a", "x"], &["x"])), ["a=1"]);
+
+    let packages = vec![pkg("a", "1", "x | y"), pkg("x", "1", ""), pkg("y", "1", "")];
+    assert_eq!(solve(packages, &request(&["a"], &["x"])), ["a=1", "y=1"]);
+
+    let packages = vec![pkg("a", "1", "x"), pkg("x", "1", "")];
+    assert_eq!(
+        fail(packages, &request(&["a"], &["x"])),
+        "web -> a -> x: removed by the group"
+    );
+
+    let packages = vec![
+        pkg("a", "1", "mta"),
+        provides(pkg("postfix", "3.7", ""), "mta"),
+        provides(pkg("exim4", "4.96", ""), "mta"),
+    ];
+    assert_eq!(
+        fail(packages, &request(&["a"], &["postfix", "exim4"])),
+        "web -> a -> mta: only provided by removed packages (exim4, postfix)"
+    );
+}
+
+#[test]
+fn conflicts_and_breaks_are_errors() {
+    let mta = |name: &str, version: &str| {
+        let mut p = provides(pkg(name, version, ""), "mail-transport-agent");
+        p.conflicts = rels("mail-transport-agent");
+        p
+    };
+    let packages = vec![
+        mta("exim4", "4.96"),
+        pkg("mutt", "2", "postfix"),
+        mta("postfix", "3.7"),
+    ];
+    assert_eq!(
+        fail(packages, &want(&["exim4", "mutt"])),
+        "web -> exim4: conflicts: exim4 (4.96) conflicts with mail-transport-agent, \
+         provided by postfix (3.7), which comes from web -> mutt -> postfix"
+    );
+
+    let mut a = pkg("a", "1.0", "");
+    a.breaks = vec![lt("b", "2.0")];
+    let packages = vec![a.clone(), pkg("b", "1.5", "")];
+    assert_eq!(
+        fail(packages, &want(&["a", "b"])),
+        "web -> a: breaks: a (1.0) breaks b (<< 2.0), matched by b (1.5), \
+         which comes from web -> b"
+    );
+    let packages = vec![a, pkg("b", "2.0", "")];
+    assert_eq!(solve(packages, &want(&["a", "b"])), ["a=1.0", "b=2.0"]);
+}
+
+#[test]
+fn self_conflicts_are_fine() {
+    let mut postfix = provides(pkg("postfix", "3.7", ""), "mail-transport-agent");
+    postfix.conflicts = rels("mail-transport-agent, postfix");
+    let packages = vec![pkg("mutt", "2", "mail-transport-agent"), postfix];
+    assert_eq!(solve(packages, &want(&["mutt"])), ["mutt=2", "postfix=3.7"]);
+}
+
+#[test]
+fn cycles_are_resolved_and_reported() {
+    let packages = vec![
+        pkg("top", "1", "a"),
+        pkg("a", "1", "b"),
+        pkg("b", "1", "c"),
+        pkg("c", "1", "a"),
+    ];
+    let universe = Universe::new(packages, "amd64");
+    let resolution = resolve(&universe, &want(&["top"])).unwrap();
+    assert_eq!(
+        render(&universe, &resolution),
+        ["a=1", "b=1", "c=1", "top=1"]
+    );
+    assert_eq!(resolution.cycles(), [vec![1, 2, 3]]);
+    assert_eq!(resolution.edges(), [(1, 2), (2, 3), (3, 1), (0, 1)]);
+    assert_eq!(resolution.dependents(1), [3, 0]);
+    assert_eq!(resolution.dependencies(3), [1]);
+    assert_eq!(resolution.chain(3), [0, 1, 2, 3]);
+    assert_eq!(resolution.position(0), Some(3));
+    assert_eq!(resolution.chain(99), Vec::<usize>::new());
+}
+
+#[test]
+fn multi_arch_rules() {
+    use MultiArch::{Allowed, Foreign, Same};
+    let foo = |multi_arch| arch(pkg("foo", "1", ""), "i386", multi_arch);
+    assert_eq!(
+        fail(
+            vec![pkg("a", "1", "foo"), foo(MultiArch::No)],
+            &want(&["a"])
+        ),
+        "web -> a -> foo: not available for this architecture (found foo:i386)"
+    );
+    assert_eq!(
+        solve(vec![pkg("a", "1", "foo"), foo(Foreign)], &want(&["a"])),
+        ["a=1", "foo:i386=1"]
+    );
+    assert_eq!(
+        solve(vec![pkg("a", "1", "foo:any"), foo(Allowed)], &want(&["a"])),
+        ["a=1", "foo:i386=1"]
+    );
+    assert!(
+        fail(vec![pkg("a", "1", "foo:any"), foo(Same)], &want(&["a"]))
+            .ends_with("not available for this architecture (found foo:i386)")
+    );
+    assert_eq!(
+        solve(
+            vec![pkg("a", "1", "foo:i386"), foo(MultiArch::No)],
+            &want(&["a"])
+        ),
+        ["a=1", "foo:i386=1"]
+    );
+
+    // An `all` package's relations are native; a foreign package's are its own arch,
+    // and `Multi-Arch: same` instances of several arches are chosen side by side.
+    let libc = |a| arch(pkg("libc6", "2.36", ""), a, Same);
+    let packages = vec![
+        arch(pkg("tool", "1", "libc6"), "all", MultiArch::No),
+        arch(pkg("libx", "1", "libc6"), "i386", Same),
+        libc("i386"),
+        libc("amd64"),
+    ];
+    assert_eq!(
+        solve(packages, &want(&["tool", "libx:i386"])),
+        ["libc6=2.36", "libc6:i386=2.36", "libx:i386=1", "tool=1"]
+    );
+
+    // Without `Multi-Arch: same`, dpkg installs one arch of a name.
+    let packages = vec![
+        pkg("a", "1", "foo"),
+        arch(pkg("b", "1", "foo"), "i386", Same),
+        pkg("foo", "1", ""),
+        foo(MultiArch::No),
+    ];
+    assert_eq!(
+        fail(packages, &want(&["a", "b:i386"])),
+        "web -> b:i386 -> foo: foo (1) is already chosen, through web -> a -> foo"
+    );
+}
+
+#[test]
+fn essential_packages_and_their_closure() {
+    let essential = |mut p: Package| {
+        p.essential = true;
+        p
+    };
+    let packages = || {
+        vec![
+            essential(pkg("dpkg", "1.21", "tar")),
+            essential(arch(pkg("base-files", "12", ""), "all", MultiArch::No)),
+            essential(arch(pkg("foreign", "1", ""), "i386", MultiArch::No)),
+            essential(pkg("bash", "5.2", "")),
+            essential(pkg("bash", "5.1", "")),
+            pkg("tar", "1.34", ""),
+            pkg("web-app", "1", "dpkg"),
+        ]
+    };
+    let universe = Universe::new(packages(), "amd64");
+    let request = Request {
+        essential: true,
+        removes: vec!["base-files".into()],
+        ..want(&["web-app", "bash (= 5.1)"])
+    };
+    let resolution = resolve(&universe, &request).unwrap();
+    assert_eq!(
+        render(&universe, &resolution),
+        ["bash=5.1", "dpkg=1.21", "tar=1.34", "web-app=1"]
+    );
+    assert_eq!(reason_of(&universe, &resolution, "bash"), named());
+    assert_eq!(reason_of(&universe, &resolution, "dpkg"), Reason::Essential);
+    assert_eq!(
+        reason_of(&universe, &resolution, "tar"),
+        dependency_of("dpkg")
+    );
+
+    assert_eq!(solve(packages(), &want(&["tar"])), ["tar=1.34"]);
+
+    let packages = vec![essential(pkg("dpkg", "1.21", "missing"))];
+    let request = Request {
+        essential: true,
+        ..Request::default()
+    };
+    assert_eq!(
+        fail(packages, &request),
+        "essential -> dpkg -> missing: no such package"
+    );
+}
+
+#[test]
+fn wanted_names_may_be_virtual() {
+    let packages = vec![provides(pkg("postfix", "3.7", ""), "mail-transport-agent")];
+    let universe = Universe::new(packages, "amd64");
+    let resolution = resolve(&universe, &want(&["mail-transport-agent"])).unwrap();
+    assert_eq!(render(&universe, &resolution), ["postfix=3.7"]);
+    assert_eq!(resolution.chosen[0].reason, named());
+}
+
+/// Renders everything a resolution says by name, so input order cannot show through.
+fn canonical(universe: &Universe, resolution: &Resolution) -> Vec<String> {
+    let name = |i: usize| {
+        let p = &universe.packages()[i];
+        format!("{}:{}={}/{}", p.name, p.arch, p.version, p.origin.as_str())
+    };
+    let chosen = (resolution.chosen.iter()).map(|c| format!("{} {}", name(c.index), c.reason));
+    let edges =
+        (resolution.edges().into_iter()).map(|(a, b)| format!("{} -> {}", name(a), name(b)));
+    chosen.chain(edges).collect()
+}
+
+#[test]
+fn result_does_not_depend_on_universe_order() {
+    let packages = vec![
+        pkg(
+            "app",
+            "1",
+            "lib (>= 1), mta | mail-transport-agent, tool | other-tool, helper",
+        ),
+        arch(pkg("helper", "1", ""), "i386", MultiArch::Foreign),
+        arch(pkg("helper", "1", ""), "amd64", MultiArch::Foreign),
+        arch(pkg("helper", "1", ""), "amd64", MultiArch::Foreign),
+        pkg("lib", "1.0", "libc"),
+        origin(pkg("lib", "1.2", "libc"), Origin::Installed),
+        origin(pkg("lib", "2.0", "libc"), Origin::AptList),
+        provides(pkg("postfix", "3.7", "libc"), "mail-transport-agent"),
+        provides(pkg("exim4", "4.96", "libc"), "mail-transport-agent"),
+        provides(pkg("sendmail", "4.96", "libc"), "mail-transport-agent"),
+        provides(pkg("other-tool", "2", ""), "tool"),
+        provides(pkg("alt-tool", "2", ""), "tool"),
+        arch(pkg("libc", "2.36", "app"), "amd64", MultiArch::Same),
+        arch(pkg("libc", "2.36", ""), "i386", MultiArch::Same),
+        pkg("libc", "2.37", ""),
+    ];
+    let reference = {
+        let universe = Universe::new(packages.clone(), "amd64");
+        let resolution = resolve(&universe, &want(&["app"])).unwrap();
+        canonical(&universe, &resolution)
+    };
+    assert!(reference.iter().any(|l| l.starts_with("exim4:")));
+    assert!(
+        reference
+            .iter()
+            .any(|l| l.starts_with("lib:amd64=1.2/installed"))
+    );
+    assert!(reference.iter().any(|l| l.starts_with("alt-tool:")));
+    assert!(reference.iter().any(|l| l.starts_with("helper:amd64=")));
+    for seed in 1..packages.len() {
+        let mut shuffled = packages.clone();
+        shuffled.rotate_left(seed);
+        if seed % 2 == 0 {
+            shuffled.reverse();
+        }
+        shuffled.swap(0, seed);
+        let universe = Universe::new(shuffled, "amd64");
+        let resolution = resolve(&universe, &want(&["app"])).unwrap();
+        assert_eq!(canonical(&universe, &resolution), reference, "seed {seed}");
+    }
+}

@@ -1,0 +1,209 @@
+//! The package universe, indexed by name and by `Provides` for relation lookups.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::source::version::satisfies;
+use crate::source::{MultiArch, Package, Relation};
+
+/// Names at least this similar (Jaro-Winkler) to an unknown name are offered as
+/// suggestions; below it, the hints are noise on a full Debian archive.
+const SUGGESTION_THRESHOLD: f64 = 0.8;
+
+/// Every package the resolver may choose from, indexed by name and by provided names.
+///
+/// The packages keep the order they were given in, so a caller can map a chosen index
+/// back to its own records (an archive path, a dpkg status entry). Nothing the resolver
+/// decides depends on that order.
+#[derive(Debug, Clone)]
+pub struct Universe {
+    packages: Vec<Package>,
+    native_arch: String,
+    /// Real package name -> indices of packages with that name.
+    by_name: HashMap<String, Vec<usize>>,
+    /// Virtual name -> (index of a provider, version it provides, if any).
+    provided: HashMap<String, Vec<(usize, Option<String>)>>,
+}
+
+/// A package that satisfies a relation, and whether it does so through `Provides`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Satisfier {
+    /// Index into [`Universe::packages`].
+    pub index: usize,
+    /// Matched through `Provides` rather than by its own name.
+    pub provided: bool,
+}
+
+impl Universe {
+    /// Indexes `packages` by name and `Provides`; `native_arch` is the Debian
+    /// architecture of the appliance (`amd64`), which `all` packages count as.
+    pub fn new(packages: Vec<Package>, native_arch: &str) -> Universe {
+        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut provided: HashMap<String, Vec<(usize, Option<String>)>> = HashMap::new();
+        for (index, package) in packages.iter().enumerate() {
+            by_name.entry(package.name.clone()).or_default().push(index);
+            for provide in &package.provides {
+                // A package providing its own name is already found by name.
+                if provide.name == package.name {
+                    continue;
+                }
+                // Policy allows only `=` in Provides; anything else cannot be compared,
+                // so it provides the name without a version.
+                let version = match &provide.constraint {
+                    Some((crate::source::Op::Eq, v)) => Some(v.clone()),
+                    _ => None,
+                };
+                provided
+                    .entry(provide.name.clone())
+                    .or_default()
+                    .push((index, version));
+            }
+        }
+        Universe {
+            packages,
+            native_arch: native_arch.to_string(),
+            by_name,
+            provided,
+        }
+    }
+
+    /// The packages, in the order given to [`Universe::new`].
+    pub fn packages(&self) -> &[Package] {
+        &self.packages
+    }
+
+    /// The native architecture the universe was built for.
+    pub fn native_arch(&self) -> &str {
+        &self.native_arch
+    }
+
+    /// The architecture a package or relation really stands for: `all` means native.
+    pub(crate) fn effective_arch<'a>(&'a self, arch: &'a str) -> &'a str {
+        if arch == "all" {
+            &self.native_arch
+        } else {
+            arch
+        }
+    }
+
+    /// Whether `package` can satisfy a relation with arch `qualifier` declared by a
+    /// package of `depender_arch`, by dpkg's multi-arch rules.
+    fn arch_matches(
+        &self,
+        package: &Package,
+        qualifier: Option<&str>,
+        depender_arch: &str,
+    ) -> bool {
+        if package.multi_arch == MultiArch::Foreign {
+            return true;
+        }
+        let arch = self.effective_arch(&package.arch);
+        let same_as_depender = arch == self.effective_arch(depender_arch);
+        match qualifier {
+            None => same_as_depender,
+            Some("any") => package.multi_arch == MultiArch::Allowed || same_as_depender,
+            Some("native") => arch == self.native_arch,
+            Some(other) => arch == self.effective_arch(other),
+        }
+    }
+
+    /// Every package satisfying `relation` for a depender of `depender_arch`: real
+    /// packages (version checked) and providers (an unversioned Provides satisfies only
+    /// an unversioned relation). Removal and already-chosen versions are not considered.
+    pub(crate) fn satisfiers(&self, relation: &Relation, depender_arch: &str) -> Vec<Satisfier> {
+        let qualifier = relation.arch.as_deref();
+        let version_ok = |version: Option<&str>| match (&relation.constraint, version) {
+            (None, _) => true,
+            (Some((op, wanted)), Some(v)) => satisfies(v, *op, wanted),
+            (Some(_), None) => false,
+        };
+        let real = self.by_name.get(&relation.name).into_iter().flatten();
+        let real = real
+            .filter(|&&i| {
+                let p = &self.packages[i];
+                version_ok(Some(&p.version)) && self.arch_matches(p, qualifier, depender_arch)
+            })
+            .map(|&index| Satisfier {
+                index,
+                provided: false,
+            });
+        let virtual_ = self.provided.get(&relation.name).into_iter().flatten();
+        let virtual_ = virtual_
+            .filter(|(i, version)| {
+                version_ok(version.as_deref())
+                    && self.arch_matches(&self.packages[*i], qualifier, depender_arch)
+            })
+            .map(|&(index, _)| Satisfier {
+                index,
+                provided: true,
+            });
+        real.chain(virtual_).collect()
+    }
+
+    /// Whether any package is named `name` or provides it, whatever its arch or version.
+    pub(crate) fn knows(&self, name: &str) -> bool {
+        self.by_name.contains_key(name) || self.provided.contains_key(name)
+    }
+
+    /// What exists under `name` for a depender of `depender_arch`, ignoring versions:
+    /// real versions (`3.0.8`) and provides (`1.2 (provided by bar)`), lowest first.
+    pub(crate) fn available(&self, relation: &Relation, depender_arch: &str) -> Vec<String> {
+        let qualifier = relation.arch.as_deref();
+        let mut real: Vec<&str> = (self.by_name.get(&relation.name).into_iter().flatten())
+            .map(|&i| &self.packages[i])
+            .filter(|p| self.arch_matches(p, qualifier, depender_arch))
+            .map(|p| p.version.as_str())
+            .collect();
+        real.sort_by(|a, b| crate::source::version::compare(a, b));
+        real.dedup();
+        let provided: BTreeSet<String> = (self.provided.get(&relation.name).into_iter())
+            .flatten()
+            .filter(|(i, _)| self.arch_matches(&self.packages[*i], qualifier, depender_arch))
+            .map(|(i, version)| {
+                let by = self.label(&self.packages[*i]);
+                match version {
+                    Some(v) => format!("{v} (provided by {by})"),
+                    None => format!("an unversioned {} (provided by {by})", relation.name),
+                }
+            })
+            .collect();
+        real.into_iter()
+            .map(str::to_string)
+            .chain(provided)
+            .collect()
+    }
+
+    /// Every `name:arch` named or providing `name`, for a "wrong architecture" message.
+    pub(crate) fn found_elsewhere(&self, name: &str) -> Vec<String> {
+        let real = self.by_name.get(name).into_iter().flatten().copied();
+        let virtual_ = (self.provided.get(name).into_iter().flatten()).map(|(i, _)| *i);
+        let found: BTreeSet<String> = real
+            .chain(virtual_)
+            .map(|i| self.packages[i].qualified_name())
+            .collect();
+        found.into_iter().collect()
+    }
+
+    /// Up to three known names (real or virtual) closest to an unknown `name`.
+    pub(crate) fn nearest_names(&self, name: &str) -> Vec<String> {
+        let mut scored: Vec<(f64, &str)> = (self.by_name.keys().chain(self.provided.keys()))
+            .map(|known| (strsim::jaro_winkler(name, known), known.as_str()))
+            .filter(|(score, _)| *score >= SUGGESTION_THRESHOLD)
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+        scored.dedup_by(|a, b| a.1 == b.1);
+        scored
+            .into_iter()
+            .take(3)
+            .map(|(_, n)| n.to_string())
+            .collect()
+    }
+
+    /// How a package is named in messages: `name`, or `name:arch` for a foreign arch.
+    pub(crate) fn label(&self, package: &Package) -> String {
+        if self.effective_arch(&package.arch) == self.native_arch {
+            package.name.clone()
+        } else {
+            package.qualified_name()
+        }
+    }
+}

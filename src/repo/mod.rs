@@ -962,6 +962,14 @@ mod tests {
         lock
     }
 
+    /// [`sample`] compiled for another flavor.
+    fn kvm(version: &str) -> Lock {
+        Lock {
+            flavor: "[kvm is: x86_64]".to_string(),
+            ..sample(version)
+        }
+    }
+
     fn open(dir: &tempfile::TempDir) -> Repository {
         Repository::open(&dir.path().join("store").join("repo.sqlite")).unwrap()
     }
@@ -1092,9 +1100,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut repo = open(&dir);
         repo.store(&sample("1.0")).unwrap();
-        let mut kvm = sample("2.0");
-        kvm.flavor = "[kvm is: x86_64]".to_string();
-        repo.store(&kvm).unwrap();
+        repo.store(&kvm("2.0")).unwrap();
         assert_eq!(repo.load("web", XEN, None).unwrap().lock.version, "1.0");
     }
 
@@ -1182,9 +1188,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut repo = open(&dir);
         repo.store(&sample("1.0")).unwrap();
-        let mut kvm = sample("1.0");
-        kvm.flavor = "[kvm is: x86_64]".to_string();
-        repo.store(&kvm).unwrap();
+        repo.store(&kvm("1.0")).unwrap();
         let err = repo.load("web", "[openvz is: x86_64]", None).unwrap_err();
         assert!(matches!(err, RepoError::UnknownFlavor { .. }), "{err}");
         assert!(

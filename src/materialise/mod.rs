@@ -1,1 +1,381 @@
 //! Materialise a lock into an output: chroot directory or tarball.
+//!
+//! An output never reads the package database: it gets a [`Lock`] and the places that
+//! hold bytes ([`Sources`]). The whole lock is validated before anything is written,
+//! every file's bytes are checked against the lock's BLAKE3 while they are copied, and
+//! the output is built beside OUT and renamed into place, so OUT is always either the
+//! previous output or the complete new one.
+
+mod chroot;
+mod fetch;
+mod output;
+mod plan;
+mod progress;
+mod stamp;
+mod tarball;
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::lock::Lock;
+
+pub use fetch::{Drifted, Problem};
+pub use plan::LockProblem;
+
+use fetch::{FetchError, Restart};
+use output::Target;
+use plan::{Body, Item, Plan};
+use progress::Progress;
+use stamp::Stamp;
+
+/// How a tarball is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain `.tar`.
+    None,
+    /// `.tar.gz` / `.tgz`: gzip level 6, header mtime 0.
+    Gzip,
+    /// `.tar.xz` / `.txz`: xz preset 6, multi-threaded encoder.
+    Xz,
+    /// `.tar.zst` / `.tzst`: zstd level 3 with 2 workers.
+    Zstd,
+}
+
+impl Compression {
+    /// The lower-case name used in stamps and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The compression a tarball name asks for, if it has a tar extension at all.
+    fn from_extension(out: &Path) -> Option<Compression> {
+        let name = out.file_name()?.to_string_lossy().to_ascii_lowercase();
+        [
+            (".tar", Compression::None),
+            (".tar.gz", Compression::Gzip),
+            (".tgz", Compression::Gzip),
+            (".tar.xz", Compression::Xz),
+            (".txz", Compression::Xz),
+            (".tar.zst", Compression::Zstd),
+            (".tzst", Compression::Zstd),
+        ]
+        .into_iter()
+        .find(|(ext, _)| name.ends_with(ext))
+        .map(|(_, compression)| compression)
+    }
+}
+
+/// The kind of output to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A directory tree.
+    Chroot,
+    /// A tarball with this compression.
+    Tar(Compression),
+}
+
+impl Format {
+    /// The format for `--format` (`chroot` or `tar`) and OUT. A tar's compression comes
+    /// from OUT's extension (none when it has no tar extension); without `--format`, a
+    /// tar extension means tar and anything else a chroot.
+    pub fn choose(name: Option<&str>, out: &Path) -> Result<Format, MaterialiseError> {
+        let by_extension = Compression::from_extension(out);
+        match name {
+            None => Ok(by_extension.map_or(Format::Chroot, Format::Tar)),
+            Some("chroot") => Ok(Format::Chroot),
+            Some("tar") => Ok(Format::Tar(by_extension.unwrap_or(Compression::None))),
+            Some(other) => Err(MaterialiseError::UnknownFormat {
+                name: other.to_string(),
+            }),
+        }
+    }
+}
+
+/// Where file bytes come from, in order of preference.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The host root the lock's files are read under (`/` for the host itself).
+    pub sysroot: PathBuf,
+    /// The blob store, laid out as `<dir>/<first two hex digits>/<BLAKE3 hex>`.
+    pub blobs: Option<PathBuf>,
+}
+
+/// How to run a materialisation.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Return at once when OUT's stamp says it was built from this same request.
+    pub if_newer: bool,
+    /// A file to hold an exclusive lock on for the whole run (created if missing).
+    pub lock_file: Option<PathBuf>,
+    /// Every entry's mtime: `SOURCE_DATE_EPOCH` or 0, chosen by the caller.
+    pub mtime: u64,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// `false` when `if_newer` found OUT current and did nothing.
+    pub built: bool,
+    /// Entries written, the root not counted.
+    pub files: usize,
+    /// Content bytes written (each hardlinked file once).
+    pub bytes: u64,
+    /// Things not done that do not fail the run (devices skipped when not root...).
+    pub warnings: Vec<String>,
+}
+
+/// Why a materialisation failed. OUT is unchanged whatever the error.
+#[derive(Debug, thiserror::Error)]
+pub enum MaterialiseError {
+    /// `--format` names no format this module writes.
+    #[error("unknown output format `{name}` (materialise writes `chroot` or `tar`)")]
+    UnknownFormat {
+        /// The name given.
+        name: String,
+    },
+    /// The lock has an entry that cannot be written safely; nothing was written.
+    #[error("invalid lock entry {path}: {problem}")]
+    InvalidLock {
+        /// The entry's path.
+        path: String,
+        /// What is wrong with it.
+        problem: LockProblem,
+    },
+    /// The mtime does not fit a file timestamp.
+    #[error("mtime {mtime} is too large for a file timestamp")]
+    Mtime {
+        /// The mtime asked for.
+        mtime: u64,
+    },
+    /// OUT cannot be replaced without harm.
+    #[error("refusing to write {}: {reason}", out.display())]
+    UnsafeOutput {
+        /// OUT.
+        out: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Files whose bytes no source supplies as locked; OUT was left as it was.
+    #[error("{}", drift_report(out, files))]
+    Drift {
+        /// OUT.
+        out: PathBuf,
+        /// Every drifted file, in path order.
+        files: Vec<Drifted>,
+    },
+    /// The filesystem holding OUT is full.
+    #[error("{}: no space left on the device while writing {path}", out.display())]
+    NoSpace {
+        /// OUT.
+        out: PathBuf,
+        /// What was being written (an entry of the lock, or a path beside OUT).
+        path: String,
+    },
+    /// Any other filesystem error.
+    #[error("{}: cannot {action} {path}: {source}", out.display())]
+    Io {
+        /// OUT.
+        out: PathBuf,
+        /// What was being done.
+        action: &'static str,
+        /// The entry of the lock, or the path beside OUT, concerned.
+        path: String,
+        /// The system's error.
+        source: io::Error,
+    },
+}
+
+fn drift_report(out: &Path, files: &[Drifted]) -> String {
+    let mut report = match files.len() {
+        1 => "1 file differs from the lock:".to_string(),
+        n => format!("{n} files differ from the lock:"),
+    };
+    for file in files {
+        report.push_str(&format!("\n  {file}"));
+    }
+    report.push_str(&format!("\n{} was left as it was", out.display()));
+    report
+}
+
+/// An I/O error about `path` while making `out`; a full disk is told as such.
+fn io_error(
+    out: &Path,
+    action: &'static str,
+    path: impl fmt::Display,
+    e: io::Error,
+) -> MaterialiseError {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        MaterialiseError::NoSpace {
+            out: out.to_path_buf(),
+            path: path.to_string(),
+        }
+    } else {
+        MaterialiseError::Io {
+            out: out.to_path_buf(),
+            action,
+            path: path.to_string(),
+            source: e,
+        }
+    }
+}
+
+/// Writes `lock` (whose id is `lock_id`) to `out` in `format`, taking bytes from
+/// `sources`. Validates the whole lock first and leaves OUT untouched on any error.
+pub fn materialise(
+    lock: &Lock,
+    lock_id: &str,
+    sources: &Sources,
+    format: Format,
+    out: &Path,
+    opts: &Options,
+) -> Result<Outcome, MaterialiseError> {
+    let plan = Plan::new(lock)?;
+    let mtime = libc::time_t::try_from(opts.mtime)
+        .map_err(|_| MaterialiseError::Mtime { mtime: opts.mtime })?;
+    let target = Target::new(out)?;
+    let stamp_path = target.beside("appliance-stamp");
+    let request = Stamp::request(lock_id, format, opts.mtime);
+    let current = || opts.if_newer && request.is_current(&stamp_path, out);
+    if current() {
+        return Ok(Outcome::current());
+    }
+    let held = opts
+        .lock_file
+        .as_deref()
+        .map(|path| hold(path, out))
+        .transpose()?;
+    // Whoever held the lock before us may just have built the same thing.
+    if held.is_some() && current() {
+        return Ok(Outcome::current());
+    }
+    target.refuse_unsafe(sources)?;
+
+    let progress = Progress::new();
+    let mut warnings = Vec::new();
+    let (temp, files) = match format {
+        Format::Chroot => chroot::build(&plan, sources, &target, mtime, &progress, &mut warnings)?,
+        Format::Tar(compression) => {
+            tarball::build(&plan, sources, compression, &target, opts.mtime, &progress)?
+        }
+    };
+    // The bar goes before anything else is reported.
+    drop(progress);
+    Stamp::remove(&stamp_path)
+        .map_err(|e| io_error(out, "remove stale stamp", stamp_path.display(), e))?;
+    target.install(temp, &mut warnings)?;
+    if let Err(e) = request.write(&stamp_path, out) {
+        warnings.push(format!(
+            "could not write the stamp {} (--if-newer will rebuild): {e}",
+            stamp_path.display()
+        ));
+    }
+    Ok(Outcome {
+        built: true,
+        files,
+        bytes: plan.content_bytes(),
+        warnings,
+    })
+}
+
+impl Outcome {
+    fn current() -> Outcome {
+        Outcome {
+            built: false,
+            files: 0,
+            bytes: 0,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Opens (creating) and exclusively locks `path`; the lock lasts as long as the file.
+fn hold(path: &Path, out: &Path) -> Result<File, MaterialiseError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| io_error(out, "open lock file", path.display(), e))?;
+    file.lock()
+        .map_err(|e| io_error(out, "lock", path.display(), e))?;
+    Ok(file)
+}
+
+/// Fetches every regular file of `plan` in parallel into the sink `sink` opens for it.
+/// Returns, per item, the source that matched; any drift fails with every drifted file.
+fn fetch_all<S: Restart>(
+    plan: &Plan,
+    sources: &Sources,
+    out: &Path,
+    progress: &Progress,
+    sink: impl Fn(&Item) -> Result<S, MaterialiseError> + Sync,
+) -> Result<Vec<Option<PathBuf>>, MaterialiseError> {
+    enum Failed {
+        Drift(Drifted),
+        Fatal(MaterialiseError),
+    }
+    let results: Vec<Result<Option<PathBuf>, Failed>> = in_io_pool(|| {
+        plan.items
+            .par_iter()
+            .map(|item| {
+                let Body::File(expected) = &item.body else {
+                    return Ok(None);
+                };
+                let mut sink = sink(item).map_err(Failed::Fatal)?;
+                match fetch::fetch(item.entry, expected, sources, &mut sink) {
+                    Ok(source) => {
+                        progress.entry(expected.size);
+                        Ok(Some(source))
+                    }
+                    Err(FetchError::Drift(drifted)) => Err(Failed::Drift(drifted)),
+                    Err(FetchError::Sink(e)) => {
+                        Err(Failed::Fatal(io_error(out, "write", &item.entry.path, e)))
+                    }
+                }
+            })
+            .collect()
+    });
+    let mut chosen = Vec::with_capacity(results.len());
+    let mut drifted = Vec::new();
+    for result in results {
+        match result {
+            Ok(source) => chosen.push(source),
+            Err(Failed::Drift(file)) => drifted.push(file),
+            Err(Failed::Fatal(e)) => return Err(e),
+        }
+    }
+    if drifted.is_empty() {
+        Ok(chosen)
+    } else {
+        Err(MaterialiseError::Drift {
+            out: out.to_path_buf(),
+            files: drifted,
+        })
+    }
+}
+
+/// Runs `work` on a pool with more threads than cores: reading a cold tree waits on
+/// the disk, not the CPU.
+fn in_io_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads((cores * 2).max(4))
+        .build()
+    {
+        Ok(pool) => pool.install(work),
+        Err(_) => work(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,294 @@
+//! Atomic outputs: a temporary beside OUT, renamed into place when complete.
+
+use std::ffi::{CString, OsString};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{MaterialiseError, Sources, io_error};
+
+/// Where an output goes: OUT, its directory, and the paths kept beside it.
+#[derive(Debug)]
+pub(crate) struct Target {
+    /// OUT as given.
+    pub out: PathBuf,
+    parent: PathBuf,
+    name: OsString,
+}
+
+impl Target {
+    /// Splits OUT into its directory and name; OUT must end in a name (not `/` or `..`).
+    pub fn new(out: &Path) -> Result<Target, MaterialiseError> {
+        let name = out
+            .file_name()
+            .ok_or_else(|| MaterialiseError::UnsafeOutput {
+                out: out.to_path_buf(),
+                reason: "it does not end in a file name".to_string(),
+            })?
+            .to_os_string();
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Ok(Target {
+            out: out.to_path_buf(),
+            parent,
+            name,
+        })
+    }
+
+    /// `<parent>/.<name>.<suffix>`: a hidden path beside OUT.
+    pub fn beside(&self, suffix: &str) -> PathBuf {
+        let mut name = OsString::from(".");
+        name.push(&self.name);
+        name.push(".");
+        name.push(suffix);
+        self.parent.join(name)
+    }
+
+    /// Refuses an OUT whose replacement would delete the sysroot or the blob store.
+    pub fn refuse_unsafe(&self, sources: &Sources) -> Result<(), MaterialiseError> {
+        // Only the directory is resolved: replacing OUT replaces a symlink OUT itself.
+        let Ok(parent) = fs::canonicalize(&self.parent) else {
+            return Ok(());
+        };
+        let replaced = parent.join(&self.name);
+        for (what, path) in [
+            ("the sysroot", Some(&sources.sysroot)),
+            ("the blob store", sources.blobs.as_ref()),
+        ] {
+            if let Some(Ok(path)) = path.map(fs::canonicalize)
+                && path.starts_with(&replaced)
+            {
+                return Err(MaterialiseError::UnsafeOutput {
+                    out: self.out.clone(),
+                    reason: format!("replacing it would delete {what} {}", path.display()),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a fresh private directory beside OUT to build a tree in.
+    pub fn temp_dir(&self) -> Result<TempPath, MaterialiseError> {
+        let (temp, ()) =
+            self.create_temp(true, |path| fs::DirBuilder::new().mode(0o700).create(path))?;
+        Ok(temp)
+    }
+
+    /// Creates a fresh file beside OUT to write an archive into.
+    pub fn temp_file(&self) -> Result<(TempPath, File), MaterialiseError> {
+        self.create_temp(false, |path| {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(path)
+        })
+    }
+
+    fn create_temp<T>(
+        &self,
+        dir: bool,
+        create: impl Fn(&Path) -> io::Result<T>,
+    ) -> Result<(TempPath, T), MaterialiseError> {
+        // Unique across the threads of this process (counter) and across processes (pid).
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        fs::create_dir_all(&self.parent).map_err(|e| {
+            io_error(
+                &self.out,
+                "create directory",
+                self.parent.display().to_string(),
+                e,
+            )
+        })?;
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = self.beside(&format!("tmp-{}-{n}", std::process::id()));
+            match create(&path) {
+                Ok(made) => return Ok((TempPath { path, dir }, made)),
+                // A leftover of a killed run whose pid has been reused.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(io_error(&self.out, "create", path.display().to_string(), e));
+                }
+            }
+        }
+    }
+
+    /// Puts a complete temporary in OUT's place in one step. An existing OUT is
+    /// exchanged with the temporary (the old tree is then removed; failing that is a
+    /// warning), so OUT is never missing or half-written.
+    pub fn install(
+        &self,
+        temp: TempPath,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), MaterialiseError> {
+        let replace_err = |e| io_error(&self.out, "replace", self.out.display().to_string(), e);
+        if !temp.dir {
+            // rename(2) atomically replaces a file.
+            fs::rename(&temp.path, &self.out).map_err(replace_err)?;
+            temp.keep();
+            return Ok(());
+        }
+        match rename2(&temp.path, &self.out, libc::RENAME_NOREPLACE) {
+            Ok(()) => {
+                temp.keep();
+                Ok(())
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                rename2(&temp.path, &self.out, libc::RENAME_EXCHANGE).map_err(replace_err)?;
+                // The temporary path now holds the old OUT.
+                if let Err(e) = remove_tree(&temp.path) {
+                    warnings.push(format!(
+                        "could not remove the previous {} (now at {}): {e}",
+                        self.out.display(),
+                        temp.path.display()
+                    ));
+                }
+                temp.keep();
+                Ok(())
+            }
+            Err(e) => Err(replace_err(e)),
+        }
+    }
+}
+
+/// A temporary output, removed when dropped unless it was installed.
+#[derive(Debug)]
+pub(crate) struct TempPath {
+    /// Where it is.
+    pub path: PathBuf,
+    dir: bool,
+}
+
+impl TempPath {
+    fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        // Nothing to report to: the run already failed with a better error.
+        let _ = remove_tree(&self.path);
+    }
+}
+
+fn rename2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
+    let from = c_path(from)?;
+    let to = c_path(to)?;
+    // SAFETY: both are NUL-terminated paths that live across the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            flags,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A path as the C string the libc calls take.
+pub(crate) fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+}
+
+/// Removes a file or a whole tree, even one whose directories are read-only.
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_dir() {
+        return fs::remove_file(path);
+    }
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            // A tree built with a lock's modes may hold 0555 directories.
+            make_writable(path)?;
+            fs::remove_dir_all(path)
+        }
+        other => other,
+    }
+}
+
+fn make_writable(dir: &Path) -> io::Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            make_writable(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporaries_are_hidden_beside_out_and_removed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::new(&dir.path().join("sub/out.tar")).unwrap();
+        let (temp, _file) = target.temp_file().unwrap();
+        let name = temp
+            .path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(name.starts_with(".out.tar.tmp-"), "{name}");
+        assert_eq!(temp.path.parent(), Some(dir.path().join("sub").as_path()));
+        let path = temp.path.clone();
+        drop(temp);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_directory_out_is_exchanged_and_the_old_tree_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        fs::create_dir_all(out.join("old/ro")).unwrap();
+        fs::set_permissions(out.join("old"), fs::Permissions::from_mode(0o555)).unwrap();
+        let target = Target::new(&out).unwrap();
+        let temp = target.temp_dir().unwrap();
+        fs::write(temp.path.join("new"), b"new").unwrap();
+        let mut warnings = Vec::new();
+        target.install(temp, &mut warnings).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(fs::read(out.join("new")).unwrap(), b"new");
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only OUT remains");
+    }
+
+    #[test]
+    fn refuses_an_out_that_holds_the_sysroot() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("sys/root")).unwrap();
+        let sources = Sources {
+            sysroot: dir.path().join("sys/root"),
+            blobs: None,
+        };
+        let target = Target::new(&dir.path().join("sys")).unwrap();
+        assert!(matches!(
+            target.refuse_unsafe(&sources),
+            Err(MaterialiseError::UnsafeOutput { .. })
+        ));
+        let target = Target::new(&dir.path().join("sys/root/out")).unwrap();
+        target.refuse_unsafe(&sources).unwrap();
+        assert!(Target::new(Path::new("/")).is_err());
+    }
+}

@@ -1,0 +1,452 @@
+//! The tar format: the lock as a reproducible, optionally compressed tarball.
+//!
+//! Entries follow the lock's path order, named `./usr/bin/bash` (directories with a
+//! trailing `/`, the root as `./`), with the lock's owners, names, modes and devices and
+//! one fixed mtime, so an unprivileged user writes root-owned entries and two runs give
+//! the same bytes. Whatever ustar cannot hold (long names, large ids and sizes,
+//! capabilities) goes in PAX records.
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::GzBuilder;
+use liblzma::stream::{Check, MtStreamBuilder};
+use liblzma::write::XzEncoder;
+use tar::{EntryType, Header};
+
+use crate::lock::FileEntry;
+
+use super::fetch::{CheckedReader, Drifted, Problem};
+use super::output::{Target, TempPath};
+use super::plan::{Body, Expected, Plan};
+use super::progress::Progress;
+use super::{Compression, MaterialiseError, Sources, fetch_all, io_error};
+
+/// Checks every file's sources, then writes the archive to a temporary beside OUT;
+/// returns it and the number of entries written (the root not counted).
+pub(super) fn build(
+    plan: &Plan,
+    sources: &Sources,
+    compression: Compression,
+    target: &Target,
+    mtime: u64,
+    progress: &Progress,
+) -> Result<(TempPath, usize), MaterialiseError> {
+    // Picking each file's source before the stream starts lets a host file that
+    // differs fall back to its blob, and finds all drift before any compression work.
+    progress.phase("checking", plan.file_count(), plan.content_bytes());
+    let chosen = fetch_all(plan, sources, &target.out, progress, |_| Ok(io::sink()))?;
+
+    let (temp, file) = target.temp_file()?;
+    let out = &target.out;
+    progress.phase("writing", plan.items.len(), plan.content_bytes());
+    let buffered = BufWriter::with_capacity(1 << 20, file);
+    let encoder = Encoder::new(compression, buffered)
+        .map_err(|e| io_error(out, "start compressing", temp.path.display(), e))?;
+    let mut archive = Archive {
+        builder: tar::Builder::new(encoder),
+        mtime,
+        out,
+    };
+
+    archive.append(Member::new(&plan.root, EntryType::Directory), None)?;
+    let leaders = leaders(plan);
+    for i in 0..plan.items.len() {
+        let (member, content) = member(plan, &leaders, &chosen, i);
+        let bytes = content.map_or(0, |(_, expected)| expected.size);
+        archive.append(member, content)?;
+        progress.entry(bytes);
+    }
+
+    let finish_err = |e| io_error(out, "finish", temp.path.display(), e);
+    let encoder = archive.builder.into_inner().map_err(finish_err)?;
+    let buffered = encoder.finish().map_err(finish_err)?;
+    let file = buffered
+        .into_inner()
+        .map_err(|e| finish_err(e.into_error()))?;
+    file.sync_all().map_err(finish_err)?;
+    Ok((temp, plan.items.len()))
+}
+
+/// The member for item `i` and, when it carries content, its source and content.
+fn member<'a>(
+    plan: &'a Plan,
+    leaders: &[usize],
+    chosen: &'a [Option<PathBuf>],
+    i: usize,
+) -> (Member<'a>, Option<(&'a Path, Expected)>) {
+    let item = &plan.items[i];
+    let (inode, content) = match item.body {
+        Body::File(content) => (i, content),
+        Body::Hardlink { target, content } => (target, content),
+        Body::Dir => return (Member::new(item.entry, EntryType::Directory), None),
+        Body::Fifo => return (Member::new(item.entry, EntryType::Fifo), None),
+        Body::Symlink(text) => {
+            let member = Member {
+                link: Some(text.to_string()),
+                ..Member::new(item.entry, EntryType::Symlink)
+            };
+            return (member, None);
+        }
+        Body::Device {
+            block,
+            major,
+            minor,
+        } => {
+            let kind = if block {
+                EntryType::Block
+            } else {
+                EntryType::Char
+            };
+            let member = Member {
+                device: Some((major, minor)),
+                ..Member::new(item.entry, kind)
+            };
+            return (member, None);
+        }
+    };
+    // Every path of an inode is written with the inode's metadata: its file entry's.
+    let file = &plan.items[inode];
+    let base = Member {
+        path: &item.entry.path,
+        ..Member::new(file.entry, EntryType::Regular)
+    };
+    let leader = leaders[inode];
+    if leader == i {
+        let member = Member {
+            size: content.size,
+            caps: file.caps.as_deref(),
+            ..base
+        };
+        (
+            member,
+            chosen[inode].as_deref().map(|source| (source, content)),
+        )
+    } else {
+        let member = Member {
+            kind: EntryType::Link,
+            link: Some(name(&plan.items[leader].entry.path, false)),
+            ..base
+        };
+        (member, None)
+    }
+}
+
+/// For each file item, the first path (in archive order) of its inode: that path
+/// carries the content and the others link to it, since an extractor can only link to
+/// a member it has already seen, even when the lock's link points the other way.
+fn leaders(plan: &Plan) -> Vec<usize> {
+    let mut leaders: Vec<usize> = (0..plan.items.len()).collect();
+    for (i, item) in plan.items.iter().enumerate() {
+        if let Body::Hardlink { target, .. } = item.body {
+            leaders[target] = leaders[target].min(i);
+        }
+    }
+    leaders
+}
+
+/// The archive name of a lock path: `./usr/bin/bash`, `./usr/` for a directory, `./`.
+fn name(path: &str, dir: bool) -> String {
+    if dir && path != "/" {
+        format!(".{path}/")
+    } else {
+        format!(".{path}")
+    }
+}
+
+/// One archive member before it becomes headers.
+struct Member<'a> {
+    path: &'a str,
+    kind: EntryType,
+    meta: &'a FileEntry,
+    size: u64,
+    link: Option<String>,
+    device: Option<(u32, u32)>,
+    caps: Option<&'a [u8]>,
+}
+
+impl<'a> Member<'a> {
+    /// A member at `meta`'s path with its owners and mode, no content.
+    fn new(meta: &'a FileEntry, kind: EntryType) -> Member<'a> {
+        Member {
+            path: &meta.path,
+            kind,
+            meta,
+            size: 0,
+            link: None,
+            device: None,
+            caps: None,
+        }
+    }
+}
+
+/// The tar stream being written, and what every member of it shares.
+struct Archive<'o, W: Write> {
+    builder: tar::Builder<W>,
+    mtime: u64,
+    out: &'o Path,
+}
+
+impl<W: Write> Archive<'_, W> {
+    /// Appends `member`; with `content`, streams the source while checking it.
+    fn append(
+        &mut self,
+        member: Member,
+        content: Option<(&Path, Expected)>,
+    ) -> Result<(), MaterialiseError> {
+        let path = member.path;
+        let write_err = |e| io_error(self.out, "write", path, e);
+        let (header, pax) = headers(&member, self.mtime).map_err(write_err)?;
+        if !pax.is_empty() {
+            self.builder
+                .append_pax_extensions(pax.iter().map(|(k, v)| (*k, v.as_slice())))
+                .map_err(write_err)?;
+        }
+        let drift = |problem| MaterialiseError::Drift {
+            out: self.out.to_path_buf(),
+            files: vec![Drifted::new(member.meta, problem, None)],
+        };
+        let Some((source, expected)) = content else {
+            // Only an empty member may go without a source: anything else would leave
+            // a header promising bytes that never come.
+            if member.size > 0 {
+                return Err(drift(Problem::Missing));
+            }
+            return self.builder.append(&header, io::empty()).map_err(write_err);
+        };
+        let mut reader = CheckedReader::open(source, &expected).map_err(drift)?;
+        let written = self.builder.append(&header, &mut reader);
+        // A read error is the source's (drift); only then is a failed append not ours.
+        if written.is_ok() || reader.failed() {
+            reader.finish().map_err(drift)?;
+        }
+        written.map_err(write_err)
+    }
+}
+
+/// PAX records (key, value) to put before a member.
+type PaxRecords = Vec<(&'static str, Vec<u8>)>;
+
+/// The ustar header of `member` and the PAX records for what it cannot hold.
+fn headers(member: &Member, mtime: u64) -> io::Result<(Header, PaxRecords)> {
+    // Largest values of the 8- and 12-byte octal fields.
+    const ID_MAX: u64 = 0o7777777;
+    const SIZE_MAX: u64 = 0o77777777777;
+    let meta = member.meta;
+    let mut pax = Vec::new();
+    let mut header = Header::new_ustar();
+    header.set_entry_type(member.kind);
+    header.set_mode(meta.mode);
+    header.set_uid(meta.uid.into());
+    header.set_gid(meta.gid.into());
+    header.set_mtime(mtime);
+    header.set_size(member.size);
+
+    let path = name(member.path, member.kind == EntryType::Directory);
+    fit(&mut header.as_old_mut().name, &path, "path", &mut pax);
+    if let Some(link) = &member.link {
+        fit(
+            &mut header.as_old_mut().linkname,
+            link,
+            "linkpath",
+            &mut pax,
+        );
+    }
+    // 32 bytes, NUL-terminated unless full; a longer name only goes in PAX, since a
+    // truncated one could name another account.
+    for (name, key, set) in [
+        (
+            &meta.user,
+            "uname",
+            Header::set_username as fn(&mut Header, &str) -> _,
+        ),
+        (&meta.group, "gname", Header::set_groupname),
+    ] {
+        if name.len() <= 32 {
+            set(&mut header, name)?;
+        } else {
+            pax.push((key, name.as_bytes().to_vec()));
+        }
+    }
+    for (key, value, max) in [
+        ("uid", u64::from(meta.uid), ID_MAX),
+        ("gid", u64::from(meta.gid), ID_MAX),
+        ("size", member.size, SIZE_MAX),
+    ] {
+        if value > max {
+            pax.push((key, value.to_string().into_bytes()));
+        }
+    }
+    if let Some((major, minor)) = member.device {
+        header.set_device_major(major)?;
+        header.set_device_minor(minor)?;
+    }
+    if let Some(caps) = member.caps {
+        pax.push(("SCHILY.xattr.security.capability", caps.to_vec()));
+    }
+    header.set_cksum();
+    Ok((header, pax))
+}
+
+/// Puts `value` in a fixed header field; when too long, the field keeps a truncated
+/// copy and the whole value goes in a PAX record under `key`.
+fn fit(field: &mut [u8], value: &str, key: &'static str, pax: &mut PaxRecords) {
+    let bytes = value.as_bytes();
+    let n = bytes.len().min(field.len());
+    field[..n].copy_from_slice(&bytes[..n]);
+    if bytes.len() > field.len() {
+        pax.push((key, bytes.to_vec()));
+    }
+}
+
+/// The compressor under the tar stream.
+enum Encoder<W: Write> {
+    Plain(W),
+    Gzip(flate2::write::GzEncoder<W>),
+    Xz(XzEncoder<W>),
+    Zstd(zstd::Encoder<'static, W>),
+}
+
+impl<W: Write> Encoder<W> {
+    fn new(compression: Compression, w: W) -> io::Result<Encoder<W>> {
+        Ok(match compression {
+            Compression::None => Encoder::Plain(w),
+            // GzBuilder writes mtime 0, no file name and OS 255: nothing varies per run.
+            Compression::Gzip => {
+                Encoder::Gzip(GzBuilder::new().write(w, flate2::Compression::new(6)))
+            }
+            Compression::Xz => {
+                // The .xz block size follows the preset, not the thread count, so the
+                // output is the same on any machine.
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let stream = MtStreamBuilder::new()
+                    .preset(6)
+                    .threads(u32::try_from(threads).unwrap_or(1))
+                    .check(Check::Crc64)
+                    .encoder()
+                    .map_err(io::Error::other)?;
+                Encoder::Xz(XzEncoder::new_stream(w, stream))
+            }
+            Compression::Zstd => {
+                // zstd's output does not depend on the number of workers, only on it
+                // being non-zero; two is what the brief measured.
+                let mut encoder = zstd::Encoder::new(w, 3)?;
+                encoder.multithread(2)?;
+                encoder.include_checksum(true)?;
+                Encoder::Zstd(encoder)
+            }
+        })
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Encoder::Plain(w) => Ok(w),
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Xz(e) => e.finish(),
+            Encoder::Zstd(e) => e.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Encoder::Plain(w) => w.write(buf),
+            Encoder::Gzip(e) => e.write(buf),
+            Encoder::Xz(e) => e.write(buf),
+            Encoder::Zstd(e) => e.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Encoder::Plain(w) => w.flush(),
+            Encoder::Gzip(e) => e.flush(),
+            Encoder::Xz(e) => e.flush(),
+            Encoder::Zstd(e) => e.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::FileKind;
+    use crate::materialise::plan::tests::{entry, file, link, lock_of};
+
+    #[test]
+    fn names_mark_directories_and_the_root() {
+        assert_eq!(name("/", true), "./");
+        assert_eq!(name("/usr", true), "./usr/");
+        assert_eq!(name("/usr/bin/x", false), "./usr/bin/x");
+    }
+
+    #[test]
+    fn the_first_path_of_an_inode_leads() {
+        let lock = lock_of(vec![
+            link("/a", FileKind::Hardlink, "/m"),
+            file("/m", b"m"),
+            link("/z", FileKind::Hardlink, "/m"),
+            file("/n", b"n"),
+        ]);
+        let plan = Plan::new(&lock).unwrap();
+        // Items: /a /m /n /z; /m's inode is led by /a, /n leads itself.
+        assert_eq!(leaders(&plan)[1], 0);
+        assert_eq!(leaders(&plan)[2], 2);
+    }
+
+    #[test]
+    fn what_ustar_cannot_hold_goes_to_pax() {
+        let mut meta = file(&format!("/{}", "d".repeat(120)), b"x");
+        meta.user = "u".repeat(40);
+        meta.uid = 5_000_000;
+        let member = Member {
+            size: 1,
+            link: Some("l".repeat(101)),
+            ..Member::new(&meta, EntryType::Regular)
+        };
+        let (header, pax) = headers(&member, 7).unwrap();
+        let keys: Vec<&str> = pax.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, ["path", "linkpath", "uname", "uid"]);
+        assert_eq!(pax[0].1, format!("./{}", "d".repeat(120)).into_bytes());
+        assert_eq!(pax[3].1, b"5000000");
+        assert_eq!(header.username().unwrap(), Some(""));
+        assert_eq!(header.groupname().unwrap(), Some("root"));
+        assert_eq!(header.mtime().unwrap(), 7);
+
+        let etc = entry("/etc", FileKind::Dir);
+        let short = Member::new(&etc, EntryType::Directory);
+        let (header, pax) = headers(&short, 0).unwrap();
+        assert!(pax.is_empty());
+        assert_eq!(header.path_bytes().as_ref(), b"./etc/");
+    }
+
+    #[test]
+    fn a_source_that_changed_since_it_was_checked_is_drift() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("x");
+        std::fs::write(&source, b"HELLO").unwrap();
+        let meta = file("/x", b"hello");
+        let expected = Expected {
+            size: 5,
+            digest: blake3::hash(b"hello"),
+        };
+        let mut archive = Archive {
+            builder: tar::Builder::new(Vec::new()),
+            mtime: 0,
+            out: Path::new("out.tar"),
+        };
+        let member = Member {
+            size: 5,
+            ..Member::new(&meta, EntryType::Regular)
+        };
+        let err = archive
+            .append(member, Some((&source, expected)))
+            .unwrap_err();
+        let MaterialiseError::Drift { files, .. } = err else {
+            panic!("expected drift, got {err}");
+        };
+        assert_eq!(files[0].path, "/x");
+        assert_eq!(files[0].problem, Problem::ContentDiffers);
+    }
+}

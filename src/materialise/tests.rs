@@ -1,0 +1,635 @@
+//! End-to-end tests of [`materialise`]: a fake sysroot in a tempdir and a lock built in
+//! code whose digests the tests compute.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::plan::tests::{entry, file, link, lock_of};
+use super::*;
+use crate::lock::{FileEntry, FileKind};
+
+const MTIME: u64 = 1_234_567;
+/// `cap_net_raw=ep`, as `setcap` stores it.
+const PING_CAPS: &str = "0100000200200000000000000000000000000000";
+const LONG_DIR: &str = "/usr/share/a-directory-name-long-enough-that-with-its-file-the-path-exceeds-the-ustar-name-field";
+
+fn as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn owned(mut e: FileEntry, uid: u32, user: &str) -> FileEntry {
+    e.uid = uid;
+    e.gid = uid;
+    e.user = user.to_string();
+    e.group = user.to_string();
+    e
+}
+
+fn with_mode(mut e: FileEntry, mode: u32) -> FileEntry {
+    e.mode = mode;
+    e
+}
+
+/// Content of every regular file of the test lock, by path.
+fn contents() -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("/etc/hostname".into(), b"web\n".to_vec()),
+        ("/etc/empty".into(), Vec::new()),
+        ("/usr/bin/tool".into(), b"#!/bin/sh\necho tool\n".to_vec()),
+        ("/usr/bin/ping".into(), b"\x7fELF ping".to_vec()),
+        ("/usr/share/ro/file".into(), b"read only".to_vec()),
+        (format!("{LONG_DIR}/file"), b"long".to_vec()),
+        ("/home/user/.profile".into(), b"PATH=/bin\n".to_vec()),
+    ]
+}
+
+/// A lock exercising every kind: a setuid file, a hardlink that sorts before its target,
+/// a relative symlink, a capability, a read-only directory, a long path, a fifo, a device
+/// and a non-root owner.
+fn test_lock() -> Lock {
+    let mut files = vec![
+        entry("/", FileKind::Dir),
+        entry("/etc", FileKind::Dir),
+        entry("/usr", FileKind::Dir),
+        entry("/usr/bin", FileKind::Dir),
+        entry("/usr/share", FileKind::Dir),
+        with_mode(entry("/usr/share/ro", FileKind::Dir), 0o555),
+        entry(LONG_DIR, FileKind::Dir),
+        entry("/home", FileKind::Dir),
+        with_mode(
+            owned(entry("/home/user", FileKind::Dir), 1000, "user"),
+            0o700,
+        ),
+        entry("/var", FileKind::Dir),
+        entry("/dev", FileKind::Dir),
+        link("/usr/bin/a-alias", FileKind::Hardlink, "/usr/bin/tool"),
+        link("/usr/bin/sh", FileKind::Symlink, "tool"),
+        entry("/var/fifo", FileKind::Fifo),
+        FileEntry {
+            device: Some((1, 3)),
+            mode: 0o666,
+            ..entry("/dev/null", FileKind::Char)
+        },
+    ];
+    for (path, content) in contents() {
+        let mut f = file(&path, &content);
+        match path.as_str() {
+            "/usr/bin/tool" => f.mode = 0o4755,
+            "/usr/bin/ping" => {
+                f.mode = 0o755;
+                f.caps = Some(PING_CAPS.to_string());
+            }
+            "/home/user/.profile" => f = owned(f, 1000, "user"),
+            _ => {}
+        }
+        files.push(f);
+    }
+    lock_of(files)
+}
+
+/// Writes the sysroot holding every file of [`test_lock`].
+fn write_sysroot(sysroot: &Path) {
+    for (path, content) in contents() {
+        let host = sysroot.join(&path[1..]);
+        fs::create_dir_all(host.parent().unwrap()).unwrap();
+        fs::write(host, content).unwrap();
+    }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    sources: Sources,
+    lock: Lock,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = Sources {
+            sysroot: dir.path().join("sysroot"),
+            blobs: None,
+        };
+        write_sysroot(&sources.sysroot);
+        fs::create_dir(dir.path().join("outs")).unwrap();
+        Fixture {
+            dir,
+            sources,
+            lock: test_lock(),
+        }
+    }
+
+    fn out(&self, name: &str) -> PathBuf {
+        self.dir.path().join("outs").join(name)
+    }
+
+    fn run(&self, format: Format, out: &Path, opts: &Options) -> Result<Outcome, MaterialiseError> {
+        materialise(&self.lock, "lock-1", &self.sources, format, out, opts)
+    }
+
+    /// Names in the output directory, OUT and its stamp included.
+    fn outs(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.dir.path().join("outs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+fn opts() -> Options {
+    Options {
+        mtime: MTIME,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn format_follows_the_flag_then_the_extension() {
+    let choose = |name, out: &str| Format::choose(name, Path::new(out)).unwrap();
+    assert_eq!(choose(None, "a/out"), Format::Chroot);
+    assert_eq!(choose(None, "out.tar"), Format::Tar(Compression::None));
+    assert_eq!(choose(None, "out.tar.gz"), Format::Tar(Compression::Gzip));
+    assert_eq!(choose(None, "out.tgz"), Format::Tar(Compression::Gzip));
+    assert_eq!(choose(None, "out.tar.xz"), Format::Tar(Compression::Xz));
+    assert_eq!(choose(None, "out.txz"), Format::Tar(Compression::Xz));
+    assert_eq!(choose(None, "out.tar.zst"), Format::Tar(Compression::Zstd));
+    assert_eq!(choose(None, "out.tzst"), Format::Tar(Compression::Zstd));
+    assert_eq!(choose(None, "out.gz"), Format::Chroot);
+    assert_eq!(choose(Some("tar"), "out"), Format::Tar(Compression::None));
+    assert_eq!(
+        choose(Some("tar"), "o.tar.xz"),
+        Format::Tar(Compression::Xz)
+    );
+    assert_eq!(choose(Some("chroot"), "o.tar.gz"), Format::Chroot);
+    let err = Format::choose(Some("zip"), Path::new("o")).unwrap_err();
+    assert!(err.to_string().contains("`zip`"), "{err}");
+}
+
+fn decompress(bytes: &[u8], compression: Compression) -> Vec<u8> {
+    let mut plain = Vec::new();
+    match compression {
+        Compression::None => plain.extend_from_slice(bytes),
+        Compression::Gzip => {
+            flate2::read::GzDecoder::new(bytes)
+                .read_to_end(&mut plain)
+                .unwrap();
+        }
+        Compression::Xz => {
+            liblzma::read::XzDecoder::new(bytes)
+                .read_to_end(&mut plain)
+                .unwrap();
+        }
+        Compression::Zstd => {
+            zstd::Decoder::new(bytes)
+                .unwrap()
+                .read_to_end(&mut plain)
+                .unwrap();
+        }
+    }
+    plain
+}
+
+#[test]
+fn tar_is_byte_identical_across_runs_for_every_compression() {
+    let fx = Fixture::new();
+    let mut plain_tar = None;
+    for (compression, ext) in [
+        (Compression::None, "tar"),
+        (Compression::Gzip, "tar.gz"),
+        (Compression::Xz, "tar.xz"),
+        (Compression::Zstd, "tar.zst"),
+    ] {
+        let first = fx.out(&format!("one.{ext}"));
+        let second = fx.out(&format!("two.{ext}"));
+        let format = Format::choose(None, &first).unwrap();
+        assert_eq!(format, Format::Tar(compression));
+        let outcome = fx.run(format, &first, &opts()).unwrap();
+        assert!(outcome.built);
+        fx.run(format, &second, &opts()).unwrap();
+        let bytes = fs::read(&first).unwrap();
+        assert_eq!(
+            bytes,
+            fs::read(&second).unwrap(),
+            "{ext} differs between runs"
+        );
+        // Every compression wraps the very same tar stream.
+        let plain = decompress(&bytes, compression);
+        match &plain_tar {
+            None => plain_tar = Some(plain),
+            Some(expected) => assert!(*expected == plain, "{ext} holds another tar"),
+        }
+    }
+}
+
+/// What the tests check of one archive member.
+#[derive(Debug)]
+struct Member {
+    kind: tar::EntryType,
+    mode: u32,
+    uid: u64,
+    user: String,
+    mtime: u64,
+    link: Option<String>,
+    device: Option<(u32, u32)>,
+    caps: Option<Vec<u8>>,
+    content: Vec<u8>,
+}
+
+fn read_tar(path: &Path) -> Vec<(String, Member)> {
+    let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
+    let mut members = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+        let caps = entry.pax_extensions().unwrap().and_then(|mut pax| {
+            pax.find_map(|record| {
+                let record = record.unwrap();
+                (record.key().unwrap() == "SCHILY.xattr.security.capability")
+                    .then(|| record.value_bytes().to_vec())
+            })
+        });
+        let header = entry.header().clone();
+        let link = entry
+            .link_name_bytes()
+            .map(|l| String::from_utf8(l.into_owned()).unwrap());
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        let kind = header.entry_type();
+        let device = (kind.is_character_special() || kind.is_block_special()).then(|| {
+            (
+                header.device_major().unwrap().unwrap(),
+                header.device_minor().unwrap().unwrap(),
+            )
+        });
+        members.push((
+            name,
+            Member {
+                kind,
+                mode: header.mode().unwrap(),
+                uid: header.uid().unwrap(),
+                user: header.username().unwrap().unwrap_or_default().to_string(),
+                mtime: header.mtime().unwrap(),
+                link,
+                device,
+                caps,
+                content,
+            },
+        ));
+    }
+    members
+}
+
+#[test]
+fn tar_holds_the_locks_names_owners_modes_and_links() {
+    let fx = Fixture::new();
+    let out = fx.out("out.tar");
+    let outcome = fx
+        .run(Format::Tar(Compression::None), &out, &opts())
+        .unwrap();
+    assert_eq!(
+        outcome.files,
+        fx.lock.files.len() - 1,
+        "every entry but the root"
+    );
+    let total: u64 = contents().iter().map(|(_, c)| c.len() as u64).sum();
+    assert_eq!(outcome.bytes, total);
+
+    let members = read_tar(&out);
+    let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|n| n.trim_end_matches('/').to_string());
+    assert_eq!(names, sorted, "members in lock order");
+    assert_eq!(names[0], "./");
+    assert!(names.contains(&"./usr/bin/"));
+    let by_name: BTreeMap<&str, &Member> = members.iter().map(|(n, m)| (n.as_str(), m)).collect();
+    assert_eq!(by_name.len(), fx.lock.files.len());
+
+    for (name, member) in &by_name {
+        assert_eq!(member.mtime, MTIME, "{name}");
+    }
+    let tool = by_name["./usr/bin/a-alias"];
+    assert_eq!(
+        tool.kind,
+        tar::EntryType::Regular,
+        "first path of the inode has the bytes"
+    );
+    assert_eq!(tool.content, b"#!/bin/sh\necho tool\n");
+    assert_eq!(
+        (tool.mode, tool.uid, tool.user.as_str()),
+        (0o4755, 0, "root")
+    );
+    let hardlink = by_name["./usr/bin/tool"];
+    assert_eq!(hardlink.kind, tar::EntryType::Link);
+    assert_eq!(hardlink.link.as_deref(), Some("./usr/bin/a-alias"));
+    let symlink = by_name["./usr/bin/sh"];
+    assert_eq!(symlink.kind, tar::EntryType::Symlink);
+    assert_eq!(symlink.link.as_deref(), Some("tool"));
+
+    let ro = by_name["./usr/share/ro/"];
+    assert_eq!((ro.kind, ro.mode), (tar::EntryType::Directory, 0o555));
+    let profile = by_name["./home/user/.profile"];
+    assert_eq!((profile.uid, profile.user.as_str()), (1000, "user"));
+    let null = by_name["./dev/null"];
+    assert_eq!(
+        (null.kind, null.device, null.mode),
+        (tar::EntryType::Char, Some((1, 3)), 0o666)
+    );
+    assert_eq!(by_name["./var/fifo"].kind, tar::EntryType::Fifo);
+    let ping = by_name["./usr/bin/ping"];
+    assert_eq!(ping.caps, Some(hex::decode(PING_CAPS).unwrap()));
+    let long = format!(".{LONG_DIR}/file");
+    assert!(long.len() > 100);
+    assert_eq!(
+        by_name[long.as_str()].content,
+        b"long",
+        "long name through PAX"
+    );
+}
+
+#[test]
+fn chroot_reproduces_the_tree() {
+    let fx = Fixture::new();
+    let out = fx.out("root");
+    let outcome = fx.run(Format::Chroot, &out, &opts()).unwrap();
+    assert!(outcome.built);
+    assert_eq!(fx.outs(), [".root.appliance-stamp", "root"]);
+
+    for (path, content) in contents() {
+        assert_eq!(fs::read(out.join(&path[1..])).unwrap(), content, "{path}");
+    }
+    assert_eq!(
+        fs::read_link(out.join("usr/bin/sh")).unwrap(),
+        Path::new("tool")
+    );
+    let tool = fs::metadata(out.join("usr/bin/tool")).unwrap();
+    let alias = fs::metadata(out.join("usr/bin/a-alias")).unwrap();
+    assert_eq!(tool.ino(), alias.ino(), "hardlinks share an inode");
+    assert_eq!(tool.nlink(), 2);
+    assert_eq!(tool.mode() & 0o7777, 0o4755);
+    assert_eq!(
+        fs::metadata(out.join("usr/share/ro")).unwrap().mode() & 0o7777,
+        0o555
+    );
+    assert_eq!(fs::metadata(&out).unwrap().mode() & 0o7777, 0o755);
+    assert!(
+        fs::metadata(out.join("var/fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+
+    for file in fx.lock.files.iter() {
+        let path = out.join(file.path.trim_start_matches('/'));
+        if file.kind == FileKind::Char && !as_root() {
+            continue;
+        }
+        let meta = fs::symlink_metadata(&path).unwrap();
+        assert_eq!(meta.mtime(), MTIME as i64, "mtime of {}", file.path);
+    }
+
+    if !as_root() {
+        eprintln!("not root: skipping the owner, capability and device checks of the chroot");
+        assert!(outcome.warnings.iter().any(|w| w.contains("/dev/null")));
+        return;
+    }
+    assert!(outcome.warnings.is_empty(), "{:?}", outcome.warnings);
+    let profile = fs::metadata(out.join("home/user/.profile")).unwrap();
+    assert_eq!((profile.uid(), profile.gid()), (1000, 1000));
+    let home = fs::metadata(out.join("home/user")).unwrap();
+    assert_eq!((home.uid(), home.mode() & 0o7777), (1000, 0o700));
+    assert_eq!(tool.uid(), 0);
+    let null = fs::metadata(out.join("dev/null")).unwrap();
+    assert!(null.file_type().is_char_device());
+    assert_eq!(null.rdev(), libc::makedev(1, 3));
+    match xattr::get(out.join("usr/bin/ping"), "security.capability") {
+        Ok(caps) => assert_eq!(caps, Some(hex::decode(PING_CAPS).unwrap())),
+        Err(e) => eprintln!("filesystem keeps no security xattrs ({e}): capability check skipped"),
+    }
+}
+
+#[test]
+fn a_second_build_replaces_the_tree_and_leaves_nothing_else() {
+    let mut fx = Fixture::new();
+    let out = fx.out("root");
+    fx.run(Format::Chroot, &out, &opts()).unwrap();
+    fs::write(fx.sources.sysroot.join("etc/hostname"), b"db\n").unwrap();
+    let hostname = fx
+        .lock
+        .files
+        .iter_mut()
+        .find(|f| f.path == "/etc/hostname")
+        .unwrap();
+    *hostname = file("/etc/hostname", b"db\n");
+    fx.run(Format::Chroot, &out, &opts()).unwrap();
+    assert_eq!(fs::read(out.join("etc/hostname")).unwrap(), b"db\n");
+    assert_eq!(fx.outs(), [".root.appliance-stamp", "root"]);
+}
+
+#[test]
+fn drift_lists_every_bad_file_and_leaves_out_alone() {
+    for format in [Format::Chroot, Format::Tar(Compression::Gzip)] {
+        let fx = Fixture::new();
+        let out = fx.out("out");
+        fx.run(format, &out, &opts()).unwrap();
+        let before = fx.outs();
+        let snapshot = |p: &Path| match format {
+            Format::Chroot => fs::read(p.join("etc/hostname")).unwrap(),
+            Format::Tar(_) => fs::read(p).unwrap(),
+        };
+        let old = snapshot(&out);
+
+        let root = &fx.sources.sysroot;
+        fs::write(root.join("etc/hostname"), b"db!\n").unwrap();
+        fs::remove_file(root.join("usr/bin/ping")).unwrap();
+        fs::remove_file(root.join("usr/bin/tool")).unwrap();
+        std::os::unix::fs::symlink("/bin/sh", root.join("usr/bin/tool")).unwrap();
+
+        let err = fx.run(format, &out, &opts()).unwrap_err();
+        let MaterialiseError::Drift { files, .. } = &err else {
+            panic!("expected drift, got {err}");
+        };
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["/etc/hostname", "/usr/bin/ping", "/usr/bin/tool"]);
+        let text = err.to_string();
+        assert!(
+            text.starts_with("3 files differ from the lock:\n"),
+            "{text}"
+        );
+        for line in [
+            "/etc/hostname (package pkg): content differs",
+            "/usr/bin/ping (package pkg): missing",
+            "/usr/bin/tool (package pkg): not a regular file (a symlink)",
+        ] {
+            assert!(text.contains(line), "{line} not in:\n{text}");
+        }
+        assert_eq!(snapshot(&out), old, "{format:?}: OUT changed");
+        assert_eq!(fx.outs(), before, "{format:?}: temporaries left behind");
+    }
+}
+
+#[test]
+fn a_blob_stands_in_for_a_host_file_that_differs() {
+    for format in [Format::Chroot, Format::Tar(Compression::None)] {
+        let mut fx = Fixture::new();
+        let blobs = fx.dir.path().join("blobs");
+        let wanted = b"web\n";
+        let hex = blake3::hash(wanted).to_hex();
+        fs::create_dir_all(blobs.join(&hex[..2])).unwrap();
+        fs::write(blobs.join(&hex[..2]).join(hex.as_str()), wanted).unwrap();
+        fx.sources.blobs = Some(blobs);
+        fs::write(fx.sources.sysroot.join("etc/hostname"), b"WEB\n").unwrap();
+
+        let out = fx.out("out");
+        fx.run(format, &out, &opts()).unwrap();
+        let got = match format {
+            Format::Chroot => fs::read(out.join("etc/hostname")).unwrap(),
+            Format::Tar(_) => {
+                read_tar(&out)
+                    .into_iter()
+                    .find(|(n, _)| n == "./etc/hostname")
+                    .unwrap()
+                    .1
+                    .content
+            }
+        };
+        assert_eq!(got, wanted, "{format:?}");
+    }
+}
+
+#[test]
+fn hostile_locks_are_refused_before_anything_is_written() {
+    let fx = Fixture::new();
+    let out = fx.dir.path().join("never/out");
+    let hostile = [
+        (
+            "/lib/x",
+            lock_of(vec![
+                entry("/etc", FileKind::Dir),
+                link("/lib", FileKind::Symlink, "/etc"),
+                file("/lib/x", b"x"),
+            ]),
+        ),
+        (
+            "/usr/../x",
+            lock_of(vec![entry("/usr", FileKind::Dir), file("/usr/../x", b"x")]),
+        ),
+        (
+            "/x",
+            lock_of(vec![link("/x", FileKind::Hardlink, "/etc/shadow")]),
+        ),
+    ];
+    for (bad, lock) in hostile {
+        for format in [Format::Chroot, Format::Tar(Compression::None)] {
+            let err = materialise(&lock, "id", &fx.sources, format, &out, &opts()).unwrap_err();
+            assert!(
+                matches!(&err, MaterialiseError::InvalidLock { path, .. } if path == bad),
+                "{err}"
+            );
+            assert!(err.to_string().contains(bad), "{err}");
+            assert!(
+                !fx.dir.path().join("never").exists(),
+                "something was written"
+            );
+        }
+    }
+}
+
+#[test]
+fn if_newer_answers_from_the_stamp_without_the_sysroot() {
+    for format in [Format::Chroot, Format::Tar(Compression::Zstd)] {
+        let fx = Fixture::new();
+        let out = fx.out("out");
+        let opts = Options {
+            if_newer: true,
+            ..opts()
+        };
+        assert!(fx.run(format, &out, &opts).unwrap().built);
+        fs::remove_dir_all(&fx.sources.sysroot).unwrap();
+        let again = fx.run(format, &out, &opts).unwrap();
+        assert!(!again.built, "{format:?}");
+
+        // Another lock id is another request: it rebuilds (and needs the sysroot).
+        let other = materialise(&fx.lock, "lock-2", &fx.sources, format, &out, &opts);
+        assert!(matches!(other, Err(MaterialiseError::Drift { .. })));
+        write_sysroot(&fx.sources.sysroot);
+        let rebuilt = materialise(&fx.lock, "lock-2", &fx.sources, format, &out, &opts).unwrap();
+        assert!(rebuilt.built);
+        let once_more = materialise(&fx.lock, "lock-2", &fx.sources, format, &out, &opts).unwrap();
+        assert!(!once_more.built);
+
+        // A different mtime is a different output too.
+        let later = Options {
+            mtime: MTIME + 1,
+            ..opts.clone()
+        };
+        assert!(
+            materialise(&fx.lock, "lock-2", &fx.sources, format, &out, &later)
+                .unwrap()
+                .built
+        );
+    }
+}
+
+#[test]
+fn concurrent_runs_sharing_a_lock_file_build_once() {
+    let fx = Fixture::new();
+    let out = fx.out("out.tar.gz");
+    let opts = Options {
+        if_newer: true,
+        lock_file: Some(fx.dir.path().join("outs/out.lock")),
+        mtime: MTIME,
+    };
+    let builds: usize = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| fx.run(Format::Tar(Compression::Gzip), &out, &opts)))
+            .collect();
+        runs.into_iter()
+            .map(|run| usize::from(run.join().unwrap().unwrap().built))
+            .sum()
+    });
+    assert_eq!(builds, 1);
+    assert_eq!(
+        fx.outs(),
+        [".out.tar.gz.appliance-stamp", "out.lock", "out.tar.gz"]
+    );
+}
+
+#[test]
+fn refuses_to_replace_the_sysroot() {
+    let fx = Fixture::new();
+    let err = fx
+        .run(Format::Chroot, &fx.sources.sysroot, &opts())
+        .unwrap_err();
+    assert!(
+        matches!(err, MaterialiseError::UnsafeOutput { .. }),
+        "{err}"
+    );
+    assert!(fx.sources.sysroot.join("etc/hostname").exists());
+}
+
+#[test]
+fn permissions_survive_a_read_only_tree_being_replaced() {
+    let fx = Fixture::new();
+    let out = fx.out("root");
+    fx.run(Format::Chroot, &out, &opts()).unwrap();
+    assert_eq!(
+        fs::metadata(out.join("usr/share/ro"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o555
+    );
+    let outcome = fx.run(Format::Chroot, &out, &opts()).unwrap();
+    assert!(
+        outcome.warnings.iter().all(|w| !w.contains("previous")),
+        "{:?}",
+        outcome.warnings
+    );
+    assert_eq!(fx.outs(), [".root.appliance-stamp", "root"]);
+}

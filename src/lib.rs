@@ -4,6 +4,8 @@
 //! -> [`lock`] -> [`repo`] -> [`materialise`] -> output. [`source`] describes the
 //! package universe the resolver chooses from.
 
+pub mod commands;
+mod error;
 pub mod lang;
 pub mod lock;
 pub mod materialise;
@@ -11,3 +13,5 @@ pub mod repo;
 pub mod resolve;
 pub mod source;
 pub mod workspace;
+
+pub use error::{Error, Result};

@@ -1,1 +1,202 @@
-fn main() {}
+//! The `appliance` command line: parses arguments and hands them to the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use appliance::commands::{self, CompileOptions, Context, Lookup, MaterialiseOptions, ShowOptions};
+use clap::{Parser, Subcommand};
+
+/// Build exact, reproducible operating-system appliances from short KDL groups.
+#[derive(Parser)]
+#[command(name = "appliance", version, about, long_about = None)]
+struct Cli {
+    /// The workspace folder (default: look upward for `groups/` or `store/`).
+    #[arg(long, global = true, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    /// The SQLite repository (default: `store/repo.sqlite` in the workspace).
+    #[arg(long, global = true, value_name = "PATH")]
+    repo: Option<PathBuf>,
+    /// Read the host's packages and files under this root.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    sysroot: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Resolve groups into locks, one per flavor, and store them in the repository.
+    #[command(
+        after_help = "Example:\n  appliance compile groups/base.kdl\n  appliance compile groups/web.kdl --flavor openvz"
+    )]
+    Compile {
+        /// Group files (or group names) to compile.
+        #[arg(required = true, value_name = "GROUP.kdl")]
+        groups: Vec<String>,
+        /// Flavors to compile for (a flavor name or a string such as `[!kernel,openvz is: x86_64]`); default: the group's `flavors`.
+        #[arg(long, value_name = "F")]
+        flavor: Vec<String>,
+    },
+    /// Rehydrate a stored lock into a chroot directory or a tarball.
+    #[command(
+        after_help = "Example:\n  appliance materialise base --flavor openvz --format chroot -o /tmp/base\n  appliance materialise base --flavor openvz -o base.tar.zst"
+    )]
+    Materialise {
+        /// The group (may be left out when the repository holds one group).
+        group: Option<String>,
+        /// The flavor to materialise.
+        #[arg(long, value_name = "F")]
+        flavor: String,
+        /// Output format: chroot or tar (default: tar for a tar extension, else chroot).
+        #[arg(long, value_name = "FMT")]
+        format: Option<String>,
+        /// Output path (default: `GROUP-FLAVOR` in the current folder).
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<PathBuf>,
+        /// The lock version: `1.0` (its latest revision) or `1.0-2`; default the newest.
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        /// Return at once when OUT was built from the same lock with the same options.
+        #[arg(long)]
+        if_newer: bool,
+        /// Serialise concurrent builds of this output on this lock file.
+        #[arg(long, value_name = "FILE")]
+        lock: Option<PathBuf>,
+    },
+    /// List the stored locks.
+    #[command(after_help = "Example:\n  appliance list")]
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a stored lock: its packages, and with --files its files.
+    #[command(after_help = "Example:\n  appliance show base --flavor openvz --files")]
+    Show {
+        /// The group.
+        group: String,
+        /// The flavor.
+        #[arg(long, value_name = "F")]
+        flavor: String,
+        /// The lock version (`1.0` or `1.0-2`); default the newest.
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        /// List every file too.
+        #[arg(long)]
+        files: bool,
+        /// Print the whole lock as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the workspace's flavors with their canonical strings.
+    #[command(after_help = "Example:\n  appliance flavors")]
+    Flavors {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Explain why a package is in a lock: the chain back to the group that named it.
+    #[command(after_help = "Example:\n  appliance why libc6 --group base --flavor openvz")]
+    Why {
+        /// The package.
+        package: String,
+        /// The group.
+        #[arg(long, value_name = "G")]
+        group: String,
+        /// The flavor.
+        #[arg(long, value_name = "F")]
+        flavor: String,
+        /// The lock version; default the newest.
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = Context::new(cli.workspace.as_deref(), cli.repo.as_deref(), &cli.sysroot)
+        .and_then(|ctx| run(&ctx, cli.command, &mut out));
+    let _ = out.flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            commands::report(&err);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<(), appliance::Error> {
+    match command {
+        Command::Compile { groups, flavor } => commands::compile(
+            ctx,
+            &CompileOptions {
+                groups,
+                flavors: flavor,
+            },
+            out,
+        ),
+        Command::Materialise {
+            group,
+            flavor,
+            format,
+            output,
+            version,
+            if_newer,
+            lock,
+        } => commands::materialise(
+            ctx,
+            &MaterialiseOptions {
+                lookup: Lookup {
+                    group,
+                    flavor,
+                    version,
+                },
+                format,
+                output,
+                if_newer,
+                lock_file: lock,
+            },
+            out,
+        ),
+        Command::List { json } => commands::list(ctx, json, out),
+        Command::Show {
+            group,
+            flavor,
+            version,
+            files,
+            json,
+        } => commands::show(
+            ctx,
+            &ShowOptions {
+                lookup: Lookup {
+                    group: Some(group),
+                    flavor,
+                    version,
+                },
+                files,
+                json,
+            },
+            out,
+        ),
+        Command::Flavors { json } => commands::flavors(ctx, json, out),
+        Command::Why {
+            package,
+            group,
+            flavor,
+            version,
+        } => commands::why(
+            ctx,
+            &package,
+            &Lookup {
+                group: Some(group),
+                flavor,
+                version,
+            },
+            out,
+        ),
+    }
+}

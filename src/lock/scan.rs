@@ -113,6 +113,26 @@ impl Accounts {
     pub fn group(&self, gid: u32) -> &str {
         self.groups.get(&gid).map_or("", String::as_str)
     }
+
+    /// The id of user `name` (a group `file` statement's owner); a number is taken as is.
+    pub fn uid_of(&self, name: &str) -> Option<u32> {
+        id_of(&self.users, name)
+    }
+
+    /// The id of group `name`; a number is taken as is.
+    pub fn gid_of(&self, name: &str) -> Option<u32> {
+        id_of(&self.groups, name)
+    }
+}
+
+fn id_of(names: &HashMap<u32, String>, name: &str) -> Option<u32> {
+    name.parse().ok().or_else(|| {
+        names
+            .iter()
+            .filter(|(_, n)| n.as_str() == name)
+            .map(|(id, _)| *id)
+            .min()
+    })
 }
 
 /// Reads `name:password:id:...` lines. Like glibc, the first name for an id wins and

@@ -98,8 +98,10 @@ impl Relation {
             reason,
         };
         let mut rest = text.trim();
-        if let Some(i) = rest.find(['[', '<']) {
-            rest = rest[..i].trim_end();
+        // Restrictions follow the version constraint, whose operator may itself be `<<`.
+        let after_constraint = rest.find(')').map_or(0, |i| i + 1);
+        if let Some(i) = rest[after_constraint..].find(['[', '<']) {
+            rest = rest[..after_constraint + i].trim_end();
         }
         let (head, constraint) = match rest.find('(') {
             Some(open) => {
@@ -171,6 +173,10 @@ mod tests {
         let r = Relation::parse("python3:any (>=3.9~)").unwrap();
         assert_eq!(r.arch.as_deref(), Some("any"));
         assert_eq!(r.constraint, Some((Op::Ge, "3.9~".into())));
+        let r = Relation::parse("libfoo (<< 2.0~) [amd64] <!nocheck>").unwrap();
+        assert_eq!(r.constraint, Some((Op::Lt, "2.0~".into())));
+        let r = Relation::parse("foo (<= 1)").unwrap();
+        assert_eq!(r.constraint, Some((Op::Le, "1".into())));
         let r = Relation::parse("foo [amd64] <!nocheck>").unwrap();
         assert_eq!((r.name.as_str(), r.constraint), ("foo", None));
     }

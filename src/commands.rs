@@ -1,0 +1,586 @@
+//! The operations behind each CLI command: they tie the language, sources, resolver,
+//! lock, repository and materialiser together and write what the user reads.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::lang::Flavor;
+use crate::lock::scan::{Accounts, scan_installed};
+use crate::lock::{self, FileEntry, FileKind, Lock, LockedPackage, Parts, Reason};
+use crate::materialise::{self, Format, Sources};
+use crate::repo::{BlobStore, Repository, StoredLock};
+use crate::resolve::{self, RESOLVER_VERSION, Request, Universe, Wanted};
+use crate::source::dpkg::DpkgDatabase;
+use crate::workspace::{Recipe, Workspace};
+
+/// Where a command works: the workspace, the repository file and the host root.
+pub struct Context {
+    /// The workspace holding `groups/`, `flavors/` and `store/`.
+    pub workspace: Workspace,
+    /// The SQLite repository file.
+    pub repo_path: PathBuf,
+    /// The root under which host packages and files are read.
+    pub sysroot: PathBuf,
+}
+
+impl Context {
+    /// Finds the workspace (explicit, or upward from the current folder) and the repository.
+    pub fn new(workspace: Option<&Path>, repo: Option<&Path>, sysroot: &Path) -> Result<Context> {
+        let cwd = std::env::current_dir().map_err(|source| Error::Io {
+            path: PathBuf::from("."),
+            source,
+        })?;
+        let workspace = Workspace::discover(&cwd, workspace)?;
+        let repo_path = match repo {
+            Some(path) => path.to_path_buf(),
+            None => workspace.store_dir().join("repo.sqlite"),
+        };
+        Ok(Context {
+            workspace,
+            repo_path,
+            sysroot: sysroot.to_path_buf(),
+        })
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.workspace.store_dir().join("blobs")
+    }
+
+    /// Opens the repository for reading: a missing one is an error, not a new empty file.
+    fn existing_repo(&self) -> Result<Repository> {
+        if !self.repo_path.exists() {
+            return Err(Error::Usage(format!(
+                "no repository at {}: run `appliance compile` first",
+                self.repo_path.display()
+            )));
+        }
+        Ok(Repository::open(&self.repo_path)?)
+    }
+
+    /// Loads the lock a command names, choosing the only group when none is given.
+    fn load(&self, repo: &Repository, lookup: &Lookup) -> Result<(StoredLock, Flavor)> {
+        let group = match &lookup.group {
+            Some(group) => group.clone(),
+            None => only_group(repo)?,
+        };
+        let flavor = self.workspace.flavor(&lookup.flavor)?;
+        let stored = repo.load(&group, &flavor.canonical(), lookup.version.as_deref())?;
+        Ok((stored, flavor))
+    }
+}
+
+fn only_group(repo: &Repository) -> Result<String> {
+    let groups = repo.groups()?;
+    match groups.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(Error::Usage(
+            "the repository holds no group yet: run `appliance compile` first".into(),
+        )),
+        many => Err(Error::Usage(format!(
+            "the repository holds several groups ({}): name one",
+            many.join(", ")
+        ))),
+    }
+}
+
+/// Which stored lock a command is about.
+pub struct Lookup {
+    /// The group; `None` means the repository's only group.
+    pub group: Option<String>,
+    /// A flavor name or canonical flavor string.
+    pub flavor: String,
+    /// `1.0` or `1.0-2`; `None` means the newest.
+    pub version: Option<String>,
+}
+
+/// What `appliance compile` was asked.
+pub struct CompileOptions {
+    /// Group files or names.
+    pub groups: Vec<String>,
+    /// Flavors; empty means each group's own `flavors` list.
+    pub flavors: Vec<String>,
+}
+
+/// Compiles every group for every flavor and stores the locks.
+pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Result<()> {
+    let ws = &ctx.workspace;
+    // Validate every group and flavor before reading the host or touching the repository.
+    let mut jobs = Vec::new();
+    for spec in &opts.groups {
+        let file = ws.group_file(spec)?;
+        let def = ws.load_group(&file)?;
+        let names = if opts.flavors.is_empty() {
+            def.flavors.clone()
+        } else {
+            opts.flavors.clone()
+        };
+        if names.is_empty() {
+            return Err(Error::Usage(format!(
+                "group {} lists no flavors in {}: pass --flavor",
+                def.name,
+                file.display()
+            )));
+        }
+        for name in names {
+            let flavor = ws.flavor(&name)?;
+            let recipe = ws.recipe(&file, &flavor)?;
+            jobs.push(recipe);
+        }
+    }
+    let db = DpkgDatabase::read(&ctx.sysroot)?;
+    let accounts = Accounts::read(&ctx.sysroot)?;
+    let blobs = BlobStore::open(&ctx.blobs_dir())?;
+    let mut repo = Repository::open(&ctx.repo_path)?;
+    let mut universes: HashMap<String, Universe> = HashMap::new();
+    for recipe in jobs {
+        let arch = recipe.flavor.debian_arch().to_string();
+        let universe = universes.entry(arch.clone()).or_insert_with(|| {
+            let packages = db.packages.iter().map(|p| p.package.clone()).collect();
+            Universe::new(packages, &arch)
+        });
+        let compiled = compile_recipe(ctx, &recipe, &db, universe, &accounts, &blobs)?;
+        let stored = repo.store(&compiled.lock)?;
+        let status = if stored.unchanged {
+            "unchanged"
+        } else {
+            "stored"
+        };
+        writeln!(
+            out,
+            "{} {status}: {} packages, {} files, lock {}",
+            compiled.lock.address(stored.revision),
+            compiled.lock.packages.len(),
+            compiled.lock.files.len(),
+            short(&stored.lock_id),
+        )
+        .map_err(stdout_error)?;
+        if let Some((package, path)) = compiled.missing.first() {
+            eprintln!(
+                "warning: {} paths listed by dpkg are absent on the host and not in the lock (first: {path} of {package})",
+                compiled.missing.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+struct Compiled {
+    lock: Lock,
+    missing: Vec<(String, String)>,
+}
+
+fn compile_recipe(
+    ctx: &Context,
+    recipe: &Recipe,
+    db: &DpkgDatabase,
+    universe: &Universe,
+    accounts: &Accounts,
+    blobs: &BlobStore,
+) -> Result<Compiled> {
+    let request = Request {
+        wanted: recipe
+            .packages
+            .iter()
+            .map(|p| Wanted {
+                name: p.name.clone(),
+                constraint: p.constraint.clone(),
+                reason: p.reason.clone(),
+                root: recipe.group.clone(),
+            })
+            .collect(),
+        removes: recipe.removes.iter().map(|r| r.name.clone()).collect(),
+        essential: true,
+    };
+    let resolution = resolve::resolve(universe, &request)?;
+    let chosen: Vec<usize> = resolution.chosen.iter().map(|c| c.index).collect();
+    let scan = scan_installed(&ctx.sysroot, db, &chosen)?;
+    let packages = resolution
+        .chosen
+        .iter()
+        .map(|c| {
+            let p = &universe.packages()[c.index];
+            LockedPackage {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                arch: p.arch.clone(),
+                source: p.origin.as_str().to_string(),
+                reason: c.reason.clone(),
+            }
+        })
+        .collect();
+    let mut group_files = Vec::new();
+    for file in &recipe.files {
+        let uid = accounts.uid_of(&file.user).ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: owner `{}` of {} is not a user of the system (etc/passwd under {})",
+                file.location,
+                file.user,
+                file.path,
+                ctx.sysroot.display()
+            ))
+        })?;
+        let gid = accounts.gid_of(&file.group).ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: group `{}` of {} is not a group of the system (etc/group under {})",
+                file.location,
+                file.group,
+                file.path,
+                ctx.sysroot.display()
+            ))
+        })?;
+        group_files.push(FileEntry {
+            kind: FileKind::File,
+            mode: file.mode,
+            uid,
+            gid,
+            user: file.user.clone(),
+            group: file.group.clone(),
+            size: file.content.len() as u64,
+            digest: Some(blobs.put(&file.content)?),
+            ..FileEntry::directory(&file.path)
+        });
+    }
+    let lock = lock::assemble(Parts {
+        group: recipe.group.clone(),
+        version: recipe.version.clone(),
+        flavor: recipe.flavor.canonical(),
+        inputs: lock::Inputs {
+            group_files: recipe.inputs.clone(),
+            resolver: RESOLVER_VERSION,
+        },
+        cmd: recipe.cmd.clone(),
+        packages,
+        package_entries: scan.entries,
+        excludes: recipe.excludes.clone(),
+        group_files,
+    })?;
+    Ok(Compiled {
+        lock,
+        missing: scan.missing,
+    })
+}
+
+/// What `appliance materialise` was asked.
+pub struct MaterialiseOptions {
+    /// Which lock.
+    pub lookup: Lookup,
+    /// `--format`.
+    pub format: Option<String>,
+    /// `-o OUT`; default `GROUP-FLAVOR` in the current folder.
+    pub output: Option<PathBuf>,
+    /// `--if-newer`.
+    pub if_newer: bool,
+    /// `--lock FILE`.
+    pub lock_file: Option<PathBuf>,
+}
+
+/// Materialises a stored lock into a chroot or tarball.
+pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write) -> Result<()> {
+    let repo = ctx.existing_repo()?;
+    let (stored, flavor) = ctx.load(&repo, &opts.lookup)?;
+    let output = opts.output.clone().unwrap_or_else(|| {
+        let flavor_name = flavor.name.clone().unwrap_or_else(|| "custom".into());
+        PathBuf::from(format!("{}-{flavor_name}", stored.lock.group))
+    });
+    let format = choose_format(opts.format.as_deref(), &flavor, &output)?;
+    let options = materialise::Options {
+        if_newer: opts.if_newer,
+        lock_file: opts.lock_file.clone(),
+        mtime: source_date_epoch()?,
+    };
+    let sources = Sources {
+        sysroot: ctx.sysroot.clone(),
+        blobs: Some(ctx.blobs_dir()),
+    };
+    let outcome = materialise::materialise(
+        &stored.lock,
+        &stored.lock_id,
+        &sources,
+        format,
+        &output,
+        &options,
+    )?;
+    for warning in &outcome.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let address = stored.lock.address(stored.revision);
+    if outcome.built {
+        writeln!(
+            out,
+            "{address} -> {}: {} entries, {} bytes",
+            output.display(),
+            outcome.files,
+            outcome.bytes
+        )
+    } else {
+        writeln!(out, "{address} -> {}: up to date", output.display())
+    }
+    .map_err(stdout_error)
+}
+
+/// `--format` wins; then a tar extension on OUT; then the flavor's own format.
+fn choose_format(explicit: Option<&str>, flavor: &Flavor, output: &Path) -> Result<Format> {
+    if explicit.is_none()
+        && Format::choose(None, output)? == Format::Chroot
+        && let Some(wanted) = flavor
+            .format
+            .as_deref()
+            .filter(|f| *f != "chroot" && *f != "tar")
+    {
+        return Err(Error::Usage(format!(
+            "flavor {} defaults to format `{wanted}`, which this version cannot build yet: pass --format chroot or --format tar",
+            flavor.name.as_deref().unwrap_or("given")
+        )));
+    }
+    Ok(Format::choose(explicit, output)?)
+}
+
+/// Every entry's mtime: `SOURCE_DATE_EPOCH` when set (as reproducible-builds.org
+/// defines it), else 0, so the same lock always gives the same bytes.
+fn source_date_epoch() -> Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            Error::Usage(format!(
+                "SOURCE_DATE_EPOCH must be a whole number of seconds, not `{text}`"
+            ))
+        }),
+        Err(_) => Ok(0),
+    }
+}
+
+/// Lists every stored lock revision.
+pub fn list(ctx: &Context, json: bool, out: &mut dyn Write) -> Result<()> {
+    let repo = ctx.existing_repo()?;
+    let revisions = repo.revisions()?;
+    if json {
+        let rows: Vec<_> = revisions
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "group": r.group, "version": r.version, "revision": r.revision,
+                    "flavor": r.flavor, "lock_id": r.lock_id, "created": r.created,
+                    "packages": r.packages, "files": r.files,
+                })
+            })
+            .collect();
+        return write_json(out, &rows);
+    }
+    for r in &revisions {
+        writeln!(
+            out,
+            "{}={}-{}{}  {}  {} packages  {} files",
+            r.group,
+            r.version,
+            r.revision,
+            r.flavor,
+            short(&r.lock_id),
+            r.packages,
+            r.files
+        )
+        .map_err(stdout_error)?;
+    }
+    Ok(())
+}
+
+/// What `appliance show` was asked.
+pub struct ShowOptions {
+    /// Which lock.
+    pub lookup: Lookup,
+    /// List every file.
+    pub files: bool,
+    /// The whole lock as JSON.
+    pub json: bool,
+}
+
+/// Prints a stored lock.
+pub fn show(ctx: &Context, opts: &ShowOptions, out: &mut dyn Write) -> Result<()> {
+    let repo = ctx.existing_repo()?;
+    let (stored, _) = ctx.load(&repo, &opts.lookup)?;
+    let lock = &stored.lock;
+    if opts.json {
+        let value = serde_json::json!({
+            "address": lock.address(stored.revision),
+            "lock_id": stored.lock_id,
+            "merkle_root": lock.merkle_root(),
+            "lock": lock,
+        });
+        return write_json(out, &value);
+    }
+    let mut text = format!(
+        "{}\nlock id     {}\nmerkle root {}\npackages    {}\nfiles       {}\n",
+        lock.address(stored.revision),
+        stored.lock_id,
+        lock.merkle_root(),
+        lock.packages.len(),
+        lock.files.len()
+    );
+    for p in &lock.packages {
+        text += &format!(
+            "  {} {} {} [{}] {}\n",
+            p.name, p.version, p.arch, p.source, p.reason
+        );
+    }
+    if opts.files {
+        for f in &lock.files {
+            text += &format!("{}\n", describe_file(f));
+        }
+    }
+    out.write_all(text.as_bytes()).map_err(stdout_error)
+}
+
+fn describe_file(f: &FileEntry) -> String {
+    let mut line = format!(
+        "{:<8} {:04o} {}:{} {:>10} {}",
+        f.kind.as_str(),
+        f.mode,
+        f.user,
+        f.group,
+        f.size,
+        f.path
+    );
+    if let Some(target) = &f.target {
+        line += &format!(" -> {target}");
+    }
+    if let Some(package) = &f.package {
+        line += &format!("  ({package})");
+    }
+    line
+}
+
+/// Lists the workspace's flavors.
+pub fn flavors(ctx: &Context, json: bool, out: &mut dyn Write) -> Result<()> {
+    let flavors = ctx.workspace.flavors()?;
+    if json {
+        let rows: Vec<_> = flavors
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "name": f.name, "canonical": f.canonical(), "arch": f.arch,
+                    "flags": f.flags, "format": f.format,
+                })
+            })
+            .collect();
+        return write_json(out, &rows);
+    }
+    for f in &flavors {
+        writeln!(
+            out,
+            "{:<12} {:<32} {}",
+            f.name.as_deref().unwrap_or("-"),
+            f.canonical(),
+            f.format.as_deref().unwrap_or("-")
+        )
+        .map_err(stdout_error)?;
+    }
+    Ok(())
+}
+
+/// Prints why a package is in a lock, back to the group that named it.
+pub fn why(ctx: &Context, package: &str, lookup: &Lookup, out: &mut dyn Write) -> Result<()> {
+    let repo = ctx.existing_repo()?;
+    let (stored, _) = ctx.load(&repo, lookup)?;
+    let chain = why_chain(&stored.lock, package)?;
+    let mut names: Vec<&str> = chain.iter().rev().map(|p| p.name.as_str()).collect();
+    let root = match &chain.last().map(|p| &p.reason) {
+        Some(Reason::Named { group, via }) => {
+            let mut groups = via.clone();
+            groups.push(group.clone());
+            groups.join(" -> ")
+        }
+        _ => "essential".to_string(),
+    };
+    names.insert(0, &root);
+    let mut text = format!("{}\n", names.join(" -> "));
+    for p in &chain {
+        text += &format!("  {} {} ({}): {}\n", p.name, p.version, p.arch, p.reason);
+    }
+    out.write_all(text.as_bytes()).map_err(stdout_error)
+}
+
+/// The package and the packages that pulled it in, up to one named by a group.
+fn why_chain<'a>(lock: &'a Lock, name: &str) -> Result<Vec<&'a LockedPackage>> {
+    let find = |n: &str| {
+        lock.packages
+            .iter()
+            .find(|p| p.name == n || format!("{}:{}", p.name, p.arch) == n)
+    };
+    let mut current = find(name).ok_or_else(|| {
+        let mut near: Vec<(f64, &str)> = lock
+            .packages
+            .iter()
+            .map(|p| (strsim::jaro_winkler(name, &p.name), p.name.as_str()))
+            .filter(|(score, _)| *score > 0.8)
+            .collect();
+        near.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let hint: Vec<&str> = near.iter().take(3).map(|(_, n)| *n).collect();
+        Error::Usage(format!(
+            "package {name} is not in {}={}{}{}",
+            lock.group,
+            lock.version,
+            lock.flavor,
+            if hint.is_empty() {
+                String::new()
+            } else {
+                format!(" (did you mean {}?)", hint.join(", "))
+            }
+        ))
+    })?;
+    let mut chain = vec![current];
+    let mut seen = BTreeSet::from([current.name.as_str()]);
+    while let Reason::Dependency { of } = &current.reason {
+        match find(of) {
+            Some(parent) if seen.insert(parent.name.as_str()) => {
+                chain.push(parent);
+                current = parent;
+            }
+            _ => break,
+        }
+    }
+    Ok(chain)
+}
+
+fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)
+        .map_err(|e| stdout_error(e.into()))
+        .and_then(|()| writeln!(out).map_err(stdout_error))
+}
+
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+fn stdout_error(source: std::io::Error) -> Error {
+    Error::Io {
+        path: PathBuf::from("-"),
+        source,
+    }
+}
+
+/// Prints an error for a person: language errors with their source snippet, others as
+/// one `error:` line followed by their causes.
+pub fn report(err: &Error) {
+    if let Error::Lang(diagnostic) = err {
+        let theme = if std::io::stderr().is_terminal() {
+            miette::GraphicalTheme::unicode()
+        } else {
+            miette::GraphicalTheme::unicode_nocolor()
+        };
+        let mut text = String::new();
+        let handler = miette::GraphicalReportHandler::new_themed(theme);
+        if handler
+            .render_report(&mut text, diagnostic.as_ref())
+            .is_ok()
+        {
+            eprintln!("error: {diagnostic}\n{text}");
+            return;
+        }
+    }
+    eprintln!("error: {err}");
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+}

@@ -1,0 +1,50 @@
+//! The library's top-level error: one variant per concern, each naming what went wrong.
+
+use std::path::PathBuf;
+
+/// Anything a command can fail with.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    /// A group or flavor file is wrong (carries source spans).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lang(#[from] Box<crate::lang::LangError>),
+    /// The host's dpkg database could not be read.
+    #[error(transparent)]
+    Dpkg(#[from] crate::source::dpkg::DpkgError),
+    /// The host's files could not be scanned.
+    #[error(transparent)]
+    Scan(#[from] crate::lock::scan::ScanError),
+    /// The packages cannot be resolved.
+    #[error(transparent)]
+    Resolve(#[from] crate::resolve::ResolveError),
+    /// A lock could not be assembled.
+    #[error(transparent)]
+    Assemble(#[from] crate::lock::AssembleError),
+    /// The repository or blob store failed.
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
+    /// An output could not be built.
+    #[error(transparent)]
+    Materialise(#[from] crate::materialise::MaterialiseError),
+    /// A request that names something that does not exist or does not fit.
+    #[error("{0}")]
+    Usage(String),
+    /// Writing the command's own output or reading a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned (`-` for standard output).
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl From<crate::lang::LangError> for Error {
+    fn from(err: crate::lang::LangError) -> Error {
+        Error::Lang(Box::new(err))
+    }
+}
+
+/// Results of library commands.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

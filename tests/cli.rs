@@ -1,0 +1,330 @@
+//! End to end through the binary, in a hermetic world: a fake sysroot with a dpkg
+//! database and merged /usr, and a fake workspace, both built by `common`.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{FakePackage, appliance, digest, fails, fake_sysroot, fake_workspace, ok};
+
+const OPENVZ: &str = "[!kernel,openvz is: x86_64]";
+
+fn packages() -> Vec<FakePackage> {
+    vec![
+        FakePackage::new("base-files", "12.4+deb12u5")
+            .essential()
+            .file("/etc/debian_version", "12.5\n"),
+        FakePackage::new("libc6", "2.36-9+deb12u4")
+            .file("/usr/lib/x86_64-linux-gnu/libc.so.6", "not really libc"),
+        FakePackage::new("bash", "5.2.15-2+b2")
+            .depends("base-files (>= 2.1.12), libc6 (>= 2.36)")
+            .file("/bin/bash", "#!fake bash\n")
+            .file("/usr/share/doc/bash/README", "docs\n"),
+        FakePackage::new("coreutils", "9.1-1")
+            .depends("libc6 (>= 2.34)")
+            .file("/bin/ls", "fake ls\n"),
+        FakePackage::new("libssl3", "3.0.8-1"),
+        FakePackage::new("nginx-light", "1.22.1-9")
+            .depends("libc6, libssl3 (>= 3.0.9)")
+            .file("/usr/sbin/nginx", "fake nginx\n"),
+        FakePackage::new("mawk", "1.3.4-1")
+            .extra("Provides: awk\n")
+            .file("/usr/bin/mawk", "fake mawk\n"),
+    ]
+}
+
+const BASE: &str = r#"group base version="1.0" {
+    summary "fake base"
+    flavors openvz
+    package bash
+    package awk when=openvz
+    exclude "/usr/share/doc/*"
+    file "/etc/hostname" content="fake\n"
+}
+"#;
+
+struct World {
+    _dir: tempfile::TempDir,
+    ws: std::path::PathBuf,
+    sysroot: std::path::PathBuf,
+}
+
+impl World {
+    fn new(groups: &[(&str, &str)]) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        let sysroot = dir.path().join("sysroot");
+        fake_sysroot(&sysroot, &packages());
+        fake_workspace(&ws, groups);
+        World {
+            _dir: dir,
+            ws,
+            sysroot,
+        }
+    }
+
+    fn args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["--sysroot", self.sysroot.to_str().unwrap()];
+        all.extend_from_slice(args);
+        all
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        ok(&self.ws, &self.args(args))
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        fails(&self.ws, &self.args(args))
+    }
+
+    fn out(&self, name: &str) -> std::path::PathBuf {
+        self.ws.join(name)
+    }
+}
+
+#[test]
+fn compile_is_stored_once_and_recompile_is_unchanged() {
+    let w = World::new(&[("base", BASE)]);
+    let first = w.ok(&["compile", "groups/base.kdl"]);
+    assert!(
+        first.contains(&format!("base=1.0-1{OPENVZ} stored")),
+        "{first}"
+    );
+    let again = w.ok(&["compile", "groups/base.kdl"]);
+    assert!(
+        again.contains(&format!("base=1.0-1{OPENVZ} unchanged")),
+        "{again}"
+    );
+    let list = w.ok(&["list"]);
+    assert_eq!(list.lines().count(), 1, "{list}");
+
+    // A changed result is the next revision; the old one stays loadable.
+    let changed = BASE.replace("package bash", "package bash\n    package coreutils");
+    fs::write(w.ws.join("groups/base.kdl"), changed).unwrap();
+    let second = w.ok(&["compile", "groups/base.kdl"]);
+    assert!(
+        second.contains(&format!("base=1.0-2{OPENVZ} stored")),
+        "{second}"
+    );
+    let old = w.ok(&["show", "base", "--flavor", "openvz", "--version", "1.0-1"]);
+    assert!(!old.contains("coreutils"), "{old}");
+    let new = w.ok(&["show", "base", "--flavor", OPENVZ]);
+    assert!(new.contains("coreutils 9.1-1"), "{new}");
+}
+
+#[test]
+fn lock_follows_merged_usr_excludes_and_reasons() {
+    let w = World::new(&[("base", BASE)]);
+    w.ok(&["compile", "groups/base.kdl"]);
+    let files = w.ok(&["show", "base", "--flavor", "openvz", "--files"]);
+    assert!(files.contains("/usr/bin/bash  (bash)"), "{files}");
+    assert!(files.contains("/bin -> usr/bin"), "{files}");
+    assert!(!files.contains("/usr/share/doc/bash/README"), "{files}");
+    assert!(files.contains("/etc/hostname"), "{files}");
+    // awk is virtual: mawk provides it; essential base-files comes in on its own.
+    assert!(files.contains("mawk 1.3.4-1"), "{files}");
+    assert!(
+        files.contains("base-files 12.4+deb12u5 amd64 [installed] essential"),
+        "{files}"
+    );
+    let why = w.ok(&["why", "libc6", "--group", "base", "--flavor", "openvz"]);
+    assert!(why.starts_with("base -> bash -> libc6\n"), "{why}");
+    let json: serde_json::Value =
+        serde_json::from_str(&w.ok(&["show", "base", "--flavor", "openvz", "--json"])).unwrap();
+    let bash = json["lock"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/usr/bin/bash")
+        .unwrap();
+    assert_eq!(
+        bash["digest"].as_str().unwrap(),
+        digest(&w.sysroot.join("usr/bin/bash"))
+    );
+}
+
+#[test]
+fn tarballs_are_byte_identical_and_chroot_is_complete() {
+    let w = World::new(&[("base", BASE)]);
+    w.ok(&["compile", "groups/base.kdl"]);
+    for ext in ["tar", "tar.gz", "tar.xz", "tar.zst"] {
+        let a = format!("a.{ext}");
+        let b = format!("b.{ext}");
+        w.ok(&["materialise", "base", "--flavor", "openvz", "-o", &a]);
+        w.ok(&[
+            "materialise",
+            "--flavor",
+            "openvz",
+            "--format",
+            "tar",
+            "-o",
+            &b,
+        ]);
+        assert_eq!(
+            digest(&w.out(&a)),
+            digest(&w.out(&b)),
+            "{ext} differs between runs"
+        );
+    }
+    let listing = std::process::Command::new("tar")
+        .args(["-tvf", w.out("a.tar").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    assert!(listing.contains("root/root"), "{listing}");
+    assert!(listing.contains("./usr/bin/bash"), "{listing}");
+
+    w.ok(&[
+        "materialise",
+        "base",
+        "--flavor",
+        "openvz",
+        "--format",
+        "chroot",
+        "-o",
+        "tree",
+    ]);
+    let tree = w.out("tree");
+    assert_eq!(
+        fs::read_to_string(tree.join("bin/bash")).unwrap(),
+        "#!fake bash\n"
+    );
+    assert_eq!(
+        fs::read_link(tree.join("bin")).unwrap(),
+        Path::new("usr/bin")
+    );
+    assert_eq!(
+        fs::read_to_string(tree.join("etc/hostname")).unwrap(),
+        "fake\n"
+    );
+    assert!(!tree.join("usr/share/doc/bash").exists());
+}
+
+#[test]
+fn drift_is_refused_naming_the_file_and_writes_nothing() {
+    let w = World::new(&[("base", BASE)]);
+    w.ok(&["compile", "groups/base.kdl"]);
+    fs::write(w.sysroot.join("usr/bin/bash"), "#!evil bash\n").unwrap();
+    let err = w.fails(&[
+        "materialise",
+        "base",
+        "--flavor",
+        "openvz",
+        "-o",
+        "out.tar.zst",
+    ]);
+    assert!(err.contains("/usr/bin/bash"), "{err}");
+    assert!(err.contains("bash"), "{err}");
+    assert!(!w.out("out.tar.zst").exists());
+    let err = w.fails(&[
+        "materialise",
+        "base",
+        "--flavor",
+        "openvz",
+        "--format",
+        "chroot",
+        "-o",
+        "tree",
+    ]);
+    assert!(err.contains("/usr/bin/bash"), "{err}");
+    let leftovers: Vec<_> = fs::read_dir(&w.ws)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("tree") || n.contains("out.tar"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error_and_changes_nothing() {
+    let w = World::new(&[
+        ("base", BASE),
+        (
+            "broken",
+            "group broken version=\"1.0\" {\n    package bash\n    package (\n}\n",
+        ),
+        (
+            "typo",
+            "group typo version=\"1.0\" {\n    flavors openvz\n    package bsh\n}\n",
+        ),
+        (
+            "flag",
+            "group flag version=\"1.0\" {\n    flavors openvz\n    when opnvz { package bash; }\n}\n",
+        ),
+        (
+            "unsat",
+            "group unsat version=\"1.0\" {\n    flavors openvz\n    package nginx-light\n}\n",
+        ),
+        (
+            "loop",
+            "group loop version=\"1.0\" {\n    flavors openvz\n    include loop2\n}\n",
+        ),
+        (
+            "loop2",
+            "group loop2 version=\"1.0\" {\n    include loop\n}\n",
+        ),
+        (
+            "stmt",
+            "group stmt version=\"1.0\" {\n    flavors openvz\n    pakage bash\n}\n",
+        ),
+    ]);
+    w.ok(&["compile", "groups/base.kdl"]);
+    let before = w.ok(&["list"]);
+
+    let err = w.fails(&["compile", "groups/broken.kdl"]);
+    assert!(err.contains("groups/broken.kdl:3:"), "{err}");
+    let err = w.fails(&["compile", "groups/typo.kdl"]);
+    assert!(err.contains("bsh") && err.contains("bash"), "{err}");
+    let err = w.fails(&["compile", "groups/flag.kdl"]);
+    assert!(
+        err.contains("groups/flag.kdl:3:10") && err.contains("openvz"),
+        "{err}"
+    );
+    let err = w.fails(&["compile", "groups/unsat.kdl"]);
+    assert!(
+        err.contains("unsat -> nginx-light -> libssl3 (>= 3.0.9)") && err.contains("3.0.8-1"),
+        "{err}"
+    );
+    let err = w.fails(&["compile", "groups/loop.kdl"]);
+    assert!(err.contains("loop -> loop2 -> loop"), "{err}");
+    let err = w.fails(&["compile", "groups/stmt.kdl"]);
+    assert!(err.contains("pakage") && err.contains("package"), "{err}");
+    let err = w.fails(&["compile", "groups/base.kdl", "--flavor", "opnvz"]);
+    assert!(err.contains("openvz"), "{err}");
+    let err = w.fails(&["materialise", "nope", "--flavor", "openvz"]);
+    assert!(err.contains("base"), "{err}");
+    let err = w.fails(&["why", "libc7", "--group", "base", "--flavor", "openvz"]);
+    assert!(err.contains("libc6"), "{err}");
+
+    assert_eq!(w.ok(&["list"]), before);
+}
+
+#[test]
+fn if_newer_skips_a_current_output() {
+    let w = World::new(&[("base", BASE)]);
+    w.ok(&["compile", "groups/base.kdl"]);
+    w.ok(&["materialise", "--flavor", "openvz", "-o", "a.tar"]);
+    let again = w.ok(&[
+        "materialise",
+        "--flavor",
+        "openvz",
+        "-o",
+        "a.tar",
+        "--if-newer",
+    ]);
+    assert!(again.contains("up to date"), "{again}");
+}
+
+#[test]
+fn help_has_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    for cmd in ["compile", "materialise", "list", "show", "flavors", "why"] {
+        let out = appliance(dir.path(), &[cmd, "--help"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("Example:"),
+            "{cmd}: {text}"
+        );
+    }
+}

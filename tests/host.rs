@@ -1,0 +1,100 @@
+//! End to end on the real machine: the example `groups/base.kdl` compiled from this
+//! host's own dpkg database and materialised. The chroot check needs root (CI is root);
+//! run as another user, that one check says it skipped.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::{digest, is_root, ok};
+
+/// A workspace with the project's own example groups and flavors, and a fresh store.
+fn example_workspace(dir: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for sub in ["groups", "flavors"] {
+        fs::create_dir_all(dir.join(sub)).unwrap();
+        for entry in fs::read_dir(root.join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            fs::copy(entry.path(), dir.join(sub).join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn base_from_the_host_runs_bash_in_a_chroot_and_tars_reproducibly() {
+    if !Path::new("/var/lib/dpkg/status").exists() {
+        panic!("this test needs a Debian host with a dpkg database");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    example_workspace(ws);
+    let compiled = ok(ws, &["compile", "groups/base.kdl", "--flavor", "openvz"]);
+    assert!(
+        compiled.contains("base=1.0-1[!kernel,openvz is: x86_64] stored"),
+        "{compiled}"
+    );
+    let again = ok(ws, &["compile", "groups/base.kdl", "--flavor", "openvz"]);
+    assert!(again.contains("unchanged"), "{again}");
+
+    ok(
+        ws,
+        &[
+            "materialise",
+            "base",
+            "--flavor",
+            "openvz",
+            "--format",
+            "chroot",
+            "-o",
+            "root",
+        ],
+    );
+    let root = ws.join("root");
+    assert!(root.join("usr/bin/bash").is_file());
+    assert_eq!(
+        fs::read_link(root.join("bin")).unwrap(),
+        Path::new("usr/bin")
+    );
+    if is_root() {
+        let out = Command::new("chroot")
+            .arg(&root)
+            .args(["/bin/bash", "-c", "ls / && echo ok"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.lines().last() == Some("ok"),
+            "chroot failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("usr"), "{stdout}");
+    } else {
+        eprintln!("skipped the chroot run: it needs root");
+    }
+
+    ok(
+        ws,
+        &[
+            "materialise",
+            "base",
+            "--flavor",
+            "openvz",
+            "-o",
+            "a.tar.zst",
+        ],
+    );
+    ok(
+        ws,
+        &[
+            "materialise",
+            "base",
+            "--flavor",
+            "openvz",
+            "-o",
+            "b.tar.zst",
+        ],
+    );
+    assert_eq!(digest(&ws.join("a.tar.zst")), digest(&ws.join("b.tar.zst")));
+}

@@ -131,17 +131,24 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     }
     let db = DpkgDatabase::read(&ctx.sysroot)?;
     let accounts = Accounts::read(&ctx.sysroot)?;
-    let blobs = BlobStore::open(&ctx.blobs_dir())?;
-    let mut repo = Repository::open(&ctx.repo_path)?;
     let mut universes: HashMap<String, Universe> = HashMap::new();
+    let mut compiled = Vec::new();
     for recipe in jobs {
         let arch = recipe.flavor.debian_arch().to_string();
         let universe = universes.entry(arch.clone()).or_insert_with(|| {
             let packages = db.packages.iter().map(|p| p.package.clone()).collect();
             Universe::new(packages, &arch)
         });
-        let compiled = compile_recipe(ctx, &recipe, &db, universe, &accounts, &blobs)?;
-        let stored = repo.store(&compiled.lock)?;
+        compiled.push(compile_recipe(ctx, &recipe, &db, universe, &accounts)?);
+    }
+    // Only now that every lock is made does anything get written.
+    let blobs = BlobStore::open(&ctx.blobs_dir())?;
+    let mut repo = Repository::open(&ctx.repo_path)?;
+    for c in compiled {
+        for content in &c.blobs {
+            blobs.put(content)?;
+        }
+        let stored = repo.store(&c.lock)?;
         let status = if stored.unchanged {
             "unchanged"
         } else {
@@ -150,25 +157,27 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         writeln!(
             out,
             "{} {status}: {} packages, {} files, lock {}",
-            compiled.lock.address(stored.revision),
-            compiled.lock.packages.len(),
-            compiled.lock.files.len(),
+            c.lock.address(stored.revision),
+            c.lock.packages.len(),
+            c.lock.files.len(),
             short(&stored.lock_id),
         )
         .map_err(stdout_error)?;
-        if let Some((package, path)) = compiled.missing.first() {
+        if let Some((package, path)) = c.missing.first() {
             eprintln!(
                 "warning: {} paths listed by dpkg are absent on the host and not in the lock (first: {path} of {package})",
-                compiled.missing.len()
+                c.missing.len()
             );
         }
     }
     Ok(())
 }
 
+/// A lock ready to store, with the group files' bytes its entries point at.
 struct Compiled {
     lock: Lock,
     missing: Vec<(String, String)>,
+    blobs: Vec<Vec<u8>>,
 }
 
 fn compile_recipe(
@@ -177,7 +186,6 @@ fn compile_recipe(
     db: &DpkgDatabase,
     universe: &Universe,
     accounts: &Accounts,
-    blobs: &BlobStore,
 ) -> Result<Compiled> {
     let request = Request {
         wanted: recipe
@@ -238,7 +246,7 @@ fn compile_recipe(
             user: file.user.clone(),
             group: file.group.clone(),
             size: file.content.len() as u64,
-            digest: Some(blobs.put(&file.content)?),
+            digest: Some(blake3::hash(&file.content).to_hex().to_string()),
             ..FileEntry::directory(&file.path)
         });
     }
@@ -259,6 +267,7 @@ fn compile_recipe(
     Ok(Compiled {
         lock,
         missing: scan.missing,
+        blobs: recipe.files.iter().map(|f| f.content.clone()).collect(),
     })
 }
 
@@ -561,7 +570,9 @@ fn stdout_error(source: std::io::Error) -> Error {
 /// Prints an error for a person: language errors with their source snippet, others as
 /// one `error:` line followed by their causes.
 pub fn report(err: &Error) {
-    if let Error::Lang(diagnostic) = err {
+    if let Error::Lang(diagnostic) = err
+        && miette::Diagnostic::source_code(diagnostic.as_ref()).is_some()
+    {
         let theme = if std::io::stderr().is_terminal() {
             miette::GraphicalTheme::unicode()
         } else {
@@ -573,14 +584,20 @@ pub fn report(err: &Error) {
             .render_report(&mut text, diagnostic.as_ref())
             .is_ok()
         {
-            eprintln!("error: {diagnostic}\n{text}");
+            eprint!("error: {text}");
             return;
         }
     }
     eprintln!("error: {err}");
+    if let Some(help) = miette::Diagnostic::help(err) {
+        eprintln!("  help: {help}");
+    }
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
-        eprintln!("  caused by: {cause}");
+        let text = cause.to_string();
+        if !err.to_string().contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
         source = cause.source();
     }
 }

@@ -328,3 +328,53 @@ fn help_has_examples() {
         );
     }
 }
+
+#[test]
+fn a_failed_compile_writes_no_repository() {
+    let w = World::new(&[(
+        "unsat",
+        "group unsat version=\"1.0\" {\n    flavors openvz\n    package nginx-light\n    file \"/etc/motd\" content=\"hi\\n\"\n}\n",
+    )]);
+    w.fails(&["compile", "groups/unsat.kdl"]);
+    assert!(
+        !w.ws.join("store").exists(),
+        "a failed compile created store/"
+    );
+}
+
+#[test]
+fn concurrent_materialise_with_a_lock_file_builds_once() {
+    let w = World::new(&[("base", BASE)]);
+    w.ok(&["compile", "groups/base.kdl"]);
+    let args = w.args(&[
+        "materialise",
+        "--flavor",
+        "openvz",
+        "-o",
+        "same.tar.gz",
+        "--if-newer",
+        "--lock",
+        "build.lock",
+    ]);
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_appliance"))
+                .args(&args)
+                .current_dir(&w.ws)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .collect();
+    let built = outputs.iter().filter(|o| o.contains("entries")).count();
+    let current = outputs.iter().filter(|o| o.contains("up to date")).count();
+    assert_eq!((built, current), (1, 7), "{outputs:?}");
+}

@@ -75,3 +75,58 @@ mod tests {
         assert!(!satisfies("1.0", Op::Eq, "1.0-1"));
     }
 }
+
+#[cfg(test)]
+mod dpkg_agreement {
+    use super::*;
+    use std::process::Command;
+
+    /// Versions whose every pair is checked against the real `dpkg --compare-versions`.
+    const VERSIONS: &[&str] = &[
+        "0",
+        "1",
+        "1.0",
+        "1.0~rc1",
+        "1.0~~",
+        "1.0-1",
+        "1.0-1~bpo1",
+        "1.0+dfsg-1",
+        "1.0a",
+        "1:0.9",
+        "2:0",
+        "1.10",
+        "1.9",
+        "1.0.0",
+        "9.2p1-2",
+        "1:9.2p1-2+deb12u3",
+        "3.0.8-1",
+        "3.0.11-1~deb12u2",
+        "2.36-9+deb12u4",
+        "0.5.12-2",
+        "1.0-1.1",
+        "1.0-1+b1",
+    ];
+
+    #[test]
+    fn every_pair_agrees_with_dpkg() {
+        if Command::new("dpkg").arg("--version").output().is_err() {
+            eprintln!("no dpkg on this machine: skipped the comparison with it");
+            return;
+        }
+        for a in VERSIONS {
+            for b in VERSIONS {
+                let ours = compare(a, b);
+                let op = match ours {
+                    Ordering::Less => "lt",
+                    Ordering::Equal => "eq",
+                    Ordering::Greater => "gt",
+                };
+                let status = Command::new("dpkg")
+                    .args(["--compare-versions", a, op, b])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "we say {a} {op} {b}; dpkg disagrees");
+            }
+        }
+    }
+}

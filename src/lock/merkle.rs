@@ -59,21 +59,9 @@ mod tests {
 
     fn entry(path: &str, kind: FileKind, digest: Option<&str>) -> FileEntry {
         FileEntry {
-            path: path.into(),
             kind,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            user: "root".into(),
-            group: "root".into(),
-            size: 0,
             digest: digest.map(Into::into),
-            target: None,
-            device: None,
-            caps: None,
-            package: None,
-            conffile: false,
-            origin: None,
+            ..FileEntry::directory(path)
         }
     }
 

@@ -242,23 +242,7 @@ impl<'a> Plan<'a> {
 
 /// The root used when a lock has no `/` entry: what every distribution ships.
 fn implicit_root() -> FileEntry {
-    FileEntry {
-        path: "/".to_string(),
-        kind: FileKind::Dir,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        user: "root".to_string(),
-        group: "root".to_string(),
-        size: 0,
-        digest: None,
-        target: None,
-        device: None,
-        caps: None,
-        package: None,
-        conffile: false,
-        origin: None,
-    }
+    FileEntry::directory("/")
 }
 
 fn refuse(entry: &FileEntry, problem: LockProblem) -> MaterialiseError {

@@ -828,21 +828,10 @@ mod tests {
 
     fn entry(path: &str, kind: FileKind, package: Option<&str>) -> FileEntry {
         FileEntry {
-            path: path.to_string(),
             kind,
             mode: if kind == FileKind::Dir { 0o755 } else { 0o644 },
-            uid: 0,
-            gid: 0,
-            user: "root".to_string(),
-            group: "root".to_string(),
-            size: 0,
-            digest: None,
-            target: None,
-            device: None,
-            caps: None,
             package: package.map(str::to_string),
-            conffile: false,
-            origin: None,
+            ..FileEntry::directory(path)
         }
     }
 

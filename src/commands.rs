@@ -12,7 +12,8 @@ use crate::lock::{self, FileEntry, FileKind, Lock, LockedPackage, Parts, Reason}
 use crate::materialise::{self, Format, Sources};
 use crate::repo::{BlobStore, Repository, StoredLock};
 use crate::resolve::{self, RESOLVER_VERSION, Request, Universe, Wanted};
-use crate::source::dpkg::DpkgDatabase;
+use crate::source::dpkg::{DpkgDatabase, InstalledPackage};
+use crate::system::{self, PackageRecord};
 use crate::workspace::{Recipe, Workspace};
 
 /// Where a command works: the workspace, the repository file and the host root.
@@ -218,7 +219,8 @@ fn compile_recipe(
             }
         })
         .collect();
-    let mut group_files = Vec::new();
+    let system = system_files(ctx, db, &chosen, &scan.entries)?;
+    let mut group_files = system.entries;
     for file in &recipe.files {
         let uid = accounts.uid_of(&file.user).ok_or_else(|| {
             Error::Usage(format!(
@@ -267,8 +269,63 @@ fn compile_recipe(
     Ok(Compiled {
         lock,
         missing: scan.missing,
-        blobs: recipe.files.iter().map(|f| f.content.clone()).collect(),
+        blobs: system
+            .blobs
+            .into_iter()
+            .chain(recipe.files.iter().map(|f| f.content.clone()))
+            .collect(),
     })
+}
+
+/// dpkg's database of the chosen packages and the accounts they use, generated from
+/// what the host knows (its status stanzas, lists, base-passwd masters, and the passwd
+/// lines of users that owners and maintainer scripts name; never its shadow files).
+fn system_files(
+    ctx: &Context,
+    db: &DpkgDatabase,
+    chosen: &[usize],
+    entries: &[FileEntry],
+) -> Result<system::Generated> {
+    let packages: Vec<&InstalledPackage> = chosen.iter().map(|&i| &db.packages[i]).collect();
+    let records: Vec<PackageRecord> = packages.iter().map(|p| PackageRecord::from(*p)).collect();
+    let mut generated = system::dpkg_state(&records, &db.diversions);
+
+    let read = |rel: &str| -> Result<Option<String>> {
+        let path = ctx.sysroot.join(rel);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    };
+    let has_base_passwd = packages.iter().any(|p| p.package.name == "base-passwd");
+    let (master_passwd, master_group) = if has_base_passwd {
+        (
+            read("usr/share/base-passwd/passwd.master")?,
+            read("usr/share/base-passwd/group.master")?,
+        )
+    } else {
+        (None, None)
+    };
+    let mut users: BTreeSet<String> = entries.iter().map(|e| e.user.clone()).collect();
+    let groups: BTreeSet<String> = entries.iter().map(|e| e.group.clone()).collect();
+    for p in &packages {
+        if let Some(script) = p.maintainer_script("postinst")? {
+            users.extend(system::users_named_by_script(&script));
+        }
+    }
+    let host_passwd = read("etc/passwd")?.unwrap_or_default();
+    let host_group = read("etc/group")?.unwrap_or_default();
+    let sources = system::AccountSources {
+        master_passwd: master_passwd.as_deref(),
+        master_group: master_group.as_deref(),
+        host_passwd: &host_passwd,
+        host_group: &host_group,
+    };
+    // A name from a script may be a group (`addgroup`): offer it as both.
+    let groups: BTreeSet<String> = groups.union(&users).cloned().collect();
+    generated.extend(system::accounts(&sources, &users, &groups));
+    Ok(generated)
 }
 
 /// What `appliance materialise` was asked.

@@ -12,6 +12,7 @@ pub mod materialise;
 pub mod repo;
 pub mod resolve;
 pub mod source;
+pub mod system;
 pub mod workspace;
 
 pub use error::{Error, Result};

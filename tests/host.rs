@@ -70,6 +70,45 @@ fn base_from_the_host_runs_bash_in_a_chroot_and_tars_reproducibly() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(stdout.contains("usr"), "{stdout}");
+
+        // The tree is a managed Debian system: dpkg knows exactly the locked packages and
+        // finds every packaged file intact but for the ones the group excluded.
+        let lock: serde_json::Value =
+            serde_json::from_str(&ok(ws, &["show", "base", "--flavor", "openvz", "--json"]))
+                .unwrap();
+        let locked = lock["lock"]["packages"].as_array().unwrap().len();
+        let inside = |script: &str| {
+            let out = Command::new("chroot")
+                .arg(&root)
+                .args(["/bin/bash", "-c", script])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{script}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.stderr.is_empty(),
+                "{script}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let installed = inside("dpkg -l | grep '^ii'");
+        assert_eq!(installed.lines().count(), locked, "{installed}");
+        for line in inside("dpkg -V").lines() {
+            let excluded = ["/usr/share/doc/", "/usr/share/man/", "/usr/share/info/"]
+                .iter()
+                .any(|p| line.contains(p));
+            assert!(line.starts_with("missing") && excluded, "dpkg -V: {line}");
+        }
+        assert!(inside("getent passwd root").starts_with("root:x:0:0:"));
+        let shadow = fs::read_to_string(root.join("etc/shadow")).unwrap();
+        assert!(
+            shadow.lines().all(|l| l.split(':').nth(1) == Some("*")),
+            "{shadow}"
+        );
     } else {
         eprintln!("skipped the chroot run: it needs root");
     }

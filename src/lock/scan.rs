@@ -692,6 +692,7 @@ mod tests {
             conffiles: Vec::new(),
             md5sums: BTreeMap::new(),
             stanza: String::new(),
+            list_path: PathBuf::from(format!("/var/lib/dpkg/info/{name}.list")),
         }
     }
 

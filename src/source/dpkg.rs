@@ -38,6 +38,16 @@ pub struct InstalledPackage {
     /// The raw status stanza (every line with its newline), kept so dpkg state can be
     /// written into appliances later.
     pub stanza: String,
+    /// The `.list` file read; the package's other info files sit beside it.
+    pub list_path: PathBuf,
+}
+
+impl InstalledPackage {
+    /// The text of one of the package's maintainer scripts (`postinst`, `preinst`), if it
+    /// has one. Scripts are read, never run: they tell which system users a package makes.
+    pub fn maintainer_script(&self, name: &str) -> Result<Option<String>, DpkgError> {
+        read_optional(&self.list_path.with_extension(name))
+    }
 }
 
 /// One line of a package's `Conffiles` field.
@@ -440,6 +450,7 @@ fn read_installed(
         files,
         md5sums,
         stanza,
+        list_path,
     })
 }
 

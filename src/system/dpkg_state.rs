@@ -1,0 +1,219 @@
+//! `var/lib/dpkg`: status, file lists, md5sums and conffiles of exactly the locked
+//! packages, so `dpkg -l`, `dpkg -V` and apt work inside the appliance.
+
+use std::collections::BTreeMap;
+
+use super::Generated;
+use crate::source::MultiArch;
+use crate::source::dpkg::{Conffile, Diversion, InstalledPackage};
+
+/// What dpkg's database says of one package, whatever source it came from.
+pub struct PackageRecord<'a> {
+    /// Package name.
+    pub name: &'a str,
+    /// Debian architecture.
+    pub arch: &'a str,
+    /// `Multi-Arch: same` packages have `name:arch` info files.
+    pub multi_arch_same: bool,
+    /// The status stanza, `Status: install ok installed` and `Conffiles` included.
+    pub stanza: &'a str,
+    /// Paths as dpkg lists them (`/bin/bash`, not the merged-/usr path).
+    pub files: &'a [String],
+    /// MD5 of each packaged file, keyed by absolute path.
+    pub md5sums: &'a BTreeMap<String, String>,
+    /// Conffiles.
+    pub conffiles: &'a [Conffile],
+}
+
+impl<'a> From<&'a InstalledPackage> for PackageRecord<'a> {
+    fn from(p: &'a InstalledPackage) -> PackageRecord<'a> {
+        PackageRecord {
+            name: &p.package.name,
+            arch: &p.package.arch,
+            multi_arch_same: p.package.multi_arch == MultiArch::Same,
+            stanza: &p.stanza,
+            files: &p.files,
+            md5sums: &p.md5sums,
+            conffiles: &p.conffiles,
+        }
+    }
+}
+
+/// The dpkg database of `packages`: `status` (sorted by name and arch, as dpkg writes it),
+/// `info/<pkg>.list`, `.md5sums`, `.conffiles`, and the `diversions` whose diverting
+/// package is among them.
+pub fn dpkg_state(packages: &[PackageRecord], diversions: &[Diversion]) -> Generated {
+    let mut sorted: Vec<&PackageRecord> = packages.iter().collect();
+    sorted.sort_by_key(|p| (p.name, p.arch));
+    let mut generated = Generated::default();
+    let mut status = String::new();
+    for p in &sorted {
+        status += p.stanza.trim_end_matches('\n');
+        status += "\n\n";
+        let stem = if p.multi_arch_same {
+            format!("/var/lib/dpkg/info/{}:{}", p.name, p.arch)
+        } else {
+            format!("/var/lib/dpkg/info/{}", p.name)
+        };
+        let mut list = String::from("/.\n");
+        for path in p.files {
+            list += path;
+            list += "\n";
+        }
+        generated.root_file(&format!("{stem}.list"), list.into_bytes());
+        if !p.md5sums.is_empty() {
+            let sums: String = p
+                .md5sums
+                .iter()
+                .map(|(path, md5)| format!("{md5}  {}\n", path.trim_start_matches('/')))
+                .collect();
+            generated.root_file(&format!("{stem}.md5sums"), sums.into_bytes());
+        }
+        let conffiles: String = p
+            .conffiles
+            .iter()
+            .filter(|c| !c.obsolete)
+            .map(|c| format!("{}\n", c.path))
+            .collect();
+        if !conffiles.is_empty() {
+            generated.root_file(&format!("{stem}.conffiles"), conffiles.into_bytes());
+        }
+    }
+    generated.root_file("/var/lib/dpkg/status", status.into_bytes());
+    // Without it dpkg takes the info folder for the pre-multiarch layout and misses every
+    // `name:arch.list`.
+    generated.root_file("/var/lib/dpkg/info/format", b"1\n".to_vec());
+    let kept: String = diversions
+        .iter()
+        .filter(|d| {
+            d.by.as_deref()
+                .is_some_and(|by| sorted.iter().any(|p| p.name == by))
+        })
+        .map(|d| format!("{}\n{}\n{}\n", d.from, d.to, d.by.as_deref().unwrap_or(":")))
+        .collect();
+    generated.root_file("/var/lib/dpkg/diversions", kept.into_bytes());
+    generated
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record<'a>(
+        name: &'a str,
+        stanza: &'a str,
+        files: &'a [String],
+        md5sums: &'a BTreeMap<String, String>,
+        conffiles: &'a [Conffile],
+    ) -> PackageRecord<'a> {
+        PackageRecord {
+            name,
+            arch: "amd64",
+            multi_arch_same: name.starts_with("lib"),
+            stanza,
+            files,
+            md5sums,
+            conffiles,
+        }
+    }
+
+    fn content(g: &Generated, path: &str) -> String {
+        let i = g.entries.iter().position(|e| e.path == path).unwrap();
+        String::from_utf8(g.blobs[i].clone()).unwrap()
+    }
+
+    #[test]
+    fn writes_status_lists_sums_and_conffiles() {
+        let files = vec!["/bin".to_string(), "/bin/bash".to_string()];
+        let sums = BTreeMap::from([("/bin/bash".to_string(), "abc".to_string())]);
+        let conf = vec![
+            Conffile {
+                path: "/etc/bash.bashrc".into(),
+                md5: "def".into(),
+                obsolete: false,
+            },
+            Conffile {
+                path: "/etc/old".into(),
+                md5: "0".into(),
+                obsolete: true,
+            },
+        ];
+        let none = BTreeMap::new();
+        let packages = [
+            record(
+                "zsh",
+                "Package: zsh\nStatus: install ok installed\n",
+                &[],
+                &none,
+                &[],
+            ),
+            record(
+                "bash",
+                "Package: bash\nStatus: install ok installed\n\n",
+                &files,
+                &sums,
+                &conf,
+            ),
+            record(
+                "libc6",
+                "Package: libc6\nStatus: install ok installed\n",
+                &[],
+                &none,
+                &[],
+            ),
+        ];
+        let diversions = [
+            Diversion {
+                from: "/a".into(),
+                to: "/a.real".into(),
+                by: Some("bash".into()),
+            },
+            Diversion {
+                from: "/b".into(),
+                to: "/b.real".into(),
+                by: Some("absent".into()),
+            },
+        ];
+        let g = dpkg_state(&packages, &diversions);
+        assert_eq!(
+            content(&g, "/var/lib/dpkg/status"),
+            "Package: bash\nStatus: install ok installed\n\nPackage: libc6\nStatus: install ok installed\n\nPackage: zsh\nStatus: install ok installed\n\n"
+        );
+        assert_eq!(
+            content(&g, "/var/lib/dpkg/info/bash.list"),
+            "/.\n/bin\n/bin/bash\n"
+        );
+        assert_eq!(
+            content(&g, "/var/lib/dpkg/info/bash.md5sums"),
+            "abc  bin/bash\n"
+        );
+        assert_eq!(
+            content(&g, "/var/lib/dpkg/info/bash.conffiles"),
+            "/etc/bash.bashrc\n"
+        );
+        assert!(
+            g.entries
+                .iter()
+                .any(|e| e.path == "/var/lib/dpkg/info/libc6:amd64.list")
+        );
+        assert!(
+            !g.entries
+                .iter()
+                .any(|e| e.path == "/var/lib/dpkg/info/zsh.md5sums")
+        );
+        assert_eq!(
+            content(&g, "/var/lib/dpkg/diversions"),
+            "/a\n/a.real\nbash\n"
+        );
+        for (entry, blob) in g.entries.iter().zip(&g.blobs) {
+            assert_eq!(
+                entry.digest.as_deref(),
+                Some(blake3::hash(blob).to_hex().as_str())
+            );
+            assert_eq!(
+                (entry.uid, entry.mode, entry.package.as_deref()),
+                (0, 0o644, None)
+            );
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::lang::Flavor;
 use crate::lock::scan::{Accounts, scan_installed};
-use crate::lock::{self, FileEntry, FileKind, Lock, LockedPackage, Parts, Reason};
+use crate::lock::{self, Excludes, FileEntry, FileKind, Lock, LockedPackage, Parts, Reason};
 use crate::materialise::{self, Format, Sources};
 use crate::repo::{BlobStore, Repository, StoredLock};
 use crate::resolve::{self, RESOLVER_VERSION, Request, Universe, Wanted};
@@ -219,7 +219,8 @@ fn compile_recipe(
             }
         })
         .collect();
-    let system = system_files(ctx, db, &chosen, &scan.entries)?;
+    let excludes = Excludes::new(&recipe.excludes)?;
+    let system = system_files(ctx, db, &chosen, &scan.entries, &excludes)?;
     let mut group_files = system.entries;
     for file in &recipe.files {
         let uid = accounts.uid_of(&file.user).ok_or_else(|| {
@@ -285,6 +286,7 @@ fn system_files(
     db: &DpkgDatabase,
     chosen: &[usize],
     entries: &[FileEntry],
+    excludes: &Excludes,
 ) -> Result<system::Generated> {
     let packages: Vec<&InstalledPackage> = chosen.iter().map(|&i| &db.packages[i]).collect();
     let records: Vec<PackageRecord> = packages.iter().map(|p| PackageRecord::from(*p)).collect();
@@ -325,6 +327,63 @@ fn system_files(
     // A name from a script may be a group (`addgroup`): offer it as both.
     let groups: BTreeSet<String> = groups.union(&users).cloned().collect();
     generated.extend(system::accounts(&sources, &users, &groups));
+    generated.extend(alternatives(ctx, entries, excludes)?);
+    Ok(generated)
+}
+
+/// The host's alternatives, cut down to the choices this lock has.
+fn alternatives(
+    ctx: &Context,
+    entries: &[FileEntry],
+    excludes: &Excludes,
+) -> Result<system::Generated> {
+    let dir = ctx.sysroot.join("var/lib/dpkg/alternatives");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+        Ok(list) => list
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()
+            .map_err(io(&dir))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => return Err(Error::Io { path: dir, source }),
+    };
+    names.sort();
+    let mut host = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let alternative = system::Alternative::parse(&name, &text)
+            .map_err(|why| Error::Usage(format!("{}: {why}", path.display())))?;
+        let current = std::fs::read_link(ctx.sysroot.join("etc/alternatives").join(&name))
+            .ok()
+            .map(|t| t.to_string_lossy().into_owned());
+        host.push((alternative, current));
+    }
+    let index: HashMap<&str, &FileEntry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    // dpkg and update-alternatives speak of /bin/x; the lock keeps it where merged /usr
+    // puts it, through the top-level links the scan recorded.
+    let canonical = |path: &str| -> String {
+        let rest = path.trim_start_matches('/');
+        let (top, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        match index.get(format!("/{top}").as_str()) {
+            Some(e) if e.kind == FileKind::Symlink && !tail.is_empty() => match &e.target {
+                Some(t) if !t.starts_with('/') && !t.contains("..") => format!("/{t}/{tail}"),
+                _ => path.to_string(),
+            },
+            _ => path.to_string(),
+        }
+    };
+    let present = |path: &str| {
+        index
+            .get(path)
+            .is_some_and(|e| e.kind != FileKind::Dir && !excludes.matches(path))
+    };
+    let mut generated = system::alternatives(&host, &present, &canonical);
+    // A link into an excluded folder (a man page slave) would bring the folder back.
+    generated.entries.retain(|e| !excludes.matches(&e.path));
     Ok(generated)
 }
 

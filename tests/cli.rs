@@ -378,3 +378,71 @@ fn concurrent_materialise_with_a_lock_file_builds_once() {
     let current = outputs.iter().filter(|o| o.contains("up to date")).count();
     assert_eq!((built, current), (1, 7), "{outputs:?}");
 }
+
+#[test]
+fn trees_carry_dpkg_state_accounts_and_alternatives_never_host_secrets() {
+    let w = World::new(&[("base", BASE)]);
+    let alternatives = w.sysroot.join("var/lib/dpkg/alternatives");
+    fs::create_dir_all(&alternatives).unwrap();
+    fs::write(
+        alternatives.join("awk"),
+        "auto\n/usr/bin/awk\nawk.1.gz\n/usr/share/man/man1/awk.1.gz\n\n/usr/bin/mawk\n5\n/usr/share/man/man1/mawk.1.gz\n\n",
+    )
+    .unwrap();
+    fs::create_dir_all(w.sysroot.join("etc/alternatives")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/mawk", w.sysroot.join("etc/alternatives/awk")).unwrap();
+    fs::write(
+        w.sysroot.join("etc/shadow"),
+        "root:$6$hostsecret:19000:0:99999:7:::\n",
+    )
+    .unwrap();
+    w.ok(&["compile", "groups/base.kdl"]);
+    w.ok(&[
+        "materialise",
+        "base",
+        "--flavor",
+        "openvz",
+        "--format",
+        "chroot",
+        "-o",
+        "tree",
+    ]);
+    let tree = w.out("tree");
+    assert_eq!(
+        fs::read_link(tree.join("usr/bin/awk")).unwrap(),
+        Path::new("/etc/alternatives/awk")
+    );
+    assert_eq!(
+        fs::read_link(tree.join("etc/alternatives/awk")).unwrap(),
+        Path::new("/usr/bin/mawk")
+    );
+    assert!(
+        !tree.join("etc/alternatives/awk.1.gz").exists(),
+        "slave without its file"
+    );
+
+    let status = fs::read_to_string(tree.join("var/lib/dpkg/status")).unwrap();
+    let names: Vec<&str> = status
+        .lines()
+        .filter_map(|l| l.strip_prefix("Package: "))
+        .collect();
+    assert_eq!(names, ["base-files", "bash", "libc6", "mawk"], "{status}");
+    assert_eq!(
+        fs::read_to_string(tree.join("var/lib/dpkg/info/bash.list")).unwrap(),
+        "/.\n/bin\n/bin/bash\n/usr\n/usr/share\n/usr/share/doc\n/usr/share/doc/bash\n/usr/share/doc/bash/README\n"
+    );
+    let passwd = fs::read_to_string(tree.join("etc/passwd")).unwrap();
+    assert!(passwd.starts_with("root:x:0:0:"), "{passwd}");
+    let shadow = fs::read_to_string(tree.join("etc/shadow")).unwrap();
+    assert!(
+        !shadow.contains("hostsecret") && shadow.starts_with("root:*:"),
+        "{shadow}"
+    );
+    w.ok(&["materialise", "base", "--flavor", "openvz", "-o", "t.tar"]);
+    assert!(
+        !fs::read(w.out("t.tar"))
+            .unwrap()
+            .windows(10)
+            .any(|b| b == b"hostsecret")
+    );
+}

@@ -54,11 +54,11 @@ pub struct Parts {
 /// Builds the lock: applies excludes, keeps hard links pointing at kept files, adds group
 /// files (with root-owned parent directories where none exist), and normalises.
 pub fn assemble(parts: Parts) -> Result<Lock, AssembleError> {
-    let excludes = glob_set(&parts.excludes)?;
+    let excludes = Excludes::new(&parts.excludes)?;
     let mut kept: BTreeMap<String, FileEntry> = BTreeMap::new();
     let mut excluded: HashMap<String, FileEntry> = HashMap::new();
     for entry in parts.package_entries {
-        if is_excluded(&excludes, &entry.path) {
+        if excludes.matches(&entry.path) {
             excluded.insert(entry.path.clone(), entry);
         } else {
             kept.insert(entry.path.clone(), entry);
@@ -82,34 +82,44 @@ pub fn assemble(parts: Parts) -> Result<Lock, AssembleError> {
     Ok(lock)
 }
 
-fn glob_set(patterns: &[String]) -> Result<GlobSet, AssembleError> {
-    let mut builder = GlobSetBuilder::new();
-    for pattern in patterns {
-        let glob = Glob::new(pattern).map_err(|e| AssembleError::BadGlob {
-            pattern: pattern.clone(),
-            message: e.kind().to_string(),
-        })?;
-        builder.add(glob);
-    }
-    builder.build().map_err(|e| AssembleError::BadGlob {
-        pattern: patterns.join(" "),
-        message: e.to_string(),
-    })
-}
+/// A group's `exclude` globs.
+pub struct Excludes(GlobSet);
 
-/// An excluded directory takes everything below it, or its children would be orphans.
-fn is_excluded(excludes: &GlobSet, path: &str) -> bool {
-    if excludes.is_empty() || path == "/" {
-        return false;
-    }
-    let mut prefix = path;
-    loop {
-        if excludes.is_match(prefix) {
-            return true;
+impl Excludes {
+    /// Compiles the globs; a bad one is an error naming it.
+    pub fn new(patterns: &[String]) -> Result<Excludes, AssembleError> {
+        let mut builder = GlobSetBuilder::new();
+        for pattern in patterns {
+            let glob = Glob::new(pattern).map_err(|e| AssembleError::BadGlob {
+                pattern: pattern.clone(),
+                message: e.kind().to_string(),
+            })?;
+            builder.add(glob);
         }
-        match prefix.rfind('/') {
-            Some(0) | None => return false,
-            Some(i) => prefix = &prefix[..i],
+        builder
+            .build()
+            .map(Excludes)
+            .map_err(|e| AssembleError::BadGlob {
+                pattern: patterns.join(" "),
+                message: e.to_string(),
+            })
+    }
+
+    /// Whether `path` goes: it or one of its ancestors matches (an excluded directory
+    /// takes everything below it, or its children would be orphans).
+    pub fn matches(&self, path: &str) -> bool {
+        if self.0.is_empty() || path == "/" {
+            return false;
+        }
+        let mut prefix = path;
+        loop {
+            if self.0.is_match(prefix) {
+                return true;
+            }
+            match prefix.rfind('/') {
+                Some(0) | None => return false,
+                Some(i) => prefix = &prefix[..i],
+            }
         }
     }
 }

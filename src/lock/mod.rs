@@ -11,7 +11,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use assemble::{AssembleError, Parts, assemble};
+pub use assemble::{AssembleError, Excludes, Parts, assemble};
 pub use merkle::merkle_root;
 
 /// The kind of a filesystem entry in a lock.

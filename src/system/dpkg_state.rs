@@ -118,8 +118,13 @@ mod tests {
     }
 
     fn content(g: &Generated, path: &str) -> String {
-        let i = g.entries.iter().position(|e| e.path == path).unwrap();
-        String::from_utf8(g.blobs[i].clone()).unwrap()
+        let entry = g.entries.iter().find(|e| e.path == path).unwrap();
+        let digest = entry.digest.as_deref().unwrap();
+        let blob = g
+            .blobs
+            .iter()
+            .find(|b| blake3::hash(b).to_hex().as_str() == digest);
+        String::from_utf8(blob.unwrap().clone()).unwrap()
     }
 
     #[test]

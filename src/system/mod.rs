@@ -4,9 +4,11 @@
 //! exact and reproducible as any packaged file. No maintainer script is ever run.
 
 mod accounts;
+mod alternatives;
 mod dpkg_state;
 
 pub use accounts::{AccountSources, accounts, users_named_by_script};
+pub use alternatives::{Alternative, Choice, alternatives};
 pub use dpkg_state::{PackageRecord, dpkg_state};
 
 use crate::lock::{FileEntry, FileKind};
@@ -41,6 +43,16 @@ impl Generated {
     /// Adds a root-owned `0644` file.
     fn root_file(&mut self, path: &str, content: Vec<u8>) {
         self.file(path, 0o644, (0, "root", 0, "root"), content);
+    }
+
+    /// Adds a root-owned symlink.
+    fn symlink(&mut self, path: &str, target: &str) {
+        self.entries.push(FileEntry {
+            kind: FileKind::Symlink,
+            mode: 0o777,
+            target: Some(target.to_string()),
+            ..FileEntry::directory(path)
+        });
     }
 
     /// Appends everything `other` generated.

@@ -327,6 +327,10 @@ fn system_files(
     // A name from a script may be a group (`addgroup`): offer it as both.
     let groups: BTreeSet<String> = groups.union(&users).cloned().collect();
     generated.extend(system::accounts(&sources, &users, &groups));
+    let tty_gid = master_group
+        .as_deref()
+        .and_then(|g| system::group_id(g, "tty"));
+    generated.extend(system::dev(tty_gid));
     generated.extend(alternatives(ctx, entries, excludes)?);
     Ok(generated)
 }

@@ -106,6 +106,10 @@ fn base_from_the_host_runs_bash_in_a_chroot_and_tars_reproducibly() {
         assert!(inside("getent passwd root").starts_with("root:x:0:0:"));
         assert_eq!(inside("readlink -f /usr/bin/awk"), "/usr/bin/mawk\n");
         assert_eq!(inside("echo 1 2 | awk '{print $2}'"), "2\n");
+        assert_eq!(
+            inside("echo x > /dev/null && head -c 3 /dev/zero | wc -c"),
+            "3\n"
+        );
         let shadow = fs::read_to_string(root.join("etc/shadow")).unwrap();
         assert!(
             shadow.lines().all(|l| l.split(':').nth(1) == Some("*")),

@@ -55,6 +55,14 @@ fn lines(text: &str, min_fields: usize) -> Vec<Line<'_>> {
         .collect()
 }
 
+/// The id of group `name` in a group file's text (`etc/group` or base-passwd's master).
+pub fn group_id(group_file: &str, name: &str) -> Option<u32> {
+    lines(group_file, 4)
+        .iter()
+        .find(|g| g.name() == name)
+        .map(Line::id)
+}
+
 /// The names a maintainer script passes to `adduser`, `useradd`, `addgroup` or
 /// `groupadd`: every word of such a command that could be a user or group name. The
 /// caller keeps only those its host actually has, which filters out option values.
@@ -238,6 +246,8 @@ mod tests {
             (0o640, 42, "shadow")
         );
         assert_eq!(content(&g, "/etc/gshadow").lines().count(), 6);
+        assert_eq!(group_id(MASTER_GROUP, "shadow"), Some(42));
+        assert_eq!(group_id(MASTER_GROUP, "tty"), None);
     }
 
     #[test]

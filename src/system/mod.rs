@@ -5,10 +5,12 @@
 
 mod accounts;
 mod alternatives;
+mod dev;
 mod dpkg_state;
 
-pub use accounts::{AccountSources, accounts, users_named_by_script};
+pub use accounts::{AccountSources, accounts, group_id, users_named_by_script};
 pub use alternatives::{Alternative, Choice, alternatives};
+pub use dev::dev;
 pub use dpkg_state::{PackageRecord, dpkg_state};
 
 use crate::lock::{FileEntry, FileKind};

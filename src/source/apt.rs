@@ -842,4 +842,79 @@ mod tests {
         );
         assert!(err.contains("--offline"), "{err}");
     }
+
+    /// The host's own lists when they are uncompressed, else a one-package index made
+    /// from `apt-cache show hello` (Docker images keep their lists compressed); `None`
+    /// when apt knows nothing usable.
+    fn host_index() -> Option<(tempfile::TempDir, AptPackage)> {
+        let root = tempfile::tempdir().unwrap();
+        let host = AptLists::read(Path::new("/")).unwrap();
+        let lists = if host.is_empty() {
+            let output = Command::new("apt-cache")
+                .args(["show", "--no-all-versions", "hello"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())?;
+            let dir = root.path().join(LISTS_DIR);
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("host_Packages"), output.stdout).unwrap();
+            AptLists::read(root.path()).unwrap()
+        } else {
+            host
+        };
+        let package = lists
+            .packages
+            .iter()
+            .find(|p| p.package.name == "hello")
+            .or_else(|| lists.packages.iter().min_by_key(|p| p.size))?
+            .clone();
+        Some((root, package))
+    }
+
+    struct MustNotDownload;
+    impl Downloader for MustNotDownload {
+        fn download(&self, name: &str, _: &str, _: &str, _: &Path) -> Result<(), AptError> {
+            panic!("{name} downloaded although the pool has it")
+        }
+    }
+
+    #[test]
+    fn apt_get_downloads_a_real_package_when_possible() {
+        if Command::new("apt-get").arg("--version").output().is_err() {
+            eprintln!("no apt-get on this machine: skipped");
+            return;
+        }
+        let Some((_root, package)) = host_index() else {
+            eprintln!("apt has no usable package lists: skipped");
+            return;
+        };
+        let pool = tempfile::tempdir().unwrap();
+        // apt resolves versions from its lists, so this fails without the network.
+        let p = &package.package;
+        let err = AptGet
+            .download(&p.name, "0.0-no-such-version", &p.arch, pool.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("{}=0.0-no-such-version", p.name)) && err.contains("E: "),
+            "apt-get's stderr missing: {err}"
+        );
+        assert!(err.contains("apt-get update"), "{err}");
+        let path = match fetch(&package, pool.path(), &AptGet) {
+            Ok(path) => path,
+            Err(AptError::Download { detail, .. }) if detail.contains("Failed to fetch") => {
+                eprintln!("cannot reach the mirror, skipped: {detail}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(path, pool.path().join(package.archive_name()));
+        let (size, sha256) = digest(&path).unwrap();
+        assert_eq!((size, sha256), (package.size, package.sha256.clone()));
+        assert_eq!(entries(pool.path()), [package.archive_name()]);
+        assert_eq!(
+            fetch(&package, pool.path(), &MustNotDownload).unwrap(),
+            path
+        );
+    }
 }

@@ -190,8 +190,7 @@ pub(crate) fn stanzas(text: &str) -> Vec<Stanza<'_>> {
 /// One field of a stanza: continuation lines are joined with `\n`, each trimmed.
 pub(crate) struct Field {
     name: String,
-    /// The value, trimmed.
-    pub(crate) value: String,
+    value: String,
     /// The line the field starts on.
     pub(crate) line: usize,
 }
@@ -269,7 +268,7 @@ impl<'a> Fields<'a> {
         self.get(name).map(|f| f.value.as_str())
     }
 
-    /// The value of a field every installed package must have.
+    /// The value of a field every stanza of its kind must have.
     pub(crate) fn required(&self, name: &str, stanza_line: usize) -> Result<&str, DpkgError> {
         self.value(name)
             .filter(|v| !v.is_empty())

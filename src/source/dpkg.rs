@@ -165,8 +165,8 @@ fn read_optional(path: &Path) -> Result<Option<String>, DpkgError> {
     }
 }
 
-/// One paragraph of the status file.
-struct Stanza<'a> {
+/// One paragraph of a deb822 file (the status file or an apt package index).
+pub(crate) struct Stanza<'a> {
     /// Line number of its first line.
     first_line: usize,
     /// Its lines, without newlines.
@@ -176,7 +176,7 @@ struct Stanza<'a> {
 }
 
 /// Splits deb822 text into paragraphs separated by blank (or whitespace-only) lines.
-fn stanzas(text: &str) -> Vec<Stanza<'_>> {
+pub(crate) fn stanzas(text: &str) -> Vec<Stanza<'_>> {
     let mut out = Vec::new();
     let mut current: Option<Stanza> = None;
     for (i, line) in text.lines().enumerate() {
@@ -198,14 +198,15 @@ fn stanzas(text: &str) -> Vec<Stanza<'_>> {
 }
 
 /// One field of a stanza: continuation lines are joined with `\n`, each trimmed.
-struct Field {
+pub(crate) struct Field {
     name: String,
     value: String,
-    line: usize,
+    /// The line the field starts on.
+    pub(crate) line: usize,
 }
 
 /// The parsed fields of one stanza, with what error messages need.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     fields: Vec<Field>,
     /// The `Package` value, for error messages.
     package: Option<String>,
@@ -213,7 +214,9 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
-    fn parse(stanza: &Stanza<'_>, path: &'a Path) -> Result<Fields<'a>, DpkgError> {
+    /// Splits `stanza`, read from `path`, into fields; a malformed line is an error
+    /// naming `path`, the line and the package.
+    pub(crate) fn parse(stanza: &Stanza<'_>, path: &'a Path) -> Result<Fields<'a>, DpkgError> {
         // The package name is found leniently first so that any error below can name it,
         // even when the malformed line comes before `Package:`.
         let package = stanza.lines.iter().find_map(|line| {
@@ -254,7 +257,8 @@ impl<'a> Fields<'a> {
         Ok(parsed)
     }
 
-    fn error(&self, line: usize, message: impl Into<String>) -> DpkgError {
+    /// A syntax error at `line` of this stanza's file, naming its package.
+    pub(crate) fn error(&self, line: usize, message: impl Into<String>) -> DpkgError {
         DpkgError::Syntax {
             path: self.path.to_path_buf(),
             line,
@@ -263,7 +267,8 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn get(&self, name: &str) -> Option<&Field> {
+    /// The field called `name` (case-insensitive).
+    pub(crate) fn get(&self, name: &str) -> Option<&Field> {
         self.fields
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case(name))
@@ -273,8 +278,8 @@ impl<'a> Fields<'a> {
         self.get(name).map(|f| f.value.as_str())
     }
 
-    /// The value of a field every installed package must have.
-    fn required(&self, name: &str, stanza_line: usize) -> Result<&str, DpkgError> {
+    /// The value of a field every stanza of its kind must have.
+    pub(crate) fn required(&self, name: &str, stanza_line: usize) -> Result<&str, DpkgError> {
         self.value(name)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| self.error(stanza_line, format!("missing field {name}")))
@@ -294,14 +299,24 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The line the stanza starts on, for errors about a field it lacks.
+    pub(crate) fn first_line(&self) -> usize {
+        self.fields.first().map_or(0, |f| f.line)
+    }
+
     /// The package this stanza describes, or `None` when it is not installed.
     fn installed_package(&self) -> Result<Option<Package>, DpkgError> {
-        let first_line = self.fields.first().map_or(0, |f| f.line);
-        let status = self.required("Status", first_line)?;
+        let status = self.required("Status", self.first_line())?;
         let words: Vec<&str> = status.split_whitespace().collect();
         if !matches!(words.as_slice(), ["install" | "hold", "ok", "installed"]) {
             return Ok(None);
         }
+        self.package(Origin::Installed).map(Some)
+    }
+
+    /// The package metadata of a status or package-index stanza, marked `origin`.
+    pub(crate) fn package(&self, origin: Origin) -> Result<Package, DpkgError> {
+        let first_line = self.first_line();
         let multi_arch = match self.get("Multi-Arch") {
             None => MultiArch::No,
             Some(field) => match field.value.as_str() {
@@ -324,7 +339,7 @@ impl<'a> Fields<'a> {
                 }
             },
         };
-        Ok(Some(Package {
+        Ok(Package {
             name: self.required("Package", first_line)?.to_string(),
             version: self.required("Version", first_line)?.to_string(),
             arch: self.required("Architecture", first_line)?.to_string(),
@@ -335,8 +350,8 @@ impl<'a> Fields<'a> {
             provides: self.relations("Provides", Relation::parse_list)?,
             conflicts: self.relations("Conflicts", Relation::parse_list)?,
             breaks: self.relations("Breaks", Relation::parse_list)?,
-            origin: Origin::Installed,
-        }))
+            origin,
+        })
     }
 
     /// The `Conffiles` field: `path md5 [obsolete] [remove-on-upgrade]` per line.

@@ -3,6 +3,7 @@
 //! A source only describes packages (their metadata and, for installed ones, which
 //! paths they own); it never knows about locks, tarballs or outputs.
 
+pub mod apt;
 pub mod dpkg;
 pub mod relation;
 pub mod version;

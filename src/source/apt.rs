@@ -1,0 +1,920 @@
+//! apt's package lists as a package source, and fetching their archives into the pool.
+//!
+//! The universe is every `var/lib/apt/lists/*_Packages` index under a sysroot. Only
+//! uncompressed indexes are read: apt keeps its lists compressed (`*_Packages.lz4`,
+//! `.gz`, ...) when `Acquire::GzipIndexes` is set, as Docker images do; those are
+//! reported in [`AptLists::compressed`] so the caller can say why a host's lists look
+//! empty. A package from the lists is fetched with `apt-get download` at exactly the
+//! listed version and checked against the list's `Size` and `SHA256` before it enters
+//! the pool.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use super::dpkg::{DpkgError, Fields, stanzas};
+use super::{Origin, Package};
+
+/// Where apt keeps its lists, relative to the sysroot.
+const LISTS_DIR: &str = "var/lib/apt/lists";
+
+/// How an index file's name ends (`<site>_dists_<suite>_<component>_binary-<arch>_Packages`).
+const INDEX_SUFFIX: &str = "_Packages";
+
+/// One package known from an apt index, with what fetching and checking it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AptPackage {
+    /// Its metadata, with origin [`Origin::AptList`].
+    pub package: Package,
+    /// The archive's path in the mirror (`pool/main/h/hello/hello_2.10-3_amd64.deb`).
+    pub filename: String,
+    /// The archive's size in bytes.
+    pub size: u64,
+    /// The archive's SHA256, lower-case hex.
+    pub sha256: String,
+    /// The index file the package was read from.
+    pub list: PathBuf,
+}
+
+impl AptPackage {
+    /// The file name apt gives the downloaded archive (`name_version_arch.deb`), with
+    /// `_`, `:` (an epoch's colon becomes `%3a`), `%` and unprintable bytes quoted as
+    /// apt's `QuoteString` does; the pool stores the archive under this name.
+    pub fn archive_name(&self) -> String {
+        let p = &self.package;
+        let extension = self
+            .filename
+            .rsplit_once('/')
+            .map_or(self.filename.as_str(), |(_, base)| base)
+            .rsplit_once('.')
+            .map_or("deb", |(_, ext)| ext);
+        format!(
+            "{}_{}_{}.{extension}",
+            apt_quote(&p.name, "_:"),
+            apt_quote(&p.version, "_:"),
+            apt_quote(&p.arch, "_:.")
+        )
+    }
+}
+
+/// apt's `QuoteString`: bytes in `bad`, `%`, spaces, control and non-ASCII bytes become
+/// `%xx` (lower-case hex).
+fn apt_quote(text: &str, bad: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if bad.as_bytes().contains(&byte) || byte == b'%' || !byte.is_ascii_graphic() {
+            out.push_str(&format!("%{byte:02x}"));
+        } else {
+            out.push(char::from(byte));
+        }
+    }
+    out
+}
+
+/// Every package in the uncompressed apt indexes of one sysroot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AptLists {
+    /// Packages in index-file name order, then file order.
+    pub packages: Vec<AptPackage>,
+    /// Compressed indexes (`*_Packages.lz4`, `.gz`, `.xz`, ...) that were seen but not
+    /// read, sorted.
+    pub compressed: Vec<PathBuf>,
+}
+
+/// Why apt's lists could not be read or a package not fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum AptError {
+    /// A list, the pool or a downloaded file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// An index stanza is malformed or lacks a field; names the list file and line.
+    #[error(transparent)]
+    Syntax(#[from] DpkgError),
+    /// The package must be downloaded but the caller forbids downloads.
+    #[error(
+        "{name}={version} is known only from apt's lists and would have to be downloaded, \
+         but --offline forbids it (drop --offline, or put its archive in the pool)"
+    )]
+    Offline {
+        /// Package name.
+        name: String,
+        /// The exact version that was wanted.
+        version: String,
+    },
+    /// The downloader failed.
+    #[error("cannot download {name}={version} ({arch}): {detail}{}", hint_line(*hint))]
+    Download {
+        /// Package name.
+        name: String,
+        /// The exact version requested.
+        version: String,
+        /// Architecture requested.
+        arch: String,
+        /// What went wrong (apt-get's error output, or why it could not run).
+        detail: String,
+        /// What the user can do about it, when that is known.
+        hint: Option<&'static str>,
+    },
+    /// The downloader reported success but left no archive behind.
+    #[error(
+        "downloading {name}={version} left no archive named {expected} in {} (found: {})",
+        dir.display(),
+        if found.is_empty() { "nothing".to_string() } else { found.join(", ") }
+    )]
+    NoArchive {
+        /// Package name.
+        name: String,
+        /// Version requested.
+        version: String,
+        /// The file name looked for.
+        expected: String,
+        /// The download directory.
+        dir: PathBuf,
+        /// What was in it.
+        found: Vec<String>,
+    },
+    /// The downloaded archive is not the one the list describes; it was discarded.
+    #[error(
+        "downloaded {package} has {field} {found} but {} says {expected}; the archive was discarded",
+        list.display()
+    )]
+    Mismatch {
+        /// `name=version`.
+        package: String,
+        /// `size` or `SHA256`.
+        field: &'static str,
+        /// The value in the list.
+        expected: String,
+        /// The value of the downloaded file.
+        found: String,
+        /// The index file the package came from.
+        list: PathBuf,
+    },
+}
+
+fn hint_line(hint: Option<&str>) -> String {
+    hint.map(|h| format!("\nhint: {h}")).unwrap_or_default()
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> AptError + '_ {
+    move |source| AptError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl AptLists {
+    /// Reads every uncompressed `var/lib/apt/lists/*_Packages` under `sysroot`, sorted by
+    /// file name; a missing lists folder reads as empty.
+    pub fn read(sysroot: &Path) -> Result<AptLists, AptError> {
+        let dir = sysroot.join(LISTS_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AptLists::default()),
+            Err(source) => return Err(AptError::Io { path: dir, source }),
+        };
+        let mut indexes = Vec::new();
+        let mut compressed = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_error(&dir))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            // `partial/` and `auxfiles/` are directories; a symlinked list is still a list.
+            if !path.is_file() {
+                continue;
+            }
+            if name.ends_with(INDEX_SUFFIX) {
+                indexes.push(path);
+            } else if name.contains(&format!("{INDEX_SUFFIX}.")) {
+                compressed.push(path);
+            }
+        }
+        indexes.sort();
+        compressed.sort();
+        let mut packages = Vec::new();
+        for path in indexes {
+            read_index(&path, &mut packages)?;
+        }
+        Ok(AptLists {
+            packages,
+            compressed,
+        })
+    }
+
+    /// No package is known from apt's lists.
+    pub fn is_empty(&self) -> bool {
+        self.packages.is_empty()
+    }
+}
+
+/// Appends the packages of the index at `path` to `out`.
+fn read_index(path: &Path, out: &mut Vec<AptPackage>) -> Result<(), AptError> {
+    let text = fs::read_to_string(path).map_err(io_error(path))?;
+    for stanza in stanzas(&text) {
+        let fields = Fields::parse(&stanza, path)?;
+        let first_line = fields.first_line();
+        let package = fields.package(Origin::AptList)?;
+        let filename = fields.required("Filename", first_line)?.to_string();
+        let size = fields.required("Size", first_line)?;
+        let size = size.parse::<u64>().map_err(|_| {
+            fields.error(
+                fields.get("Size").map_or(first_line, |f| f.line),
+                format!("Size `{size}` is not a byte count"),
+            )
+        })?;
+        let sha256 = fields.required("SHA256", first_line)?;
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(fields
+                .error(
+                    fields.get("SHA256").map_or(first_line, |f| f.line),
+                    format!("SHA256 `{sha256}` is not 64 hex digits"),
+                )
+                .into());
+        }
+        let sha256 = sha256.to_ascii_lowercase();
+        out.push(AptPackage {
+            package,
+            filename,
+            size,
+            sha256,
+            list: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Something that puts one package archive, exactly `name=version` for `arch`, into a
+/// directory: `apt-get download` for real, a fake in tests.
+pub trait Downloader {
+    /// Downloads the archive of `name` at exactly `version` into the directory `into`.
+    fn download(&self, name: &str, version: &str, arch: &str, into: &Path) -> Result<(), AptError>;
+}
+
+/// Fetches exactly `pkg`'s version (never apt's candidate) into `pool_dir`, checks its
+/// size and SHA256 against the list and returns the archive's path. A file with the right
+/// SHA256 already there is reused without downloading. The download goes to a private
+/// directory inside `pool_dir` and is renamed into place only once checked, so the pool
+/// never holds a half-written or wrong archive.
+pub fn fetch(
+    pkg: &AptPackage,
+    pool_dir: &Path,
+    runner: &dyn Downloader,
+) -> Result<PathBuf, AptError> {
+    let archive_name = pkg.archive_name();
+    let target = pool_dir.join(&archive_name);
+    match digest(&target) {
+        Ok((size, sha256)) if size == pkg.size && sha256 == pkg.sha256 => return Ok(target),
+        // A wrong file there is replaced below; a missing one is simply downloaded.
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(AptError::Io {
+                path: target,
+                source,
+            });
+        }
+    }
+    fs::create_dir_all(pool_dir).map_err(io_error(pool_dir))?;
+    let scratch = Scratch::new(pool_dir)?;
+    let p = &pkg.package;
+    runner.download(&p.name, &p.version, &p.arch, &scratch.0)?;
+    let downloaded = find_archive(pkg, &archive_name, &scratch.0)?;
+    let (size, sha256) = digest(&downloaded).map_err(io_error(&downloaded))?;
+    let mismatch = |field, expected: String, found: String| AptError::Mismatch {
+        package: format!("{}={}", p.name, p.version),
+        field,
+        expected,
+        found,
+        list: pkg.list.clone(),
+    };
+    if size != pkg.size {
+        return Err(mismatch("size", pkg.size.to_string(), size.to_string()));
+    }
+    if sha256 != pkg.sha256 {
+        return Err(mismatch("SHA256", pkg.sha256.clone(), sha256));
+    }
+    fs::rename(&downloaded, &target).map_err(io_error(&target))?;
+    Ok(target)
+}
+
+/// The archive the downloader left in `dir`: apt's name for it, else the only `.deb`
+/// there (apt's quoting may differ from ours for unusual versions).
+fn find_archive(pkg: &AptPackage, expected: &str, dir: &Path) -> Result<PathBuf, AptError> {
+    let path = dir.join(expected);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        found.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    found.sort();
+    let debs: Vec<&String> = found.iter().filter(|n| n.ends_with(".deb")).collect();
+    if let [only] = debs.as_slice() {
+        return Ok(dir.join(only));
+    }
+    Err(AptError::NoArchive {
+        name: pkg.package.name.clone(),
+        version: pkg.package.version.clone(),
+        expected: expected.to_string(),
+        dir: dir.to_path_buf(),
+        found,
+    })
+}
+
+/// Size and lower-case hex SHA256 of the file at `path`.
+fn digest(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// A private directory inside the pool for one download, removed with whatever is left
+/// in it when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(pool_dir: &Path) -> Result<Scratch, AptError> {
+        // Unique within the process by the counter and across processes by the pid; the
+        // loop only matters when a crashed run left a directory with the same name.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = pool_dir.join(format!(".apt-download-{}-{n}", std::process::id()));
+            match fs::create_dir(&path) {
+                Ok(()) => return Ok(Scratch(path)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(AptError::Io { path, source }),
+            }
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // Nothing useful can be done if this fails: the pool only holds checked archives
+        // under their final names, so a leftover directory is harmless.
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The real [`Downloader`]: `apt-get download NAME:ARCH=VERSION` run in the target
+/// directory, using the host's apt configuration and lists.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AptGet;
+
+impl Downloader for AptGet {
+    fn download(&self, name: &str, version: &str, arch: &str, into: &Path) -> Result<(), AptError> {
+        let failed = |detail: String, hint| AptError::Download {
+            name: name.to_string(),
+            version: version.to_string(),
+            arch: arch.to_string(),
+            detail,
+            hint,
+        };
+        let output = Command::new("apt-get")
+            .args(["-q", "download", &format!("{name}:{arch}={version}")])
+            .current_dir(into)
+            .output()
+            .map_err(|e| failed(format!("cannot run apt-get: {e}"), None))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let detail = match stderr.trim() {
+            "" => format!("apt-get {}", output.status),
+            text => text.to_string(),
+        };
+        let hint = download_hint(&stderr, host_lists_empty());
+        Err(failed(detail, hint))
+    }
+}
+
+/// Whether the host's apt has no package indexes at all, compressed or not.
+fn host_lists_empty() -> bool {
+    let Ok(entries) = fs::read_dir(Path::new("/").join(LISTS_DIR)) else {
+        return true;
+    };
+    !entries
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().contains(INDEX_SUFFIX))
+}
+
+/// What to suggest after `apt-get download` failed with `stderr`.
+fn download_hint(stderr: &str, lists_empty: bool) -> Option<&'static str> {
+    if lists_empty {
+        Some("apt has no package lists: run `apt-get update`")
+    } else if stderr.contains("Unable to locate package")
+        || stderr.contains("was not found")
+        || stderr.contains("404")
+    {
+        Some("apt's lists may be out of date: run `apt-get update`")
+    } else if stderr.contains("Temporary failure resolving")
+        || stderr.contains("Could not connect")
+        || stderr.contains("Network is unreachable")
+    {
+        Some("the mirror is unreachable: check the network, or put the archive in the pool")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// Writes `files` (path relative to the root, content) under a new tempdir.
+    fn tree(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, content) in files {
+            let path = dir.path().join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, content).unwrap();
+        }
+        dir
+    }
+
+    fn sha256_hex(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    const HELLO_NEW: &[u8] = b"hello 2.10-3 archive bytes";
+    const HELLO_OLD: &[u8] = b"hello 2.10-2 archive";
+    const CRYPT: &[u8] = b"libcrypt1 archive";
+
+    /// A stanza as apt's indexes have them, with multi-line fields.
+    fn stanza(name: &str, version: &str, arch: &str, bytes: &[u8], extra: &str) -> String {
+        format!(
+            "Package: {name}\n\
+             Version: {version}\n\
+             Installed-Size: 277\n\
+             Architecture: {arch}\n\
+             {extra}\
+             Description: example package\n \
+             with a long description\n .\n \
+             over several lines\n\
+             Tag: devel::debian,\n devel::examples\n\
+             Filename: pool/main/{name}_{}_{arch}.deb\n\
+             Size: {}\n\
+             MD5sum: d04c2e9639dee67aa836d8232b1ca658\n\
+             SHA256: {}\n",
+            version.rsplit(':').next().unwrap(),
+            bytes.len(),
+            sha256_hex(bytes).to_uppercase(),
+        )
+    }
+
+    fn main_list() -> String {
+        [
+            stanza(
+                "hello",
+                "2.10-3",
+                "amd64",
+                HELLO_NEW,
+                "Depends: libc6 (>= 2.34),\n libgcc-s1 | libgcc1\nConflicts: hello-traditional\n",
+            ),
+            stanza("hello", "2.10-2", "amd64", HELLO_OLD, ""),
+        ]
+        .join("\n")
+    }
+
+    fn security_list() -> String {
+        stanza(
+            "libcrypt1",
+            "1:4.4.33-2",
+            "amd64",
+            CRYPT,
+            "Multi-Arch: same\nPre-Depends: libc6 (>= 2.36)\n",
+        )
+    }
+
+    /// A sysroot with two indexes (named so the security one sorts first), a compressed
+    /// index, a translation file and apt's `partial/` folder.
+    fn sysroot() -> tempfile::TempDir {
+        tree(&[
+            (
+                "var/lib/apt/lists/mirror_dists_bookworm_main_binary-amd64_Packages",
+                main_list().as_bytes(),
+            ),
+            (
+                "var/lib/apt/lists/mirror_debian-security_dists_bookworm-security_main_binary-amd64_Packages",
+                security_list().as_bytes(),
+            ),
+            (
+                "var/lib/apt/lists/other_dists_x_main_binary-amd64_Packages.lz4",
+                b"\x04\x22\x4d\x18",
+            ),
+            (
+                "var/lib/apt/lists/mirror_dists_bookworm_main_i18n_Translation-en",
+                b"Package: hello\n",
+            ),
+            ("var/lib/apt/lists/partial/stale_Packages", b"garbage"),
+        ])
+    }
+
+    fn lists() -> (tempfile::TempDir, AptLists) {
+        let root = sysroot();
+        let lists = AptLists::read(root.path()).unwrap();
+        (root, lists)
+    }
+
+    fn find<'a>(lists: &'a AptLists, name: &str, version: &str) -> &'a AptPackage {
+        lists
+            .packages
+            .iter()
+            .find(|p| p.package.name == name && p.package.version == version)
+            .unwrap()
+    }
+
+    /// Writes `bytes` as apt would (or under `file_name`) and records what was asked.
+    struct FakeDownloader {
+        bytes: Vec<u8>,
+        file_name: Option<String>,
+        calls: RefCell<Vec<String>>,
+    }
+
+    impl FakeDownloader {
+        fn new(bytes: &[u8]) -> FakeDownloader {
+            FakeDownloader {
+                bytes: bytes.to_vec(),
+                file_name: None,
+                calls: RefCell::new(Vec::new()),
+            }
+        }
+    }
+
+    impl Downloader for FakeDownloader {
+        fn download(
+            &self,
+            name: &str,
+            version: &str,
+            arch: &str,
+            into: &Path,
+        ) -> Result<(), AptError> {
+            self.calls
+                .borrow_mut()
+                .push(format!("{name}:{arch}={version}"));
+            let file_name = self
+                .file_name
+                .clone()
+                .unwrap_or_else(|| format!("{name}_{}_{arch}.deb", version.replace(':', "%3a")));
+            fs::write(into.join(file_name), &self.bytes).unwrap();
+            Ok(())
+        }
+    }
+
+    /// Names of the entries of `dir`, hidden ones included, sorted.
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn reads_uncompressed_indexes_in_file_name_order() {
+        let (root, lists) = lists();
+        let keys: Vec<String> = lists
+            .packages
+            .iter()
+            .map(|p| format!("{}={}", p.package.name, p.package.version))
+            .collect();
+        assert_eq!(
+            keys,
+            ["libcrypt1=1:4.4.33-2", "hello=2.10-3", "hello=2.10-2"]
+        );
+        assert!(!lists.is_empty());
+        let lists_dir = root.path().join(LISTS_DIR);
+        assert_eq!(
+            lists.compressed,
+            [lists_dir.join("other_dists_x_main_binary-amd64_Packages.lz4")]
+        );
+
+        let hello = find(&lists, "hello", "2.10-3");
+        assert_eq!(hello.package.origin, Origin::AptList);
+        assert_eq!(hello.package.arch, "amd64");
+        assert_eq!(hello.filename, "pool/main/hello_2.10-3_amd64.deb");
+        assert_eq!(hello.size, HELLO_NEW.len() as u64);
+        assert_eq!(hello.sha256, sha256_hex(HELLO_NEW), "stored lower-case");
+        assert_eq!(
+            hello.list,
+            lists_dir.join("mirror_dists_bookworm_main_binary-amd64_Packages")
+        );
+        assert_eq!(hello.package.depends.len(), 2, "continuation line joined");
+        assert_eq!(hello.package.depends[1][1].name, "libgcc1");
+        assert_eq!(hello.package.conflicts[0].name, "hello-traditional");
+
+        let crypt = find(&lists, "libcrypt1", "1:4.4.33-2");
+        assert_eq!(crypt.package.multi_arch, crate::source::MultiArch::Same);
+        assert_eq!(crypt.package.pre_depends[0][0].name, "libc6");
+    }
+
+    #[test]
+    fn missing_lists_folder_is_empty() {
+        let root = tempfile::tempdir().unwrap();
+        let lists = AptLists::read(root.path()).unwrap();
+        assert!(lists.is_empty());
+        assert!(lists.compressed.is_empty());
+    }
+
+    /// Reads a sysroot whose only index is `text`, expecting an error.
+    fn index_error(text: &str) -> String {
+        let root = tree(&[("var/lib/apt/lists/x_Packages", text.as_bytes())]);
+        AptLists::read(root.path()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn malformed_fields_name_list_line_and_package() {
+        let list = main_list().replacen("Size: 26", "Size: lots", 1);
+        let line = list.lines().position(|l| l == "Size: lots").unwrap() + 1;
+        let err = index_error(&list);
+        assert!(
+            err.contains(&format!("x_Packages:{line}: package hello: Size `lots`")),
+            "{err}"
+        );
+
+        let list = security_list().replace(&sha256_hex(CRYPT).to_uppercase(), "abc");
+        let err = index_error(&list);
+        assert!(err.contains("x_Packages:"), "{err}");
+        assert!(err.contains("package libcrypt1: SHA256 `abc`"), "{err}");
+
+        let list = format!("\n\n{}", security_list().replace("Filename", "X-Filename"));
+        let err = index_error(&list);
+        assert!(
+            err.contains("x_Packages:3: package libcrypt1: missing field Filename"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn fetches_exactly_the_listed_version() {
+        let (_root, lists) = lists();
+        let pool = tempfile::tempdir().unwrap();
+        let old = find(&lists, "hello", "2.10-2");
+        let downloader = FakeDownloader::new(HELLO_OLD);
+        let path = fetch(old, pool.path(), &downloader).unwrap();
+        assert_eq!(*downloader.calls.borrow(), ["hello:amd64=2.10-2"]);
+        assert_eq!(path, pool.path().join("hello_2.10-2_amd64.deb"));
+        assert_eq!(fs::read(&path).unwrap(), HELLO_OLD);
+        assert_eq!(
+            entries(pool.path()),
+            ["hello_2.10-2_amd64.deb"],
+            "download folder removed"
+        );
+    }
+
+    #[test]
+    fn present_good_archive_is_reused_without_downloading() {
+        let (_root, lists) = lists();
+        let pool = tree(&[("hello_2.10-3_amd64.deb", HELLO_NEW)]);
+        let downloader = FakeDownloader::new(b"must not be used");
+        let hello = find(&lists, "hello", "2.10-3");
+        let path = fetch(hello, pool.path(), &downloader).unwrap();
+        assert!(downloader.calls.borrow().is_empty());
+        assert_eq!(fs::read(path).unwrap(), HELLO_NEW);
+    }
+
+    #[test]
+    fn present_wrong_archive_is_replaced() {
+        let (_root, lists) = lists();
+        let pool = tree(&[("hello_2.10-3_amd64.deb", b"truncated")]);
+        let downloader = FakeDownloader::new(HELLO_NEW);
+        let path = fetch(find(&lists, "hello", "2.10-3"), pool.path(), &downloader).unwrap();
+        assert_eq!(downloader.calls.borrow().len(), 1);
+        assert_eq!(fs::read(path).unwrap(), HELLO_NEW);
+    }
+
+    #[test]
+    fn wrong_sha256_or_size_is_rejected_and_nothing_left() {
+        let (_root, lists) = lists();
+        let hello = find(&lists, "hello", "2.10-3");
+        // Same length, different bytes: only the digest can tell.
+        let same_size: Vec<u8> = HELLO_NEW.iter().map(|b| b ^ 1).collect();
+        for (bytes, field) in [(&same_size[..], "SHA256"), (&b"short"[..], "size")] {
+            let pool = tempfile::tempdir().unwrap();
+            let err = fetch(hello, pool.path(), &FakeDownloader::new(bytes)).unwrap_err();
+            let AptError::Mismatch {
+                field: found_field, ..
+            } = &err
+            else {
+                panic!("{err}")
+            };
+            assert_eq!(*found_field, field);
+            let message = err.to_string();
+            assert!(message.contains("hello=2.10-3"), "{message}");
+            assert!(message.contains("main_binary-amd64_Packages"), "{message}");
+            assert!(
+                entries(pool.path()).is_empty(),
+                "{:?}",
+                entries(pool.path())
+            );
+        }
+    }
+
+    #[test]
+    fn epoch_is_quoted_in_the_archive_name() {
+        let (_root, lists) = lists();
+        let crypt = find(&lists, "libcrypt1", "1:4.4.33-2");
+        assert_eq!(crypt.archive_name(), "libcrypt1_1%3a4.4.33-2_amd64.deb");
+        let pool = tempfile::tempdir().unwrap();
+        let downloader = FakeDownloader::new(CRYPT);
+        let path = fetch(crypt, pool.path(), &downloader).unwrap();
+        assert_eq!(*downloader.calls.borrow(), ["libcrypt1:amd64=1:4.4.33-2"]);
+        assert_eq!(path, pool.path().join("libcrypt1_1%3a4.4.33-2_amd64.deb"));
+    }
+
+    #[test]
+    fn apt_quote_matches_apt() {
+        assert_eq!(apt_quote("1:2.0~rc1+b1", "_:"), "1%3a2.0~rc1+b1");
+        assert_eq!(apt_quote("a_b%c d", "_:"), "a%5fb%25c%20d");
+        assert_eq!(apt_quote("armel.x", "_:."), "armel%2ex");
+    }
+
+    #[test]
+    fn differently_named_archive_is_found() {
+        let (_root, lists) = lists();
+        let crypt = find(&lists, "libcrypt1", "1:4.4.33-2");
+        let pool = tempfile::tempdir().unwrap();
+        let mut downloader = FakeDownloader::new(CRYPT);
+        downloader.file_name = Some("libcrypt1_4.4.33-2_amd64.deb".into());
+        let path = fetch(crypt, pool.path(), &downloader).unwrap();
+        assert_eq!(path, pool.path().join(crypt.archive_name()));
+        assert_eq!(fs::read(path).unwrap(), CRYPT);
+    }
+
+    #[test]
+    fn download_without_archive_or_failing_is_an_error() {
+        let (_root, lists) = lists();
+        let hello = find(&lists, "hello", "2.10-3");
+        let pool = tempfile::tempdir().unwrap();
+        let mut downloader = FakeDownloader::new(HELLO_NEW);
+        downloader.file_name = Some("notes.txt".into());
+        let err = fetch(hello, pool.path(), &downloader)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("hello=2.10-3 left no archive named hello_2.10-3_amd64.deb"),
+            "{err}"
+        );
+        assert!(err.contains("found: notes.txt"), "{err}");
+        assert!(entries(pool.path()).is_empty());
+
+        struct Failing;
+        impl Downloader for Failing {
+            fn download(
+                &self,
+                name: &str,
+                version: &str,
+                arch: &str,
+                _: &Path,
+            ) -> Result<(), AptError> {
+                Err(AptError::Download {
+                    name: name.into(),
+                    version: version.into(),
+                    arch: arch.into(),
+                    detail: "E: Unable to locate package hello".into(),
+                    hint: download_hint("E: Unable to locate package hello", false),
+                })
+            }
+        }
+        let err = fetch(hello, pool.path(), &Failing).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "cannot download hello=2.10-3 (amd64): E: Unable to locate package hello\n\
+             hint: apt's lists may be out of date: run `apt-get update`"
+        );
+        assert!(entries(pool.path()).is_empty());
+    }
+
+    #[test]
+    fn hints_follow_the_failure() {
+        let update = Some("apt has no package lists: run `apt-get update`");
+        assert_eq!(download_hint("anything", true), update);
+        assert_eq!(
+            download_hint("E: Version '9.9' for 'hello' was not found", false),
+            Some("apt's lists may be out of date: run `apt-get update`")
+        );
+        assert!(
+            download_hint(
+                "E: Failed to fetch http://x/y.deb  Temporary failure resolving 'x'",
+                false
+            )
+            .unwrap()
+            .contains("check the network")
+        );
+        assert_eq!(download_hint("E: something else", false), None);
+    }
+
+    #[test]
+    fn offline_names_package_and_version() {
+        let err = AptError::Offline {
+            name: "hello".into(),
+            version: "2.10-3".into(),
+        }
+        .to_string();
+        assert!(
+            err.starts_with("hello=2.10-3 is known only from apt's lists"),
+            "{err}"
+        );
+        assert!(err.contains("--offline"), "{err}");
+    }
+
+    /// The host's own lists when they are uncompressed, else a one-package index made
+    /// from `apt-cache show hello` (Docker images keep their lists compressed); `None`
+    /// when apt knows nothing usable.
+    fn host_index() -> Option<(tempfile::TempDir, AptPackage)> {
+        let root = tempfile::tempdir().unwrap();
+        let host = AptLists::read(Path::new("/")).unwrap();
+        let lists = if host.is_empty() {
+            let output = Command::new("apt-cache")
+                .args(["show", "--no-all-versions", "hello"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())?;
+            let dir = root.path().join(LISTS_DIR);
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join("host_Packages"), output.stdout).unwrap();
+            AptLists::read(root.path()).unwrap()
+        } else {
+            host
+        };
+        let package = lists
+            .packages
+            .iter()
+            .find(|p| p.package.name == "hello")
+            .or_else(|| lists.packages.iter().min_by_key(|p| p.size))?
+            .clone();
+        Some((root, package))
+    }
+
+    struct MustNotDownload;
+    impl Downloader for MustNotDownload {
+        fn download(&self, name: &str, _: &str, _: &str, _: &Path) -> Result<(), AptError> {
+            panic!("{name} downloaded although the pool has it")
+        }
+    }
+
+    #[test]
+    fn apt_get_downloads_a_real_package_when_possible() {
+        if Command::new("apt-get").arg("--version").output().is_err() {
+            eprintln!("no apt-get on this machine: skipped");
+            return;
+        }
+        let Some((_root, package)) = host_index() else {
+            eprintln!("apt has no usable package lists: skipped");
+            return;
+        };
+        let pool = tempfile::tempdir().unwrap();
+        // apt resolves versions from its lists, so this fails without the network.
+        let p = &package.package;
+        let err = AptGet
+            .download(&p.name, "0.0-no-such-version", &p.arch, pool.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("{}=0.0-no-such-version", p.name)) && err.contains("E: "),
+            "apt-get's stderr missing: {err}"
+        );
+        assert!(err.contains("apt-get update"), "{err}");
+        let path = match fetch(&package, pool.path(), &AptGet) {
+            Ok(path) => path,
+            Err(AptError::Download { detail, .. }) if detail.contains("Failed to fetch") => {
+                eprintln!("cannot reach the mirror, skipped: {detail}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(path, pool.path().join(package.archive_name()));
+        let (size, sha256) = digest(&path).unwrap();
+        assert_eq!((size, sha256), (package.size, package.sha256.clone()));
+        assert_eq!(entries(pool.path()), [package.archive_name()]);
+        assert_eq!(
+            fetch(&package, pool.path(), &MustNotDownload).unwrap(),
+            path
+        );
+    }
+}

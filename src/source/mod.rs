@@ -3,7 +3,9 @@
 //! A source only describes packages (their metadata and, for installed ones, which
 //! paths they own); it never knows about locks, tarballs or outputs.
 
+pub mod deb;
 pub mod dpkg;
+pub mod pool;
 pub mod relation;
 pub mod version;
 

@@ -129,6 +129,7 @@ impl Compression {
         }
     }
 
+    /// Wraps `raw` in the matching decompressor (only zstd's can fail to start).
     fn decoder<'a>(self, raw: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
         Ok(match self {
             Compression::None => Box::new(raw),

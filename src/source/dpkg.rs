@@ -416,49 +416,28 @@ fn read_installed(
             path: list_path,
         });
     };
-    let syntax = |path: &Path, line: usize, message: String| DpkgError::Syntax {
-        path: path.to_path_buf(),
-        line,
-        package: Some(qualified.clone()),
-        message,
-    };
     let mut files = Vec::new();
     for (i, line) in list.lines().enumerate() {
         match line {
             "" | "/." => {}
             path if path.starts_with('/') => files.push(path.to_string()),
             other => {
-                return Err(syntax(
-                    &list_path,
-                    i + 1,
-                    format!("path `{other}` is not absolute"),
-                ));
+                return Err(DpkgError::Syntax {
+                    path: list_path,
+                    line: i + 1,
+                    package: Some(qualified),
+                    message: format!("path `{other}` is not absolute"),
+                });
             }
         }
     }
     // The md5sums file sits beside whichever list file was found.
     let md5_path = list_path.with_extension("md5sums");
-    let mut md5sums = BTreeMap::new();
-    for (i, line) in read_optional(&md5_path)?
-        .unwrap_or_default()
-        .lines()
-        .enumerate()
-    {
-        if line.is_empty() {
-            continue;
-        }
-        let Some((md5, path)) = line.split_once(char::is_whitespace) else {
-            return Err(syntax(&md5_path, i + 1, format!("malformed line `{line}`")));
-        };
-        let path = path.trim_start();
-        if md5.len() != 32 || !md5.bytes().all(|b| b.is_ascii_hexdigit()) || path.is_empty() {
-            return Err(syntax(&md5_path, i + 1, format!("malformed line `{line}`")));
-        }
-        md5sums.insert(
-            format!("/{}", path.trim_start_matches('/')),
-            md5.to_string(),
-        );
-    }
+    let md5sums = parse_md5sums(
+        &read_optional(&md5_path)?.unwrap_or_default(),
+        &md5_path,
+        &qualified,
+    )?;
     Ok(InstalledPackage {
         package,
         conffiles,
@@ -467,6 +446,59 @@ fn read_installed(
         stanza,
         list_path,
     })
+}
+
+/// Parses the control file of a binary package (`DEBIAN/control`: one stanza, no
+/// `Status`) into its metadata, marked as coming from `origin`. `path` names the file in
+/// error messages.
+pub(crate) fn parse_control(text: &str, path: &Path, origin: Origin) -> Result<Package, DpkgError> {
+    let syntax = |line: usize, message: &str| DpkgError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        package: None,
+        message: message.to_string(),
+    };
+    match stanzas(text).as_slice() {
+        [] => Err(syntax(1, "empty control file")),
+        [stanza] => Fields::parse(stanza, path)?.package(origin),
+        [_, second, ..] => Err(syntax(
+            second.first_line,
+            "a control file holds one paragraph but this one has more",
+        )),
+    }
+}
+
+/// Parses an md5sums file (`<md5>  <path>` per line, paths relative or absolute) into
+/// MD5s keyed by absolute path. `path` and `package` are for error messages.
+pub(crate) fn parse_md5sums(
+    text: &str,
+    path: &Path,
+    package: &str,
+) -> Result<BTreeMap<String, String>, DpkgError> {
+    let mut md5sums = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let malformed = || DpkgError::Syntax {
+            path: path.to_path_buf(),
+            line: i + 1,
+            package: Some(package.to_string()),
+            message: format!("malformed line `{line}`"),
+        };
+        let Some((md5, file)) = line.split_once(char::is_whitespace) else {
+            return Err(malformed());
+        };
+        let file = file.trim_start();
+        if md5.len() != 32 || !md5.bytes().all(|b| b.is_ascii_hexdigit()) || file.is_empty() {
+            return Err(malformed());
+        }
+        md5sums.insert(
+            format!("/{}", file.trim_start_matches('/')),
+            md5.to_string(),
+        );
+    }
+    Ok(md5sums)
 }
 
 fn read_diversions(path: &Path) -> Result<Vec<Diversion>, DpkgError> {

@@ -4,7 +4,9 @@
 //! paths they own); it never knows about locks, tarballs or outputs.
 
 pub mod apt;
+pub mod deb;
 pub mod dpkg;
+pub mod pool;
 pub mod relation;
 pub mod version;
 

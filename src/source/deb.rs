@@ -1,0 +1,1397 @@
+//! Debian package archives (`.deb`): their control metadata and their file tree.
+//!
+//! A `.deb` is an `ar` archive holding `debian-binary` (`2.0\n`), `control.tar[.gz|.xz|
+//! .zst]` and `data.tar[.gz|.xz|.zst]`. Archives come from pools anyone may drop files
+//! into, so every header, name, size and link is checked: a damaged or hostile archive
+//! gives a [`DebError`] naming it, never a path outside the tree nor a panic.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use super::dpkg::{DpkgError, parse_control, parse_md5sums};
+use super::{Origin, Package};
+use crate::lock::{FileEntry, FileKind};
+
+/// The global header of an `ar` archive.
+const AR_MAGIC: &[u8; 8] = b"!<arch>\n";
+
+/// Size of an `ar` member header.
+const AR_HEADER: usize = 60;
+
+/// The largest `debian-binary` member read; dpkg's is four bytes.
+const VERSION_LIMIT: u64 = 1024;
+
+/// The largest control-member file read into memory: a compression bomb in the control
+/// member is refused instead of filling memory (real md5sums files are a few MB).
+const CONTROL_FILE_LIMIT: u64 = 64 << 20;
+
+/// Read size for archives and file contents.
+const BUFFER: usize = 64 * 1024;
+
+/// Why a package archive cannot be read, or one of its files not extracted.
+#[derive(Debug, thiserror::Error)]
+pub enum DebError {
+    /// The archive (or a pool directory) cannot be opened or read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The archive or directory.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The `ar` container is damaged or does not have a package's members.
+    #[error("{}: damaged package archive: {message}", path.display())]
+    Damaged {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A member does not decompress, or is not a valid tar archive.
+    #[error("{}: cannot read member {member}: {source}", path.display())]
+    Member {
+        /// The archive.
+        path: PathBuf,
+        /// The member (`control.tar.xz`, `data.tar.zst`).
+        member: String,
+        /// What the decompressor or tar reader reported.
+        source: io::Error,
+    },
+    /// The control file or md5sums do not follow dpkg's format; the path in the error
+    /// is `<archive>:control` or `<archive>:md5sums`.
+    #[error(transparent)]
+    Control(#[from] DpkgError),
+    /// An entry of a member is refused (hostile name or link, unsupported type,
+    /// truncated content, malformed field).
+    #[error("{}: entry {entry}: {message}", path.display())]
+    Entry {
+        /// The archive.
+        path: PathBuf,
+        /// The entry's name as the archive spells it.
+        entry: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// [`DebArchive::extract`] was asked for a path that is not a regular file of the
+    /// archive.
+    #[error("{}: no regular file {entry} in the archive", path.display())]
+    NotFound {
+        /// The archive.
+        path: PathBuf,
+        /// The path asked for.
+        entry: String,
+    },
+    /// An extracted file's bytes are not the expected ones.
+    #[error("{}: {entry} has BLAKE3 {found}, expected {expected}", path.display())]
+    DigestMismatch {
+        /// The archive.
+        path: PathBuf,
+        /// The file.
+        entry: String,
+        /// The digest asked for.
+        expected: String,
+        /// The digest of the bytes read.
+        found: String,
+    },
+    /// Writing an extracted file's bytes failed.
+    #[error("cannot write {entry} extracted from {}: {source}", path.display())]
+    Write {
+        /// The archive.
+        path: PathBuf,
+        /// The file being extracted.
+        entry: String,
+        /// The writer's error.
+        source: io::Error,
+    },
+}
+
+/// How a tar member of the archive is compressed, from its name's suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Xz,
+    Zstd,
+}
+
+impl Compression {
+    /// The compression of member `name` (`data.tar.xz`) given its stem (`data.tar`).
+    fn of(name: &str, stem: &str) -> Option<Compression> {
+        match name.strip_prefix(stem)? {
+            "" => Some(Compression::None),
+            ".gz" => Some(Compression::Gzip),
+            ".xz" => Some(Compression::Xz),
+            ".zst" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// Wraps `raw` in the matching decompressor (only zstd's can fail to start).
+    fn decoder<'a>(self, raw: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(raw),
+            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(raw)),
+            Compression::Xz => Box::new(liblzma::read::XzDecoder::new(raw)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
+        })
+    }
+}
+
+/// Where one `ar` member's bytes are in the archive file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Member {
+    name: String,
+    offset: u64,
+    size: u64,
+}
+
+/// A tar member with its compression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tarball {
+    member: Member,
+    compression: Compression,
+}
+
+/// One `.deb` package archive, with its control information read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebArchive {
+    /// The archive file.
+    pub path: PathBuf,
+    /// Its metadata, with origin [`Origin::Pool`].
+    pub package: Package,
+    /// The text of the control file.
+    pub control: String,
+    /// Absolute paths of the conffiles the package ships (`remove-on-upgrade` entries,
+    /// which name files no longer shipped, are left out).
+    pub conffiles: Vec<String>,
+    /// The md5sums control file, keyed by absolute path; empty when absent.
+    pub md5sums: BTreeMap<String, String>,
+    /// Where `data.tar` is, so the file tree is read without looking at `ar` again.
+    data: Tarball,
+}
+
+impl DebArchive {
+    /// Reads the control information of the archive at `path`. Only the `ar` headers and
+    /// the control member are read: the data member is skipped with a seek.
+    pub fn open(path: &Path) -> Result<DebArchive, DebError> {
+        let io_error = |source| DebError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(path).map_err(io_error)?;
+        let members = read_members(&mut file, path)?;
+        let damaged = |message: String| DebError::Damaged {
+            path: path.to_path_buf(),
+            message,
+        };
+
+        // dpkg requires this order, which is also what makes a `.deb` recognisable.
+        let version = match members.first() {
+            Some(m) if m.name == "debian-binary" => m,
+            Some(m) => {
+                return Err(damaged(format!(
+                    "first member is {}, not debian-binary",
+                    m.name
+                )));
+            }
+            None => return Err(damaged("no members".to_string())),
+        };
+        if version.size > VERSION_LIMIT {
+            return Err(damaged(format!(
+                "debian-binary is {} bytes long",
+                version.size
+            )));
+        }
+        let mut text = Vec::new();
+        file.seek(SeekFrom::Start(version.offset))
+            .and_then(|_| (&mut file).take(version.size).read_to_end(&mut text))
+            .map_err(io_error)?;
+        if !text.starts_with(b"2.") {
+            return Err(damaged(format!(
+                "unsupported format version `{}` in debian-binary",
+                String::from_utf8_lossy(&text).trim_end()
+            )));
+        }
+
+        let control = tarball(path, &members, "control.tar")?;
+        let data = tarball(path, &members, "data.tar")?;
+        let control_files = read_control_member(path, file, &control)?;
+
+        let text_of = |name: &str| control_files.get(name).map(String::as_str);
+        let Some(control_text) = text_of("/control") else {
+            return Err(damaged(format!(
+                "{} has no control file",
+                control.member.name
+            )));
+        };
+        let package = parse_control(control_text, &control_path(path, "control"), Origin::Pool)?;
+        let md5sums = parse_md5sums(
+            text_of("/md5sums").unwrap_or_default(),
+            &control_path(path, "md5sums"),
+            &package.name,
+        )?;
+        let conffiles = parse_conffiles(path, text_of("/conffiles").unwrap_or_default())?;
+        Ok(DebArchive {
+            path: path.to_path_buf(),
+            package,
+            control: control_text.to_string(),
+            conffiles,
+            md5sums,
+            data,
+        })
+    }
+
+    /// Reads the data member into lock entries, in archive order: paths made absolute
+    /// (`./usr/bin/x` -> `/usr/bin/x`, `./` -> `/`), owners and modes from the tar
+    /// headers, BLAKE3 digests of regular files computed, `package` set to this
+    /// package's name and `conffile` from the control member.
+    ///
+    /// Refused: names with `..`, absolute or with NUL; a path appearing twice; a hard
+    /// link to anything but an earlier regular file; content shorter than its header
+    /// says; entry types a lock cannot describe.
+    pub fn entries(&self) -> Result<Vec<FileEntry>, DebError> {
+        let conffiles: HashSet<&str> = self.conffiles.iter().map(String::as_str).collect();
+        let mut kinds: HashMap<String, FileKind> = HashMap::new();
+        let mut out = Vec::new();
+        let file = self.open_file()?;
+        walk(&self.path, file, &self.data, |path, entry| {
+            let refuse = |message: String| entry_error(&self.path, entry, message);
+            let header = entry.header();
+            let (kind, size) = match header.entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    (FileKind::File, entry.size())
+                }
+                tar::EntryType::Directory => (FileKind::Dir, 0),
+                tar::EntryType::Symlink => (FileKind::Symlink, 0),
+                tar::EntryType::Link => (FileKind::Hardlink, 0),
+                tar::EntryType::Char => (FileKind::Char, 0),
+                tar::EntryType::Block => (FileKind::Block, 0),
+                tar::EntryType::Fifo => (FileKind::Fifo, 0),
+                other => return Err(refuse(format!("unsupported tar entry type {other:?}"))),
+            };
+            let field = |name: &str, value: io::Result<u64>| {
+                value
+                    .ok()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or_else(|| refuse(format!("malformed {name} in the tar header")))
+            };
+            let mode = field("mode", header.mode().map(u64::from))? & 0o7777;
+            let uid = field("uid", header.uid())?;
+            let gid = field("gid", header.gid())?;
+            let name = |value: Result<Option<&str>, _>, what: &str| {
+                value
+                    .map(|v| v.unwrap_or_default().to_string())
+                    .map_err(|_| refuse(format!("{what} name is not UTF-8")))
+            };
+            let user = name(header.username(), "user")?;
+            let group = name(header.groupname(), "group")?;
+            let device = match kind {
+                FileKind::Char | FileKind::Block => {
+                    match (header.device_major(), header.device_minor()) {
+                        (Ok(Some(major)), Ok(Some(minor))) => Some((major, minor)),
+                        _ => return Err(refuse("malformed device numbers".to_string())),
+                    }
+                }
+                _ => None,
+            };
+            let target = match kind {
+                FileKind::Symlink => Some(symlink_target(entry).map_err(refuse)?),
+                FileKind::Hardlink => {
+                    let target = entry
+                        .link_name_bytes()
+                        .ok_or_else(|| "hard link without a target".to_string())
+                        .and_then(|raw| member_path(&raw))
+                        .map_err(refuse)?;
+                    if kinds.get(&target) != Some(&FileKind::File) {
+                        return Err(refuse(format!(
+                            "hard link to {target}, which is not an earlier regular file of the archive"
+                        )));
+                    }
+                    Some(target)
+                }
+                _ => None,
+            };
+            if kinds.contains_key(path) {
+                return Err(refuse(format!("{path} appears twice in the archive")));
+            }
+            let digest = match kind {
+                FileKind::File => Some(copy_checked(&self.path, path, entry, &mut io::sink())?.1),
+                _ => None,
+            };
+            kinds.insert(path.to_string(), kind);
+            out.push(FileEntry {
+                path: path.to_string(),
+                kind,
+                mode,
+                uid,
+                gid,
+                user,
+                group,
+                size,
+                digest,
+                target,
+                device,
+                caps: None,
+                package: Some(self.package.name.clone()),
+                conffile: conffiles.contains(path),
+                origin: None,
+            });
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(out)
+    }
+
+    /// Streams the bytes of regular file `path` (absolute, as in [`entries`]) to `to`,
+    /// returning its size. The bytes are checked against `expected_blake3` as they pass,
+    /// so on a [`DebError::DigestMismatch`] `to` has received them all: the caller
+    /// discards what it wrote on any error.
+    ///
+    /// [`entries`]: DebArchive::entries
+    pub fn extract(
+        &self,
+        path: &str,
+        expected_blake3: &str,
+        to: &mut dyn Write,
+    ) -> Result<u64, DebError> {
+        let file = self.open_file()?;
+        let mut extracted = None;
+        walk(&self.path, file, &self.data, |name, entry| {
+            if name != path {
+                return Ok(ControlFlow::Continue(()));
+            }
+            if matches!(
+                entry.header().entry_type(),
+                tar::EntryType::Regular | tar::EntryType::Continuous
+            ) {
+                extracted = Some(copy_checked(&self.path, path, entry, to)?);
+            }
+            Ok(ControlFlow::Break(()))
+        })?;
+        let Some((size, found)) = extracted else {
+            return Err(DebError::NotFound {
+                path: self.path.clone(),
+                entry: path.to_string(),
+            });
+        };
+        if found != expected_blake3 {
+            return Err(DebError::DigestMismatch {
+                path: self.path.clone(),
+                entry: path.to_string(),
+                expected: expected_blake3.to_string(),
+                found,
+            });
+        }
+        Ok(size)
+    }
+
+    fn open_file(&self) -> Result<File, DebError> {
+        File::open(&self.path).map_err(|source| DebError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// Maps a path of Debian's pre-merged layout to where merged /usr (Debian 12) puts it:
+/// `/bin`, `/sbin`, `/lib`, `/lib32`, `/lib64` and `/libx32` move under `/usr`; every
+/// other path is returned as is.
+pub fn canonical_usrmerge(path: &str) -> String {
+    const MERGED: [&str; 6] = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+    let merged = MERGED.iter().any(|dir| {
+        path.strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    });
+    if merged {
+        format!("/usr{path}")
+    } else {
+        path.to_string()
+    }
+}
+
+/// The path error messages give a file of the control member.
+fn control_path(archive: &Path, file: &str) -> PathBuf {
+    PathBuf::from(format!("{}:{file}", archive.display()))
+}
+
+/// Reads the `ar` member headers, seeking past each member's bytes.
+fn read_members(file: &mut File, path: &Path) -> Result<Vec<Member>, DebError> {
+    let io_error = |source| DebError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let damaged = |message: String| DebError::Damaged {
+        path: path.to_path_buf(),
+        message,
+    };
+    let len = file.metadata().map_err(io_error)?.len();
+    let mut magic = [0u8; AR_MAGIC.len()];
+    if len < magic.len() as u64 {
+        return Err(damaged(format!("only {len} bytes long")));
+    }
+    file.read_exact(&mut magic).map_err(io_error)?;
+    if &magic != AR_MAGIC {
+        return Err(damaged("not an ar archive (bad magic)".to_string()));
+    }
+    let mut members = Vec::new();
+    let mut offset = magic.len() as u64;
+    // The last member's padding byte is optional: some writers leave it out.
+    while offset < len {
+        if len - offset < AR_HEADER as u64 {
+            return Err(damaged(format!("truncated member header at byte {offset}")));
+        }
+        let mut header = [0u8; AR_HEADER];
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.read_exact(&mut header))
+            .map_err(io_error)?;
+        if &header[58..60] != b"`\n" {
+            return Err(damaged(format!("bad member header at byte {offset}")));
+        }
+        let text = |range: std::ops::Range<usize>| {
+            std::str::from_utf8(&header[range])
+                .ok()
+                .map(|s| s.trim_end_matches(' '))
+        };
+        // GNU ar ends names with `/`; dpkg-deb does not.
+        let Some(name) = text(0..16).map(|n| n.strip_suffix('/').unwrap_or(n)) else {
+            return Err(damaged(format!("member name at byte {offset} is not text")));
+        };
+        let Some(size) = text(48..58).and_then(|s| s.parse::<u64>().ok()) else {
+            return Err(damaged(format!("member {name}: malformed size")));
+        };
+        let start = offset + AR_HEADER as u64;
+        if size > len - start {
+            return Err(damaged(format!(
+                "member {name} is truncated: {size} bytes declared, {} present",
+                len - start
+            )));
+        }
+        members.push(Member {
+            name: name.to_string(),
+            offset: start,
+            size,
+        });
+        offset = start + size + size % 2;
+    }
+    Ok(members)
+}
+
+/// The member whose name is `stem` with a supported compression suffix.
+fn tarball(path: &Path, members: &[Member], stem: &str) -> Result<Tarball, DebError> {
+    let damaged = |message: String| DebError::Damaged {
+        path: path.to_path_buf(),
+        message,
+    };
+    let Some(member) = members.iter().find(|m| m.name.starts_with(stem)) else {
+        return Err(damaged(format!("no {stem} member")));
+    };
+    let Some(compression) = Compression::of(&member.name, stem) else {
+        return Err(damaged(format!(
+            "member {} has an unsupported compression",
+            member.name
+        )));
+    };
+    Ok(Tarball {
+        member: member.clone(),
+        compression,
+    })
+}
+
+/// Visits every entry of `tarball` with its absolute path until `visit` breaks, then
+/// (when the walk was not cut short) reads the member to its end, so that the
+/// decompressor verifies its checksum and a damaged stream is noticed.
+fn walk(
+    path: &Path,
+    mut file: File,
+    tarball: &Tarball,
+    mut visit: impl FnMut(
+        &str,
+        &mut tar::Entry<'_, Box<dyn Read + '_>>,
+    ) -> Result<ControlFlow<()>, DebError>,
+) -> Result<(), DebError> {
+    let member = &tarball.member;
+    let member_error = |source| DebError::Member {
+        path: path.to_path_buf(),
+        member: member.name.clone(),
+        source,
+    };
+    file.seek(SeekFrom::Start(member.offset))
+        .map_err(|source| DebError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let raw = BufReader::with_capacity(BUFFER, file).take(member.size);
+    let mut archive = tar::Archive::new(tarball.compression.decoder(raw).map_err(member_error)?);
+    for entry in archive.entries().map_err(member_error)? {
+        let mut entry = entry.map_err(member_error)?;
+        // A pax global header describes the archive, not a path.
+        if entry.header().entry_type() == tar::EntryType::XGlobalHeader {
+            continue;
+        }
+        let name = member_path(&entry.path_bytes()).map_err(|m| entry_error(path, &entry, m))?;
+        if visit(&name, &mut entry)?.is_break() {
+            return Ok(());
+        }
+    }
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(member_error)?;
+    Ok(())
+}
+
+fn entry_error<R: Read>(path: &Path, entry: &tar::Entry<'_, R>, message: String) -> DebError {
+    DebError::Entry {
+        path: path.to_path_buf(),
+        entry: String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
+        message,
+    }
+}
+
+/// The absolute path of a tar entry name (`./usr/bin/x` -> `/usr/bin/x`, `./` -> `/`),
+/// or why the name is refused.
+fn member_path(raw: &[u8]) -> Result<String, String> {
+    if raw.contains(&0) {
+        return Err("name contains a NUL byte".to_string());
+    }
+    let name = std::str::from_utf8(raw).map_err(|_| "name is not UTF-8".to_string())?;
+    let relative = match name {
+        "." => "",
+        _ => name.strip_prefix("./").unwrap_or(name),
+    };
+    if relative.starts_with('/') {
+        return Err("absolute path in the archive".to_string());
+    }
+    let mut path = String::new();
+    for component in relative.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => return Err("path climbs out of the tree with `..`".to_string()),
+            _ => {
+                path.push('/');
+                path.push_str(component);
+            }
+        }
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    Ok(path)
+}
+
+/// The link text of a symlink entry: kept as written (it may be relative or absolute;
+/// where it leads is resolved inside the appliance, never on the host).
+fn symlink_target<R: Read>(entry: &tar::Entry<'_, R>) -> Result<String, String> {
+    let raw = entry
+        .link_name_bytes()
+        .ok_or_else(|| "symlink without a target".to_string())?;
+    if raw.is_empty() || raw.contains(&0) {
+        return Err("symlink target is empty or contains NUL".to_string());
+    }
+    String::from_utf8(raw.into_owned()).map_err(|_| "symlink target is not UTF-8".to_string())
+}
+
+/// Copies a regular file's content to `to`, returning its size and BLAKE3 (hex); the
+/// content must be as long as the header says.
+fn copy_checked<R: Read>(
+    archive: &Path,
+    path: &str,
+    entry: &mut tar::Entry<'_, R>,
+    to: &mut dyn Write,
+) -> Result<(u64, String), DebError> {
+    let expected = entry.size();
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = vec![0u8; BUFFER];
+    let mut size = 0u64;
+    loop {
+        let n = match entry.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(entry_error(archive, entry, format!("cannot read: {e}"))),
+        };
+        hasher.update(&buffer[..n]);
+        to.write_all(&buffer[..n])
+            .map_err(|source| DebError::Write {
+                path: archive.to_path_buf(),
+                entry: path.to_string(),
+                source,
+            })?;
+        size += n as u64;
+    }
+    if size != expected {
+        return Err(entry_error(
+            archive,
+            entry,
+            format!("truncated: {size} of {expected} bytes"),
+        ));
+    }
+    Ok((size, hasher.finalize().to_hex().to_string()))
+}
+
+/// Reads the files of the control member that [`DebArchive`] keeps, keyed by absolute
+/// path (`/control`, `/conffiles`, `/md5sums`).
+fn read_control_member(
+    path: &Path,
+    file: File,
+    control: &Tarball,
+) -> Result<HashMap<String, String>, DebError> {
+    let mut files = HashMap::new();
+    walk(path, file, control, |name, entry| {
+        if !matches!(name, "/control" | "/conffiles" | "/md5sums") {
+            return Ok(ControlFlow::Continue(()));
+        }
+        if entry.size() > CONTROL_FILE_LIMIT {
+            return Err(entry_error(
+                path,
+                entry,
+                format!("{} bytes is too large for a control file", entry.size()),
+            ));
+        }
+        let mut bytes = Vec::new();
+        copy_checked(path, name, entry, &mut bytes)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| entry_error(path, entry, "not UTF-8 text".to_string()))?;
+        files.insert(name.to_string(), text);
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(files)
+}
+
+/// Parses the `conffiles` control file: one absolute path per line, optionally after
+/// flags; `remove-on-upgrade` conffiles are not shipped and are left out.
+fn parse_conffiles(path: &Path, text: &str) -> Result<Vec<String>, DebError> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        match line.split_once(' ') {
+            _ if line.starts_with('/') => out.push(line.to_string()),
+            Some(("remove-on-upgrade", file)) if file.starts_with('/') => {}
+            _ => {
+                return Err(DpkgError::Syntax {
+                    path: control_path(path, "conffiles"),
+                    line: i + 1,
+                    package: None,
+                    message: format!("malformed line `{line}`"),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Builders of `.deb` archives for tests: the container, tars and compression are
+/// written in code so every test makes exactly the archive it needs.
+#[cfg(test)]
+pub(super) mod testing {
+    use std::io::Write;
+
+    use super::Compression;
+
+    /// One entry of a test tar, named as the archive spells it (`./usr/bin/x`).
+    pub(super) struct Item {
+        name: Vec<u8>,
+        kind: tar::EntryType,
+        mode: u32,
+        owner: (u64, &'static str),
+        link: Vec<u8>,
+        data: Vec<u8>,
+        device: (u32, u32),
+    }
+
+    impl Item {
+        fn new(name: &str, kind: tar::EntryType, mode: u32) -> Item {
+            Item {
+                name: name.as_bytes().to_vec(),
+                kind,
+                mode,
+                owner: (0, "root"),
+                link: Vec::new(),
+                data: Vec::new(),
+                device: (0, 0),
+            }
+        }
+
+        pub(super) fn dir(name: &str) -> Item {
+            Item::new(name, tar::EntryType::Directory, 0o755)
+        }
+
+        pub(super) fn file(name: &str, mode: u32, data: &[u8]) -> Item {
+            Item {
+                data: data.to_vec(),
+                ..Item::new(name, tar::EntryType::Regular, mode)
+            }
+        }
+
+        pub(super) fn symlink(name: &str, target: &str) -> Item {
+            Item {
+                link: target.as_bytes().to_vec(),
+                ..Item::new(name, tar::EntryType::Symlink, 0o777)
+            }
+        }
+
+        pub(super) fn hardlink(name: &str, target: &str) -> Item {
+            Item {
+                link: target.as_bytes().to_vec(),
+                ..Item::new(name, tar::EntryType::Link, 0o644)
+            }
+        }
+
+        pub(super) fn device(name: &str, major: u32, minor: u32) -> Item {
+            Item {
+                device: (major, minor),
+                ..Item::new(name, tar::EntryType::Char, 0o666)
+            }
+        }
+
+        pub(super) fn fifo(name: &str) -> Item {
+            Item::new(name, tar::EntryType::Fifo, 0o600)
+        }
+
+        /// A pax extended header giving the next entry the raw path `path`.
+        pub(super) fn pax_path(path: &[u8]) -> Item {
+            let body_len = " path=\n".len() + path.len();
+            let mut len = body_len + 1;
+            len += (len + 1).to_string().len() - 1;
+            let mut data = format!("{len} path=").into_bytes();
+            data.extend_from_slice(path);
+            data.push(b'\n');
+            assert_eq!(data.len(), len);
+            Item {
+                data,
+                ..Item::new("./PaxHeaders/x", tar::EntryType::XHeader, 0o644)
+            }
+        }
+
+        /// The same entry owned by `uid` and `gid` = `uid`, with `name` as both names.
+        pub(super) fn owned(self, uid: u64, name: &'static str) -> Item {
+            Item {
+                owner: (uid, name),
+                ..self
+            }
+        }
+    }
+
+    /// A GNU tar of `items`, names and link names written byte for byte.
+    pub(super) fn tar(items: &[Item]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for item in items {
+            let mut header = tar::Header::new_gnu();
+            header.as_old_mut().name[..item.name.len()].copy_from_slice(&item.name);
+            header.as_old_mut().linkname[..item.link.len()].copy_from_slice(&item.link);
+            header.set_entry_type(item.kind);
+            header.set_mode(item.mode);
+            header.set_uid(item.owner.0);
+            header.set_gid(item.owner.0);
+            header.set_username(item.owner.1).unwrap();
+            header.set_groupname(item.owner.1).unwrap();
+            header.set_mtime(0);
+            header.set_size(item.data.len() as u64);
+            header.set_device_major(item.device.0).unwrap();
+            header.set_device_minor(item.device.1).unwrap();
+            header.set_cksum();
+            builder.append(&header, item.data.as_slice()).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    pub(super) fn compress(bytes: &[u8], compression: Compression) -> Vec<u8> {
+        match compression {
+            Compression::None => bytes.to_vec(),
+            Compression::Gzip => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), Default::default());
+                e.write_all(bytes).unwrap();
+                e.finish().unwrap()
+            }
+            Compression::Xz => {
+                let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+                e.write_all(bytes).unwrap();
+                e.finish().unwrap()
+            }
+            Compression::Zstd => zstd::encode_all(bytes, 3).unwrap(),
+        }
+    }
+
+    /// The suffix of a member compressed with `compression`.
+    pub(super) fn suffix(compression: Compression) -> &'static str {
+        match compression {
+            Compression::None => "",
+            Compression::Gzip => ".gz",
+            Compression::Xz => ".xz",
+            Compression::Zstd => ".zst",
+        }
+    }
+
+    /// An `ar` archive of `members`, as dpkg-deb writes it.
+    pub(super) fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = b"!<arch>\n".to_vec();
+        for (name, data) in members {
+            let header = format!(
+                "{name:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+                0,
+                0,
+                0,
+                100644,
+                data.len()
+            );
+            assert_eq!(header.len(), 60);
+            out.extend_from_slice(header.as_bytes());
+            out.extend_from_slice(data);
+            if data.len() % 2 == 1 {
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
+    /// A `.deb` whose control member holds `control_files` (`(name, text)`) and whose
+    /// data member holds `data`, both compressed with `compression`.
+    pub(super) fn deb(
+        control_files: &[(&str, &str)],
+        data: &[Item],
+        compression: Compression,
+    ) -> Vec<u8> {
+        let control: Vec<Item> = control_files
+            .iter()
+            .map(|(name, text)| Item::file(&format!("./{name}"), 0o644, text.as_bytes()))
+            .collect();
+        let control = compress(&tar(&control), compression);
+        let data = compress(&tar(data), compression);
+        let suffix = suffix(compression);
+        ar(&[
+            ("debian-binary", b"2.0\n"),
+            (&format!("control.tar{suffix}"), &control),
+            (&format!("data.tar{suffix}"), &data),
+        ])
+    }
+
+    /// A plain `.deb` of package `name` at `version` (amd64) holding `/usr/share/<name>`.
+    pub(in crate::source) fn simple_deb(name: &str, version: &str) -> Vec<u8> {
+        let control =
+            format!("Package: {name}\nVersion: {version}\nArchitecture: amd64\nDescription: t\n");
+        deb(
+            &[("control", &control)],
+            &[
+                Item::dir("./"),
+                Item::dir("./usr/"),
+                Item::dir("./usr/share/"),
+                Item::file(&format!("./usr/share/{name}"), 0o644, version.as_bytes()),
+            ],
+            Compression::Gzip,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::process::Command;
+
+    use super::testing::{Item, ar, compress, deb, suffix, tar};
+    use super::*;
+    use crate::source::MultiArch;
+
+    const ALL: [Compression; 4] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Xz,
+        Compression::Zstd,
+    ];
+
+    const CONTROL: &str = "Package: hello\n\
+        Version: 1:2.0-1\n\
+        Architecture: amd64\n\
+        Multi-Arch: foreign\n\
+        Depends: libc6 (>= 2.36), foo | bar (<< 3)\n\
+        Pre-Depends: dpkg\n\
+        Provides: hi (= 2.0)\n\
+        Conflicts: hello-old\n\
+        Description: greets\n two lines\n";
+
+    const CONFFILES: &str = "/etc/hello.conf\nremove-on-upgrade /etc/hello.old\n";
+
+    const MD5SUMS: &str = "0123456789abcdef0123456789abcdef  usr/bin/hello\n";
+
+    fn big() -> Vec<u8> {
+        (0..300_000u32).map(|i| (i % 251) as u8).collect()
+    }
+
+    fn items() -> Vec<Item> {
+        vec![
+            Item::dir("./"),
+            Item::dir("./etc/"),
+            Item::file("./etc/hello.conf", 0o644, b"greeting=hi\n"),
+            Item::dir("./usr/"),
+            Item::dir("./usr/bin/"),
+            Item::file("./usr/bin/hello", 0o4755, &big()),
+            Item::symlink("./usr/bin/hi", "hello"),
+            Item::hardlink("./usr/bin/hello2", "./usr/bin/hello"),
+            Item::dir("./dev/"),
+            Item::device("./dev/null", 1, 3),
+            Item::fifo("./dev/pipe"),
+            Item::file("./srv", 0o640, b"").owned(1000, ""),
+        ]
+    }
+
+    fn hello(compression: Compression) -> Vec<u8> {
+        deb(
+            &[
+                ("control", CONTROL),
+                ("conffiles", CONFFILES),
+                ("md5sums", MD5SUMS),
+            ],
+            &items(),
+            compression,
+        )
+    }
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn digest(bytes: &[u8]) -> String {
+        blake3::hash(bytes).to_hex().to_string()
+    }
+
+    #[test]
+    fn reads_control_and_entries_in_every_compression() {
+        let dir = tempfile::tempdir().unwrap();
+        for compression in ALL {
+            let path = write(dir.path(), "hello.deb", &hello(compression));
+            let deb = DebArchive::open(&path).unwrap();
+            let p = &deb.package;
+            assert_eq!((p.name.as_str(), p.version.as_str()), ("hello", "1:2.0-1"));
+            assert_eq!(p.arch, "amd64");
+            assert_eq!(p.origin, Origin::Pool);
+            assert_eq!(p.multi_arch, MultiArch::Foreign);
+            assert_eq!(p.depends.len(), 2);
+            assert_eq!(p.depends[1][1].name, "bar");
+            assert_eq!(p.pre_depends[0][0].name, "dpkg");
+            assert_eq!(p.provides[0].name, "hi");
+            assert_eq!(p.conflicts[0].name, "hello-old");
+            assert_eq!(deb.control, CONTROL);
+            assert_eq!(deb.conffiles, ["/etc/hello.conf"], "{compression:?}");
+            assert_eq!(
+                deb.md5sums.get("/usr/bin/hello").map(String::as_str),
+                Some("0123456789abcdef0123456789abcdef")
+            );
+
+            let entries = deb.entries().unwrap();
+            let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+            assert_eq!(
+                paths,
+                [
+                    "/",
+                    "/etc",
+                    "/etc/hello.conf",
+                    "/usr",
+                    "/usr/bin",
+                    "/usr/bin/hello",
+                    "/usr/bin/hi",
+                    "/usr/bin/hello2",
+                    "/dev",
+                    "/dev/null",
+                    "/dev/pipe",
+                    "/srv"
+                ]
+            );
+            let entry = |path: &str| entries.iter().find(|e| e.path == path).unwrap();
+            assert!(
+                entries
+                    .iter()
+                    .all(|e| e.package.as_deref() == Some("hello"))
+            );
+            assert_eq!(entry("/").kind, FileKind::Dir);
+            let conf = entry("/etc/hello.conf");
+            assert!(conf.conffile);
+            assert_eq!(conf.digest, Some(digest(b"greeting=hi\n")));
+            let bin = entry("/usr/bin/hello");
+            assert_eq!(
+                (bin.kind, bin.mode, bin.size),
+                (FileKind::File, 0o4755, 300_000)
+            );
+            assert_eq!(bin.digest, Some(digest(&big())), "{compression:?}");
+            assert_eq!((bin.user.as_str(), bin.group.as_str()), ("root", "root"));
+            assert!(!bin.conffile);
+            let hi = entry("/usr/bin/hi");
+            assert_eq!(
+                (hi.kind, hi.target.as_deref()),
+                (FileKind::Symlink, Some("hello"))
+            );
+            let link = entry("/usr/bin/hello2");
+            assert_eq!(link.kind, FileKind::Hardlink);
+            assert_eq!(link.target.as_deref(), Some("/usr/bin/hello"));
+            assert_eq!((link.size, link.digest.as_deref()), (0, None));
+            let null = entry("/dev/null");
+            assert_eq!((null.kind, null.device), (FileKind::Char, Some((1, 3))));
+            assert_eq!(entry("/dev/pipe").kind, FileKind::Fifo);
+            let srv = entry("/srv");
+            assert_eq!((srv.uid, srv.gid, srv.mode), (1000, 1000, 0o640));
+            assert_eq!((srv.user.as_str(), srv.group.as_str()), ("", ""));
+            assert_eq!(srv.digest, Some(digest(b"")));
+        }
+    }
+
+    #[test]
+    fn extract_streams_checked_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        for compression in ALL {
+            let path = write(dir.path(), "hello.deb", &hello(compression));
+            let deb = DebArchive::open(&path).unwrap();
+            let mut out = Vec::new();
+            let size = deb
+                .extract("/usr/bin/hello", &digest(&big()), &mut out)
+                .unwrap();
+            assert_eq!((size, out == big()), (300_000, true), "{compression:?}");
+
+            let err = deb
+                .extract("/etc/hello.conf", &digest(b"other"), &mut Vec::new())
+                .unwrap_err();
+            assert!(matches!(err, DebError::DigestMismatch { .. }), "{err}");
+            assert!(
+                err.to_string().contains("/etc/hello.conf has BLAKE3"),
+                "{err}"
+            );
+
+            for absent in ["/usr/bin/nothing", "/usr/bin/hi", "/usr/bin/hello2", "/usr"] {
+                let err = deb.extract(absent, "x", &mut Vec::new()).unwrap_err();
+                assert!(matches!(err, DebError::NotFound { .. }), "{absent}: {err}");
+                assert!(err.to_string().contains(absent), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_and_corrupt_archives_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        for compression in ALL {
+            let bytes = hello(compression);
+            // The last byte may be the optional padding of the data member.
+            let cuts = (0..bytes.len() - 1).step_by(bytes.len() / 97 + 1).chain([
+                7,
+                8,
+                60,
+                68,
+                bytes.len() - 2,
+            ]);
+            for cut in cuts {
+                let path = write(dir.path(), "cut.deb", &bytes[..cut]);
+                let result = DebArchive::open(&path).and_then(|d| d.entries());
+                let err = result.expect_err(&format!("{compression:?} cut at {cut}"));
+                assert!(err.to_string().contains("cut.deb"), "{err}");
+            }
+        }
+        // Corrupt the middle of a compressed data member: its checksum catches it.
+        for compression in [Compression::Gzip, Compression::Xz] {
+            let mut bytes = hello(compression);
+            let data = bytes.windows(8).rposition(|w| w == b"data.tar").unwrap() + 60;
+            let middle = data + (bytes.len() - data) / 2;
+            bytes[middle] ^= 0x55;
+            let path = write(dir.path(), "corrupt.deb", &bytes);
+            let err = DebArchive::open(&path)
+                .and_then(|d| d.entries())
+                .unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("corrupt.deb: cannot read member data.tar")
+                    || err.to_string().contains("corrupt.deb: entry"),
+                "{compression:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn damaged_containers_say_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = tar(&[Item::file("./control", 0o644, CONTROL.as_bytes())]);
+        let data = tar(&[Item::dir("./")]);
+        let mut wrong_size = ar(&[("debian-binary", b"2.0\n")]);
+        wrong_size[8 + 48..8 + 50].copy_from_slice(b"99");
+        let mut bad_size = ar(&[("debian-binary", b"2.0\n")]);
+        bad_size[8 + 48] = b'x';
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"!<arch>".to_vec(), "only 7 bytes long"),
+            (b"PK\x03\x04 not an ar file".to_vec(), "bad magic"),
+            (b"!<arch>\n".to_vec(), "no members"),
+            (
+                wrong_size,
+                "member debian-binary is truncated: 99 bytes declared, 4 present",
+            ),
+            (bad_size, "member debian-binary: malformed size"),
+            (
+                ar(&[("control.tar", &control), ("data.tar", &data)]),
+                "first member is control.tar, not debian-binary",
+            ),
+            (
+                ar(&[("debian-binary", b"3.0\n"), ("control.tar", &control)]),
+                "unsupported format version `3.0`",
+            ),
+            (
+                ar(&[("debian-binary", b"2.0\n"), ("data.tar", &data)]),
+                "no control.tar member",
+            ),
+            (
+                ar(&[("debian-binary", b"2.0\n"), ("control.tar", &control)]),
+                "no data.tar member",
+            ),
+            (
+                ar(&[
+                    ("debian-binary", b"2.0\n"),
+                    ("control.tar", &control),
+                    ("data.tar.bz2", &data),
+                ]),
+                "member data.tar.bz2 has an unsupported compression",
+            ),
+            (
+                ar(&[
+                    ("debian-binary", b"2.0\n"),
+                    ("control.tar", &data),
+                    ("data.tar", &data),
+                ]),
+                "control.tar has no control file",
+            ),
+            (
+                ar(&[
+                    ("debian-binary", b"2.0\n"),
+                    ("control.tar.xz", &compress(b"not xz", Compression::Gzip)),
+                    ("data.tar", &data),
+                ]),
+                "cannot read member control.tar.xz",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let path = write(dir.path(), "bad.deb", &bytes);
+            let err = DebArchive::open(&path).unwrap_err().to_string();
+            assert!(err.contains("bad.deb"), "{err}");
+            assert!(err.contains(expected), "expected `{expected}` in: {err}");
+        }
+    }
+
+    #[test]
+    fn control_errors_name_the_archive_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                CONTROL.replace("Pre-Depends: dpkg", "Pre-Depends: dpkg (>= )"),
+                "bad.deb:control:6: package hello: Pre-Depends",
+            ),
+            (
+                format!("{CONTROL}\nPackage: second\n"),
+                "bad.deb:control:12: a control file holds one paragraph",
+            ),
+            (
+                CONTROL.replace("Version: 1:2.0-1\n", ""),
+                "bad.deb:control:1: package hello: missing field Version",
+            ),
+        ];
+        for (control, expected) in cases {
+            let bytes = deb(&[("control", &control)], &[], Compression::None);
+            let path = write(dir.path(), "bad.deb", &bytes);
+            let err = DebArchive::open(&path).unwrap_err().to_string();
+            assert!(err.contains(expected), "expected `{expected}` in: {err}");
+        }
+        let bytes = deb(
+            &[("control", CONTROL), ("conffiles", "etc/relative\n")],
+            &[],
+            Compression::None,
+        );
+        let path = write(dir.path(), "bad.deb", &bytes);
+        let err = DebArchive::open(&path).unwrap_err().to_string();
+        assert!(err.contains("bad.deb:conffiles:1: malformed line"), "{err}");
+    }
+
+    #[test]
+    fn hostile_entries_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: Vec<(Vec<Item>, &str, &str)> = vec![
+            (
+                vec![Item::file("../etc/passwd", 0o644, b"x")],
+                "../etc/passwd",
+                "climbs out",
+            ),
+            (
+                vec![Item::file("./usr/../../etc/shadow", 0o644, b"x")],
+                "./usr/../../etc/shadow",
+                "climbs out",
+            ),
+            (
+                vec![Item::file("/abs", 0o644, b"x")],
+                "/abs",
+                "absolute path",
+            ),
+            (
+                vec![Item::hardlink("./x", "./absent")],
+                "./x",
+                "hard link to /absent, which is not an earlier regular file",
+            ),
+            (
+                vec![Item::dir("./d/"), Item::hardlink("./x", "./d")],
+                "./x",
+                "hard link to /d",
+            ),
+            (
+                vec![
+                    Item::hardlink("./x", "./later"),
+                    Item::file("./later", 0o644, b"x"),
+                ],
+                "./x",
+                "hard link to /later",
+            ),
+            (
+                vec![Item::hardlink("./x", "../../etc/passwd")],
+                "./x",
+                "climbs out",
+            ),
+            (
+                vec![Item::pax_path(b"./a\0b"), Item::file("./ab", 0o644, b"x")],
+                "./a",
+                "NUL",
+            ),
+            (
+                vec![
+                    Item::file("./twice", 0o644, b"x"),
+                    Item::file("./twice", 0o644, b"y"),
+                ],
+                "./twice",
+                "appears twice",
+            ),
+        ];
+        for (items, entry, message) in cases {
+            let bytes = deb(&[("control", CONTROL)], &items, Compression::Gzip);
+            let path = write(dir.path(), "evil.deb", &bytes);
+            let deb = DebArchive::open(&path).unwrap();
+            let err = deb.entries().unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, DebError::Entry { .. }), "{text}");
+            assert!(text.contains(&format!("evil.deb: entry {entry}")), "{text}");
+            assert!(text.contains(message), "expected `{message}` in: {text}");
+        }
+    }
+
+    #[test]
+    fn usrmerge_moves_only_the_merged_directories() {
+        for (from, to) in [
+            ("/bin", "/usr/bin"),
+            ("/bin/bash", "/usr/bin/bash"),
+            ("/sbin/ldconfig", "/usr/sbin/ldconfig"),
+            (
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            ),
+            (
+                "/lib64/ld-linux-x86-64.so.2",
+                "/usr/lib64/ld-linux-x86-64.so.2",
+            ),
+            ("/lib32/x", "/usr/lib32/x"),
+            ("/libx32/x", "/usr/libx32/x"),
+            ("/library/x", "/library/x"),
+            ("/binaries", "/binaries"),
+            ("/usr/bin/bash", "/usr/bin/bash"),
+            ("/etc/lib", "/etc/lib"),
+            ("/", "/"),
+        ] {
+            assert_eq!(canonical_usrmerge(from), to, "{from}");
+        }
+    }
+
+    #[test]
+    fn member_names_are_normalised() {
+        assert_eq!(member_path(b"./").unwrap(), "/");
+        assert_eq!(member_path(b".").unwrap(), "/");
+        assert_eq!(member_path(b"./usr/bin/").unwrap(), "/usr/bin");
+        assert_eq!(member_path(b"usr//./bin/x").unwrap(), "/usr/bin/x");
+        assert!(member_path(b"./a/..").is_err());
+        assert!(member_path(b"\xff").is_err());
+    }
+
+    #[test]
+    fn reads_a_package_built_by_dpkg_deb() {
+        let Ok(status) = Command::new("dpkg-deb").arg("--version").output() else {
+            eprintln!("no dpkg-deb on this machine: skipped");
+            return;
+        };
+        assert!(status.status.success());
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        fs::create_dir_all(root.join("DEBIAN")).unwrap();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::create_dir_all(root.join("usr/bin")).unwrap();
+        fs::write(root.join("DEBIAN/control"), CONTROL).unwrap();
+        fs::write(root.join("DEBIAN/conffiles"), "/etc/hello.conf\n").unwrap();
+        fs::write(root.join("etc/hello.conf"), "greeting=hi\n").unwrap();
+        fs::write(root.join("usr/bin/hello"), big()).unwrap();
+        std::os::unix::fs::symlink("hello", root.join("usr/bin/hi")).unwrap();
+        for compressor in ["gzip", "xz", "zstd", "none"] {
+            let out = dir.path().join(format!("hello-{compressor}.deb"));
+            let built = Command::new("dpkg-deb")
+                .args(["--root-owner-group", &format!("-Z{compressor}"), "--build"])
+                .arg(&root)
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(built.status.success(), "{built:?}");
+            let deb = DebArchive::open(&out).unwrap();
+            assert_eq!(deb.package.name, "hello");
+            assert_eq!(deb.package.depends.len(), 2);
+            assert_eq!(deb.conffiles, ["/etc/hello.conf"]);
+            let entries = deb.entries().unwrap();
+            let entry = |path: &str| entries.iter().find(|e| e.path == path).unwrap();
+            assert_eq!(entries[0].path, "/");
+            let bin = entry("/usr/bin/hello");
+            assert_eq!((bin.uid, bin.user.as_str()), (0, "root"));
+            assert_eq!(bin.digest, Some(digest(&big())), "{compressor}");
+            assert!(entry("/etc/hello.conf").conffile);
+            assert_eq!(entry("/usr/bin/hi").target.as_deref(), Some("hello"));
+
+            // dpkg's own listing names the same paths.
+            let listing = Command::new("dpkg-deb")
+                .arg("-c")
+                .arg(&out)
+                .output()
+                .unwrap();
+            let listed = String::from_utf8(listing.stdout).unwrap().lines().count();
+            assert_eq!(entries.len(), listed, "{compressor}");
+
+            let mut bytes = Vec::new();
+            deb.extract("/usr/bin/hello", &digest(&big()), &mut bytes)
+                .unwrap();
+            assert_eq!(bytes, big());
+        }
+    }
+
+    #[test]
+    fn opens_a_package_of_the_apt_cache_when_present() {
+        let Ok(listing) = fs::read_dir("/var/cache/apt/archives") else {
+            eprintln!("no apt cache on this machine: skipped");
+            return;
+        };
+        let mut debs: Vec<PathBuf> = listing
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+            .collect();
+        debs.sort();
+        let Some(first) = debs.first() else {
+            eprintln!("no .deb in the apt cache: skipped");
+            return;
+        };
+        let deb = DebArchive::open(first).unwrap();
+        assert!(!deb.package.name.is_empty());
+        let entries = deb.entries().unwrap();
+        assert!(entries.iter().all(|e| e.path.starts_with('/')));
+        assert!(entries.iter().any(|e| e.kind == FileKind::File));
+    }
+
+    #[test]
+    fn suffixes_round_trip() {
+        for compression in ALL {
+            let name = format!("data.tar{}", suffix(compression));
+            assert_eq!(Compression::of(&name, "data.tar"), Some(compression));
+        }
+        assert_eq!(Compression::of("data.tar.bz2", "data.tar"), None);
+    }
+}

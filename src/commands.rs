@@ -218,7 +218,17 @@ fn compile_recipe(
             }
         })
         .collect();
-    let mut group_files = Vec::new();
+    // Hostfiles, then overlays, then `file` statements: the most specific statement wins
+    // at a path (the recipe keeps each kind in its own list, so this is the order).
+    let extra_error = |e: lock::extra::ExtraError| Error::Usage(e.to_string());
+    let mut extra =
+        lock::extra::hostfiles(&ctx.sysroot, &recipe.hostfiles, accounts).map_err(extra_error)?;
+    for path in &recipe.overlays {
+        let overlay = lock::extra::overlay(path, accounts).map_err(extra_error)?;
+        extra.entries.extend(overlay.entries);
+        extra.blobs.extend(overlay.blobs);
+    }
+    let mut group_files = extra.entries;
     for file in &recipe.files {
         let uid = accounts.uid_of(&file.user).ok_or_else(|| {
             Error::Usage(format!(
@@ -267,7 +277,11 @@ fn compile_recipe(
     Ok(Compiled {
         lock,
         missing: scan.missing,
-        blobs: recipe.files.iter().map(|f| f.content.clone()).collect(),
+        blobs: extra
+            .blobs
+            .into_iter()
+            .chain(recipe.files.iter().map(|f| f.content.clone()))
+            .collect(),
     })
 }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::lang::Flavor;
+use crate::lock::extra::{self, Layers};
 use crate::lock::scan::{Accounts, scan_installed};
 use crate::lock::{self, FileEntry, FileKind, Lock, LockedPackage, Parts, Reason};
 use crate::materialise::{self, Format, Sources};
@@ -220,15 +221,33 @@ fn compile_recipe(
         .collect();
     // Hostfiles, then overlays, then `file` statements: the most specific statement wins
     // at a path (the recipe keeps each kind in its own list, so this is the order).
-    let extra_error = |e: lock::extra::ExtraError| Error::Usage(e.to_string());
-    let mut extra =
-        lock::extra::hostfiles(&ctx.sysroot, &recipe.hostfiles, accounts).map_err(extra_error)?;
-    for path in &recipe.overlays {
-        let overlay = lock::extra::overlay(path, accounts).map_err(extra_error)?;
-        extra.entries.extend(overlay.entries);
-        extra.blobs.extend(overlay.blobs);
+    let mut layers = Layers::new(&scan.entries);
+    let mut group_files = Vec::new();
+    let mut blobs = Vec::new();
+    let statements = recipe
+        .hostfiles
+        .iter()
+        .map(|glob| extra::Statement::Hostfile(glob.clone()))
+        .chain(
+            recipe
+                .overlays
+                .iter()
+                .cloned()
+                .map(extra::Statement::Overlay),
+        );
+    for statement in statements {
+        let made = match &statement {
+            extra::Statement::Hostfile(glob) => {
+                extra::hostfiles(&ctx.sysroot, std::slice::from_ref(glob), accounts)
+            }
+            extra::Statement::Overlay(path) => extra::overlay(path, accounts),
+        };
+        let made = made
+            .and_then(|made| layers.add(&statement, &made).map(|()| made))
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        group_files.extend(made.entries);
+        blobs.extend(made.blobs);
     }
-    let mut group_files = extra.entries;
     for file in &recipe.files {
         let uid = accounts.uid_of(&file.user).ok_or_else(|| {
             Error::Usage(format!(
@@ -277,8 +296,7 @@ fn compile_recipe(
     Ok(Compiled {
         lock,
         missing: scan.missing,
-        blobs: extra
-            .blobs
+        blobs: blobs
             .into_iter()
             .chain(recipe.files.iter().map(|f| f.content.clone()))
             .collect(),

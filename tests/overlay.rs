@@ -192,6 +192,18 @@ fn a_hostile_overlay_fails_the_compile_and_stores_nothing() {
     );
     assert!(!w.ws.join("store/blobs").exists());
 
+    // A folder overlay may not write through the packages' merged-/usr links either.
+    extra_tarball(&w.ws.join("overlays/extra.tar.gz"));
+    write(&w.ws.join("overlays/web/bin/tool"), "x\n", 0o755);
+    let err = fails(&w.ws, &w.args(&["compile", "groups/web.kdl"]));
+    assert!(
+        err.contains(
+            "entry `/bin` is a directory, which would replace the symlink /bin -> usr/bin"
+        ),
+        "{err}"
+    );
+    fs::remove_dir_all(w.ws.join("overlays/web/bin")).unwrap();
+
     let missing = GROUP.replace("*.pem", "*.key");
     fs::write(w.ws.join("groups/web.kdl"), missing).unwrap();
     let out = appliance(&w.ws, &w.args(&["compile", "groups/web.kdl"]));

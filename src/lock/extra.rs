@@ -109,6 +109,15 @@ pub enum Refusal {
     /// A symlink or hard link without a target.
     #[error("is a link without a target")]
     NoTarget,
+    /// A directory would replace a symlink of the lock (merged /usr's `/bin -> usr/bin`),
+    /// cutting off everything the link leads to.
+    #[error("is a directory, which would replace the symlink {path} -> {target} of the tree")]
+    DirOverSymlink {
+        /// The symlink's path.
+        path: String,
+        /// Its link text.
+        target: String,
+    },
     /// The tarball's root entry (`./`) is something other than a directory.
     #[error("is the root of the tree but not a directory")]
     RootNotDir,
@@ -325,6 +334,49 @@ pub fn overlay(path: &Path, accounts: &Accounts) -> Result<Extra, ExtraError> {
     };
     tarball.read(decoded)?;
     Ok(extra)
+}
+
+/// The kind and link text of every path the lock holds so far, so that statements can be
+/// layered over the packages and each other.
+#[derive(Debug, Default)]
+pub struct Layers {
+    paths: HashMap<String, (FileKind, Option<String>)>,
+}
+
+impl Layers {
+    /// The layers starting from `entries` (the packages').
+    pub fn new(entries: &[FileEntry]) -> Layers {
+        let mut layers = Layers::default();
+        layers.record(entries);
+        layers
+    }
+
+    fn record(&mut self, entries: &[FileEntry]) {
+        for e in entries {
+            self.paths
+                .insert(e.path.clone(), (e.kind, e.target.clone()));
+        }
+    }
+
+    /// Lays `extra`, made by `statement`, over what is there. A directory may not replace
+    /// a symlink: the overlay's `bin/` would turn merged /usr's `/bin` link into a
+    /// directory holding only the overlay's files.
+    pub fn add(&mut self, statement: &Statement, extra: &Extra) -> Result<(), ExtraError> {
+        for e in extra.entries.iter().filter(|e| e.kind == FileKind::Dir) {
+            if let Some((FileKind::Symlink, target)) = self.paths.get(&e.path) {
+                return Err(ExtraError::Refused {
+                    statement: statement.clone(),
+                    entry: e.path.clone(),
+                    reason: Refusal::DirOverSymlink {
+                        path: e.path.clone(),
+                        target: target.clone().unwrap_or_default(),
+                    },
+                });
+            }
+        }
+        self.record(&extra.entries);
+        Ok(())
+    }
 }
 
 /// Who owns entries read from disk.
@@ -1135,6 +1187,44 @@ mod tests {
             .to_string();
         assert!(
             err.contains("cannot read the tarball at its first entry"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_directory_may_not_replace_a_symlink() {
+        let mut bin = FileEntry::directory("/bin");
+        bin.kind = FileKind::Symlink;
+        bin.target = Some("usr/bin".into());
+        let mut layers = Layers::new(&[FileEntry::directory("/"), bin]);
+        let statement = Statement::Overlay("o".into());
+        let file = FileEntry {
+            kind: FileKind::File,
+            ..FileEntry::directory("/bin")
+        };
+        let over_link = Extra {
+            entries: vec![file],
+            blobs: vec![],
+        };
+        layers.add(&statement, &over_link).unwrap();
+        let dir = Extra {
+            entries: vec![FileEntry::directory("/bin")],
+            blobs: vec![],
+        };
+        // The file replaced the link, so a directory may now replace the file.
+        layers.add(&statement, &dir).unwrap();
+
+        let mut lib = FileEntry::directory("/lib");
+        lib.kind = FileKind::Symlink;
+        lib.target = Some("usr/lib".into());
+        let mut layers = Layers::new(&[lib]);
+        let dir = Extra {
+            entries: vec![FileEntry::directory("/lib")],
+            blobs: vec![],
+        };
+        let err = layers.add(&statement, &dir).unwrap_err().to_string();
+        assert!(
+            err.contains("overlay o: entry `/lib` is a directory, which would replace the symlink /lib -> usr/lib"),
             "{err}"
         );
     }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::lang::Flavor;
+use crate::lock::extra::{self, Layers};
 use crate::lock::scan::{Accounts, scan_installed};
 use crate::lock::{self, Excludes, FileEntry, FileKind, Lock, LockedPackage, Parts, Reason};
 use crate::materialise::{self, Format, Sources};
@@ -222,6 +223,32 @@ fn compile_recipe(
     let excludes = Excludes::new(&recipe.excludes)?;
     let system = system_files(ctx, db, &chosen, &scan.entries, &excludes)?;
     let mut group_files = system.entries;
+    let mut blobs = system.blobs;
+    // Hostfiles, then overlays, then `file` statements: the most specific statement wins
+    // at a path (the recipe keeps each kind in its own list, so this is the order).
+    let mut layers = Layers::new(&scan.entries);
+    let statements = recipe
+        .hostfiles
+        .iter()
+        .map(|glob| extra::Statement::Hostfile(glob.clone()))
+        .chain(
+            recipe
+                .overlays
+                .iter()
+                .cloned()
+                .map(extra::Statement::Overlay),
+        );
+    for statement in statements {
+        let made = match &statement {
+            extra::Statement::Hostfile(glob) => {
+                extra::hostfiles(&ctx.sysroot, std::slice::from_ref(glob), accounts)
+            }
+            extra::Statement::Overlay(path) => extra::overlay(path, accounts),
+        };
+        let made = made.and_then(|made| layers.add(&statement, &made).map(|()| made))?;
+        group_files.extend(made.entries);
+        blobs.extend(made.blobs);
+    }
     for file in &recipe.files {
         let uid = accounts.uid_of(&file.user).ok_or_else(|| {
             Error::Usage(format!(
@@ -270,8 +297,7 @@ fn compile_recipe(
     Ok(Compiled {
         lock,
         missing: scan.missing,
-        blobs: system
-            .blobs
+        blobs: blobs
             .into_iter()
             .chain(recipe.files.iter().map(|f| f.content.clone()))
             .collect(),

@@ -18,6 +18,9 @@ pub enum Error {
     /// The packages cannot be resolved.
     #[error(transparent)]
     Resolve(#[from] crate::resolve::ResolveError),
+    /// A `hostfile` or `overlay` statement could not be turned into entries.
+    #[error(transparent)]
+    Extra(#[from] crate::lock::extra::ExtraError),
     /// A lock could not be assembled.
     #[error(transparent)]
     Assemble(#[from] crate::lock::AssembleError),

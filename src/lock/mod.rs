@@ -4,6 +4,7 @@
 //! declaration order, packages and files sorted), and its id is the BLAKE3 of that.
 
 mod assemble;
+pub mod extra;
 mod merkle;
 pub mod scan;
 

@@ -1,0 +1,1337 @@
+//! `hostfile` and `overlay` statements: files that come from outside the packages.
+//!
+//! Both turn into lock entries without a package, plus the bytes of their regular files,
+//! which the compile stores as blobs once every lock is made (the host file or overlay
+//! may change or vanish later; the lock must still materialise).
+//!
+//! Decisions the group language leaves open:
+//! - The root of a folder overlay, and a `./` entry of a tarball, never become an entry:
+//!   an overlay adds to `/`, it does not restyle it.
+//! - A folder overlay's entries are owned by root: a checkout belongs to whoever cloned
+//!   it, which says nothing about the appliance. Its modes are kept.
+//! - Tarball owners are the header's ids; their names are the sysroot's names for those
+//!   ids, or the header's names when the sysroot does not know the id.
+//! - A hostfile glob's `*` does not cross `/`; a literal directory before the first
+//!   wildcard must be a real directory on the host (not a symlink), so the walk stays
+//!   inside the sysroot and the entries sit where the lock can hold them.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobMatcher};
+
+use super::scan::Accounts;
+use super::{FileEntry, FileKind};
+
+/// Entries for one or more statements and the contents of their regular files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// Entries in statement order; a later entry at the same path replaces an earlier one.
+    pub entries: Vec<FileEntry>,
+    /// The bytes of every regular file among `entries`, to store in the blob store.
+    pub blobs: Vec<Vec<u8>>,
+}
+
+/// The statement an error is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statement {
+    /// `hostfile GLOB`.
+    Hostfile(String),
+    /// `overlay PATH` (as resolved against the group file).
+    Overlay(PathBuf),
+}
+
+impl fmt::Display for Statement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Statement::Hostfile(glob) => write!(f, "hostfile `{glob}`"),
+            Statement::Overlay(path) => write!(f, "overlay {}", path.display()),
+        }
+    }
+}
+
+/// Why one entry of a hostfile match or an overlay is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// A `..` component could climb out of the tree.
+    #[error("has a `..` component")]
+    ParentComponent,
+    /// An absolute name in a tarball.
+    #[error("is an absolute name")]
+    Absolute,
+    /// A NUL byte, which no path can hold.
+    #[error("contains a NUL byte")]
+    Nul,
+    /// Lock paths and link texts are UTF-8.
+    #[error("is not valid UTF-8")]
+    NotUtf8,
+    /// An earlier entry of the same overlay at an ancestor is not a directory.
+    #[error("would be written through {ancestor}, a {kind} of the same overlay")]
+    Through {
+        /// The ancestor path.
+        ancestor: String,
+        /// What it is.
+        kind: FileKind,
+    },
+    /// A literal directory of a hostfile glob is a symlink on the host.
+    #[error("is a symlink on the host; name the directory it points to instead")]
+    SymlinkInGlob,
+    /// A literal directory of a hostfile glob is not a directory on the host.
+    #[error("is not a directory on the host")]
+    NotADirectory,
+    /// A hard link whose target is not an earlier regular file of the tarball.
+    #[error("is a hard link to `{0}`, which is not an earlier regular file of the tarball")]
+    BadHardlink(String),
+    /// A later entry replaces a file that earlier hard links point at.
+    #[error("replaces a file that earlier hard links of the tarball point at")]
+    ReplacesLinked,
+    /// Devices, sockets and fifos are refused on disk (they are only data in a tarball).
+    #[error("is a {0}; only files, directories and symlinks are taken from disk")]
+    Special(&'static str),
+    /// A tar entry type the lock cannot describe.
+    #[error("has unsupported tar entry type {0}")]
+    UnsupportedType(String),
+    /// The content is shorter than the header says.
+    #[error("is truncated: the header says {expected} bytes, {found} are present")]
+    Truncated {
+        /// Size in the header.
+        expected: u64,
+        /// Bytes read.
+        found: u64,
+    },
+    /// A header field does not parse or does not fit.
+    #[error("has a bad {0} field in its header")]
+    BadHeader(&'static str),
+    /// A symlink or hard link without a target.
+    #[error("is a link without a target")]
+    NoTarget,
+    /// A directory would replace a symlink of the lock (merged /usr's `/bin -> usr/bin`),
+    /// cutting off everything the link leads to.
+    #[error("is a directory, which would replace the symlink {path} -> {target} of the tree")]
+    DirOverSymlink {
+        /// The symlink's path.
+        path: String,
+        /// Its link text.
+        target: String,
+    },
+    /// The tarball's root entry (`./`) is something other than a directory.
+    #[error("is the root of the tree but not a directory")]
+    RootNotDir,
+    /// A non-directory replaces a directory that earlier entries were written into.
+    #[error("replaces a directory that earlier entries of the tarball are in")]
+    ReplacesDirectory,
+}
+
+/// A hostfile or overlay statement cannot be turned into entries.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtraError {
+    /// The glob does not compile.
+    #[error("hostfile `{glob}` is not a valid glob: {message}")]
+    BadGlob {
+        /// The glob as written.
+        glob: String,
+        /// What globset said.
+        message: String,
+    },
+    /// The glob matches no path under the sysroot.
+    #[error("hostfile `{glob}` matches nothing under {}", sysroot.display())]
+    NoMatch {
+        /// The glob as written.
+        glob: String,
+        /// The host root searched.
+        sysroot: PathBuf,
+    },
+    /// The overlay path is neither a folder nor a tarball with a known extension.
+    #[error(
+        "overlay {}: not a folder or a tarball (.tar, .tar.gz, .tgz, .tar.xz, .tar.zst)",
+        path.display()
+    )]
+    NotAnOverlay {
+        /// The overlay path.
+        path: PathBuf,
+    },
+    /// A host file or folder cannot be examined or read.
+    #[error("{statement}: cannot read {}: {source}", path.display())]
+    Io {
+        /// The statement being compiled.
+        statement: Statement,
+        /// The host path.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The tarball cannot be decoded (corrupt, truncated, bad compression).
+    #[error("{statement}: cannot read the tarball {}: {source}", after_entry(.after.as_deref()))]
+    Tar {
+        /// The statement being compiled.
+        statement: Statement,
+        /// The last entry read in full, if any.
+        after: Option<String>,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// One entry is refused.
+    #[error("{statement}: entry `{entry}` {reason}")]
+    Refused {
+        /// The statement being compiled.
+        statement: Statement,
+        /// The entry: its path in the appliance, or its raw name in a tarball.
+        entry: String,
+        /// Why.
+        reason: Refusal,
+    },
+}
+
+fn after_entry(after: Option<&str>) -> String {
+    match after {
+        Some(entry) => format!("after entry `{entry}`"),
+        None => "at its first entry".to_string(),
+    }
+}
+
+/// Copies the host files matching `globs` (absolute, as in the group) under `sysroot`.
+/// Matched directories come with everything below them; symlinks are kept as links.
+pub fn hostfiles(
+    sysroot: &Path,
+    globs: &[String],
+    accounts: &Accounts,
+) -> Result<Extra, ExtraError> {
+    let mut extra = Extra::default();
+    for glob in globs {
+        let found = extra.entries.len();
+        hostfile(sysroot, glob, accounts, &mut extra)?;
+        if extra.entries.len() == found {
+            return Err(ExtraError::NoMatch {
+                glob: glob.clone(),
+                sysroot: sysroot.to_path_buf(),
+            });
+        }
+    }
+    Ok(extra)
+}
+
+fn has_wildcard(component: &str) -> bool {
+    component.contains(['*', '?', '[', '{', '\\'])
+}
+
+fn hostfile(
+    sysroot: &Path,
+    glob: &str,
+    accounts: &Accounts,
+    extra: &mut Extra,
+) -> Result<(), ExtraError> {
+    let matcher = GlobBuilder::new(glob)
+        .literal_separator(true)
+        .build()
+        .map_err(|e| ExtraError::BadGlob {
+            glob: glob.to_string(),
+            message: e.kind().to_string(),
+        })?
+        .compile_matcher();
+    let statement = Statement::Hostfile(glob.to_string());
+    let components: Vec<&str> = glob.split('/').filter(|c| !c.is_empty()).collect();
+    let literal = components.iter().take_while(|c| !has_wildcard(c)).count();
+    let mut dir = String::new();
+    for (i, component) in components[..literal].iter().enumerate() {
+        dir = format!("{dir}/{component}");
+        let host = sysroot.join(&dir[1..]);
+        let meta = match fs::symlink_metadata(&host) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(ExtraError::Io {
+                    statement,
+                    path: host,
+                    source,
+                });
+            }
+        };
+        if i + 1 == components.len() {
+            // The whole glob is literal: this is the one match.
+            let mut source = Source {
+                statement: &statement,
+                owner: Owner::Host(accounts),
+                extra,
+            };
+            return source.add_tree(&host, &dir, &meta);
+        }
+        let refusal = if meta.file_type().is_symlink() {
+            Refusal::SymlinkInGlob
+        } else if !meta.is_dir() {
+            // A glob below a file matches nothing.
+            return Ok(());
+        } else {
+            continue;
+        };
+        return Err(ExtraError::Refused {
+            statement,
+            entry: dir,
+            reason: refusal,
+        });
+    }
+    let depth = if glob.contains("**") {
+        usize::MAX
+    } else {
+        components.len()
+    };
+    let mut source = Source {
+        statement: &statement,
+        owner: Owner::Host(accounts),
+        extra,
+    };
+    source.search(sysroot, &dir, &matcher, depth - literal)
+}
+
+/// Reads an overlay: a folder, or a tarball named `.tar`, `.tar.gz`/`.tgz`, `.tar.xz` or
+/// `.tar.zst`.
+pub fn overlay(path: &Path, accounts: &Accounts) -> Result<Extra, ExtraError> {
+    let statement = Statement::Overlay(path.to_path_buf());
+    let io_error = |source| ExtraError::Io {
+        statement: statement.clone(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = fs::metadata(path).map_err(io_error)?;
+    let mut extra = Extra::default();
+    if meta.is_dir() {
+        let mut source = Source {
+            statement: &statement,
+            owner: Owner::Root,
+            extra: &mut extra,
+        };
+        source.walk(path, "")?;
+        return Ok(extra);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let file = File::open(path).map_err(io_error)?;
+    let decoded: Box<dyn Read> = if name.ends_with(".tar") {
+        Box::new(file)
+    } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else if name.ends_with(".tar.xz") {
+        Box::new(liblzma::read::XzDecoder::new_multi_decoder(file))
+    } else if name.ends_with(".tar.zst") {
+        Box::new(zstd::stream::read::Decoder::new(file).map_err(io_error)?)
+    } else {
+        return Err(ExtraError::NotAnOverlay {
+            path: path.to_path_buf(),
+        });
+    };
+    let mut tarball = Tarball {
+        statement: &statement,
+        accounts,
+        extra: &mut extra,
+        kinds: HashMap::new(),
+        linked: HashSet::new(),
+        last: None,
+    };
+    tarball.read(decoded)?;
+    Ok(extra)
+}
+
+/// The kind and link text of every path the lock holds so far, so that statements can be
+/// layered over the packages and each other.
+#[derive(Debug, Default)]
+pub struct Layers {
+    paths: HashMap<String, (FileKind, Option<String>)>,
+}
+
+impl Layers {
+    /// The layers starting from `entries` (the packages').
+    pub fn new(entries: &[FileEntry]) -> Layers {
+        let mut layers = Layers::default();
+        layers.record(entries);
+        layers
+    }
+
+    fn record(&mut self, entries: &[FileEntry]) {
+        for e in entries {
+            self.paths
+                .insert(e.path.clone(), (e.kind, e.target.clone()));
+        }
+    }
+
+    /// Lays `extra`, made by `statement`, over what is there. A directory may not replace
+    /// a symlink: the overlay's `bin/` would turn merged /usr's `/bin` link into a
+    /// directory holding only the overlay's files.
+    pub fn add(&mut self, statement: &Statement, extra: &Extra) -> Result<(), ExtraError> {
+        for e in extra.entries.iter().filter(|e| e.kind == FileKind::Dir) {
+            if let Some((FileKind::Symlink, target)) = self.paths.get(&e.path) {
+                return Err(ExtraError::Refused {
+                    statement: statement.clone(),
+                    entry: e.path.clone(),
+                    reason: Refusal::DirOverSymlink {
+                        path: e.path.clone(),
+                        target: target.clone().unwrap_or_default(),
+                    },
+                });
+            }
+        }
+        self.record(&extra.entries);
+        Ok(())
+    }
+}
+
+/// Who owns entries read from disk.
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    /// The host's owners, named by the sysroot's accounts (hostfiles).
+    Host(&'a Accounts),
+    /// Always root (folder overlays).
+    Root,
+}
+
+/// Entries read from a directory tree on disk.
+struct Source<'a> {
+    statement: &'a Statement,
+    owner: Owner<'a>,
+    extra: &'a mut Extra,
+}
+
+impl Source<'_> {
+    fn io(&self, path: &Path, source: io::Error) -> ExtraError {
+        ExtraError::Io {
+            statement: self.statement.clone(),
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn refused(&self, entry: &str, reason: Refusal) -> ExtraError {
+        ExtraError::Refused {
+            statement: self.statement.clone(),
+            entry: entry.to_string(),
+            reason,
+        }
+    }
+
+    /// The children of `host` (whose lock path is `path`, empty for the root), sorted by
+    /// name so entries come in the same order on every run.
+    fn children(&self, host: &Path, path: &str) -> Result<Vec<(PathBuf, String)>, ExtraError> {
+        let mut children = Vec::new();
+        for item in fs::read_dir(host).map_err(|e| self.io(host, e))? {
+            let item = item.map_err(|e| self.io(host, e))?;
+            let name = item.file_name();
+            let child = format!("{path}/{}", name.to_string_lossy());
+            let Some(name) = name.to_str() else {
+                return Err(self.refused(&child, Refusal::NotUtf8));
+            };
+            children.push((item.path(), format!("{path}/{name}")));
+        }
+        children.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(children)
+    }
+
+    /// Adds everything below `host` (not `host` itself).
+    fn walk(&mut self, host: &Path, path: &str) -> Result<(), ExtraError> {
+        for (child, child_path) in self.children(host, path)? {
+            let meta = fs::symlink_metadata(&child).map_err(|e| self.io(&child, e))?;
+            self.add_tree(&child, &child_path, &meta)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the entries below `host` that `matcher` takes, descending at most `depth`
+    /// more levels.
+    fn search(
+        &mut self,
+        host_root: &Path,
+        path: &str,
+        matcher: &GlobMatcher,
+        depth: usize,
+    ) -> Result<(), ExtraError> {
+        if depth == 0 {
+            return Ok(());
+        }
+        let host = host_root.join(path.trim_start_matches('/'));
+        for (child, child_path) in self.children(&host, path)? {
+            let meta = fs::symlink_metadata(&child).map_err(|e| self.io(&child, e))?;
+            if matcher.is_match(&child_path) {
+                self.add_tree(&child, &child_path, &meta)?;
+            } else if meta.is_dir() {
+                self.search(host_root, &child_path, matcher, depth - 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `host` as `path`, and everything below it when it is a directory.
+    fn add_tree(&mut self, host: &Path, path: &str, meta: &Metadata) -> Result<(), ExtraError> {
+        let file_type = meta.file_type();
+        let (kind, size, digest, target) = if file_type.is_dir() {
+            (FileKind::Dir, 0, None, None)
+        } else if file_type.is_symlink() {
+            let text = fs::read_link(host).map_err(|e| self.io(host, e))?;
+            let text = text
+                .into_os_string()
+                .into_string()
+                .map_err(|_| self.refused(path, Refusal::NotUtf8))?;
+            (FileKind::Symlink, 0, None, Some(text))
+        } else if file_type.is_file() {
+            let bytes = read_no_follow(host).map_err(|e| self.io(host, e))?;
+            let digest = blake3::hash(&bytes).to_hex().to_string();
+            let size = bytes.len() as u64;
+            self.extra.blobs.push(bytes);
+            (FileKind::File, size, Some(digest), None)
+        } else {
+            let what = if file_type.is_socket() {
+                "socket"
+            } else if file_type.is_fifo() {
+                "fifo"
+            } else {
+                "device"
+            };
+            return Err(self.refused(path, Refusal::Special(what)));
+        };
+        let (uid, gid, user, group) = match self.owner {
+            Owner::Host(accounts) => (
+                meta.uid(),
+                meta.gid(),
+                accounts.user(meta.uid()).to_string(),
+                accounts.group(meta.gid()).to_string(),
+            ),
+            Owner::Root => (0, 0, "root".to_string(), "root".to_string()),
+        };
+        self.extra.entries.push(FileEntry {
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid,
+            gid,
+            user,
+            group,
+            size,
+            digest,
+            target,
+            ..FileEntry::directory(path)
+        });
+        if kind == FileKind::Dir {
+            self.walk(host, path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a file that was a regular file a moment ago, never following a symlink
+/// swapped in since.
+fn read_no_follow(host: &Path) -> io::Result<Vec<u8>> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(host)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// A reader that remembers whether its input ran out, which tells a tarball that ends
+/// without its end-of-archive blocks (truncated) from one that has them.
+struct EofWatch<R> {
+    inner: R,
+    hit_eof: bool,
+}
+
+impl<R: Read> Read for EofWatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.hit_eof = true;
+        }
+        Ok(n)
+    }
+}
+
+/// State while reading one tarball overlay.
+struct Tarball<'a> {
+    statement: &'a Statement,
+    accounts: &'a Accounts,
+    extra: &'a mut Extra,
+    /// What each path read so far is (the latest entry at that path).
+    kinds: HashMap<String, FileKind>,
+    /// Files that hard links point at.
+    linked: HashSet<String>,
+    /// The last entry read in full, for errors about what follows it.
+    last: Option<String>,
+}
+
+impl Tarball<'_> {
+    fn refused(&self, entry: &str, reason: Refusal) -> ExtraError {
+        ExtraError::Refused {
+            statement: self.statement.clone(),
+            entry: entry.to_string(),
+            reason,
+        }
+    }
+
+    fn broken(&self, source: io::Error) -> ExtraError {
+        ExtraError::Tar {
+            statement: self.statement.clone(),
+            after: self.last.clone(),
+            source,
+        }
+    }
+
+    fn read(&mut self, input: Box<dyn Read>) -> Result<(), ExtraError> {
+        let mut archive = tar::Archive::new(EofWatch {
+            inner: input,
+            hit_eof: false,
+        });
+        for entry in archive.entries().map_err(|e| self.broken(e))? {
+            let mut entry = entry.map_err(|e| self.broken(e))?;
+            self.add(&mut entry)?;
+        }
+        if archive.into_inner().hit_eof {
+            return Err(self.broken(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "it ends without the end-of-archive blocks (truncated?)",
+            )));
+        }
+        Ok(())
+    }
+
+    fn add<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ExtraError> {
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path = member_path(&entry.path_bytes()).map_err(|r| self.refused(&raw, r))?;
+        let header = entry.header();
+        let bad = |field| self.refused(&raw, Refusal::BadHeader(field));
+        let mode = header.mode().map_err(|_| bad("mode"))? & 0o7777;
+        let uid = header
+            .uid()
+            .ok()
+            .and_then(|id| u32::try_from(id).ok())
+            .ok_or_else(|| bad("uid"))?;
+        let gid = header
+            .gid()
+            .ok()
+            .and_then(|id| u32::try_from(id).ok())
+            .ok_or_else(|| bad("gid"))?;
+        let name = |known: &str, header: Option<&[u8]>| match known {
+            "" => header
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default(),
+            known => known.to_string(),
+        };
+        let user = name(self.accounts.user(uid), header.username_bytes());
+        let group = name(self.accounts.group(gid), header.groupname_bytes());
+        let entry_type = header.entry_type();
+        let link = entry
+            .link_name_bytes()
+            .map(|l| l.into_owned())
+            .filter(|l| !l.is_empty());
+        let mut device = None;
+        let kind = match entry_type {
+            tar::EntryType::Regular | tar::EntryType::Continuous => FileKind::File,
+            tar::EntryType::Directory => FileKind::Dir,
+            tar::EntryType::Symlink => FileKind::Symlink,
+            tar::EntryType::Link => FileKind::Hardlink,
+            tar::EntryType::Fifo => FileKind::Fifo,
+            tar::EntryType::Char | tar::EntryType::Block => {
+                let major = header.device_major().map_err(|_| bad("device major"))?;
+                let minor = header.device_minor().map_err(|_| bad("device minor"))?;
+                device = Some((major.unwrap_or(0), minor.unwrap_or(0)));
+                if entry_type == tar::EntryType::Char {
+                    FileKind::Char
+                } else {
+                    FileKind::Block
+                }
+            }
+            // A global PAX header holds defaults for what follows, nothing to place.
+            tar::EntryType::XGlobalHeader => return Ok(()),
+            other => {
+                return Err(self.refused(&raw, Refusal::UnsupportedType(format!("{other:?}"))));
+            }
+        };
+        if path == "/" {
+            if kind == FileKind::Dir {
+                return Ok(());
+            }
+            return Err(self.refused(&raw, Refusal::RootNotDir));
+        }
+        self.check_ancestors(&raw, &path)?;
+        if self.linked.contains(&path) {
+            return Err(self.refused(&raw, Refusal::ReplacesLinked));
+        }
+        if kind != FileKind::Dir && self.kinds.get(&path) == Some(&FileKind::Dir) {
+            let below = format!("{path}/");
+            if self.kinds.keys().any(|k| k.starts_with(&below)) {
+                return Err(self.refused(&raw, Refusal::ReplacesDirectory));
+            }
+        }
+        let mut size = 0;
+        let mut digest = None;
+        let mut target = None;
+        match kind {
+            FileKind::File => {
+                let expected = entry.size();
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).map_err(|e| self.broken(e))?;
+                if bytes.len() as u64 != expected {
+                    return Err(self.refused(
+                        &raw,
+                        Refusal::Truncated {
+                            expected,
+                            found: bytes.len() as u64,
+                        },
+                    ));
+                }
+                size = expected;
+                digest = Some(blake3::hash(&bytes).to_hex().to_string());
+                self.extra.blobs.push(bytes);
+            }
+            FileKind::Symlink => {
+                let text = link.ok_or_else(|| self.refused(&raw, Refusal::NoTarget))?;
+                if text.contains(&0) {
+                    return Err(self.refused(&raw, Refusal::Nul));
+                }
+                target = Some(
+                    String::from_utf8(text).map_err(|_| self.refused(&raw, Refusal::NotUtf8))?,
+                );
+            }
+            FileKind::Hardlink => {
+                let text = link.ok_or_else(|| self.refused(&raw, Refusal::NoTarget))?;
+                let shown = String::from_utf8_lossy(&text).into_owned();
+                let to = member_path(&text)
+                    .ok()
+                    .filter(|to| self.kinds.get(to) == Some(&FileKind::File))
+                    .ok_or_else(|| self.refused(&raw, Refusal::BadHardlink(shown)))?;
+                self.linked.insert(to.clone());
+                target = Some(to);
+            }
+            _ => {}
+        }
+        self.kinds.insert(path.clone(), kind);
+        self.extra.entries.push(FileEntry {
+            kind,
+            mode,
+            uid,
+            gid,
+            user,
+            group,
+            size,
+            digest,
+            target,
+            device,
+            ..FileEntry::directory(&path)
+        });
+        self.last = Some(raw);
+        Ok(())
+    }
+
+    /// Refuses an entry below an earlier non-directory of the tarball: writing it would
+    /// go through a symlink (perhaps out of the tree) or into a file.
+    fn check_ancestors(&self, raw: &str, path: &str) -> Result<(), ExtraError> {
+        let mut end = 0;
+        while let Some(i) = path[end + 1..].find('/') {
+            end += 1 + i;
+            let ancestor = &path[..end];
+            if let Some(&kind) = self.kinds.get(ancestor)
+                && kind != FileKind::Dir
+            {
+                return Err(self.refused(
+                    raw,
+                    Refusal::Through {
+                        ancestor: ancestor.to_string(),
+                        kind,
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The appliance path of a tarball member: `./etc/motd`, `etc/motd` and `etc//motd/`
+/// all become `/etc/motd`; `./` and `.` become `/`.
+fn member_path(raw: &[u8]) -> Result<String, Refusal> {
+    if raw.contains(&0) {
+        return Err(Refusal::Nul);
+    }
+    let mut name = std::str::from_utf8(raw).map_err(|_| Refusal::NotUtf8)?;
+    while let Some(rest) = name.strip_prefix("./") {
+        name = rest;
+    }
+    if name.starts_with('/') {
+        return Err(Refusal::Absolute);
+    }
+    let mut path = String::new();
+    for component in name.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if component == ".." {
+            return Err(Refusal::ParentComponent);
+        }
+        path.push('/');
+        path.push_str(component);
+    }
+    if path.is_empty() {
+        path.push('/');
+    }
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    use super::*;
+
+    fn accounts(root: &Path) -> Accounts {
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nwww-data:x:33:33::/:/bin/false\n",
+        )
+        .unwrap();
+        fs::write(root.join("etc/group"), "root:x:0:\nwww-data:x:33:\n").unwrap();
+        Accounts::read(root).unwrap()
+    }
+
+    fn write(path: &Path, content: &str, mode: u32) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn entry<'a>(extra: &'a Extra, path: &str) -> &'a FileEntry {
+        let found: Vec<&FileEntry> = extra.entries.iter().filter(|e| e.path == path).collect();
+        assert_eq!(found.len(), 1, "{path} in {:#?}", extra.entries);
+        found[0]
+    }
+
+    fn paths(extra: &Extra) -> Vec<&str> {
+        extra.entries.iter().map(|e| e.path.as_str()).collect()
+    }
+
+    fn hex(content: &str) -> Option<String> {
+        Some(blake3::hash(content.as_bytes()).to_hex().to_string())
+    }
+
+    #[test]
+    fn folder_overlay_keeps_modes_links_and_nesting_as_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let overlay_dir = dir.path().join("web");
+        write(
+            &overlay_dir.join("etc/app/conf.d/site.conf"),
+            "listen 80;\n",
+            0o640,
+        );
+        write(&overlay_dir.join("etc/motd"), "hello\n", 0o644);
+        fs::set_permissions(
+            overlay_dir.join("etc/app"),
+            fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
+        symlink("/etc/passwd", overlay_dir.join("etc/app/users")).unwrap();
+        symlink("../../..", overlay_dir.join("etc/app/up")).unwrap();
+
+        let extra = overlay(&overlay_dir, &accounts(dir.path())).unwrap();
+        assert_eq!(
+            paths(&extra),
+            [
+                "/etc",
+                "/etc/app",
+                "/etc/app/conf.d",
+                "/etc/app/conf.d/site.conf",
+                "/etc/app/up",
+                "/etc/app/users",
+                "/etc/motd"
+            ]
+        );
+        let app = entry(&extra, "/etc/app");
+        assert_eq!((app.kind, app.mode), (FileKind::Dir, 0o750));
+        let conf = entry(&extra, "/etc/app/conf.d/site.conf");
+        assert_eq!(
+            (conf.kind, conf.mode, conf.size),
+            (FileKind::File, 0o640, 11)
+        );
+        assert_eq!(conf.digest, hex("listen 80;\n"));
+        assert_eq!((conf.uid, conf.gid, conf.user.as_str()), (0, 0, "root"));
+        assert_eq!(conf.package, None);
+        let users = entry(&extra, "/etc/app/users");
+        assert_eq!(
+            (users.kind, users.target.as_deref()),
+            (FileKind::Symlink, Some("/etc/passwd"))
+        );
+        assert_eq!(
+            entry(&extra, "/etc/app/up").target.as_deref(),
+            Some("../../..")
+        );
+        assert_eq!(extra.blobs.len(), 2);
+        assert!(extra.blobs.contains(&b"hello\n".to_vec()));
+    }
+
+    #[test]
+    fn folder_overlay_refuses_special_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let overlay_dir = dir.path().join("o");
+        fs::create_dir_all(overlay_dir.join("run")).unwrap();
+        let fifo = std::ffi::CString::new(overlay_dir.join("run/pipe").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let err = overlay(&overlay_dir, &Accounts::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("overlay "), "{err}");
+        assert!(err.contains("entry `/run/pipe` is a fifo"), "{err}");
+    }
+
+    #[test]
+    fn missing_overlay_and_unknown_extension_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone");
+        let err = overlay(&missing, &Accounts::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot read") && err.contains("gone"), "{err}");
+        let zip = dir.path().join("o.zip");
+        fs::write(&zip, "PK").unwrap();
+        let err = overlay(&zip, &Accounts::default()).unwrap_err().to_string();
+        assert!(err.contains("o.zip: not a folder or a tarball"), "{err}");
+    }
+
+    /// A header with raw name and link fields, so hostile names get past the tar crate's
+    /// own path checks.
+    fn header(name: &str, kind: tar::EntryType, size: u64, link: &str) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        h
+    }
+
+    enum Member<'a> {
+        File(&'a str, &'a str),
+        Dir(&'a str),
+        Symlink(&'a str, &'a str),
+        Hardlink(&'a str, &'a str),
+    }
+
+    fn tarball(members: &[Member]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for m in members {
+            let (h, data) = match *m {
+                Member::File(name, content) => (
+                    header(name, tar::EntryType::Regular, content.len() as u64, ""),
+                    content,
+                ),
+                Member::Dir(name) => (header(name, tar::EntryType::Directory, 0, ""), ""),
+                Member::Symlink(name, to) => (header(name, tar::EntryType::Symlink, 0, to), ""),
+                Member::Hardlink(name, to) => (header(name, tar::EntryType::Link, 0, to), ""),
+            };
+            builder.append(&h, data.as_bytes()).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// A tarball with a little of everything: dirs, a www-data file, a symlink, a hard
+    /// link, a device.
+    fn rich_tarball() -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append(&header("./", tar::EntryType::Directory, 0, ""), &b""[..])
+            .unwrap();
+        builder
+            .append(
+                &header("./etc/", tar::EntryType::Directory, 0, ""),
+                &b""[..],
+            )
+            .unwrap();
+        let mut site = header("./etc/site", tar::EntryType::Regular, 5, "");
+        site.set_mode(0o4750);
+        site.set_uid(33);
+        site.set_gid(33);
+        site.set_cksum();
+        builder.append(&site, &b"site\n"[..]).unwrap();
+        builder
+            .append(
+                &header("./etc/alias", tar::EntryType::Link, 0, "./etc/site"),
+                &b""[..],
+            )
+            .unwrap();
+        builder
+            .append(
+                &header("etc/link", tar::EntryType::Symlink, 0, "/etc/site"),
+                &b""[..],
+            )
+            .unwrap();
+        let mut null = header("dev/null", tar::EntryType::Char, 0, "");
+        null.set_device_major(1).unwrap();
+        null.set_device_minor(3).unwrap();
+        null.set_mode(0o666);
+        null.set_cksum();
+        builder.append(&null, &b""[..]).unwrap();
+        // A long name goes through a GNU long-name record.
+        let mut long = tar::Header::new_gnu();
+        long.set_size(2);
+        long.set_mode(0o600);
+        long.set_entry_type(tar::EntryType::Regular);
+        long.set_uid(0);
+        long.set_gid(0);
+        let long_name = format!("srv/{}/x", "d".repeat(120));
+        builder
+            .append_data(&mut long, &long_name, &b"ok"[..])
+            .unwrap();
+        builder.into_inner().unwrap()
+    }
+
+    fn read_tarball(name: &str, bytes: &[u8]) -> Result<Extra, ExtraError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        fs::write(&path, bytes).unwrap();
+        overlay(&path, &accounts(dir.path()))
+    }
+
+    #[test]
+    fn tarball_overlays_in_each_compression() {
+        let plain = rich_tarball();
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&plain).unwrap();
+            e.finish().unwrap()
+        };
+        let xz = {
+            let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
+            e.write_all(&plain).unwrap();
+            e.finish().unwrap()
+        };
+        let zst = zstd::encode_all(&plain[..], 3).unwrap();
+        let expected = read_tarball("o.tar", &plain).unwrap();
+        let long = format!("/srv/{}/x", "d".repeat(120));
+        assert_eq!(
+            paths(&expected),
+            [
+                "/etc",
+                "/etc/site",
+                "/etc/alias",
+                "/etc/link",
+                "/dev/null",
+                long.as_str()
+            ]
+        );
+        let site = entry(&expected, "/etc/site");
+        assert_eq!(
+            (
+                site.kind,
+                site.mode,
+                site.uid,
+                site.user.as_str(),
+                site.group.as_str()
+            ),
+            (FileKind::File, 0o4750, 33, "www-data", "www-data")
+        );
+        assert_eq!((site.size, site.digest.clone()), (5, hex("site\n")));
+        let alias = entry(&expected, "/etc/alias");
+        assert_eq!(
+            (alias.kind, alias.target.as_deref()),
+            (FileKind::Hardlink, Some("/etc/site"))
+        );
+        assert_eq!(
+            entry(&expected, "/etc/link").target.as_deref(),
+            Some("/etc/site")
+        );
+        let null = entry(&expected, "/dev/null");
+        assert_eq!(
+            (null.kind, null.device, null.mode),
+            (FileKind::Char, Some((1, 3)), 0o666)
+        );
+        assert_eq!(entry(&expected, &long).size, 2);
+        assert_eq!(expected.blobs, [b"site\n".to_vec(), b"ok".to_vec()]);
+        for (name, bytes) in [
+            ("o.tar.gz", &gz),
+            ("o.tgz", &gz),
+            ("o.tar.xz", &xz),
+            ("o.tar.zst", &zst),
+        ] {
+            assert_eq!(read_tarball(name, bytes).unwrap(), expected, "{name}");
+        }
+    }
+
+    fn refused(members: &[Member]) -> String {
+        read_tarball("evil.tar", &tarball(members))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn hostile_tarballs_are_refused_with_the_entry_named() {
+        let err = refused(&[Member::File("../x", "x")]);
+        assert!(
+            err.contains("evil.tar: entry `../x` has a `..` component"),
+            "{err}"
+        );
+        let err = refused(&[Member::File("./a/../../x", "x")]);
+        assert!(
+            err.contains("entry `./a/../../x` has a `..` component"),
+            "{err}"
+        );
+        let err = refused(&[Member::File("/abs", "x")]);
+        assert!(err.contains("entry `/abs` is an absolute name"), "{err}");
+        let err = refused(&[Member::File(".//etc/x", "x")]);
+        assert!(
+            err.contains("entry `.//etc/x` is an absolute name"),
+            "{err}"
+        );
+        let err = refused(&[
+            Member::Symlink("link", "/etc"),
+            Member::File("link/passwd", "x"),
+        ]);
+        assert!(
+            err.contains("entry `link/passwd` would be written through /link, a symlink"),
+            "{err}"
+        );
+        let err = refused(&[Member::File("f", "x"), Member::File("f/g", "x")]);
+        assert!(
+            err.contains("entry `f/g` would be written through /f, a file"),
+            "{err}"
+        );
+        let err = refused(&[Member::Hardlink("h", "../../etc/shadow")]);
+        assert!(
+            err.contains("entry `h` is a hard link to `../../etc/shadow`, which is not an earlier regular file"),
+            "{err}"
+        );
+        let err = refused(&[Member::Hardlink("h", "later"), Member::File("later", "x")]);
+        assert!(err.contains("entry `h` is a hard link to `later`"), "{err}");
+        let err = refused(&[Member::Dir("d"), Member::Hardlink("h", "d")]);
+        assert!(err.contains("entry `h` is a hard link to `d`"), "{err}");
+        let err = refused(&[
+            Member::File("f", "x"),
+            Member::Hardlink("h", "f"),
+            Member::Dir("f"),
+        ]);
+        assert!(
+            err.contains("entry `f` replaces a file that earlier hard links"),
+            "{err}"
+        );
+        let err = refused(&[
+            Member::Dir("d"),
+            Member::File("d/x", "x"),
+            Member::Symlink("d", "/etc"),
+        ]);
+        assert!(err.contains("entry `d` replaces a directory"), "{err}");
+        let err = refused(&[Member::File("./", "x")]);
+        assert!(err.contains("entry `./` is the root"), "{err}");
+    }
+
+    #[test]
+    fn nul_in_a_pax_path_is_refused() {
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_pax_extensions([("path", &b"etc/a\0b"[..])])
+            .unwrap();
+        builder
+            .append(&header("etc/a", tar::EntryType::Regular, 1, ""), &b"x"[..])
+            .unwrap();
+        let err = read_tarball("nul.tar", &builder.into_inner().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("contains a NUL byte"), "{err}");
+    }
+
+    #[test]
+    fn truncated_tarballs_are_clear_errors() {
+        let whole = tarball(&[
+            Member::File("a", "first"),
+            Member::File("b", &"b".repeat(2000)),
+        ]);
+        // Inside b's content: the header promises more than there is.
+        let err = read_tarball("cut.tar", &whole[..512 * 4])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("entry `b` is truncated: the header says 2000 bytes, 512 are present"),
+            "{err}"
+        );
+        // Inside b's header.
+        let err = read_tarball("cut.tar", &whole[..512 * 2 + 100])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot read the tarball after entry `a`"),
+            "{err}"
+        );
+        // After a whole entry, without the end-of-archive blocks.
+        let err = read_tarball("cut.tar", &whole[..512 * 2])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("after entry `a`") && err.contains("end-of-archive"),
+            "{err}"
+        );
+        // A cut compressed stream.
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&whole).unwrap();
+            e.finish().unwrap()
+        };
+        let err = read_tarball("cut.tar.gz", &gz[..gz.len() / 2])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cut.tar.gz: cannot read the tarball"), "{err}");
+        // Garbage is not a tarball.
+        let err = read_tarball("junk.tar", &[7u8; 1024])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot read the tarball at its first entry"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_directory_may_not_replace_a_symlink() {
+        let mut bin = FileEntry::directory("/bin");
+        bin.kind = FileKind::Symlink;
+        bin.target = Some("usr/bin".into());
+        let mut layers = Layers::new(&[FileEntry::directory("/"), bin]);
+        let statement = Statement::Overlay("o".into());
+        let file = FileEntry {
+            kind: FileKind::File,
+            ..FileEntry::directory("/bin")
+        };
+        let over_link = Extra {
+            entries: vec![file],
+            blobs: vec![],
+        };
+        layers.add(&statement, &over_link).unwrap();
+        let dir = Extra {
+            entries: vec![FileEntry::directory("/bin")],
+            blobs: vec![],
+        };
+        // The file replaced the link, so a directory may now replace the file.
+        layers.add(&statement, &dir).unwrap();
+
+        let mut lib = FileEntry::directory("/lib");
+        lib.kind = FileKind::Symlink;
+        lib.target = Some("usr/lib".into());
+        let mut layers = Layers::new(&[lib]);
+        let dir = Extra {
+            entries: vec![FileEntry::directory("/lib")],
+            blobs: vec![],
+        };
+        let err = layers.add(&statement, &dir).unwrap_err().to_string();
+        assert!(
+            err.contains("overlay o: entry `/lib` is a directory, which would replace the symlink /lib -> usr/lib"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn member_paths_are_normalised() {
+        assert_eq!(member_path(b"./etc//motd/").unwrap(), "/etc/motd");
+        assert_eq!(member_path(b"././a/./b").unwrap(), "/a/b");
+        assert_eq!(member_path(b".").unwrap(), "/");
+        assert_eq!(member_path(b"a/..").unwrap_err(), Refusal::ParentComponent);
+        assert_eq!(member_path(b"\xff").unwrap_err(), Refusal::NotUtf8);
+    }
+
+    fn sysroot() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("etc/ssl/certs");
+        write(&certs.join("a.pem"), "A\n", 0o644);
+        write(&certs.join("b.pem"), "B\n", 0o600);
+        write(&certs.join("notes.txt"), "no\n", 0o644);
+        write(&certs.join("sub/c.pem"), "C\n", 0o644);
+        symlink("a.pem", certs.join("link.pem")).unwrap();
+        symlink("etc/ssl", dir.path().join("ssl")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn hostfile_globs_match_files_and_keep_symlinks() {
+        let root = sysroot();
+        let accounts = accounts(root.path());
+        let extra = hostfiles(
+            root.path(),
+            &["/etc/ssl/certs/*.pem".to_string()],
+            &accounts,
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&extra),
+            [
+                "/etc/ssl/certs/a.pem",
+                "/etc/ssl/certs/b.pem",
+                "/etc/ssl/certs/link.pem"
+            ]
+        );
+        let b = entry(&extra, "/etc/ssl/certs/b.pem");
+        let meta = fs::metadata(root.path().join("etc/ssl/certs/b.pem")).unwrap();
+        assert_eq!(
+            (b.kind, b.mode, b.size, b.digest.clone()),
+            (FileKind::File, 0o600, 2, hex("B\n"))
+        );
+        assert_eq!((b.uid, b.gid), (meta.uid(), meta.gid()));
+        assert_eq!(b.user, accounts.user(meta.uid()));
+        let link = entry(&extra, "/etc/ssl/certs/link.pem");
+        assert_eq!(
+            (link.kind, link.target.as_deref()),
+            (FileKind::Symlink, Some("a.pem"))
+        );
+        assert_eq!(extra.blobs, [b"A\n".to_vec(), b"B\n".to_vec()]);
+
+        let deep = hostfiles(root.path(), &["/etc/**/*.pem".to_string()], &accounts).unwrap();
+        assert!(
+            paths(&deep).contains(&"/etc/ssl/certs/sub/c.pem"),
+            "{:?}",
+            paths(&deep)
+        );
+    }
+
+    #[test]
+    fn hostfile_directories_are_taken_whole() {
+        let root = sysroot();
+        let extra =
+            hostfiles(root.path(), &["/etc/ssl".to_string()], &Accounts::default()).unwrap();
+        assert_eq!(extra.entries[0].path, "/etc/ssl");
+        assert_eq!(extra.entries[0].kind, FileKind::Dir);
+        assert!(paths(&extra).contains(&"/etc/ssl/certs/sub/c.pem"));
+        assert!(paths(&extra).contains(&"/etc/ssl/certs/notes.txt"));
+    }
+
+    #[test]
+    fn hostfile_errors_name_the_glob() {
+        let root = sysroot();
+        let none = Accounts::default();
+        for glob in [
+            "/etc/ssl/certs/*.key",
+            "/nowhere/*",
+            "/etc/ssl/certs/a.pem/*",
+        ] {
+            let err = hostfiles(root.path(), &[glob.to_string()], &none)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("hostfile `{glob}` matches nothing under")),
+                "{err}"
+            );
+        }
+        let err = hostfiles(root.path(), &["/ssl/certs/*".to_string()], &none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("hostfile `/ssl/certs/*`: entry `/ssl` is a symlink on the host"),
+            "{err}"
+        );
+        let err = hostfiles(root.path(), &["/etc/[ssl".to_string()], &none)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("hostfile `/etc/[ssl` is not a valid glob"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! `overlay` and `hostfile` end to end: compile a group that uses both against a fake
+//! sysroot, then materialise a chroot from the lock and the blob store.
+
+mod common;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+
+use common::{FakePackage, appliance, fails, fake_sysroot, fake_workspace, ok};
+
+const GROUP: &str = r#"group web version="1.0" {
+    flavors openvz
+    package bash
+    hostfile "/etc/ssl/certs/*.pem"
+    overlay "../overlays/web"
+    overlay "../overlays/extra.tar.gz"
+}
+"#;
+
+fn write(path: &Path, content: &str, mode: u32) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, content).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A GNU header with every numeric field set.
+fn header(kind: tar::EntryType, mode: u32, owner: u64, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(owner);
+    h.set_gid(owner);
+    h.set_size(size);
+    h.set_mtime(0);
+    h
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A gzipped tarball with a www-data-owned file in a directory of its own.
+fn extra_tarball(path: &Path) {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut dir = header(tar::EntryType::Directory, 0o750, 33, 0);
+    builder.append_data(&mut dir, "srv/www/", &b""[..]).unwrap();
+    let mut page = header(tar::EntryType::Regular, 0o640, 33, 6);
+    builder
+        .append_data(&mut page, "srv/www/index.html", &b"<html>"[..])
+        .unwrap();
+    fs::write(path, gzip(&builder.into_inner().unwrap())).unwrap();
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    ws: std::path::PathBuf,
+    sysroot: std::path::PathBuf,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path().join("ws");
+        let sysroot = dir.path().join("sysroot");
+        fake_sysroot(
+            &sysroot,
+            &[FakePackage::new("bash", "5.2.15-2+b2").file("/bin/bash", "#!fake bash\n")],
+        );
+        write(&sysroot.join("etc/ssl/certs/ca.pem"), "CA\n", 0o644);
+        write(&sysroot.join("etc/ssl/certs/other.crt"), "no\n", 0o644);
+        symlink("ca.pem", sysroot.join("etc/ssl/certs/root.pem")).unwrap();
+        write(&sysroot.join("etc/motd"), "the host's motd\n", 0o644);
+        fake_workspace(&ws, &[("web", GROUP)]);
+        let web = ws.join("overlays/web");
+        write(&web.join("etc/motd"), "welcome\n", 0o644);
+        write(&web.join("etc/app/secret"), "s3cret\n", 0o600);
+        fs::set_permissions(web.join("etc/app"), fs::Permissions::from_mode(0o700)).unwrap();
+        symlink("/etc/app/secret", web.join("etc/app/current")).unwrap();
+        extra_tarball(&ws.join("overlays/extra.tar.gz"));
+        World {
+            _dir: dir,
+            ws,
+            sysroot,
+        }
+    }
+
+    fn args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec!["--sysroot", self.sysroot.to_str().unwrap()];
+        all.extend_from_slice(args);
+        all
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn overlays_and_hostfiles_reach_the_chroot() {
+    let w = World::new();
+    ok(&w.ws, &w.args(&["compile", "groups/web.kdl"]));
+    let files = ok(
+        &w.ws,
+        &w.args(&["show", "web", "--flavor", "openvz", "--files"]),
+    );
+    assert!(
+        files.contains("file     0640 www-data:www-data          6 /srv/www/index.html"),
+        "{files}"
+    );
+    assert!(
+        files.contains("/etc/ssl/certs/root.pem -> ca.pem"),
+        "{files}"
+    );
+    assert!(!files.contains("other.crt"), "{files}");
+
+    // The lock does not need the overlays or the host's copies any more: the blob
+    // store has their bytes.
+    fs::remove_dir_all(w.ws.join("overlays")).unwrap();
+    fs::write(w.sysroot.join("etc/ssl/certs/ca.pem"), "changed\n").unwrap();
+    ok(
+        &w.ws,
+        &w.args(&[
+            "materialise",
+            "web",
+            "--flavor",
+            "openvz",
+            "--format",
+            "chroot",
+            "-o",
+            "tree",
+        ]),
+    );
+    let tree = w.ws.join("tree");
+    assert_eq!(
+        fs::read_to_string(tree.join("etc/motd")).unwrap(),
+        "welcome\n"
+    );
+    assert_eq!(
+        fs::read_to_string(tree.join("etc/app/secret")).unwrap(),
+        "s3cret\n"
+    );
+    assert_eq!(mode(&tree.join("etc/app/secret")), 0o600);
+    assert_eq!(mode(&tree.join("etc/app")), 0o700);
+    assert_eq!(
+        fs::read_link(tree.join("etc/app/current")).unwrap(),
+        Path::new("/etc/app/secret")
+    );
+    assert_eq!(
+        fs::read_to_string(tree.join("etc/ssl/certs/ca.pem")).unwrap(),
+        "CA\n"
+    );
+    assert_eq!(
+        fs::read_link(tree.join("etc/ssl/certs/root.pem")).unwrap(),
+        Path::new("ca.pem")
+    );
+    assert!(!tree.join("etc/ssl/certs/other.crt").exists());
+    assert_eq!(
+        fs::read_to_string(tree.join("srv/www/index.html")).unwrap(),
+        "<html>"
+    );
+    assert_eq!(mode(&tree.join("srv/www/index.html")), 0o640);
+    assert_eq!(mode(&tree.join("srv/www")), 0o750);
+    assert_eq!(
+        fs::read_to_string(tree.join("bin/bash")).unwrap(),
+        "#!fake bash\n"
+    );
+}
+
+#[test]
+fn a_hostile_overlay_fails_the_compile_and_stores_nothing() {
+    let w = World::new();
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut link = header(tar::EntryType::Symlink, 0o777, 0, 0);
+    builder.append_link(&mut link, "etc", "/etc").unwrap();
+    let mut file = header(tar::EntryType::Regular, 0o644, 0, 2);
+    builder
+        .append_data(&mut file, "etc/passwd", &b"x\n"[..])
+        .unwrap();
+    fs::write(
+        w.ws.join("overlays/extra.tar.gz"),
+        gzip(&builder.into_inner().unwrap()),
+    )
+    .unwrap();
+    let err = fails(&w.ws, &w.args(&["compile", "groups/web.kdl"]));
+    assert!(
+        err.contains("extra.tar.gz: entry `etc/passwd` would be written through /etc, a symlink"),
+        "{err}"
+    );
+    assert!(!w.ws.join("store/blobs").exists());
+
+    // A folder overlay may not write through the packages' merged-/usr links either.
+    extra_tarball(&w.ws.join("overlays/extra.tar.gz"));
+    write(&w.ws.join("overlays/web/bin/tool"), "x\n", 0o755);
+    let err = fails(&w.ws, &w.args(&["compile", "groups/web.kdl"]));
+    assert!(
+        err.contains(
+            "entry `/bin` is a directory, which would replace the symlink /bin -> usr/bin"
+        ),
+        "{err}"
+    );
+    fs::remove_dir_all(w.ws.join("overlays/web/bin")).unwrap();
+
+    let missing = GROUP.replace("*.pem", "*.key");
+    fs::write(w.ws.join("groups/web.kdl"), missing).unwrap();
+    let out = appliance(&w.ws, &w.args(&["compile", "groups/web.kdl"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("hostfile `/etc/ssl/certs/*.key` matches nothing"),
+        "{err}"
+    );
+}

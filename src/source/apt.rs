@@ -1,10 +1,9 @@
 //! apt's package lists as a package source, and fetching their archives into the pool.
 //!
-//! The universe is every `var/lib/apt/lists/*_Packages` index under a sysroot. Only
-//! uncompressed indexes are read: apt keeps its lists compressed (`*_Packages.lz4`,
-//! `.gz`, ...) when `Acquire::GzipIndexes` is set, as Docker images do; those are
-//! reported in [`AptLists::compressed`] so the caller can say why a host's lists look
-//! empty. A package from the lists is fetched with `apt-get download` at exactly the
+//! The universe is every `var/lib/apt/lists/*_Packages` index under a sysroot, plain or
+//! compressed with lz4 or gzip (apt keeps them so when `Acquire::GzipIndexes` is set, as
+//! Docker images do); indexes in any other compression are reported in
+//! [`AptLists::compressed`] so the caller can say why a host's lists look empty. A package from the lists is fetched with `apt-get download` at exactly the
 //! listed version and checked against the list's `Size` and `SHA256` before it enters
 //! the pool.
 
@@ -75,7 +74,7 @@ fn apt_quote(text: &str, bad: &str) -> String {
     out
 }
 
-/// Every package in the uncompressed apt indexes of one sysroot.
+/// Every package in the apt indexes of one sysroot.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AptLists {
     /// Packages in index-file name order, then file order.
@@ -173,7 +172,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> AptError + '_ {
 }
 
 impl AptLists {
-    /// Reads every uncompressed `var/lib/apt/lists/*_Packages` under `sysroot`, sorted by
+    /// Reads every `var/lib/apt/lists/*_Packages` (plain, `.lz4` or `.gz`) under `sysroot`, sorted by
     /// file name; a missing lists folder reads as empty.
     pub fn read(sysroot: &Path) -> Result<AptLists, AptError> {
         let dir = sysroot.join(LISTS_DIR);
@@ -193,7 +192,12 @@ impl AptLists {
             if !path.is_file() {
                 continue;
             }
-            if name.ends_with(INDEX_SUFFIX) {
+            // Docker-style images keep lists compressed (`Acquire::GzipIndexes`): lz4 and
+            // gzip are read; any other compression is reported, not guessed at.
+            if name.ends_with(INDEX_SUFFIX)
+                || name.ends_with(&format!("{INDEX_SUFFIX}.lz4"))
+                || name.ends_with(&format!("{INDEX_SUFFIX}.gz"))
+            {
                 indexes.push(path);
             } else if name.contains(&format!("{INDEX_SUFFIX}.")) {
                 compressed.push(path);
@@ -219,7 +223,14 @@ impl AptLists {
 
 /// Appends the packages of the index at `path` to `out`.
 fn read_index(path: &Path, out: &mut Vec<AptPackage>) -> Result<(), AptError> {
-    let text = fs::read_to_string(path).map_err(io_error(path))?;
+    let raw = fs::read(path).map_err(io_error(path))?;
+    let mut text = String::new();
+    let decoded = match path.extension().and_then(|e| e.to_str()) {
+        Some("lz4") => lz4_flex::frame::FrameDecoder::new(raw.as_slice()).read_to_string(&mut text),
+        Some("gz") => flate2::read::GzDecoder::new(raw.as_slice()).read_to_string(&mut text),
+        _ => raw.as_slice().read_to_string(&mut text),
+    };
+    decoded.map_err(io_error(path))?;
     for stanza in stanzas(&text) {
         let fields = Fields::parse(&stanza, path)?;
         let first_line = fields.first_line();
@@ -513,6 +524,17 @@ mod tests {
     /// A sysroot with two indexes (named so the security one sorts first), a compressed
     /// index, a translation file and apt's `partial/` folder.
     fn sysroot() -> tempfile::TempDir {
+        let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        std::io::Write::write_all(
+            &mut lz4,
+            format!(
+                "Package: zpkg\nVersion: 1\nArchitecture: all\nFilename: pool/z.deb\nSize: 1\nSHA256: {}\n",
+                "ab".repeat(32)
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let lz4 = lz4.finish().unwrap();
         tree(&[
             (
                 "var/lib/apt/lists/mirror_dists_bookworm_main_binary-amd64_Packages",
@@ -524,7 +546,11 @@ mod tests {
             ),
             (
                 "var/lib/apt/lists/other_dists_x_main_binary-amd64_Packages.lz4",
-                b"\x04\x22\x4d\x18",
+                &lz4,
+            ),
+            (
+                "var/lib/apt/lists/other_dists_y_main_binary-amd64_Packages.xz",
+                b"\xfd7zXZ\x00",
             ),
             (
                 "var/lib/apt/lists/mirror_dists_bookworm_main_i18n_Translation-en",
@@ -596,7 +622,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_uncompressed_indexes_in_file_name_order() {
+    fn reads_plain_and_lz4_indexes_in_file_name_order() {
         let (root, lists) = lists();
         let keys: Vec<String> = lists
             .packages
@@ -605,13 +631,18 @@ mod tests {
             .collect();
         assert_eq!(
             keys,
-            ["libcrypt1=1:4.4.33-2", "hello=2.10-3", "hello=2.10-2"]
+            [
+                "libcrypt1=1:4.4.33-2",
+                "hello=2.10-3",
+                "hello=2.10-2",
+                "zpkg=1"
+            ]
         );
         assert!(!lists.is_empty());
         let lists_dir = root.path().join(LISTS_DIR);
         assert_eq!(
             lists.compressed,
-            [lists_dir.join("other_dists_x_main_binary-amd64_Packages.lz4")]
+            [lists_dir.join("other_dists_y_main_binary-amd64_Packages.xz")]
         );
 
         let hello = find(&lists, "hello", "2.10-3");

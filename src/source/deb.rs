@@ -253,6 +253,17 @@ impl DebArchive {
     /// link to anything but an earlier regular file; content shorter than its header
     /// says; entry types a lock cannot describe.
     pub fn entries(&self) -> Result<Vec<FileEntry>, DebError> {
+        Ok(self.read_entries(false)?.0)
+    }
+
+    /// [`entries`](DebArchive::entries) with the bytes of every regular file, in the
+    /// same order as the file entries: one pass over `data.tar`.
+    pub fn entries_with_contents(&self) -> Result<(Vec<FileEntry>, Vec<Vec<u8>>), DebError> {
+        self.read_entries(true)
+    }
+
+    fn read_entries(&self, keep: bool) -> Result<(Vec<FileEntry>, Vec<Vec<u8>>), DebError> {
+        let mut contents = Vec::new();
         let conffiles: HashSet<&str> = self.conffiles.iter().map(String::as_str).collect();
         let mut kinds: HashMap<String, FileKind> = HashMap::new();
         let mut out = Vec::new();
@@ -318,6 +329,12 @@ impl DebArchive {
                 return Err(refuse(format!("{path} appears twice in the archive")));
             }
             let digest = match kind {
+                FileKind::File if keep => {
+                    let mut bytes = Vec::new();
+                    let digest = copy_checked(&self.path, path, entry, &mut bytes)?.1;
+                    contents.push(bytes);
+                    Some(digest)
+                }
                 FileKind::File => Some(copy_checked(&self.path, path, entry, &mut io::sink())?.1),
                 _ => None,
             };
@@ -341,7 +358,7 @@ impl DebArchive {
             });
             Ok(ControlFlow::Continue(()))
         })?;
-        Ok(out)
+        Ok((out, contents))
     }
 
     /// Streams the bytes of regular file `path` (absolute, as in [`entries`]) to `to`,

@@ -5,17 +5,19 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use crate::compile::{Settings, compile_recipe};
 use crate::error::{Error, Result};
 use crate::lang::Flavor;
-use crate::lock::extra::{self, Layers};
-use crate::lock::scan::{Accounts, scan_installed};
-use crate::lock::{self, Excludes, FileEntry, FileKind, Lock, LockedPackage, Parts, Reason};
+use crate::lock::scan::Accounts;
+use crate::lock::{FileEntry, Lock, LockedPackage, Reason};
 use crate::materialise::{self, Format, Sources};
 use crate::repo::{BlobStore, Repository, StoredLock};
-use crate::resolve::{self, RESOLVER_VERSION, Request, Universe, Wanted};
-use crate::source::dpkg::{DpkgDatabase, InstalledPackage};
-use crate::system::{self, PackageRecord};
-use crate::workspace::{Recipe, Workspace};
+use crate::resolve::Universe;
+use crate::source::apt::AptLists;
+use crate::source::catalog::Catalog;
+use crate::source::dpkg::DpkgDatabase;
+use crate::source::pool::Pool;
+use crate::workspace::Workspace;
 
 /// Where a command works: the workspace, the repository file and the host root.
 pub struct Context {
@@ -44,6 +46,10 @@ impl Context {
             repo_path,
             sysroot: sysroot.to_path_buf(),
         })
+    }
+
+    fn pool_dir(&self) -> PathBuf {
+        self.workspace.store_dir().join("pool")
     }
 
     fn blobs_dir(&self) -> PathBuf {
@@ -103,6 +109,10 @@ pub struct CompileOptions {
     pub groups: Vec<String>,
     /// Flavors; empty means each group's own `flavors` list.
     pub flavors: Vec<String>,
+    /// More folders of `.deb` archives (`--pool DIR`).
+    pub pools: Vec<PathBuf>,
+    /// Never fetch (`--offline`).
+    pub offline: bool,
 }
 
 /// Compiles every group for every flavor and stores the locks.
@@ -131,17 +141,30 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
             jobs.push(recipe);
         }
     }
-    let db = DpkgDatabase::read(&ctx.sysroot)?;
+    let mut pool_dirs = vec![ctx.pool_dir(), ctx.sysroot.join("var/cache/apt/archives")];
+    pool_dirs.extend(opts.pools.iter().cloned());
+    let catalog = Catalog::new(
+        DpkgDatabase::read(&ctx.sysroot)?,
+        Pool::scan(&pool_dirs)?,
+        AptLists::read(&ctx.sysroot)?,
+        &ctx.pool_dir(),
+    );
+    let settings = Settings {
+        sysroot: ctx.sysroot.clone(),
+        pool_dir: ctx.pool_dir(),
+        offline: opts.offline,
+    };
     let accounts = Accounts::read(&ctx.sysroot)?;
     let mut universes: HashMap<String, Universe> = HashMap::new();
     let mut compiled = Vec::new();
     for recipe in jobs {
         let arch = recipe.flavor.debian_arch().to_string();
-        let universe = universes.entry(arch.clone()).or_insert_with(|| {
-            let packages = db.packages.iter().map(|p| p.package.clone()).collect();
-            Universe::new(packages, &arch)
-        });
-        compiled.push(compile_recipe(ctx, &recipe, &db, universe, &accounts)?);
+        let universe = universes
+            .entry(arch.clone())
+            .or_insert_with(|| Universe::new(catalog.packages(), &arch));
+        compiled.push(compile_recipe(
+            &settings, &recipe, &catalog, universe, &accounts,
+        )?);
     }
     // Only now that every lock is made does anything get written.
     let blobs = BlobStore::open(&ctx.blobs_dir())?;
@@ -173,248 +196,6 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         }
     }
     Ok(())
-}
-
-/// A lock ready to store, with the group files' bytes its entries point at.
-struct Compiled {
-    lock: Lock,
-    missing: Vec<(String, String)>,
-    blobs: Vec<Vec<u8>>,
-}
-
-fn compile_recipe(
-    ctx: &Context,
-    recipe: &Recipe,
-    db: &DpkgDatabase,
-    universe: &Universe,
-    accounts: &Accounts,
-) -> Result<Compiled> {
-    let request = Request {
-        wanted: recipe
-            .packages
-            .iter()
-            .map(|p| Wanted {
-                name: p.name.clone(),
-                constraint: p.constraint.clone(),
-                reason: p.reason.clone(),
-                root: recipe.group.clone(),
-            })
-            .collect(),
-        removes: recipe.removes.iter().map(|r| r.name.clone()).collect(),
-        essential: true,
-    };
-    let resolution = resolve::resolve(universe, &request)?;
-    let chosen: Vec<usize> = resolution.chosen.iter().map(|c| c.index).collect();
-    let scan = scan_installed(&ctx.sysroot, db, &chosen)?;
-    let packages = resolution
-        .chosen
-        .iter()
-        .map(|c| {
-            let p = &universe.packages()[c.index];
-            LockedPackage {
-                name: p.name.clone(),
-                version: p.version.clone(),
-                arch: p.arch.clone(),
-                source: p.origin.as_str().to_string(),
-                reason: c.reason.clone(),
-            }
-        })
-        .collect();
-    let excludes = Excludes::new(&recipe.excludes)?;
-    let system = system_files(ctx, db, &chosen, &scan.entries, &excludes)?;
-    let mut group_files = system.entries;
-    let mut blobs = system.blobs;
-    // Hostfiles, then overlays, then `file` statements: the most specific statement wins
-    // at a path (the recipe keeps each kind in its own list, so this is the order).
-    let mut layers = Layers::new(&scan.entries);
-    let statements = recipe
-        .hostfiles
-        .iter()
-        .map(|glob| extra::Statement::Hostfile(glob.clone()))
-        .chain(
-            recipe
-                .overlays
-                .iter()
-                .cloned()
-                .map(extra::Statement::Overlay),
-        );
-    for statement in statements {
-        let made = match &statement {
-            extra::Statement::Hostfile(glob) => {
-                extra::hostfiles(&ctx.sysroot, std::slice::from_ref(glob), accounts)
-            }
-            extra::Statement::Overlay(path) => extra::overlay(path, accounts),
-        };
-        let made = made.and_then(|made| layers.add(&statement, &made).map(|()| made))?;
-        group_files.extend(made.entries);
-        blobs.extend(made.blobs);
-    }
-    for file in &recipe.files {
-        let uid = accounts.uid_of(&file.user).ok_or_else(|| {
-            Error::Usage(format!(
-                "{}: owner `{}` of {} is not a user of the system (etc/passwd under {})",
-                file.location,
-                file.user,
-                file.path,
-                ctx.sysroot.display()
-            ))
-        })?;
-        let gid = accounts.gid_of(&file.group).ok_or_else(|| {
-            Error::Usage(format!(
-                "{}: group `{}` of {} is not a group of the system (etc/group under {})",
-                file.location,
-                file.group,
-                file.path,
-                ctx.sysroot.display()
-            ))
-        })?;
-        group_files.push(FileEntry {
-            kind: FileKind::File,
-            mode: file.mode,
-            uid,
-            gid,
-            user: file.user.clone(),
-            group: file.group.clone(),
-            size: file.content.len() as u64,
-            digest: Some(blake3::hash(&file.content).to_hex().to_string()),
-            ..FileEntry::directory(&file.path)
-        });
-    }
-    let lock = lock::assemble(Parts {
-        group: recipe.group.clone(),
-        version: recipe.version.clone(),
-        flavor: recipe.flavor.canonical(),
-        inputs: lock::Inputs {
-            group_files: recipe.inputs.clone(),
-            resolver: RESOLVER_VERSION,
-        },
-        cmd: recipe.cmd.clone(),
-        packages,
-        package_entries: scan.entries,
-        excludes: recipe.excludes.clone(),
-        group_files,
-    })?;
-    Ok(Compiled {
-        lock,
-        missing: scan.missing,
-        blobs: blobs
-            .into_iter()
-            .chain(recipe.files.iter().map(|f| f.content.clone()))
-            .collect(),
-    })
-}
-
-/// dpkg's database of the chosen packages and the accounts they use, generated from
-/// what the host knows (its status stanzas, lists, base-passwd masters, and the passwd
-/// lines of users that owners and maintainer scripts name; never its shadow files).
-fn system_files(
-    ctx: &Context,
-    db: &DpkgDatabase,
-    chosen: &[usize],
-    entries: &[FileEntry],
-    excludes: &Excludes,
-) -> Result<system::Generated> {
-    let packages: Vec<&InstalledPackage> = chosen.iter().map(|&i| &db.packages[i]).collect();
-    let records: Vec<PackageRecord> = packages.iter().map(|p| PackageRecord::from(*p)).collect();
-    let mut generated = system::dpkg_state(&records, &db.diversions);
-
-    let read = |rel: &str| -> Result<Option<String>> {
-        let path = ctx.sysroot.join(rel);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::Io { path, source }),
-        }
-    };
-    let has_base_passwd = packages.iter().any(|p| p.package.name == "base-passwd");
-    let (master_passwd, master_group) = if has_base_passwd {
-        (
-            read("usr/share/base-passwd/passwd.master")?,
-            read("usr/share/base-passwd/group.master")?,
-        )
-    } else {
-        (None, None)
-    };
-    let mut users: BTreeSet<String> = entries.iter().map(|e| e.user.clone()).collect();
-    let groups: BTreeSet<String> = entries.iter().map(|e| e.group.clone()).collect();
-    for p in &packages {
-        if let Some(script) = p.maintainer_script("postinst")? {
-            users.extend(system::users_named_by_script(&script));
-        }
-    }
-    let host_passwd = read("etc/passwd")?.unwrap_or_default();
-    let host_group = read("etc/group")?.unwrap_or_default();
-    let sources = system::AccountSources {
-        master_passwd: master_passwd.as_deref(),
-        master_group: master_group.as_deref(),
-        host_passwd: &host_passwd,
-        host_group: &host_group,
-    };
-    // A name from a script may be a group (`addgroup`): offer it as both.
-    let groups: BTreeSet<String> = groups.union(&users).cloned().collect();
-    generated.extend(system::accounts(&sources, &users, &groups));
-    let tty_gid = master_group
-        .as_deref()
-        .and_then(|g| system::group_id(g, "tty"));
-    generated.extend(system::dev(tty_gid));
-    generated.extend(alternatives(ctx, entries, excludes)?);
-    Ok(generated)
-}
-
-/// The host's alternatives, cut down to the choices this lock has.
-fn alternatives(
-    ctx: &Context,
-    entries: &[FileEntry],
-    excludes: &Excludes,
-) -> Result<system::Generated> {
-    let dir = ctx.sysroot.join("var/lib/dpkg/alternatives");
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
-        Ok(list) => list
-            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect::<std::io::Result<_>>()
-            .map_err(io(&dir))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => return Err(Error::Io { path: dir, source }),
-    };
-    names.sort();
-    let mut host = Vec::new();
-    for name in names {
-        let path = dir.join(&name);
-        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        let alternative = system::Alternative::parse(&name, &text)
-            .map_err(|why| Error::Usage(format!("{}: {why}", path.display())))?;
-        let current = std::fs::read_link(ctx.sysroot.join("etc/alternatives").join(&name))
-            .ok()
-            .map(|t| t.to_string_lossy().into_owned());
-        host.push((alternative, current));
-    }
-    let index: HashMap<&str, &FileEntry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    // dpkg and update-alternatives speak of /bin/x; the lock keeps it where merged /usr
-    // puts it, through the top-level links the scan recorded.
-    let canonical = |path: &str| -> String {
-        let rest = path.trim_start_matches('/');
-        let (top, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        match index.get(format!("/{top}").as_str()) {
-            Some(e) if e.kind == FileKind::Symlink && !tail.is_empty() => match &e.target {
-                Some(t) if !t.starts_with('/') && !t.contains("..") => format!("/{t}/{tail}"),
-                _ => path.to_string(),
-            },
-            _ => path.to_string(),
-        }
-    };
-    let present = |path: &str| {
-        index
-            .get(path)
-            .is_some_and(|e| e.kind != FileKind::Dir && !excludes.matches(path))
-    };
-    let mut generated = system::alternatives(&host, &present, &canonical);
-    // A link into an excluded folder (a man page slave) would bring the folder back.
-    generated.entries.retain(|e| !excludes.matches(&e.path));
-    Ok(generated)
 }
 
 /// What `appliance materialise` was asked.

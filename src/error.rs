@@ -12,6 +12,12 @@ pub enum Error {
     /// The host's dpkg database could not be read.
     #[error(transparent)]
     Dpkg(#[from] crate::source::dpkg::DpkgError),
+    /// A package archive could not be read.
+    #[error(transparent)]
+    Deb(Box<crate::source::deb::DebError>),
+    /// apt's lists could not be read, or a package could not be fetched.
+    #[error(transparent)]
+    Apt(Box<crate::source::apt::AptError>),
     /// The host's files could not be scanned.
     #[error(transparent)]
     Scan(#[from] crate::lock::scan::ScanError),
@@ -46,6 +52,18 @@ pub enum Error {
 impl From<crate::lang::LangError> for Error {
     fn from(err: crate::lang::LangError) -> Error {
         Error::Lang(Box::new(err))
+    }
+}
+
+impl From<crate::source::deb::DebError> for Error {
+    fn from(err: crate::source::deb::DebError) -> Error {
+        Error::Deb(Box::new(err))
+    }
+}
+
+impl From<crate::source::apt::AptError> for Error {
+    fn from(err: crate::source::apt::AptError) -> Error {
+        Error::Apt(Box::new(err))
     }
 }
 

@@ -5,6 +5,7 @@
 //! package universe the resolver chooses from.
 
 pub mod commands;
+pub mod compile;
 mod error;
 pub mod lang;
 pub mod lock;

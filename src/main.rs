@@ -37,6 +37,12 @@ enum Command {
         /// Flavors to compile for (a flavor name or a string such as `[!kernel,openvz is: x86_64]`); default: the group's `flavors`.
         #[arg(long, value_name = "F")]
         flavor: Vec<String>,
+        /// Another folder of `.deb` archives to take packages from (after store/pool and /var/cache/apt/archives).
+        #[arg(long, value_name = "DIR")]
+        pool: Vec<PathBuf>,
+        /// Never download: a package known only from apt's lists is an error.
+        #[arg(long)]
+        offline: bool,
     },
     /// Rehydrate a stored lock into a chroot directory or a tarball.
     #[command(
@@ -131,11 +137,18 @@ fn main() -> ExitCode {
 
 fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<(), appliance::Error> {
     match command {
-        Command::Compile { groups, flavor } => commands::compile(
+        Command::Compile {
+            groups,
+            flavor,
+            pool,
+            offline,
+        } => commands::compile(
             ctx,
             &CompileOptions {
                 groups,
                 flavors: flavor,
+                pools: pool,
+                offline,
             },
             out,
         ),

@@ -18,14 +18,14 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::lock::Reason;
 use crate::source::version::compare;
-use crate::source::{MultiArch, Op, Package, Relation};
+use crate::source::{MultiArch, Op, Origin, Package, Relation};
 
 pub use error::{Conflict, ConflictKind, Problem, ResolveError};
 use universe::Satisfier;
 pub use universe::Universe;
 
 /// Resolver rules version, recorded in every lock; bump it when results can change.
-pub const RESOLVER_VERSION: u32 = 1;
+pub const RESOLVER_VERSION: u32 = 2;
 
 /// The first link of the chain of packages added because they are essential.
 const ESSENTIAL_ROOT: &str = "essential";
@@ -324,7 +324,8 @@ impl<'u> Resolver<'u> {
     }
 
     /// Satisfies one dependency entry: an alternative the chosen set already satisfies,
-    /// else the best candidate of the first alternative that has one. Returns its slot.
+    /// else the best installed candidate of the first alternative that has one, else the
+    /// best candidate of the first alternative that has one. Returns its slot.
     fn satisfy(&mut self, alternatives: &[Relation], asker: &Asker) -> Result<usize, ResolveError> {
         let universe = self.universe;
         let satisfiers: Vec<Vec<Satisfier>> = (alternatives.iter())
@@ -338,11 +339,20 @@ impl<'u> Resolver<'u> {
                 return Ok(slot);
             }
         }
-        for found in &satisfiers {
-            let open = (found.iter())
-                .filter(|s| !self.is_removed(s.index) && self.occupant(s.index).is_none());
-            if let Some(best) = self.best(open, &asker.arch) {
-                return Ok(self.select(best.index, asker));
+        // An alternative the host already has beats an earlier one that would have to
+        // come from an archive (`usrmerge | usr-is-merged` on a merged host): apt does the
+        // same, and it keeps the appliance to what the host runs.
+        for installed_only in [true, false] {
+            for found in &satisfiers {
+                let open = (found.iter()).filter(|s| {
+                    !self.is_removed(s.index)
+                        && self.occupant(s.index).is_none()
+                        && (!installed_only
+                            || universe.packages()[s.index].origin == Origin::Installed)
+                });
+                if let Some(best) = self.best(open, &asker.arch) {
+                    return Ok(self.select(best.index, asker));
+                }
             }
         }
         let mut problems: Vec<(String, Problem)> = (alternatives.iter())

@@ -149,6 +149,23 @@ fn alternatives_take_the_first_satisfiable() {
 }
 
 #[test]
+fn alternatives_prefer_one_the_host_has_installed() {
+    let host = |p| origin(p, Origin::Installed);
+    let packages = vec![
+        host(pkg("init-system-helpers", "1", "usrmerge | usr-is-merged")),
+        origin(pkg("usrmerge", "37", ""), Origin::AptList),
+        host(pkg("usr-is-merged", "37", "")),
+    ];
+    assert_eq!(
+        solve(packages, &want(&["init-system-helpers"])),
+        ["init-system-helpers=1", "usr-is-merged=37"]
+    );
+    // Nothing installed: the first satisfiable alternative, as before.
+    let packages = vec![pkg("a", "1", "b | c"), pkg("b", "1", ""), pkg("c", "1", "")];
+    assert_eq!(solve(packages, &want(&["a"])), ["a=1", "b=1"]);
+}
+
+#[test]
 fn alternatives_already_satisfied_choose_nothing() {
     let packages = vec![pkg("a", "1", "b | c"), pkg("b", "1", ""), pkg("c", "1", "")];
     assert_eq!(solve(packages, &want(&["a", "c"])), ["a=1", "c=1"]);

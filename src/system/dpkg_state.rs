@@ -39,6 +39,41 @@ impl<'a> From<&'a InstalledPackage> for PackageRecord<'a> {
     }
 }
 
+/// The status stanza dpkg writes once it has installed a package from an archive: the
+/// control file with `Status: install ok installed` after `Package` and a `Conffiles`
+/// field (MD5 of each packaged conffile) before `Description`.
+pub fn installed_stanza(control: &str, conffiles: &[Conffile]) -> String {
+    let mut out = String::new();
+    let conffiles_field: String = if conffiles.is_empty() {
+        String::new()
+    } else {
+        let lines: String = conffiles
+            .iter()
+            .map(|c| format!(" {} {}\n", c.path, c.md5))
+            .collect();
+        format!("Conffiles:\n{lines}")
+    };
+    let mut placed_conffiles = false;
+    for line in control.trim_end_matches('\n').lines() {
+        if line.starts_with("Status:") || line.starts_with("Conffiles:") {
+            continue;
+        }
+        if line.starts_with("Description:") && !placed_conffiles {
+            out += &conffiles_field;
+            placed_conffiles = true;
+        }
+        out += line;
+        out += "\n";
+        if line.starts_with("Package:") {
+            out += "Status: install ok installed\n";
+        }
+    }
+    if !placed_conffiles {
+        out += &conffiles_field;
+    }
+    out
+}
+
 /// The dpkg database of `packages`: `status` (sorted by name and arch, as dpkg writes it),
 /// `info/<pkg>.list`, `.md5sums`, `.conffiles`, and the `diversions` whose diverting
 /// package is among them.
@@ -125,6 +160,24 @@ mod tests {
             .iter()
             .find(|b| blake3::hash(b).to_hex().as_str() == digest);
         String::from_utf8(blob.unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn control_becomes_an_installed_stanza() {
+        let control = "Package: nginx\nVersion: 1.22\nArchitecture: amd64\nDescription: web server\n more text\n";
+        let conf = [Conffile {
+            path: "/etc/nginx/nginx.conf".into(),
+            md5: "abc".into(),
+            obsolete: false,
+        }];
+        assert_eq!(
+            installed_stanza(control, &conf),
+            "Package: nginx\nStatus: install ok installed\nVersion: 1.22\nArchitecture: amd64\nConffiles:\n /etc/nginx/nginx.conf abc\nDescription: web server\n more text\n"
+        );
+        assert_eq!(
+            installed_stanza("Package: a\nVersion: 1\n", &[]),
+            "Package: a\nStatus: install ok installed\nVersion: 1\n"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod dpkg_state;
 pub use accounts::{AccountSources, accounts, group_id, users_named_by_script};
 pub use alternatives::{Alternative, Choice, alternatives};
 pub use dev::dev;
-pub use dpkg_state::{PackageRecord, dpkg_state};
+pub use dpkg_state::{PackageRecord, dpkg_state, installed_stanza};
 
 use crate::lock::{FileEntry, FileKind};
 

@@ -1,0 +1,438 @@
+//! Compiling one recipe into a lock: resolve over the catalog, gather the chosen
+//! packages' entries (scanned on the host, or read from their archives), add the system
+//! state and the group's own files, and assemble.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::lock::extra::{self, Layers};
+use crate::lock::scan::{Accounts, scan_installed};
+use crate::lock::{self, Excludes, FileEntry, FileKind, Lock, LockedPackage, Parts};
+use crate::resolve::{self, RESOLVER_VERSION, Request, Universe, Wanted};
+use crate::source::apt::{self, AptError, AptGet};
+use crate::source::catalog::{Catalog, Provenance};
+use crate::source::deb::{DebArchive, canonical_usrmerge};
+use crate::source::dpkg::Conffile;
+use crate::system::{self, PackageRecord};
+use crate::workspace::Recipe;
+
+/// Where a compile reads and fetches.
+pub struct Settings {
+    /// The root under which host packages and files are read.
+    pub sysroot: PathBuf,
+    /// Where archives fetched from apt's lists are kept (`store/pool`).
+    pub pool_dir: PathBuf,
+    /// Forbid fetching: a package known only from apt's lists is an error.
+    pub offline: bool,
+}
+
+/// A lock ready to store, with the bytes its generated and archive entries point at.
+pub struct Compiled {
+    /// The lock.
+    pub lock: Lock,
+    /// Paths dpkg lists that the host lacks: (package, path).
+    pub missing: Vec<(String, String)>,
+    /// Contents for the blob store.
+    pub blobs: Vec<Vec<u8>>,
+}
+
+/// A chosen package that comes from an archive, read once.
+struct ArchivePackage {
+    archive: DebArchive,
+    /// Paths as dpkg lists them (the archive's names, `/` left out).
+    listed: Vec<String>,
+    /// Entries at their merged-/usr paths.
+    entries: Vec<FileEntry>,
+    /// Bytes of the regular files, in `entries` order of the files.
+    contents: Vec<Vec<u8>>,
+    /// The status stanza dpkg would write after installing it.
+    stanza: String,
+    conffiles: Vec<Conffile>,
+}
+
+impl ArchivePackage {
+    fn read(archive: DebArchive) -> Result<ArchivePackage> {
+        let (raw, contents) = archive.entries_with_contents()?;
+        let listed = raw
+            .iter()
+            .filter(|e| e.path != "/")
+            .map(|e| e.path.clone())
+            .collect();
+        let entries = raw
+            .into_iter()
+            .map(|mut e| {
+                e.path = canonical_usrmerge(&e.path);
+                if e.kind == FileKind::Hardlink {
+                    e.target = e.target.map(|t| canonical_usrmerge(&t));
+                }
+                e
+            })
+            .collect();
+        let conffiles: Vec<Conffile> = archive
+            .conffiles
+            .iter()
+            .map(|path| Conffile {
+                path: path.clone(),
+                md5: archive.md5sums.get(path).cloned().unwrap_or_default(),
+                obsolete: false,
+            })
+            .collect();
+        let stanza = system::installed_stanza(&archive.control, &conffiles);
+        Ok(ArchivePackage {
+            archive,
+            listed,
+            entries,
+            contents,
+            stanza,
+            conffiles,
+        })
+    }
+
+    fn record(&self) -> PackageRecord<'_> {
+        let p = &self.archive.package;
+        PackageRecord {
+            name: &p.name,
+            arch: &p.arch,
+            multi_arch_same: p.multi_arch == crate::source::MultiArch::Same,
+            stanza: &self.stanza,
+            files: &self.listed,
+            md5sums: &self.archive.md5sums,
+            conffiles: &self.conffiles,
+        }
+    }
+}
+
+/// The chosen packages' file entries with the bytes that only archives hold.
+struct Tree {
+    entries: Vec<FileEntry>,
+    /// Archive bytes by path, for entries the host does not hold.
+    contents: HashMap<String, Vec<u8>>,
+    missing: Vec<(String, String)>,
+}
+
+/// Compiles one recipe.
+pub fn compile_recipe(
+    settings: &Settings,
+    recipe: &Recipe,
+    catalog: &Catalog,
+    universe: &Universe,
+    accounts: &Accounts,
+) -> Result<Compiled> {
+    let request = Request {
+        wanted: recipe
+            .packages
+            .iter()
+            .map(|p| Wanted {
+                name: p.name.clone(),
+                constraint: p.constraint.clone(),
+                reason: p.reason.clone(),
+                root: recipe.group.clone(),
+            })
+            .collect(),
+        removes: recipe.removes.iter().map(|r| r.name.clone()).collect(),
+        essential: true,
+    };
+    let resolution = resolve::resolve(universe, &request)?;
+    let mut installed = Vec::new();
+    let mut archives = Vec::new();
+    for chosen in &resolution.chosen {
+        match catalog.provenance(chosen.index) {
+            Provenance::Installed(i) => installed.push(i),
+            Provenance::Pool(i) => archives.push(DebArchive::open(&catalog.pool.archives[i].path)?),
+            Provenance::Apt(i) => {
+                let wanted = &catalog.apt.packages[i];
+                if settings.offline {
+                    return Err(AptError::Offline {
+                        name: wanted.package.name.clone(),
+                        version: wanted.package.version.clone(),
+                    }
+                    .into());
+                }
+                let path = apt::fetch(wanted, &settings.pool_dir, &AptGet)?;
+                archives.push(DebArchive::open(&path)?);
+            }
+        }
+    }
+    let archives: Vec<ArchivePackage> = archives
+        .into_iter()
+        .map(ArchivePackage::read)
+        .collect::<Result<_>>()?;
+    let tree = gather(&settings.sysroot, catalog, &installed, &archives)?;
+    let packages = resolution
+        .chosen
+        .iter()
+        .map(|c| {
+            let p = &universe.packages()[c.index];
+            LockedPackage {
+                name: p.name.clone(),
+                version: p.version.clone(),
+                arch: p.arch.clone(),
+                source: p.origin.as_str().to_string(),
+                reason: c.reason.clone(),
+            }
+        })
+        .collect();
+    let excludes = Excludes::new(&recipe.excludes)?;
+    let mut records: Vec<PackageRecord> = installed
+        .iter()
+        .map(|&i| PackageRecord::from(&catalog.installed.packages[i]))
+        .collect();
+    records.extend(archives.iter().map(ArchivePackage::record));
+    let mut scripts = Vec::new();
+    for &i in &installed {
+        scripts.extend(catalog.installed.packages[i].maintainer_script("postinst")?);
+    }
+    let system = system_files(settings, catalog, &records, &scripts, &tree, &excludes)?;
+    let mut group_files = system.entries;
+    let mut blobs = system.blobs;
+    blobs.extend(tree.contents.into_values());
+    // Hostfiles, then overlays, then `file` statements: the most specific statement wins
+    // at a path (the recipe keeps each kind in its own list, so this is the order).
+    let mut layers = Layers::new(&tree.entries);
+    let statements = recipe
+        .hostfiles
+        .iter()
+        .map(|glob| extra::Statement::Hostfile(glob.clone()))
+        .chain(
+            recipe
+                .overlays
+                .iter()
+                .cloned()
+                .map(extra::Statement::Overlay),
+        );
+    for statement in statements {
+        let made = match &statement {
+            extra::Statement::Hostfile(glob) => {
+                extra::hostfiles(&settings.sysroot, std::slice::from_ref(glob), accounts)
+            }
+            extra::Statement::Overlay(path) => extra::overlay(path, accounts),
+        };
+        let made = made.and_then(|made| layers.add(&statement, &made).map(|()| made))?;
+        group_files.extend(made.entries);
+        blobs.extend(made.blobs);
+    }
+    for file in &recipe.files {
+        let uid = accounts.uid_of(&file.user).ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: owner `{}` of {} is not a user of the system (etc/passwd under {})",
+                file.location,
+                file.user,
+                file.path,
+                settings.sysroot.display()
+            ))
+        })?;
+        let gid = accounts.gid_of(&file.group).ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: group `{}` of {} is not a group of the system (etc/group under {})",
+                file.location,
+                file.group,
+                file.path,
+                settings.sysroot.display()
+            ))
+        })?;
+        group_files.push(FileEntry {
+            kind: FileKind::File,
+            mode: file.mode,
+            uid,
+            gid,
+            user: file.user.clone(),
+            group: file.group.clone(),
+            size: file.content.len() as u64,
+            digest: Some(blake3::hash(&file.content).to_hex().to_string()),
+            ..FileEntry::directory(&file.path)
+        });
+    }
+    let lock = lock::assemble(Parts {
+        group: recipe.group.clone(),
+        version: recipe.version.clone(),
+        flavor: recipe.flavor.canonical(),
+        inputs: lock::Inputs {
+            group_files: recipe.inputs.clone(),
+            resolver: RESOLVER_VERSION,
+        },
+        cmd: recipe.cmd.clone(),
+        packages,
+        package_entries: tree.entries,
+        excludes: recipe.excludes.clone(),
+        group_files,
+    })?;
+    Ok(Compiled {
+        lock,
+        missing: tree.missing,
+        blobs: blobs
+            .into_iter()
+            .chain(recipe.files.iter().map(|f| f.content.clone()))
+            .collect(),
+    })
+}
+
+/// The entries of the chosen packages: installed ones scanned on the host, archive ones
+/// as their archives say. One entry per path, installed first; merged /usr's top-level
+/// links are added when archives bring `/usr/bin` and friends and nothing else did.
+fn gather(
+    sysroot: &Path,
+    catalog: &Catalog,
+    installed: &[usize],
+    archives: &[ArchivePackage],
+) -> Result<Tree> {
+    let scan = scan_installed(sysroot, &catalog.installed, installed)?;
+    let mut entries: BTreeMap<String, FileEntry> = scan
+        .entries
+        .into_iter()
+        .map(|e| (e.path.clone(), e))
+        .collect();
+    let mut contents = HashMap::new();
+    for package in archives {
+        let mut bytes = package.contents.iter();
+        for entry in &package.entries {
+            let content = (entry.kind == FileKind::File)
+                .then(|| bytes.next())
+                .flatten();
+            if entries.contains_key(&entry.path) {
+                continue;
+            }
+            if let Some(content) = content {
+                contents.insert(entry.path.clone(), content.clone());
+            }
+            entries.insert(entry.path.clone(), entry.clone());
+        }
+    }
+    if !archives.is_empty() {
+        for top in ["bin", "sbin", "lib", "lib64"] {
+            let usr = format!("/usr/{top}");
+            let link = format!("/{top}");
+            if entries.get(&usr).is_some_and(|e| e.kind == FileKind::Dir)
+                && !entries.contains_key(&link)
+            {
+                entries.insert(
+                    link.clone(),
+                    FileEntry {
+                        kind: FileKind::Symlink,
+                        mode: 0o777,
+                        target: Some(format!("usr/{top}")),
+                        ..FileEntry::directory(&link)
+                    },
+                );
+            }
+        }
+    }
+    Ok(Tree {
+        entries: entries.into_values().collect(),
+        contents,
+        missing: scan.missing,
+    })
+}
+
+/// dpkg's database of the chosen packages and the accounts they use, generated from
+/// what is known of them (status stanzas or control files, file lists, base-passwd's
+/// masters, the host's passwd lines of users that owners and maintainer scripts name;
+/// never the host's shadow files), a minimal /dev and the alternatives.
+fn system_files(
+    settings: &Settings,
+    catalog: &Catalog,
+    records: &[PackageRecord],
+    scripts: &[String],
+    tree: &Tree,
+    excludes: &Excludes,
+) -> Result<system::Generated> {
+    let mut generated = system::dpkg_state(records, &catalog.installed.diversions);
+    let read_host = |rel: &str| -> Result<Option<String>> {
+        let path = settings.sysroot.join(rel);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    };
+    // A file of the tree: from its archive when one brought it, else from the host.
+    let read_tree = |path: &str| -> Result<Option<String>> {
+        match tree.contents.get(path) {
+            Some(bytes) => Ok(Some(String::from_utf8_lossy(bytes).into_owned())),
+            None if tree.entries.iter().any(|e| e.path == path) => {
+                read_host(path.trim_start_matches('/'))
+            }
+            None => Ok(None),
+        }
+    };
+    let master_passwd = read_tree("/usr/share/base-passwd/passwd.master")?;
+    let master_group = read_tree("/usr/share/base-passwd/group.master")?;
+    let mut users: BTreeSet<String> = tree.entries.iter().map(|e| e.user.clone()).collect();
+    let groups: BTreeSet<String> = tree.entries.iter().map(|e| e.group.clone()).collect();
+    for script in scripts {
+        users.extend(system::users_named_by_script(script));
+    }
+    let host_passwd = read_host("etc/passwd")?.unwrap_or_default();
+    let host_group = read_host("etc/group")?.unwrap_or_default();
+    let sources = system::AccountSources {
+        master_passwd: master_passwd.as_deref(),
+        master_group: master_group.as_deref(),
+        host_passwd: &host_passwd,
+        host_group: &host_group,
+    };
+    // A name from a script may be a group (`addgroup`): offer it as both.
+    let groups: BTreeSet<String> = groups.union(&users).cloned().collect();
+    generated.extend(system::accounts(&sources, &users, &groups));
+    let tty_gid = master_group
+        .as_deref()
+        .and_then(|g| system::group_id(g, "tty"));
+    generated.extend(system::dev(tty_gid));
+    generated.extend(alternatives(&settings.sysroot, &tree.entries, excludes)?);
+    Ok(generated)
+}
+
+/// The host's alternatives, cut down to the choices this lock has.
+fn alternatives(
+    sysroot: &Path,
+    entries: &[FileEntry],
+    excludes: &Excludes,
+) -> Result<system::Generated> {
+    let dir = sysroot.join("var/lib/dpkg/alternatives");
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+        Ok(list) => list
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()
+            .map_err(io(&dir))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(source) => return Err(Error::Io { path: dir, source }),
+    };
+    names.sort();
+    let mut host = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+        let alternative = system::Alternative::parse(&name, &text)
+            .map_err(|why| Error::Usage(format!("{}: {why}", path.display())))?;
+        let current = std::fs::read_link(sysroot.join("etc/alternatives").join(&name))
+            .ok()
+            .map(|t| t.to_string_lossy().into_owned());
+        host.push((alternative, current));
+    }
+    let index: HashMap<&str, &FileEntry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    // dpkg and update-alternatives speak of /bin/x; the lock keeps it where merged /usr
+    // puts it, through the top-level links the scan recorded.
+    let canonical = |path: &str| -> String {
+        let rest = path.trim_start_matches('/');
+        let (top, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        match index.get(format!("/{top}").as_str()) {
+            Some(e) if e.kind == FileKind::Symlink && !tail.is_empty() => match &e.target {
+                Some(t) if !t.starts_with('/') && !t.contains("..") => format!("/{t}/{tail}"),
+                _ => path.to_string(),
+            },
+            _ => path.to_string(),
+        }
+    };
+    let present = |path: &str| {
+        index
+            .get(path)
+            .is_some_and(|e| e.kind != FileKind::Dir && !excludes.matches(path))
+    };
+    let mut generated = system::alternatives(&host, &present, &canonical);
+    // A link into an excluded folder (a man page slave) would bring the folder back.
+    generated.entries.retain(|e| !excludes.matches(&e.path));
+    Ok(generated)
+}

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use md5::Digest;
+
 use crate::error::{Error, Result};
 use crate::lock::extra::{self, Layers};
 use crate::lock::scan::{Accounts, scan_installed};
@@ -54,6 +56,14 @@ struct ArchivePackage {
 impl ArchivePackage {
     fn read(archive: DebArchive) -> Result<ArchivePackage> {
         let (raw, contents) = archive.entries_with_contents()?;
+        // Debian's md5sums leave conffiles out; dpkg records their MD5 in `Conffiles`.
+        let mut conffile_md5: HashMap<String, String> = HashMap::new();
+        let files = raw.iter().filter(|e| e.kind == FileKind::File);
+        for (entry, bytes) in files.zip(&contents) {
+            if entry.conffile {
+                conffile_md5.insert(entry.path.clone(), hex::encode(md5::Md5::digest(bytes)));
+            }
+        }
         let listed = raw
             .iter()
             .filter(|e| e.path != "/")
@@ -74,7 +84,10 @@ impl ArchivePackage {
             .iter()
             .map(|path| Conffile {
                 path: path.clone(),
-                md5: archive.md5sums.get(path).cloned().unwrap_or_default(),
+                md5: conffile_md5
+                    .get(path.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| "newconffile".to_string()),
                 obsolete: false,
             })
             .collect();

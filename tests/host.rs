@@ -8,19 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::{digest, is_root, ok};
-
-/// A workspace with the project's own example groups and flavors, and a fresh store.
-fn example_workspace(dir: &Path) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for sub in ["groups", "flavors"] {
-        fs::create_dir_all(dir.join(sub)).unwrap();
-        for entry in fs::read_dir(root.join(sub)).unwrap() {
-            let entry = entry.unwrap();
-            fs::copy(entry.path(), dir.join(sub).join(entry.file_name())).unwrap();
-        }
-    }
-}
+use common::{digest, example_workspace, is_root, ok};
 
 #[test]
 fn base_from_the_host_runs_bash_in_a_chroot_and_tars_reproducibly() {

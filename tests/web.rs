@@ -5,22 +5,9 @@
 
 mod common;
 
-use std::fs;
-use std::path::Path;
 use std::process::Command;
 
-use common::{is_root, ok};
-
-fn example_workspace(dir: &Path) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for sub in ["groups", "flavors"] {
-        fs::create_dir_all(dir.join(sub)).unwrap();
-        for entry in fs::read_dir(root.join(sub)).unwrap() {
-            let entry = entry.unwrap();
-            fs::copy(entry.path(), dir.join(sub).join(entry.file_name())).unwrap();
-        }
-    }
-}
+use common::{example_workspace, is_root, ok};
 
 #[test]
 fn web_appliance_serves_config_users_dpkg_and_alternatives() {

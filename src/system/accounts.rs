@@ -200,13 +200,7 @@ mod tests {
     const HOST_GROUP: &str = "root:x:0:\nnogroup:x:65534:\npostgres:x:110:\nssl-cert:x:109:postgres,alice\nalice:x:1000:\n";
 
     fn content(g: &Generated, path: &str) -> String {
-        let entry = g.entries.iter().find(|e| e.path == path).unwrap();
-        let digest = entry.digest.as_deref().unwrap();
-        let blob = g
-            .blobs
-            .iter()
-            .find(|b| blake3::hash(b).to_hex().as_str() == digest);
-        String::from_utf8(blob.unwrap().clone()).unwrap()
+        g.content(path)
     }
 
     fn set(names: &[&str]) -> BTreeSet<String> {

@@ -153,13 +153,7 @@ mod tests {
     }
 
     fn content(g: &Generated, path: &str) -> String {
-        let entry = g.entries.iter().find(|e| e.path == path).unwrap();
-        let digest = entry.digest.as_deref().unwrap();
-        let blob = g
-            .blobs
-            .iter()
-            .find(|b| blake3::hash(b).to_hex().as_str() == digest);
-        String::from_utf8(blob.unwrap().clone()).unwrap()
+        g.content(path)
     }
 
     #[test]

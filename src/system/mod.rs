@@ -63,3 +63,17 @@ impl Generated {
         self.blobs.extend(other.blobs);
     }
 }
+
+#[cfg(test)]
+impl Generated {
+    /// The text of generated file `path` (tests only).
+    fn content(&self, path: &str) -> String {
+        let entry = self.entries.iter().find(|e| e.path == path).unwrap();
+        let digest = entry.digest.as_deref().unwrap();
+        let blob = self
+            .blobs
+            .iter()
+            .find(|b| blake3::hash(b).to_hex().as_str() == digest);
+        String::from_utf8(blob.unwrap().clone()).unwrap()
+    }
+}

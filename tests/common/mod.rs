@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// One package to install into a fake sysroot.
@@ -128,6 +128,18 @@ pub fn fake_workspace(root: &Path, groups: &[(&str, &str)]) {
     }
 }
 
+/// A workspace with the project's own example groups and flavors, and a fresh store.
+pub fn example_workspace(dir: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for sub in ["groups", "flavors"] {
+        fs::create_dir_all(dir.join(sub)).unwrap();
+        for entry in fs::read_dir(root.join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            fs::copy(entry.path(), dir.join(sub).join(entry.file_name())).unwrap();
+        }
+    }
+}
+
 /// Runs the real `appliance` binary in `dir`.
 pub fn appliance(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_appliance"))
@@ -175,16 +187,4 @@ pub fn digest(path: &Path) -> String {
 /// Whether the tests run as root (CI does), for the parts that need it.
 pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
-}
-
-pub fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-pub fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-pub fn join(dir: &Path, rel: &str) -> PathBuf {
-    dir.join(rel)
 }

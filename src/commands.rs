@@ -188,6 +188,9 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
             short(&stored.lock_id),
         )
         .map_err(stdout_error)?;
+        for warning in &c.warnings {
+            eprintln!("warning: {warning}");
+        }
         if let Some((package, path)) = c.missing.first() {
             eprintln!(
                 "warning: {} paths listed by dpkg are absent on the host and not in the lock (first: {path} of {package})",

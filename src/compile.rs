@@ -35,6 +35,8 @@ pub struct Compiled {
     pub lock: Lock,
     /// Paths dpkg lists that the host lacks: (package, path).
     pub missing: Vec<(String, String)>,
+    /// Things the user should know about the lock.
+    pub warnings: Vec<String>,
     /// Contents for the blob store.
     pub blobs: Vec<Vec<u8>>,
 }
@@ -119,6 +121,8 @@ impl ArchivePackage {
 /// The chosen packages' file entries with the bytes that only archives hold.
 struct Tree {
     entries: Vec<FileEntry>,
+    /// What the user should know about the tree (modified conffiles).
+    warnings: Vec<String>,
     /// Archive bytes by path, for entries the host does not hold.
     contents: HashMap<String, Vec<u8>>,
     missing: Vec<(String, String)>,
@@ -273,6 +277,7 @@ pub fn compile_recipe(
     Ok(Compiled {
         lock,
         missing: tree.missing,
+        warnings: tree.warnings,
         blobs: blobs
             .into_iter()
             .chain(recipe.files.iter().map(|f| f.content.clone()))
@@ -311,6 +316,7 @@ fn gather(
             entries.insert(entry.path.clone(), entry.clone());
         }
     }
+    let warnings = pristine_conffiles(sysroot, catalog, installed, &mut entries, &mut contents)?;
     if !archives.is_empty() {
         for top in ["bin", "sbin", "lib", "lib64"] {
             let usr = format!("/usr/{top}");
@@ -334,7 +340,66 @@ fn gather(
         entries: entries.into_values().collect(),
         contents,
         missing: scan.missing,
+        warnings,
     })
+}
+
+/// Conffiles the host has modified (their MD5 differs from the one dpkg recorded) are
+/// taken as packaged when the package's archive at the same version is in the pool, and
+/// kept as the host has them otherwise; either way the user is told.
+fn pristine_conffiles(
+    sysroot: &Path,
+    catalog: &Catalog,
+    installed: &[usize],
+    entries: &mut BTreeMap<String, FileEntry>,
+    contents: &mut HashMap<String, Vec<u8>>,
+) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for &i in installed {
+        let installed = &catalog.installed.packages[i];
+        let p = &installed.package;
+        let mut archive_files: Option<HashMap<String, Vec<u8>>> = None;
+        for conffile in installed.conffiles.iter().filter(|c| !c.obsolete) {
+            let host = sysroot.join(conffile.path.trim_start_matches('/'));
+            let bytes = match std::fs::read(&host) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(Error::Io { path: host, source }),
+            };
+            if hex::encode(md5::Md5::digest(&bytes)) == conffile.md5 {
+                continue;
+            }
+            let Some(entry) = entries.get_mut(&conffile.path) else {
+                continue;
+            };
+            if archive_files.is_none() {
+                archive_files = match catalog.pool.find(&p.name, &p.version, &p.arch) {
+                    Some(archive) => {
+                        let (files, bytes) = archive.entries_with_contents()?;
+                        let files = files.into_iter().filter(|e| e.kind == FileKind::File);
+                        Some(files.map(|e| e.path).zip(bytes).collect())
+                    }
+                    None => Some(HashMap::new()),
+                };
+            }
+            match archive_files.as_ref().and_then(|f| f.get(&conffile.path)) {
+                Some(pristine) => {
+                    entry.size = pristine.len() as u64;
+                    entry.digest = Some(blake3::hash(pristine).to_hex().to_string());
+                    contents.insert(conffile.path.clone(), pristine.clone());
+                    warnings.push(format!(
+                        "conffile {} of {} was modified on the host: the lock takes the packaged version",
+                        conffile.path, p.name
+                    ));
+                }
+                None => warnings.push(format!(
+                    "conffile {} of {} was modified on the host: the lock takes the host's version (put {}_{}_{}.deb in a pool to take the packaged one)",
+                    conffile.path, p.name, p.name, p.version, p.arch
+                )),
+            }
+        }
+    }
+    Ok(warnings)
 }
 
 /// dpkg's database of the chosen packages and the accounts they use, generated from

@@ -446,3 +446,96 @@ fn trees_carry_dpkg_state_accounts_and_alternatives_never_host_secrets() {
             .any(|b| b == b"hostsecret")
     );
 }
+
+/// Builds `name_version_amd64.deb` with `dpkg-deb --build` from (path, content) files.
+fn build_deb(dir: &Path, name: &str, version: &str, files: &[(&str, &str)], conffiles: &[&str]) {
+    let root = dir.join(format!("{name}-build"));
+    fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    fs::write(
+        root.join("DEBIAN/control"),
+        format!("Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: t <t@example.org>\nDescription: test\n"),
+    )
+    .unwrap();
+    if !conffiles.is_empty() {
+        fs::write(root.join("DEBIAN/conffiles"), conffiles.join("\n") + "\n").unwrap();
+    }
+    for (path, content) in files {
+        let target = root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::write(target, content).unwrap();
+    }
+    let deb = dir.join(format!("{name}_{version}_amd64.deb"));
+    let out = std::process::Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn modified_conffiles_are_reported_and_taken_pristine_from_the_pool() {
+    const PRISTINE: &str = "setting = 1\n";
+    let md5 = "6bc5aa55a24a9d663f97616fed018e1a";
+    let w = World::new(&[("base", BASE)]);
+    // The fake dpkg database says base-files' /etc/issue was installed with PRISTINE's
+    // MD5, and the admin has since edited it.
+    let status = w.sysroot.join("var/lib/dpkg/status");
+    let text = fs::read_to_string(&status).unwrap().replacen(
+        "Package: base-files\n",
+        &format!("Package: base-files\nConffiles:\n /etc/issue {md5}\n"),
+        1,
+    );
+    fs::write(&status, text).unwrap();
+    let list = w.sysroot.join("var/lib/dpkg/info/base-files.list");
+    let listed = fs::read_to_string(&list).unwrap() + "/etc/issue\n";
+    fs::write(&list, listed).unwrap();
+    fs::write(w.sysroot.join("etc/issue"), "edited by the admin\n").unwrap();
+
+    let out = appliance(&w.ws, &w.args(&["compile", "groups/base.kdl"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("conffile /etc/issue of base-files was modified on the host: the lock takes the host's version"),
+        "{stderr}"
+    );
+
+    let pool = w.ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    build_deb(
+        &pool,
+        "base-files",
+        "12.4+deb12u5",
+        &[("/etc/issue", PRISTINE), ("/etc/debian_version", "12.5\n")],
+        &["/etc/issue"],
+    );
+    let out = appliance(
+        &w.ws,
+        &w.args(&["compile", "groups/base.kdl", "--pool", "debs"]),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the lock takes the packaged version"),
+        "{stderr}"
+    );
+    w.ok(&[
+        "materialise",
+        "base",
+        "--flavor",
+        "openvz",
+        "--format",
+        "chroot",
+        "-o",
+        "tree",
+    ]);
+    assert_eq!(
+        fs::read_to_string(w.out("tree/etc/issue")).unwrap(),
+        PRISTINE
+    );
+}

@@ -216,7 +216,7 @@ struct Asker {
 }
 
 struct Resolver<'u> {
-    universe: &'u Universe,
+    universe: &'u Universe<'u>,
     removes: HashSet<&'u str>,
     slots: Vec<Slot>,
     /// Universe index -> slot.
@@ -229,7 +229,7 @@ struct Resolver<'u> {
 
 impl<'u> Resolver<'u> {
     fn package(&self, slot: usize) -> &'u Package {
-        &self.universe.packages()[self.slots[slot].index]
+        self.universe.packages()[self.slots[slot].index]
     }
 
     fn is_removed(&self, index: usize) -> bool {
@@ -405,7 +405,7 @@ impl<'u> Resolver<'u> {
             return Problem::Removed;
         }
         let mut providers: Vec<String> = (satisfiers.iter())
-            .map(|s| universe.label(&universe.packages()[s.index]))
+            .map(|s| universe.label(universe.packages()[s.index]))
             .collect();
         providers.sort_unstable();
         providers.dedup();

@@ -93,13 +93,13 @@ fn render(universe: &Universe, resolution: &Resolution) -> Vec<String> {
 }
 
 fn solve(packages: Vec<Package>, request: &Request) -> Vec<String> {
-    let universe = Universe::new(packages, "amd64");
+    let universe = Universe::new(&packages, "amd64");
     let resolution = resolve(&universe, request).unwrap();
     render(&universe, &resolution)
 }
 
 fn fail(packages: Vec<Package>, request: &Request) -> String {
-    let universe = Universe::new(packages, "amd64");
+    let universe = Universe::new(&packages, "amd64");
     resolve(&universe, request).unwrap_err().to_string()
 }
 
@@ -118,10 +118,8 @@ fn dependency_of(of: &str) -> Reason {
 fn closure_takes_pre_depends_first_and_walks_breadth_first() {
     let mut a = pkg("a", "1", "d");
     a.pre_depends = parse_dependencies("p").unwrap();
-    let universe = Universe::new(
-        vec![a, pkg("d", "1", "z"), pkg("p", "1", "z"), pkg("z", "1", "")],
-        "amd64",
-    );
+    let packages = vec![a, pkg("d", "1", "z"), pkg("p", "1", "z"), pkg("z", "1", "")];
+    let universe = Universe::new(&packages, "amd64");
     let resolution = resolve(&universe, &want(&["a"])).unwrap();
     assert_eq!(render(&universe, &resolution), ["a=1", "d=1", "p=1", "z=1"]);
     assert_eq!(reason_of(&universe, &resolution, "z"), dependency_of("p"));
@@ -262,7 +260,7 @@ fn virtual_packages_respect_provided_versions() {
         provides(pkg("postfix", "3.7", ""), "mail-transport-agent"),
         provides(pkg("p", "5", ""), "foo (= 1.2)"),
     ];
-    let universe = Universe::new(packages, "amd64");
+    let universe = Universe::new(&packages, "amd64");
     let resolution = resolve(&universe, &want(&["a"])).unwrap();
     assert_eq!(
         render(&universe, &resolution),
@@ -334,10 +332,8 @@ fn unknown_names_get_suggestions() {
         fail(packages, &want(&["nginx-lite", "mail-transport-agnt"])),
         "web -> nginx-lite: no such package (did you mean nginx-light?)"
     );
-    let universe = Universe::new(
-        vec![provides(pkg("postfix", "1", ""), "mail-transport-agent")],
-        "amd64",
-    );
+    let packages = vec![provides(pkg("postfix", "1", ""), "mail-transport-agent")];
+    let universe = Universe::new(&packages, "amd64");
     assert_eq!(
         universe.nearest_names("mail-transport-agnt"),
         ["mail-transport-agent"]
@@ -429,7 +425,7 @@ fn cycles_are_resolved_and_reported() {
         pkg("b", "1", "c"),
         pkg("c", "1", "a"),
     ];
-    let universe = Universe::new(packages, "amd64");
+    let universe = Universe::new(&packages, "amd64");
     let resolution = resolve(&universe, &want(&["top"])).unwrap();
     assert_eq!(
         render(&universe, &resolution),
@@ -519,7 +515,8 @@ fn essential_packages_and_their_closure() {
             pkg("web-app", "1", "dpkg"),
         ]
     };
-    let universe = Universe::new(packages(), "amd64");
+    let all = packages();
+    let universe = Universe::new(&all, "amd64");
     let request = Request {
         essential: true,
         removes: vec!["base-files".into()],
@@ -553,7 +550,7 @@ fn essential_packages_and_their_closure() {
 #[test]
 fn wanted_names_may_be_virtual() {
     let packages = vec![provides(pkg("postfix", "3.7", ""), "mail-transport-agent")];
-    let universe = Universe::new(packages, "amd64");
+    let universe = Universe::new(&packages, "amd64");
     let resolution = resolve(&universe, &want(&["mail-transport-agent"])).unwrap();
     assert_eq!(render(&universe, &resolution), ["postfix=3.7"]);
     assert_eq!(resolution.chosen[0].reason, named());
@@ -595,7 +592,7 @@ fn result_does_not_depend_on_universe_order() {
         pkg("libc", "2.37", ""),
     ];
     let reference = {
-        let universe = Universe::new(packages.clone(), "amd64");
+        let universe = Universe::new(&packages, "amd64");
         let resolution = resolve(&universe, &want(&["app"])).unwrap();
         canonical(&universe, &resolution)
     };
@@ -614,7 +611,7 @@ fn result_does_not_depend_on_universe_order() {
             shuffled.reverse();
         }
         shuffled.swap(0, seed);
-        let universe = Universe::new(shuffled, "amd64");
+        let universe = Universe::new(&shuffled, "amd64");
         let resolution = resolve(&universe, &want(&["app"])).unwrap();
         assert_eq!(canonical(&universe, &resolution), reference, "seed {seed}");
     }

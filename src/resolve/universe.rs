@@ -15,13 +15,13 @@ const SUGGESTION_THRESHOLD: f64 = 0.8;
 /// back to its own records (an archive path, a dpkg status entry). Nothing the resolver
 /// decides depends on that order.
 #[derive(Debug, Clone)]
-pub struct Universe {
-    packages: Vec<Package>,
+pub struct Universe<'a> {
+    packages: Vec<&'a Package>,
     native_arch: String,
     /// Real package name -> indices of packages with that name.
-    by_name: HashMap<String, Vec<usize>>,
+    by_name: HashMap<&'a str, Vec<usize>>,
     /// Virtual name -> (index of a provider, version it provides, if any).
-    provided: HashMap<String, Vec<(usize, Option<String>)>>,
+    provided: HashMap<&'a str, Vec<(usize, Option<&'a str>)>>,
 }
 
 /// A package that satisfies a relation, and whether it does so through `Provides`.
@@ -33,14 +33,19 @@ pub(crate) struct Satisfier {
     pub provided: bool,
 }
 
-impl Universe {
+impl<'a> Universe<'a> {
     /// Indexes `packages` by name and `Provides`; `native_arch` is the Debian
-    /// architecture of the appliance (`amd64`), which `all` packages count as.
-    pub fn new(packages: Vec<Package>, native_arch: &str) -> Universe {
-        let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut provided: HashMap<String, Vec<(usize, Option<String>)>> = HashMap::new();
+    /// architecture of the appliance (`amd64`), which `all` packages count as. The
+    /// universe borrows the packages: a full Debian archive is ~64k of them.
+    pub fn new(packages: impl IntoIterator<Item = &'a Package>, native_arch: &str) -> Universe<'a> {
+        let packages: Vec<&'a Package> = packages.into_iter().collect();
+        let mut by_name: HashMap<&'a str, Vec<usize>> = HashMap::new();
+        let mut provided: HashMap<&'a str, Vec<(usize, Option<&'a str>)>> = HashMap::new();
         for (index, package) in packages.iter().enumerate() {
-            by_name.entry(package.name.clone()).or_default().push(index);
+            by_name
+                .entry(package.name.as_str())
+                .or_default()
+                .push(index);
             for provide in &package.provides {
                 // A package providing its own name is already found by name.
                 if provide.name == package.name {
@@ -49,11 +54,11 @@ impl Universe {
                 // Policy allows only `=` in Provides; anything else cannot be compared,
                 // so it provides the name without a version.
                 let version = match &provide.constraint {
-                    Some((crate::source::Op::Eq, v)) => Some(v.clone()),
+                    Some((crate::source::Op::Eq, v)) => Some(v.as_str()),
                     _ => None,
                 };
                 provided
-                    .entry(provide.name.clone())
+                    .entry(provide.name.as_str())
                     .or_default()
                     .push((index, version));
             }
@@ -67,7 +72,7 @@ impl Universe {
     }
 
     /// The packages, in the order given to [`Universe::new`].
-    pub fn packages(&self) -> &[Package] {
+    pub fn packages(&self) -> &[&'a Package] {
         &self.packages
     }
 
@@ -77,7 +82,7 @@ impl Universe {
     }
 
     /// The architecture a package or relation really stands for: `all` means native.
-    pub(crate) fn effective_arch<'a>(&'a self, arch: &'a str) -> &'a str {
+    pub(crate) fn effective_arch<'s>(&'s self, arch: &'s str) -> &'s str {
         if arch == "all" {
             &self.native_arch
         } else {
@@ -116,7 +121,11 @@ impl Universe {
             (Some((op, wanted)), Some(v)) => satisfies(v, *op, wanted),
             (Some(_), None) => false,
         };
-        let real = self.by_name.get(&relation.name).into_iter().flatten();
+        let real = self
+            .by_name
+            .get(relation.name.as_str())
+            .into_iter()
+            .flatten();
         let real = real
             .filter(|&&i| {
                 let p = &self.packages[i];
@@ -126,11 +135,15 @@ impl Universe {
                 index,
                 provided: false,
             });
-        let virtual_ = self.provided.get(&relation.name).into_iter().flatten();
+        let virtual_ = self
+            .provided
+            .get(relation.name.as_str())
+            .into_iter()
+            .flatten();
         let virtual_ = virtual_
             .filter(|(i, version)| {
-                version_ok(version.as_deref())
-                    && self.arch_matches(&self.packages[*i], qualifier, depender_arch)
+                version_ok(*version)
+                    && self.arch_matches(self.packages[*i], qualifier, depender_arch)
             })
             .map(|&(index, _)| Satisfier {
                 index,
@@ -148,18 +161,22 @@ impl Universe {
     /// real versions (`3.0.8`) and provides (`1.2 (provided by bar)`), lowest first.
     pub(crate) fn available(&self, relation: &Relation, depender_arch: &str) -> Vec<String> {
         let qualifier = relation.arch.as_deref();
-        let mut real: Vec<&str> = (self.by_name.get(&relation.name).into_iter().flatten())
-            .map(|&i| &self.packages[i])
-            .filter(|p| self.arch_matches(p, qualifier, depender_arch))
-            .map(|p| p.version.as_str())
-            .collect();
+        let mut real: Vec<&str> = (self
+            .by_name
+            .get(relation.name.as_str())
+            .into_iter()
+            .flatten())
+        .map(|&i| self.packages[i])
+        .filter(|p| self.arch_matches(p, qualifier, depender_arch))
+        .map(|p| p.version.as_str())
+        .collect();
         real.sort_by(|a, b| crate::source::version::compare(a, b));
         real.dedup();
-        let provided: BTreeSet<String> = (self.provided.get(&relation.name).into_iter())
+        let provided: BTreeSet<String> = (self.provided.get(relation.name.as_str()).into_iter())
             .flatten()
-            .filter(|(i, _)| self.arch_matches(&self.packages[*i], qualifier, depender_arch))
+            .filter(|(i, _)| self.arch_matches(self.packages[*i], qualifier, depender_arch))
             .map(|(i, version)| {
-                let by = self.label(&self.packages[*i]);
+                let by = self.label(self.packages[*i]);
                 match version {
                     Some(v) => format!("{v} (provided by {by})"),
                     None => format!("an unversioned {} (provided by {by})", relation.name),
@@ -186,7 +203,7 @@ impl Universe {
     /// Up to three known names (real or virtual) closest to an unknown `name`.
     pub(crate) fn nearest_names(&self, name: &str) -> Vec<String> {
         let mut scored: Vec<(f64, &str)> = (self.by_name.keys().chain(self.provided.keys()))
-            .map(|known| (strsim::jaro_winkler(name, known), known.as_str()))
+            .map(|known| (strsim::jaro_winkler(name, known), *known))
             .filter(|(score, _)| *score >= SUGGESTION_THRESHOLD)
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));

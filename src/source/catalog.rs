@@ -59,11 +59,11 @@ impl Catalog {
 
     /// The packages in universe order: installed, pool, apt. An index into this list
     /// maps back through [`Catalog::provenance`].
-    pub fn packages(&self) -> Vec<Package> {
-        let installed = self.installed.packages.iter().map(|p| p.package.clone());
-        let pool = self.pool.archives.iter().map(|a| a.package.clone());
-        let apt = self.apt.packages.iter().map(|p| p.package.clone());
-        installed.chain(pool).chain(apt).collect()
+    pub fn packages(&self) -> impl Iterator<Item = &Package> {
+        let installed = self.installed.packages.iter().map(|p| &p.package);
+        let pool = self.pool.archives.iter().map(|a| &a.package);
+        let apt = self.apt.packages.iter().map(|p| &p.package);
+        installed.chain(pool).chain(apt)
     }
 
     /// Where universe package `index` is described.

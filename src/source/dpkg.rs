@@ -4,6 +4,7 @@
 //! `info/<name>[:<arch>].list` (the paths it owns) and `.md5sums`, plus
 //! `var/lib/dpkg/diversions` (paths whose packaged bytes live elsewhere).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -131,7 +132,11 @@ impl DpkgDatabase {
         for stanza in stanzas(&status) {
             let fields = Fields::parse(&stanza, &status_path)?;
             if let Some(package) = fields.installed_package()? {
-                installed.push((package, fields.conffiles()?, stanza.text));
+                let mut text = stanza.text.replace("\r\n", "\n");
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                installed.push((package, fields.conffiles()?, text));
             }
         }
         let packages = installed
@@ -165,67 +170,77 @@ fn read_optional(path: &Path) -> Result<Option<String>, DpkgError> {
     }
 }
 
-/// One paragraph of a deb822 file (the status file or an apt package index).
+/// One paragraph of a deb822 file (the status file or an apt package index), borrowed
+/// from the file's text.
 pub(crate) struct Stanza<'a> {
     /// Line number of its first line.
     first_line: usize,
     /// Its lines, without newlines.
     lines: Vec<&'a str>,
-    /// Its raw text, every line newline-terminated.
-    text: String,
+    /// Its raw text, from its first line to the newline ending its last.
+    text: &'a str,
 }
 
 /// Splits deb822 text into paragraphs separated by blank (or whitespace-only) lines.
 pub(crate) fn stanzas(text: &str) -> Vec<Stanza<'_>> {
     let mut out = Vec::new();
-    let mut current: Option<Stanza> = None;
-    for (i, line) in text.lines().enumerate() {
+    let mut current: Option<(usize, Stanza)> = None;
+    let mut offset = 0;
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += raw.len();
+        let line = raw.strip_suffix('\n').unwrap_or(raw);
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if line.trim().is_empty() {
-            out.extend(current.take());
+            out.extend(current.take().map(|(_, s)| s));
             continue;
         }
-        let stanza = current.get_or_insert_with(|| Stanza {
-            first_line: i + 1,
-            lines: Vec::new(),
-            text: String::new(),
+        let (begin, stanza) = current.get_or_insert_with(|| {
+            (
+                start,
+                Stanza {
+                    first_line: i + 1,
+                    lines: Vec::new(),
+                    text: "",
+                },
+            )
         });
         stanza.lines.push(line);
-        stanza.text.push_str(line);
-        stanza.text.push('\n');
+        stanza.text = &text[*begin..offset];
     }
-    out.extend(current);
+    out.extend(current.map(|(_, s)| s));
     out
 }
 
-/// One field of a stanza: continuation lines are joined with `\n`, each trimmed.
-pub(crate) struct Field {
-    name: String,
-    value: String,
+/// One field of a stanza: continuation lines are joined with `\n`, each trimmed; a
+/// one-line field borrows its value from the text.
+pub(crate) struct Field<'a> {
+    name: &'a str,
+    value: Cow<'a, str>,
     /// The line the field starts on.
     pub(crate) line: usize,
 }
 
 /// The parsed fields of one stanza, with what error messages need.
 pub(crate) struct Fields<'a> {
-    fields: Vec<Field>,
+    fields: Vec<Field<'a>>,
     /// The `Package` value, for error messages.
-    package: Option<String>,
+    package: Option<&'a str>,
     path: &'a Path,
 }
 
 impl<'a> Fields<'a> {
     /// Splits `stanza`, read from `path`, into fields; a malformed line is an error
     /// naming `path`, the line and the package.
-    pub(crate) fn parse(stanza: &Stanza<'_>, path: &'a Path) -> Result<Fields<'a>, DpkgError> {
+    pub(crate) fn parse(stanza: &Stanza<'a>, path: &'a Path) -> Result<Fields<'a>, DpkgError> {
         // The package name is found leniently first so that any error below can name it,
         // even when the malformed line comes before `Package:`.
         let package = stanza.lines.iter().find_map(|line| {
             let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("Package")
-                .then(|| value.trim().to_string())
+            name.eq_ignore_ascii_case("Package").then(|| value.trim())
         });
         let mut parsed = Fields {
-            fields: Vec::new(),
+            fields: Vec::with_capacity(stanza.lines.len()),
             package,
             path,
         };
@@ -235,8 +250,9 @@ impl<'a> Fields<'a> {
                 let Some(field) = parsed.fields.last_mut() else {
                     return Err(parsed.error(number, "continuation line before any field"));
                 };
-                field.value.push('\n');
-                field.value.push_str(line.trim());
+                let value = field.value.to_mut();
+                value.push('\n');
+                value.push_str(line.trim());
                 continue;
             }
             let Some((name, value)) = line.split_once(':') else {
@@ -249,8 +265,8 @@ impl<'a> Fields<'a> {
                 return Err(parsed.error(number, format!("duplicate field {name}")));
             }
             parsed.fields.push(Field {
-                name: name.to_string(),
-                value: value.trim().to_string(),
+                name,
+                value: Cow::Borrowed(value.trim()),
                 line: number,
             });
         }
@@ -262,20 +278,20 @@ impl<'a> Fields<'a> {
         DpkgError::Syntax {
             path: self.path.to_path_buf(),
             line,
-            package: self.package.clone(),
+            package: self.package.map(str::to_string),
             message: message.into(),
         }
     }
 
     /// The field called `name` (case-insensitive).
-    pub(crate) fn get(&self, name: &str) -> Option<&Field> {
+    pub(crate) fn get(&self, name: &str) -> Option<&Field<'a>> {
         self.fields
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     fn value(&self, name: &str) -> Option<&str> {
-        self.get(name).map(|f| f.value.as_str())
+        self.get(name).map(|f| f.value.as_ref())
     }
 
     /// The value of a field every stanza of its kind must have.
@@ -319,7 +335,7 @@ impl<'a> Fields<'a> {
         let first_line = self.first_line();
         let multi_arch = match self.get("Multi-Arch") {
             None => MultiArch::No,
-            Some(field) => match field.value.as_str() {
+            Some(field) => match field.value.as_ref() {
                 "no" => MultiArch::No,
                 "same" => MultiArch::Same,
                 "foreign" => MultiArch::Foreign,
@@ -331,7 +347,7 @@ impl<'a> Fields<'a> {
         };
         let essential = match self.get("Essential") {
             None => false,
-            Some(field) => match field.value.as_str() {
+            Some(field) => match field.value.as_ref() {
                 "yes" => true,
                 "no" => false,
                 other => {

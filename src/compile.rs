@@ -19,6 +19,10 @@ use crate::source::dpkg::Conffile;
 use crate::system::{self, PackageRecord};
 use crate::workspace::Recipe;
 
+/// base-passwd's masters of `/etc/passwd` and `/etc/group`.
+const MASTER_PASSWD: &str = "/usr/share/base-passwd/passwd.master";
+const MASTER_GROUP: &str = "/usr/share/base-passwd/group.master";
+
 /// Where a compile reads and fetches.
 pub struct Settings {
     /// The root under which host packages and files are read.
@@ -48,8 +52,9 @@ struct ArchivePackage {
     listed: Vec<String>,
     /// Entries at their merged-/usr paths.
     entries: Vec<FileEntry>,
-    /// Bytes of the regular files, in `entries` order of the files.
-    contents: Vec<Vec<u8>>,
+    /// Bytes of the files compile itself reads (conffiles, account masters, what
+    /// ldconfig reads), by merged-/usr path; the rest stays in the archive.
+    contents: HashMap<String, Vec<u8>>,
     /// The status stanza dpkg would write after installing it.
     stanza: String,
     conffiles: Vec<Conffile>,
@@ -57,15 +62,16 @@ struct ArchivePackage {
 
 impl ArchivePackage {
     fn read(archive: DebArchive) -> Result<ArchivePackage> {
-        let (raw, contents) = archive.entries_with_contents()?;
+        let conffile_paths: BTreeSet<&str> = archive.conffiles.iter().map(String::as_str).collect();
+        let (raw, contents) = archive.entries_keeping(|path| {
+            conffile_paths.contains(path) || read_by_compile(&canonical_usrmerge(path))
+        })?;
         // Debian's md5sums leave conffiles out; dpkg records their MD5 in `Conffiles`.
-        let mut conffile_md5: HashMap<String, String> = HashMap::new();
-        let files = raw.iter().filter(|e| e.kind == FileKind::File);
-        for (entry, bytes) in files.zip(&contents) {
-            if entry.conffile {
-                conffile_md5.insert(entry.path.clone(), hex::encode(md5::Md5::digest(bytes)));
-            }
-        }
+        let conffile_md5: HashMap<&str, String> = contents
+            .iter()
+            .filter(|(path, _)| conffile_paths.contains(path.as_str()))
+            .map(|(path, bytes)| (path.as_str(), hex::encode(md5::Md5::digest(bytes))))
+            .collect();
         let listed = raw
             .iter()
             .filter(|e| e.path != "/")
@@ -94,6 +100,10 @@ impl ArchivePackage {
             })
             .collect();
         let stanza = system::installed_stanza(&archive.control, &conffiles);
+        let contents = contents
+            .into_iter()
+            .map(|(path, bytes)| (canonical_usrmerge(&path), bytes))
+            .collect();
         Ok(ArchivePackage {
             archive,
             listed,
@@ -123,8 +133,12 @@ struct Tree {
     entries: Vec<FileEntry>,
     /// What the user should know about the tree (modified conffiles).
     warnings: Vec<String>,
-    /// Archive bytes by path, for entries the host does not hold.
+    /// Bytes compile reads that the host does not hold at the entry's path (archive
+    /// files, packaged conffiles), by path.
     contents: HashMap<String, Vec<u8>>,
+    /// Paths whose locked bytes are a packaged conffile replacing the host's modified
+    /// one: kept in the blob store, since the host cannot supply them.
+    pristine: Vec<String>,
     missing: Vec<(String, String)>,
 }
 
@@ -203,7 +217,11 @@ pub fn compile_recipe(
     let system = system_files(settings, catalog, &records, &scripts, &tree, &excludes)?;
     let mut group_files = system.entries;
     let mut blobs = system.blobs;
-    blobs.extend(tree.contents.into_values());
+    blobs.extend(
+        tree.pristine
+            .iter()
+            .filter_map(|p| tree.contents.get(p).cloned()),
+    );
     // Hostfiles, then overlays, then `file` statements: the most specific statement wins
     // at a path (the recipe keeps each kind in its own list, so this is the order).
     let mut layers = Layers::new(&tree.entries);
@@ -302,21 +320,18 @@ fn gather(
         .collect();
     let mut contents = HashMap::new();
     for package in archives {
-        let mut bytes = package.contents.iter();
         for entry in &package.entries {
-            let content = (entry.kind == FileKind::File)
-                .then(|| bytes.next())
-                .flatten();
             if entries.contains_key(&entry.path) {
                 continue;
             }
-            if let Some(content) = content {
-                contents.insert(entry.path.clone(), content.clone());
+            if let Some(bytes) = package.contents.get(&entry.path) {
+                contents.insert(entry.path.clone(), bytes.clone());
             }
             entries.insert(entry.path.clone(), entry.clone());
         }
     }
-    let warnings = pristine_conffiles(sysroot, catalog, installed, &mut entries, &mut contents)?;
+    let (warnings, pristine) =
+        pristine_conffiles(sysroot, catalog, installed, &mut entries, &mut contents)?;
     if !archives.is_empty() {
         for top in ["bin", "sbin", "lib", "lib64"] {
             let usr = format!("/usr/{top}");
@@ -339,6 +354,7 @@ fn gather(
     Ok(Tree {
         entries: entries.into_values().collect(),
         contents,
+        pristine,
         missing: scan.missing,
         warnings,
     })
@@ -346,15 +362,17 @@ fn gather(
 
 /// Conffiles the host has modified (their MD5 differs from the one dpkg recorded) are
 /// taken as packaged when the package's archive at the same version is in the pool, and
-/// kept as the host has them otherwise; either way the user is told.
+/// kept as the host has them otherwise; either way the user is told. Returns the
+/// warnings and the paths that took the packaged bytes.
 fn pristine_conffiles(
     sysroot: &Path,
     catalog: &Catalog,
     installed: &[usize],
     entries: &mut BTreeMap<String, FileEntry>,
     contents: &mut HashMap<String, Vec<u8>>,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<String>)> {
     let mut warnings = Vec::new();
+    let mut pristine_paths = Vec::new();
     for &i in installed {
         let installed = &catalog.installed.packages[i];
         let p = &installed.package;
@@ -375,9 +393,12 @@ fn pristine_conffiles(
             if archive_files.is_none() {
                 archive_files = match catalog.pool.find(&p.name, &p.version, &p.arch) {
                     Some(archive) => {
-                        let (files, bytes) = archive.entries_with_contents()?;
-                        let files = files.into_iter().filter(|e| e.kind == FileKind::File);
-                        Some(files.map(|e| e.path).zip(bytes).collect())
+                        let conffiles: BTreeSet<&str> = installed
+                            .conffiles
+                            .iter()
+                            .map(|c| c.path.as_str())
+                            .collect();
+                        Some(archive.entries_keeping(|path| conffiles.contains(path))?.1)
                     }
                     None => Some(HashMap::new()),
                 };
@@ -387,6 +408,7 @@ fn pristine_conffiles(
                     entry.size = pristine.len() as u64;
                     entry.digest = Some(blake3::hash(pristine).to_hex().to_string());
                     contents.insert(conffile.path.clone(), pristine.clone());
+                    pristine_paths.push(conffile.path.clone());
                     warnings.push(format!(
                         "conffile {} of {} was modified on the host: the lock takes the packaged version",
                         conffile.path, p.name
@@ -399,7 +421,7 @@ fn pristine_conffiles(
             }
         }
     }
-    Ok(warnings)
+    Ok((warnings, pristine_paths))
 }
 
 /// dpkg's database of the chosen packages and the accounts they use, generated from
@@ -433,8 +455,8 @@ fn system_files(
             None => Ok(None),
         }
     };
-    let master_passwd = read_tree("/usr/share/base-passwd/passwd.master")?;
-    let master_group = read_tree("/usr/share/base-passwd/group.master")?;
+    let master_passwd = read_tree(MASTER_PASSWD)?;
+    let master_group = read_tree(MASTER_GROUP)?;
     let mut users: BTreeSet<String> = tree.entries.iter().map(|e| e.user.clone()).collect();
     let groups: BTreeSet<String> = tree.entries.iter().map(|e| e.group.clone()).collect();
     for script in scripts {
@@ -456,7 +478,33 @@ fn system_files(
         .and_then(|g| system::group_id(g, "tty"));
     generated.extend(system::dev(tty_gid));
     generated.extend(alternatives(&settings.sysroot, &tree.entries, excludes)?);
+    let kept: Vec<FileEntry> = (tree.entries.iter())
+        .filter(|e| !excludes.matches(&e.path))
+        .cloned()
+        .collect();
+    let bytes = |entry: &FileEntry| -> std::io::Result<Vec<u8>> {
+        // A hard link's bytes are its target's.
+        let path = match entry.kind {
+            FileKind::Hardlink => entry.target.as_deref().unwrap_or(&entry.path),
+            _ => &entry.path,
+        };
+        match tree.contents.get(path) {
+            Some(bytes) => Ok(bytes.clone()),
+            None => {
+                let at = entry.origin.as_deref().unwrap_or(path);
+                std::fs::read(settings.sysroot.join(at.trim_start_matches('/')))
+            }
+        }
+    };
+    generated
+        .extend(system::ld_so_cache(&kept, bytes, &system::host_ldconfig())?.unwrap_or_default());
     Ok(generated)
+}
+
+/// Whether compile reads the bytes of a packaged file at (merged-/usr) `path` beyond
+/// hashing it: base-passwd's account masters and what ldconfig reads.
+fn read_by_compile(path: &str) -> bool {
+    path == MASTER_PASSWD || path == MASTER_GROUP || system::ldconfig_reads(path)
 }
 
 /// The host's alternatives, cut down to the choices this lock has.

@@ -21,6 +21,9 @@ pub enum Error {
     /// The host's files could not be scanned.
     #[error(transparent)]
     Scan(#[from] crate::lock::scan::ScanError),
+    /// The dynamic linker's cache could not be made.
+    #[error(transparent)]
+    LdCache(#[from] crate::system::LdCacheError),
     /// The packages cannot be resolved.
     #[error(transparent)]
     Resolve(#[from] crate::resolve::ResolveError),

@@ -92,4 +92,9 @@ fn web_appliance_serves_config_users_dpkg_and_alternatives() {
     }
     assert!(inside("ls -l /usr/bin/awk").contains("/usr/bin/awk -> /etc/alternatives/awk"));
     assert_eq!(inside("readlink -f /usr/bin/awk"), "/usr/bin/mawk\n");
+    // The locked ld.so.cache is the one libc-bin's trigger would write inside.
+    let locked = std::fs::read(root.join("etc/ld.so.cache")).unwrap();
+    inside("ldconfig -C /tmp/ld.so.cache");
+    assert!(locked == std::fs::read(root.join("tmp/ld.so.cache")).unwrap());
+    assert!(inside("ldconfig -p").contains("libssl.so.3 (libc6,x86-64)"));
 }

@@ -155,6 +155,9 @@ struct Tarball {
     compression: Compression,
 }
 
+/// Bytes of an archive's regular files by archive path (`/bin/x`, as in the archive).
+pub type KeptBytes = HashMap<String, Vec<u8>>;
+
 /// One `.deb` package archive, with its control information read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DebArchive {
@@ -253,17 +256,17 @@ impl DebArchive {
     /// link to anything but an earlier regular file; content shorter than its header
     /// says; entry types a lock cannot describe.
     pub fn entries(&self) -> Result<Vec<FileEntry>, DebError> {
-        Ok(self.read_entries(false)?.0)
+        Ok(self.entries_keeping(|_| false)?.0)
     }
 
-    /// [`entries`](DebArchive::entries) with the bytes of every regular file, in the
-    /// same order as the file entries: one pass over `data.tar`.
-    pub fn entries_with_contents(&self) -> Result<(Vec<FileEntry>, Vec<Vec<u8>>), DebError> {
-        self.read_entries(true)
-    }
-
-    fn read_entries(&self, keep: bool) -> Result<(Vec<FileEntry>, Vec<Vec<u8>>), DebError> {
-        let mut contents = Vec::new();
+    /// [`entries`](DebArchive::entries) with the bytes of the regular files whose
+    /// archive path `keep` accepts, by that path: one pass over `data.tar`, holding only
+    /// what the caller needs (a package's files can be hundreds of megabytes).
+    pub fn entries_keeping(
+        &self,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<FileEntry>, KeptBytes), DebError> {
+        let mut contents = HashMap::new();
         let conffiles: HashSet<&str> = self.conffiles.iter().map(String::as_str).collect();
         let mut kinds: HashMap<String, FileKind> = HashMap::new();
         let mut out = Vec::new();
@@ -329,10 +332,10 @@ impl DebArchive {
                 return Err(refuse(format!("{path} appears twice in the archive")));
             }
             let digest = match kind {
-                FileKind::File if keep => {
+                FileKind::File if keep(path) => {
                     let mut bytes = Vec::new();
                     let digest = copy_checked(&self.path, path, entry, &mut bytes)?.1;
-                    contents.push(bytes);
+                    contents.insert(path.to_string(), bytes);
                     Some(digest)
                 }
                 FileKind::File => Some(copy_checked(&self.path, path, entry, &mut io::sink())?.1),

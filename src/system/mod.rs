@@ -1,5 +1,5 @@
 //! System state an appliance needs to work as a system, not a bag of files: dpkg's
-//! database for the locked packages, and the accounts they use. Each piece is generated at
+//! database for the locked packages, the accounts they use and the dynamic linker's cache. Each piece is generated at
 //! compile time as ordinary lock entries whose bytes go to the blob store, so it is as
 //! exact and reproducible as any packaged file. No maintainer script is ever run.
 
@@ -7,11 +7,13 @@ mod accounts;
 mod alternatives;
 mod dev;
 mod dpkg_state;
+mod ldcache;
 
 pub use accounts::{AccountSources, accounts, group_id, users_named_by_script};
 pub use alternatives::{Alternative, Choice, alternatives};
 pub use dev::dev;
 pub use dpkg_state::{PackageRecord, dpkg_state, installed_stanza};
+pub use ldcache::{LdCacheError, host_ldconfig, ld_so_cache, ldconfig_reads};
 
 use crate::lock::{FileEntry, FileKind};
 

@@ -210,9 +210,17 @@ pub fn compile_recipe(
         .map(|&i| PackageRecord::from(&catalog.installed.packages[i]))
         .collect();
     records.extend(archives.iter().map(ArchivePackage::record));
+    // Accounts are made in preinst or postinst; read in package order, preinst first.
     let mut scripts = Vec::new();
     for &i in &installed {
-        scripts.extend(catalog.installed.packages[i].maintainer_script("postinst")?);
+        for name in ["preinst", "postinst"] {
+            scripts.extend(catalog.installed.packages[i].maintainer_script(name)?);
+        }
+    }
+    for archive in &archives {
+        for name in ["preinst", "postinst"] {
+            scripts.extend(archive.archive.maintainer_script(name).map(str::to_string));
+        }
     }
     let system = system_files(settings, catalog, &records, &scripts, &tree, &excludes)?;
     let mut group_files = system.entries;
@@ -459,8 +467,12 @@ fn system_files(
     let master_group = read_tree(MASTER_GROUP)?;
     let mut users: BTreeSet<String> = tree.entries.iter().map(|e| e.user.clone()).collect();
     let groups: BTreeSet<String> = tree.entries.iter().map(|e| e.group.clone()).collect();
-    for script in scripts {
-        users.extend(system::users_named_by_script(script));
+    let requests: Vec<system::AccountRequest> = scripts
+        .iter()
+        .flat_map(|s| system::script_accounts(s))
+        .collect();
+    for request in &requests {
+        users.extend(request.names().into_iter().map(str::to_string));
     }
     let host_passwd = read_host("etc/passwd")?.unwrap_or_default();
     let host_group = read_host("etc/group")?.unwrap_or_default();
@@ -472,7 +484,7 @@ fn system_files(
     };
     // A name from a script may be a group (`addgroup`): offer it as both.
     let groups: BTreeSet<String> = groups.union(&users).cloned().collect();
-    generated.extend(system::accounts(&sources, &users, &groups));
+    generated.extend(system::accounts(&sources, &users, &groups, &requests));
     let tty_gid = master_group
         .as_deref()
         .and_then(|g| system::group_id(g, "tty"));

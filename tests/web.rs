@@ -77,6 +77,12 @@ fn web_appliance_serves_config_users_dpkg_and_alternatives() {
     };
     assert!(inside("nginx -t").contains("test is successful"));
     assert!(inside("getent passwd www-data").starts_with("www-data:x:33:33:"));
+    // openssh-server's postinst makes sshd with adduser; the lock carries the account.
+    let sshd = inside("getent passwd sshd");
+    assert!(
+        sshd.starts_with("sshd:x:") && sshd.contains(":/run/sshd:/usr/sbin/nologin"),
+        "{sshd}"
+    );
     let installed = inside("dpkg -l | grep '^ii'");
     assert_eq!(installed.lines().count(), packages.len(), "{installed}");
     for line in inside("dpkg -V").lines() {

@@ -172,6 +172,8 @@ pub struct DebArchive {
     pub conffiles: Vec<String>,
     /// The md5sums control file, keyed by absolute path; empty when absent.
     pub md5sums: BTreeMap<String, String>,
+    /// The `preinst` and `postinst` scripts, by name, when the package has them.
+    scripts: BTreeMap<String, String>,
     /// Where `data.tar` is, so the file tree is read without looking at `ar` again.
     data: Tarball,
 }
@@ -237,14 +239,25 @@ impl DebArchive {
             &package.name,
         )?;
         let conffiles = parse_conffiles(path, text_of("/conffiles").unwrap_or_default())?;
+        let scripts = ["preinst", "postinst"]
+            .into_iter()
+            .filter_map(|name| Some((name.to_string(), text_of(&format!("/{name}"))?.to_string())))
+            .collect();
         Ok(DebArchive {
             path: path.to_path_buf(),
             package,
             control: control_text.to_string(),
             conffiles,
             md5sums,
+            scripts,
             data,
         })
+    }
+
+    /// The text of maintainer script `name` (`preinst`, `postinst`), if the package has
+    /// it. Scripts are read, never run: they tell which system users a package makes.
+    pub fn maintainer_script(&self, name: &str) -> Option<&str> {
+        self.scripts.get(name).map(String::as_str)
     }
 
     /// Reads the data member into lock entries, in archive order: paths made absolute
@@ -649,7 +662,7 @@ fn copy_checked<R: Read>(
 }
 
 /// Reads the files of the control member that [`DebArchive`] keeps, keyed by absolute
-/// path (`/control`, `/conffiles`, `/md5sums`).
+/// path (`/control`, `/conffiles`, `/md5sums`, `/preinst`, `/postinst`).
 fn read_control_member(
     path: &Path,
     file: File,
@@ -657,7 +670,10 @@ fn read_control_member(
 ) -> Result<HashMap<String, String>, DebError> {
     let mut files = HashMap::new();
     walk(path, file, control, |name, entry| {
-        if !matches!(name, "/control" | "/conffiles" | "/md5sums") {
+        if !matches!(
+            name,
+            "/control" | "/conffiles" | "/md5sums" | "/preinst" | "/postinst"
+        ) {
             return Ok(ControlFlow::Continue(()));
         }
         if entry.size() > CONTROL_FILE_LIMIT {

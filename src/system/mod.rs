@@ -9,7 +9,9 @@ mod dev;
 mod dpkg_state;
 mod ldcache;
 
-pub use accounts::{AccountSources, accounts, group_id, users_named_by_script};
+pub use accounts::{
+    AccountRequest, AccountSources, PrimaryGroup, accounts, group_id, script_accounts,
+};
 pub use alternatives::{Alternative, Choice, alternatives};
 pub use dev::dev;
 pub use dpkg_state::{PackageRecord, dpkg_state, installed_stanza};

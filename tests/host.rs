@@ -131,3 +131,54 @@ fn base_from_the_host_runs_bash_in_a_chroot_and_tars_reproducibly() {
     );
     assert_eq!(digest(&ws.join("a.tar.zst")), digest(&ws.join("b.tar.zst")));
 }
+
+#[test]
+fn minimal_is_a_small_tree_that_runs_a_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    example_workspace(ws);
+    ok(ws, &["compile", "groups/minimal.kdl", "--flavor", "openvz"]);
+    let show = |group: &str| -> serde_json::Value {
+        serde_json::from_str(&ok(ws, &["show", group, "--flavor", "openvz", "--json"])).unwrap()
+    };
+    ok(ws, &["compile", "groups/base.kdl", "--flavor", "openvz"]);
+    let (minimal, base) = (show("minimal"), show("base"));
+    let count = |v: &serde_json::Value, what: &str| v["lock"][what].as_array().unwrap().len();
+    assert!(
+        count(&minimal, "packages") < count(&base, "packages") / 2,
+        "minimal has {} packages, base {}",
+        count(&minimal, "packages"),
+        count(&base, "packages")
+    );
+    let names: Vec<&str> = minimal["lock"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"bash") && !names.contains(&"perl-base"),
+        "{names:?}"
+    );
+    ok(
+        ws,
+        &[
+            "materialise",
+            "minimal",
+            "--flavor",
+            "openvz",
+            "--format",
+            "chroot",
+            "-o",
+            "root",
+        ],
+    );
+    if is_root() {
+        let out = Command::new("chroot")
+            .arg(ws.join("root"))
+            .args(["/bin/bash", "-c", "ls /usr/bin/ls && echo ok"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "/usr/bin/ls\nok\n");
+    }
+}

@@ -128,6 +128,16 @@ impl ArchivePackage {
     }
 }
 
+/// The chosen packages' `preinst` and `postinst` scripts, in package order: read for
+/// what they would make (accounts, alternatives), never run.
+#[derive(Default)]
+struct Scripts {
+    /// Of packages installed on the host, whose effects the host's state already shows.
+    installed: Vec<String>,
+    /// Of packages from archives, which never ran here.
+    archives: Vec<String>,
+}
+
 /// The chosen packages' file entries with the bytes that only archives hold.
 struct Tree {
     entries: Vec<FileEntry>,
@@ -211,15 +221,18 @@ pub fn compile_recipe(
         .collect();
     records.extend(archives.iter().map(ArchivePackage::record));
     // Accounts are made in preinst or postinst; read in package order, preinst first.
-    let mut scripts = Vec::new();
+    let mut scripts = Scripts::default();
     for &i in &installed {
         for name in ["preinst", "postinst"] {
-            scripts.extend(catalog.installed.packages[i].maintainer_script(name)?);
+            scripts
+                .installed
+                .extend(catalog.installed.packages[i].maintainer_script(name)?);
         }
     }
     for archive in &archives {
         for name in ["preinst", "postinst"] {
-            scripts.extend(archive.archive.maintainer_script(name).map(str::to_string));
+            let script = archive.archive.maintainer_script(name);
+            scripts.archives.extend(script.map(str::to_string));
         }
     }
     let system = system_files(settings, catalog, &records, &scripts, &tree, &excludes)?;
@@ -440,7 +453,7 @@ fn system_files(
     settings: &Settings,
     catalog: &Catalog,
     records: &[PackageRecord],
-    scripts: &[String],
+    scripts: &Scripts,
     tree: &Tree,
     excludes: &Excludes,
 ) -> Result<system::Generated> {
@@ -467,8 +480,8 @@ fn system_files(
     let master_group = read_tree(MASTER_GROUP)?;
     let mut users: BTreeSet<String> = tree.entries.iter().map(|e| e.user.clone()).collect();
     let groups: BTreeSet<String> = tree.entries.iter().map(|e| e.group.clone()).collect();
-    let requests: Vec<system::AccountRequest> = scripts
-        .iter()
+    let requests: Vec<system::AccountRequest> = (scripts.installed.iter())
+        .chain(&scripts.archives)
         .flat_map(|s| system::script_accounts(s))
         .collect();
     for request in &requests {
@@ -489,7 +502,12 @@ fn system_files(
         .as_deref()
         .and_then(|g| system::group_id(g, "tty"));
     generated.extend(system::dev(tty_gid));
-    generated.extend(alternatives(&settings.sysroot, &tree.entries, excludes)?);
+    generated.extend(alternatives(
+        &settings.sysroot,
+        &tree.entries,
+        excludes,
+        &scripts.archives,
+    )?);
     let kept: Vec<FileEntry> = (tree.entries.iter())
         .filter(|e| !excludes.matches(&e.path))
         .cloned()
@@ -519,11 +537,13 @@ fn read_by_compile(path: &str) -> bool {
     path == MASTER_PASSWD || path == MASTER_GROUP || system::ldconfig_reads(path)
 }
 
-/// The host's alternatives, cut down to the choices this lock has.
+/// The host's alternatives and those the archive packages' `scripts` install, cut down
+/// to the choices this lock has.
 fn alternatives(
     sysroot: &Path,
     entries: &[FileEntry],
     excludes: &Excludes,
+    scripts: &[String],
 ) -> Result<system::Generated> {
     let dir = sysroot.join("var/lib/dpkg/alternatives");
     let io = |path: &Path| {
@@ -569,6 +589,16 @@ fn alternatives(
             .get(path)
             .is_some_and(|e| e.kind != FileKind::Dir && !excludes.matches(path))
     };
+    // Packages that come from archives never ran their postinst on the host: their
+    // choices come from the script's `update-alternatives --install` lines.
+    for script in scripts {
+        for alternative in system::Alternative::from_script(script) {
+            match host.iter_mut().find(|(a, _)| a.name == alternative.name) {
+                Some((known, _)) => known.merge(&alternative),
+                None => host.push((alternative, None)),
+            }
+        }
+    }
     let mut generated = system::alternatives(&host, &present, &canonical);
     // A link into an excluded folder (a man page slave) would bring the folder back.
     generated.entries.retain(|e| !excludes.matches(&e.path));

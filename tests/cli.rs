@@ -447,10 +447,23 @@ fn trees_carry_dpkg_state_accounts_and_alternatives_never_host_secrets() {
     );
 }
 
-/// Builds `name_version_amd64.deb` with `dpkg-deb --build` from (path, content) files.
-fn build_deb(dir: &Path, name: &str, version: &str, files: &[(&str, &str)], conffiles: &[&str]) {
+/// Builds `name_version_amd64.deb` with `dpkg-deb --build` from (path, content) files,
+/// with a `postinst` when one is given.
+fn build_deb(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    files: &[(&str, &str)],
+    conffiles: &[&str],
+    postinst: Option<&str>,
+) {
     let root = dir.join(format!("{name}-build"));
     fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    if let Some(script) = postinst {
+        let path = root.join("DEBIAN/postinst");
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
     fs::write(
         root.join("DEBIAN/control"),
         format!("Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: t <t@example.org>\nDescription: test\n"),
@@ -513,6 +526,7 @@ fn modified_conffiles_are_reported_and_taken_pristine_from_the_pool() {
         "12.4+deb12u5",
         &[("/etc/issue", PRISTINE), ("/etc/debian_version", "12.5\n")],
         &["/etc/issue"],
+        None,
     );
     let out = appliance(
         &w.ws,
@@ -537,5 +551,67 @@ fn modified_conffiles_are_reported_and_taken_pristine_from_the_pool() {
     assert_eq!(
         fs::read_to_string(w.out("tree/etc/issue")).unwrap(),
         PRISTINE
+    );
+}
+
+#[test]
+fn pool_packages_scripts_make_their_accounts_and_alternatives() {
+    let w = World::new(&[("base", BASE)]);
+    let alternatives = w.sysroot.join("var/lib/dpkg/alternatives");
+    fs::create_dir_all(&alternatives).unwrap();
+    fs::write(
+        alternatives.join("awk"),
+        "auto\n/usr/bin/awk\n\n/usr/bin/mawk\n5\n\n",
+    )
+    .unwrap();
+    let pool = w.ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    // What a daemon's postinst does: a system user and an alternative of higher priority.
+    build_deb(
+        &pool,
+        "tinyd",
+        "1.0-1",
+        &[("/usr/bin/tinyd-awk", "#!/bin/sh\n")],
+        &[],
+        Some(
+            "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  adduser --system --quiet --home /var/lib/tinyd \\\n    --no-create-home tinyd\n  update-alternatives --install /usr/bin/awk awk /usr/bin/tinyd-awk 50\nfi\n",
+        ),
+    );
+    let group = fs::read_to_string(w.ws.join("groups/base.kdl"))
+        .unwrap()
+        .replacen("{", "{\n    package tinyd", 1);
+    fs::write(w.ws.join("groups/base.kdl"), group).unwrap();
+    w.ok(&["compile", "groups/base.kdl", "--pool", "debs"]);
+    w.ok(&[
+        "materialise",
+        "base",
+        "--flavor",
+        "openvz",
+        "--format",
+        "chroot",
+        "-o",
+        "tree",
+        "--pool",
+        "debs",
+    ]);
+    let tree = w.out("tree");
+    let passwd = fs::read_to_string(tree.join("etc/passwd")).unwrap();
+    assert!(
+        passwd.contains("tinyd:x:100:65534::/var/lib/tinyd:/usr/sbin/nologin\n"),
+        "{passwd}"
+    );
+    assert!(
+        fs::read_to_string(tree.join("etc/group"))
+            .unwrap()
+            .contains("nogroup:x:65534:")
+    );
+    assert_eq!(
+        fs::read_link(tree.join("etc/alternatives/awk")).unwrap(),
+        Path::new("/usr/bin/tinyd-awk")
+    );
+    let admin = fs::read_to_string(tree.join("var/lib/dpkg/alternatives/awk")).unwrap();
+    assert_eq!(
+        admin,
+        "auto\n/usr/bin/awk\n\n/usr/bin/mawk\n5\n/usr/bin/tinyd-awk\n50\n\n"
     );
 }

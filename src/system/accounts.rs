@@ -120,71 +120,10 @@ impl AccountRequest {
 /// tool would. A command with a word that is not literal (`$user`, which may be a
 /// name or a flag) is not guessed at.
 pub fn script_accounts(script: &str) -> Vec<AccountRequest> {
-    let joined = script.replace("\\\n", " ");
-    let mut out = Vec::new();
-    for line in joined.lines() {
-        let words = shell_words(line);
-        let Some(start) = words
-            .iter()
-            .position(|w| matches!(w.as_str(), "adduser" | "useradd" | "addgroup" | "groupadd"))
-        else {
-            continue;
-        };
-        let end = words[start + 1..]
-            .iter()
-            .position(|w| {
-                matches!(w.as_str(), "||" | "&&" | ";" | "|" | "then")
-                    || w.starts_with('>')
-                    || w.starts_with("2>")
-            })
-            .map_or(words.len(), |i| start + 1 + i);
-        out.extend(command_request(&words[start], &words[start + 1..end]));
-    }
-    out
-}
-
-/// Splits a shell line into words: whitespace separates, `'...'` and `"..."` group,
-/// `;` ends a word; a `#` starting a word starts a comment.
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' | '"' => {
-                in_word = true;
-                for q in chars.by_ref() {
-                    if q == c {
-                        break;
-                    }
-                    word.push(q);
-                }
-            }
-            '#' if !in_word => break,
-            ';' => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-                words.push(";".to_string());
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
+    super::script_commands(script, &["adduser", "useradd", "addgroup", "groupadd"])
+        .iter()
+        .filter_map(|words| command_request(&words[0], &words[1..]))
+        .collect()
 }
 
 /// A plausible literal account name (Debian's default NAME_REGEX, plus `_` and `.`).

@@ -78,6 +78,47 @@ impl Alternative {
         })
     }
 
+    /// The alternatives a maintainer script installs (`update-alternatives --install
+    /// LINK NAME PATH PRIORITY [--slave LINK NAME PATH]...`), one choice each, in script
+    /// order. A command with a word that is not literal (`$x` in a loop) is skipped.
+    pub fn from_script(script: &str) -> Vec<Alternative> {
+        super::script_commands(script, &["update-alternatives"])
+            .iter()
+            .filter_map(|words| install_command(&words[1..]))
+            .collect()
+    }
+
+    /// Adds the choices of `other` (the same alternative, from another package) that
+    /// this one lacks, taking in slaves it does not know yet.
+    pub fn merge(&mut self, other: &Alternative) {
+        for (slave, link) in &other.slaves {
+            if !self.slaves.iter().any(|(s, _)| s == slave) {
+                self.slaves.push((slave.clone(), link.clone()));
+                for choice in &mut self.choices {
+                    choice.slave_paths.push(None);
+                }
+            }
+        }
+        for choice in &other.choices {
+            if self.choices.iter().any(|c| c.path == choice.path) {
+                continue;
+            }
+            let slave_paths = self
+                .slaves
+                .iter()
+                .map(|(slave, _)| {
+                    let at = other.slaves.iter().position(|(s, _)| s == slave)?;
+                    choice.slave_paths.get(at).cloned().flatten()
+                })
+                .collect();
+            self.choices.push(Choice {
+                path: choice.path.clone(),
+                priority: choice.priority,
+                slave_paths,
+            });
+        }
+    }
+
     fn render(&self, manual: bool) -> String {
         let mut text = format!(
             "{}\n{}\n",
@@ -98,6 +139,44 @@ impl Alternative {
         text += "\n";
         text
     }
+}
+
+/// The alternative of one `update-alternatives` argument list, if it is an `--install`
+/// with literal paths.
+fn install_command(args: &[String]) -> Option<Alternative> {
+    let literal = |w: &String| !w.contains(['$', '`', '*']);
+    let args: Vec<&String> = args
+        .iter()
+        .filter(|w| !matches!(w.as_str(), "--quiet" | "--force"))
+        .collect();
+    if !args.iter().all(|w| literal(w)) {
+        return None;
+    }
+    let at = args.iter().position(|w| w.as_str() == "--install")?;
+    let [link, name, path, priority, rest @ ..] = &args[at + 1..] else {
+        return None;
+    };
+    let mut slaves = Vec::new();
+    let mut slave_paths = Vec::new();
+    let mut rest = rest;
+    while let [flag, link, name, path, tail @ ..] = rest {
+        if flag.as_str() != "--slave" {
+            break;
+        }
+        slaves.push((name.to_string(), link.to_string()));
+        slave_paths.push(Some(path.to_string()));
+        rest = tail;
+    }
+    Some(Alternative {
+        name: name.to_string(),
+        link: link.to_string(),
+        slaves,
+        choices: vec![Choice {
+            path: path.to_string(),
+            priority: priority.parse().ok()?,
+            slave_paths,
+        }],
+    })
 }
 
 /// The alternatives state for a tree. `host` holds each alternative with the host's
@@ -160,6 +239,43 @@ mod tests {
         assert_eq!(awk.render(false), AWK);
         assert!(Alternative::parse("awk", "auto\n/usr/bin/awk\nnawk\n").is_err());
         assert!(Alternative::parse("awk", "auto\n/usr/bin/awk\n\n/usr/bin/x\nten\n\n").is_err());
+    }
+
+    #[test]
+    fn script_installs_are_read_and_merged_into_the_host_alternative() {
+        let script = "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  update-alternatives --quiet --install /usr/bin/awk awk /usr/bin/gawk 10 \\\n    --slave /usr/share/man/man1/awk.1.gz awk.1.gz /usr/share/man/man1/gawk.1.gz \\\n    --slave /usr/bin/igawk igawk /usr/bin/igawk-real\nfi\nfor x in a b; do update-alternatives --install /usr/bin/$x $x /usr/bin/$x.real 5; done\nupdate-alternatives --remove awk /usr/bin/old\n";
+        let found = Alternative::from_script(script);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let gawk = &found[0];
+        assert_eq!(
+            (gawk.name.as_str(), gawk.link.as_str()),
+            ("awk", "/usr/bin/awk")
+        );
+        assert_eq!(
+            gawk.slaves[1],
+            ("igawk".to_string(), "/usr/bin/igawk".to_string())
+        );
+        assert_eq!(gawk.choices[0].priority, 10);
+
+        let mut awk = Alternative::parse("awk", AWK).unwrap();
+        awk.choices.retain(|c| c.path == "/usr/bin/mawk");
+        awk.merge(gawk);
+        assert_eq!(awk.slaves.len(), 3);
+        assert_eq!(awk.choices.len(), 2);
+        assert_eq!(awk.choices[0].slave_paths.len(), 3);
+        assert_eq!(awk.choices[0].slave_paths[2], None);
+        assert_eq!(
+            awk.choices[1].slave_paths,
+            [
+                Some("/usr/share/man/man1/gawk.1.gz".to_string()),
+                None,
+                Some("/usr/bin/igawk-real".to_string())
+            ]
+        );
+        // Merging again adds nothing.
+        let before = awk.clone();
+        awk.merge(gawk);
+        assert_eq!(awk, before);
     }
 
     #[test]

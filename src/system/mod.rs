@@ -68,6 +68,75 @@ impl Generated {
     }
 }
 
+/// The commands of a maintainer script that run one of `tools`: each as its shell words
+/// (the tool first), up to the end of the command. The script is read, never run:
+/// continuation lines are joined, quotes honoured, comments dropped; `$variables` stay
+/// as written for the caller to refuse.
+fn script_commands(script: &str, tools: &[&str]) -> Vec<Vec<String>> {
+    let joined = script.replace("\\\n", " ");
+    let mut out = Vec::new();
+    for line in joined.lines() {
+        let words = shell_words(line);
+        let Some(start) = words.iter().position(|w| tools.contains(&w.as_str())) else {
+            continue;
+        };
+        let end = words[start + 1..]
+            .iter()
+            .position(|w| {
+                matches!(w.as_str(), "||" | "&&" | ";" | "|" | "then" | "do")
+                    || w.starts_with('>')
+                    || w.starts_with("2>")
+            })
+            .map_or(words.len(), |i| start + 1 + i);
+        out.push(words[start..end].to_vec());
+    }
+    out
+}
+
+/// Splits a shell line into words: whitespace separates, `'...'` and `"..."` group,
+/// `;` ends a word; a `#` starting a word starts a comment.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                in_word = true;
+                for q in chars.by_ref() {
+                    if q == c {
+                        break;
+                    }
+                    word.push(q);
+                }
+            }
+            '#' if !in_word => break,
+            ';' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+                words.push(";".to_string());
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
 #[cfg(test)]
 impl Generated {
     /// The text of generated file `path` (tests only).

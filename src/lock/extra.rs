@@ -465,6 +465,7 @@ impl Source<'_> {
     /// Adds `host` as `path`, and everything below it when it is a directory.
     fn add_tree(&mut self, host: &Path, path: &str, meta: &Metadata) -> Result<(), ExtraError> {
         let file_type = meta.file_type();
+        let mut caps = None;
         let (kind, size, digest, target) = if file_type.is_dir() {
             (FileKind::Dir, 0, None, None)
         } else if file_type.is_symlink() {
@@ -476,6 +477,8 @@ impl Source<'_> {
             (FileKind::Symlink, 0, None, Some(text))
         } else if file_type.is_file() {
             let bytes = read_no_follow(host).map_err(|e| self.io(host, e))?;
+            // A capability (ping's cap_net_raw) is part of what the file is.
+            caps = super::scan::capability(host).map_err(|e| self.io(host, e))?;
             let digest = blake3::hash(&bytes).to_hex().to_string();
             let size = bytes.len() as u64;
             self.extra.blobs.push(bytes);
@@ -509,6 +512,7 @@ impl Source<'_> {
             size,
             digest,
             target,
+            caps,
             ..FileEntry::directory(path)
         });
         if kind == FileKind::Dir {
@@ -1289,6 +1293,27 @@ mod tests {
             "{:?}",
             paths(&deep)
         );
+    }
+
+    #[test]
+    fn hostfile_capabilities_are_kept() {
+        let root = sysroot();
+        let ping = root.path().join("etc/ssl/certs/a.pem");
+        // cap_net_raw+ep, as setcap writes it; setting it needs CAP_SETFCAP (root).
+        let caps = [
+            0x01, 0, 0, 0x02, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        if xattr::set(&ping, "security.capability", &caps).is_err() {
+            eprintln!("skipped: cannot set a capability here (needs root and xattrs)");
+            return;
+        }
+        let extra = hostfiles(
+            root.path(),
+            &["/etc/ssl/certs/a.pem".to_string()],
+            &Accounts::default(),
+        )
+        .unwrap();
+        assert_eq!(extra.entries[0].caps, Some(::hex::encode(caps)));
     }
 
     #[test]

@@ -473,7 +473,7 @@ fn inspect(host: &Path, package: Option<&str>) -> Result<Option<Found>, ScanErro
 }
 
 /// The `security.capability` xattr as hex; filesystems without xattrs have none.
-fn capability(host: &Path) -> io::Result<Option<String>> {
+pub(crate) fn capability(host: &Path) -> io::Result<Option<String>> {
     match xattr::get(host, "security.capability") {
         Ok(value) => Ok(value.map(hex::encode)),
         Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(None),

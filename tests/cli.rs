@@ -379,16 +379,21 @@ fn concurrent_materialise_with_a_lock_file_builds_once() {
     assert_eq!((built, current), (1, 7), "{outputs:?}");
 }
 
+/// Writes the sysroot's update-alternatives record of `name`.
+fn host_alternative(sysroot: &Path, name: &str, record: &str) {
+    let dir = sysroot.join("var/lib/dpkg/alternatives");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(name), record).unwrap();
+}
+
 #[test]
 fn trees_carry_dpkg_state_accounts_and_alternatives_never_host_secrets() {
     let w = World::new(&[("base", BASE)]);
-    let alternatives = w.sysroot.join("var/lib/dpkg/alternatives");
-    fs::create_dir_all(&alternatives).unwrap();
-    fs::write(
-        alternatives.join("awk"),
+    host_alternative(
+        &w.sysroot,
+        "awk",
         "auto\n/usr/bin/awk\nawk.1.gz\n/usr/share/man/man1/awk.1.gz\n\n/usr/bin/mawk\n5\n/usr/share/man/man1/mawk.1.gz\n\n",
-    )
-    .unwrap();
+    );
     fs::create_dir_all(w.sysroot.join("etc/alternatives")).unwrap();
     std::os::unix::fs::symlink("/usr/bin/mawk", w.sysroot.join("etc/alternatives/awk")).unwrap();
     fs::write(
@@ -557,13 +562,11 @@ fn modified_conffiles_are_reported_and_taken_pristine_from_the_pool() {
 #[test]
 fn pool_packages_scripts_make_their_accounts_and_alternatives() {
     let w = World::new(&[("base", BASE)]);
-    let alternatives = w.sysroot.join("var/lib/dpkg/alternatives");
-    fs::create_dir_all(&alternatives).unwrap();
-    fs::write(
-        alternatives.join("awk"),
+    host_alternative(
+        &w.sysroot,
+        "awk",
         "auto\n/usr/bin/awk\n\n/usr/bin/mawk\n5\n\n",
-    )
-    .unwrap();
+    );
     let pool = w.ws.join("debs");
     fs::create_dir_all(&pool).unwrap();
     // What a daemon's postinst does: a system user and an alternative of higher priority.

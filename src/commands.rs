@@ -52,6 +52,14 @@ impl Context {
         self.workspace.store_dir().join("pool")
     }
 
+    /// The folders of `.deb` archives, by preference: `store/pool`, apt's cache, then
+    /// the `--pool` folders.
+    fn pool_dirs(&self, more: &[PathBuf]) -> Vec<PathBuf> {
+        let mut dirs = vec![self.pool_dir(), self.sysroot.join("var/cache/apt/archives")];
+        dirs.extend(more.iter().cloned());
+        dirs
+    }
+
     fn blobs_dir(&self) -> PathBuf {
         self.workspace.store_dir().join("blobs")
     }
@@ -141,8 +149,7 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
             jobs.push(recipe);
         }
     }
-    let mut pool_dirs = vec![ctx.pool_dir(), ctx.sysroot.join("var/cache/apt/archives")];
-    pool_dirs.extend(opts.pools.iter().cloned());
+    let pool_dirs = ctx.pool_dirs(&opts.pools);
     let catalog = Catalog::new(
         DpkgDatabase::read(&ctx.sysroot)?,
         Pool::scan(&pool_dirs)?,
@@ -213,6 +220,8 @@ pub struct MaterialiseOptions {
     pub if_newer: bool,
     /// `--lock FILE`.
     pub lock_file: Option<PathBuf>,
+    /// More folders of `.deb` archives (`--pool DIR`).
+    pub pools: Vec<PathBuf>,
 }
 
 /// Materialises a stored lock into a chroot or tarball.
@@ -231,6 +240,7 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
     };
     let sources = Sources {
         sysroot: ctx.sysroot.clone(),
+        pool: ctx.pool_dirs(&opts.pools),
         blobs: Some(ctx.blobs_dir()),
     };
     let outcome = materialise::materialise(

@@ -69,6 +69,9 @@ enum Command {
         /// Serialise concurrent builds of this output on this lock file.
         #[arg(long, value_name = "FILE")]
         lock: Option<PathBuf>,
+        /// Another folder of `.deb` archives to take packages' files from (after store/pool and /var/cache/apt/archives).
+        #[arg(long, value_name = "DIR")]
+        pool: Vec<PathBuf>,
     },
     /// List the stored locks.
     #[command(after_help = "Example:\n  appliance list")]
@@ -160,6 +163,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<(), appli
             version,
             if_newer,
             lock,
+            pool,
         } => commands::materialise(
             ctx,
             &MaterialiseOptions {
@@ -172,6 +176,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<(), appli
                 output,
                 if_newer,
                 lock_file: lock,
+                pools: pool,
             },
             out,
         ),

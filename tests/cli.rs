@@ -617,4 +617,37 @@ fn pool_packages_scripts_make_their_accounts_and_alternatives() {
         admin,
         "auto\n/usr/bin/awk\n\n/usr/bin/mawk\n5\n/usr/bin/tinyd-awk\n50\n\n"
     );
+    // The file came from the archive (compile keeps no copy), unpacked beside OUT and
+    // cleaned up.
+    assert_eq!(
+        fs::read_to_string(tree.join("usr/bin/tinyd-awk")).unwrap(),
+        "#!/bin/sh\n"
+    );
+    let leftovers: Vec<String> = fs::read_dir(tree.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Without the archive nothing can supply it: a clear error, and no output.
+    fs::remove_dir_all(&pool).unwrap();
+    fs::create_dir(&pool).unwrap();
+    let err = w.fails(&[
+        "materialise",
+        "base",
+        "--flavor",
+        "openvz",
+        "--format",
+        "chroot",
+        "-o",
+        "again",
+        "--pool",
+        "debs",
+    ]);
+    assert!(
+        err.contains("/usr/bin/tinyd-awk (package tinyd): missing; no archive of tinyd 1.0-1 (amd64) in the pool folders; blob store: missing"),
+        "{err}"
+    );
+    assert!(!w.out("again").exists());
 }

@@ -15,12 +15,12 @@ use crate::lock::FileEntry;
 use super::output::{Target, TempPath, c_path};
 use super::plan::{Body, Item, Plan};
 use super::progress::Progress;
-use super::{MaterialiseError, Sources, fetch_all, io_error};
+use super::{MaterialiseError, Supply, fetch_all, io_error};
 
 /// Builds the tree in a temporary beside OUT; returns it and the number of entries made.
 pub(super) fn build(
     plan: &Plan,
-    sources: &Sources,
+    supply: &Supply,
     target: &Target,
     mtime: libc::time_t,
     progress: &Progress,
@@ -42,7 +42,7 @@ pub(super) fn build(
         progress.entry(0);
     }
 
-    fetch_all(plan, sources, out, progress, |item| {
+    fetch_all(plan, supply, out, progress, |item| {
         OpenOptions::new()
             .write(true)
             .create_new(true)

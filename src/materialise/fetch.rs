@@ -1,6 +1,7 @@
 //! Byte sources for file entries, checked against the lock while they are read.
 //!
-//! A file's bytes come from the host file under the sysroot, else from the blob store.
+//! A file's bytes come from the host file under the sysroot, else from its package's
+//! archive in the pool, else from the blob store.
 //! Each source is read once: the BLAKE3 and the size are checked on the bytes as they
 //! pass on to the output, so a source that turns out different is simply dropped (the
 //! sink is emptied) and the next one tried.
@@ -13,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use crate::lock::FileEntry;
 
-use super::Sources;
 use super::plan::Expected;
+use super::{Sources, Supply};
 
 /// What was wrong with one source of a file's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +67,9 @@ pub struct Drifted {
     /// What was wrong with the host file (read at the entry's origin when it has one);
     /// for a file that changed while being archived, with the source that had matched.
     pub problem: Problem,
+    /// Why the package's archive could not supply it; `None` when no archive was
+    /// looked at (no package, or the file changed while archived).
+    pub archive: Option<String>,
     /// What was wrong with the blob; `None` when no blob store was given.
     pub blob: Option<Problem>,
 }
@@ -78,6 +82,7 @@ impl Drifted {
             path: entry.path.clone(),
             package: entry.package.clone(),
             problem,
+            archive: None,
             blob,
         }
     }
@@ -88,6 +93,9 @@ impl fmt::Display for Drifted {
         match &self.package {
             Some(package) => write!(f, "{} (package {package}): {}", self.path, self.problem)?,
             None => write!(f, "{} (no package): {}", self.path, self.problem)?,
+        }
+        if let Some(archive) = &self.archive {
+            write!(f, "; {archive}")?;
         }
         match &self.blob {
             Some(blob) => write!(f, "; blob store: {blob}"),
@@ -124,30 +132,47 @@ impl Restart for File {
     }
 }
 
-/// Copies the first source matching `expected` into `sink`; returns that source's path.
+/// Copies the first source matching `expected` into `sink`: the host file, the
+/// package's archive, the blob store. Returns that source's path.
 pub(crate) fn fetch(
     entry: &FileEntry,
     expected: &Expected,
-    sources: &Sources,
+    supply: &Supply,
     sink: &mut impl Restart,
 ) -> Result<PathBuf, FetchError> {
+    let sources = supply.sources;
     let host = host_path(entry, sources);
     let host_problem = match copy_from(&host, expected, sink) {
         Ok(()) => return Ok(host),
         Err(Failure::Source(problem)) => problem,
         Err(Failure::Sink(e)) => return Err(FetchError::Sink(e)),
     };
+    let mut drifted = Drifted::new(entry, host_problem, None);
+    if let (Some(package), Some(archives)) = (&entry.package, &supply.archives) {
+        match archives.file(package, expected) {
+            Ok((unpacked, name)) => {
+                sink.restart().map_err(FetchError::Sink)?;
+                match copy_from(&unpacked, expected, sink) {
+                    Ok(()) => return Ok(unpacked),
+                    Err(Failure::Source(problem)) => {
+                        drifted.archive = Some(format!("archive {name}: {problem}"));
+                    }
+                    Err(Failure::Sink(e)) => return Err(FetchError::Sink(e)),
+                }
+            }
+            Err(why) => drifted.archive = Some(why),
+        }
+    }
     let Some(blob) = blob_path(expected, sources) else {
-        return Err(FetchError::Drift(Drifted::new(entry, host_problem, None)));
+        return Err(FetchError::Drift(drifted));
     };
     sink.restart().map_err(FetchError::Sink)?;
     match copy_from(&blob, expected, sink) {
         Ok(()) => Ok(blob),
-        Err(Failure::Source(problem)) => Err(FetchError::Drift(Drifted::new(
-            entry,
-            host_problem,
-            Some(problem),
-        ))),
+        Err(Failure::Source(problem)) => {
+            drifted.blob = Some(problem);
+            Err(FetchError::Drift(drifted))
+        }
         Err(Failure::Sink(e)) => Err(FetchError::Sink(e)),
     }
 }
@@ -325,6 +350,7 @@ mod tests {
     fn sources(dir: &Path, blobs: bool) -> Sources {
         Sources {
             sysroot: dir.join("root"),
+            pool: Vec::new(),
             blobs: blobs.then(|| dir.join("blobs")),
         }
     }
@@ -351,7 +377,10 @@ mod tests {
         let got = fetch(
             &entry,
             &expected(b"hello"),
-            &sources(dir.path(), false),
+            &Supply {
+                sources: &sources(dir.path(), false),
+                archives: None,
+            },
             &mut WriteRestart(&mut out),
         )
         .unwrap();
@@ -370,7 +399,10 @@ mod tests {
         fetch(
             &entry,
             &expected(b"real"),
-            &sources(dir.path(), false),
+            &Supply {
+                sources: &sources(dir.path(), false),
+                archives: None,
+            },
             &mut WriteRestart(&mut out),
         )
         .unwrap();
@@ -387,7 +419,10 @@ mod tests {
         let got = fetch(
             &entry,
             &expected(b"hello"),
-            &sources(dir.path(), true),
+            &Supply {
+                sources: &sources(dir.path(), true),
+                archives: None,
+            },
             &mut WriteRestart(&mut out),
         )
         .unwrap();
@@ -419,7 +454,10 @@ mod tests {
             let err = fetch(
                 &entry,
                 &expected(b"hello"),
-                &sources(dir.path(), true),
+                &Supply {
+                    sources: &sources(dir.path(), true),
+                    archives: None,
+                },
                 &mut io::sink(),
             )
             .unwrap_err();

@@ -6,6 +6,7 @@
 //! the output is built beside OUT and renamed into place, so OUT is always either the
 //! previous output or the complete new one.
 
+mod archives;
 mod chroot;
 mod fetch;
 mod output;
@@ -105,8 +106,18 @@ impl Format {
 pub struct Sources {
     /// The host root the lock's files are read under (`/` for the host itself).
     pub sysroot: PathBuf,
+    /// Folders of `.deb` archives (`store/pool`, `/var/cache/apt/archives`, ...), in
+    /// preference order: a locked package's archive supplies its files.
+    pub pool: Vec<PathBuf>,
     /// The blob store, laid out as `<dir>/<first two hex digits>/<BLAKE3 hex>`.
     pub blobs: Option<PathBuf>,
+}
+
+/// The byte sources of one run: the caller's [`Sources`] and, when there are pool
+/// folders, the package archives unpacked on demand.
+pub(crate) struct Supply<'a> {
+    sources: &'a Sources,
+    archives: Option<archives::Archives<'a>>,
 }
 
 /// How to run a materialisation.
@@ -259,14 +270,26 @@ pub fn materialise(
     }
     target.refuse_unsafe(sources)?;
 
+    // Unpacked archive files live beside OUT until the run ends, whatever its outcome.
+    let scratch = match sources.pool.is_empty() {
+        true => None,
+        false => Some(target.temp_dir()?),
+    };
+    let supply = Supply {
+        sources,
+        archives: (scratch.as_ref())
+            .map(|dir| archives::Archives::new(lock, &sources.pool, &dir.path)),
+    };
     let progress = Progress::new();
     let mut warnings = Vec::new();
     let (temp, files) = match format {
-        Format::Chroot => chroot::build(&plan, sources, &target, mtime, &progress, &mut warnings)?,
+        Format::Chroot => chroot::build(&plan, &supply, &target, mtime, &progress, &mut warnings)?,
         Format::Tar(compression) => {
-            tarball::build(&plan, sources, compression, &target, opts.mtime, &progress)?
+            tarball::build(&plan, &supply, compression, &target, opts.mtime, &progress)?
         }
     };
+    drop(supply);
+    drop(scratch);
     // The bar goes before anything else is reported.
     drop(progress);
     Stamp::remove(&stamp_path)
@@ -315,7 +338,7 @@ fn hold(path: &Path, out: &Path) -> Result<File, MaterialiseError> {
 /// Returns, per item, the source that matched; any drift fails with every drifted file.
 fn fetch_all<S: Restart>(
     plan: &Plan,
-    sources: &Sources,
+    supply: &Supply,
     out: &Path,
     progress: &Progress,
     sink: impl Fn(&Item) -> Result<S, MaterialiseError> + Sync,
@@ -332,7 +355,7 @@ fn fetch_all<S: Restart>(
                     return Ok(None);
                 };
                 let mut sink = sink(item).map_err(Failed::Fatal)?;
-                match fetch::fetch(item.entry, expected, sources, &mut sink) {
+                match fetch::fetch(item.entry, expected, supply, &mut sink) {
                     Ok(source) => {
                         progress.entry(expected.size);
                         Ok(Some(source))

@@ -280,6 +280,7 @@ mod tests {
         fs::create_dir_all(dir.path().join("sys/root")).unwrap();
         let sources = Sources {
             sysroot: dir.path().join("sys/root"),
+            pool: Vec::new(),
             blobs: None,
         };
         let target = Target::new(&dir.path().join("sys")).unwrap();

@@ -20,13 +20,13 @@ use super::fetch::{CheckedReader, Drifted, Problem};
 use super::output::{Target, TempPath};
 use super::plan::{Body, Expected, Plan};
 use super::progress::Progress;
-use super::{Compression, MaterialiseError, Sources, fetch_all, io_error};
+use super::{Compression, MaterialiseError, Supply, fetch_all, io_error};
 
 /// Checks every file's sources, then writes the archive to a temporary beside OUT;
 /// returns it and the number of entries written (the root not counted).
 pub(super) fn build(
     plan: &Plan,
-    sources: &Sources,
+    supply: &Supply,
     compression: Compression,
     target: &Target,
     mtime: u64,
@@ -35,7 +35,7 @@ pub(super) fn build(
     // Picking each file's source before the stream starts lets a host file that
     // differs fall back to its blob, and finds all drift before any compression work.
     progress.phase("checking", plan.file_count(), plan.content_bytes());
-    let chosen = fetch_all(plan, sources, &target.out, progress, |_| Ok(io::sink()))?;
+    let chosen = fetch_all(plan, supply, &target.out, progress, |_| Ok(io::sink()))?;
 
     let (temp, file) = target.temp_file()?;
     let out = &target.out;

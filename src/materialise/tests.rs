@@ -111,6 +111,7 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let sources = Sources {
             sysroot: dir.path().join("sysroot"),
+            pool: Vec::new(),
             blobs: None,
         };
         write_sysroot(&sources.sysroot);
@@ -632,4 +633,30 @@ fn permissions_survive_a_read_only_tree_being_replaced() {
         outcome.warnings
     );
     assert_eq!(fx.outs(), [".root.appliance-stamp", "root"]);
+}
+
+#[test]
+fn a_lock_the_host_supplies_never_reads_the_pool() {
+    let mut fx = Fixture::new();
+    // Scanning this pool would fail: the archive is not a .deb.
+    let pool = fx.dir.path().join("pool");
+    fs::create_dir(&pool).unwrap();
+    fs::write(pool.join("broken_1_amd64.deb"), b"not an archive").unwrap();
+    fx.sources.pool = vec![pool];
+    for (format, name) in [
+        (Format::Chroot, "root"),
+        (Format::Tar(Compression::None), "t.tar"),
+    ] {
+        fx.run(format, &fx.out(name), &opts()).unwrap();
+    }
+    // The scratch folder for unpacked archives is gone with the run.
+    assert_eq!(
+        fx.outs(),
+        [
+            ".root.appliance-stamp",
+            ".t.tar.appliance-stamp",
+            "root",
+            "t.tar"
+        ]
+    );
 }

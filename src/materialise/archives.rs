@@ -1,0 +1,136 @@
+//! Package archives as a byte source: a locked package's `.deb`, found in the pool
+//! folders, unpacked once per run into a scratch folder beside OUT whose files are named
+//! by their BLAKE3, so a file is then read (and checked) like any other source.
+//!
+//! Nothing is scanned or unpacked unless some file needs it: a lock the host supplies
+//! whole never looks at the pool.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::lock::{Lock, LockedPackage};
+use crate::source::deb::DebArchive;
+use crate::source::pool::Pool;
+
+use super::plan::Expected;
+
+/// One archive's unpacking: done once, by whichever thread needs it first; then the
+/// archive's file name, or why it could not be unpacked.
+type Unpacking = OnceLock<Result<String, String>>;
+
+/// The archives of one materialise run.
+pub(crate) struct Archives<'a> {
+    /// Folders of `.deb` files, in preference order.
+    dirs: &'a [PathBuf],
+    /// The lock's packages by name.
+    packages: HashMap<&'a str, &'a LockedPackage>,
+    /// Where unpacked files go (a private folder beside OUT, removed with the run).
+    scratch: PathBuf,
+    /// The pool, scanned the first time an archive is wanted.
+    pool: OnceLock<Result<Pool, String>>,
+    /// Per package: the archive's file name once unpacked, or why it could not be.
+    unpacked: Mutex<HashMap<String, Arc<Unpacking>>>,
+}
+
+impl<'a> Archives<'a> {
+    /// Archives for the packages of `lock`, looked for in `dirs`; files are unpacked
+    /// into `scratch`, an existing empty folder.
+    pub(crate) fn new(lock: &'a Lock, dirs: &'a [PathBuf], scratch: &Path) -> Archives<'a> {
+        let mut packages = HashMap::new();
+        for package in &lock.packages {
+            packages.entry(package.name.as_str()).or_insert(package);
+        }
+        Archives {
+            dirs,
+            packages,
+            scratch: scratch.to_path_buf(),
+            pool: OnceLock::new(),
+            unpacked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The unpacked copy of the file of `package` whose content is `expected`, with the
+    /// archive's file name; or why the archive cannot supply it, as a drift report says.
+    pub(crate) fn file(
+        &self,
+        package: &str,
+        expected: &Expected,
+    ) -> Result<(PathBuf, String), String> {
+        let once = {
+            let mut unpacked = self
+                .unpacked
+                .lock()
+                .map_err(|_| "the archive cache was poisoned".to_string())?;
+            Arc::clone(unpacked.entry(package.to_string()).or_default())
+        };
+        let name = once.get_or_init(|| self.unpack(package)).clone()?;
+        let path = self.scratch.join(expected.digest.to_hex().as_str());
+        if path.is_file() {
+            Ok((path, name))
+        } else {
+            Err(format!("archive {name}: no file with the locked content"))
+        }
+    }
+
+    /// Finds `package`'s archive and unpacks every regular file of it by content.
+    fn unpack(&self, package: &str) -> Result<String, String> {
+        let locked = self
+            .packages
+            .get(package)
+            .ok_or_else(|| format!("package {package} is not in the lock"))?;
+        let pool = self
+            .pool
+            .get_or_init(|| Pool::scan(self.dirs).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| format!("pool: {e}"))?;
+        let archive = pool
+            .find(&locked.name, &locked.version, &locked.arch)
+            .ok_or_else(|| {
+                format!(
+                    "no archive of {} {} ({}) in the pool folders",
+                    locked.name, locked.version, locked.arch
+                )
+            })?;
+        let name = archive
+            .path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        self.unpack_archive(archive)
+            .map_err(|e| format!("archive {name}: {e}"))?;
+        Ok(name)
+    }
+
+    fn unpack_archive(&self, archive: &DebArchive) -> Result<(), String> {
+        let mut counter = 0u64;
+        archive
+            .for_each_file(|_, content| {
+                counter += 1;
+                let partial = self.scratch.join(format!(".partial-{counter}"));
+                let digest = copy_hashing(content, &partial)
+                    .map_err(|e| io::Error::other(format!("{}: {e}", partial.display())))?;
+                fs::rename(&partial, self.scratch.join(digest.to_hex().as_str()))
+            })
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Copies `content` into a new file at `to`, returning the BLAKE3 of what passed.
+fn copy_hashing(content: &mut dyn Read, to: &Path) -> io::Result<blake3::Hash> {
+    let mut file = File::create(to)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = vec![0u8; 128 * 1024];
+    loop {
+        let n = match content.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..n]);
+        file.write_all(&buffer[..n])?;
+    }
+    Ok(hasher.finalize())
+}

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::lock::{Lock, LockedPackage};
@@ -33,6 +34,8 @@ pub(crate) struct Archives<'a> {
     pool: OnceLock<Result<Pool, String>>,
     /// Per package: the archive's file name once unpacked, or why it could not be.
     unpacked: Mutex<HashMap<String, Arc<Unpacking>>>,
+    /// Names the partial files of every unpacking, which run on several threads.
+    partials: AtomicU64,
 }
 
 impl<'a> Archives<'a> {
@@ -49,6 +52,7 @@ impl<'a> Archives<'a> {
             scratch: scratch.to_path_buf(),
             pool: OnceLock::new(),
             unpacked: Mutex::new(HashMap::new()),
+            partials: AtomicU64::new(0),
         }
     }
 
@@ -104,11 +108,10 @@ impl<'a> Archives<'a> {
     }
 
     fn unpack_archive(&self, archive: &DebArchive) -> Result<(), String> {
-        let mut counter = 0u64;
         archive
             .for_each_file(|_, content| {
-                counter += 1;
-                let partial = self.scratch.join(format!(".partial-{counter}"));
+                let n = self.partials.fetch_add(1, Ordering::Relaxed);
+                let partial = self.scratch.join(format!(".partial-{n}"));
                 let digest = copy_hashing(content, &partial)
                     .map_err(|e| io::Error::other(format!("{}: {e}", partial.display())))?;
                 fs::rename(&partial, self.scratch.join(digest.to_hex().as_str()))

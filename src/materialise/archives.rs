@@ -7,13 +7,12 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::lock::{Lock, LockedPackage};
-use crate::source::deb::DebArchive;
+use crate::source::deb::{DebArchive, DebError};
 use crate::source::pool::Pool;
 
 use super::plan::Expected;
@@ -109,31 +108,19 @@ impl<'a> Archives<'a> {
 
     fn unpack_archive(&self, archive: &DebArchive) -> Result<(), String> {
         archive
-            .for_each_file(|_, content| {
+            .for_each_file(|file| {
+                let entry = file.path().to_string();
+                let failed = |source| DebError::Write {
+                    path: archive.path.clone(),
+                    entry: entry.clone(),
+                    source,
+                };
                 let n = self.partials.fetch_add(1, Ordering::Relaxed);
                 let partial = self.scratch.join(format!(".partial-{n}"));
-                let digest = copy_hashing(content, &partial)
-                    .map_err(|e| io::Error::other(format!("{}: {e}", partial.display())))?;
-                fs::rename(&partial, self.scratch.join(digest.to_hex().as_str()))
+                let mut out = File::create(&partial).map_err(failed)?;
+                let digest = file.copy_to(&mut out)?;
+                fs::rename(&partial, self.scratch.join(digest)).map_err(failed)
             })
             .map_err(|e| e.to_string())
     }
-}
-
-/// Copies `content` into a new file at `to`, returning the BLAKE3 of what passed.
-fn copy_hashing(content: &mut dyn Read, to: &Path) -> io::Result<blake3::Hash> {
-    let mut file = File::create(to)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buffer = vec![0u8; 128 * 1024];
-    loop {
-        let n = match content.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buffer[..n]);
-        file.write_all(&buffer[..n])?;
-    }
-    Ok(hasher.finalize())
 }

@@ -356,14 +356,12 @@ impl DebArchive {
         Ok((out, contents))
     }
 
-    /// Streams every regular file of the data member, in archive order, to `visit` with
-    /// its archive path (absolute, as in [`entries`](DebArchive::entries)): one pass,
-    /// however many files are wanted. A file whose content is shorter than its header
-    /// says, or a damaged stream, is an error; `visit`'s own errors are reported as
-    /// failing to write that file.
+    /// Hands every regular file of the data member, in archive order, to `visit`: one
+    /// pass, however many files are wanted. A file `visit` copies is checked to be as
+    /// long as its header says; a damaged stream is an error.
     pub fn for_each_file(
         &self,
-        mut visit: impl FnMut(&str, &mut dyn Read) -> io::Result<()>,
+        mut visit: impl FnMut(DataFile<'_, '_, '_>) -> Result<(), DebError>,
     ) -> Result<(), DebError> {
         let file = self.open_file()?;
         walk(&self.path, file, &self.data, |path, entry| {
@@ -371,24 +369,11 @@ impl DebArchive {
                 entry.header().entry_type(),
                 tar::EntryType::Regular | tar::EntryType::Continuous
             ) {
-                let expected = entry.size();
-                let mut counted = CountingReader {
-                    inner: &mut *entry,
-                    count: 0,
-                };
-                visit(path, &mut counted).map_err(|source| DebError::Write {
-                    path: self.path.clone(),
-                    entry: path.to_string(),
-                    source,
+                visit(DataFile {
+                    archive: &self.path,
+                    path,
+                    entry,
                 })?;
-                let read = counted.count;
-                if read != expected {
-                    return Err(entry_error(
-                        &self.path,
-                        entry,
-                        format!("truncated: {read} of {expected} bytes"),
-                    ));
-                }
             }
             Ok(ControlFlow::Continue(()))
         })
@@ -402,17 +387,23 @@ impl DebArchive {
     }
 }
 
-/// Counts the bytes read through it.
-struct CountingReader<R> {
-    inner: R,
-    count: u64,
+/// A regular file of an archive's data member, met by [`DebArchive::for_each_file`].
+pub struct DataFile<'e, 'a, 'r> {
+    archive: &'e Path,
+    path: &'e str,
+    entry: &'e mut tar::Entry<'a, Box<dyn Read + 'r>>,
 }
 
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
+impl DataFile<'_, '_, '_> {
+    /// Its path in the archive, absolute (as in [`DebArchive::entries`]).
+    pub fn path(&self) -> &str {
+        self.path
+    }
+
+    /// Copies its content to `to`, checking it is as long as the header says; returns
+    /// the content's BLAKE3 (hex).
+    pub fn copy_to(self, to: &mut dyn Write) -> Result<String, DebError> {
+        Ok(copy_checked(self.archive, self.path, self.entry, to)?.1)
     }
 }
 
@@ -1068,10 +1059,12 @@ mod tests {
             let path = write(dir.path(), "hello.deb", &hello(compression));
             let deb = DebArchive::open(&path).unwrap();
             let mut seen = Vec::new();
-            deb.for_each_file(|path, content| {
+            deb.for_each_file(|file| {
+                let path = file.path().to_string();
                 let mut bytes = Vec::new();
-                content.read_to_end(&mut bytes)?;
-                seen.push((path.to_string(), digest(&bytes)));
+                let hex = file.copy_to(&mut bytes)?;
+                assert_eq!(hex, digest(&bytes));
+                seen.push((path, hex));
                 Ok(())
             })
             .unwrap();
@@ -1088,8 +1081,17 @@ mod tests {
                     .any(|(p, d)| p == "/usr/bin/hello" && *d == digest(&big()))
             );
 
+            struct Full;
+            impl Write for Full {
+                fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                    Err(io::Error::other("disk full"))
+                }
+                fn flush(&mut self) -> io::Result<()> {
+                    Ok(())
+                }
+            }
             let err = deb
-                .for_each_file(|_, _| Err(io::Error::other("disk full")))
+                .for_each_file(|file| file.copy_to(&mut Full).map(drop))
                 .unwrap_err();
             assert!(matches!(err, DebError::Write { .. }), "{err}");
             assert!(err.to_string().contains("disk full"), "{err}");
@@ -1388,9 +1390,9 @@ mod tests {
             assert_eq!(entries.len(), listed, "{compressor}");
 
             let mut bytes = Vec::new();
-            deb.for_each_file(|path, content| match path {
-                "/usr/bin/hello" => content.read_to_end(&mut bytes).map(drop),
-                _ => io::copy(content, &mut io::sink()).map(drop),
+            deb.for_each_file(|file| match file.path() {
+                "/usr/bin/hello" => file.copy_to(&mut bytes).map(drop),
+                _ => Ok(()),
             })
             .unwrap();
             assert_eq!(bytes, big());

@@ -140,6 +140,7 @@ struct Scripts {
 
 /// The chosen packages' file entries with the bytes that only archives hold.
 struct Tree {
+    /// Sorted by path.
     entries: Vec<FileEntry>,
     /// What the user should know about the tree (modified conffiles).
     warnings: Vec<String>,
@@ -150,6 +151,25 @@ struct Tree {
     /// one: kept in the blob store, since the host cannot supply them.
     pristine: Vec<String>,
     missing: Vec<(String, String)>,
+}
+
+impl Tree {
+    /// The bytes of `entry` of the tree: compile's copy when it read them from an
+    /// archive (or took a packaged conffile), else the host file under `sysroot` at the
+    /// entry's origin (a diverted file's real place). A hard link's are its target's.
+    fn bytes(&self, sysroot: &Path, entry: &FileEntry) -> std::io::Result<Vec<u8>> {
+        let path = match entry.kind {
+            FileKind::Hardlink => entry.target.as_deref().unwrap_or(&entry.path),
+            _ => &entry.path,
+        };
+        match self.contents.get(path) {
+            Some(bytes) => Ok(bytes.clone()),
+            None => {
+                let at = entry.origin.as_deref().unwrap_or(path);
+                std::fs::read(sysroot.join(at.trim_start_matches('/')))
+            }
+        }
+    }
 }
 
 /// Compiles one recipe.
@@ -466,14 +486,17 @@ fn system_files(
             Err(source) => Err(Error::Io { path, source }),
         }
     };
-    // A file of the tree: from its archive when one brought it, else from the host.
     let read_tree = |path: &str| -> Result<Option<String>> {
-        match tree.contents.get(path) {
-            Some(bytes) => Ok(Some(String::from_utf8_lossy(bytes).into_owned())),
-            None if tree.entries.iter().any(|e| e.path == path) => {
-                read_host(path.trim_start_matches('/'))
-            }
-            None => Ok(None),
+        let Ok(at) = tree.entries.binary_search_by(|e| e.path.as_str().cmp(path)) else {
+            return Ok(None);
+        };
+        match tree.bytes(&settings.sysroot, &tree.entries[at]) {
+            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(Error::Io {
+                path: settings.sysroot.join(path.trim_start_matches('/')),
+                source,
+            }),
         }
     };
     let master_passwd = read_tree(MASTER_PASSWD)?;
@@ -508,24 +531,10 @@ fn system_files(
         excludes,
         &scripts.archives,
     )?);
-    let kept: Vec<FileEntry> = (tree.entries.iter())
+    let kept: Vec<&FileEntry> = (tree.entries.iter())
         .filter(|e| !excludes.matches(&e.path))
-        .cloned()
         .collect();
-    let bytes = |entry: &FileEntry| -> std::io::Result<Vec<u8>> {
-        // A hard link's bytes are its target's.
-        let path = match entry.kind {
-            FileKind::Hardlink => entry.target.as_deref().unwrap_or(&entry.path),
-            _ => &entry.path,
-        };
-        match tree.contents.get(path) {
-            Some(bytes) => Ok(bytes.clone()),
-            None => {
-                let at = entry.origin.as_deref().unwrap_or(path);
-                std::fs::read(settings.sysroot.join(at.trim_start_matches('/')))
-            }
-        }
-    };
+    let bytes = |entry: &FileEntry| tree.bytes(&settings.sysroot, entry);
     generated
         .extend(system::ld_so_cache(&kept, bytes, &system::host_ldconfig())?.unwrap_or_default());
     Ok(generated)

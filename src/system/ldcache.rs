@@ -65,7 +65,7 @@ pub fn ldconfig_reads(path: &str) -> bool {
 /// so no libc-bin). `content` gives the bytes of a regular file of the tree that
 /// [`ldconfig_reads`]; `ldconfig` is the program to run.
 pub fn ld_so_cache(
-    entries: &[FileEntry],
+    entries: &[&FileEntry],
     content: impl Fn(&FileEntry) -> io::Result<Vec<u8>>,
     ldconfig: &Path,
 ) -> Result<Option<Generated>, LdCacheError> {
@@ -83,7 +83,7 @@ pub fn ld_so_cache(
     let staged = |path: &str| root.join(path.trim_start_matches('/'));
     let stage_error = |path: PathBuf| move |source| LdCacheError::Stage { path, source };
     // Parents before children: the entries are sorted by path.
-    let mut sorted: Vec<&FileEntry> = entries.iter().collect();
+    let mut sorted: Vec<&FileEntry> = entries.to_vec();
     sorted.sort_by(|a, b| a.path.cmp(&b.path));
     for entry in sorted {
         if entry.path == "/" {
@@ -179,6 +179,10 @@ mod tests {
         ]
     }
 
+    fn refs(entries: &[FileEntry]) -> Vec<&FileEntry> {
+        entries.iter().collect()
+    }
+
     fn content(entry: &FileEntry) -> io::Result<Vec<u8>> {
         match entry.path.as_str() {
             "/etc/ld.so.conf" => Ok(b"/lib/x86_64-linux-gnu\n".to_vec()),
@@ -212,7 +216,7 @@ mod tests {
             eprintln!("skipped: the host lacks libz 1.2.13 or ldconfig");
             return;
         }
-        let made = ld_so_cache(&tree(), content, &host_ldconfig())
+        let made = ld_so_cache(&refs(&tree()), content, &host_ldconfig())
             .unwrap()
             .unwrap();
         assert_eq!(made.entries.len(), 1);
@@ -230,7 +234,7 @@ mod tests {
             listed.starts_with("3 libs found") || listed.starts_with("2 libs found"),
             "{listed}"
         );
-        let again = ld_so_cache(&tree(), content, &host_ldconfig())
+        let again = ld_so_cache(&refs(&tree()), content, &host_ldconfig())
             .unwrap()
             .unwrap();
         assert_eq!(&again.blobs[0], bytes);
@@ -242,14 +246,15 @@ mod tests {
             .into_iter()
             .filter(|e| e.path != LD_SO_CONF)
             .collect();
-        let made = ld_so_cache(&entries, content, Path::new("/nonexistent/ldconfig")).unwrap();
+        let made =
+            ld_so_cache(&refs(&entries), content, Path::new("/nonexistent/ldconfig")).unwrap();
         assert!(made.is_none());
     }
 
     #[test]
     fn unreadable_library_and_missing_ldconfig_are_clear_errors() {
         let err = ld_so_cache(
-            &tree(),
+            &refs(&tree()),
             |e| match e.path.as_str() {
                 "/usr/lib/x86_64-linux-gnu/libc.so.6" => Err(io::Error::other("gone")),
                 _ => Ok(Vec::new()),
@@ -262,7 +267,7 @@ mod tests {
             "cannot read /usr/lib/x86_64-linux-gnu/libc.so.6 for ldconfig: gone"
         );
         let err = ld_so_cache(
-            &tree(),
+            &refs(&tree()),
             |_| Ok(Vec::new()),
             Path::new("/nonexistent/ldconfig"),
         )

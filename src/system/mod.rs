@@ -1,7 +1,8 @@
 //! System state an appliance needs to work as a system, not a bag of files: dpkg's
-//! database for the locked packages, the accounts they use and the dynamic linker's cache. Each piece is generated at
-//! compile time as ordinary lock entries whose bytes go to the blob store, so it is as
-//! exact and reproducible as any packaged file. No maintainer script is ever run.
+//! database for the locked packages, the accounts they use, their alternatives and the
+//! dynamic linker's cache. Each piece is generated at compile time as ordinary lock
+//! entries whose bytes go to the blob store, so it is as exact and reproducible as any
+//! packaged file. No maintainer script is ever run.
 
 mod accounts;
 mod alternatives;

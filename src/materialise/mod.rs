@@ -271,10 +271,9 @@ pub fn materialise(
     target.refuse_unsafe(sources)?;
 
     // Unpacked archive files live beside OUT until the run ends, whatever its outcome.
-    let scratch = match sources.pool.is_empty() {
-        true => None,
-        false => Some(target.temp_dir()?),
-    };
+    let scratch = (!sources.pool.is_empty())
+        .then(|| target.temp_dir())
+        .transpose()?;
     let supply = Supply {
         sources,
         archives: (scratch.as_ref())

@@ -214,6 +214,8 @@ pub struct MaterialiseOptions {
     pub lookup: Lookup,
     /// `--format`.
     pub format: Option<String>,
+    /// `--disk`: an image's disk kind.
+    pub disk: Option<String>,
     /// `-o OUT`; default `GROUP-FLAVOR` in the current folder.
     pub output: Option<PathBuf>,
     /// `--if-newer`.
@@ -232,7 +234,12 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
         let flavor_name = flavor.name.clone().unwrap_or_else(|| "custom".into());
         PathBuf::from(format!("{}-{flavor_name}", stored.lock.group))
     });
-    let format = choose_format(opts.format.as_deref(), &flavor, &output)?;
+    let format = choose_format(
+        opts.format.as_deref(),
+        opts.disk.as_deref(),
+        &flavor,
+        &output,
+    )?;
     let options = materialise::Options {
         if_newer: opts.if_newer,
         lock_file: opts.lock_file.clone(),
@@ -269,21 +276,32 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
     .map_err(stdout_error)
 }
 
-/// `--format` wins; then a tar extension on OUT; then the flavor's own format.
-fn choose_format(explicit: Option<&str>, flavor: &Flavor, output: &Path) -> Result<Format> {
-    if explicit.is_none()
-        && Format::choose(None, output)? == Format::Chroot
-        && let Some(wanted) = flavor
-            .format
-            .as_deref()
-            .filter(|f| *f != "chroot" && *f != "tar")
-    {
-        return Err(Error::Usage(format!(
-            "flavor {} defaults to format `{wanted}`, which this version cannot build yet: pass --format chroot or --format tar",
-            flavor.name.as_deref().unwrap_or("given")
-        )));
+/// `--format` wins; then a tar extension on OUT; then the flavor's own format. `--disk`
+/// sets an image's disk kind and goes with no other format.
+fn choose_format(
+    explicit: Option<&str>,
+    disk: Option<&str>,
+    flavor: &Flavor,
+    output: &Path,
+) -> Result<Format> {
+    let by_name = explicit.or_else(|| {
+        (Format::choose(None, output).ok() == Some(Format::Chroot))
+            .then_some(flavor.format.as_deref())
+            .flatten()
+    });
+    let mut format = Format::choose(by_name, output)?;
+    if let Some(disk) = disk {
+        match &mut format {
+            Format::Image(kind) => *kind = materialise::Disk::parse(disk)?,
+            other => {
+                return Err(Error::Usage(format!(
+                    "--disk goes with the image format, not {}",
+                    other.describe().0
+                )));
+            }
+        }
     }
-    Ok(Format::choose(explicit, output)?)
+    Ok(format)
 }
 
 /// Every entry's mtime: `SOURCE_DATE_EPOCH` when set (as reproducible-builds.org

@@ -328,6 +328,7 @@ pub fn compile_recipe(
             resolver: RESOLVER_VERSION,
         },
         cmd: recipe.cmd.clone(),
+        modules: recipe.modules.clone(),
         packages,
         package_entries: tree.entries,
         excludes: recipe.excludes.clone(),

@@ -44,7 +44,7 @@ enum Command {
         #[arg(long)]
         offline: bool,
     },
-    /// Rehydrate a stored lock into a chroot directory or a tarball.
+    /// Rehydrate a stored lock into a chroot, tarball, OpenVZ template, image or OCI layout.
     #[command(
         after_help = "Example:\n  appliance materialise base --flavor openvz --format chroot -o /tmp/base\n  appliance materialise base --flavor openvz -o base.tar.zst"
     )]
@@ -54,9 +54,13 @@ enum Command {
         /// The flavor to materialise.
         #[arg(long, value_name = "F")]
         flavor: String,
-        /// Output format: chroot or tar (default: tar for a tar extension, else chroot).
+        /// Output format: chroot, tar, openvz, image or oci (default: tar for a tar
+        /// extension, else the flavor's format, else chroot).
         #[arg(long, value_name = "FMT")]
         format: Option<String>,
+        /// An image's root disk: raw, qcow2 or vmdk (default raw).
+        #[arg(long, value_name = "KIND")]
+        disk: Option<String>,
         /// Output path (default: `GROUP-FLAVOR` in the current folder).
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
@@ -159,6 +163,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<(), appli
             group,
             flavor,
             format,
+            disk,
             output,
             version,
             if_newer,
@@ -173,6 +178,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<(), appli
                     version,
                 },
                 format,
+                disk,
                 output,
                 if_newer,
                 lock_file: lock,

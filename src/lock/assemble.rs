@@ -41,6 +41,8 @@ pub struct Parts {
     pub inputs: Inputs,
     /// Container command.
     pub cmd: Vec<String>,
+    /// Kernel modules images load at boot.
+    pub modules: Vec<String>,
     /// The chosen packages with their reasons.
     pub packages: Vec<LockedPackage>,
     /// Entries of the chosen packages (one per path, sorted, parents present).
@@ -75,6 +77,7 @@ pub fn assemble(parts: Parts) -> Result<Lock, AssembleError> {
         flavor: parts.flavor,
         inputs: parts.inputs,
         cmd: parts.cmd,
+        modules: parts.modules,
         packages: parts.packages,
         files: kept.into_values().collect(),
     };
@@ -210,6 +213,7 @@ mod tests {
             flavor: "[is: x86_64]".into(),
             inputs: Inputs::default(),
             cmd: vec![],
+            modules: vec![],
             packages: vec![],
             package_entries: entries,
             excludes: excludes.iter().map(|s| s.to_string()).collect(),

@@ -198,6 +198,10 @@ pub struct Lock {
     /// The command for container outputs (`cmd` in the group).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cmd: Vec<String>,
+    /// The kernel modules an image of the lock loads at boot (`module` statements), in
+    /// first-mention order; their dependencies are found when the image is made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
     /// Packages, sorted by name then arch.
     pub packages: Vec<LockedPackage>,
     /// Files, sorted by path.

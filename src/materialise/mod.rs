@@ -1,4 +1,5 @@
-//! Materialise a lock into an output: chroot directory or tarball.
+//! Materialise a lock into an output: chroot directory, tarball, OpenVZ OS template,
+//! bootable image or OCI image layout.
 //!
 //! An output never reads the package database: it gets a [`Lock`] and the places that
 //! hold bytes ([`Sources`]). The whole lock is validated before anything is written,
@@ -75,6 +76,40 @@ impl Compression {
     }
 }
 
+/// How an image's root disk is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disk {
+    /// A raw ext4 filesystem image.
+    Raw,
+    /// The raw image converted by `qemu-img` to qcow2.
+    Qcow2,
+    /// The raw image converted by `qemu-img` to VMware's vmdk.
+    Vmdk,
+}
+
+impl Disk {
+    /// The disk for `--disk` (`raw`, `qcow2` or `vmdk`).
+    pub fn parse(name: &str) -> Result<Disk, MaterialiseError> {
+        match name {
+            "raw" => Ok(Disk::Raw),
+            "qcow2" => Ok(Disk::Qcow2),
+            "vmdk" => Ok(Disk::Vmdk),
+            other => Err(MaterialiseError::UnknownDisk {
+                name: other.to_string(),
+            }),
+        }
+    }
+
+    /// The lower-case name used in stamps, file names and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disk::Raw => "raw",
+            Disk::Qcow2 => "qcow2",
+            Disk::Vmdk => "vmdk",
+        }
+    }
+}
+
 /// The kind of output to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -82,21 +117,52 @@ pub enum Format {
     Chroot,
     /// A tarball with this compression.
     Tar(Compression),
+    /// An OpenVZ OS template: a container tarball (gzip or xz) that vzctl accepts.
+    Openvz(Compression),
+    /// A bootable set in a directory: kernel, initramfs and a root disk of this kind.
+    Image(Disk),
+    /// An OCI image layout directory with one layer.
+    Oci,
 }
 
 impl Format {
-    /// The format for `--format` (`chroot` or `tar`) and OUT. A tar's compression comes
-    /// from OUT's extension (none when it has no tar extension); without `--format`, a
-    /// tar extension means tar and anything else a chroot.
+    /// The names `--format` takes.
+    pub const NAMES: [&'static str; 5] = ["chroot", "tar", "openvz", "image", "oci"];
+
+    /// The format for `--format` and OUT. A tar's compression comes from OUT's extension
+    /// (none when it has no tar extension); an OpenVZ template is gzipped unless OUT
+    /// ends in `.tar.xz`; an image's disk is raw (see [`Disk::parse`]). Without
+    /// `--format`, a tar extension means tar and anything else a chroot.
     pub fn choose(name: Option<&str>, out: &Path) -> Result<Format, MaterialiseError> {
         let by_extension = Compression::from_extension(out);
         match name {
             None => Ok(by_extension.map_or(Format::Chroot, Format::Tar)),
             Some("chroot") => Ok(Format::Chroot),
             Some("tar") => Ok(Format::Tar(by_extension.unwrap_or(Compression::None))),
+            Some("openvz") => match by_extension {
+                None | Some(Compression::Gzip) => Ok(Format::Openvz(Compression::Gzip)),
+                Some(Compression::Xz) => Ok(Format::Openvz(Compression::Xz)),
+                Some(other) => Err(MaterialiseError::UnsupportedCompression {
+                    format: "openvz",
+                    compression: other.as_str(),
+                }),
+            },
+            Some("image") => Ok(Format::Image(Disk::Raw)),
+            Some("oci") => Ok(Format::Oci),
             Some(other) => Err(MaterialiseError::UnknownFormat {
                 name: other.to_string(),
             }),
+        }
+    }
+
+    /// The format's name and its variant (compression or disk), as stamps record them.
+    pub fn describe(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Format::Chroot => ("chroot", None),
+            Format::Tar(c) => ("tar", Some(c.as_str())),
+            Format::Openvz(c) => ("openvz", Some(c.as_str())),
+            Format::Image(disk) => ("image", Some(disk.as_str())),
+            Format::Oci => ("oci", None),
         }
     }
 }
@@ -148,10 +214,26 @@ pub struct Outcome {
 #[derive(Debug, thiserror::Error)]
 pub enum MaterialiseError {
     /// `--format` names no format this module writes.
-    #[error("unknown output format `{name}` (materialise writes `chroot` or `tar`)")]
+    #[error(
+        "unknown output format `{name}` (materialise writes chroot, tar, openvz, image or oci)"
+    )]
     UnknownFormat {
         /// The name given.
         name: String,
+    },
+    /// `--disk` names no disk kind an image can have.
+    #[error("unknown disk kind `{name}` (an image's disk is raw, qcow2 or vmdk)")]
+    UnknownDisk {
+        /// The name given.
+        name: String,
+    },
+    /// OUT's extension asks for a compression the format does not take.
+    #[error("the {format} format cannot be compressed with {compression}")]
+    UnsupportedCompression {
+        /// The format.
+        format: &'static str,
+        /// The compression OUT's extension asks for.
+        compression: &'static str,
     },
     /// The lock has an entry that cannot be written safely; nothing was written.
     #[error("invalid lock entry {path}: {problem}")]
@@ -285,6 +367,12 @@ pub fn materialise(
         Format::Chroot => chroot::build(&plan, &supply, &target, mtime, &progress, &mut warnings)?,
         Format::Tar(compression) => {
             tarball::build(&plan, &supply, compression, &target, opts.mtime, &progress)?
+        }
+        // Filled in by the openvz, image and oci modules.
+        Format::Openvz(_) | Format::Image(_) | Format::Oci => {
+            return Err(MaterialiseError::UnknownFormat {
+                name: format.describe().0.to_string(),
+            });
         }
     };
     drop(supply);

@@ -406,6 +406,7 @@ pub(crate) mod tests {
             flavor: "[is: x86_64]".to_string(),
             inputs: Inputs::default(),
             cmd: Vec::new(),
+            modules: Vec::new(),
             packages: Vec::new(),
             files,
         }

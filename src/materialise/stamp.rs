@@ -1,6 +1,6 @@
 //! The stamp beside an output that lets `--if-newer` skip a build.
 //!
-//! It records what OUT was built from (lock id, format, compression, mtime) and which
+//! It records what OUT was built from (lock id, format and its compression or disk, mtime) and which
 //! filesystem object OUT was right after the build (device, inode, size, mtime), so an
 //! OUT that was replaced or edited at its top level no longer counts as current.
 
@@ -19,7 +19,7 @@ use super::Format;
 pub(crate) struct Stamp {
     lock_id: String,
     format: String,
-    compression: Option<String>,
+    variant: Option<String>,
     mtime: u64,
     output: Option<Identity>,
 }
@@ -50,14 +50,11 @@ impl Identity {
 impl Stamp {
     /// The stamp a build of `lock_id` in `format` with entry mtime `mtime` would leave.
     pub fn request(lock_id: &str, format: Format, mtime: u64) -> Stamp {
-        let (format, compression) = match format {
-            Format::Chroot => ("chroot", None),
-            Format::Tar(c) => ("tar", Some(c.as_str().to_string())),
-        };
+        let (format, variant) = format.describe();
         Stamp {
             lock_id: lock_id.to_string(),
             format: format.to_string(),
-            compression,
+            variant: variant.map(str::to_string),
             mtime,
             output: None,
         }
@@ -124,7 +121,7 @@ mod tests {
 
         let text = String::from_utf8(fs::read(&stamp).unwrap()).unwrap();
         assert!(text.contains(r#""lock_id":"id1""#), "{text}");
-        assert!(text.contains(r#""compression":"gzip""#), "{text}");
+        assert!(text.contains(r#""variant":"gzip""#), "{text}");
 
         for other in [
             Stamp::request("id2", Format::Tar(Compression::Gzip), 7),

@@ -504,13 +504,15 @@ impl Repository {
         version: &str,
         flavor: &str,
     ) -> Result<(Lock, String, i64), Fault> {
-        let (lock_id, inputs, cmd, created): (String, String, String, i64) = self.conn.query_row(
-            "SELECT lock_id, inputs, cmd, created FROM locks WHERE id = ?1",
-            [row],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )?;
+        let (lock_id, inputs, cmd, modules, created): (String, String, String, String, i64) =
+            self.conn.query_row(
+                "SELECT lock_id, inputs, cmd, modules, created FROM locks WHERE id = ?1",
+                [row],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )?;
         let inputs: Inputs = from_json(&inputs, "inputs")?;
         let cmd: Vec<String> = from_json(&cmd, "cmd")?;
+        let modules: Vec<String> = from_json(&modules, "modules")?;
 
         let package_files = format!(
             "SELECT {} FROM package_files WHERE package = ?1 ORDER BY path",
@@ -567,6 +569,7 @@ impl Repository {
             flavor: flavor.to_string(),
             inputs,
             cmd,
+            modules,
             packages,
             files,
         };
@@ -723,8 +726,8 @@ fn write_lock(tx: &Transaction<'_>, lock: &Lock, lock_id: &str) -> rusqlite::Res
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     tx.execute(
-        "INSERT INTO locks (group_version, flavor, revision, lock_id, merkle_root, inputs, cmd, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO locks (group_version, flavor, revision, lock_id, merkle_root, inputs, cmd, modules, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             group_version,
             flavor,
@@ -733,6 +736,7 @@ fn write_lock(tx: &Transaction<'_>, lock: &Lock, lock_id: &str) -> rusqlite::Res
             lock.merkle_root(),
             to_json(&lock.inputs),
             to_json(&lock.cmd),
+            to_json(&lock.modules),
             created
         ],
     )?;
@@ -906,6 +910,7 @@ mod tests {
                 resolver: 3,
             },
             cmd: vec!["/usr/sbin/nginx".to_string(), "-g".to_string()],
+            modules: vec!["virtio_blk".to_string()],
             packages: vec![
                 package(
                     "nginx",

@@ -19,7 +19,7 @@ const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Migration `i` takes `user_version` from `i` to `i + 1`. Append only: a migration that
 /// has shipped never changes, because existing repositories have already run it.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The first schema.
 ///
@@ -110,6 +110,9 @@ CREATE TABLE lock_files (
     PRIMARY KEY (lock, path)
 ) WITHOUT ROWID;
 ";
+
+/// The kernel modules a lock's images load at boot (`module` statements), as JSON.
+const V2: &str = "ALTER TABLE locks ADD COLUMN modules TEXT NOT NULL DEFAULT '[]';";
 
 /// Opens (creating if needed) the SQLite file at `path` and brings its schema up to date.
 pub(super) fn connect(path: &Path) -> Result<Connection, RepoError> {

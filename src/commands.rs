@@ -250,6 +250,19 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
         pool: ctx.pool_dirs(&opts.pools),
         blobs: Some(ctx.blobs_dir()),
     };
+    // An OpenVZ template goes by the name vzctl knows it by, in the current folder or
+    // in the folder OUT names (vzctl's template cache).
+    let output = match (format, &opts.output) {
+        (Format::Openvz(compression), None) => PathBuf::from(materialise::template_name(
+            &stored.lock,
+            &sources,
+            compression,
+        )?),
+        (Format::Openvz(compression), Some(dir)) if dir.is_dir() => dir.join(
+            materialise::template_name(&stored.lock, &sources, compression)?,
+        ),
+        _ => output,
+    };
     let outcome = materialise::materialise(
         &stored.lock,
         &stored.lock_id,
@@ -276,19 +289,23 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
     .map_err(stdout_error)
 }
 
-/// `--format` wins; then a tar extension on OUT; then the flavor's own format. `--disk`
-/// sets an image's disk kind and goes with no other format.
+/// `--format` wins; then the flavor's own format, when OUT's name fits it (an OpenVZ
+/// template is a `.tar.gz` or `.tar.xz`, the other formats are folders); then a tar
+/// extension on OUT; then a chroot. `--disk` sets an image's disk kind and goes with no
+/// other format.
 fn choose_format(
     explicit: Option<&str>,
     disk: Option<&str>,
     flavor: &Flavor,
     output: &Path,
 ) -> Result<Format> {
-    let by_name = explicit.or_else(|| {
-        (Format::choose(None, output).ok() == Some(Format::Chroot))
-            .then_some(flavor.format.as_deref())
-            .flatten()
-    });
+    let by_extension = Format::choose(None, output)?;
+    let fits = |name: &str| match Format::choose(Some(name), output) {
+        Ok(Format::Openvz(_)) => true,
+        Ok(_) => by_extension == Format::Chroot,
+        Err(_) => false,
+    };
+    let by_name = explicit.or_else(|| flavor.format.as_deref().filter(|f| fits(f)));
     let mut format = Format::choose(by_name, output)?;
     if let Some(disk) = disk {
         match &mut format {

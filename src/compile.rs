@@ -195,6 +195,9 @@ pub fn compile_recipe(
         essential: true,
     };
     let resolution = resolve::resolve(universe, &request)?;
+    if !recipe.flavor.flag("kernel") {
+        refuse_kernel(recipe, universe, &resolution)?;
+    }
     let mut installed = Vec::new();
     let mut archives = Vec::new();
     for chosen in &resolution.chosen {
@@ -255,7 +258,15 @@ pub fn compile_recipe(
             scripts.archives.extend(script.map(str::to_string));
         }
     }
-    let system = system_files(settings, catalog, &records, &scripts, &tree, &excludes)?;
+    let system = system_files(
+        settings,
+        catalog,
+        &records,
+        &scripts,
+        &tree,
+        &excludes,
+        recipe.flavor.flag("kernel"),
+    )?;
     let mut group_files = system.entries;
     let mut blobs = system.blobs;
     blobs.extend(
@@ -342,6 +353,76 @@ pub fn compile_recipe(
             .into_iter()
             .chain(recipe.files.iter().map(|f| f.content.clone()))
             .collect(),
+    })
+}
+
+/// A kernel package in the closure of a flavor whose `kernel` flag is off: the group
+/// asked for it (named it, or named a package that depends on it) where no kernel may go.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{location}: package {named} brings a kernel ({kernel}) into flavor {flavor}, whose kernel flag is off ({})",
+    chain.join(" -> ")
+)]
+pub struct UnwantedKernel {
+    /// The `package` statement that asked for it (`groups/web.kdl:7:5`), or `essential`.
+    pub location: String,
+    /// The package that statement names.
+    pub named: String,
+    /// The kernel package.
+    pub kernel: String,
+    /// The flavor's canonical string.
+    pub flavor: String,
+    /// The group and the packages from the named one down to the kernel.
+    pub chain: Vec<String>,
+}
+
+impl miette::Diagnostic for UnwantedKernel {
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(format!(
+            "put `package {}` under `when kernel {{ ... }}`, or `remove {}`",
+            self.named, self.kernel
+        )))
+    }
+}
+
+/// Whether `package` is a kernel: Debian's kernel images are `linux-image-*` packages
+/// (the versioned image and the metapackages that pull it in) and provide `linux-image`.
+fn is_kernel(package: &crate::source::Package) -> bool {
+    package.name.starts_with("linux-image-")
+        || package.provides.iter().any(|p| p.name == "linux-image")
+}
+
+/// Refuses a resolution that holds a kernel, naming the group line that brought it in.
+fn refuse_kernel(
+    recipe: &Recipe,
+    universe: &Universe,
+    resolution: &resolve::Resolution,
+) -> Result<(), UnwantedKernel> {
+    let packages = universe.packages();
+    let Some(kernel) = resolution
+        .chosen
+        .iter()
+        .map(|c| c.index)
+        .find(|&i| is_kernel(packages[i]))
+    else {
+        return Ok(());
+    };
+    let chain = resolution.chain(kernel);
+    let first = chain.first().map_or(kernel, |&i| i);
+    let named = packages[first].name.clone();
+    let request = recipe
+        .packages
+        .iter()
+        .find(|r| r.name == named || packages[first].provides.iter().any(|p| p.name == r.name));
+    let location = request.map_or_else(|| "essential".to_string(), |r| r.location.to_string());
+    let mut names = vec![recipe.group.clone()];
+    names.extend(chain.iter().map(|&i| packages[i].name.clone()));
+    Err(UnwantedKernel {
+        location,
+        named: request.map_or(named, |r| r.name.clone()),
+        kernel: packages[kernel].name.clone(),
+        flavor: recipe.flavor.canonical(),
+        chain: names,
     })
 }
 
@@ -477,6 +558,7 @@ fn system_files(
     scripts: &Scripts,
     tree: &Tree,
     excludes: &Excludes,
+    kernel: bool,
 ) -> Result<system::Generated> {
     let mut generated = system::dpkg_state(records, &catalog.installed.diversions);
     let read_host = |rel: &str| -> Result<Option<String>> {
@@ -526,6 +608,17 @@ fn system_files(
         .as_deref()
         .and_then(|g| system::group_id(g, "tty"));
     generated.extend(system::dev(tty_gid));
+    let machine = if kernel {
+        system::Machine::Virtual
+    } else {
+        system::Machine::Container
+    };
+    let present = |path: &str| {
+        (tree.entries)
+            .binary_search_by(|e| e.path.as_str().cmp(path))
+            .is_ok()
+    };
+    generated.extend(system::machine_files(machine, present));
     generated.extend(alternatives(
         &settings.sysroot,
         &tree.entries,

@@ -24,6 +24,10 @@ pub enum Error {
     /// The dynamic linker's cache could not be made.
     #[error(transparent)]
     LdCache(#[from] crate::system::LdCacheError),
+    /// A flavor without a kernel would get one.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Kernel(Box<crate::compile::UnwantedKernel>),
     /// The packages cannot be resolved.
     #[error(transparent)]
     Resolve(#[from] crate::resolve::ResolveError),
@@ -55,6 +59,12 @@ pub enum Error {
 impl From<crate::lang::LangError> for Error {
     fn from(err: crate::lang::LangError) -> Error {
         Error::Lang(Box::new(err))
+    }
+}
+
+impl From<crate::compile::UnwantedKernel> for Error {
+    fn from(err: crate::compile::UnwantedKernel) -> Error {
+        Error::Kernel(Box::new(err))
     }
 }
 

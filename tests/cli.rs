@@ -31,6 +31,10 @@ fn packages() -> Vec<FakePackage> {
         FakePackage::new("mawk", "1.3.4-1")
             .extra("Provides: awk\n")
             .file("/usr/bin/mawk", "fake mawk\n"),
+        FakePackage::new("linux-image-6.1.0-9-amd64", "6.1.27-1")
+            .extra("Provides: linux-image\n")
+            .file("/boot/vmlinuz-6.1.0-9-amd64", "fake kernel\n"),
+        FakePackage::new("linux-image-amd64", "6.1.27-1").depends("linux-image-6.1.0-9-amd64"),
     ]
 }
 
@@ -151,7 +155,17 @@ fn tarballs_are_byte_identical_and_chroot_is_complete() {
     for ext in ["tar", "tar.gz", "tar.xz", "tar.zst"] {
         let a = format!("a.{ext}");
         let b = format!("b.{ext}");
-        w.ok(&["materialise", "base", "--flavor", "openvz", "-o", &a]);
+        // The openvz flavor's own format takes .tar.gz and .tar.xz: ask for a plain tar.
+        w.ok(&[
+            "materialise",
+            "base",
+            "--flavor",
+            "openvz",
+            "--format",
+            "tar",
+            "-o",
+            &a,
+        ]);
         w.ok(&[
             "materialise",
             "--flavor",
@@ -298,6 +312,44 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     assert!(err.contains("libc6"), "{err}");
 
     assert_eq!(w.ok(&["list"]), before);
+}
+
+#[test]
+fn a_kernel_is_refused_where_the_flavor_has_none() {
+    let w = World::new(&[(
+        "vm",
+        "group vm version=\"1.0\" {\n    flavors openvz kvm\n    package bash\n    package linux-image-amd64\n}\n",
+    )]);
+    let err = w.fails(&["compile", "groups/vm.kdl", "--flavor", "openvz"]);
+    assert!(
+        err.contains("groups/vm.kdl:4:5: package linux-image-amd64 brings a kernel (linux-image-6.1.0-9-amd64)")
+            && err.contains("vm -> linux-image-amd64 -> linux-image-6.1.0-9-amd64")
+            && err.contains("when kernel"),
+        "{err}"
+    );
+    assert!(
+        !w.ws.join("store").exists(),
+        "a refused compile wrote a repository"
+    );
+
+    // A kernel flavor takes it; its lock is no OpenVZ template.
+    w.ok(&["compile", "groups/vm.kdl", "--flavor", "kvm"]);
+    let err = w.fails(&[
+        "materialise",
+        "vm",
+        "--flavor",
+        "kvm",
+        "--format",
+        "openvz",
+        "-o",
+        "t.tar.gz",
+    ]);
+    assert!(
+        err.contains("/boot/vmlinuz-6.1.0-9-amd64 (package linux-image-6.1.0-9-amd64)")
+            && err.contains("boots no kernel"),
+        "{err}"
+    );
+    assert!(!w.ws.join("t.tar.gz").exists());
 }
 
 #[test]

@@ -1,13 +1,16 @@
-//! End to end on the real machine: `groups/web.kdl` (nginx, ssh, certificates) compiled
-//! with packages the host does not have, fetched from apt's lists, and run in a chroot.
-//! Needs apt lists and Debian's archive (CI runs `apt-get update` first) and, for the
-//! chroot, root.
+//! End to end on the real machine: `groups/web.kdl` (nginx, ssh, certificates, systemd)
+//! compiled with packages the host does not have, fetched from apt's lists, run in a
+//! chroot, and made into an OpenVZ template that is checked entry by entry. Needs apt
+//! lists and Debian's archive (CI runs `apt-get update` first) and, for the chroot, root.
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
 use std::process::Command;
 
-use common::{example_workspace, is_root, ok};
+use common::{digest, example_workspace, is_root, ok};
 
 #[test]
 fn web_appliance_serves_config_users_dpkg_and_alternatives() {
@@ -103,4 +106,162 @@ fn web_appliance_serves_config_users_dpkg_and_alternatives() {
     inside("ldconfig -C /tmp/ld.so.cache");
     assert!(locked == std::fs::read(root.join("tmp/ld.so.cache")).unwrap());
     assert!(inside("ldconfig -p").contains("libssl.so.3 (libc6,x86-64)"));
+
+    openvz_template_fits_a_container(ws);
+}
+
+/// One member of a template: its header fields and, for a regular file, its bytes.
+struct Member {
+    kind: tar::EntryType,
+    uname: Vec<u8>,
+    gname: Vec<u8>,
+    link: Option<String>,
+    content: Vec<u8>,
+}
+
+fn members(template: &Path) -> BTreeMap<String, Member> {
+    let file = std::fs::File::open(template).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut members = BTreeMap::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+        let header = entry.header().clone();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).unwrap();
+        let link = entry
+            .link_name()
+            .unwrap()
+            .map(|l| l.to_string_lossy().into_owned());
+        let path = name
+            .trim_start_matches('.')
+            .trim_end_matches('/')
+            .to_string();
+        members.insert(
+            if path.is_empty() {
+                "/".to_string()
+            } else {
+                path
+            },
+            Member {
+                kind: header.entry_type(),
+                uname: header.username_bytes().unwrap_or_default().to_vec(),
+                gname: header.groupname_bytes().unwrap_or_default().to_vec(),
+                link,
+                content,
+            },
+        );
+    }
+    members
+}
+
+/// The openvz flavor's default format: a template vzctl takes, checked as a container
+/// needs it, unpacked as vzctl does, where nginx's configuration still tests good.
+fn openvz_template_fits_a_container(ws: &Path) {
+    let cache = ws.join("template-cache");
+    std::fs::create_dir(&cache).unwrap();
+    let made = ok(
+        ws,
+        &[
+            "materialise",
+            "web",
+            "--flavor",
+            "openvz",
+            "-o",
+            "template-cache",
+        ],
+    );
+    let template = cache.join("debian-12-x86_64-web.tar.gz");
+    assert!(template.is_file(), "{made}");
+
+    let members = members(&template);
+    for (path, m) in &members {
+        assert!(
+            m.uname.is_empty() && m.gname.is_empty(),
+            "{path}: owners must be numeric only"
+        );
+        assert!(
+            !path.starts_with("/boot")
+                && !path.starts_with("/usr/lib/modules/")
+                && path != "/usr/lib/modules"
+                && path != "/vmlinuz",
+            "{path}: a container has no kernel"
+        );
+        assert!(
+            !path.starts_with("/etc/ssh/ssh_host_"),
+            "{path}: a shared host key"
+        );
+        if path.starts_with("/var/log/") && m.kind == tar::EntryType::Regular {
+            assert!(m.content.is_empty(), "{path}: logs start empty");
+        }
+    }
+    let text = |path: &str| {
+        let m = members
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is missing"));
+        String::from_utf8(m.content.clone()).unwrap()
+    };
+    for line in text("/etc/fstab").lines().filter(|l| !l.starts_with('#')) {
+        let source = line.split_whitespace().next().unwrap();
+        assert!(
+            !source.starts_with("/dev/") && !source.contains('='),
+            "fstab mounts a block device: {line}"
+        );
+    }
+    assert_eq!(text("/etc/machine-id"), "");
+    assert!(text("/etc/hosts").contains("127.0.0.1\tlocalhost"));
+    assert!(members.contains_key("/etc/resolv.conf"));
+    assert!(text("/etc/systemd/system/appliance-ssh-hostkeys.service").contains("ssh-keygen -A"));
+    let getty = &members["/etc/systemd/system/getty.target.wants/console-getty.service"];
+    assert_eq!(
+        getty.link.as_deref(),
+        Some("/lib/systemd/system/console-getty.service")
+    );
+    assert!(
+        members.contains_key("/usr/sbin/init"),
+        "vzctl starts /sbin/init"
+    );
+
+    // vzctl unpacks templates with numeric owners and modes as they are.
+    let root = ws.join("container");
+    std::fs::create_dir(&root).unwrap();
+    let untar = Command::new("tar")
+        .args(["--numeric-owner", "-xpzf"])
+        .arg(&template)
+        .arg("-C")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        untar.status.success(),
+        "{}",
+        String::from_utf8_lossy(&untar.stderr)
+    );
+    let nginx = Command::new("chroot")
+        .arg(&root)
+        .args(["nginx", "-t"])
+        .output()
+        .unwrap();
+    assert!(
+        nginx.status.success(),
+        "{}",
+        String::from_utf8_lossy(&nginx.stderr)
+    );
+
+    ok(
+        ws,
+        &[
+            "materialise",
+            "web",
+            "--flavor",
+            "openvz",
+            "-o",
+            "again.tar.gz",
+        ],
+    );
+    assert_eq!(
+        digest(&template),
+        digest(&ws.join("again.tar.gz")),
+        "byte-identical"
+    );
 }

@@ -10,6 +10,7 @@
 mod archives;
 mod chroot;
 mod fetch;
+mod openvz;
 mod output;
 mod plan;
 mod progress;
@@ -23,14 +24,15 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::lock::Lock;
+use crate::lock::{FileEntry, Lock};
 
 pub use fetch::{Drifted, Problem};
+pub use openvz::{NotForContainers, template_name};
 pub use plan::LockProblem;
 
 use fetch::{FetchError, Restart};
 use output::Target;
-use plan::{Body, Item, Plan};
+use plan::{Body, Expected, Item, Plan};
 use progress::Progress;
 use stamp::Stamp;
 
@@ -243,6 +245,24 @@ pub enum MaterialiseError {
         /// What is wrong with it.
         problem: LockProblem,
     },
+    /// An OpenVZ template was asked of a lock with something no container may hold.
+    #[error("{path}{}: {why}", package.as_ref().map(|p| format!(" (package {p})")).unwrap_or_default())]
+    NotForContainers {
+        /// The entry.
+        path: String,
+        /// The package it belongs to, if any.
+        package: Option<String>,
+        /// What makes it unfit.
+        why: NotForContainers,
+    },
+    /// The lock has no os-release to name its distribution by.
+    #[error(
+        "the lock of group {group} has no /etc/os-release or /usr/lib/os-release with an ID to name the template by: pass -o FILE"
+    )]
+    NoOsRelease {
+        /// The group.
+        group: String,
+    },
     /// The mtime does not fit a file timestamp.
     #[error("mtime {mtime} is too large for a file timestamp")]
     Mtime {
@@ -331,6 +351,14 @@ pub fn materialise(
     out: &Path,
     opts: &Options,
 ) -> Result<Outcome, MaterialiseError> {
+    let container;
+    let lock = match format {
+        Format::Openvz(_) => {
+            container = openvz::container_lock(lock)?;
+            &container
+        }
+        _ => lock,
+    };
     let plan = Plan::new(lock)?;
     let mtime = libc::time_t::try_from(opts.mtime)
         .map_err(|_| MaterialiseError::Mtime { mtime: opts.mtime })?;
@@ -365,11 +393,11 @@ pub fn materialise(
     let mut warnings = Vec::new();
     let (temp, files) = match format {
         Format::Chroot => chroot::build(&plan, &supply, &target, mtime, &progress, &mut warnings)?,
-        Format::Tar(compression) => {
+        Format::Tar(compression) | Format::Openvz(compression) => {
             tarball::build(&plan, &supply, compression, &target, opts.mtime, &progress)?
         }
-        // Filled in by the openvz, image and oci modules.
-        Format::Openvz(_) | Format::Image(_) | Format::Oci => {
+        // Filled in by the image and oci modules.
+        Format::Image(_) | Format::Oci => {
             return Err(MaterialiseError::UnknownFormat {
                 name: format.describe().0.to_string(),
             });
@@ -471,6 +499,43 @@ fn fetch_all<S: Restart>(
             out: out.to_path_buf(),
             files: drifted,
         })
+    }
+}
+
+/// Runs `work` with the byte sources of `lock`: when there are pool folders, archives
+/// are unpacked into a private scratch folder that goes when `work` returns.
+fn with_supply<R>(
+    lock: &Lock,
+    sources: &Sources,
+    work: impl FnOnce(&Supply) -> Result<R, MaterialiseError>,
+) -> Result<R, MaterialiseError> {
+    let scratch = (!sources.pool.is_empty())
+        .then(tempfile::tempdir)
+        .transpose()
+        .map_err(|e| io_error(Path::new("."), "create", "a scratch folder", e))?;
+    let supply = Supply {
+        sources,
+        archives: (scratch.as_ref())
+            .map(|dir| archives::Archives::new(lock, &sources.pool, dir.path())),
+    };
+    work(&supply)
+}
+
+/// The bytes of a (small) regular file of a lock, checked against it; `out` is what
+/// they are read for, as errors name it.
+fn read_entry(
+    (entry, expected): (&FileEntry, Expected),
+    supply: &Supply,
+    out: &Path,
+) -> Result<Vec<u8>, MaterialiseError> {
+    let mut bytes = Vec::new();
+    match fetch::fetch(entry, &expected, supply, &mut bytes) {
+        Ok(_) => Ok(bytes),
+        Err(FetchError::Drift(drifted)) => Err(MaterialiseError::Drift {
+            out: out.to_path_buf(),
+            files: vec![drifted],
+        }),
+        Err(FetchError::Sink(e)) => Err(io_error(out, "read", &entry.path, e)),
     }
 }
 

@@ -231,6 +231,18 @@ impl<'a> Plan<'a> {
             .fold(0, u64::saturating_add)
     }
 
+    /// The entry at `path` and its content, when it is a regular file or a hardlink.
+    pub fn file_content(&self, path: &str) -> Option<(&'a FileEntry, Expected)> {
+        let at = (self.items)
+            .binary_search_by(|item| item.entry.path.as_str().cmp(path))
+            .ok()?;
+        let item = &self.items[at];
+        match item.body {
+            Body::File(content) | Body::Hardlink { content, .. } => Some((item.entry, content)),
+            _ => None,
+        }
+    }
+
     /// How many regular files the output holds (each hardlinked inode once).
     pub fn file_count(&self) -> usize {
         self.items

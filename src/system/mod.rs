@@ -1,6 +1,7 @@
 //! System state an appliance needs to work as a system, not a bag of files: dpkg's
 //! database for the locked packages, the accounts they use, their alternatives and the
-//! dynamic linker's cache. Each piece is generated at compile time as ordinary lock
+//! dynamic linker's cache, and the files that fit it to a container or a virtual
+//! machine. Each piece is generated at compile time as ordinary lock
 //! entries whose bytes go to the blob store, so it is as exact and reproducible as any
 //! packaged file. No maintainer script is ever run.
 
@@ -9,6 +10,7 @@ mod alternatives;
 mod dev;
 mod dpkg_state;
 mod ldcache;
+mod machine;
 
 pub use accounts::{
     AccountRequest, AccountSources, PrimaryGroup, accounts, group_id, script_accounts,
@@ -17,6 +19,7 @@ pub use alternatives::{Alternative, Choice, alternatives};
 pub use dev::dev;
 pub use dpkg_state::{PackageRecord, dpkg_state, installed_stanza};
 pub use ldcache::{LdCacheError, host_ldconfig, ld_so_cache, ldconfig_reads};
+pub use machine::{Machine, ROOT_LABEL, machine_files};
 
 use crate::lock::{FileEntry, FileKind};
 

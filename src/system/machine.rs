@@ -1,0 +1,173 @@
+//! The files that make a tree fit the machine it runs as: a container whose kernel and
+//! devices belong to the host (OpenVZ, OCI), or a virtual machine with its own kernel
+//! and root disk. An installer or a first boot would write them; a lock is a template
+//! for many machines, so it carries the generic versions: an empty machine-id (systemd
+//! makes one on first boot and, finding none, applies the unit presets), the loopback
+//! hosts file, an fstab that fits, and no SSH host keys, with a unit that makes them on
+//! first boot. A file the packages already ship is left alone, and a group's own `file`,
+//! `hostfile` or `overlay` wins over anything made here.
+
+use super::Generated;
+
+/// The label of an image's root filesystem, which a virtual machine's fstab mounts.
+pub const ROOT_LABEL: &str = "appliance-root";
+
+/// What the tree will run as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    /// A container: the host's kernel, no block devices of its own.
+    Container,
+    /// A virtual machine booting its own kernel from an image's root disk.
+    Virtual,
+}
+
+/// The SSH host keys unit: made on first boot, before the server starts, once.
+const SSH_KEYS_UNIT: &str = "appliance-ssh-hostkeys.service";
+
+/// The files `machine` needs that the tree lacks; `has(path)` says whether the packages'
+/// tree holds a (merged-/usr) path.
+pub fn machine_files(machine: Machine, has: impl Fn(&str) -> bool) -> Generated {
+    let mut made = Generated::default();
+    let add = |made: &mut Generated, path: &str, mode: u32, content: &str| {
+        if !has(path) {
+            made.file(
+                path,
+                mode,
+                (0, "root", 0, "root"),
+                content.as_bytes().to_vec(),
+            );
+        }
+    };
+    // systemd's own mode for it; empty means "not yet made on this machine".
+    add(&mut made, "/etc/machine-id", 0o444, "");
+    add(&mut made, "/etc/hosts", 0o644, HOSTS);
+    add(&mut made, "/etc/resolv.conf", 0o644, RESOLV_CONF);
+    let fstab = match machine {
+        Machine::Container => CONTAINER_FSTAB.to_string(),
+        Machine::Virtual => virtual_fstab(),
+    };
+    add(&mut made, "/etc/fstab", 0o644, &fstab);
+    let systemd = has("/usr/lib/systemd/systemd");
+    if systemd && has("/usr/sbin/sshd") {
+        let unit = format!("/etc/systemd/system/{SSH_KEYS_UNIT}");
+        add(&mut made, &unit, 0o644, SSH_KEYS);
+        made.symlink(
+            &format!("/etc/systemd/system/ssh.service.requires/{SSH_KEYS_UNIT}"),
+            &format!("../{SSH_KEYS_UNIT}"),
+        );
+    }
+    // A container has no virtual terminals: its one login is on the console vzctl (or
+    // the runtime) attaches to.
+    if machine == Machine::Container
+        && systemd
+        && has("/usr/lib/systemd/system/console-getty.service")
+    {
+        made.symlink(
+            "/etc/systemd/system/getty.target.wants/console-getty.service",
+            "/lib/systemd/system/console-getty.service",
+        );
+    }
+    made
+}
+
+/// The loopback names every Debian installer writes.
+const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n";
+
+/// Present so resolvers find the file; the nameservers are the machine's to set (vzctl
+/// `--nameserver`, DHCP, a runtime's bind mount).
+const RESOLV_CONF: &str = "# nameservers are set when the appliance is deployed\n";
+
+/// The host mounts a container's root and its devices; only virtual filesystems here.
+const CONTAINER_FSTAB: &str = "# <file system> <mount point> <type> <options> <dump> <pass>\nproc /proc proc defaults 0 0\ndevpts /dev/pts devpts rw,gid=5,mode=620 0 0\n";
+
+fn virtual_fstab() -> String {
+    format!(
+        "# <file system> <mount point> <type> <options> <dump> <pass>\nLABEL={ROOT_LABEL} / ext4 errors=remount-ro 0 1\n"
+    )
+}
+
+const SSH_KEYS: &str = "[Unit]\nDescription=SSH host keys for this machine (the appliance ships none)\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n[Install]\nRequiredBy=ssh.service\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(made: &Generated) -> Vec<&str> {
+        made.entries.iter().map(|e| e.path.as_str()).collect()
+    }
+
+    #[test]
+    fn a_container_gets_virtual_mounts_only_and_an_empty_machine_id() {
+        let made = machine_files(Machine::Container, |_| false);
+        assert_eq!(
+            paths(&made),
+            [
+                "/etc/machine-id",
+                "/etc/hosts",
+                "/etc/resolv.conf",
+                "/etc/fstab"
+            ]
+        );
+        assert_eq!(made.content("/etc/machine-id"), "");
+        let fstab = made.content("/etc/fstab");
+        for line in fstab.lines().filter(|l| !l.starts_with('#')) {
+            let source = line.split_whitespace().next().unwrap();
+            assert!(
+                !source.starts_with('/') && !source.contains('='),
+                "a block device in a container's fstab: {line}"
+            );
+        }
+        assert!(
+            made.content("/etc/hosts")
+                .starts_with("127.0.0.1\tlocalhost\n")
+        );
+    }
+
+    #[test]
+    fn a_virtual_machine_mounts_the_image_root_by_label() {
+        let made = machine_files(Machine::Virtual, |_| false);
+        assert!(
+            made.content("/etc/fstab")
+                .contains("LABEL=appliance-root / ext4 errors=remount-ro 0 1")
+        );
+    }
+
+    #[test]
+    fn systemd_trees_make_ssh_keys_on_first_boot_and_a_console_getty() {
+        let tree = [
+            "/usr/lib/systemd/systemd",
+            "/usr/sbin/sshd",
+            "/usr/lib/systemd/system/console-getty.service",
+            "/etc/hosts",
+        ];
+        let made = machine_files(Machine::Container, |p| tree.contains(&p));
+        let paths = paths(&made);
+        assert!(!paths.contains(&"/etc/hosts"), "the package's file stays");
+        assert!(paths.contains(&"/etc/systemd/system/appliance-ssh-hostkeys.service"));
+        let unit = made.content("/etc/systemd/system/appliance-ssh-hostkeys.service");
+        assert!(unit.contains("ExecStart=/usr/bin/ssh-keygen -A"), "{unit}");
+        let link = |path: &str| {
+            made.entries
+                .iter()
+                .find(|e| e.path == path)
+                .and_then(|e| e.target.clone())
+        };
+        assert_eq!(
+            link("/etc/systemd/system/ssh.service.requires/appliance-ssh-hostkeys.service")
+                .as_deref(),
+            Some("../appliance-ssh-hostkeys.service")
+        );
+        assert_eq!(
+            link("/etc/systemd/system/getty.target.wants/console-getty.service").as_deref(),
+            Some("/lib/systemd/system/console-getty.service")
+        );
+
+        let vm = machine_files(Machine::Virtual, |p| tree.contains(&p));
+        assert!(
+            !super::tests::paths(&vm)
+                .iter()
+                .any(|p| p.contains("console-getty")),
+            "a virtual machine logs in on its serial console, which systemd finds itself"
+        );
+    }
+}

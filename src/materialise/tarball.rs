@@ -37,7 +37,7 @@ pub(super) fn build(
     let buffered = BufWriter::with_capacity(1 << 20, file);
     let encoder = Encoder::new(compression, buffered)
         .map_err(|e| io_error(out, "start compressing", temp.path.display(), e))?;
-    let (encoder, written) = write(plan, supply, out, encoder, mtime, progress)?;
+    let (encoder, written) = write(plan, supply, out, encoder, mtime, Devices::Keep, progress)?;
 
     let finish_err = |e| io_error(out, "finish", temp.path.display(), e);
     let buffered = encoder.finish().map_err(finish_err)?;
@@ -48,15 +48,25 @@ pub(super) fn build(
     Ok((temp, written))
 }
 
+/// What an archive does with the lock's device nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Devices {
+    /// Writes them as char and block members, as the lock has them.
+    Keep,
+    /// Leaves them out: for an output whose consumer makes its own `/dev`.
+    Omit,
+}
+
 /// Checks every file's sources, then writes the lock's tar stream (uncompressed: any
 /// compression is `w`'s business) into `w`. Returns `w`, flushed of the stream, and the
-/// number of entries written, the root not counted. `out` names OUT in errors.
+/// number of members written, the root not counted. `out` names OUT in errors.
 pub(super) fn write<W: Write>(
     plan: &Plan,
     supply: &Supply,
     out: &Path,
     w: W,
     mtime: u64,
+    devices: Devices,
     progress: &Progress,
 ) -> Result<(W, usize), MaterialiseError> {
     // Picking each file's source before the stream starts lets a host file that
@@ -72,17 +82,24 @@ pub(super) fn write<W: Write>(
     };
     archive.append(Member::new(&plan.root, EntryType::Directory), None)?;
     let leaders = leaders(plan);
+    let mut written = 0;
     for i in 0..plan.items.len() {
+        let omitted = devices == Devices::Omit && matches!(plan.items[i].body, Body::Device { .. });
+        if omitted {
+            progress.entry(0);
+            continue;
+        }
         let (member, content) = member(plan, &leaders, &chosen, i);
         let bytes = content.map_or(0, |(_, expected)| expected.size);
         archive.append(member, content)?;
+        written += 1;
         progress.entry(bytes);
     }
     let w = archive
         .builder
         .into_inner()
         .map_err(|e| io_error(out, "finish", out.display(), e))?;
-    Ok((w, plan.items.len()))
+    Ok((w, written))
 }
 
 /// The member for item `i` and, when it carries content, its source and content.

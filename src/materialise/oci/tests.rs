@@ -402,3 +402,18 @@ fn whiteouts_are_told_by_the_last_name_only() {
     assert!(!is_whiteout("/etc/.wh/x"));
     assert!(!is_whiteout("/etc/a.wh.x"));
 }
+
+#[test]
+fn if_newer_skips_a_layout_built_from_the_same_lock() {
+    let fx = Fixture::new();
+    let out = fx.out("o");
+    let opts = Options {
+        if_newer: true,
+        mtime: MTIME,
+        ..Options::default()
+    };
+    let run = || materialise(&fx.lock, "lock-1", &fx.sources, Format::Oci, &out, &opts);
+    assert!(run().unwrap().built);
+    fs::remove_dir_all(&fx.sources.sysroot).unwrap();
+    assert!(!run().unwrap().built, "current: the sysroot is not read");
+}

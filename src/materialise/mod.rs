@@ -10,6 +10,7 @@
 mod archives;
 mod chroot;
 mod fetch;
+mod oci;
 mod openvz;
 mod output;
 mod plan;
@@ -269,6 +270,28 @@ pub enum MaterialiseError {
         /// The mtime asked for.
         mtime: u64,
     },
+    /// The mtime is past what an OCI image's `created` time (RFC 3339) can hold.
+    #[error("mtime {mtime} is past the year 9999, which an OCI image's created time cannot hold")]
+    Created {
+        /// The mtime asked for.
+        mtime: u64,
+    },
+    /// The lock's flavor names no architecture an OCI image can declare.
+    #[error("no OCI platform for flavor `{flavor}`: {reason}")]
+    Platform {
+        /// The lock's canonical flavor string.
+        flavor: String,
+        /// Why.
+        reason: String,
+    },
+    /// A lock entry an OCI layer cannot carry: unpackers take the name for a whiteout.
+    #[error(
+        "{path}: an OCI layer cannot hold a name starting with `.wh.` (unpackers take it for a deletion)"
+    )]
+    Whiteout {
+        /// The entry's path.
+        path: String,
+    },
     /// OUT cannot be replaced without harm.
     #[error("refusing to write {}: {reason}", out.display())]
     UnsafeOutput {
@@ -396,8 +419,11 @@ pub fn materialise(
         Format::Tar(compression) | Format::Openvz(compression) => {
             tarball::build(&plan, &supply, compression, &target, opts.mtime, &progress)?
         }
-        // Filled in by the image and oci modules.
-        Format::Image(_) | Format::Oci => {
+        Format::Oci => oci::build(
+            &plan, &supply, lock, lock_id, &target, opts.mtime, &progress,
+        )?,
+        // Filled in by the image module.
+        Format::Image(_) => {
             return Err(MaterialiseError::UnknownFormat {
                 name: format.describe().0.to_string(),
             });

@@ -32,40 +32,74 @@ pub(super) fn build(
     mtime: u64,
     progress: &Progress,
 ) -> Result<(TempPath, usize), MaterialiseError> {
-    // Picking each file's source before the stream starts lets a host file that
-    // differs fall back to its blob, and finds all drift before any compression work.
-    progress.phase("checking", plan.file_count(), plan.content_bytes());
-    let chosen = fetch_all(plan, supply, &target.out, progress, |_| Ok(io::sink()))?;
-
     let (temp, file) = target.temp_file()?;
     let out = &target.out;
-    progress.phase("writing", plan.items.len(), plan.content_bytes());
     let buffered = BufWriter::with_capacity(1 << 20, file);
     let encoder = Encoder::new(compression, buffered)
         .map_err(|e| io_error(out, "start compressing", temp.path.display(), e))?;
-    let mut archive = Archive {
-        builder: tar::Builder::new(encoder),
-        mtime,
-        out,
-    };
-
-    archive.append(Member::new(&plan.root, EntryType::Directory), None)?;
-    let leaders = leaders(plan);
-    for i in 0..plan.items.len() {
-        let (member, content) = member(plan, &leaders, &chosen, i);
-        let bytes = content.map_or(0, |(_, expected)| expected.size);
-        archive.append(member, content)?;
-        progress.entry(bytes);
-    }
+    let (encoder, written) = write(plan, supply, out, encoder, mtime, Devices::Keep, progress)?;
 
     let finish_err = |e| io_error(out, "finish", temp.path.display(), e);
-    let encoder = archive.builder.into_inner().map_err(finish_err)?;
     let buffered = encoder.finish().map_err(finish_err)?;
     let file = buffered
         .into_inner()
         .map_err(|e| finish_err(e.into_error()))?;
     file.sync_all().map_err(finish_err)?;
-    Ok((temp, plan.items.len()))
+    Ok((temp, written))
+}
+
+/// What an archive does with the lock's device nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Devices {
+    /// Writes them as char and block members, as the lock has them.
+    Keep,
+    /// Leaves them out: for an output whose consumer makes its own `/dev`.
+    Omit,
+}
+
+/// Checks every file's sources, then writes the lock's tar stream (uncompressed: any
+/// compression is `w`'s business) into `w`. Returns `w`, flushed of the stream, and the
+/// number of members written, the root not counted. `out` names OUT in errors.
+pub(super) fn write<W: Write>(
+    plan: &Plan,
+    supply: &Supply,
+    out: &Path,
+    w: W,
+    mtime: u64,
+    devices: Devices,
+    progress: &Progress,
+) -> Result<(W, usize), MaterialiseError> {
+    // Picking each file's source before the stream starts lets a host file that
+    // differs fall back to its blob, and finds all drift before any compression work.
+    progress.phase("checking", plan.file_count(), plan.content_bytes());
+    let chosen = fetch_all(plan, supply, out, progress, |_| Ok(io::sink()))?;
+
+    progress.phase("writing", plan.items.len(), plan.content_bytes());
+    let mut archive = Archive {
+        builder: tar::Builder::new(w),
+        mtime,
+        out,
+    };
+    archive.append(Member::new(&plan.root, EntryType::Directory), None)?;
+    let leaders = leaders(plan);
+    let mut written = 0;
+    for i in 0..plan.items.len() {
+        let omitted = devices == Devices::Omit && matches!(plan.items[i].body, Body::Device { .. });
+        if omitted {
+            progress.entry(0);
+            continue;
+        }
+        let (member, content) = member(plan, &leaders, &chosen, i);
+        let bytes = content.map_or(0, |(_, expected)| expected.size);
+        archive.append(member, content)?;
+        written += 1;
+        progress.entry(bytes);
+    }
+    let w = archive
+        .builder
+        .into_inner()
+        .map_err(|e| io_error(out, "finish", out.display(), e))?;
+    Ok((w, written))
 }
 
 /// The member for item `i` and, when it carries content, its source and content.
@@ -300,7 +334,7 @@ fn fit(field: &mut [u8], value: &str, key: &'static str, pax: &mut PaxRecords) {
 }
 
 /// The compressor under the tar stream.
-enum Encoder<W: Write> {
+pub(super) enum Encoder<W: Write> {
     Plain(W),
     Gzip(flate2::write::GzEncoder<W>),
     Xz(XzEncoder<W>),
@@ -308,7 +342,8 @@ enum Encoder<W: Write> {
 }
 
 impl<W: Write> Encoder<W> {
-    fn new(compression: Compression, w: W) -> io::Result<Encoder<W>> {
+    /// Starts compressing into `w`, with settings that give the same bytes on any machine.
+    pub(super) fn new(compression: Compression, w: W) -> io::Result<Encoder<W>> {
         Ok(match compression {
             Compression::None => Encoder::Plain(w),
             // GzBuilder writes mtime 0, no file name and OS 255: nothing varies per run.
@@ -338,7 +373,8 @@ impl<W: Write> Encoder<W> {
         })
     }
 
-    fn finish(self) -> io::Result<W> {
+    /// Ends the compressed stream and gives back the writer under it.
+    pub(super) fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Plain(w) => Ok(w),
             Encoder::Gzip(e) => e.finish(),

@@ -10,7 +10,7 @@ use md5::Digest;
 use crate::error::{Error, Result};
 use crate::lock::extra::{self, Layers};
 use crate::lock::scan::{Accounts, scan_installed};
-use crate::lock::{self, Excludes, FileEntry, FileKind, Lock, LockedPackage, Parts};
+use crate::lock::{self, FileEntry, FileKind, Lock, LockedPackage, Parts, Subtrees};
 use crate::resolve::{self, RESOLVER_VERSION, Request, Universe, Wanted};
 use crate::source::apt::{self, AptError, AptGet};
 use crate::source::catalog::{Catalog, Provenance};
@@ -61,10 +61,14 @@ struct ArchivePackage {
 }
 
 impl ArchivePackage {
-    fn read(archive: DebArchive) -> Result<ArchivePackage> {
+    /// Reads the archive, keeping the bytes compile reads; with `every_file`, all of
+    /// them (trimming to `paths` reads any file that may be a program).
+    fn read(archive: DebArchive, every_file: bool) -> Result<ArchivePackage> {
         let conffile_paths: BTreeSet<&str> = archive.conffiles.iter().map(String::as_str).collect();
         let (raw, contents) = archive.entries_keeping(|path| {
-            conffile_paths.contains(path) || read_by_compile(&canonical_usrmerge(path))
+            every_file
+                || conffile_paths.contains(path)
+                || read_by_compile(&canonical_usrmerge(path))
         })?;
         // Debian's md5sums leave conffiles out; dpkg records their MD5 in `Conffiles`.
         let conffile_md5: HashMap<&str, String> = contents
@@ -220,9 +224,9 @@ pub fn compile_recipe(
     }
     let archives: Vec<ArchivePackage> = archives
         .into_iter()
-        .map(ArchivePackage::read)
+        .map(|archive| ArchivePackage::read(archive, !recipe.paths.is_empty()))
         .collect::<Result<_>>()?;
-    let tree = gather(&settings.sysroot, catalog, &installed, &archives)?;
+    let mut tree = gather(&settings.sysroot, catalog, &installed, &archives)?;
     let packages = resolution
         .chosen
         .iter()
@@ -237,7 +241,7 @@ pub fn compile_recipe(
             }
         })
         .collect();
-    let excludes = Excludes::new(&recipe.excludes)?;
+    let excludes = Subtrees::new(&recipe.excludes)?;
     let mut records: Vec<PackageRecord> = installed
         .iter()
         .map(|&i| PackageRecord::from(&catalog.installed.packages[i]))
@@ -330,7 +334,8 @@ pub fn compile_recipe(
             ..FileEntry::directory(&file.path)
         });
     }
-    let lock = lock::assemble(Parts {
+    let package_entries = std::mem::take(&mut tree.entries);
+    let mut lock = lock::assemble(Parts {
         group: recipe.group.clone(),
         version: recipe.version.clone(),
         flavor: recipe.flavor.canonical(),
@@ -341,10 +346,26 @@ pub fn compile_recipe(
         cmd: recipe.cmd.clone(),
         modules: recipe.modules.clone(),
         packages,
-        package_entries: tree.entries,
+        package_entries,
         excludes: recipe.excludes.clone(),
         group_files,
     })?;
+    if !recipe.paths.is_empty() {
+        // Bytes of entries no package owns are the blobs compile made for them.
+        let made: HashMap<String, &[u8]> = (blobs.iter().map(Vec::as_slice))
+            .chain(recipe.files.iter().map(|f| f.content.as_slice()))
+            .map(|b| (blake3::hash(b).to_hex().to_string(), b))
+            .collect();
+        let content = |entry: &FileEntry| match (&entry.package, entry.digest.as_deref()) {
+            (Some(_), _) => tree.bytes(&settings.sysroot, entry),
+            (None, Some(digest)) => made.get(digest).map(|b| b.to_vec()).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no bytes were made for it")
+            }),
+            (None, None) => Ok(Vec::new()),
+        };
+        lock::trim(&mut lock, &Subtrees::new(&recipe.paths)?, content)?;
+        lock.normalise();
+    }
     Ok(Compiled {
         lock,
         missing: tree.missing,
@@ -557,7 +578,7 @@ fn system_files(
     records: &[PackageRecord],
     scripts: &Scripts,
     tree: &Tree,
-    excludes: &Excludes,
+    excludes: &Subtrees,
     kernel: bool,
 ) -> Result<system::Generated> {
     let mut generated = system::dpkg_state(records, &catalog.installed.diversions);
@@ -645,7 +666,7 @@ fn read_by_compile(path: &str) -> bool {
 fn alternatives(
     sysroot: &Path,
     entries: &[FileEntry],
-    excludes: &Excludes,
+    excludes: &Subtrees,
     scripts: &[String],
 ) -> Result<system::Generated> {
     let dir = sysroot.join("var/lib/dpkg/alternatives");

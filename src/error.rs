@@ -34,6 +34,9 @@ pub enum Error {
     /// A `hostfile` or `overlay` statement could not be turned into entries.
     #[error(transparent)]
     Extra(#[from] crate::lock::extra::ExtraError),
+    /// A lock could not be trimmed to its group's `paths`.
+    #[error(transparent)]
+    Trim(#[from] crate::lock::TrimError),
     /// A lock could not be assembled.
     #[error(transparent)]
     Assemble(#[from] crate::lock::AssembleError),

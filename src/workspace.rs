@@ -42,6 +42,8 @@ pub struct Recipe {
     pub excludes: Vec<String>,
     /// `hostfile` globs, in order.
     pub hostfiles: Vec<String>,
+    /// `paths` globs: when any, the tree is trimmed to them and what they need to run.
+    pub paths: Vec<String>,
     /// `overlay` folders or tarballs, absolute, in order.
     pub overlays: Vec<PathBuf>,
     /// `file` statements; a later statement for the same path replaces an earlier one.
@@ -191,6 +193,7 @@ impl Workspace {
                 removes: Vec::new(),
                 excludes: Vec::new(),
                 hostfiles: Vec::new(),
+                paths: Vec::new(),
                 overlays: Vec::new(),
                 files: Vec::new(),
                 modules: Vec::new(),
@@ -332,6 +335,7 @@ impl Expander<'_> {
                 Statement::Remove(removals) => self.recipe.removes.extend_from_slice(removals),
                 Statement::Exclude(globs) => self.recipe.excludes.extend_from_slice(globs),
                 Statement::Hostfile(globs) => self.recipe.hostfiles.extend_from_slice(globs),
+                Statement::Paths(globs) => self.recipe.paths.extend_from_slice(globs),
                 Statement::Overlay(path) => self.recipe.overlays.push(path.clone()),
                 Statement::Module(modules) => {
                     for module in modules {

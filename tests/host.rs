@@ -182,3 +182,67 @@ fn minimal_is_a_small_tree_that_runs_a_shell() {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "/usr/bin/ls\nok\n");
     }
 }
+
+#[test]
+fn paths_trim_a_tree_to_a_program_and_what_it_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    example_workspace(ws);
+    fs::write(
+        ws.join("groups/micro.kdl"),
+        "group micro version=\"1.0\" {\n    flavors openvz\n    package bash\n    paths \"/usr/bin/bash\"\n}\n",
+    )
+    .unwrap();
+    ok(ws, &["compile", "groups/micro.kdl"]);
+    let lock: serde_json::Value =
+        serde_json::from_str(&ok(ws, &["show", "micro", "--flavor", "openvz", "--json"])).unwrap();
+    let paths: Vec<&str> = lock["lock"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    for needed in [
+        "/usr/bin/bash",
+        "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        "/usr/lib/x86_64-linux-gnu/libtinfo.so.6",
+        "/usr/lib64/ld-linux-x86-64.so.2",
+        "/lib64",
+        "/bin",
+        "/etc/passwd",
+        "/usr/lib/x86_64-linux-gnu/libnss_files.so.2",
+    ] {
+        assert!(paths.contains(&needed), "{needed} missing from {paths:?}");
+    }
+    for gone in ["/usr/bin/ls", "/usr/bin/dpkg", "/var/lib/dpkg/status"] {
+        assert!(!paths.contains(&gone), "{gone} should be trimmed");
+    }
+    assert!(paths.len() < 150, "{} entries: {paths:?}", paths.len());
+
+    ok(
+        ws,
+        &[
+            "materialise",
+            "micro",
+            "--flavor",
+            "openvz",
+            "--format",
+            "chroot",
+            "-o",
+            "root",
+        ],
+    );
+    if is_root() {
+        let out = Command::new("chroot")
+            .arg(ws.join("root"))
+            .args(["/bin/bash", "-c", "echo $((6 * 7))"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "42\n",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -70,6 +70,8 @@ pub enum Statement {
     Hostfile(Vec<String>),
     /// `overlay "path"`, made absolute against the group file's folder.
     Overlay(PathBuf),
+    /// `paths GLOB...`: trim the tree to these paths and what they need to run.
+    Paths(Vec<String>),
     /// `module NAME...`: kernel modules for the initramfs.
     Module(Vec<String>),
     /// `cmd ARG...`: the command of container outputs.
@@ -140,7 +142,7 @@ pub(crate) struct Known {
 /// Statement names, for suggestions.
 const STATEMENTS: &[&str] = &[
     "cmd", "exclude", "file", "flavors", "hostfile", "include", "module", "overlay", "package",
-    "remove", "summary", "when",
+    "paths", "remove", "summary", "when",
 ];
 
 /// The properties each content statement takes (`when` is handled on its own).
@@ -148,7 +150,9 @@ fn allowed_props(statement: &str) -> Option<&'static [&'static str]> {
     Some(match statement {
         "package" => &["version", "when"],
         "file" => &["mode", "owner", "group", "content", "when"],
-        "include" | "remove" | "exclude" | "hostfile" | "overlay" | "module" | "cmd" => &["when"],
+        "include" | "remove" | "exclude" | "paths" | "hostfile" | "overlay" | "module" | "cmd" => {
+            &["when"]
+        }
         _ => return None,
     })
 }
@@ -372,6 +376,7 @@ impl Parser<'_> {
             ),
             "exclude" => Statement::Exclude(self.globs(node)?),
             "hostfile" => Statement::Hostfile(self.globs(node)?),
+            "paths" => Statement::Paths(self.globs(node)?),
             "overlay" => Statement::Overlay(self.overlay(node)?),
             "module" => Statement::Module(strings(many("module names")?)),
             "cmd" => Statement::Cmd(strings(many("a command")?)),
@@ -995,6 +1000,23 @@ mod tests {
             msg.ends_with("2:13: `package` takes one argument, found another: `b`"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn paths_take_absolute_globs() {
+        let def = parse(
+            "group web version=\"1.0\" {\n    paths \"/usr/sbin/nginx\" \"/etc/nginx\" when=openvz\n}\n",
+        )
+        .unwrap();
+        let Statement::When { body, .. } = &def.statements[0] else {
+            panic!("{:?}", def.statements[0])
+        };
+        assert_eq!(
+            body[0],
+            Statement::Paths(vec!["/usr/sbin/nginx".into(), "/etc/nginx".into()])
+        );
+        let (msg, _) = error("  paths \"usr/bin/*\"");
+        assert!(msg.contains("2:9: glob `usr/bin/*` never matches"), "{msg}");
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub struct Parts {
 /// Builds the lock: applies excludes, keeps hard links pointing at kept files, adds group
 /// files (with root-owned parent directories where none exist), and normalises.
 pub fn assemble(parts: Parts) -> Result<Lock, AssembleError> {
-    let excludes = Excludes::new(&parts.excludes)?;
+    let excludes = Subtrees::new(&parts.excludes)?;
     let mut kept: BTreeMap<String, FileEntry> = BTreeMap::new();
     let mut excluded: HashMap<String, FileEntry> = HashMap::new();
     for entry in parts.package_entries {
@@ -85,12 +85,13 @@ pub fn assemble(parts: Parts) -> Result<Lock, AssembleError> {
     Ok(lock)
 }
 
-/// A group's `exclude` globs.
-pub struct Excludes(GlobSet);
+/// Path globs where a matching directory takes its subtree: a group's `exclude` globs,
+/// and its `paths`.
+pub struct Subtrees(GlobSet);
 
-impl Excludes {
+impl Subtrees {
     /// Compiles the globs; a bad one is an error naming it.
-    pub fn new(patterns: &[String]) -> Result<Excludes, AssembleError> {
+    pub fn new(patterns: &[String]) -> Result<Subtrees, AssembleError> {
         let mut builder = GlobSetBuilder::new();
         for pattern in patterns {
             let glob = Glob::new(pattern).map_err(|e| AssembleError::BadGlob {
@@ -101,15 +102,15 @@ impl Excludes {
         }
         builder
             .build()
-            .map(Excludes)
+            .map(Subtrees)
             .map_err(|e| AssembleError::BadGlob {
                 pattern: patterns.join(" "),
                 message: e.to_string(),
             })
     }
 
-    /// Whether `path` goes: it or one of its ancestors matches (an excluded directory
-    /// takes everything below it, or its children would be orphans).
+    /// Whether `path` or one of its ancestors matches (an excluded directory takes
+    /// everything below it, or its children would be orphans).
     pub fn matches(&self, path: &str) -> bool {
         if self.0.is_empty() || path == "/" {
             return false;

@@ -7,13 +7,15 @@ mod assemble;
 pub mod extra;
 mod merkle;
 pub mod scan;
+mod trim;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use assemble::{AssembleError, Excludes, Parts, assemble};
+pub use assemble::{AssembleError, Parts, Subtrees, assemble};
 pub use merkle::merkle_root;
+pub use trim::{TrimError, trim};
 
 /// The kind of a filesystem entry in a lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -210,6 +210,24 @@ pub struct Lock {
     pub files: Vec<FileEntry>,
 }
 
+#[cfg(test)]
+impl Lock {
+    /// A lock of group `test` holding just `files` (sorted), for tests of what reads locks.
+    pub(crate) fn of_files(mut files: Vec<FileEntry>) -> Lock {
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Lock {
+            group: "test".to_string(),
+            version: "1.0".to_string(),
+            flavor: "[is: x86_64]".to_string(),
+            inputs: Inputs::default(),
+            cmd: Vec::new(),
+            modules: Vec::new(),
+            packages: Vec::new(),
+            files,
+        }
+    }
+}
+
 impl Lock {
     /// Puts packages and files in canonical order. Call before serialising or hashing.
     pub fn normalise(&mut self) {

@@ -338,6 +338,10 @@ fn read_file(
 mod tests {
     use super::*;
 
+    fn lock_of(files: Vec<FileEntry>) -> Lock {
+        Lock::of_files(files)
+    }
+
     fn dir(path: &str) -> FileEntry {
         FileEntry {
             package: Some("pkg".into()),
@@ -388,36 +392,27 @@ mod tests {
 
     #[test]
     fn unowned_entries_stay_but_dpkg_state_and_dangling_links_go() {
-        let mut lock = Lock {
-            group: "g".into(),
-            version: "1".into(),
-            flavor: "[is: x86_64]".into(),
-            inputs: Default::default(),
-            cmd: Vec::new(),
-            modules: Vec::new(),
-            packages: Vec::new(),
-            files: vec![
-                FileEntry::directory("/"),
-                dir("/etc"),
-                FileEntry {
-                    kind: FileKind::File,
-                    ..FileEntry::directory("/etc/passwd")
-                },
-                link("/etc/gone", "/usr/share/doc", None),
-                dir("/usr"),
-                dir("/usr/share"),
-                dir("/usr/share/doc"),
-                file("/usr/share/doc/README", b"docs"),
-                file("/usr/share/keep", b"kept"),
-                dir("/var"),
-                dir("/var/lib"),
-                dir("/var/lib/dpkg"),
-                FileEntry {
-                    kind: FileKind::File,
-                    ..FileEntry::directory("/var/lib/dpkg/status")
-                },
-            ],
-        };
+        let mut lock = lock_of(vec![
+            FileEntry::directory("/"),
+            dir("/etc"),
+            FileEntry {
+                kind: FileKind::File,
+                ..FileEntry::directory("/etc/passwd")
+            },
+            link("/etc/gone", "/usr/share/doc", None),
+            dir("/usr"),
+            dir("/usr/share"),
+            dir("/usr/share/doc"),
+            file("/usr/share/doc/README", b"docs"),
+            file("/usr/share/keep", b"kept"),
+            dir("/var"),
+            dir("/var/lib"),
+            dir("/var/lib/dpkg"),
+            FileEntry {
+                kind: FileKind::File,
+                ..FileEntry::directory("/var/lib/dpkg/status")
+            },
+        ]);
         let paths = Subtrees::new(&["/usr/share/keep".to_string()]).unwrap();
         trim(&mut lock, &paths, |e| Ok(e.path.as_bytes().to_vec())).unwrap();
         let left: Vec<&str> = lock.files.iter().map(|e| e.path.as_str()).collect();
@@ -438,21 +433,12 @@ mod tests {
     fn a_program_whose_library_is_missing_is_an_error_naming_both() {
         // This test's own executable: a real ELF that links libc.
         let program = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        let mut lock = Lock {
-            group: "g".into(),
-            version: "1".into(),
-            flavor: "[is: x86_64]".into(),
-            inputs: Default::default(),
-            cmd: Vec::new(),
-            modules: Vec::new(),
-            packages: Vec::new(),
-            files: vec![
-                FileEntry::directory("/"),
-                dir("/usr"),
-                dir("/usr/bin"),
-                file("/usr/bin/prog", &program),
-            ],
-        };
+        let mut lock = lock_of(vec![
+            FileEntry::directory("/"),
+            dir("/usr"),
+            dir("/usr/bin"),
+            file("/usr/bin/prog", &program),
+        ]);
         let paths = Subtrees::new(&["/usr/bin/prog".to_string()]).unwrap();
         let err = trim(&mut lock, &paths, |_| Ok(program.clone())).unwrap_err();
         let TrimError::MissingLibrary {

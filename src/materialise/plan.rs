@@ -407,21 +407,10 @@ fn target_of(entry: &FileEntry) -> Result<&str, LockProblem> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::lock::Inputs;
 
     /// A lock holding `files` (sorted), for tests of every output format.
-    pub(crate) fn lock_of(mut files: Vec<FileEntry>) -> Lock {
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        Lock {
-            group: "test".to_string(),
-            version: "1.0".to_string(),
-            flavor: "[is: x86_64]".to_string(),
-            inputs: Inputs::default(),
-            cmd: Vec::new(),
-            modules: Vec::new(),
-            packages: Vec::new(),
-            files,
-        }
+    pub(crate) fn lock_of(files: Vec<FileEntry>) -> Lock {
+        Lock::of_files(files)
     }
 
     /// An entry of `kind` at `path`, root-owned, mode 0755 (dirs) or 0644.

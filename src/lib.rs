@@ -10,6 +10,7 @@ mod error;
 pub mod lang;
 pub mod lock;
 pub mod materialise;
+mod progress;
 pub mod repo;
 pub mod resolve;
 pub mod source;

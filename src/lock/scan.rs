@@ -6,6 +6,7 @@
 //! tree that works when materialised: real locations, the symlinks that lead there,
 //! every parent directory, and each path once.
 
+use crate::progress::Progress;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read};
@@ -415,6 +416,8 @@ struct Found {
     device: Option<(u32, u32)>,
     caps: Option<String>,
     nlink: u64,
+    /// `st_size`, for progress before a file is hashed (the lock takes the bytes read).
+    size: u64,
     /// (st_dev, st_ino), to find hard links.
     inode: (u64, u64),
 }
@@ -468,6 +471,7 @@ fn inspect(host: &Path, package: Option<&str>) -> Result<Option<Found>, ScanErro
         device,
         caps,
         nlink: meta.nlink(),
+        size: meta.len(),
         inode: (meta.dev(), meta.ino()),
     }))
 }
@@ -504,7 +508,11 @@ fn build(
         gid: found.gid,
         user: accounts.user(found.uid).to_string(),
         group: accounts.group(found.gid).to_string(),
-        size: 0,
+        size: if found.kind == FileKind::File {
+            found.size
+        } else {
+            0
+        },
         digest: None,
         target: found.target,
         device: found.device,
@@ -574,6 +582,7 @@ fn build(
         if let Some(target) = first.get(&inode) {
             if let Some(e) = entries.get_mut(&path) {
                 e.kind = FileKind::Hardlink;
+                e.size = 0;
                 e.target = Some(target.clone());
             }
         } else {
@@ -582,6 +591,13 @@ fn build(
     }
 
     let mut entries: Vec<FileEntry> = entries.into_values().collect();
+    let files = entries.iter().filter(|e| e.kind == FileKind::File);
+    let progress = Progress::new();
+    progress.phase(
+        "hashing",
+        files.clone().count(),
+        files.map(|e| e.size).sum(),
+    );
     let hashed: Vec<Result<(), ScanError>> = entries
         .par_iter_mut()
         .filter(|e| e.kind == FileKind::File)
@@ -597,6 +613,7 @@ fn build(
                 })?;
                 e.size = size;
                 e.digest = Some(digest);
+                progress.entry(size);
                 Ok(())
             },
         )

@@ -14,8 +14,8 @@ use crate::lock::FileEntry;
 
 use super::output::{Target, TempPath, c_path};
 use super::plan::{Body, Item, Plan};
-use super::progress::Progress;
 use super::{MaterialiseError, Supply, fetch_all, io_error};
+use crate::progress::Progress;
 
 /// Builds the tree in a temporary beside OUT; returns it and the number of entries made.
 pub(super) fn build(

@@ -14,7 +14,6 @@ mod oci;
 mod openvz;
 mod output;
 mod plan;
-mod progress;
 mod stamp;
 mod tarball;
 
@@ -31,10 +30,10 @@ pub use fetch::{Drifted, Problem};
 pub use openvz::{NotForContainers, template_name};
 pub use plan::LockProblem;
 
+use crate::progress::Progress;
 use fetch::{FetchError, Restart};
 use output::Target;
 use plan::{Body, Expected, Item, Plan};
-use progress::Progress;
 use stamp::Stamp;
 
 /// How a tarball is compressed.

@@ -35,9 +35,9 @@ use crate::lock::Lock;
 
 use super::output::{Target, TempPath};
 use super::plan::Plan;
-use super::progress::Progress;
 use super::tarball::{self, Devices, Encoder};
 use super::{Compression, MaterialiseError, Supply, io_error};
+use crate::progress::Progress;
 
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";

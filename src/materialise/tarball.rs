@@ -19,8 +19,8 @@ use crate::lock::FileEntry;
 use super::fetch::{CheckedReader, Drifted, Problem};
 use super::output::{Target, TempPath};
 use super::plan::{Body, Expected, Plan};
-use super::progress::Progress;
 use super::{Compression, MaterialiseError, Supply, fetch_all, io_error};
+use crate::progress::Progress;
 
 /// Checks every file's sources, then writes the archive to a temporary beside OUT;
 /// returns it and the number of entries written (the root not counted).

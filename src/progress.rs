@@ -1,4 +1,5 @@
-//! Progress on a terminal: entries and bytes of the current phase.
+//! Progress on a terminal for long steps (hashing, copying, compressing, making file
+//! systems): entries and bytes of the current phase; silent without a terminal.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,7 +32,8 @@ impl Progress {
         }
     }
 
-    /// Starts a phase (`checking`, `copying`, `writing`) over `entries` and `bytes`.
+    /// Starts a phase (`hashing`, `checking`, `copying`, `writing`) over `entries` and
+    /// `bytes`.
     pub fn phase(&self, label: &'static str, entries: usize, bytes: u64) {
         self.done.store(0, Ordering::Relaxed);
         self.total.store(entries, Ordering::Relaxed);

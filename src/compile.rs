@@ -14,7 +14,7 @@ use crate::lock::{self, Excludes, FileEntry, FileKind, Lock, LockedPackage, Part
 use crate::resolve::{self, RESOLVER_VERSION, Request, Universe, Wanted};
 use crate::source::apt::{self, AptError, AptGet};
 use crate::source::catalog::{Catalog, Provenance};
-use crate::source::deb::{DebArchive, canonical_usrmerge};
+use crate::source::deb::{DebArchive, DebError, canonical_usrmerge};
 use crate::source::dpkg::Conffile;
 use crate::system::{self, PackageRecord};
 use crate::workspace::Recipe;
@@ -255,7 +255,9 @@ pub fn compile_recipe(
             scripts.archives.extend(script.map(str::to_string));
         }
     }
-    let system = system_files(settings, catalog, &records, &scripts, &tree, &excludes)?;
+    let system = system_files(
+        settings, catalog, &records, &scripts, &tree, &archives, &excludes,
+    )?;
     let mut group_files = system.entries;
     let mut blobs = system.blobs;
     blobs.extend(
@@ -469,13 +471,15 @@ fn pristine_conffiles(
 /// dpkg's database of the chosen packages and the accounts they use, generated from
 /// what is known of them (status stanzas or control files, file lists, base-passwd's
 /// masters, the host's passwd lines of users that owners and maintainer scripts name;
-/// never the host's shadow files), a minimal /dev and the alternatives.
+/// never the host's shadow files), a minimal /dev, the alternatives, the linker's cache
+/// and the kernel's module dependencies.
 fn system_files(
     settings: &Settings,
     catalog: &Catalog,
     records: &[PackageRecord],
     scripts: &Scripts,
     tree: &Tree,
+    archives: &[ArchivePackage],
     excludes: &Excludes,
 ) -> Result<system::Generated> {
     let mut generated = system::dpkg_state(records, &catalog.installed.diversions);
@@ -538,13 +542,76 @@ fn system_files(
     let bytes = |entry: &FileEntry| tree.bytes(&settings.sysroot, entry);
     generated
         .extend(system::ld_so_cache(&kept, bytes, &system::host_ldconfig())?.unwrap_or_default());
+    let fill =
+        |staging: &system::Staging| stage_for_depmod(&settings.sysroot, tree, archives, staging);
+    generated.extend(system::module_data(&kept, fill, &system::host_depmod())?);
     Ok(generated)
 }
 
+/// Writes the bytes of the files depmod reads at their staged places: compile's own
+/// copy when it holds one, the host file for an installed package's, and for an archive
+/// package's one pass over its archive (a kernel's modules are too many bytes to keep
+/// in memory, and a compressed archive cannot be read at random).
+fn stage_for_depmod(
+    sysroot: &Path,
+    tree: &Tree,
+    archives: &[ArchivePackage],
+    staging: &system::Staging,
+) -> std::result::Result<(), (String, std::io::Error)> {
+    let mut from_archive: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for entry in staging.files() {
+        let failed = |e| (entry.path.clone(), e);
+        let archive = (entry.package.as_deref())
+            .filter(|p| archives.iter().any(|a| a.archive.package.name == *p));
+        if let Some(bytes) = tree.contents.get(&entry.path) {
+            std::fs::write(staging.place(&entry.path), bytes).map_err(failed)?;
+        } else if let Some(package) = archive {
+            from_archive.entry(package).or_default().insert(&entry.path);
+        } else {
+            let at = entry.origin.as_deref().unwrap_or(&entry.path);
+            std::fs::copy(
+                sysroot.join(at.trim_start_matches('/')),
+                staging.place(&entry.path),
+            )
+            .map_err(failed)?;
+        }
+    }
+    for package in archives {
+        let Some(wanted) = from_archive.get_mut(package.archive.package.name.as_str()) else {
+            continue;
+        };
+        let archive = &package.archive;
+        archive
+            .for_each_file(|file| {
+                let path = canonical_usrmerge(file.path());
+                if !wanted.remove(path.as_str()) {
+                    return Ok(());
+                }
+                let at = staging.place(&path);
+                let mut out = std::fs::File::create(&at).map_err(|source| DebError::Write {
+                    path: archive.path.clone(),
+                    entry: path.clone(),
+                    source,
+                })?;
+                file.copy_to(&mut out).map(drop)
+            })
+            .map_err(|e| (archive.path.display().to_string(), std::io::Error::other(e)))?;
+        if let Some(missing) = wanted.first() {
+            let why = format!("not in the archive {}", archive.path.display());
+            return Err((missing.to_string(), std::io::Error::other(why)));
+        }
+    }
+    Ok(())
+}
+
 /// Whether compile reads the bytes of a packaged file at (merged-/usr) `path` beyond
-/// hashing it: base-passwd's account masters and what ldconfig reads.
+/// hashing it: base-passwd's account masters, what ldconfig reads and depmod's small
+/// inputs.
 fn read_by_compile(path: &str) -> bool {
-    path == MASTER_PASSWD || path == MASTER_GROUP || system::ldconfig_reads(path)
+    path == MASTER_PASSWD
+        || path == MASTER_GROUP
+        || system::ldconfig_reads(path)
+        || system::depmod_reads(path)
 }
 
 /// The host's alternatives and those the archive packages' `scripts` install, cut down

@@ -24,6 +24,9 @@ pub enum Error {
     /// The dynamic linker's cache could not be made.
     #[error(transparent)]
     LdCache(#[from] crate::system::LdCacheError),
+    /// The kernel's module dependency data could not be made.
+    #[error(transparent)]
+    Depmod(#[from] crate::system::DepmodError),
     /// The packages cannot be resolved.
     #[error(transparent)]
     Resolve(#[from] crate::resolve::ResolveError),

@@ -1,11 +1,12 @@
 //! System state an appliance needs to work as a system, not a bag of files: dpkg's
-//! database for the locked packages, the accounts they use, their alternatives and the
-//! dynamic linker's cache. Each piece is generated at compile time as ordinary lock
-//! entries whose bytes go to the blob store, so it is as exact and reproducible as any
-//! packaged file. No maintainer script is ever run.
+//! database for the locked packages, the accounts they use, their alternatives, the
+//! dynamic linker's cache and the kernel's module dependencies. Each piece is generated
+//! at compile time as ordinary lock entries whose bytes go to the blob store, so it is
+//! as exact and reproducible as any packaged file. No maintainer script is ever run.
 
 mod accounts;
 mod alternatives;
+mod depmod;
 mod dev;
 mod dpkg_state;
 mod ldcache;
@@ -14,6 +15,9 @@ pub use accounts::{
     AccountRequest, AccountSources, PrimaryGroup, accounts, group_id, script_accounts,
 };
 pub use alternatives::{Alternative, Choice, alternatives};
+pub use depmod::{
+    DepmodError, MODULES_DIR, Staging, depmod_reads, host_depmod, is_module, module_data,
+};
 pub use dev::dev;
 pub use dpkg_state::{PackageRecord, dpkg_state, installed_stanza};
 pub use ldcache::{LdCacheError, host_ldconfig, ld_so_cache, ldconfig_reads};

@@ -42,6 +42,9 @@ pub enum Error {
     /// An output could not be built.
     #[error(transparent)]
     Materialise(#[from] crate::materialise::MaterialiseError),
+    /// An image could not be booted.
+    #[error(transparent)]
+    Boot(#[from] crate::boot::BootError),
     /// A request that names something that does not exist or does not fit.
     #[error("{0}")]
     Usage(String),

@@ -125,6 +125,13 @@ impl Restart for io::Sink {
     }
 }
 
+impl Restart for Vec<u8> {
+    fn restart(&mut self) -> io::Result<()> {
+        self.clear();
+        Ok(())
+    }
+}
+
 impl Restart for File {
     fn restart(&mut self) -> io::Result<()> {
         self.rewind()?;

@@ -10,6 +10,7 @@
 mod archives;
 mod chroot;
 mod fetch;
+mod image;
 mod output;
 mod plan;
 mod progress;
@@ -26,6 +27,7 @@ use rayon::prelude::*;
 use crate::lock::Lock;
 
 pub use fetch::{Drifted, Problem};
+pub use image::ImageError;
 pub use plan::LockProblem;
 
 use fetch::{FetchError, Restart};
@@ -273,6 +275,9 @@ pub enum MaterialiseError {
         /// What was being written (an entry of the lock, or a path beside OUT).
         path: String,
     },
+    /// A bootable image cannot be made from the lock.
+    #[error(transparent)]
+    Image(#[from] ImageError),
     /// Any other filesystem error.
     #[error("{}: cannot {action} {path}: {source}", out.display())]
     Io {
@@ -368,8 +373,19 @@ pub fn materialise(
         Format::Tar(compression) => {
             tarball::build(&plan, &supply, compression, &target, opts.mtime, &progress)?
         }
-        // Filled in by the openvz, image and oci modules.
-        Format::Openvz(_) | Format::Image(_) | Format::Oci => {
+        Format::Image(disk) => image::build(
+            &plan,
+            lock,
+            lock_id,
+            &supply,
+            disk,
+            &target,
+            mtime,
+            &progress,
+            &mut warnings,
+        )?,
+        // Filled in by the openvz and oci modules.
+        Format::Openvz(_) | Format::Oci => {
             return Err(MaterialiseError::UnknownFormat {
                 name: format.describe().0.to_string(),
             });

@@ -160,9 +160,11 @@ impl Guest {
 }
 
 /// qemu's `-drive` value; commas in the path are doubled, as qemu's option syntax wants.
+/// `snapshot=on` keeps the guest's writes in a temporary overlay: every boot starts from
+/// the lock's disk, and the image stays the one its stamp describes.
 fn drive(disk: &Path, kind: Disk) -> String {
     format!(
-        "file={},format={},if=virtio",
+        "file={},format={},if=virtio,snapshot=on",
         disk.display().to_string().replace(',', ",,"),
         kind.as_str()
     )
@@ -249,7 +251,7 @@ mod tests {
         assert_eq!(
             after("-drive"),
             format!(
-                "file={}/disk.qcow2,format=qcow2,if=virtio",
+                "file={}/disk.qcow2,format=qcow2,if=virtio,snapshot=on",
                 dir.path().display()
             )
         );

@@ -82,7 +82,8 @@ enum Command {
     /// Build a lock's image (unless current) and boot it under qemu on this terminal.
     #[command(
         after_help = "The image goes to store/images/GROUP-FLAVOR. The guest's console is this terminal \
-(Ctrl-A X quits qemu); the guest powers off when its program ends, and boot exits with qemu's code.\n\n\
+(Ctrl-A X quits qemu); the guest powers off when its program ends, and boot exits with qemu's code. \
+What the guest writes to its disk is discarded: every boot starts from the lock.\n\n\
 Example:\n  appliance boot minimal --flavor kvm\n  appliance boot minimal --flavor kvm -- /bin/bash -c 'uname -a'"
     )]
     Boot {

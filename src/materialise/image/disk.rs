@@ -385,3 +385,114 @@ fn run(tool: &'static str, command: &mut Command) -> Result<std::process::Output
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::FileKind;
+    use crate::materialise::plan::tests::{entry, file, link, lock_of};
+
+    const ID: &str = "0546057712cee78e7b30e20884d9a85491d3ef029acf3b88b39f341e16081dc4";
+
+    #[test]
+    fn uuid_and_hash_seed_derive_from_the_lock_id() {
+        let lock = lock_of(vec![entry("/etc", FileKind::Dir)]);
+        let plan = Plan::new(&lock).unwrap();
+        let one = geometry(&plan, ID);
+        assert_eq!(one, geometry(&plan, ID));
+        let other = geometry(&plan, &ID.replace('0', "1"));
+        assert_ne!(one.uuid, other.uuid);
+        assert_ne!(one.uuid, one.hash_seed);
+        for uuid in [&one.uuid, &one.hash_seed] {
+            let groups: Vec<usize> = uuid.split('-').map(str::len).collect();
+            assert_eq!(groups, [8, 4, 4, 4, 12], "{uuid}");
+            assert_eq!(&uuid[14..15], "4", "version 4: {uuid}");
+            assert!("89ab".contains(&uuid[19..20]), "RFC 4122 variant: {uuid}");
+        }
+    }
+
+    #[test]
+    fn size_grows_with_content_and_leaves_room() {
+        let small = lock_of(vec![entry("/etc", FileKind::Dir)]);
+        let small = geometry(&Plan::new(&small).unwrap(), ID);
+        assert_eq!(small.bytes % MIB, 0);
+        assert!(small.bytes >= 64 * MIB, "{small:?}");
+        assert!(small.inodes >= 4096, "{small:?}");
+
+        let big_file = vec![7u8; 3 * MIB as usize];
+        let mut files = vec![entry("/usr", FileKind::Dir), file("/usr/big", &big_file)];
+        files.push(link("/usr/long-link", FileKind::Symlink, &"x".repeat(100)));
+        let lock = lock_of(files);
+        let big = geometry(&Plan::new(&lock).unwrap(), ID);
+        // The content and a quarter more, beside the fixed room for metadata.
+        assert!(big.bytes >= small.bytes + 3 * MIB, "{big:?} {small:?}");
+        assert!(big.bytes >= 3 * MIB + 3 * MIB / 4 + 64 * MIB, "{big:?}");
+    }
+
+    #[test]
+    fn debugfs_script_sets_every_inode_and_makes_devices() {
+        let mut console = entry("/dev/console", FileKind::Char);
+        console.device = Some((5, 1));
+        console.mode = 0o600;
+        let mut shadow = file("/etc/shadow", b"root:*:1::::::\n");
+        shadow.mode = 0o640;
+        shadow.gid = 42;
+        let mut ping = file("/usr/bin/ping", b"ping");
+        ping.caps = Some("0100000200200000".to_string());
+        let files = vec![
+            entry("/dev", FileKind::Dir),
+            console,
+            entry("/etc", FileKind::Dir),
+            shadow,
+            link("/etc/sh\"adow-", FileKind::Hardlink, "/etc/shadow"),
+            entry("/usr", FileKind::Dir),
+            entry("/usr/bin", FileKind::Dir),
+            ping,
+        ];
+        let lock = lock_of(files);
+        let plan = Plan::new(&lock).unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let script = finish_script(&plan, 7, work.path(), Path::new("out")).unwrap();
+        assert!(
+            script.starts_with("sif \"/\" uid 0\nsif \"/\" gid 0\nsif \"/\" mode 040755\n"),
+            "{script}"
+        );
+        assert!(
+            script.contains(
+                "cd \"/dev\"\nmknod \"console\" c 5 1\ncd /\nsif \"/dev/console\" uid 0\n"
+            ),
+            "{script}"
+        );
+        assert!(
+            script.contains("sif \"/dev/console\" mode 020600\n"),
+            "{script}"
+        );
+        assert!(script.contains("sif \"/etc/shadow\" gid 42\n"), "{script}");
+        assert!(
+            script.contains("sif \"/etc/shadow\" mode 0100640\n"),
+            "{script}"
+        );
+        assert!(
+            script.contains("sif \"/etc/shadow\" crtime @7\n"),
+            "{script}"
+        );
+        assert!(
+            !script.contains("adow-"),
+            "a hard link shares its target's inode: {script}"
+        );
+        let caps = work.path().join("caps-7");
+        assert_eq!(
+            fs::read(&caps).unwrap(),
+            hex::decode("0100000200200000").unwrap()
+        );
+        assert!(
+            script.contains(&format!(
+                "ea_set -f \"{}\" \"/usr/bin/ping\" security.capability\n",
+                caps.display()
+            )),
+            "{script}"
+        );
+        assert_eq!(quote("/a \"b\"").unwrap(), "\"/a \"\"b\"\"\"");
+        assert!(quote("/a\nb").is_err());
+    }
+}

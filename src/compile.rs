@@ -681,3 +681,106 @@ fn alternatives(
     generated.entries.retain(|e| !excludes.matches(&e.path));
     Ok(generated)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// The host kernel's module folder, when it has ext4 and its dependencies.
+    fn host_modules() -> Option<PathBuf> {
+        let mut kernels: Vec<_> = std::fs::read_dir(system::MODULES_DIR)
+            .ok()?
+            .flatten()
+            .collect();
+        kernels.sort_by_key(|e| e.file_name());
+        kernels
+            .into_iter()
+            .map(|e| e.path())
+            .find(|p| p.join("kernel/fs/ext4/ext4.ko").is_file())
+    }
+
+    #[test]
+    fn depmod_reads_an_archive_kernel_from_its_archive_and_nothing_from_the_host() {
+        let Some(host) = host_modules().filter(|_| system::host_depmod().is_file()) else {
+            eprintln!("skipped: the host has no kernel modules or no depmod");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pkg");
+        let kernel = root.join("lib/modules/6.1.0-99-test");
+        for name in [
+            "modules.order",
+            "modules.builtin",
+            "modules.builtin.modinfo",
+            "kernel/fs/ext4/ext4.ko",
+            "kernel/fs/jbd2/jbd2.ko",
+            "kernel/fs/mbcache.ko",
+            "kernel/lib/crc16.ko",
+        ] {
+            let to = kernel.join(name);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(host.join(name), to).unwrap();
+        }
+        std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+        std::fs::write(
+            root.join("DEBIAN/control"),
+            "Package: linux-image-test\nVersion: 1\nArchitecture: amd64\n\
+             Maintainer: t <t@example.org>\nDescription: test kernel\n",
+        )
+        .unwrap();
+        let deb = dir.path().join("linux-image-test_1_amd64.deb");
+        let Ok(built) = Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zxz", "-b"])
+            .arg(&root)
+            .arg(&deb)
+            .output()
+        else {
+            eprintln!("skipped: no dpkg-deb");
+            return;
+        };
+        assert!(built.status.success(), "{built:?}");
+
+        let archive = ArchivePackage::read(DebArchive::open(&deb).unwrap()).unwrap();
+        let order = "/usr/lib/modules/6.1.0-99-test/modules.order";
+        assert!(
+            archive.contents.contains_key(order),
+            "small inputs are kept"
+        );
+        assert!(
+            !(archive.contents.keys()).any(|p| p.ends_with(".ko")),
+            "modules are not held in memory"
+        );
+        let mut entries = archive.entries.clone();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let tree = Tree {
+            entries,
+            warnings: Vec::new(),
+            contents: archive.contents.clone(),
+            pristine: Vec::new(),
+            missing: Vec::new(),
+        };
+        // An empty host: every byte must come from compile's copy or the archive.
+        let empty = dir.path().join("empty-host");
+        std::fs::create_dir(&empty).unwrap();
+        let refs: Vec<&FileEntry> = tree.entries.iter().collect();
+        let archives = std::slice::from_ref(&archive);
+        let made = system::module_data(
+            &refs,
+            |staging: &system::Staging| stage_for_depmod(&empty, &tree, archives, staging),
+            &system::host_depmod(),
+        )
+        .unwrap();
+        let dep = made
+            .entries
+            .iter()
+            .position(|e| e.path == "/usr/lib/modules/6.1.0-99-test/modules.dep")
+            .unwrap();
+        let dep = String::from_utf8_lossy(&made.blobs[dep]);
+        assert!(
+            dep.lines()
+                .any(|l| l.starts_with("kernel/fs/ext4/ext4.ko:") && l.contains("jbd2.ko")),
+            "{dep}"
+        );
+    }
+}

@@ -226,7 +226,7 @@ pub struct MaterialiseOptions {
     pub pools: Vec<PathBuf>,
 }
 
-/// Materialises a stored lock into a chroot or tarball.
+/// Materialises a stored lock into OUT in the chosen format (chroot, tarball, image...).
 pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write) -> Result<()> {
     let repo = ctx.existing_repo()?;
     let (stored, flavor) = ctx.load(&repo, &opts.lookup)?;

@@ -93,7 +93,7 @@ impl Machine {
              memory = 512\n\
              vcpus = 1\n\
              disk = [ \"format={format}, vdev=xvda, access=rw, target={target}\" ]\n\
-             vif = [ \"\" ]\n\
+             # vif = [ \"bridge=xenbr0\" ]   (xen-netfront is in the initramfs)\n\
              on_poweroff = \"destroy\"\n\
              on_reboot = \"destroy\"\n\
              on_crash = \"destroy\"\n",

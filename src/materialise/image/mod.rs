@@ -171,13 +171,16 @@ pub(super) fn build(
 ) -> Result<(TempPath, usize), MaterialiseError> {
     let out = &target.out;
     let machine = Machine::of_flavor(&lock.flavor)?;
-    // Known before the long disk build, like every error about the lock.
-    let xen_cfg = |dir: &Path| Machine::xen_cfg(&lock.group, dir, disk);
-    let final_dir =
-        std::path::absolute(out).map_err(|e| io_error(out, "resolve", out.display(), e))?;
-    if machine == Machine::Xen {
-        xen_cfg(&final_dir)?;
-    }
+    // Made first, so that its errors, like every error about the lock, come before the
+    // long disk build. It names OUT's final place: the files are renamed there.
+    let xen_cfg = match machine {
+        Machine::Xen => {
+            let at =
+                std::path::absolute(out).map_err(|e| io_error(out, "resolve", out.display(), e))?;
+            Some(Machine::xen_cfg(&lock.group, &at, disk)?)
+        }
+        Machine::Kvm => None,
+    };
     let kernel = kernel::choose(plan, &lock.flavor)?;
     let cpio_mtime = u32::try_from(mtime).map_err(|_| MaterialiseError::Mtime {
         mtime: mtime.unsigned_abs(),
@@ -200,10 +203,9 @@ pub(super) fn build(
     let cmdline = dir.join("cmdline");
     fs::write(&cmdline, format!("{}\n", machine.cmdline()))
         .map_err(|e| io_error(out, "write", cmdline.display(), e))?;
-    if machine == Machine::Xen {
+    if let Some(text) = xen_cfg {
         let cfg = dir.join("xen.cfg");
-        fs::write(&cfg, xen_cfg(&final_dir)?)
-            .map_err(|e| io_error(out, "write", cfg.display(), e))?;
+        fs::write(&cfg, text).map_err(|e| io_error(out, "write", cfg.display(), e))?;
     }
     disk::build(
         plan, supply, target, &dir, lock_id, mtime, disk, progress, warnings,

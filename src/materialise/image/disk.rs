@@ -105,7 +105,7 @@ pub(super) fn geometry(plan: &Plan, lock_id: &str) -> Geometry {
 }
 
 /// Writes the root disk of `plan` into `dir` (OUT's temporary) as `disk.raw`,
-/// `disk.qcow2` or `disk.vmdk`; returns its path.
+/// `disk.qcow2` or `disk.vmdk`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn build(
     plan: &Plan,
@@ -117,7 +117,7 @@ pub(super) fn build(
     disk: Disk,
     progress: &Progress,
     warnings: &mut Vec<String>,
-) -> Result<PathBuf, MaterialiseError> {
+) -> Result<(), MaterialiseError> {
     let out = &target.out;
     let stage = target.temp_dir()?;
     populate(
@@ -171,39 +171,11 @@ pub(super) fn build(
     let commands = work.path.join("debugfs.commands");
     let script = finish_script(plan, mtime, &work.path, out)?;
     fs::write(&commands, script).map_err(|e| io_error(out, "write", commands.display(), e))?;
-    let output = run(
-        "debugfs",
-        Command::new(sbin("debugfs"))
-            .arg("-w")
-            .arg("-f")
-            .arg(&commands)
-            .arg(&raw)
-            .env("E2FSPROGS_FAKE_TIME", &fake_time)
-            .env("LC_ALL", "C"),
-    )?;
-    // debugfs exits 0 whatever its commands did; their errors are on stderr, after its
-    // version banner.
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.starts_with("debugfs ") && !l.trim().is_empty())
-        .collect();
-    if !errors.is_empty() {
-        return Err(ImageError::Tool {
-            tool: "debugfs",
-            detail: errors
-                .iter()
-                .take(5)
-                .copied()
-                .collect::<Vec<_>>()
-                .join("; "),
-        }
-        .into());
-    }
+    debugfs(&commands, &raw, &fake_time)?;
     drop(work);
 
     let converted = match disk {
-        Disk::Raw => return Ok(raw),
+        Disk::Raw => return Ok(()),
         Disk::Qcow2 | Disk::Vmdk => dir.join(format!("disk.{}", disk.as_str())),
     };
     progress.step("qemu-img");
@@ -218,8 +190,36 @@ pub(super) fn build(
         pin_vmdk_cid(&converted, lock_id)
             .map_err(|e| io_error(out, "write", converted.display(), e))?;
     }
-    fs::remove_file(&raw).map_err(|e| io_error(out, "remove", raw.display(), e))?;
-    Ok(converted)
+    fs::remove_file(&raw).map_err(|e| io_error(out, "remove", raw.display(), e))
+}
+
+/// Runs the debugfs `commands` on the filesystem image `raw`. debugfs exits 0 whatever
+/// its commands did; their errors are on stderr, after its version banner.
+fn debugfs(commands: &Path, raw: &Path, fake_time: &str) -> Result<(), ImageError> {
+    let output = run(
+        "debugfs",
+        Command::new(sbin("debugfs"))
+            .arg("-w")
+            .arg("-f")
+            .arg(commands)
+            .arg(raw)
+            .env("E2FSPROGS_FAKE_TIME", fake_time)
+            .env("LC_ALL", "C"),
+    )?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("debugfs ") && !l.trim().is_empty())
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        let shown: Vec<&str> = errors.iter().take(5).copied().collect();
+        Err(ImageError::Tool {
+            tool: "debugfs",
+            detail: shown.join("; "),
+        })
+    }
 }
 
 /// The debugfs commands that give every inode its locked owner, mode and times, make
@@ -391,6 +391,7 @@ mod tests {
     use super::*;
     use crate::lock::FileKind;
     use crate::materialise::plan::tests::{entry, file, link, lock_of};
+    use std::fs::File;
 
     const ID: &str = "0546057712cee78e7b30e20884d9a85491d3ef029acf3b88b39f341e16081dc4";
 
@@ -427,6 +428,36 @@ mod tests {
         // The content and a quarter more, beside the fixed room for metadata.
         assert!(big.bytes >= small.bytes + 3 * MIB, "{big:?} {small:?}");
         assert!(big.bytes >= 3 * MIB + 3 * MIB / 4 + 64 * MIB, "{big:?}");
+    }
+
+    #[test]
+    fn a_failing_debugfs_command_fails_the_disk() {
+        if !sbin("debugfs").is_file() || !sbin("mkfs.ext4").is_file() {
+            eprintln!("skipped: no e2fsprogs");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("disk.raw");
+        File::create(&raw).unwrap().set_len(8 * MIB).unwrap();
+        run(
+            "mkfs.ext4",
+            Command::new(sbin("mkfs.ext4")).args(["-q", "-F"]).arg(&raw),
+        )
+        .unwrap();
+        let commands = dir.path().join("commands");
+        fs::write(&commands, "sif \"/lost+found\" uid 7\n").unwrap();
+        debugfs(&commands, &raw, "1").unwrap();
+        fs::write(
+            &commands,
+            "sif \"/lost+found\" uid 7\nsif \"/nope\" uid 0\n",
+        )
+        .unwrap();
+        let err = debugfs(&commands, &raw, "1").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("debugfs failed: /nope: File not found"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! End to end on the real machine: the project's `groups/minimal.kdl` compiled from this
 //! host's kernel (linux-image-amd64) into a bootable image, twice with the same bytes,
-//! checked with e2fsck, debugfs and qemu-img, and booted under qemu, where the disk's own
-//! bash runs. Needs root (CI is root): another user gets a message that it skipped.
+//! checked with e2fsck, debugfs and qemu-img, booted under qemu, where the disk's own
+//! bash runs, and built by an unprivileged user with the same bytes. Needs root (CI is
+//! root): another user gets a message that it skipped.
 
 mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -249,6 +250,66 @@ fn boot(ws: &Path) -> (String, Duration, Option<i32>) {
         }
     };
     (output, marker.unwrap_or(BOOT_LIMIT), code)
+}
+
+#[test]
+fn an_unprivileged_user_builds_the_same_image_bytes() {
+    if !is_root() {
+        eprintln!("skipped: switching to another user needs root");
+        return;
+    }
+    needs_a_kernel();
+    // World-searchable, unlike a tempdir, so that nobody reaches the workspace in it.
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let ws = dir.path().join("ws");
+    fs::create_dir(&ws).unwrap();
+    example_workspace(&ws);
+    ok(&ws, &["compile", "groups/minimal.kdl", "--flavor", "kvm"]);
+    ok(
+        &ws,
+        &[
+            "materialise",
+            "minimal",
+            "--flavor",
+            "kvm",
+            "-o",
+            "root-built",
+        ],
+    );
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&ws)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_appliance"))
+        .args([
+            "materialise",
+            "minimal",
+            "--flavor",
+            "kvm",
+            "-o",
+            "user-built",
+        ])
+        .current_dir(&ws)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "as nobody: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["initrd.img", "disk.raw"] {
+        assert!(
+            fs::read(ws.join("root-built").join(name)).unwrap()
+                == fs::read(ws.join("user-built").join(name)).unwrap(),
+            "{name} differs when built by nobody"
+        );
+    }
 }
 
 #[test]

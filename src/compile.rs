@@ -14,7 +14,7 @@ use crate::lock::{self, FileEntry, FileKind, Lock, LockedPackage, Parts, Subtree
 use crate::resolve::{self, RESOLVER_VERSION, Request, Universe, Wanted};
 use crate::source::apt::{self, AptError, AptGet};
 use crate::source::catalog::{Catalog, Provenance};
-use crate::source::deb::{DebArchive, canonical_usrmerge};
+use crate::source::deb::{DebArchive, DebError, canonical_usrmerge};
 use crate::source::dpkg::Conffile;
 use crate::system::{self, PackageRecord};
 use crate::workspace::Recipe;
@@ -142,6 +142,14 @@ struct Scripts {
     archives: Vec<String>,
 }
 
+/// What system files are made from: the chosen packages' records, their scripts and
+/// the archives of those that come from one.
+struct Chosen<'a> {
+    records: &'a [PackageRecord<'a>],
+    scripts: &'a Scripts,
+    archives: &'a [ArchivePackage],
+}
+
 /// The chosen packages' file entries with the bytes that only archives hold.
 struct Tree {
     /// Sorted by path.
@@ -262,11 +270,15 @@ pub fn compile_recipe(
             scripts.archives.extend(script.map(str::to_string));
         }
     }
+    let chosen = Chosen {
+        records: &records,
+        scripts: &scripts,
+        archives: &archives,
+    };
     let system = system_files(
         settings,
         catalog,
-        &records,
-        &scripts,
+        &chosen,
         &tree,
         &excludes,
         recipe.flavor.flag("kernel"),
@@ -571,16 +583,21 @@ fn pristine_conffiles(
 /// dpkg's database of the chosen packages and the accounts they use, generated from
 /// what is known of them (status stanzas or control files, file lists, base-passwd's
 /// masters, the host's passwd lines of users that owners and maintainer scripts name;
-/// never the host's shadow files), a minimal /dev and the alternatives.
+/// never the host's shadow files), a minimal /dev, the alternatives, the linker's cache
+/// and the kernel's module dependencies.
 fn system_files(
     settings: &Settings,
     catalog: &Catalog,
-    records: &[PackageRecord],
-    scripts: &Scripts,
+    chosen: &Chosen,
     tree: &Tree,
     excludes: &Subtrees,
     kernel: bool,
 ) -> Result<system::Generated> {
+    let Chosen {
+        records,
+        scripts,
+        archives,
+    } = chosen;
     let mut generated = system::dpkg_state(records, &catalog.installed.diversions);
     let read_host = |rel: &str| -> Result<Option<String>> {
         let path = settings.sysroot.join(rel);
@@ -652,13 +669,76 @@ fn system_files(
     let bytes = |entry: &FileEntry| tree.bytes(&settings.sysroot, entry);
     generated
         .extend(system::ld_so_cache(&kept, bytes, &system::host_ldconfig())?.unwrap_or_default());
+    let fill =
+        |staging: &system::Staging| stage_for_depmod(&settings.sysroot, tree, archives, staging);
+    generated.extend(system::module_data(&kept, fill, &system::host_depmod())?);
     Ok(generated)
 }
 
+/// Writes the bytes of the files depmod reads at their staged places: compile's own
+/// copy when it holds one, the host file for an installed package's, and for an archive
+/// package's one pass over its archive (a kernel's modules are too many bytes to keep
+/// in memory, and a compressed archive cannot be read at random).
+fn stage_for_depmod(
+    sysroot: &Path,
+    tree: &Tree,
+    archives: &[ArchivePackage],
+    staging: &system::Staging,
+) -> std::result::Result<(), (String, std::io::Error)> {
+    let mut from_archive: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+    for entry in staging.files() {
+        let failed = |e| (entry.path.clone(), e);
+        let archive = (entry.package.as_deref())
+            .filter(|p| archives.iter().any(|a| a.archive.package.name == *p));
+        if let Some(bytes) = tree.contents.get(&entry.path) {
+            std::fs::write(staging.place(&entry.path), bytes).map_err(failed)?;
+        } else if let Some(package) = archive {
+            from_archive.entry(package).or_default().insert(&entry.path);
+        } else {
+            let at = entry.origin.as_deref().unwrap_or(&entry.path);
+            std::fs::copy(
+                sysroot.join(at.trim_start_matches('/')),
+                staging.place(&entry.path),
+            )
+            .map_err(failed)?;
+        }
+    }
+    for package in archives {
+        let Some(wanted) = from_archive.get_mut(package.archive.package.name.as_str()) else {
+            continue;
+        };
+        let archive = &package.archive;
+        archive
+            .for_each_file(|file| {
+                let path = canonical_usrmerge(file.path());
+                if !wanted.remove(path.as_str()) {
+                    return Ok(());
+                }
+                let at = staging.place(&path);
+                let mut out = std::fs::File::create(&at).map_err(|source| DebError::Write {
+                    path: archive.path.clone(),
+                    entry: path.clone(),
+                    source,
+                })?;
+                file.copy_to(&mut out).map(drop)
+            })
+            .map_err(|e| (archive.path.display().to_string(), std::io::Error::other(e)))?;
+        if let Some(missing) = wanted.first() {
+            let why = format!("not in the archive {}", archive.path.display());
+            return Err((missing.to_string(), std::io::Error::other(why)));
+        }
+    }
+    Ok(())
+}
+
 /// Whether compile reads the bytes of a packaged file at (merged-/usr) `path` beyond
-/// hashing it: base-passwd's account masters and what ldconfig reads.
+/// hashing it: base-passwd's account masters, what ldconfig reads and depmod's small
+/// inputs.
 fn read_by_compile(path: &str) -> bool {
-    path == MASTER_PASSWD || path == MASTER_GROUP || system::ldconfig_reads(path)
+    path == MASTER_PASSWD
+        || path == MASTER_GROUP
+        || system::ldconfig_reads(path)
+        || system::depmod_reads(path)
 }
 
 /// The host's alternatives and those the archive packages' `scripts` install, cut down
@@ -727,4 +807,107 @@ fn alternatives(
     // A link into an excluded folder (a man page slave) would bring the folder back.
     generated.entries.retain(|e| !excludes.matches(&e.path));
     Ok(generated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// The host kernel's module folder, when it has ext4 and its dependencies.
+    fn host_modules() -> Option<PathBuf> {
+        let mut kernels: Vec<_> = std::fs::read_dir(system::MODULES_DIR)
+            .ok()?
+            .flatten()
+            .collect();
+        kernels.sort_by_key(|e| e.file_name());
+        kernels
+            .into_iter()
+            .map(|e| e.path())
+            .find(|p| p.join("kernel/fs/ext4/ext4.ko").is_file())
+    }
+
+    #[test]
+    fn depmod_reads_an_archive_kernel_from_its_archive_and_nothing_from_the_host() {
+        let Some(host) = host_modules().filter(|_| system::host_depmod().is_file()) else {
+            eprintln!("skipped: the host has no kernel modules or no depmod");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pkg");
+        let kernel = root.join("lib/modules/6.1.0-99-test");
+        for name in [
+            "modules.order",
+            "modules.builtin",
+            "modules.builtin.modinfo",
+            "kernel/fs/ext4/ext4.ko",
+            "kernel/fs/jbd2/jbd2.ko",
+            "kernel/fs/mbcache.ko",
+            "kernel/lib/crc16.ko",
+        ] {
+            let to = kernel.join(name);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(host.join(name), to).unwrap();
+        }
+        std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+        std::fs::write(
+            root.join("DEBIAN/control"),
+            "Package: linux-image-test\nVersion: 1\nArchitecture: amd64\n\
+             Maintainer: t <t@example.org>\nDescription: test kernel\n",
+        )
+        .unwrap();
+        let deb = dir.path().join("linux-image-test_1_amd64.deb");
+        let Ok(built) = Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zxz", "-b"])
+            .arg(&root)
+            .arg(&deb)
+            .output()
+        else {
+            eprintln!("skipped: no dpkg-deb");
+            return;
+        };
+        assert!(built.status.success(), "{built:?}");
+
+        let archive = ArchivePackage::read(DebArchive::open(&deb).unwrap(), false).unwrap();
+        let order = "/usr/lib/modules/6.1.0-99-test/modules.order";
+        assert!(
+            archive.contents.contains_key(order),
+            "small inputs are kept"
+        );
+        assert!(
+            !(archive.contents.keys()).any(|p| p.ends_with(".ko")),
+            "modules are not held in memory"
+        );
+        let mut entries = archive.entries.clone();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        let tree = Tree {
+            entries,
+            warnings: Vec::new(),
+            contents: archive.contents.clone(),
+            pristine: Vec::new(),
+            missing: Vec::new(),
+        };
+        // An empty host: every byte must come from compile's copy or the archive.
+        let empty = dir.path().join("empty-host");
+        std::fs::create_dir(&empty).unwrap();
+        let refs: Vec<&FileEntry> = tree.entries.iter().collect();
+        let archives = std::slice::from_ref(&archive);
+        let made = system::module_data(
+            &refs,
+            |staging: &system::Staging| stage_for_depmod(&empty, &tree, archives, staging),
+            &system::host_depmod(),
+        )
+        .unwrap();
+        let dep = made
+            .entries
+            .iter()
+            .position(|e| e.path == "/usr/lib/modules/6.1.0-99-test/modules.dep")
+            .unwrap();
+        let dep = String::from_utf8_lossy(&made.blobs[dep]);
+        assert!(
+            dep.lines()
+                .any(|l| l.starts_with("kernel/fs/ext4/ext4.ko:") && l.contains("jbd2.ko")),
+            "{dep}"
+        );
+    }
 }

@@ -28,6 +28,9 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Kernel(Box<crate::compile::UnwantedKernel>),
+    /// The kernel's module dependency data could not be made.
+    #[error(transparent)]
+    Depmod(#[from] crate::system::DepmodError),
     /// The packages cannot be resolved.
     #[error(transparent)]
     Resolve(#[from] crate::resolve::ResolveError),
@@ -46,6 +49,9 @@ pub enum Error {
     /// An output could not be built.
     #[error(transparent)]
     Materialise(#[from] crate::materialise::MaterialiseError),
+    /// An image could not be booted.
+    #[error(transparent)]
+    Boot(#[from] crate::boot::BootError),
     /// A request that names something that does not exist or does not fit.
     #[error("{0}")]
     Usage(String),

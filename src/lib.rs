@@ -2,8 +2,9 @@
 //!
 //! Data flows one way: [`lang`] definitions (found through [`workspace`]) -> [`resolve`]
 //! -> [`lock`] -> [`repo`] -> [`materialise`] -> output. [`source`] describes the
-//! package universe the resolver chooses from.
+//! package universe the resolver chooses from; [`boot`] runs an image output under qemu.
 
+pub mod boot;
 pub mod commands;
 pub mod compile;
 mod error;

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use appliance::commands::{self, CompileOptions, Context, Lookup, MaterialiseOptions, ShowOptions};
+use appliance::commands::{
+    self, BootOptions, CompileOptions, Context, Lookup, MaterialiseOptions, ShowOptions,
+};
 use clap::{Parser, Subcommand};
 
 /// Build exact, reproducible operating-system appliances from short KDL groups.
@@ -77,6 +79,35 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         pool: Vec<PathBuf>,
     },
+    /// Build a lock's image (unless current) and boot it under qemu on this terminal.
+    #[command(
+        after_help = "The image goes to store/images/GROUP-FLAVOR. The guest's console is this terminal \
+(Ctrl-A X quits qemu); the guest powers off when its program ends, and boot exits with qemu's code. \
+What the guest writes to its disk is discarded: every boot starts from the lock.\n\n\
+Example:\n  appliance boot minimal --flavor kvm\n  appliance boot minimal --flavor kvm -- /bin/bash -c 'uname -a'"
+    )]
+    Boot {
+        /// The group (may be left out when the repository holds one group).
+        group: Option<String>,
+        /// The flavor to boot (a kernel flavor such as kvm).
+        #[arg(long, value_name = "F")]
+        flavor: String,
+        /// The lock version: `1.0` (its latest revision) or `1.0-2`; default the newest.
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        /// The root disk: raw, qcow2 or vmdk (default raw).
+        #[arg(long, value_name = "KIND")]
+        disk: Option<String>,
+        /// CPU acceleration: auto (KVM when usable, else TCG), kvm or tcg.
+        #[arg(long, value_name = "A", default_value = "auto")]
+        accel: String,
+        /// Guest memory in MiB.
+        #[arg(long, value_name = "MB", default_value_t = 512)]
+        memory: u32,
+        /// The program and arguments the guest runs instead of its default.
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<String>,
+    },
     /// List the stored locks.
     #[command(after_help = "Example:\n  appliance list")]
     List {
@@ -134,7 +165,7 @@ fn main() -> ExitCode {
         .and_then(|ctx| run(&ctx, cli.command, &mut out));
     let _ = out.flush();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {
             commands::report(&err);
             ExitCode::FAILURE
@@ -142,14 +173,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<(), appliance::Error> {
+/// Runs one command; returns the process's exit code (qemu's for `boot`, else 0).
+fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appliance::Error> {
+    let done = |result: Result<(), appliance::Error>| result.map(|()| 0);
     match command {
         Command::Compile {
             groups,
             flavor,
             pool,
             offline,
-        } => commands::compile(
+        } => done(commands::compile(
             ctx,
             &CompileOptions {
                 groups,
@@ -158,7 +191,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<(), appli
                 offline,
             },
             out,
-        ),
+        )),
         Command::Materialise {
             group,
             flavor,
@@ -169,7 +202,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<(), appli
             if_newer,
             lock,
             pool,
-        } => commands::materialise(
+        } => done(commands::materialise(
             ctx,
             &MaterialiseOptions {
                 lookup: Lookup {
@@ -185,15 +218,15 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<(), appli
                 pools: pool,
             },
             out,
-        ),
-        Command::List { json } => commands::list(ctx, json, out),
+        )),
+        Command::List { json } => done(commands::list(ctx, json, out)),
         Command::Show {
             group,
             flavor,
             version,
             files,
             json,
-        } => commands::show(
+        } => done(commands::show(
             ctx,
             &ShowOptions {
                 lookup: Lookup {
@@ -205,14 +238,37 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<(), appli
                 json,
             },
             out,
+        )),
+        Command::Flavors { json } => done(commands::flavors(ctx, json, out)),
+        Command::Boot {
+            group,
+            flavor,
+            version,
+            disk,
+            accel,
+            memory,
+            args,
+        } => commands::boot(
+            ctx,
+            &BootOptions {
+                lookup: Lookup {
+                    group,
+                    flavor,
+                    version,
+                },
+                disk,
+                accel,
+                memory_mb: memory,
+                args,
+            },
+            out,
         ),
-        Command::Flavors { json } => commands::flavors(ctx, json, out),
         Command::Why {
             package,
             group,
             flavor,
             version,
-        } => commands::why(
+        } => done(commands::why(
             ctx,
             &package,
             &Lookup {
@@ -221,6 +277,6 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<(), appli
                 version,
             },
             out,
-        ),
+        )),
     }
 }

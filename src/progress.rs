@@ -1,5 +1,6 @@
 //! Progress on a terminal for long steps (hashing, copying, compressing, making file
-//! systems): entries and bytes of the current phase; silent without a terminal.
+//! systems): entries and bytes of the current phase, or a spinner while an external
+//! tool runs; silent without a terminal.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,11 +18,7 @@ impl Progress {
     /// A bar that draws only when stderr is a terminal.
     pub fn new() -> Progress {
         let bar = if std::io::stderr().is_terminal() {
-            let style = ProgressStyle::with_template(
-                "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {msg} ({eta})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-            ProgressBar::new(0).with_style(style)
+            ProgressBar::new(0).with_style(bar_style())
         } else {
             ProgressBar::hidden()
         };
@@ -35,12 +32,30 @@ impl Progress {
     /// Starts a phase (`hashing`, `checking`, `copying`, `writing`) over `entries` and
     /// `bytes`.
     pub fn phase(&self, label: &'static str, entries: usize, bytes: u64) {
+        if !self.bar.is_hidden() {
+            self.bar.disable_steady_tick();
+            self.bar.set_style(bar_style());
+        }
         self.done.store(0, Ordering::Relaxed);
         self.total.store(entries, Ordering::Relaxed);
         self.bar.set_prefix(label);
         self.bar.set_length(bytes);
         self.bar.set_position(0);
         self.bar.set_message(format!("0/{entries} entries"));
+    }
+
+    /// Starts a step of unknown length (an external tool's run): a spinner named `label`
+    /// until the next phase or step.
+    pub fn step(&self, label: &'static str) {
+        if self.bar.is_hidden() {
+            return;
+        }
+        let style = ProgressStyle::with_template("{prefix:>9} {spinner} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        self.bar.set_style(style);
+        self.bar.set_prefix(label);
+        self.bar
+            .enable_steady_tick(std::time::Duration::from_millis(120));
     }
 
     /// Counts one entry of the phase, with its content bytes.
@@ -58,4 +73,9 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.bar.finish_and_clear();
     }
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {msg} ({eta})")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
 }

@@ -1,4 +1,5 @@
-//! The chroot format: the lock as a directory tree.
+//! The chroot format: the lock as a directory tree, and the populating of a directory
+//! from a plan that the image format's disk staging shares.
 //!
 //! Directories are made first and kept writable while building; files are copied in
 //! parallel (digests checked); then links, fifos and devices; then ownership, modes,
@@ -17,6 +18,18 @@ use super::plan::{Body, Item, Plan};
 use super::{MaterialiseError, Supply, fetch_all, io_error};
 use crate::progress::Progress;
 
+/// How much of an entry's metadata [`populate`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Metadata {
+    /// All the running user can: owners and capabilities as root, devices where mknod is
+    /// permitted, each omission a warning.
+    AsUser,
+    /// Names, content, links, fifos and mtimes only, every entry readable by the running
+    /// user: owners, modes, capabilities and devices are the caller's to write by its own
+    /// means (an image's disk does, with debugfs), so the tree is the same for any user.
+    ContentOnly,
+}
+
 /// Builds the tree in a temporary beside OUT; returns it and the number of entries made.
 pub(super) fn build(
     plan: &Plan,
@@ -27,11 +40,36 @@ pub(super) fn build(
     warnings: &mut Vec<String>,
 ) -> Result<(TempPath, usize), MaterialiseError> {
     let temp = target.temp_dir()?;
-    let out = &target.out;
-    let root = temp.path.clone();
+    let made = populate(
+        plan,
+        supply,
+        &temp.path,
+        &target.out,
+        mtime,
+        Metadata::AsUser,
+        progress,
+        warnings,
+    )?;
+    Ok((temp, made))
+}
+
+/// Writes `plan` into `root`, an existing empty directory, with as much of its metadata
+/// as `metadata` says; returns the number of entries made. Errors name `out`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn populate(
+    plan: &Plan,
+    supply: &Supply,
+    root: &Path,
+    out: &Path,
+    mtime: libc::time_t,
+    metadata: Metadata,
+    progress: &Progress,
+    warnings: &mut Vec<String>,
+) -> Result<usize, MaterialiseError> {
     let at = |item: &Item| -> PathBuf { root.join(&item.entry.path[1..]) };
+    let content_only = metadata == Metadata::ContentOnly;
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let as_root = unsafe { libc::geteuid() } == 0;
+    let as_root = !content_only && unsafe { libc::geteuid() } == 0;
 
     progress.phase("copying", plan.items.len(), plan.content_bytes());
     for item in plan.items.iter().filter(|i| matches!(i.body, Body::Dir)) {
@@ -51,7 +89,7 @@ pub(super) fn build(
             .map_err(|e| io_error(out, "create", &item.entry.path, e))
     })?;
 
-    // Indices of devices that could not be made, so their metadata is not applied.
+    // Indices of devices that were not made, so their metadata is not applied.
     let mut skipped = Vec::new();
     for (i, item) in plan.items.iter().enumerate() {
         let path = at(item);
@@ -60,6 +98,10 @@ pub(super) fn build(
             Body::Symlink(text) => std::os::unix::fs::symlink(text, &path),
             Body::Hardlink { target, .. } => fs::hard_link(at(&plan.items[target]), &path),
             Body::Fifo => make_node(&path, libc::S_IFIFO, 0),
+            Body::Device { .. } if content_only => {
+                skipped.push(i);
+                continue;
+            }
             Body::Device {
                 block,
                 major,
@@ -90,58 +132,83 @@ pub(super) fn build(
         progress.entry(0);
     }
 
+    let apply = |path: &Path, entry: &FileEntry, body: &Body, caps: Option<&[u8]>| {
+        // mkfs must read everything it copies, whoever runs it.
+        let mode = match body {
+            Body::Dir if content_only => entry.mode | 0o700,
+            _ if content_only => entry.mode | 0o600,
+            _ => entry.mode,
+        };
+        let how = Settle {
+            owners: as_root,
+            symlink: matches!(body, Body::Symlink(_)),
+            mode,
+            caps,
+            mtime,
+        };
+        settle(path, entry, &how, out)
+    };
     for (i, item) in plan.items.iter().enumerate() {
         // A hardlink shares its target's inode, which the target's entry sets up.
         if matches!(item.body, Body::Dir | Body::Hardlink { .. }) || skipped.contains(&i) {
             continue;
         }
-        if item.caps.is_some() && !as_root {
+        if item.caps.is_some() && !as_root && !content_only {
             warnings.push(format!(
                 "capabilities of {} not applied: not running as root",
                 item.entry.path
             ));
         }
         let caps = item.caps.as_deref().filter(|_| as_root);
-        let symlink = matches!(item.body, Body::Symlink(_));
-        settle(&at(item), item.entry, symlink, caps, as_root, mtime, out)?;
+        apply(&at(item), item.entry, &item.body, caps)?;
     }
     // Deepest first: a child's changes would otherwise touch its parent's mtime, and a
     // read-only parent would refuse them.
     for item in plan.items.iter().rev() {
         if matches!(item.body, Body::Dir) {
-            settle(&at(item), item.entry, false, None, as_root, mtime, out)?;
+            apply(&at(item), item.entry, &item.body, None)?;
         }
     }
-    settle(&root, &plan.root, false, None, as_root, mtime, out)?;
-    Ok((temp, plan.items.len() - skipped.len()))
+    apply(root, &plan.root, &Body::Dir, None)?;
+    Ok(plan.items.len() - skipped.len())
 }
 
-/// Applies an entry's owner (as root), mode, capabilities and mtime, in the order that
-/// keeps them all: chown clears set-id bits and capabilities, so it goes first.
+/// What [`settle`] applies to one path.
+struct Settle<'a> {
+    /// Set the owner (needs root).
+    owners: bool,
+    /// The path is a symlink: no mode.
+    symlink: bool,
+    /// The permission bits to set.
+    mode: u32,
+    /// `security.capability` to set.
+    caps: Option<&'a [u8]>,
+    mtime: libc::time_t,
+}
+
+/// Applies an entry's owner, mode, capabilities and mtime as `how` says, in the order
+/// that keeps them all: chown clears set-id bits and capabilities, so it goes first.
 fn settle(
     path: &Path,
     entry: &FileEntry,
-    symlink: bool,
-    caps: Option<&[u8]>,
-    as_root: bool,
-    mtime: libc::time_t,
+    how: &Settle,
     out: &Path,
 ) -> Result<(), MaterialiseError> {
     let fail = |action, e| io_error(out, action, &entry.path, e);
-    if as_root {
+    if how.owners {
         std::os::unix::fs::lchown(path, Some(entry.uid), Some(entry.gid))
             .map_err(|e| fail("set the owner of", e))?;
     }
     // Linux has no modes on symlinks, and chmod would follow it.
-    if !symlink {
-        fs::set_permissions(path, fs::Permissions::from_mode(entry.mode))
+    if !how.symlink {
+        fs::set_permissions(path, fs::Permissions::from_mode(how.mode))
             .map_err(|e| fail("set the mode of", e))?;
     }
-    if let Some(caps) = caps {
+    if let Some(caps) = how.caps {
         xattr::set(path, "security.capability", caps)
             .map_err(|e| fail("set the capabilities of", e))?;
     }
-    set_mtime(path, mtime).map_err(|e| fail("set the mtime of", e))
+    set_mtime(path, how.mtime).map_err(|e| fail("set the mtime of", e))
 }
 
 fn make_node(path: &Path, kind: libc::mode_t, device: libc::dev_t) -> io::Result<()> {

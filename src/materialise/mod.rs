@@ -10,6 +10,7 @@
 mod archives;
 mod chroot;
 mod fetch;
+mod image;
 mod oci;
 mod openvz;
 mod output;
@@ -27,6 +28,7 @@ use rayon::prelude::*;
 use crate::lock::{FileEntry, Lock};
 
 pub use fetch::{Drifted, Problem};
+pub use image::ImageError;
 pub use openvz::{NotForContainers, template_name};
 pub use plan::LockProblem;
 
@@ -315,6 +317,9 @@ pub enum MaterialiseError {
         /// What was being written (an entry of the lock, or a path beside OUT).
         path: String,
     },
+    /// A bootable image cannot be made from the lock.
+    #[error(transparent)]
+    Image(#[from] ImageError),
     /// Any other filesystem error.
     #[error("{}: cannot {action} {path}: {source}", out.display())]
     Io {
@@ -421,12 +426,17 @@ pub fn materialise(
         Format::Oci => oci::build(
             &plan, &supply, lock, lock_id, &target, opts.mtime, &progress,
         )?,
-        // Filled in by the image module.
-        Format::Image(_) => {
-            return Err(MaterialiseError::UnknownFormat {
-                name: format.describe().0.to_string(),
-            });
-        }
+        Format::Image(disk) => image::build(
+            &plan,
+            lock,
+            lock_id,
+            &supply,
+            disk,
+            &target,
+            mtime,
+            &progress,
+            &mut warnings,
+        )?,
     };
     drop(supply);
     drop(scratch);

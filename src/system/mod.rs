@@ -1,12 +1,13 @@
 //! System state an appliance needs to work as a system, not a bag of files: dpkg's
-//! database for the locked packages, the accounts they use, their alternatives and the
-//! dynamic linker's cache, and the files that fit it to a container or a virtual
-//! machine. Each piece is generated at compile time as ordinary lock
-//! entries whose bytes go to the blob store, so it is as exact and reproducible as any
-//! packaged file. No maintainer script is ever run.
+//! database for the locked packages, the accounts they use, their alternatives, the
+//! dynamic linker's cache, the kernel's module dependencies, and the files that fit it
+//! to a container or a virtual machine. Each piece is generated at compile time as
+//! ordinary lock entries whose bytes go to the blob store, so it is as exact and
+//! reproducible as any packaged file. No maintainer script is ever run.
 
 mod accounts;
 mod alternatives;
+mod depmod;
 mod dev;
 mod dpkg_state;
 mod ldcache;
@@ -16,6 +17,9 @@ pub use accounts::{
     AccountRequest, AccountSources, PrimaryGroup, accounts, group_id, script_accounts,
 };
 pub use alternatives::{Alternative, Choice, alternatives};
+pub use depmod::{
+    DepmodError, MODULES_DIR, Staging, depmod_reads, host_depmod, is_module, module_data,
+};
 pub use dev::dev;
 pub use dpkg_state::{PackageRecord, dpkg_state, installed_stanza};
 pub use ldcache::{LdCacheError, host_ldconfig, ld_so_cache, ldconfig_reads};

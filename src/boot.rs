@@ -1,0 +1,264 @@
+//! Booting a materialised image under qemu: the kernel, initramfs and command line of
+//! the image directory, its disk as a virtio drive, the serial console on stdio.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::materialise::Disk;
+
+/// The emulator `appliance boot` runs.
+pub const QEMU: &str = "qemu-system-x86_64";
+
+/// How qemu runs the guest's CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    /// KVM when this machine can use it, else TCG.
+    Auto,
+    /// Hardware virtualisation through /dev/kvm.
+    Kvm,
+    /// qemu's own emulation: slower, works anywhere.
+    Tcg,
+}
+
+impl Accel {
+    /// The accelerator `--accel` names (`auto`, `kvm` or `tcg`).
+    pub fn parse(name: &str) -> Result<Accel, BootError> {
+        match name {
+            "auto" => Ok(Accel::Auto),
+            "kvm" => Ok(Accel::Kvm),
+            "tcg" => Ok(Accel::Tcg),
+            other => Err(BootError::UnknownAccel {
+                name: other.to_string(),
+            }),
+        }
+    }
+
+    /// KVM or TCG: `Auto` takes KVM only when /dev/kvm opens for writing and the CPU
+    /// offers hardware virtualisation (a /dev/kvm without vmx or svm, as some nested
+    /// guests have, hangs the guest at its first instructions).
+    pub fn resolve(self) -> Accel {
+        match self {
+            Accel::Auto if kvm_usable() => Accel::Kvm,
+            Accel::Auto => Accel::Tcg,
+            chosen => chosen,
+        }
+    }
+}
+
+fn kvm_usable() -> bool {
+    let opens = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    let cpu = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let virtualises = cpu
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    opens && virtualises
+}
+
+/// Why a boot could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// `--accel` names no accelerator.
+    #[error("unknown accelerator `{name}` (boot takes auto, kvm or tcg)")]
+    UnknownAccel {
+        /// The name given.
+        name: String,
+    },
+    /// An argument for the guest cannot be put on the kernel command line.
+    #[error("the argument {arg:?} cannot be passed on the kernel command line: {reason}")]
+    BadArgument {
+        /// The argument.
+        arg: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The image directory lacks a file or cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// qemu is not installed.
+    #[error("{QEMU} is not installed: install the qemu-system-x86 package to boot images")]
+    QemuMissing,
+    /// qemu could not be started.
+    #[error("cannot run {QEMU}: {0}")]
+    Qemu(io::Error),
+}
+
+/// A guest to boot.
+#[derive(Debug, Clone)]
+pub struct Guest {
+    /// The image directory (vmlinuz, initrd.img, cmdline, disk.*).
+    pub image: PathBuf,
+    /// The kind of its disk.
+    pub disk: Disk,
+    /// How to run the CPU.
+    pub accel: Accel,
+    /// Memory in MiB.
+    pub memory_mb: u32,
+    /// The program (and its arguments) the guest's init runs instead of its default.
+    pub args: Vec<String>,
+}
+
+impl Guest {
+    /// The qemu command that boots the guest with the console on stdio.
+    pub fn command(&self) -> Result<Command, BootError> {
+        let file = |name: &str| self.image.join(name);
+        let cmdline_path = file("cmdline");
+        let cmdline = fs::read_to_string(&cmdline_path).map_err(|source| BootError::Image {
+            path: cmdline_path,
+            source,
+        })?;
+        let mut append = cmdline.trim().to_string();
+        if !self.args.is_empty() {
+            append.push_str(" -- ");
+            append.push_str(&kernel_args(&self.args)?);
+        }
+        let disk = file(&format!("disk.{}", self.disk.as_str()));
+        for path in [file("vmlinuz"), file("initrd.img"), disk.clone()] {
+            fs::metadata(&path).map_err(|source| BootError::Image { path, source })?;
+        }
+        let mut command = Command::new(QEMU);
+        command
+            .args(["-nographic", "-no-reboot", "-m"])
+            .arg(self.memory_mb.to_string());
+        match self.accel.resolve() {
+            Accel::Kvm => command.args(["-accel", "kvm", "-cpu", "host"]),
+            _ => command.args(["-accel", "tcg"]),
+        };
+        command
+            .arg("-kernel")
+            .arg(file("vmlinuz"))
+            .arg("-initrd")
+            .arg(file("initrd.img"))
+            .arg("-append")
+            .arg(append)
+            .arg("-drive")
+            .arg(drive(&disk, self.disk))
+            .args(["-nic", "user,model=virtio-net-pci"]);
+        Ok(command)
+    }
+
+    /// Boots the guest on this terminal and returns qemu's exit code (the guest's init
+    /// powers off when its program ends, which ends qemu with 0).
+    pub fn run(&self) -> Result<i32, BootError> {
+        let status = self.command()?.status().map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => BootError::QemuMissing,
+            _ => BootError::Qemu(e),
+        })?;
+        Ok(status.code().unwrap_or(1))
+    }
+}
+
+/// qemu's `-drive` value; commas in the path are doubled, as qemu's option syntax wants.
+/// `snapshot=on` keeps the guest's writes in a temporary overlay: every boot starts from
+/// the lock's disk, and the image stays the one its stamp describes.
+fn drive(disk: &Path, kind: Disk) -> String {
+    format!(
+        "file={},format={},if=virtio,snapshot=on",
+        disk.display().to_string().replace(',', ",,"),
+        kind.as_str()
+    )
+}
+
+/// The guest's arguments as kernel command-line words: the kernel splits at spaces and
+/// strips one pair of double quotes around a word, and has no way to carry a double
+/// quote or a line break.
+pub fn kernel_args(args: &[String]) -> Result<String, BootError> {
+    let mut words = Vec::with_capacity(args.len());
+    for arg in args {
+        let bad = |reason| BootError::BadArgument {
+            arg: arg.clone(),
+            reason,
+        };
+        if arg.contains('"') {
+            return Err(bad("the kernel cannot carry a double quote"));
+        }
+        if arg.chars().any(|c| c.is_control()) {
+            return Err(bad("the kernel cannot carry a control character"));
+        }
+        if arg.is_empty() || arg.contains(char::is_whitespace) {
+            words.push(format!("\"{arg}\""));
+        } else {
+            words.push(arg.clone());
+        }
+    }
+    Ok(words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn guest_arguments_are_quoted_as_the_kernel_splits_them() {
+        assert_eq!(
+            kernel_args(&strings(&["/bin/bash", "-c", "echo $((6*7))", ""])).unwrap(),
+            "/bin/bash -c \"echo $((6*7))\" \"\""
+        );
+        let err = kernel_args(&strings(&["say \"hi\""])).unwrap_err();
+        assert!(err.to_string().contains("double quote"), "{err}");
+        assert!(kernel_args(&strings(&["a\nb"])).is_err());
+    }
+
+    #[test]
+    fn the_command_boots_the_image_files_with_the_console_on_stdio() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["vmlinuz", "initrd.img", "disk.qcow2"] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        fs::write(
+            dir.path().join("cmdline"),
+            "console=ttyS0 root=/dev/vda panic=-1\n",
+        )
+        .unwrap();
+        let guest = Guest {
+            image: dir.path().to_path_buf(),
+            disk: Disk::Qcow2,
+            accel: Accel::Tcg,
+            memory_mb: 256,
+            args: strings(&["/bin/sh", "-c", "echo hi"]),
+        };
+        let command = guest.command().unwrap();
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let after = |flag: &str| args[args.iter().position(|a| a == flag).unwrap() + 1].clone();
+        assert_eq!(command.get_program(), QEMU);
+        assert!(
+            args.contains(&"-nographic".to_string()) && args.contains(&"-no-reboot".to_string())
+        );
+        assert_eq!(after("-m"), "256");
+        assert_eq!(after("-accel"), "tcg");
+        assert_eq!(
+            after("-append"),
+            "console=ttyS0 root=/dev/vda panic=-1 -- /bin/sh -c \"echo hi\""
+        );
+        assert_eq!(
+            after("-drive"),
+            format!(
+                "file={}/disk.qcow2,format=qcow2,if=virtio,snapshot=on",
+                dir.path().display()
+            )
+        );
+
+        fs::remove_file(dir.path().join("initrd.img")).unwrap();
+        let err = guest.command().unwrap_err();
+        assert!(err.to_string().contains("initrd.img"), "{err}");
+        assert!(Accel::parse("xen").is_err());
+    }
+}

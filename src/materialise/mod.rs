@@ -368,8 +368,12 @@ fn io_error(
     }
 }
 
+/// The suffix of the stamp beside OUT (see [`Target::beside`]).
+const STAMP: &str = "appliance-stamp";
+
 /// Writes `lock` (whose id is `lock_id`) to `out` in `format`, taking bytes from
 /// `sources`. Validates the whole lock first and leaves OUT untouched on any error.
+/// A run that builds first removes the temporaries that killed runs left beside OUT.
 pub fn materialise(
     lock: &Lock,
     lock_id: &str,
@@ -390,7 +394,7 @@ pub fn materialise(
     let mtime = libc::time_t::try_from(opts.mtime)
         .map_err(|_| MaterialiseError::Mtime { mtime: opts.mtime })?;
     let target = Target::new(out)?;
-    let stamp_path = target.beside("appliance-stamp");
+    let stamp_path = target.beside(STAMP);
     let request = Stamp::request(lock_id, format, opts.mtime);
     let current = || opts.if_newer && request.is_current(&stamp_path, out);
     if current() {
@@ -401,6 +405,9 @@ pub fn materialise(
         .as_deref()
         .map(|path| hold(path, out))
         .transpose()?;
+    // Under the lock when there is one; without, the temporaries' own locks keep the
+    // other runs' live temporaries safe.
+    target.remove_stale(&[STAMP]);
     // Whoever held the lock before us may just have built the same thing.
     if held.is_some() && current() {
         return Ok(Outcome::current());

@@ -5,14 +5,14 @@
 //! OUT that was replaced or edited at its top level no longer counts as current.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
 use super::Format;
+use crate::scratch::Temp;
 
 /// What an output was built from, and the output itself once built.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,13 +85,16 @@ impl Stamp {
             output: Some(Identity::of(out)?),
             ..self.clone()
         };
-        // Unique per write, so concurrent builds without a lock file never share it.
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut tmp = stamp.as_os_str().to_os_string();
-        tmp.push(format!(".tmp-{}-{n}", std::process::id()));
-        fs::write(&tmp, serde_json::to_vec(&done).map_err(io::Error::other)?)?;
-        fs::rename(&tmp, stamp)
+        let bytes = serde_json::to_vec(&done).map_err(io::Error::other)?;
+        // A temporary of its own, so concurrent builds without a lock file never share
+        // it, and one a killed run leaves is known to be stale.
+        let parent = stamp.parent().unwrap_or(Path::new("."));
+        let name = stamp.file_name().unwrap_or_default();
+        let (temp, mut file) = Temp::file(parent, name, 0o644)?;
+        file.write_all(&bytes)?;
+        fs::rename(&temp.path, stamp)?;
+        temp.keep();
+        Ok(())
     }
 
     /// Removes a stamp that is about to stop describing OUT.

@@ -353,7 +353,7 @@ fn io_error(
     path: impl fmt::Display,
     e: io::Error,
 ) -> MaterialiseError {
-    if e.raw_os_error() == Some(libc::ENOSPC) {
+    if crate::error::is_no_space(&e) {
         MaterialiseError::NoSpace {
             out: out.to_path_buf(),
             path: path.to_string(),

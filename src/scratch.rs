@@ -132,6 +132,15 @@ fn create<T>(
     }
 }
 
+/// A private directory `<stem>.tmp-<pid>-<n>` in the system's temporary folder
+/// (`TMPDIR`), made once the stale ones of the same stem that killed runs left there
+/// are removed.
+pub(crate) fn private_dir(stem: &str) -> io::Result<Temp> {
+    let tmp = std::env::temp_dir();
+    remove_stale(&tmp, |found| found == stem);
+    Temp::dir(&tmp, OsStr::new(stem), 0o700)
+}
+
 /// Opens `path` itself (never a symlink's target) as a descriptor to `flock`.
 fn open_for_lock(path: &Path) -> io::Result<File> {
     OpenOptions::new()

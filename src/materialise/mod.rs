@@ -552,13 +552,13 @@ fn with_supply<R>(
     work: impl FnOnce(&Supply) -> Result<R, MaterialiseError>,
 ) -> Result<R, MaterialiseError> {
     let scratch = (!sources.pool.is_empty())
-        .then(tempfile::tempdir)
+        .then(|| crate::scratch::private_dir("appliance-archives"))
         .transpose()
         .map_err(|e| io_error(Path::new("."), "create", "a scratch folder", e))?;
     let supply = Supply {
         sources,
         archives: (scratch.as_ref())
-            .map(|dir| archives::Archives::new(lock, &sources.pool, dir.path())),
+            .map(|dir| archives::Archives::new(lock, &sources.pool, &dir.path)),
     };
     work(&supply)
 }

@@ -184,26 +184,58 @@ fn numbers(known: &[u32]) -> String {
 
 /// Attaches the repository path and the operation to a SQLite error.
 trait SqlContext<T> {
+    /// For reads, and writes with no connection yet to ask about the system's error.
     fn doing(self, path: &Path, what: impl FnOnce() -> String) -> Result<T, RepoError>;
+
+    /// For writes through `conn`: an I/O error that the system gave as ENOSPC is a full
+    /// disk too.
+    fn doing_on(
+        self,
+        conn: &Connection,
+        path: &Path,
+        what: impl FnOnce() -> String,
+    ) -> Result<T, RepoError>;
 }
 
 impl<T> SqlContext<T> for rusqlite::Result<T> {
     fn doing(self, path: &Path, what: impl FnOnce() -> String) -> Result<T, RepoError> {
+        self.map_err(|source| sql_error(source, false, path, what()))
+    }
+
+    fn doing_on(
+        self,
+        conn: &Connection,
+        path: &Path,
+        what: impl FnOnce() -> String,
+    ) -> Result<T, RepoError> {
         self.map_err(|source| {
-            // SQLITE_FULL: the transaction was rolled back, the repository is unchanged.
-            if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-                RepoError::NoSpace {
-                    path: path.to_path_buf(),
-                    doing: what(),
-                }
-            } else {
-                RepoError::Sql {
-                    path: path.to_path_buf(),
-                    doing: what(),
-                    source,
-                }
-            }
+            // SQLite says SQLITE_FULL when it sees the disk full itself, but only "disk
+            // I/O error" when a write fails on its own (growing the WAL index, say); it
+            // keeps the errno of that write for the connection.
+            let io_failure =
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::SystemIoFailure);
+            // SAFETY: the handle is the live connection's, and the call only reads it.
+            let errno = unsafe { rusqlite::ffi::sqlite3_system_errno(conn.handle()) };
+            sql_error(source, io_failure && errno == libc::ENOSPC, path, what())
         })
+    }
+}
+
+/// A SQLite error while doing `doing` to the repository at `path`; `full` says the
+/// system reported the disk full.
+fn sql_error(source: rusqlite::Error, full: bool, path: &Path, doing: String) -> RepoError {
+    // SQLITE_FULL: the transaction was rolled back, the repository is unchanged.
+    if full || source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        RepoError::NoSpace {
+            path: path.to_path_buf(),
+            doing,
+        }
+    } else {
+        RepoError::Sql {
+            path: path.to_path_buf(),
+            doing,
+            source,
+        }
     }
 }
 
@@ -332,10 +364,10 @@ impl Repository {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .doing(path, || format!("starting to store {address}"))?;
-        let stored =
-            write_lock(&tx, &lock, &lock_id).doing(path, || format!("storing {address}"))?;
+        let stored = write_lock(&tx, &lock, &lock_id)
+            .doing_on(&tx, path, || format!("storing {address}"))?;
         tx.commit()
-            .doing(path, || format!("committing {address}"))?;
+            .doing_on(&self.conn, path, || format!("committing {address}"))?;
         Ok(stored)
     }
 

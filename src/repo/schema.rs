@@ -121,7 +121,7 @@ pub(super) fn connect(path: &Path) -> Result<Connection, RepoError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .doing(path, || "setting the busy timeout".into())?;
     retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))
-        .doing(path, || "switching to WAL".into())?;
+        .doing_on(&conn, path, || "switching to WAL".into())?;
     conn.pragma_update(None, "foreign_keys", true)
         .doing(path, || "enabling foreign keys".into())?;
     migrate(&mut conn, path)?;
@@ -156,7 +156,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), RepoError> {
         .doing(path, || "starting the schema migration".into())?;
     let found: u32 = tx
         .pragma_query_value(None, "user_version", |row| row.get(0))
-        .doing(path, || "reading the schema version".into())?;
+        .doing_on(&tx, path, || "reading the schema version".into())?;
     let known = MIGRATIONS.len();
     let done = found as usize;
     if done > known {
@@ -168,13 +168,14 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), RepoError> {
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(done) {
         let target = index + 1;
-        tx.execute_batch(sql)
-            .doing(path, || format!("migrating the schema to version {target}"))?;
+        tx.execute_batch(sql).doing_on(&tx, path, || {
+            format!("migrating the schema to version {target}")
+        })?;
         tx.pragma_update(None, "user_version", target)
-            .doing(path, || format!("recording schema version {target}"))?;
+            .doing_on(&tx, path, || format!("recording schema version {target}"))?;
     }
     tx.commit()
-        .doing(path, || "committing the schema migration".into())
+        .doing_on(conn, path, || "committing the schema migration".into())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,7 +20,17 @@ use super::plan::Expected;
 
 /// One archive's unpacking: done once, by whichever thread needs it first; then the
 /// archive's file name, or why it could not be unpacked.
-type Unpacking = OnceLock<Result<String, String>>;
+type Unpacking = OnceLock<Result<String, Unavailable>>;
+
+/// Why the archives do not supply a file.
+#[derive(Debug, Clone)]
+pub(crate) enum Unavailable {
+    /// No archive has it as locked: the reason, as a drift report says it.
+    Drift(String),
+    /// Writing the scratch folder beside OUT failed (a full disk...): an error of the
+    /// output, not of the sources. Shared, since every file of the archive gets it.
+    Scratch(Arc<io::Error>),
+}
 
 /// The archives of one materialise run.
 pub(crate) struct Archives<'a> {
@@ -61,12 +72,12 @@ impl<'a> Archives<'a> {
         &self,
         package: &str,
         expected: &Expected,
-    ) -> Result<(PathBuf, String), String> {
+    ) -> Result<(PathBuf, String), Unavailable> {
         let once = {
             let mut unpacked = self
                 .unpacked
                 .lock()
-                .map_err(|_| "the archive cache was poisoned".to_string())?;
+                .map_err(|_| Unavailable::Drift("the archive cache was poisoned".to_string()))?;
             Arc::clone(unpacked.entry(package.to_string()).or_default())
         };
         let name = once.get_or_init(|| self.unpack(package)).clone()?;
@@ -74,12 +85,14 @@ impl<'a> Archives<'a> {
         if path.is_file() {
             Ok((path, name))
         } else {
-            Err(format!("archive {name}: no file with the locked content"))
+            Err(Unavailable::Drift(format!(
+                "archive {name}: no file with the locked content"
+            )))
         }
     }
 
     /// Finds `package`'s archive and unpacks every regular file of it by content.
-    fn unpack(&self, package: &str) -> Result<String, String> {
+    fn unpack(&self, package: &str) -> Result<String, Unavailable> {
         let locked = self
             .packages
             .get(package)
@@ -101,26 +114,33 @@ impl<'a> Archives<'a> {
             .path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        self.unpack_archive(archive)
-            .map_err(|e| format!("archive {name}: {e}"))?;
+        self.unpack_archive(archive).map_err(|e| match e {
+            // Only the scratch folder is written to.
+            DebError::Write { source, .. } => Unavailable::Scratch(Arc::new(source)),
+            other => Unavailable::Drift(format!("archive {name}: {other}")),
+        })?;
         Ok(name)
     }
 
-    fn unpack_archive(&self, archive: &DebArchive) -> Result<(), String> {
-        archive
-            .for_each_file(|file| {
-                let entry = file.path().to_string();
-                let failed = |source| DebError::Write {
-                    path: archive.path.clone(),
-                    entry: entry.clone(),
-                    source,
-                };
-                let n = self.partials.fetch_add(1, Ordering::Relaxed);
-                let partial = self.scratch.join(format!(".partial-{n}"));
-                let mut out = File::create(&partial).map_err(failed)?;
-                let digest = file.copy_to(&mut out)?;
-                fs::rename(&partial, self.scratch.join(digest)).map_err(failed)
-            })
-            .map_err(|e| e.to_string())
+    fn unpack_archive(&self, archive: &DebArchive) -> Result<(), DebError> {
+        archive.for_each_file(|file| {
+            let entry = file.path().to_string();
+            let failed = |source| DebError::Write {
+                path: archive.path.clone(),
+                entry: entry.clone(),
+                source,
+            };
+            let n = self.partials.fetch_add(1, Ordering::Relaxed);
+            let partial = self.scratch.join(format!(".partial-{n}"));
+            let mut out = File::create(&partial).map_err(failed)?;
+            let digest = file.copy_to(&mut out)?;
+            fs::rename(&partial, self.scratch.join(digest)).map_err(failed)
+        })
+    }
+}
+
+impl From<String> for Unavailable {
+    fn from(why: String) -> Unavailable {
+        Unavailable::Drift(why)
     }
 }

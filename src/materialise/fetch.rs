@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::lock::FileEntry;
 
+use super::archives::Unavailable;
 use super::plan::Expected;
 use super::{Sources, Supply};
 
@@ -109,7 +110,8 @@ impl fmt::Display for Drifted {
 pub(crate) enum FetchError {
     /// No source matched the lock.
     Drift(Drifted),
-    /// Writing to the sink failed: an output error, not drift.
+    /// Writing the bytes on their way to the output failed (to the sink, or to the
+    /// scratch folder beside OUT): an output error, not drift.
     Sink(io::Error),
 }
 
@@ -167,7 +169,10 @@ pub(crate) fn fetch(
                     Err(Failure::Sink(e)) => return Err(FetchError::Sink(e)),
                 }
             }
-            Err(why) => drifted.archive = Some(why),
+            Err(Unavailable::Drift(why)) => drifted.archive = Some(why),
+            Err(Unavailable::Scratch(e)) => {
+                return Err(FetchError::Sink(io::Error::new(e.kind(), e)));
+            }
         }
     }
     let Some(blob) = blob_path(expected, sources) else {

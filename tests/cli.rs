@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{FakePackage, appliance, digest, fails, fake_sysroot, fake_workspace, ok};
+use common::{FakePackage, appliance, build_deb, digest, fails, fake_sysroot, fake_workspace, ok};
 
 const OPENVZ: &str = "[!kernel,openvz is: x86_64]";
 
@@ -501,50 +501,6 @@ fn trees_carry_dpkg_state_accounts_and_alternatives_never_host_secrets() {
             .unwrap()
             .windows(10)
             .any(|b| b == b"hostsecret")
-    );
-}
-
-/// Builds `name_version_amd64.deb` with `dpkg-deb --build` from (path, content) files,
-/// with a `postinst` when one is given.
-fn build_deb(
-    dir: &Path,
-    name: &str,
-    version: &str,
-    files: &[(&str, &str)],
-    conffiles: &[&str],
-    postinst: Option<&str>,
-) {
-    let root = dir.join(format!("{name}-build"));
-    fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    if let Some(script) = postinst {
-        let path = root.join("DEBIAN/postinst");
-        fs::write(&path, script).unwrap();
-        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    }
-    fs::write(
-        root.join("DEBIAN/control"),
-        format!("Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: t <t@example.org>\nDescription: test\n"),
-    )
-    .unwrap();
-    if !conffiles.is_empty() {
-        fs::write(root.join("DEBIAN/conffiles"), conffiles.join("\n") + "\n").unwrap();
-    }
-    for (path, content) in files {
-        let target = root.join(path.trim_start_matches('/'));
-        fs::create_dir_all(target.parent().unwrap()).unwrap();
-        fs::write(target, content).unwrap();
-    }
-    let deb = dir.join(format!("{name}_{version}_amd64.deb"));
-    let out = std::process::Command::new("dpkg-deb")
-        .args(["--root-owner-group", "--build"])
-        .arg(&root)
-        .arg(&deb)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 

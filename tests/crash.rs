@@ -7,17 +7,13 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use appliance::repo::Repository;
-use common::{FakePackage, World, digest, names, noise, tree_digest};
+use common::{World, blob_store, bulky_packages, names, output_state, report, verified_revisions};
 
 /// Kills per kind of run.
 const TRIALS: usize = 20;
@@ -36,45 +32,11 @@ const GROUP: &str = r#"group big version="1.0" {
 }
 "#;
 
-/// Enough bytes and files that a run takes a measurable time: 1000 small files and
-/// two of 1 MiB.
-fn packages() -> Vec<FakePackage> {
-    vec![
-        // ld.so.conf makes compile stage the libraries in TMPDIR for ldconfig.
-        FakePackage::new("base-files", "12.4+deb12u5")
-            .essential()
-            .file("/etc/debian_version", "12.5\n")
-            .file("/etc/ld.so.conf", "include /etc/ld.so.conf.d/*.conf\n"),
-        FakePackage::new("libc6", "2.36-9+deb12u4")
-            .file("/usr/lib/x86_64-linux-gnu/libc.so.6", "not really libc"),
-        FakePackage::new("bash", "5.2.15-2+b2")
-            .depends("base-files, libc6")
-            .file("/bin/bash", "#!fake bash\n"),
-        FakePackage::new("bulk", "1.0-1")
-            .bulk("/usr/share/bulk", 1000, 4096)
-            .bulk("/usr/lib/bulk", 2, 1 << 20),
-    ]
-}
-
-/// Fills the host files the group copies into the blob store with bytes of `round`, so
-/// that each round's compile stores new blobs and a new revision.
-fn trial_files(w: &World, round: usize) {
-    let dir = w.sysroot.join("srv/trial");
-    fs::create_dir_all(&dir).unwrap();
-    for i in 0..50 {
-        fs::write(
-            dir.join(format!("{i:03}")),
-            noise(&format!("{round}/{i}"), 2048),
-        )
-        .unwrap();
-    }
-}
-
 /// A world with two revisions of group `big` compiled.
 fn compiled() -> World {
-    let w = World::new(&packages(), &[("big", GROUP)]);
+    let w = World::new(&bulky_packages(), &[("big", GROUP)]);
     for round in 0..2 {
-        trial_files(&w, round);
+        w.host_files("srv/trial", round);
         w.ok(&["compile", "groups/big.kdl"]);
     }
     w
@@ -121,69 +83,6 @@ fn killed_after(mut command: Command, delay: Duration) -> bool {
     }
 }
 
-/// Every revision the repository holds, as (address, lock id), once SQLite's integrity
-/// check has passed and each has loaded with its lock id verified against its rows.
-fn revisions(repo: &Path) -> BTreeSet<(String, String)> {
-    let conn = rusqlite::Connection::open(repo).unwrap();
-    let integrity: String = conn
-        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok", "{}", repo.display());
-    drop(conn);
-    let repository = Repository::open(repo).unwrap();
-    let mut held = BTreeSet::new();
-    for r in repository.revisions().unwrap() {
-        let spec = format!("{}-{}", r.version, r.revision);
-        let loaded = repository
-            .load(&r.group, &r.flavor, Some(&spec))
-            .unwrap_or_else(|e| panic!("revision {spec} does not load: {e}"));
-        assert_eq!(loaded.lock_id, r.lock_id);
-        held.insert((format!("{}={spec}{}", r.group, r.flavor), r.lock_id));
-    }
-    held
-}
-
-/// The blobs under final names, each checked to hold exactly the bytes its name says,
-/// and the other files of the store (temporaries).
-fn blobs(store: &Path) -> (BTreeSet<String>, Vec<String>) {
-    let mut finals = BTreeSet::new();
-    let mut others = Vec::new();
-    for shard in fs::read_dir(store).unwrap() {
-        let shard = shard.unwrap().path();
-        let prefix = shard.file_name().unwrap().to_string_lossy().into_owned();
-        for file in fs::read_dir(&shard).unwrap() {
-            let path = file.unwrap().path();
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let final_name = name.len() == 64 && name.starts_with(&prefix);
-            if final_name && !name.starts_with('.') {
-                assert_eq!(digest(&path), name, "a partial blob under its final name");
-                finals.insert(name);
-            } else {
-                others.push(format!("{prefix}/{name}"));
-            }
-        }
-    }
-    (finals, others)
-}
-
-/// What OUT is: absent, or the BLAKE3 of its bytes or of its tree.
-fn state(out: &Path) -> Option<String> {
-    let meta = fs::symlink_metadata(out).ok()?;
-    Some(if meta.is_dir() {
-        tree_digest(out)
-    } else {
-        digest(out)
-    })
-}
-
-/// Writes a line past the test harness's capture (which takes only `eprintln!`), so
-/// that CI logs show the counts.
-fn report(line: &str) {
-    std::io::stderr()
-        .write_all(format!("{line}\n").as_bytes())
-        .unwrap();
-}
-
 /// Materialises the two revisions alternately into OUT, killing each run.
 fn materialise_survives_kills(format: &str, name: &str, lock: bool) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -219,15 +118,16 @@ fn materialise_survives_kills(format: &str, name: &str, lock: bool) {
         duration = duration.max(start.elapsed());
         let copy = w.ws.join(format!("refs/{version}"));
         fs::rename(w.ws.join(&out), &copy).unwrap();
-        reference.push(state(&copy).unwrap());
+        reference.push(output_state(&copy).unwrap());
         if version == versions[0] {
             // Put back, for the second run to replace.
-            std::process::Command::new("cp")
+            let copied = Command::new("cp")
                 .arg("-a")
                 .arg(&copy)
                 .arg(w.ws.join(&out))
                 .status()
                 .unwrap();
+            assert!(copied.success());
         }
     }
     assert_ne!(reference[0], reference[1]);
@@ -245,7 +145,7 @@ fn materialise_survives_kills(format: &str, name: &str, lock: bool) {
         let was_killed = killed_after(run(&args), delay);
         killed += usize::from(was_killed);
 
-        let after = state(&out);
+        let after = output_state(&out);
         let new = Some(reference[version].clone());
         if was_killed {
             assert!(
@@ -264,7 +164,7 @@ fn materialise_survives_kills(format: &str, name: &str, lock: bool) {
         }
         let temporaries = beside.iter().filter(|n| n.contains(".tmp-")).count();
         left_temporaries += usize::from(temporaries > 0);
-        revisions(&w.ws.join("store/repo.sqlite"));
+        verified_revisions(&w.ws.join("store/repo.sqlite"));
 
         // With --lock, the next run also asks --if-newer: the stamp a killed run left
         // must not pass off the wrong OUT as current.
@@ -273,7 +173,7 @@ fn materialise_survives_kills(format: &str, name: &str, lock: bool) {
             next.push("--if-newer".to_string());
         }
         common::succeeds(run(&next));
-        before = state(&out);
+        before = output_state(&out);
         assert_eq!(before, new, "trial {i}: the next run's OUT");
         let left = names(&w.ws.join("outs"));
         assert_eq!(
@@ -308,7 +208,7 @@ fn compile_survives_sigkill() {
     let compile = || w.command(&["compile", "groups/big.kdl"]);
 
     // How long a compile that stores new blobs and a new revision takes.
-    trial_files(&w, 2);
+    w.host_files("srv/trial", 2);
     let start = Instant::now();
     common::succeeds(compile());
     let duration = start.elapsed();
@@ -316,13 +216,13 @@ fn compile_survives_sigkill() {
     let mut killed = 0;
     let mut left_temporaries = 0;
     for (i, delay) in delays(TRIALS, duration).into_iter().enumerate() {
-        trial_files(&w, i + 3);
-        let before = revisions(&repo);
-        let (blobs_before, _) = blobs(&store);
+        w.host_files("srv/trial", i + 3);
+        let before = verified_revisions(&repo);
+        let (blobs_before, _) = blob_store(&store);
         let was_killed = killed_after(compile(), delay);
         killed += usize::from(was_killed);
 
-        let after = revisions(&repo);
+        let after = verified_revisions(&repo);
         let added: Vec<_> = after.difference(&before).collect();
         assert!(before.is_subset(&after), "trial {i}: a revision went");
         assert!(added.len() <= 1, "trial {i}: {added:?}");
@@ -330,7 +230,7 @@ fn compile_survives_sigkill() {
             was_killed || added.len() == 1,
             "trial {i}: a finished compile stored nothing"
         );
-        let (blobs_after, temporaries) = blobs(&store);
+        let (blobs_after, temporaries) = blob_store(&store);
         assert!(
             blobs_before.is_subset(&blobs_after),
             "trial {i}: a blob went"
@@ -344,8 +244,12 @@ fn compile_survives_sigkill() {
             "unchanged"
         };
         assert!(printed.contains(status), "trial {i}: {printed}");
-        assert_eq!(revisions(&repo).len(), before.len() + 1, "trial {i}");
-        let (_, temporaries) = blobs(&store);
+        assert_eq!(
+            verified_revisions(&repo).len(),
+            before.len() + 1,
+            "trial {i}"
+        );
+        let (_, temporaries) = blob_store(&store);
         assert!(temporaries.is_empty(), "trial {i}: {temporaries:?}");
         let left = names(&w.ws.join("store"));
         assert_eq!(left, ["blobs", "repo.sqlite"], "trial {i}: leftovers");

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
@@ -76,6 +77,27 @@ pub fn noise(seed: &str, size: usize) -> Vec<u8> {
     bytes
 }
 
+/// Packages whose files take a measurable time to copy and hash, and fill a small
+/// filesystem: `bulk` has 1000 files of 4 KiB and two of 1 MiB, on top of base-files
+/// (whose ld.so.conf makes compile run ldconfig on a tree it stages in TMPDIR), libc6
+/// and bash.
+pub fn bulky_packages() -> Vec<FakePackage> {
+    vec![
+        FakePackage::new("base-files", "12.4+deb12u5")
+            .essential()
+            .file("/etc/debian_version", "12.5\n")
+            .file("/etc/ld.so.conf", "include /etc/ld.so.conf.d/*.conf\n"),
+        FakePackage::new("libc6", "2.36-9+deb12u4")
+            .file("/usr/lib/x86_64-linux-gnu/libc.so.6", "not really libc"),
+        FakePackage::new("bash", "5.2.15-2+b2")
+            .depends("base-files, libc6")
+            .file("/bin/bash", "#!fake bash\n"),
+        FakePackage::new("bulk", "1.0-1")
+            .bulk("/usr/share/bulk", 1000, 4096)
+            .bulk("/usr/lib/bulk", 2, 1 << 20),
+    ]
+}
+
 /// Writes a Debian-12-like sysroot with merged /usr under `root`.
 pub fn fake_sysroot(root: &Path, packages: &[FakePackage]) {
     for dir in ["usr/bin", "usr/sbin", "usr/lib", "etc", "var/lib/dpkg/info"] {
@@ -136,6 +158,50 @@ pub fn fake_sysroot(root: &Path, packages: &[FakePackage]) {
     fs::write(root.join("var/lib/dpkg/status"), status).unwrap();
 }
 
+/// Builds `name_version_amd64.deb` with `dpkg-deb --build` from (path, content) files,
+/// with a `postinst` when one is given.
+pub fn build_deb(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    files: &[(&str, impl AsRef<[u8]>)],
+    conffiles: &[&str],
+    postinst: Option<&str>,
+) {
+    let root = dir.join(format!("{name}-build"));
+    fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    if let Some(script) = postinst {
+        let path = root.join("DEBIAN/postinst");
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::write(
+        root.join("DEBIAN/control"),
+        format!("Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: t <t@example.org>\nDescription: test\n"),
+    )
+    .unwrap();
+    if !conffiles.is_empty() {
+        fs::write(root.join("DEBIAN/conffiles"), conffiles.join("\n") + "\n").unwrap();
+    }
+    for (path, content) in files {
+        let target = root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::write(target, content).unwrap();
+    }
+    let deb = dir.join(format!("{name}_{version}_amd64.deb"));
+    let out = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A workspace with the given group files and the three example flavors.
 pub fn fake_workspace(root: &Path, groups: &[(&str, &str)]) {
     fs::create_dir_all(root.join("groups")).unwrap();
@@ -164,7 +230,29 @@ pub fn example_workspace(dir: &Path) {
 
 /// The real `appliance` binary with `args`, to run in `dir`.
 pub fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_appliance"));
+    through(&[], dir, args)
+}
+
+/// What runs a program as `nobody` (uid and gid 65534 on Debian); needs root.
+pub const AS_NOBODY: &[&str] = &[
+    "setpriv",
+    "--reuid=65534",
+    "--regid=65534",
+    "--clear-groups",
+];
+
+/// [`command`], run through the program and arguments `prefix` (such as [`AS_NOBODY`])
+/// when there are any.
+fn through(prefix: &[&str], dir: &Path, args: &[&str]) -> Command {
+    let binary = env!("CARGO_BIN_EXE_appliance");
+    let mut command = match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
     command
         .args(args)
         .current_dir(dir)
@@ -253,9 +341,44 @@ impl World {
 
     /// `appliance --sysroot SYSROOT ARGS...` in the workspace.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = command(&self.ws, &["--sysroot", self.sysroot.to_str().unwrap()]);
-        command.args(args).env("TMPDIR", &self.tmp);
+        self.through(&[], args)
+    }
+
+    /// [`World::command`] as `nobody`; see [`World::give_to_nobody`].
+    pub fn as_nobody(&self, args: &[&str]) -> Command {
+        self.through(AS_NOBODY, args)
+    }
+
+    fn through(&self, prefix: &[&str], args: &[&str]) -> Command {
+        let mut all = vec!["--sysroot", self.sysroot.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let mut command = through(prefix, &self.ws, &all);
+        command.env("TMPDIR", &self.tmp);
         command
+    }
+
+    /// Fills the sysroot's folder `dir` with 50 files of 2 KiB whose bytes come from
+    /// `round`: host files for a `hostfile` glob, new blobs for each round's compile.
+    pub fn host_files(&self, dir: &str, round: impl std::fmt::Display) {
+        let dir = self.sysroot.join(dir);
+        fs::create_dir_all(&dir).unwrap();
+        for i in 0..50 {
+            let bytes = noise(&format!("{round}/{i}"), 2048);
+            fs::write(dir.join(format!("{i:02}")), bytes).unwrap();
+        }
+    }
+
+    /// Makes the workspace and TMPDIR nobody's and the folders above them searchable,
+    /// for runs [`World::as_nobody`] (the sysroot is readable by all already).
+    pub fn give_to_nobody(&self) {
+        fs::set_permissions(self.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let chown = Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(&self.ws)
+            .arg(&self.tmp)
+            .status()
+            .unwrap();
+        assert!(chown.success());
     }
 
     /// Runs [`World::command`] and returns stdout; fails the test when it fails.
@@ -314,6 +437,142 @@ pub fn tree_digest(root: &Path) -> String {
 /// BLAKE3 of a file, hex.
 pub fn digest(path: &Path) -> String {
     blake3::hash(&fs::read(path).unwrap()).to_hex().to_string()
+}
+
+/// What an output is: absent, or the BLAKE3 of its bytes or of its tree.
+pub fn output_state(out: &Path) -> Option<String> {
+    let meta = fs::symlink_metadata(out).ok()?;
+    Some(if meta.is_dir() {
+        tree_digest(out)
+    } else {
+        digest(out)
+    })
+}
+
+/// Every revision the repository `repo` holds, as (address, lock id), once SQLite's
+/// integrity check has passed and each has loaded with its lock id verified against its
+/// rows: a repository with no partial revision.
+pub fn verified_revisions(repo: &Path) -> BTreeSet<(String, String)> {
+    let conn = rusqlite::Connection::open(repo).unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok", "{}", repo.display());
+    drop(conn);
+    let repository = appliance::repo::Repository::open(repo).unwrap();
+    let mut held = BTreeSet::new();
+    for r in repository.revisions().unwrap() {
+        let spec = format!("{}-{}", r.version, r.revision);
+        let loaded = repository
+            .load(&r.group, &r.flavor, Some(&spec))
+            .unwrap_or_else(|e| panic!("revision {spec} does not load: {e}"));
+        assert_eq!(loaded.lock_id, r.lock_id);
+        held.insert((format!("{}={spec}{}", r.group, r.flavor), r.lock_id));
+    }
+    held
+}
+
+/// The blobs under final names, each checked to hold exactly the bytes its name says,
+/// and the other files of the store (temporaries).
+pub fn blob_store(store: &Path) -> (BTreeSet<String>, Vec<String>) {
+    let mut finals = BTreeSet::new();
+    let mut others = Vec::new();
+    for shard in fs::read_dir(store).unwrap() {
+        let shard = shard.unwrap().path();
+        let prefix = shard.file_name().unwrap().to_string_lossy().into_owned();
+        for file in fs::read_dir(&shard).unwrap() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let final_name = name.len() == 64 && name.starts_with(&prefix);
+            if final_name && !name.starts_with('.') {
+                assert_eq!(digest(&path), name, "a partial blob under its final name");
+                finals.insert(name);
+            } else {
+                others.push(format!("{prefix}/{name}"));
+            }
+        }
+    }
+    (finals, others)
+}
+
+/// Writes a line past the test harness's capture (which takes only `print!` and
+/// `eprint!`), so that CI logs show it.
+pub fn report(line: &str) {
+    use std::io::Write;
+    std::io::stderr()
+        .write_all(format!("{line}\n").as_bytes())
+        .unwrap();
+}
+
+/// A filesystem mounted for a test, unmounted when dropped, even when the test fails.
+pub struct Mount(PathBuf);
+
+impl Mount {
+    /// A tmpfs of `size` (`2m`...) at `at`, made if missing. Needs root.
+    pub fn tmpfs(at: &Path, size: &str) -> Mount {
+        fs::create_dir_all(at).unwrap();
+        mount(
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ],
+            at,
+        );
+        Mount(at.to_path_buf())
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Makes it read-only.
+    pub fn read_only(&self) {
+        mount(&["-o", "remount,ro"], &self.0);
+    }
+
+    /// Fills it with a file `.filler`, then frees `spare` bytes of it: a filesystem
+    /// with that much room left.
+    pub fn fill(&self, spare: u64) {
+        use std::io::Write;
+        let path = self.0.join(".filler");
+        let mut file = fs::File::create(&path).unwrap();
+        let chunk = vec![0xa5; 64 << 10];
+        let full = loop {
+            match file.write(&chunk) {
+                Ok(0) => break None,
+                Ok(_) => {}
+                Err(e) => break Some(e),
+            }
+        };
+        let e = full.expect("the filesystem never filled");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+        let len = file.metadata().unwrap().len();
+        file.set_len(len.saturating_sub(spare)).unwrap();
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        // Lazily when busy: a test failing half-way may still hold a file in it.
+        let unmounted = Command::new("umount").arg(&self.0).status();
+        if !unmounted.is_ok_and(|s| s.success()) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+fn mount(args: &[&str], at: &Path) {
+    let out = Command::new("mount").args(args).arg(at).output().unwrap();
+    assert!(
+        out.status.success(),
+        "mount {args:?} {}: {}",
+        at.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Whether the tests run as root (CI does), for the parts that need it.

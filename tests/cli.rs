@@ -6,7 +6,9 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{FakePackage, appliance, digest, fails, fake_sysroot, fake_workspace, ok};
+use std::os::unix::fs::PermissionsExt;
+
+use common::{FakePackage, appliance, digest, fails, fake_sysroot, fake_workspace, is_root, ok};
 
 const OPENVZ: &str = "[!kernel,openvz is: x86_64]";
 
@@ -251,6 +253,149 @@ fn drift_is_refused_naming_the_file_and_writes_nothing() {
 }
 
 #[test]
+fn verify_reports_every_drifted_host_path_with_its_package() {
+    let w = World::new(&[("base", BASE)]);
+    w.ok(&["compile", "groups/base.kdl"]);
+    let clean = w.ok(&["verify", "base", "--flavor", "openvz"]);
+    assert!(clean.contains("host paths match the lock"), "{clean}");
+
+    let host = |p: &str| w.sysroot.join(p);
+    fs::write(host("usr/bin/bash"), "#!evil bash\n").unwrap();
+    fs::remove_file(host("etc/debian_version")).unwrap();
+    fs::set_permissions(host("usr/bin/mawk"), fs::Permissions::from_mode(0o700)).unwrap();
+    let libc = host("usr/lib/x86_64-linux-gnu/libc.so.6");
+    fs::remove_file(&libc).unwrap();
+    fs::create_dir(&libc).unwrap();
+    if is_root() {
+        std::os::unix::fs::lchown(host("usr/bin/mawk"), Some(1), Some(1)).unwrap();
+    }
+    // The pool still has bash's archive: materialise can take the locked bytes there.
+    let debs = w.ws.join("debs");
+    fs::create_dir(&debs).unwrap();
+    build_deb(
+        &debs,
+        "bash",
+        "5.2.15-2+b2",
+        &[("/bin/bash", "#!fake bash\n")],
+        &[],
+        None,
+    );
+
+    let args = w.args(&["verify", "base", "--flavor", "openvz", "--pool", "debs"]);
+    let out = appliance(&w.ws, &args);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 4, "{report}");
+    assert!(
+        lines[0].starts_with("/etc/debian_version (package base-files): missing")
+            && lines[0].contains("nothing else supplies it"),
+        "{report}"
+    );
+    assert_eq!(
+        lines[1],
+        "/usr/bin/bash (package bash): content differs; materialise takes it from its package's archive in the pool"
+    );
+    assert!(
+        lines[2].starts_with("/usr/bin/mawk (package mawk):"),
+        "{report}"
+    );
+    assert!(
+        lines[2].contains("wrong mode (lock: 0755, host: 0700)"),
+        "{report}"
+    );
+    if is_root() {
+        assert!(
+            lines[2].contains("wrong owner (lock: 0:0, host: 1:1)"),
+            "{report}"
+        );
+    }
+    assert!(
+        lines[3].starts_with(
+            "/usr/lib/x86_64-linux-gnu/libc.so.6 (package libc6): not a regular file (a directory)"
+        ),
+        "{report}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("4 of ")
+            && stderr.contains("host paths differ from base=1.0-1[!kernel,openvz is: x86_64]"),
+        "{stderr}"
+    );
+
+    let out = appliance(
+        &w.ws,
+        &w.args(&["verify", "base", "--flavor", "openvz", "--json"]),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages: Vec<&str> = (rows.as_array().unwrap().iter())
+        .map(|r| r["package"].as_str().unwrap())
+        .collect();
+    assert_eq!(packages, ["base-files", "bash", "mawk", "libc6"]);
+}
+
+#[test]
+fn an_unreadable_host_file_is_reported_never_taken_as_empty() {
+    if !is_root() {
+        eprintln!("skipped: the unreadable case runs appliance as nobody, which needs root");
+        return;
+    }
+    let w = World::new(&[("base", BASE)]);
+    w.ok(&["compile", "groups/base.kdl"]);
+    fs::set_permissions(
+        w.sysroot.join("usr/bin/bash"),
+        fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    // nobody reads the workspace and writes its store and outputs.
+    let top = w.ws.parent().unwrap();
+    std::process::Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(top)
+        .status()
+        .unwrap();
+    fs::set_permissions(
+        w.sysroot.join("usr/bin/bash"),
+        fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_appliance"))
+            .args(w.args(args))
+            .current_dir(&w.ws)
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody(&["verify", "base", "--flavor", "openvz"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("/usr/bin/bash (package bash): unreadable: Permission denied"),
+        "{report}"
+    );
+    let out = as_nobody(&[
+        "materialise",
+        "base",
+        "--flavor",
+        "openvz",
+        "--format",
+        "chroot",
+        "-o",
+        "tree",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/usr/bin/bash (package bash): unreadable"),
+        "{err}"
+    );
+    assert!(!w.out("tree").exists(), "no tree with an empty bash");
+}
+
+#[test]
 fn bad_input_is_a_clear_error_and_changes_nothing() {
     let w = World::new(&[
         ("base", BASE),
@@ -371,7 +516,16 @@ fn if_newer_skips_a_current_output() {
 #[test]
 fn help_has_examples() {
     let dir = tempfile::tempdir().unwrap();
-    for cmd in ["compile", "materialise", "list", "show", "flavors", "why"] {
+    for cmd in [
+        "compile",
+        "materialise",
+        "boot",
+        "verify",
+        "list",
+        "show",
+        "flavors",
+        "why",
+    ] {
         let out = appliance(dir.path(), &[cmd, "--help"]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(

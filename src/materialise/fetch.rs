@@ -202,6 +202,17 @@ enum Failure {
     Sink(io::Error),
 }
 
+/// Whether the regular file at `path` holds exactly the `expected` bytes.
+pub(crate) fn check(path: &Path, expected: &Expected) -> Result<(), Problem> {
+    copy_from(path, expected, &mut io::sink()).map_err(|failure| match failure {
+        Failure::Source(problem) => problem,
+        // A sink cannot fail, but a problem is what the caller reports either way.
+        Failure::Sink(e) => Problem::Unreadable {
+            reason: e.to_string(),
+        },
+    })
+}
+
 fn copy_from(path: &Path, expected: &Expected, sink: &mut impl Write) -> Result<(), Failure> {
     let mut reader = CheckedReader::open(path, expected).map_err(Failure::Source)?;
     let mut buf = vec![0; 128 * 1024];

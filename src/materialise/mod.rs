@@ -17,6 +17,7 @@ mod output;
 mod plan;
 mod stamp;
 mod tarball;
+mod verify;
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -31,6 +32,7 @@ pub use fetch::{Drifted, Problem};
 pub use image::ImageError;
 pub use openvz::{NotForContainers, template_name};
 pub use plan::LockProblem;
+pub use verify::{HostDifference, HostProblem, Supplier, Verification, verify};
 
 use crate::progress::Progress;
 use fetch::{FetchError, Restart};

@@ -4,6 +4,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::{FakePackage, appliance, digest, fails, fake_sysroot, fake_workspace, ok};
@@ -357,15 +358,25 @@ fn if_newer_skips_a_current_output() {
     let w = World::new(&[("base", BASE)]);
     w.ok(&["compile", "groups/base.kdl"]);
     w.ok(&["materialise", "--flavor", "openvz", "-o", "a.tar"]);
-    let again = w.ok(&[
-        "materialise",
-        "--flavor",
-        "openvz",
-        "-o",
-        "a.tar",
-        "--if-newer",
-    ]);
-    assert!(again.contains("up to date"), "{again}");
+    let again = || {
+        w.ok(&[
+            "materialise",
+            "--flavor",
+            "openvz",
+            "-o",
+            "a.tar",
+            "--if-newer",
+        ])
+    };
+    let first = again();
+    assert!(first.contains("up to date"), "{first}");
+    // A host file it was built from, chmod'ed, is no longer what it was built from.
+    let used = w.sysroot.join("etc/debian_version");
+    fs::set_permissions(&used, fs::Permissions::from_mode(0o600)).unwrap();
+    let rebuilt = again();
+    assert!(rebuilt.contains("entries"), "{rebuilt}");
+    let current = again();
+    assert!(current.contains("up to date"), "{current}");
 }
 
 #[test]

@@ -69,7 +69,8 @@ enum Command {
         /// The lock version: `1.0` (its latest revision) or `1.0-2`; default the newest.
         #[arg(long, value_name = "V")]
         version: Option<String>,
-        /// Return at once when OUT was built from the same lock with the same options.
+        /// Return at once when OUT was built from the same lock with the same options and
+        /// no host file it was built from has changed since.
         #[arg(long)]
         if_newer: bool,
         /// Serialise concurrent builds of this output on this lock file.

@@ -3,11 +3,15 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Barrier;
 
-use std::os::unix::fs::PermissionsExt;
-
+use appliance::materialise::{Compression, Format, Options, Sources, materialise};
+use appliance::repo::Repository;
 use common::{FakePackage, appliance, digest, fails, fake_sysroot, fake_workspace, is_root, ok};
 
 const OPENVZ: &str = "[!kernel,openvz is: x86_64]";
@@ -502,15 +506,25 @@ fn if_newer_skips_a_current_output() {
     let w = World::new(&[("base", BASE)]);
     w.ok(&["compile", "groups/base.kdl"]);
     w.ok(&["materialise", "--flavor", "openvz", "-o", "a.tar"]);
-    let again = w.ok(&[
-        "materialise",
-        "--flavor",
-        "openvz",
-        "-o",
-        "a.tar",
-        "--if-newer",
-    ]);
-    assert!(again.contains("up to date"), "{again}");
+    let again = || {
+        w.ok(&[
+            "materialise",
+            "--flavor",
+            "openvz",
+            "-o",
+            "a.tar",
+            "--if-newer",
+        ])
+    };
+    let first = again();
+    assert!(first.contains("up to date"), "{first}");
+    // A host file it was built from, chmod'ed, is no longer what it was built from.
+    let used = w.sysroot.join("etc/debian_version");
+    fs::set_permissions(&used, fs::Permissions::from_mode(0o600)).unwrap();
+    let rebuilt = again();
+    assert!(rebuilt.contains("entries"), "{rebuilt}");
+    let current = again();
+    assert!(current.contains("up to date"), "{current}");
 }
 
 #[test]
@@ -552,37 +566,150 @@ fn a_failed_compile_writes_no_repository() {
 fn concurrent_materialise_with_a_lock_file_builds_once() {
     let w = World::new(&[("base", BASE)]);
     w.ok(&["compile", "groups/base.kdl"]);
-    let args = w.args(&[
-        "materialise",
-        "--flavor",
-        "openvz",
-        "-o",
-        "same.tar.gz",
-        "--if-newer",
-        "--lock",
-        "build.lock",
-    ]);
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_appliance"))
-                .args(&args)
-                .current_dir(&w.ws)
-                .stdout(std::process::Stdio::piped())
-                .spawn()
+    let repo = Repository::open(&w.ws.join("store/repo.sqlite")).unwrap();
+    let stored = repo.load("base", OPENVZ, None).unwrap();
+    // What the CLI reads from: the stamp's request names the sysroot, not the pools.
+    let sources = Sources {
+        sysroot: w.sysroot.clone(),
+        pool: vec![w.ws.join("store/pool")],
+        blobs: Some(w.ws.join("store/blobs")),
+    };
+    const N: usize = 8;
+    for (name, format, cli_format) in [
+        ("root", Format::Chroot, "chroot"),
+        ("same.tar.gz", Format::Tar(Compression::Gzip), "tar"),
+    ] {
+        let reference = w.out(&format!("reference-{name}"));
+        let reference_arg = reference.to_str().unwrap();
+        w.ok(&[
+            "materialise",
+            "--flavor",
+            "openvz",
+            "--format",
+            cli_format,
+            "-o",
+            reference_arg,
+        ]);
+
+        let outs = w.out(&format!("outs-{cli_format}"));
+        fs::create_dir(&outs).unwrap();
+        let out = outs.join(name);
+        let lock_file = outs.join("build.lock");
+        let (out_arg, lock_arg) = (out.to_str().unwrap(), lock_file.to_str().unwrap());
+        let args = w.args(&[
+            "materialise",
+            "--flavor",
+            "openvz",
+            "--format",
+            cli_format,
+            "-o",
+            out_arg,
+            "--if-newer",
+            "--lock",
+            lock_arg,
+        ]);
+        let start = Barrier::new(N + 1);
+        let (processes, threads) = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..N)
+                .map(|_| {
+                    let opts = Options {
+                        if_newer: true,
+                        lock_file: Some(lock_file.clone()),
+                        mtime: 0,
+                    };
+                    let (start, stored, sources, out) = (&start, &stored, &sources, &out);
+                    scope.spawn(move || {
+                        start.wait();
+                        materialise(&stored.lock, &stored.lock_id, sources, format, out, &opts)
+                    })
+                })
+                .collect();
+            let children: Vec<_> = (0..N)
+                .map(|_| {
+                    Command::new(env!("CARGO_BIN_EXE_appliance"))
+                        .args(&args)
+                        .current_dir(&w.ws)
+                        .env_remove("SOURCE_DATE_EPOCH")
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            start.wait();
+            let threads: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            let processes: Vec<_> = children
+                .into_iter()
+                .map(|c| c.wait_with_output().unwrap())
+                .collect();
+            (processes, threads)
+        });
+        let mut built = 0;
+        for process in &processes {
+            let stdout = String::from_utf8_lossy(&process.stdout);
+            assert!(
+                process.status.success(),
+                "{name}: {stdout}{}",
+                String::from_utf8_lossy(&process.stderr)
+            );
+            if stdout.contains("entries") {
+                built += 1;
+            } else {
+                assert!(stdout.contains("up to date"), "{name}: {stdout}");
+            }
+        }
+        for thread in threads {
+            let outcome = thread.unwrap_or_else(|e| panic!("{name}: {e}"));
+            built += usize::from(outcome.built);
+        }
+        assert_eq!(built, 1, "{name}: one build among {} runs", 2 * N);
+        assert_eq!(snapshot(&out), snapshot(&reference), "{name}");
+        let mut left: Vec<String> = fs::read_dir(&outs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let stamp = format!(".{name}.appliance-stamp");
+        assert_eq!(left, [stamp.as_str(), "build.lock", name], "{name}");
+    }
+}
+
+/// Everything about a file or tree that an output promises: for each path, its type
+/// and mode, owners, mtime, and content, link target or device number.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut entries = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let what = if meta.is_dir() {
+            let mut children: Vec<_> = fs::read_dir(&path)
                 .unwrap()
-        })
-        .collect();
-    let outputs: Vec<String> = children
-        .into_iter()
-        .map(|c| {
-            let out = c.wait_with_output().unwrap();
-            assert!(out.status.success());
-            String::from_utf8(out.stdout).unwrap()
-        })
-        .collect();
-    let built = outputs.iter().filter(|o| o.contains("entries")).count();
-    let current = outputs.iter().filter(|o| o.contains("up to date")).count();
-    assert_eq!((built, current), (1, 7), "{outputs:?}");
+                .map(|e| e.unwrap().path())
+                .collect();
+            children.sort();
+            pending.extend(children);
+            String::new()
+        } else if meta.is_symlink() {
+            fs::read_link(&path).unwrap().display().to_string()
+        } else if meta.is_file() {
+            digest(&path)
+        } else {
+            // A device or a fifo: reading it could block or never end.
+            format!("device {}", meta.rdev())
+        };
+        let relative = path.strip_prefix(root).unwrap().to_path_buf();
+        entries.insert(
+            relative,
+            format!(
+                "{:o} {}:{} {} {what}",
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+                meta.mtime()
+            ),
+        );
+    }
+    entries
 }
 
 /// Writes the sysroot's update-alternatives record of `name`.

@@ -14,6 +14,7 @@ pub mod materialise;
 mod progress;
 pub mod repo;
 pub mod resolve;
+mod scratch;
 pub mod source;
 pub mod system;
 pub mod workspace;

@@ -368,7 +368,7 @@ fn io_error(
     path: impl fmt::Display,
     e: io::Error,
 ) -> MaterialiseError {
-    if e.raw_os_error() == Some(libc::ENOSPC) {
+    if crate::error::is_no_space(&e) {
         MaterialiseError::NoSpace {
             out: out.to_path_buf(),
             path: path.to_string(),
@@ -406,6 +406,7 @@ const STAMP: &str = "appliance-stamp";
 
 /// Writes `lock` (whose id is `lock_id`) to `out` in `format`, taking bytes from
 /// `sources`. Validates the whole lock first and leaves OUT untouched on any error.
+/// A run that builds first removes the temporaries that killed runs left beside OUT.
 pub fn materialise(
     lock: &Lock,
     lock_id: &str,
@@ -438,6 +439,9 @@ pub fn materialise(
         .as_deref()
         .map(|path| hold(path, out))
         .transpose()?;
+    // Under the lock when there is one; without, the temporaries' own locks keep the
+    // other runs' live temporaries safe.
+    target.remove_stale(&[STAMP]);
     // Whoever held the lock before us may just have built the same thing.
     if held.is_some() && current() {
         return Ok(Outcome::current());
@@ -583,12 +587,12 @@ fn with_supply<R>(
     work: impl FnOnce(&Supply) -> Result<R, MaterialiseError>,
 ) -> Result<R, MaterialiseError> {
     let scratch = (!sources.pool.is_empty())
-        .then(tempfile::tempdir)
+        .then(|| crate::scratch::private_dir("appliance-archives"))
         .transpose()
         .map_err(|e| io_error(Path::new("."), "create", "a scratch folder", e))?;
     let supply = Supply::new(
         sources,
-        (scratch.as_ref()).map(|dir| archives::Archives::new(lock, &sources.pool, dir.path())),
+        (scratch.as_ref()).map(|dir| archives::Archives::new(lock, &sources.pool, &dir.path)),
     );
     work(&supply)
 }

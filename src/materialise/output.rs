@@ -1,14 +1,16 @@
 //! Atomic outputs: a temporary beside OUT, renamed into place when complete.
 
-use std::ffi::{CString, OsString};
-use std::fs::{self, File, OpenOptions};
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::{self, File};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{MaterialiseError, Sources, io_error};
+use crate::scratch::{self, Temp, remove_tree};
+
+/// A temporary output: removed when dropped unless it was installed.
+pub(crate) type TempPath = Temp;
 
 /// Where an output goes: OUT, its directory, and the paths kept beside it.
 #[derive(Debug)]
@@ -42,11 +44,7 @@ impl Target {
 
     /// `<parent>/.<name>.<suffix>`: a hidden path beside OUT.
     pub fn beside(&self, suffix: &str) -> PathBuf {
-        let mut name = OsString::from(".");
-        name.push(&self.name);
-        name.push(".");
-        name.push(suffix);
-        self.parent.join(name)
+        self.parent.join(self.stem(Some(suffix)))
     }
 
     /// Refuses an OUT whose replacement would delete the sysroot or the blob store.
@@ -74,29 +72,29 @@ impl Target {
 
     /// Creates a fresh private directory beside OUT to build a tree in.
     pub fn temp_dir(&self) -> Result<TempPath, MaterialiseError> {
-        let (temp, ()) =
-            self.create_temp(true, |path| fs::DirBuilder::new().mode(0o700).create(path))?;
-        Ok(temp)
+        self.create_temp(|parent, stem| Temp::dir(parent, stem, 0o700))
     }
 
     /// Creates a fresh file beside OUT to write an archive into.
     pub fn temp_file(&self) -> Result<(TempPath, File), MaterialiseError> {
-        self.create_temp(false, |path| {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(path)
-        })
+        self.create_temp(|parent, stem| Temp::file(parent, stem, 0o644))
+    }
+
+    /// The stem of OUT's temporaries, `.<name>`, and with `suffix`, `.<name>.<suffix>`.
+    fn stem(&self, suffix: Option<&str>) -> OsString {
+        let mut stem = OsString::from(".");
+        stem.push(&self.name);
+        if let Some(suffix) = suffix {
+            stem.push(".");
+            stem.push(suffix);
+        }
+        stem
     }
 
     fn create_temp<T>(
         &self,
-        dir: bool,
-        create: impl Fn(&Path) -> io::Result<T>,
-    ) -> Result<(TempPath, T), MaterialiseError> {
-        // Unique across the threads of this process (counter) and across processes (pid).
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        create: impl Fn(&Path, &OsStr) -> io::Result<T>,
+    ) -> Result<T, MaterialiseError> {
         fs::create_dir_all(&self.parent).map_err(|e| {
             io_error(
                 &self.out,
@@ -105,18 +103,27 @@ impl Target {
                 e,
             )
         })?;
-        loop {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = self.beside(&format!("tmp-{}-{n}", std::process::id()));
-            match create(&path) {
-                Ok(made) => return Ok((TempPath { path, dir }, made)),
-                // A leftover of a killed run whose pid has been reused.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(io_error(&self.out, "create", path.display().to_string(), e));
-                }
-            }
-        }
+        let stem = self.stem(None);
+        create(&self.parent, &stem).map_err(|e| {
+            let path = self.parent.join(&stem);
+            io_error(
+                &self.out,
+                "create a temporary",
+                format!("{}.tmp-*", path.display()),
+                e,
+            )
+        })
+    }
+
+    /// Removes what killed runs left beside OUT: its temporaries and those of the files
+    /// kept beside it under `suffixes` (see [`beside`](Self::beside)), when provably
+    /// stale (see [`crate::scratch`]). Returns how many went.
+    pub fn remove_stale(&self, suffixes: &[&str]) -> usize {
+        let stems: Vec<OsString> = std::iter::once(None)
+            .chain(suffixes.iter().map(|s| Some(*s)))
+            .map(|suffix| self.stem(suffix))
+            .collect();
+        scratch::remove_stale(&self.parent, |stem| stems.iter().any(|s| s == stem))
     }
 
     /// Puts a complete temporary in OUT's place in one step. An existing OUT is
@@ -128,7 +135,7 @@ impl Target {
         warnings: &mut Vec<String>,
     ) -> Result<(), MaterialiseError> {
         let replace_err = |e| io_error(&self.out, "replace", self.out.display().to_string(), e);
-        if !temp.dir {
+        if !temp.is_dir() {
             // rename(2) atomically replaces a file.
             fs::rename(&temp.path, &self.out).map_err(replace_err)?;
             temp.keep();
@@ -140,6 +147,9 @@ impl Target {
                 Ok(())
             }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                // Locked before the exchange puts it at the temporary's name, so that no
+                // cleaner takes it for a leftover while it is removed below.
+                let _old = scratch::try_hold(&self.out);
                 rename2(&temp.path, &self.out, libc::RENAME_EXCHANGE).map_err(replace_err)?;
                 // The temporary path now holds the old OUT.
                 if let Err(e) = remove_tree(&temp.path) {
@@ -154,27 +164,6 @@ impl Target {
             }
             Err(e) => Err(replace_err(e)),
         }
-    }
-}
-
-/// A temporary output, removed when dropped unless it was installed.
-#[derive(Debug)]
-pub(crate) struct TempPath {
-    /// Where it is.
-    pub path: PathBuf,
-    dir: bool,
-}
-
-impl TempPath {
-    fn keep(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        // Nothing to report to: the run already failed with a better error.
-        let _ = remove_tree(&self.path);
     }
 }
 
@@ -204,39 +193,10 @@ pub(crate) fn c_path(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
 }
 
-/// Removes a file or a whole tree, even one whose directories are read-only.
-pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if !meta.is_dir() {
-        return fs::remove_file(path);
-    }
-    match fs::remove_dir_all(path) {
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-            // A tree built with a lock's modes may hold 0555 directories.
-            make_writable(path)?;
-            fs::remove_dir_all(path)
-        }
-        other => other,
-    }
-}
-
-fn make_writable(dir: &Path) -> io::Result<()> {
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            make_writable(&entry.path())?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     #[test]

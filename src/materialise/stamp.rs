@@ -19,17 +19,17 @@
 //! of all that, so a truncated or corrupt stamp is simply not current.
 
 use std::fs::{self, File, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
 use super::Format;
+use crate::scratch::Temp;
 
 /// The first bytes of a stamp; the last one is the encoding's version.
 const MAGIC: &[u8; 16] = b"appliance stamp\x02";
@@ -111,16 +111,15 @@ impl Stamp {
     /// in `used` (written beside, then renamed over the old stamp).
     pub fn write(&self, stamp: &Path, out: &Path, used: Used) -> io::Result<()> {
         let bytes = self.encode(&Identity::of(out)?, used.into_files());
-        // Unique per write, so concurrent builds without a lock file never share it.
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut tmp = stamp.as_os_str().to_os_string();
-        tmp.push(format!(".tmp-{}-{n}", std::process::id()));
-        fs::write(&tmp, bytes)?;
-        fs::rename(&tmp, stamp).inspect_err(|_| {
-            // Nothing better to report than the rename's own error.
-            let _ = fs::remove_file(&tmp);
-        })
+        // A temporary of its own, so concurrent builds without a lock file never share
+        // it, and one a killed run leaves is known to be stale.
+        let parent = stamp.parent().unwrap_or(Path::new("."));
+        let name = stamp.file_name().unwrap_or_default();
+        let (temp, mut file) = Temp::file(parent, name, 0o644)?;
+        file.write_all(&bytes)?;
+        fs::rename(&temp.path, stamp)?;
+        temp.keep();
+        Ok(())
     }
 
     /// The whole stamp: magic, request, OUT, the files, the checksum.

@@ -1,22 +1,20 @@
 //! The blob store: file contents addressed by their BLAKE3 digest.
 //!
 //! Layout: `<dir>/<first two hex chars>/<full hex digest>`. A blob appears by rename of a
-//! fully written and synced temporary file beside it, so a reader never sees a partial
-//! blob, even after a crash.
+//! fully written and synced temporary file beside it (`.<digest>.tmp-<pid>-<n>`), so a
+//! reader never sees a partial blob, even after a crash; opening the store removes the
+//! temporaries that killed runs left (see [`crate::scratch`]).
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::RepoError;
+use crate::scratch::{self, Temp};
 
 /// Length of a BLAKE3 digest in hex.
 const DIGEST_HEX_LEN: usize = 64;
-
-/// Distinguishes temporary files of concurrent `put`s within one process; the process
-/// id in the name separates processes.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Content-addressed storage for bytes no host file or package archive can supply
 /// (group `file` contents, host files copied at compile time, overlays).
@@ -26,16 +24,33 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    /// Opens the blob store rooted at `dir` (normally `store/blobs/`), creating the folder.
+    /// Opens the blob store rooted at `dir` (normally `store/blobs/`), creating the folder
+    /// and removing the temporaries of killed runs.
     pub fn open(dir: &Path) -> Result<BlobStore, RepoError> {
-        fs::create_dir_all(dir).map_err(|source| RepoError::Io {
-            path: dir.to_path_buf(),
-            doing: "creating the blob store folder",
-            source,
-        })?;
-        Ok(BlobStore {
+        fs::create_dir_all(dir)
+            .map_err(|source| RepoError::io(dir, "creating the blob store folder", source))?;
+        let store = BlobStore {
             dir: dir.to_path_buf(),
-        })
+        };
+        store.remove_stale();
+        Ok(store)
+    }
+
+    /// Removes the stale temporaries of every shard; returns how many went.
+    fn remove_stale(&self) -> usize {
+        let Ok(shards) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let temp_of_blob = |stem: &OsStr| {
+            stem.to_str()
+                .and_then(|s| s.strip_prefix('.'))
+                .is_some_and(is_digest)
+        };
+        shards
+            .flatten()
+            .filter(|shard| shard.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|shard| scratch::remove_stale(&shard.path(), temp_of_blob))
+            .sum()
     }
 
     /// Stores `bytes` and returns their BLAKE3 digest, lower-case hex. Storing bytes that
@@ -47,26 +62,19 @@ impl BlobStore {
             return Ok(digest);
         }
         let shard = path.parent().unwrap_or(&self.dir);
-        fs::create_dir_all(shard).map_err(|source| RepoError::Io {
-            path: shard.to_path_buf(),
-            doing: "creating a blob folder",
-            source,
-        })?;
-        let temp = shard.join(format!(
-            ".{digest}.{}.{}.tmp",
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        let written = write_synced(&temp, bytes).and_then(|()| fs::rename(&temp, &path));
-        if let Err(source) = written {
-            // Best effort: the temp name is ours alone, and the error below matters more.
-            let _ = fs::remove_file(&temp);
-            return Err(RepoError::Io {
-                path,
-                doing: "writing a blob",
-                source,
-            });
-        }
+        fs::create_dir_all(shard)
+            .map_err(|source| RepoError::io(shard, "creating a blob folder", source))?;
+        let write = || -> std::io::Result<()> {
+            let (temp, mut file) = Temp::file(shard, OsStr::new(&format!(".{digest}")), 0o644)?;
+            file.write_all(bytes)?;
+            // Synced before the rename publishes it, so the name never holds less.
+            file.sync_all()?;
+            fs::rename(&temp.path, &path)?;
+            temp.keep();
+            Ok(())
+        };
+        // A failed write drops its temporary, which removes it.
+        write().map_err(|source| RepoError::io(&path, "writing a blob", source))?;
         Ok(digest)
     }
 
@@ -76,22 +84,19 @@ impl BlobStore {
     /// tampered lock, maps to a path inside the store that `put` never writes, so it can
     /// never point outside the store.
     pub fn path(&self, digest: &str) -> PathBuf {
-        let valid = digest.len() == DIGEST_HEX_LEN
-            && digest
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        if !valid {
+        if !is_digest(digest) {
             return self.dir.join("invalid-digest");
         }
         self.dir.join(&digest[..2]).join(digest)
     }
 }
 
-/// Writes `bytes` to a new file at `path` and syncs it, so a rename publishes it whole.
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file: File = OpenOptions::new().write(true).create_new(true).open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+/// Whether `text` is a 64-character lower-case hex digest, as blobs are named.
+fn is_digest(text: &str) -> bool {
+    text.len() == DIGEST_HEX_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -124,6 +129,23 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(shard, vec![std::ffi::OsString::from(&first)]);
+    }
+
+    #[test]
+    fn opening_removes_what_killed_puts_left_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        let digest = store.put(b"kept").unwrap();
+        let shard = dir.path().join(&digest[..2]);
+        let dead = crate::scratch::dead_pid();
+        let stale = shard.join(format!(".{digest}.tmp-{dead}-0"));
+        fs::write(&stale, b"ke").unwrap();
+        let foreign = shard.join(format!(".notadigest.tmp-{dead}-0"));
+        fs::write(&foreign, b"").unwrap();
+        BlobStore::open(dir.path()).unwrap();
+        assert!(!stale.exists());
+        assert!(foreign.exists());
+        assert_eq!(fs::read(store.path(&digest)).unwrap(), b"kept");
     }
 
     #[test]

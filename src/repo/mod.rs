@@ -46,6 +46,15 @@ pub enum RepoError {
         /// The operating system's error.
         source: io::Error,
     },
+    /// The filesystem holding the repository or the blob store is full; the repository
+    /// is as it was before the failed write.
+    #[error("{path}: no space left on the device while {doing}")]
+    NoSpace {
+        /// The repository file, or the blob or folder being written.
+        path: PathBuf,
+        /// What was being done.
+        doing: String,
+    },
     /// The repository was written by a newer `appliance` with a schema this one lacks.
     #[error(
         "repository {path} has schema version {found}, but this appliance knows only up to \
@@ -139,6 +148,24 @@ pub enum RepoError {
     },
 }
 
+impl RepoError {
+    /// A filesystem error about `path` while `doing`; a full disk is told as such.
+    fn io(path: &Path, doing: &'static str, source: io::Error) -> RepoError {
+        if crate::error::is_no_space(&source) {
+            RepoError::NoSpace {
+                path: path.to_path_buf(),
+                doing: doing.to_string(),
+            }
+        } else {
+            RepoError::Io {
+                path: path.to_path_buf(),
+                doing,
+                source,
+            }
+        }
+    }
+}
+
 fn holds(what: &str, known: &[String]) -> String {
     if known.is_empty() {
         "it is empty".to_string()
@@ -162,10 +189,20 @@ trait SqlContext<T> {
 
 impl<T> SqlContext<T> for rusqlite::Result<T> {
     fn doing(self, path: &Path, what: impl FnOnce() -> String) -> Result<T, RepoError> {
-        self.map_err(|source| RepoError::Sql {
-            path: path.to_path_buf(),
-            doing: what(),
-            source,
+        self.map_err(|source| {
+            // SQLITE_FULL: the transaction was rolled back, the repository is unchanged.
+            if source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+                RepoError::NoSpace {
+                    path: path.to_path_buf(),
+                    doing: what(),
+                }
+            } else {
+                RepoError::Sql {
+                    path: path.to_path_buf(),
+                    doing: what(),
+                    source,
+                }
+            }
         })
     }
 }
@@ -293,10 +330,8 @@ impl Repository {
     /// bringing its schema up to date.
     pub fn open(path: &Path) -> Result<Repository, RepoError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(|source| RepoError::Io {
-                path: parent.to_path_buf(),
-                doing: "creating the repository folder",
-                source,
+            fs::create_dir_all(parent).map_err(|source| {
+                RepoError::io(parent, "creating the repository folder", source)
             })?;
         }
         Ok(Repository {

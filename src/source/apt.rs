@@ -7,11 +7,11 @@
 //! listed version and checked against the list's `Size` and `SHA256` before it enters
 //! the pool.
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -19,6 +19,7 @@ use rayon::prelude::*;
 
 use super::dpkg::{DpkgError, Fields, Stanza, stanzas};
 use super::{Origin, Package};
+use crate::scratch::Temp;
 
 /// Where apt keeps its lists, relative to the sysroot.
 const LISTS_DIR: &str = "var/lib/apt/lists";
@@ -306,10 +307,10 @@ pub fn fetch(
         }
     }
     fs::create_dir_all(pool_dir).map_err(io_error(pool_dir))?;
-    let scratch = Scratch::new(pool_dir)?;
+    let scratch = scratch(pool_dir)?;
     let p = &pkg.package;
-    runner.download(&p.name, &p.version, &p.arch, &scratch.0)?;
-    let downloaded = find_archive(pkg, &archive_name, &scratch.0)?;
+    runner.download(&p.name, &p.version, &p.arch, &scratch.path)?;
+    let downloaded = find_archive(pkg, &archive_name, &scratch.path)?;
     let (size, sha256) = digest(&downloaded).map_err(io_error(&downloaded))?;
     let mismatch = |field, expected: String, found: String| AptError::Mismatch {
         package: format!("{}={}", p.name, p.version),
@@ -371,33 +372,13 @@ fn digest(path: &Path) -> io::Result<(u64, String)> {
     Ok((size, hex::encode(hasher.finalize())))
 }
 
-/// A private directory inside the pool for one download, removed with whatever is left
-/// in it when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(pool_dir: &Path) -> Result<Scratch, AptError> {
-        // Unique within the process by the counter and across processes by the pid; the
-        // loop only matters when a crashed run left a directory with the same name.
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        loop {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let path = pool_dir.join(format!(".apt-download-{}-{n}", std::process::id()));
-            match fs::create_dir(&path) {
-                Ok(()) => return Ok(Scratch(path)),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(source) => return Err(AptError::Io { path, source }),
-            }
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        // Nothing useful can be done if this fails: the pool only holds checked archives
-        // under their final names, so a leftover directory is harmless.
-        let _ = fs::remove_dir_all(&self.0);
-    }
+/// A private directory inside the pool for one download (`.apt-download.tmp-<pid>-<n>`),
+/// removed with whatever is left in it when dropped; the ones killed runs left go first.
+fn scratch(pool_dir: &Path) -> Result<Temp, AptError> {
+    let stem = OsStr::new(".apt-download");
+    crate::scratch::remove_stale(pool_dir, |found| found == stem);
+    // Searchable by everyone, as apt-get's own download folders are.
+    Temp::dir(pool_dir, stem, 0o755).map_err(io_error(pool_dir))
 }
 
 /// The real [`Downloader`]: `apt-get download NAME:ARCH=VERSION` run in the target
@@ -726,6 +707,19 @@ mod tests {
             ["hello_2.10-2_amd64.deb"],
             "download folder removed"
         );
+    }
+
+    #[test]
+    fn a_killed_download_s_folder_goes_with_the_next_download() {
+        let (_root, lists) = lists();
+        let pool = tempfile::tempdir().unwrap();
+        let dead = crate::scratch::dead_pid();
+        let stale = pool.path().join(format!(".apt-download.tmp-{dead}-0"));
+        fs::create_dir(&stale).unwrap();
+        fs::write(stale.join("hello_2.10-2_amd64.deb"), b"half").unwrap();
+        let old = find(&lists, "hello", "2.10-2");
+        fetch(old, pool.path(), &FakeDownloader::new(HELLO_OLD)).unwrap();
+        assert_eq!(entries(pool.path()), ["hello_2.10-2_amd64.deb"]);
     }
 
     #[test]

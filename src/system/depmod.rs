@@ -137,15 +137,13 @@ pub fn module_data(
     let Some(first) = kernels.first() else {
         return Ok(Generated::default());
     };
-    let stage = tempfile::Builder::new()
-        .prefix("appliance-depmod-")
-        .tempdir()
-        .map_err(|source| DepmodError::Stage {
+    let stage =
+        crate::scratch::private_dir("appliance-depmod").map_err(|source| DepmodError::Stage {
             path: std::env::temp_dir(),
             source,
         })?;
     let staging = Staging {
-        root: stage.path().to_path_buf(),
+        root: stage.path.clone(),
         files: Vec::new(),
     };
     let stage_error = |path: PathBuf| move |source| DepmodError::Stage { path, source };

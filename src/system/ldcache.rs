@@ -72,14 +72,13 @@ pub fn ld_so_cache(
     if !entries.iter().any(|e| e.path == LD_SO_CONF) {
         return Ok(None);
     }
-    let stage = tempfile::Builder::new()
-        .prefix("appliance-ldconfig-")
-        .tempdir()
-        .map_err(|source| LdCacheError::Stage {
+    let stage = crate::scratch::private_dir("appliance-ldconfig").map_err(|source| {
+        LdCacheError::Stage {
             path: std::env::temp_dir(),
             source,
-        })?;
-    let root = stage.path();
+        }
+    })?;
+    let root = stage.path.as_path();
     let staged = |path: &str| root.join(path.trim_start_matches('/'));
     let stage_error = |path: PathBuf| move |source| LdCacheError::Stage { path, source };
     // Parents before children: the entries are sorted by path.

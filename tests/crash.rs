@@ -1,0 +1,358 @@
+//! Crash safety, end to end through the binary: `materialise` and `compile` are killed
+//! with SIGKILL at points spread over a run. After each kill, OUT is absent, the
+//! previous output or the complete new one; the repository passes SQLite's integrity
+//! check and every revision in it loads with a verified lock id; the blob store holds
+//! only complete blobs under final names. The next run then succeeds and leaves no
+//! temporaries behind.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use appliance::repo::Repository;
+use common::{FakePackage, World, digest, names, noise, tree_digest};
+
+/// Kills per kind of run.
+const TRIALS: usize = 20;
+
+/// The kill delays' seed: every run of the test kills at the same fractions of a run.
+const SEED: u64 = 0x5eed_c4a5;
+
+/// The tests measure how long a run takes: one at a time, so they do not slow each other.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const GROUP: &str = r#"group big version="1.0" {
+    flavors openvz
+    package bash
+    package bulk
+    hostfile "/srv/trial/*"
+}
+"#;
+
+/// Enough bytes and files that a run takes a measurable time: 1000 small files and
+/// two of 1 MiB.
+fn packages() -> Vec<FakePackage> {
+    vec![
+        // ld.so.conf makes compile stage the libraries in TMPDIR for ldconfig.
+        FakePackage::new("base-files", "12.4+deb12u5")
+            .essential()
+            .file("/etc/debian_version", "12.5\n")
+            .file("/etc/ld.so.conf", "include /etc/ld.so.conf.d/*.conf\n"),
+        FakePackage::new("libc6", "2.36-9+deb12u4")
+            .file("/usr/lib/x86_64-linux-gnu/libc.so.6", "not really libc"),
+        FakePackage::new("bash", "5.2.15-2+b2")
+            .depends("base-files, libc6")
+            .file("/bin/bash", "#!fake bash\n"),
+        FakePackage::new("bulk", "1.0-1")
+            .bulk("/usr/share/bulk", 1000, 4096)
+            .bulk("/usr/lib/bulk", 2, 1 << 20),
+    ]
+}
+
+/// Fills the host files the group copies into the blob store with bytes of `round`, so
+/// that each round's compile stores new blobs and a new revision.
+fn trial_files(w: &World, round: usize) {
+    let dir = w.sysroot.join("srv/trial");
+    fs::create_dir_all(&dir).unwrap();
+    for i in 0..50 {
+        fs::write(
+            dir.join(format!("{i:03}")),
+            noise(&format!("{round}/{i}"), 2048),
+        )
+        .unwrap();
+    }
+}
+
+/// A world with two revisions of group `big` compiled.
+fn compiled() -> World {
+    let w = World::new(&packages(), &[("big", GROUP)]);
+    for round in 0..2 {
+        trial_files(&w, round);
+        w.ok(&["compile", "groups/big.kdl"]);
+    }
+    w
+}
+
+/// Kill delays between 0 and `run`: one drawn at random (fixed seed) from each of
+/// `n` equal slices of the run, so the kills cover it evenly.
+fn delays(n: usize, run: Duration) -> Vec<Duration> {
+    let mut state = SEED;
+    (0..n)
+        .map(|i| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let fraction = (state >> 11) as f64 / (1u64 << 53) as f64;
+            run.mul_f64((i as f64 + fraction) / n as f64)
+        })
+        .collect()
+}
+
+/// Runs `command`, SIGKILLs it after `delay`; returns whether it was still running then
+/// (a run that finished first must have succeeded).
+fn killed_after(mut command: Command, delay: Duration) -> bool {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    // Not yet reaped, so the pid is still the child's even if it has exited.
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    match out.status.signal() {
+        Some(libc::SIGKILL) => true,
+        None => {
+            assert!(
+                out.status.success(),
+                "{command:?} failed before the kill:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            false
+        }
+        Some(signal) => panic!("{command:?} died of signal {signal}"),
+    }
+}
+
+/// Every revision the repository holds, as (address, lock id), once SQLite's integrity
+/// check has passed and each has loaded with its lock id verified against its rows.
+fn revisions(repo: &Path) -> BTreeSet<(String, String)> {
+    let conn = rusqlite::Connection::open(repo).unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok", "{}", repo.display());
+    drop(conn);
+    let repository = Repository::open(repo).unwrap();
+    let mut held = BTreeSet::new();
+    for r in repository.revisions().unwrap() {
+        let spec = format!("{}-{}", r.version, r.revision);
+        let loaded = repository
+            .load(&r.group, &r.flavor, Some(&spec))
+            .unwrap_or_else(|e| panic!("revision {spec} does not load: {e}"));
+        assert_eq!(loaded.lock_id, r.lock_id);
+        held.insert((format!("{}={spec}{}", r.group, r.flavor), r.lock_id));
+    }
+    held
+}
+
+/// The blobs under final names, each checked to hold exactly the bytes its name says,
+/// and the other files of the store (temporaries).
+fn blobs(store: &Path) -> (BTreeSet<String>, Vec<String>) {
+    let mut finals = BTreeSet::new();
+    let mut others = Vec::new();
+    for shard in fs::read_dir(store).unwrap() {
+        let shard = shard.unwrap().path();
+        let prefix = shard.file_name().unwrap().to_string_lossy().into_owned();
+        for file in fs::read_dir(&shard).unwrap() {
+            let path = file.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let final_name = name.len() == 64 && name.starts_with(&prefix);
+            if final_name && !name.starts_with('.') {
+                assert_eq!(digest(&path), name, "a partial blob under its final name");
+                finals.insert(name);
+            } else {
+                others.push(format!("{prefix}/{name}"));
+            }
+        }
+    }
+    (finals, others)
+}
+
+/// What OUT is: absent, or the BLAKE3 of its bytes or of its tree.
+fn state(out: &Path) -> Option<String> {
+    let meta = fs::symlink_metadata(out).ok()?;
+    Some(if meta.is_dir() {
+        tree_digest(out)
+    } else {
+        digest(out)
+    })
+}
+
+/// Writes a line past the test harness's capture (which takes only `eprintln!`), so
+/// that CI logs show the counts.
+fn report(line: &str) {
+    std::io::stderr()
+        .write_all(format!("{line}\n").as_bytes())
+        .unwrap();
+}
+
+/// Materialises the two revisions alternately into OUT, killing each run.
+fn materialise_survives_kills(format: &str, name: &str, lock: bool) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let w = compiled();
+    let versions = ["1.0-1", "1.0-2"];
+    let args = |version: &'static str, out: &str| {
+        let mut args = vec![
+            "materialise",
+            "big",
+            "--flavor",
+            "openvz",
+            "--version",
+            version,
+        ];
+        args.extend(["--format", format, "-o"]);
+        args.push(out);
+        if lock {
+            args.extend(["--lock", "build.lock"]);
+        }
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let run = |args: &[String]| w.command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    // The reference outputs, and how long an unkilled run takes, the longest of one
+    // that makes OUT and one that replaces it.
+    fs::create_dir(w.ws.join("refs")).unwrap();
+    let mut reference = Vec::new();
+    let mut duration = Duration::ZERO;
+    for version in versions {
+        let out = format!("refs/{name}");
+        let start = Instant::now();
+        common::succeeds(run(&args(version, &out)));
+        duration = duration.max(start.elapsed());
+        let copy = w.ws.join(format!("refs/{version}"));
+        fs::rename(w.ws.join(&out), &copy).unwrap();
+        reference.push(state(&copy).unwrap());
+        if version == versions[0] {
+            // Put back, for the second run to replace.
+            std::process::Command::new("cp")
+                .arg("-a")
+                .arg(&copy)
+                .arg(w.ws.join(&out))
+                .status()
+                .unwrap();
+        }
+    }
+    assert_ne!(reference[0], reference[1]);
+
+    fs::create_dir(w.ws.join("outs")).unwrap();
+    let out = w.ws.join("outs").join(name);
+    let out_arg = format!("outs/{name}");
+    let stamp = format!(".{name}.appliance-stamp");
+    let mut killed = 0;
+    let mut left_temporaries = 0;
+    let mut before = None;
+    for (i, delay) in delays(TRIALS, duration).into_iter().enumerate() {
+        let version = i % 2;
+        let args = args(versions[version], &out_arg);
+        let was_killed = killed_after(run(&args), delay);
+        killed += usize::from(was_killed);
+
+        let after = state(&out);
+        let new = Some(reference[version].clone());
+        if was_killed {
+            assert!(
+                after == before || after == new,
+                "trial {i}: OUT is neither the previous output nor the new one"
+            );
+        } else {
+            assert_eq!(after, new, "trial {i}: a finished run left another OUT");
+        }
+        let beside = names(&w.ws.join("outs"));
+        for left in &beside {
+            assert!(
+                left == name || left.starts_with(&format!(".{name}.")),
+                "trial {i}: {left} beside OUT"
+            );
+        }
+        let temporaries = beside.iter().filter(|n| n.contains(".tmp-")).count();
+        left_temporaries += usize::from(temporaries > 0);
+        revisions(&w.ws.join("store/repo.sqlite"));
+
+        // With --lock, the next run also asks --if-newer: the stamp a killed run left
+        // must not pass off the wrong OUT as current.
+        let mut next = args.clone();
+        if lock {
+            next.push("--if-newer".to_string());
+        }
+        common::succeeds(run(&next));
+        before = state(&out);
+        assert_eq!(before, new, "trial {i}: the next run's OUT");
+        let left = names(&w.ws.join("outs"));
+        assert_eq!(
+            left,
+            [stamp.clone(), name.to_string()],
+            "trial {i}: leftovers"
+        );
+        assert_eq!(names(&w.tmp), Vec::<String>::new(), "trial {i}: TMPDIR");
+    }
+    report(&format!(
+        "materialise --format {format}: {TRIALS} trials over a {duration:.2?} run: {killed} killed mid-run ({left_temporaries} leaving temporaries that the next run removed), {} finished; {TRIALS} survived",
+        TRIALS - killed
+    ));
+}
+
+#[test]
+fn materialise_chroot_survives_sigkill() {
+    materialise_survives_kills("chroot", "tree", false);
+}
+
+#[test]
+fn materialise_tar_survives_sigkill() {
+    materialise_survives_kills("tar", "big.tar.gz", true);
+}
+
+#[test]
+fn compile_survives_sigkill() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let w = compiled();
+    let repo = w.ws.join("store/repo.sqlite");
+    let store = w.ws.join("store/blobs");
+    let compile = || w.command(&["compile", "groups/big.kdl"]);
+
+    // How long a compile that stores new blobs and a new revision takes.
+    trial_files(&w, 2);
+    let start = Instant::now();
+    common::succeeds(compile());
+    let duration = start.elapsed();
+
+    let mut killed = 0;
+    let mut left_temporaries = 0;
+    for (i, delay) in delays(TRIALS, duration).into_iter().enumerate() {
+        trial_files(&w, i + 3);
+        let before = revisions(&repo);
+        let (blobs_before, _) = blobs(&store);
+        let was_killed = killed_after(compile(), delay);
+        killed += usize::from(was_killed);
+
+        let after = revisions(&repo);
+        let added: Vec<_> = after.difference(&before).collect();
+        assert!(before.is_subset(&after), "trial {i}: a revision went");
+        assert!(added.len() <= 1, "trial {i}: {added:?}");
+        assert!(
+            was_killed || added.len() == 1,
+            "trial {i}: a finished compile stored nothing"
+        );
+        let (blobs_after, temporaries) = blobs(&store);
+        assert!(
+            blobs_before.is_subset(&blobs_after),
+            "trial {i}: a blob went"
+        );
+        left_temporaries += usize::from(!temporaries.is_empty());
+
+        let printed = common::succeeds(compile());
+        let status = if added.is_empty() {
+            "stored"
+        } else {
+            "unchanged"
+        };
+        assert!(printed.contains(status), "trial {i}: {printed}");
+        assert_eq!(revisions(&repo).len(), before.len() + 1, "trial {i}");
+        let (_, temporaries) = blobs(&store);
+        assert!(temporaries.is_empty(), "trial {i}: {temporaries:?}");
+        let left = names(&w.ws.join("store"));
+        assert_eq!(left, ["blobs", "repo.sqlite"], "trial {i}: leftovers");
+        assert_eq!(names(&w.tmp), Vec::<String>::new(), "trial {i}: TMPDIR");
+    }
+    report(&format!(
+        "compile: {TRIALS} trials over a {duration:.2?} run: {killed} killed mid-run ({left_temporaries} leaving blob temporaries or scratch folders that the next run removed), {} finished; {TRIALS} survived",
+        TRIALS - killed
+    ));
+}

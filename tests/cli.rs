@@ -698,14 +698,19 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
             format!("device {}", meta.rdev())
         };
         let relative = path.strip_prefix(root).unwrap().to_path_buf();
+        // A tarball's own mtime is when it was written; its bytes are the promise.
+        let mtime = if path == root && meta.is_file() {
+            String::new()
+        } else {
+            meta.mtime().to_string()
+        };
         entries.insert(
             relative,
             format!(
-                "{:o} {}:{} {} {what}",
+                "{:o} {}:{} {mtime} {what}",
                 meta.mode(),
                 meta.uid(),
                 meta.gid(),
-                meta.mtime()
             ),
         );
     }

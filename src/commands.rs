@@ -77,13 +77,19 @@ impl Context {
 
     /// Loads the lock a command names, choosing the only group when none is given.
     fn load(&self, repo: &Repository, lookup: &Lookup) -> Result<(StoredLock, Flavor)> {
+        let (group, flavor) = self.name(repo, lookup)?;
+        let stored = repo.load(&group, &flavor.canonical(), lookup.version.as_deref())?;
+        Ok((stored, flavor))
+    }
+
+    /// The group and the flavor a command names, choosing the only group when none is
+    /// given.
+    fn name(&self, repo: &Repository, lookup: &Lookup) -> Result<(String, Flavor)> {
         let group = match &lookup.group {
             Some(group) => group.clone(),
             None => only_group(repo)?,
         };
-        let flavor = self.workspace.flavor(&lookup.flavor)?;
-        let stored = repo.load(&group, &flavor.canonical(), lookup.version.as_deref())?;
-        Ok((stored, flavor))
+        Ok((group, self.workspace.flavor(&lookup.flavor)?))
     }
 }
 
@@ -229,10 +235,10 @@ pub struct MaterialiseOptions {
 /// Materialises a stored lock into an output of the chosen format.
 pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write) -> Result<()> {
     let repo = ctx.existing_repo()?;
-    let (stored, flavor) = ctx.load(&repo, &opts.lookup)?;
+    let (group, flavor) = ctx.name(&repo, &opts.lookup)?;
     let output = opts.output.clone().unwrap_or_else(|| {
         let flavor_name = flavor.name.clone().unwrap_or_else(|| "custom".into());
-        PathBuf::from(format!("{}-{flavor_name}", stored.lock.group))
+        PathBuf::from(format!("{group}-{flavor_name}"))
     });
     let format = choose_format(
         opts.format.as_deref(),
@@ -250,6 +256,19 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
         pool: ctx.pool_dirs(&opts.pools),
         blobs: Some(ctx.blobs_dir()),
     };
+    // A current output is told from the lock id and the stamp alone: reading the lock's
+    // thousands of rows would take longer than the whole check. An OpenVZ template
+    // named after the lock's os-release needs the lock to know its own name.
+    let named =
+        !matches!(format, Format::Openvz(_)) || opts.output.as_ref().is_some_and(|o| !o.is_dir());
+    if opts.if_newer && named {
+        let located =
+            repo.locate_id(&group, &flavor.canonical(), opts.lookup.version.as_deref())?;
+        if materialise::is_current(&located.lock_id, &sources, format, &output, options.mtime) {
+            return up_to_date(out, &located.address(), &output);
+        }
+    }
+    let stored = repo.load(&group, &flavor.canonical(), opts.lookup.version.as_deref())?;
     // An OpenVZ template goes by the name vzctl knows it by, in the current folder or
     // in the folder OUT names (vzctl's template cache).
     let output = match (format, &opts.output) {
@@ -275,18 +294,22 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
         eprintln!("warning: {warning}");
     }
     let address = stored.lock.address(stored.revision);
-    if outcome.built {
-        writeln!(
-            out,
-            "{address} -> {}: {} entries, {} bytes",
-            output.display(),
-            outcome.files,
-            outcome.bytes
-        )
-    } else {
-        writeln!(out, "{address} -> {}: up to date", output.display())
+    if !outcome.built {
+        return up_to_date(out, &address, &output);
     }
+    writeln!(
+        out,
+        "{address} -> {}: {} entries, {} bytes",
+        output.display(),
+        outcome.files,
+        outcome.bytes
+    )
     .map_err(stdout_error)
+}
+
+/// Tells that `output` already holds lock `address`.
+fn up_to_date(out: &mut dyn Write, address: &str, output: &Path) -> Result<()> {
+    writeln!(out, "{address} -> {}: up to date", output.display()).map_err(stdout_error)
 }
 
 /// What `appliance boot` was asked.
@@ -411,6 +434,59 @@ fn source_date_epoch() -> Result<u64> {
         }),
         Err(_) => Ok(0),
     }
+}
+
+/// Compares the host with a stored lock: prints every path that differs (with `json`, as
+/// a JSON array) and fails when any does.
+pub fn verify(
+    ctx: &Context,
+    lookup: &Lookup,
+    pools: &[PathBuf],
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let repo = ctx.existing_repo()?;
+    let (stored, _) = ctx.load(&repo, lookup)?;
+    let sources = Sources {
+        sysroot: ctx.sysroot.clone(),
+        pool: ctx.pool_dirs(pools),
+        blobs: Some(ctx.blobs_dir()),
+    };
+    let found = materialise::verify(&stored.lock, &sources)?;
+    let address = stored.lock.address(stored.revision);
+    if json {
+        let rows: Vec<_> = (found.differences.iter())
+            .map(|d| {
+                serde_json::json!({
+                    "path": d.path, "origin": d.origin, "package": d.package,
+                    "problems": d.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "supplied_by": d.fallback.as_ref().and_then(|f| f.as_ref().ok()).map(ToString::to_string),
+                    "unsupplied": d.fallback.as_ref().and_then(|f| f.as_ref().err()),
+                })
+            })
+            .collect();
+        write_json(out, &rows)?;
+    } else {
+        for difference in &found.differences {
+            writeln!(out, "{difference}").map_err(stdout_error)?;
+        }
+    }
+    if found.differences.is_empty() {
+        if !json {
+            writeln!(
+                out,
+                "{address}: all {} host paths match the lock",
+                found.checked
+            )
+            .map_err(stdout_error)?;
+        }
+        return Ok(());
+    }
+    Err(Error::HostDrift {
+        address,
+        differ: found.differences.len(),
+        checked: found.checked,
+    })
 }
 
 /// Lists every stored lock revision.

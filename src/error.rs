@@ -52,6 +52,16 @@ pub enum Error {
     /// An image could not be booted.
     #[error(transparent)]
     Boot(#[from] crate::boot::BootError),
+    /// `verify` found host paths that differ from the lock (each already reported).
+    #[error("{differ} of {checked} host paths differ from {address}")]
+    HostDrift {
+        /// The lock's address.
+        address: String,
+        /// How many differ.
+        differ: usize,
+        /// How many were compared.
+        checked: usize,
+    },
     /// A request that names something that does not exist or does not fit.
     #[error("{0}")]
     Usage(String),

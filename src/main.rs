@@ -69,7 +69,8 @@ enum Command {
         /// The lock version: `1.0` (its latest revision) or `1.0-2`; default the newest.
         #[arg(long, value_name = "V")]
         version: Option<String>,
-        /// Return at once when OUT was built from the same lock with the same options.
+        /// Return at once when OUT was built from the same lock with the same options and
+        /// no host file it was built from has changed since.
         #[arg(long)]
         if_newer: bool,
         /// Serialise concurrent builds of this output on this lock file.
@@ -107,6 +108,28 @@ Example:\n  appliance boot minimal --flavor kvm\n  appliance boot minimal --flav
         /// The program and arguments the guest runs instead of its default.
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
+    },
+    /// Compare the host with a lock: every missing, changed, unreadable, wrong-type,
+    /// wrong-owner or wrong-mode path of the packages it takes from the host; exit 1 when
+    /// any.
+    #[command(
+        after_help = "Example:\n  appliance verify web --flavor openvz\n  appliance verify web --flavor openvz --json"
+    )]
+    Verify {
+        /// The group (may be left out when the repository holds one group).
+        group: Option<String>,
+        /// The flavor.
+        #[arg(long, value_name = "F")]
+        flavor: String,
+        /// The lock version; default the newest.
+        #[arg(long, value_name = "V")]
+        version: Option<String>,
+        /// Another folder of `.deb` archives that may supply drifted files.
+        #[arg(long, value_name = "DIR")]
+        pool: Vec<PathBuf>,
+        /// Print the differences as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// List the stored locks.
     #[command(after_help = "Example:\n  appliance list")]
@@ -217,6 +240,23 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
                 lock_file: lock,
                 pools: pool,
             },
+            out,
+        )),
+        Command::Verify {
+            group,
+            flavor,
+            version,
+            pool,
+            json,
+        } => done(commands::verify(
+            ctx,
+            &Lookup {
+                group,
+                flavor,
+                version,
+            },
+            &pool,
+            json,
             out,
         )),
         Command::List { json } => done(commands::list(ctx, json, out)),

@@ -3,10 +3,18 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Barrier;
 
-use common::{FakePackage, appliance, build_deb, digest, fails, fake_sysroot, fake_workspace, ok};
+use appliance::materialise::{Compression, Format, Options, Sources, materialise};
+use appliance::repo::Repository;
+use common::{
+    FakePackage, appliance, build_deb, digest, fails, fake_sysroot, fake_workspace, is_root, ok,
+};
 
 const OPENVZ: &str = "[!kernel,openvz is: x86_64]";
 
@@ -251,6 +259,149 @@ fn drift_is_refused_naming_the_file_and_writes_nothing() {
 }
 
 #[test]
+fn verify_reports_every_drifted_host_path_with_its_package() {
+    let w = World::new(&[("base", BASE)]);
+    w.ok(&["compile", "groups/base.kdl"]);
+    let clean = w.ok(&["verify", "base", "--flavor", "openvz"]);
+    assert!(clean.contains("host paths match the lock"), "{clean}");
+
+    let host = |p: &str| w.sysroot.join(p);
+    fs::write(host("usr/bin/bash"), "#!evil bash\n").unwrap();
+    fs::remove_file(host("etc/debian_version")).unwrap();
+    fs::set_permissions(host("usr/bin/mawk"), fs::Permissions::from_mode(0o700)).unwrap();
+    let libc = host("usr/lib/x86_64-linux-gnu/libc.so.6");
+    fs::remove_file(&libc).unwrap();
+    fs::create_dir(&libc).unwrap();
+    if is_root() {
+        std::os::unix::fs::lchown(host("usr/bin/mawk"), Some(1), Some(1)).unwrap();
+    }
+    // The pool still has bash's archive: materialise can take the locked bytes there.
+    let debs = w.ws.join("debs");
+    fs::create_dir(&debs).unwrap();
+    build_deb(
+        &debs,
+        "bash",
+        "5.2.15-2+b2",
+        &[("/bin/bash", "#!fake bash\n")],
+        &[],
+        None,
+    );
+
+    let args = w.args(&["verify", "base", "--flavor", "openvz", "--pool", "debs"]);
+    let out = appliance(&w.ws, &args);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 4, "{report}");
+    assert!(
+        lines[0].starts_with("/etc/debian_version (package base-files): missing")
+            && lines[0].contains("nothing else supplies it"),
+        "{report}"
+    );
+    assert_eq!(
+        lines[1],
+        "/usr/bin/bash (package bash): content differs; materialise takes it from its package's archive in the pool"
+    );
+    assert!(
+        lines[2].starts_with("/usr/bin/mawk (package mawk):"),
+        "{report}"
+    );
+    assert!(
+        lines[2].contains("wrong mode (lock: 0755, host: 0700)"),
+        "{report}"
+    );
+    if is_root() {
+        assert!(
+            lines[2].contains("wrong owner (lock: 0:0, host: 1:1)"),
+            "{report}"
+        );
+    }
+    assert!(
+        lines[3].starts_with(
+            "/usr/lib/x86_64-linux-gnu/libc.so.6 (package libc6): not a regular file (a directory)"
+        ),
+        "{report}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("4 of ")
+            && stderr.contains("host paths differ from base=1.0-1[!kernel,openvz is: x86_64]"),
+        "{stderr}"
+    );
+
+    let out = appliance(
+        &w.ws,
+        &w.args(&["verify", "base", "--flavor", "openvz", "--json"]),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages: Vec<&str> = (rows.as_array().unwrap().iter())
+        .map(|r| r["package"].as_str().unwrap())
+        .collect();
+    assert_eq!(packages, ["base-files", "bash", "mawk", "libc6"]);
+}
+
+#[test]
+fn an_unreadable_host_file_is_reported_never_taken_as_empty() {
+    if !is_root() {
+        eprintln!("skipped: the unreadable case runs appliance as nobody, which needs root");
+        return;
+    }
+    let w = World::new(&[("base", BASE)]);
+    w.ok(&["compile", "groups/base.kdl"]);
+    fs::set_permissions(
+        w.sysroot.join("usr/bin/bash"),
+        fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    // nobody reads the workspace and writes its store and outputs.
+    let top = w.ws.parent().unwrap();
+    std::process::Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(top)
+        .status()
+        .unwrap();
+    fs::set_permissions(
+        w.sysroot.join("usr/bin/bash"),
+        fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_appliance"))
+            .args(w.args(args))
+            .current_dir(&w.ws)
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody(&["verify", "base", "--flavor", "openvz"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("/usr/bin/bash (package bash): unreadable: Permission denied"),
+        "{report}"
+    );
+    let out = as_nobody(&[
+        "materialise",
+        "base",
+        "--flavor",
+        "openvz",
+        "--format",
+        "chroot",
+        "-o",
+        "tree",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/usr/bin/bash (package bash): unreadable"),
+        "{err}"
+    );
+    assert!(!w.out("tree").exists(), "no tree with an empty bash");
+}
+
+#[test]
 fn bad_input_is_a_clear_error_and_changes_nothing() {
     let w = World::new(&[
         ("base", BASE),
@@ -357,21 +508,40 @@ fn if_newer_skips_a_current_output() {
     let w = World::new(&[("base", BASE)]);
     w.ok(&["compile", "groups/base.kdl"]);
     w.ok(&["materialise", "--flavor", "openvz", "-o", "a.tar"]);
-    let again = w.ok(&[
-        "materialise",
-        "--flavor",
-        "openvz",
-        "-o",
-        "a.tar",
-        "--if-newer",
-    ]);
-    assert!(again.contains("up to date"), "{again}");
+    let again = || {
+        w.ok(&[
+            "materialise",
+            "--flavor",
+            "openvz",
+            "-o",
+            "a.tar",
+            "--if-newer",
+        ])
+    };
+    let first = again();
+    assert!(first.contains("up to date"), "{first}");
+    // A host file it was built from, chmod'ed, is no longer what it was built from.
+    let used = w.sysroot.join("etc/debian_version");
+    fs::set_permissions(&used, fs::Permissions::from_mode(0o600)).unwrap();
+    let rebuilt = again();
+    assert!(rebuilt.contains("entries"), "{rebuilt}");
+    let current = again();
+    assert!(current.contains("up to date"), "{current}");
 }
 
 #[test]
 fn help_has_examples() {
     let dir = tempfile::tempdir().unwrap();
-    for cmd in ["compile", "materialise", "list", "show", "flavors", "why"] {
+    for cmd in [
+        "compile",
+        "materialise",
+        "boot",
+        "verify",
+        "list",
+        "show",
+        "flavors",
+        "why",
+    ] {
         let out = appliance(dir.path(), &[cmd, "--help"]);
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -398,37 +568,155 @@ fn a_failed_compile_writes_no_repository() {
 fn concurrent_materialise_with_a_lock_file_builds_once() {
     let w = World::new(&[("base", BASE)]);
     w.ok(&["compile", "groups/base.kdl"]);
-    let args = w.args(&[
-        "materialise",
-        "--flavor",
-        "openvz",
-        "-o",
-        "same.tar.gz",
-        "--if-newer",
-        "--lock",
-        "build.lock",
-    ]);
-    let children: Vec<_> = (0..8)
-        .map(|_| {
-            std::process::Command::new(env!("CARGO_BIN_EXE_appliance"))
-                .args(&args)
-                .current_dir(&w.ws)
-                .stdout(std::process::Stdio::piped())
-                .spawn()
+    let repo = Repository::open(&w.ws.join("store/repo.sqlite")).unwrap();
+    let stored = repo.load("base", OPENVZ, None).unwrap();
+    // What the CLI reads from: the stamp's request names the sysroot, not the pools.
+    let sources = Sources {
+        sysroot: w.sysroot.clone(),
+        pool: vec![w.ws.join("store/pool")],
+        blobs: Some(w.ws.join("store/blobs")),
+    };
+    const N: usize = 8;
+    for (name, format, cli_format) in [
+        ("root", Format::Chroot, "chroot"),
+        ("same.tar.gz", Format::Tar(Compression::Gzip), "tar"),
+    ] {
+        let reference = w.out(&format!("reference-{name}"));
+        let reference_arg = reference.to_str().unwrap();
+        w.ok(&[
+            "materialise",
+            "--flavor",
+            "openvz",
+            "--format",
+            cli_format,
+            "-o",
+            reference_arg,
+        ]);
+
+        let outs = w.out(&format!("outs-{cli_format}"));
+        fs::create_dir(&outs).unwrap();
+        let out = outs.join(name);
+        let lock_file = outs.join("build.lock");
+        let (out_arg, lock_arg) = (out.to_str().unwrap(), lock_file.to_str().unwrap());
+        let args = w.args(&[
+            "materialise",
+            "--flavor",
+            "openvz",
+            "--format",
+            cli_format,
+            "-o",
+            out_arg,
+            "--if-newer",
+            "--lock",
+            lock_arg,
+        ]);
+        let start = Barrier::new(N + 1);
+        let (processes, threads) = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..N)
+                .map(|_| {
+                    let opts = Options {
+                        if_newer: true,
+                        lock_file: Some(lock_file.clone()),
+                        mtime: 0,
+                    };
+                    let (start, stored, sources, out) = (&start, &stored, &sources, &out);
+                    scope.spawn(move || {
+                        start.wait();
+                        materialise(&stored.lock, &stored.lock_id, sources, format, out, &opts)
+                    })
+                })
+                .collect();
+            let children: Vec<_> = (0..N)
+                .map(|_| {
+                    Command::new(env!("CARGO_BIN_EXE_appliance"))
+                        .args(&args)
+                        .current_dir(&w.ws)
+                        .env_remove("SOURCE_DATE_EPOCH")
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            start.wait();
+            let threads: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            let processes: Vec<_> = children
+                .into_iter()
+                .map(|c| c.wait_with_output().unwrap())
+                .collect();
+            (processes, threads)
+        });
+        let mut built = 0;
+        for process in &processes {
+            let stdout = String::from_utf8_lossy(&process.stdout);
+            assert!(
+                process.status.success(),
+                "{name}: {stdout}{}",
+                String::from_utf8_lossy(&process.stderr)
+            );
+            if stdout.contains("entries") {
+                built += 1;
+            } else {
+                assert!(stdout.contains("up to date"), "{name}: {stdout}");
+            }
+        }
+        for thread in threads {
+            let outcome = thread.unwrap_or_else(|e| panic!("{name}: {e}"));
+            built += usize::from(outcome.built);
+        }
+        assert_eq!(built, 1, "{name}: one build among {} runs", 2 * N);
+        assert_eq!(snapshot(&out), snapshot(&reference), "{name}");
+        let mut left: Vec<String> = fs::read_dir(&outs)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let stamp = format!(".{name}.appliance-stamp");
+        assert_eq!(left, [stamp.as_str(), "build.lock", name], "{name}");
+    }
+}
+
+/// Everything about a file or tree that an output promises: for each path, its type
+/// and mode, owners, mtime, and content, link target or device number.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut entries = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let what = if meta.is_dir() {
+            let mut children: Vec<_> = fs::read_dir(&path)
                 .unwrap()
-        })
-        .collect();
-    let outputs: Vec<String> = children
-        .into_iter()
-        .map(|c| {
-            let out = c.wait_with_output().unwrap();
-            assert!(out.status.success());
-            String::from_utf8(out.stdout).unwrap()
-        })
-        .collect();
-    let built = outputs.iter().filter(|o| o.contains("entries")).count();
-    let current = outputs.iter().filter(|o| o.contains("up to date")).count();
-    assert_eq!((built, current), (1, 7), "{outputs:?}");
+                .map(|e| e.unwrap().path())
+                .collect();
+            children.sort();
+            pending.extend(children);
+            String::new()
+        } else if meta.is_symlink() {
+            fs::read_link(&path).unwrap().display().to_string()
+        } else if meta.is_file() {
+            digest(&path)
+        } else {
+            // A device or a fifo: reading it could block or never end.
+            format!("device {}", meta.rdev())
+        };
+        let relative = path.strip_prefix(root).unwrap().to_path_buf();
+        // A tarball's own mtime is when it was written; its bytes are the promise.
+        let mtime = if path == root && meta.is_file() {
+            String::new()
+        } else {
+            meta.mtime().to_string()
+        };
+        entries.insert(
+            relative,
+            format!(
+                "{:o} {}:{} {mtime} {what}",
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+            ),
+        );
+    }
+    entries
 }
 
 /// Writes the sysroot's update-alternatives record of `name`.

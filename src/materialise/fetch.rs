@@ -142,7 +142,8 @@ impl Restart for File {
 }
 
 /// Copies the first source matching `expected` into `sink`: the host file, the
-/// package's archive, the blob store. Returns that source's path.
+/// package's archive, the blob store. Returns that source's path. A host file that
+/// matched is recorded in the supply's [`Used`](super::Used), for the stamp.
 pub(crate) fn fetch(
     entry: &FileEntry,
     expected: &Expected,
@@ -152,7 +153,10 @@ pub(crate) fn fetch(
     let sources = supply.sources;
     let host = host_path(entry, sources);
     let host_problem = match copy_from(&host, expected, sink) {
-        Ok(()) => return Ok(host),
+        Ok(meta) => {
+            supply.used.host_file(&host, &meta, expected.digest);
+            return Ok(host);
+        }
         Err(Failure::Source(problem)) => problem,
         Err(Failure::Sink(e)) => return Err(FetchError::Sink(e)),
     };
@@ -162,7 +166,7 @@ pub(crate) fn fetch(
             Ok((unpacked, name)) => {
                 sink.restart().map_err(FetchError::Sink)?;
                 match copy_from(&unpacked, expected, sink) {
-                    Ok(()) => return Ok(unpacked),
+                    Ok(_) => return Ok(unpacked),
                     Err(Failure::Source(problem)) => {
                         drifted.archive = Some(format!("archive {name}: {problem}"));
                     }
@@ -180,7 +184,7 @@ pub(crate) fn fetch(
     };
     sink.restart().map_err(FetchError::Sink)?;
     match copy_from(&blob, expected, sink) {
-        Ok(()) => Ok(blob),
+        Ok(_) => Ok(blob),
         Err(Failure::Source(problem)) => {
             drifted.blob = Some(problem);
             Err(FetchError::Drift(drifted))
@@ -207,13 +211,32 @@ enum Failure {
     Sink(io::Error),
 }
 
-fn copy_from(path: &Path, expected: &Expected, sink: &mut impl Write) -> Result<(), Failure> {
+/// Whether the regular file at `path` holds exactly the `expected` bytes.
+pub(crate) fn check(path: &Path, expected: &Expected) -> Result<(), Problem> {
+    match copy_from(path, expected, &mut io::sink()) {
+        Ok(_) => Ok(()),
+        Err(Failure::Source(problem)) => Err(problem),
+        // A sink cannot fail, but a problem is what the caller reports either way.
+        Err(Failure::Sink(e)) => Err(Problem::Unreadable {
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Copies the source at `path` into `sink` if it holds exactly the `expected` content;
+/// returns the source's metadata as it was opened, before any byte was read.
+fn copy_from(
+    path: &Path,
+    expected: &Expected,
+    sink: &mut impl Write,
+) -> Result<fs::Metadata, Failure> {
     let mut reader = CheckedReader::open(path, expected).map_err(Failure::Source)?;
     let mut buf = vec![0; 128 * 1024];
     loop {
         let n = reader.read(&mut buf).map_err(|_| reader.take_problem())?;
         if n == 0 {
-            return reader.finish().map_err(Failure::Source);
+            let meta = reader.meta.clone();
+            return reader.finish().map(|()| meta).map_err(Failure::Source);
         }
         sink.write_all(&buf[..n]).map_err(Failure::Sink)?;
     }
@@ -225,6 +248,8 @@ fn copy_from(path: &Path, expected: &Expected, sink: &mut impl Write) -> Result<
 /// whether what was read is exactly the locked content.
 pub(crate) struct CheckedReader {
     file: File,
+    /// The open file's metadata before any byte was read.
+    meta: fs::Metadata,
     expected: Expected,
     hasher: blake3::Hasher,
     read: u64,
@@ -245,9 +270,11 @@ impl CheckedReader {
             .open(path)
             .map_err(open_problem)?;
         // The path may have been replaced between the lstat and the open.
-        check_meta(&file.metadata().map_err(open_problem)?, expected)?;
+        let meta = file.metadata().map_err(open_problem)?;
+        check_meta(&meta, expected)?;
         Ok(CheckedReader {
             file,
+            meta,
             expected: *expected,
             hasher: blake3::Hasher::new(),
             read: 0,
@@ -389,10 +416,7 @@ mod tests {
         let got = fetch(
             &entry,
             &expected(b"hello"),
-            &Supply {
-                sources: &sources(dir.path(), false),
-                archives: None,
-            },
+            &Supply::new(&sources(dir.path(), false), None),
             &mut WriteRestart(&mut out),
         )
         .unwrap();
@@ -411,10 +435,7 @@ mod tests {
         fetch(
             &entry,
             &expected(b"real"),
-            &Supply {
-                sources: &sources(dir.path(), false),
-                archives: None,
-            },
+            &Supply::new(&sources(dir.path(), false), None),
             &mut WriteRestart(&mut out),
         )
         .unwrap();
@@ -431,10 +452,7 @@ mod tests {
         let got = fetch(
             &entry,
             &expected(b"hello"),
-            &Supply {
-                sources: &sources(dir.path(), true),
-                archives: None,
-            },
+            &Supply::new(&sources(dir.path(), true), None),
             &mut WriteRestart(&mut out),
         )
         .unwrap();
@@ -466,10 +484,7 @@ mod tests {
             let err = fetch(
                 &entry,
                 &expected(b"hello"),
-                &Supply {
-                    sources: &sources(dir.path(), true),
-                    archives: None,
-                },
+                &Supply::new(&sources(dir.path(), true), None),
                 &mut io::sink(),
             )
             .unwrap_err();

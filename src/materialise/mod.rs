@@ -17,6 +17,7 @@ mod output;
 mod plan;
 mod stamp;
 mod tarball;
+mod verify;
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -31,12 +32,13 @@ pub use fetch::{Drifted, Problem};
 pub use image::ImageError;
 pub use openvz::{NotForContainers, template_name};
 pub use plan::LockProblem;
+pub use verify::{HostDifference, HostProblem, Supplier, Verification, verify};
 
 use crate::progress::Progress;
 use fetch::{FetchError, Restart};
 use output::Target;
 use plan::{Body, Expected, Item, Plan};
-use stamp::Stamp;
+use stamp::{Stamp, Used};
 
 /// How a tarball is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,16 +186,29 @@ pub struct Sources {
 }
 
 /// The byte sources of one run: the caller's [`Sources`] and, when there are pool
-/// folders, the package archives unpacked on demand.
+/// folders, the package archives unpacked on demand; and the host files read so far.
 pub(crate) struct Supply<'a> {
     sources: &'a Sources,
     archives: Option<archives::Archives<'a>>,
+    used: Used,
+}
+
+impl<'a> Supply<'a> {
+    /// The supply of a run starting now, reading `sources` and, if given, `archives`.
+    fn new(sources: &'a Sources, archives: Option<archives::Archives<'a>>) -> Supply<'a> {
+        Supply {
+            sources,
+            archives,
+            used: Used::starting_now(),
+        }
+    }
 }
 
 /// How to run a materialisation.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Return at once when OUT's stamp says it was built from this same request.
+    /// Return at once when OUT's stamp says it was built from this same request and
+    /// every host file it read is unchanged (see [`is_current`]).
     pub if_newer: bool,
     /// A file to hold an exclusive lock on for the whole run (created if missing).
     pub lock_file: Option<PathBuf>,
@@ -368,7 +383,25 @@ fn io_error(
     }
 }
 
-/// The suffix of the stamp beside OUT (see [`Target::beside`]).
+/// Whether `out` holds what [`materialise`] would write for lock `lock_id` in `format`
+/// with entry mtime `mtime` from `sources`, as its stamp says: same request, OUT still
+/// the object built, and every host file the build read unchanged (device, inode, size,
+/// mtime, ctime). Needs only the lock id: a caller can ask before loading the lock.
+pub fn is_current(
+    lock_id: &str,
+    sources: &Sources,
+    format: Format,
+    out: &Path,
+    mtime: u64,
+) -> bool {
+    let Ok(target) = Target::new(out) else {
+        return false;
+    };
+    Stamp::request(lock_id, format, mtime, &sources.sysroot, out)
+        .is_current(&target.beside(STAMP), out)
+}
+
+/// The suffix of the stamp beside OUT (`.OUT.appliance-stamp`).
 const STAMP: &str = "appliance-stamp";
 
 /// Writes `lock` (whose id is `lock_id`) to `out` in `format`, taking bytes from
@@ -382,6 +415,14 @@ pub fn materialise(
     out: &Path,
     opts: &Options,
 ) -> Result<Outcome, MaterialiseError> {
+    let target = Target::new(out)?;
+    let stamp_path = target.beside(STAMP);
+    let request = Stamp::request(lock_id, format, opts.mtime, &sources.sysroot, out);
+    // A stamp is only ever written for a valid lock: a current OUT needs no plan.
+    let current = || opts.if_newer && request.is_current(&stamp_path, out);
+    if current() {
+        return Ok(Outcome::current());
+    }
     let container;
     let lock = match format {
         Format::Openvz(_) => {
@@ -393,13 +434,6 @@ pub fn materialise(
     let plan = Plan::new(lock)?;
     let mtime = libc::time_t::try_from(opts.mtime)
         .map_err(|_| MaterialiseError::Mtime { mtime: opts.mtime })?;
-    let target = Target::new(out)?;
-    let stamp_path = target.beside(STAMP);
-    let request = Stamp::request(lock_id, format, opts.mtime);
-    let current = || opts.if_newer && request.is_current(&stamp_path, out);
-    if current() {
-        return Ok(Outcome::current());
-    }
     let held = opts
         .lock_file
         .as_deref()
@@ -418,11 +452,10 @@ pub fn materialise(
     let scratch = (!sources.pool.is_empty())
         .then(|| target.temp_dir())
         .transpose()?;
-    let supply = Supply {
+    let supply = Supply::new(
         sources,
-        archives: (scratch.as_ref())
-            .map(|dir| archives::Archives::new(lock, &sources.pool, &dir.path)),
-    };
+        (scratch.as_ref()).map(|dir| archives::Archives::new(lock, &sources.pool, &dir.path)),
+    );
     let progress = Progress::new();
     let mut warnings = Vec::new();
     let (temp, files) = match format {
@@ -445,14 +478,16 @@ pub fn materialise(
             &mut warnings,
         )?,
     };
-    drop(supply);
+    // The unpacked archives go now; what the build read stays for the stamp.
+    let Supply { archives, used, .. } = supply;
+    drop(archives);
     drop(scratch);
     // The bar goes before anything else is reported.
     drop(progress);
     Stamp::remove(&stamp_path)
         .map_err(|e| io_error(out, "remove stale stamp", stamp_path.display(), e))?;
     target.install(temp, &mut warnings)?;
-    if let Err(e) = request.write(&stamp_path, out) {
+    if let Err(e) = request.write(&stamp_path, out, used) {
         warnings.push(format!(
             "could not write the stamp {} (--if-newer will rebuild): {e}",
             stamp_path.display()
@@ -555,11 +590,10 @@ fn with_supply<R>(
         .then(|| crate::scratch::private_dir("appliance-archives"))
         .transpose()
         .map_err(|e| io_error(Path::new("."), "create", "a scratch folder", e))?;
-    let supply = Supply {
+    let supply = Supply::new(
         sources,
-        archives: (scratch.as_ref())
-            .map(|dir| archives::Archives::new(lock, &sources.pool, &dir.path)),
-    };
+        (scratch.as_ref()).map(|dir| archives::Archives::new(lock, &sources.pool, &dir.path)),
+    );
     work(&supply)
 }
 

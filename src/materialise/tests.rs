@@ -541,7 +541,7 @@ fn hostile_locks_are_refused_before_anything_is_written() {
 }
 
 #[test]
-fn if_newer_answers_from_the_stamp_without_the_sysroot() {
+fn if_newer_rebuilds_when_the_request_or_a_host_file_it_read_changes() {
     for format in [Format::Chroot, Format::Tar(Compression::Zstd)] {
         let fx = Fixture::new();
         let out = fx.out("out");
@@ -549,31 +549,66 @@ fn if_newer_answers_from_the_stamp_without_the_sysroot() {
             if_newer: true,
             ..opts()
         };
-        assert!(fx.run(format, &out, &opts).unwrap().built);
-        fs::remove_dir_all(&fx.sources.sysroot).unwrap();
-        let again = fx.run(format, &out, &opts).unwrap();
-        assert!(!again.built, "{format:?}");
+        let built = |lock_id: &str, opts: &Options| {
+            materialise(&fx.lock, lock_id, &fx.sources, format, &out, opts)
+                .unwrap()
+                .built
+        };
+        assert!(built("lock-1", &opts));
+        assert!(!built("lock-1", &opts), "{format:?}");
+        assert!(is_current("lock-1", &fx.sources, format, &out, MTIME));
 
-        // Another lock id is another request: it rebuilds (and needs the sysroot).
-        let other = materialise(&fx.lock, "lock-2", &fx.sources, format, &out, &opts);
-        assert!(matches!(other, Err(MaterialiseError::Drift { .. })));
-        write_sysroot(&fx.sources.sysroot);
-        let rebuilt = materialise(&fx.lock, "lock-2", &fx.sources, format, &out, &opts).unwrap();
-        assert!(rebuilt.built);
-        let once_more = materialise(&fx.lock, "lock-2", &fx.sources, format, &out, &opts).unwrap();
-        assert!(!once_more.built);
-
-        // A different mtime is a different output too.
+        // Another lock id, or another mtime, is another request.
+        assert!(built("lock-2", &opts));
+        assert!(!built("lock-2", &opts));
         let later = Options {
             mtime: MTIME + 1,
             ..opts.clone()
         };
+        assert!(built("lock-2", &later));
+        assert!(!built("lock-2", &later));
+
+        // A host file that was read, replaced by a file of the same bytes, is another
+        // file: the output is checked against it by a build.
+        let hostname = fx.sources.sysroot.join("etc/hostname");
+        fs::write(hostname.with_extension("new"), b"web\n").unwrap();
+        fs::rename(hostname.with_extension("new"), &hostname).unwrap();
+        assert!(built("lock-2", &later), "{format:?}");
+        assert!(!built("lock-2", &later));
+
+        // Without the host files it read, it cannot be current, nor be built.
+        fs::remove_dir_all(&fx.sources.sysroot).unwrap();
+        let gone = materialise(&fx.lock, "lock-2", &fx.sources, format, &out, &later);
         assert!(
-            materialise(&fx.lock, "lock-2", &fx.sources, format, &out, &later)
-                .unwrap()
-                .built
+            matches!(gone, Err(MaterialiseError::Drift { .. })),
+            "{gone:?}"
         );
     }
+}
+
+#[test]
+fn files_from_the_blob_store_are_covered_by_the_lock_id() {
+    let mut fx = Fixture::new();
+    let blobs = fx.dir.path().join("blobs");
+    fx.sources.blobs = Some(blobs.clone());
+    // Every file comes from the blob store: the host has none of them.
+    for (_, content) in contents() {
+        let hex = blake3::hash(&content).to_hex();
+        fs::create_dir_all(blobs.join(&hex[..2])).unwrap();
+        fs::write(blobs.join(&hex[..2]).join(hex.as_str()), content).unwrap();
+    }
+    fs::remove_dir_all(&fx.sources.sysroot).unwrap();
+    fs::create_dir(&fx.sources.sysroot).unwrap();
+    let out = fx.out("out.tar");
+    let opts = Options {
+        if_newer: true,
+        ..opts()
+    };
+    let format = Format::Tar(Compression::None);
+    assert!(fx.run(format, &out, &opts).unwrap().built);
+    // A host file appearing where the lock has one changes nothing the build read.
+    write_sysroot(&fx.sources.sysroot);
+    assert!(!fx.run(format, &out, &opts).unwrap().built);
 }
 
 #[test]
@@ -598,6 +633,30 @@ fn concurrent_runs_sharing_a_lock_file_build_once() {
         fx.outs(),
         [".out.tar.gz.appliance-stamp", "out.lock", "out.tar.gz"]
     );
+}
+
+#[test]
+fn a_lock_file_excludes_other_threads_of_this_process() {
+    // File::lock is flock(2), whose locks belong to an open file description: each
+    // `hold` opens its own, so a second holder in this process waits as another
+    // process would (an fcntl lock would not: it belongs to the process).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.lock");
+    let out = dir.path().join("out");
+    let held = hold(&path, &out).unwrap();
+    let try_other = || {
+        let other = File::options().read(true).write(true).open(&path).unwrap();
+        other.try_lock()
+    };
+    assert!(matches!(try_other(), Err(fs::TryLockError::WouldBlock)));
+    std::thread::scope(|scope| {
+        let in_thread = scope.spawn(try_other).join().unwrap();
+        assert!(matches!(in_thread, Err(fs::TryLockError::WouldBlock)));
+    });
+    drop(held);
+    std::thread::scope(|scope| {
+        scope.spawn(|| hold(&path, &out).unwrap()).join().unwrap();
+    });
 }
 
 #[test]

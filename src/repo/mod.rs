@@ -292,6 +292,29 @@ pub struct StoredLock {
     pub created: i64,
 }
 
+/// Where a lock is stored, without its content: enough to name it and to check an
+/// output's stamp before reading the lock's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The group.
+    pub group: String,
+    /// The canonical flavor string.
+    pub flavor: String,
+    /// The group's version.
+    pub version: String,
+    /// The revision.
+    pub revision: u32,
+    /// The lock id, as stored (not verified against the rows: [`Repository::load`] does).
+    pub lock_id: String,
+}
+
+impl Located {
+    /// `GROUP=VERSION-REVISION[FLAVOR]`.
+    pub fn address(&self) -> String {
+        address(&self.group, &self.version, self.revision, &self.flavor)
+    }
+}
+
 /// One stored revision, as `appliance list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevisionSummary {
@@ -404,6 +427,36 @@ impl Repository {
             lock_id,
             revision: found.revision,
             created,
+        })
+    }
+
+    /// Finds the lock [`Repository::load`] would load, reading only its id.
+    pub fn locate_id(
+        &self,
+        group: &str,
+        flavor: &str,
+        version: Option<&str>,
+    ) -> Result<Located, RepoError> {
+        let found = self.locate(group, flavor, version)?;
+        let lock_id = self
+            .conn
+            .query_row(
+                "SELECT lock_id FROM locks WHERE id = ?1",
+                [found.row],
+                |r| r.get(0),
+            )
+            .doing(&self.path, || {
+                format!(
+                    "reading the lock id of {}",
+                    address(group, &found.version, found.revision, flavor)
+                )
+            })?;
+        Ok(Located {
+            group: group.to_string(),
+            flavor: flavor.to_string(),
+            version: found.version,
+            revision: found.revision,
+            lock_id,
         })
     }
 

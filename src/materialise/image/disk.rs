@@ -149,6 +149,7 @@ pub(super) fn build(
     let fake_time = mtime.max(1).to_string();
 
     progress.step("mkfs.ext4");
+    supply.used.program(&sbin("mkfs.ext4"));
     run(
         "mkfs.ext4",
         Command::new(sbin("mkfs.ext4"))
@@ -169,6 +170,7 @@ pub(super) fn build(
     drop(stage);
 
     progress.step("debugfs");
+    supply.used.program(&sbin("debugfs"));
     let commands = work.path.join("debugfs.commands");
     let script = finish_script(plan, mtime, &work.path, out)?;
     fs::write(&commands, script).map_err(|e| io_error(out, "write", commands.display(), e))?;
@@ -180,6 +182,7 @@ pub(super) fn build(
         Disk::Qcow2 | Disk::Vmdk => dir.join(format!("disk.{}", disk.as_str())),
     };
     progress.step("qemu-img");
+    supply.used.program(Path::new("qemu-img"));
     run(
         "qemu-img",
         Command::new("qemu-img")

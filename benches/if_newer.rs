@@ -125,7 +125,7 @@ fn bench_group(ws: &Path, group: &str, runs: usize, reference: Duration) {
         let stamp_size = std::fs::metadata(&stamp).expect("the stamp").len();
         println!("  {cli_format}: stamp {stamp_size} bytes");
 
-        let binary = time(runs, || {
+        let binary = time(runs, Cpu::Children, || {
             let run = appliance(ws, &args);
             let stdout = String::from_utf8_lossy(&run.stdout);
             assert!(stdout.contains("up to date"), "not a no-op: {stdout}");
@@ -134,7 +134,7 @@ fn bench_group(ws: &Path, group: &str, runs: usize, reference: Duration) {
             "    binary   materialise --if-newer      {binary}  ({:.2}x supermin)",
             binary.ratio(reference)
         );
-        let check = time(runs * 5, || {
+        let check = time(runs * 5, Cpu::Own, || {
             assert!(materialise::is_current(
                 &stored.lock_id,
                 &sources,
@@ -151,7 +151,7 @@ fn bench_group(ws: &Path, group: &str, runs: usize, reference: Duration) {
             if_newer: true,
             ..Options::default()
         };
-        let call = time(runs * 5, || {
+        let call = time(runs * 5, Cpu::Own, || {
             let outcome = materialise::materialise(
                 &stored.lock,
                 &stored.lock_id,
@@ -217,14 +217,44 @@ fn measure_supermin(ws: &Path, runs: usize) -> Option<Timing> {
     if !(supermin(&prepare) && supermin(&build)) {
         return None;
     }
-    Some(time(runs, || assert!(supermin(&build))))
+    Some(time(runs, Cpu::Children, || assert!(supermin(&build))))
 }
 
-/// Median and 95th percentile of some runs.
+/// Median and 95th percentile of some runs, and the CPU time they took on average:
+/// on a busy machine wall times grow with the queue, CPU times much less.
 struct Timing {
     median: Duration,
     p95: Duration,
+    cpu: Duration,
     runs: usize,
+}
+
+/// Whose CPU time a timing counts: this process's threads (library calls) or its
+/// waited-for children (the binary, supermin).
+#[derive(Clone, Copy)]
+enum Cpu {
+    Own,
+    Children,
+}
+
+impl Cpu {
+    /// User plus system time so far.
+    fn used(self) -> Duration {
+        let who = match self {
+            Cpu::Own => libc::RUSAGE_SELF,
+            Cpu::Children => libc::RUSAGE_CHILDREN,
+        };
+        // SAFETY: getrusage fills the struct it is given and nothing else.
+        let usage = unsafe {
+            let mut usage = std::mem::zeroed::<libc::rusage>();
+            libc::getrusage(who, &mut usage);
+            usage
+        };
+        let time = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        time(usage.ru_utime) + time(usage.ru_stime)
+    }
 }
 
 impl Timing {
@@ -238,17 +268,19 @@ impl std::fmt::Display for Timing {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         write!(
             f,
-            "median {:.3} ms  p95 {:.3} ms  ({} runs)",
+            "median {:.3} ms  p95 {:.3} ms  cpu {:.3} ms  ({} runs)",
             ms(self.median),
             ms(self.p95),
+            ms(self.cpu),
             self.runs
         )
     }
 }
 
 /// Times `runs` calls of `work`, after one untimed call that warms the caches.
-fn time(runs: usize, mut work: impl FnMut()) -> Timing {
+fn time(runs: usize, cpu: Cpu, mut work: impl FnMut()) -> Timing {
     work();
+    let cpu_before = cpu.used();
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let start = Instant::now();
@@ -256,10 +288,12 @@ fn time(runs: usize, mut work: impl FnMut()) -> Timing {
             start.elapsed()
         })
         .collect();
+    let cpu = (cpu.used() - cpu_before) / runs as u32;
     times.sort();
     Timing {
         median: times[runs / 2],
         p95: times[(runs * 95).div_ceil(100) - 1],
+        cpu,
         runs,
     }
 }

@@ -590,12 +590,17 @@ impl Tarball<'_> {
             let mut entry = entry.map_err(|e| self.broken(e))?;
             self.add(&mut entry)?;
         }
-        if archive.into_inner().hit_eof {
+        let mut rest = archive.into_inner();
+        if rest.hit_eof {
             return Err(self.broken(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "it ends without the end-of-archive blocks (truncated?)",
             )));
         }
+        // The tar reader stops at the end-of-archive blocks, before a compressed
+        // stream's end: reading on to it makes the decompressor check its trailer and
+        // checksum, so a cut or corrupted stream is an error, not silently taken.
+        io::copy(&mut rest.inner, &mut io::sink()).map_err(|e| self.broken(e))?;
         Ok(())
     }
 
@@ -1185,6 +1190,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cut.tar.gz: cannot read the tarball"), "{err}");
+        // Cut only in the gzip trailer (its CRC and length), after every tar block:
+        // found by the hostile tests, taken as whole before the stream was read to
+        // its end.
+        let err = read_tarball("trailer.tar.gz", &gz[..gz.len() - 4])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("trailer.tar.gz: cannot read the tarball"),
+            "{err}"
+        );
+        // A corrupted CRC, with every byte of content intact.
+        let mut bad_crc = gz.clone();
+        let at = bad_crc.len() - 8;
+        bad_crc[at] ^= 0xff;
+        let err = read_tarball("crc.tar.gz", &bad_crc)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crc.tar.gz: cannot read the tarball"), "{err}");
         // Garbage is not a tarball.
         let err = read_tarball("junk.tar", &[7u8; 1024])
             .unwrap_err()

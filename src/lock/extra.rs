@@ -15,7 +15,7 @@
 //!   wildcard must be a real directory on the host (not a symlink), so the walk stays
 //!   inside the sysroot and the entries sit where the lock can hold them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read};
@@ -117,6 +117,22 @@ pub enum Refusal {
         path: String,
         /// Its link text.
         target: String,
+    },
+    /// Something other than a directory would replace a directory of the tree that
+    /// other entries are in.
+    #[error("is a {kind}, which would replace a directory of the tree that other entries are in")]
+    ReplacesTreeDirectory {
+        /// What the entry is.
+        kind: FileKind,
+    },
+    /// An entry lies below a symlink or file that the tree (the packages or an earlier
+    /// statement) has at an ancestor.
+    #[error("would be written through {ancestor}, a {kind} of the tree")]
+    ThroughTree {
+        /// The ancestor path.
+        ancestor: String,
+        /// What it is.
+        kind: FileKind,
     },
     /// The tarball's root entry (`./`) is something other than a directory.
     #[error("is the root of the tree but not a directory")]
@@ -340,38 +356,72 @@ pub fn overlay(path: &Path, accounts: &Accounts) -> Result<Extra, ExtraError> {
 /// layered over the packages and each other.
 #[derive(Debug, Default)]
 pub struct Layers {
-    paths: HashMap<String, (FileKind, Option<String>)>,
+    /// Sorted, so that what lies below a path is one range.
+    paths: BTreeMap<String, (FileKind, Option<String>)>,
 }
 
 impl Layers {
-    /// The layers starting from `entries` (the packages').
-    pub fn new(entries: &[FileEntry]) -> Layers {
+    /// The layers starting from `entries` (the packages' and the generated system
+    /// files').
+    pub fn new<'e>(entries: impl IntoIterator<Item = &'e FileEntry>) -> Layers {
         let mut layers = Layers::default();
         layers.record(entries);
         layers
     }
 
-    fn record(&mut self, entries: &[FileEntry]) {
+    fn record<'e>(&mut self, entries: impl IntoIterator<Item = &'e FileEntry>) {
         for e in entries {
             self.paths
                 .insert(e.path.clone(), (e.kind, e.target.clone()));
         }
     }
 
-    /// Lays `extra`, made by `statement`, over what is there. A directory may not replace
-    /// a symlink: the overlay's `bin/` would turn merged /usr's `/bin` link into a
-    /// directory holding only the overlay's files.
+    /// Whether some path lies below `path`.
+    fn has_below(&self, path: &str) -> bool {
+        let below = format!("{path}/");
+        (self.paths.range(below.clone()..).next()).is_some_and(|(p, _)| p.starts_with(&below))
+    }
+
+    /// Lays `extra`, made by `statement`, over what is there. Refused, since the tree
+    /// could no longer be written:
+    /// - a directory in place of a symlink: the overlay's `bin/` would turn merged
+    ///   /usr's `/bin` link into a directory holding only the overlay's files;
+    /// - anything else in place of a directory that other entries are in (a symlink
+    ///   `usr -> /etc` would hang the packages' files below a link to anywhere);
+    /// - an entry below a symlink or file of the tree, unless `extra` makes that
+    ///   ancestor a directory itself (`bin/tool` would be written through `/bin`).
     pub fn add(&mut self, statement: &Statement, extra: &Extra) -> Result<(), ExtraError> {
-        for e in extra.entries.iter().filter(|e| e.kind == FileKind::Dir) {
-            if let Some((FileKind::Symlink, target)) = self.paths.get(&e.path) {
-                return Err(ExtraError::Refused {
-                    statement: statement.clone(),
-                    entry: e.path.clone(),
-                    reason: Refusal::DirOverSymlink {
-                        path: e.path.clone(),
-                        target: target.clone().unwrap_or_default(),
-                    },
+        let refused = |e: &FileEntry, reason| ExtraError::Refused {
+            statement: statement.clone(),
+            entry: e.path.clone(),
+            reason,
+        };
+        let own_dirs: HashSet<&str> = (extra.entries.iter())
+            .filter(|e| e.kind == FileKind::Dir)
+            .map(|e| e.path.as_str())
+            .collect();
+        for e in &extra.entries {
+            if let Some((FileKind::Symlink, target)) = self.paths.get(&e.path)
+                && e.kind == FileKind::Dir
+            {
+                let target = target.clone().unwrap_or_default();
+                let path = e.path.clone();
+                return Err(refused(e, Refusal::DirOverSymlink { path, target }));
+            }
+            // Generated files come without their parent directories' entries: what
+            // lies below the path is what counts.
+            if e.kind != FileKind::Dir && self.has_below(&e.path) {
+                return Err(refused(e, Refusal::ReplacesTreeDirectory { kind: e.kind }));
+            }
+            let through = (e.path.match_indices('/').map(|(i, _)| &e.path[..i]))
+                .filter(|a| !a.is_empty() && !own_dirs.contains(a))
+                .find_map(|a| match self.paths.get(a) {
+                    Some((kind, _)) if *kind != FileKind::Dir => Some((a, *kind)),
+                    _ => None,
                 });
+            if let Some((ancestor, kind)) = through {
+                let ancestor = ancestor.to_string();
+                return Err(refused(e, Refusal::ThroughTree { ancestor, kind }));
             }
         }
         self.record(&extra.entries);
@@ -1216,6 +1266,77 @@ mod tests {
             err.contains("cannot read the tarball at its first entry"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn statements_may_not_write_through_or_cut_off_the_tree() {
+        // Found by the hostile tests: both got into a lock that only the materialiser
+        // then refused, with no word of the overlay.
+        let mut bin = FileEntry::directory("/bin");
+        bin.kind = FileKind::Symlink;
+        bin.target = Some("usr/bin".into());
+        let tree = [
+            FileEntry::directory("/usr"),
+            FileEntry::directory("/usr/bin"),
+            FileEntry {
+                kind: FileKind::File,
+                ..FileEntry::directory("/usr/bin/bash")
+            },
+            bin,
+        ];
+        let statement = Statement::Overlay("o.tar".into());
+        let extra = |entries: Vec<FileEntry>| Extra {
+            entries,
+            blobs: vec![],
+        };
+        let file = |path: &str| FileEntry {
+            kind: FileKind::File,
+            ..FileEntry::directory(path)
+        };
+        let link = |path: &str, target: &str| FileEntry {
+            kind: FileKind::Symlink,
+            target: Some(target.into()),
+            ..FileEntry::directory(path)
+        };
+        let refused = |entries| {
+            let mut layers = Layers::new(&tree);
+            layers
+                .add(&statement, &extra(entries))
+                .unwrap_err()
+                .to_string()
+        };
+        let err = refused(vec![file("/bin/tool")]);
+        assert!(
+            err.contains("overlay o.tar: entry `/bin/tool` would be written through /bin, a symlink of the tree"),
+            "{err}"
+        );
+        let err = refused(vec![file("/usr/bin/bash/x")]);
+        assert!(
+            err.contains("through /usr/bin/bash, a file of the tree"),
+            "{err}"
+        );
+        let err = refused(vec![link("/usr", "/etc")]);
+        assert!(
+            err.contains("entry `/usr` is a symlink, which would replace a directory of the tree that other entries are in"),
+            "{err}"
+        );
+        // What stays legal: a file replacing a file or an empty directory, a symlink
+        // replacing a symlink, an entry below a file the statement makes a directory.
+        let mut layers = Layers::new(tree.iter().chain(&[FileEntry::directory("/srv")]));
+        let fine = vec![
+            file("/usr/bin/bash"),
+            file("/srv"),
+            link("/bin", "usr/local/bin"),
+            FileEntry::directory("/srv"),
+            file("/srv/x"),
+        ];
+        layers.add(&statement, &extra(fine)).unwrap();
+        // What the layers now hold counts for the next statement.
+        let err = layers
+            .add(&statement, &extra(vec![file("/srv/x/y")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("through /srv/x, a file of the tree"), "{err}");
     }
 
     #[test]

@@ -340,6 +340,17 @@ pub fn overlay(path: &Path, accounts: &Accounts) -> Result<Extra, ExtraError> {
             path: path.to_path_buf(),
         });
     };
+    overlay_tar(path, decoded, accounts)
+}
+
+/// Reads `tar`, an uncompressed tar stream, as the tarball overlay `path` (which only
+/// names it in errors): the same checks as [`overlay`], with no file to open, so that
+/// untrusted bytes can be checked (and fuzzed) on their own. Every entry it returns has
+/// an absolute, normalised path and never lies below another entry that is not a
+/// directory.
+pub fn overlay_tar(path: &Path, tar: impl Read, accounts: &Accounts) -> Result<Extra, ExtraError> {
+    let statement = Statement::Overlay(path.to_path_buf());
+    let mut extra = Extra::default();
     let mut tarball = Tarball {
         statement: &statement,
         accounts,
@@ -348,7 +359,7 @@ pub fn overlay(path: &Path, accounts: &Accounts) -> Result<Extra, ExtraError> {
         linked: HashSet::new(),
         last: None,
     };
-    tarball.read(decoded)?;
+    tarball.read(tar)?;
     Ok(extra)
 }
 
@@ -631,7 +642,7 @@ impl Tarball<'_> {
         }
     }
 
-    fn read(&mut self, input: Box<dyn Read>) -> Result<(), ExtraError> {
+    fn read(&mut self, input: impl Read) -> Result<(), ExtraError> {
         let mut archive = tar::Archive::new(EofWatch {
             inner: input,
             hit_eof: false,

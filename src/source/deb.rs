@@ -310,7 +310,13 @@ impl DebArchive {
                     let target = entry
                         .link_name_bytes()
                         .ok_or_else(|| "hard link without a target".to_string())
-                        .and_then(|raw| member_path(&raw))
+                        .and_then(|raw| {
+                            // Said of the target, or it reads as if the entry's own
+                            // name were refused.
+                            member_path(&raw).map_err(|m| {
+                                format!("hard link target {}: {m}", String::from_utf8_lossy(&raw))
+                            })
+                        })
                         .map_err(refuse)?;
                     if kinds.get(&target) != Some(&FileKind::File) {
                         return Err(refuse(format!(
@@ -1302,7 +1308,7 @@ mod tests {
             (
                 vec![Item::hardlink("./x", "../../etc/passwd")],
                 "./x",
-                "climbs out",
+                "hard link target ../../etc/passwd: path climbs out",
             ),
             (
                 vec![Item::pax_path(b"./a\0b"), Item::file("./ab", 0o644, b"x")],

@@ -1081,7 +1081,10 @@ mod tests {
         let err = parse_group_text(file, "group db version=\"2\" { pakage x }", &known())
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("/ws/groups/db.kdl:1:24: unknown statement"), "{err}");
+        assert!(
+            err.starts_with("/ws/groups/db.kdl:1:24: unknown statement"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //!   wildcard must be a real directory on the host (not a symlink), so the walk stays
 //!   inside the sysroot and the entries sit where the lock can hold them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read};
@@ -355,7 +355,7 @@ pub fn overlay_tar(path: &Path, tar: impl Read, accounts: &Accounts) -> Result<E
         statement: &statement,
         accounts,
         extra: &mut extra,
-        kinds: HashMap::new(),
+        kinds: BTreeMap::new(),
         linked: HashSet::new(),
         last: None,
     };
@@ -618,7 +618,8 @@ struct Tarball<'a> {
     accounts: &'a Accounts,
     extra: &'a mut Extra,
     /// What each path read so far is (the latest entry at that path).
-    kinds: HashMap<String, FileKind>,
+    /// Sorted, so that what lies below a path is one range, not a scan of them all.
+    kinds: BTreeMap<String, FileKind>,
     /// Files that hard links point at.
     linked: HashSet<String>,
     /// The last entry read in full, for errors about what follows it.
@@ -729,7 +730,8 @@ impl Tarball<'_> {
         }
         if kind != FileKind::Dir && self.kinds.get(&path) == Some(&FileKind::Dir) {
             let below = format!("{path}/");
-            if self.kinds.keys().any(|k| k.starts_with(&below)) {
+            let first_below = self.kinds.range(below.clone()..).next();
+            if first_below.is_some_and(|(k, _)| k.starts_with(&below)) {
                 return Err(self.refused(&raw, Refusal::ReplacesDirectory));
             }
         }
@@ -1209,6 +1211,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("contains a NUL byte"), "{err}");
+    }
+
+    #[test]
+    fn only_entries_below_a_replaced_directory_count() {
+        // `/d0` and `/d.x` sort between `/d` and `/d/` but are not inside `/d`.
+        let fine = tarball(&[
+            Member::Dir("d/"),
+            Member::File("d0", "x"),
+            Member::File("d.x", "x"),
+            Member::File("d", "now a file"),
+        ]);
+        let extra = read_tarball("fine.tar", &fine).unwrap();
+        assert_eq!(extra.entries.last().unwrap().kind, FileKind::File);
+        let bad = tarball(&[
+            Member::Dir("d/"),
+            Member::File("d0", "x"),
+            Member::File("d/x", "x"),
+            Member::Symlink("d", "/etc"),
+        ]);
+        let err = read_tarball("bad.tar", &bad).unwrap_err().to_string();
+        assert!(
+            err.contains("entry `d` replaces a directory that earlier entries"),
+            "{err}"
+        );
+        // Many directories each replaced by a file: one range look-up apiece (this
+        // scanned every path read so far, quadratic in the tarball's size).
+        let names: Vec<(String, String)> = (0..5000)
+            .map(|i| (format!("d{i}/"), format!("d{i}")))
+            .collect();
+        let mut members = Vec::new();
+        for (dir, file) in &names {
+            members.push(Member::Dir(dir));
+            members.push(Member::File(file, ""));
+        }
+        let extra = read_tarball("many.tar", &tarball(&members)).unwrap();
+        assert_eq!(extra.entries.len(), 10000);
     }
 
     #[test]

@@ -159,10 +159,8 @@ pub fn parse_status(text: &str, path: &Path) -> Result<Vec<StatusPackage>, DpkgE
     for stanza in stanzas(text) {
         let fields = Fields::parse(&stanza, path)?;
         if let Some(package) = fields.installed_package()? {
-            let mut text = stanza.text.replace("\r\n", "\n");
-            if !text.ends_with('\n') {
-                text.push('\n');
-            }
+            let mut text = stanza.lines.join("\n");
+            text.push('\n');
             installed.push(StatusPackage {
                 package,
                 conffiles: fields.conffiles()?,
@@ -197,40 +195,29 @@ fn read_optional(path: &Path) -> Result<Option<String>, DpkgError> {
 pub(crate) struct Stanza<'a> {
     /// Line number of its first line.
     first_line: usize,
-    /// Its lines, without newlines.
+    /// Its lines, without newlines or trailing carriage returns.
     lines: Vec<&'a str>,
-    /// Its raw text, from its first line to the newline ending its last.
-    text: &'a str,
 }
 
 /// Splits deb822 text into paragraphs separated by blank (or whitespace-only) lines.
+/// Every trailing `\r` of a line goes, not only a CRLF's: a line kept as `abc\r` would
+/// read back as `abc` once written with `\n`, so a stanza would not be a fixed point.
 pub(crate) fn stanzas(text: &str) -> Vec<Stanza<'_>> {
     let mut out = Vec::new();
-    let mut current: Option<(usize, Stanza)> = None;
-    let mut offset = 0;
-    for (i, raw) in text.split_inclusive('\n').enumerate() {
-        let start = offset;
-        offset += raw.len();
-        let line = raw.strip_suffix('\n').unwrap_or(raw);
-        let line = line.strip_suffix('\r').unwrap_or(line);
+    let mut current: Option<Stanza> = None;
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = raw.trim_end_matches('\r');
         if line.trim().is_empty() {
-            out.extend(current.take().map(|(_, s)| s));
+            out.extend(current.take());
             continue;
         }
-        let (begin, stanza) = current.get_or_insert_with(|| {
-            (
-                start,
-                Stanza {
-                    first_line: i + 1,
-                    lines: Vec::new(),
-                    text: "",
-                },
-            )
+        let stanza = current.get_or_insert_with(|| Stanza {
+            first_line: i + 1,
+            lines: Vec::new(),
         });
         stanza.lines.push(line);
-        stanza.text = &text[*begin..offset];
     }
-    out.extend(current.map(|(_, s)| s));
+    out.extend(current);
     out
 }
 
@@ -577,6 +564,19 @@ mod tests {
         assert_eq!(
             found[0].stanza,
             "Package: a\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n"
+        );
+        // Found by fuzzing: `\r\r\n` kept one `\r`, so the stanza written into an
+        // appliance read back differently; a stanza is now a fixed point.
+        let odd = "Package: a\r\r\nStatus: install ok installed\nArchitecture: all\r\r\r\n\
+            Version: 1\r";
+        let first = parse_status(odd, Path::new("status")).unwrap();
+        assert_eq!(
+            first[0].stanza,
+            "Package: a\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n"
+        );
+        assert_eq!(
+            parse_status(&first[0].stanza, Path::new("status")).unwrap(),
+            first
         );
         let err = parse_status("Package: a\nnonsense\n", Path::new("s"))
             .unwrap_err()

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::lock::extra::{self, Layers};
 use crate::lock::scan::{Accounts, scan_installed};
 use crate::lock::{self, FileEntry, FileKind, Lock, LockedPackage, Parts, Subtrees};
+use crate::materialise::{self, MaterialiseError};
 use crate::resolve::{self, RESOLVER_VERSION, Request, Universe, Wanted};
 use crate::source::apt::{self, AptError, AptGet};
 use crate::source::catalog::{Catalog, Provenance};
@@ -292,7 +293,13 @@ pub fn compile_recipe(
     );
     // Hostfiles, then overlays, then `file` statements: the most specific statement wins
     // at a path (the recipe keeps each kind in its own list, so this is the order).
-    let mut layers = Layers::new(&tree.entries);
+    // What the statements are laid over: the packages' entries that stay (an excluded
+    // one cannot be cut off) and the generated system files.
+    let mut layers = Layers::new(
+        (tree.entries.iter())
+            .filter(|e| !excludes.matches(&e.path))
+            .chain(&group_files),
+    );
     let statements = recipe
         .hostfiles
         .iter()
@@ -378,6 +385,21 @@ pub fn compile_recipe(
         lock::trim(&mut lock, &Subtrees::new(&recipe.paths)?, content)?;
         lock.normalise();
     }
+    // The archives' and statements' own checks see one source at a time; what only
+    // their sum gets wrong (one package's files below another's symlink) is caught
+    // here, before the lock is stored.
+    materialise::check_lock(&lock).map_err(|err| match err {
+        MaterialiseError::InvalidLock { path, problem } => {
+            let package =
+                (lock.files.iter().find(|e| e.path == path)).and_then(|e| e.package.clone());
+            Error::from(UnwritableTree {
+                path,
+                package,
+                problem,
+            })
+        }
+        other => Error::from(other),
+    })?;
     Ok(Compiled {
         lock,
         missing: tree.missing,
@@ -387,6 +409,22 @@ pub fn compile_recipe(
             .chain(recipe.files.iter().map(|f| f.content.clone()))
             .collect(),
     })
+}
+
+/// A compiled tree that no output could be written from, such as one package's file
+/// below another package's symlink: the lock is not stored.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the compiled tree cannot be materialised: entry {path} ({}): {problem}",
+    package.as_ref().map_or_else(|| "no package".to_string(), |p| format!("package {p}"))
+)]
+pub struct UnwritableTree {
+    /// The entry's path.
+    pub path: String,
+    /// The package it comes from; `None` for the group's and generated entries.
+    pub package: Option<String>,
+    /// What is wrong with it.
+    pub problem: crate::materialise::LockProblem,
 }
 
 /// A kernel package in the closure of a flavor whose `kernel` flag is off: the group

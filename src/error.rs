@@ -28,6 +28,9 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Kernel(Box<crate::compile::UnwantedKernel>),
+    /// A compiled tree would be refused by every output.
+    #[error(transparent)]
+    Unwritable(Box<crate::compile::UnwritableTree>),
     /// The kernel's module dependency data could not be made.
     #[error(transparent)]
     Depmod(#[from] crate::system::DepmodError),
@@ -84,6 +87,12 @@ impl From<crate::lang::LangError> for Error {
 impl From<crate::compile::UnwantedKernel> for Error {
     fn from(err: crate::compile::UnwantedKernel) -> Error {
         Error::Kernel(Box::new(err))
+    }
+}
+
+impl From<crate::compile::UnwritableTree> for Error {
+    fn from(err: crate::compile::UnwritableTree) -> Error {
+        Error::Unwritable(Box::new(err))
     }
 }
 

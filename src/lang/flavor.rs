@@ -4,6 +4,7 @@
 //! `flavor xen { arch x86_64; use xen=#true kernel=#true; format image }`.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use kdl::KdlEntry;
 
@@ -127,6 +128,20 @@ impl Flavor {
     pub fn flag(&self, name: &str) -> bool {
         self.flags.get(name).copied().unwrap_or(false)
     }
+}
+
+/// Parses `text` as the flavor file `file`, which must define the flavor named as the
+/// file's stem (`flavors/xen.kdl` defines `xen`). Nothing is read from disk: `file` only
+/// names the file in messages, so untrusted text can be checked (and fuzzed) on its own.
+pub fn parse_flavor_text(file: &Path, text: &str) -> Result<Flavor, LangError> {
+    let expected = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    parse_flavor(
+        &SourceFile::new(file.to_path_buf(), text.to_string()),
+        &expected,
+    )
 }
 
 /// Parses a flavor file that must define flavor `expected`.
@@ -282,6 +297,20 @@ mod tests {
             .map(|h| h.to_string())
             .unwrap_or_default();
         (err.to_string(), help)
+    }
+
+    #[test]
+    fn flavor_text_is_parsed_without_a_workspace() {
+        let f = parse_flavor_text(
+            Path::new("/x/flavors/kvm.kdl"),
+            "flavor kvm { arch x86_64 }",
+        )
+        .unwrap();
+        assert_eq!(f.name.as_deref(), Some("kvm"));
+        let err = parse_flavor_text(Path::new("/x/flavors/kvm.kdl"), "flavor xen { }")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/x/flavors/kvm.kdl:1:8: "), "{err}");
     }
 
     #[test]

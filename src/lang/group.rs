@@ -129,14 +129,14 @@ pub struct FileStatement {
 }
 
 /// Names a group file may refer to, gathered from the workspace.
-#[derive(Debug)]
-pub(crate) struct Known {
+#[derive(Debug, Clone, Default)]
+pub struct Known {
     /// Every flag some flavor file sets.
-    pub(crate) flags: BTreeSet<String>,
+    pub flags: BTreeSet<String>,
     /// Every flavor file's name.
-    pub(crate) flavors: BTreeSet<String>,
+    pub flavors: BTreeSet<String>,
     /// Every group file's name.
-    pub(crate) groups: BTreeSet<String>,
+    pub groups: BTreeSet<String>,
 }
 
 /// Statement names, for suggestions.
@@ -155,6 +155,19 @@ fn allowed_props(statement: &str) -> Option<&'static [&'static str]> {
         }
         _ => return None,
     })
+}
+
+/// Parses `text` as the group file `file`, which must define the group named as the
+/// file's stem (`groups/web.kdl` defines `web`). `file` only names the file in messages
+/// and anchors relative `overlay` paths: nothing is read from disk, so untrusted text
+/// can be checked (and fuzzed) on its own. `known` holds the names it may refer to.
+pub fn parse_group_text(file: &Path, text: &str, known: &Known) -> Result<GroupDef, LangError> {
+    let expected = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let src = SourceFile::new(file.to_path_buf(), text.to_string());
+    parse_group(src, file.to_path_buf(), &expected, known)
 }
 
 /// Parses group file `file` (absolute; its text in `src`) that must define `expected`.
@@ -1058,6 +1071,20 @@ mod tests {
             "{msg}"
         );
         assert!(help.starts_with("did you mean `mode`?"), "{help}");
+    }
+
+    #[test]
+    fn group_text_is_parsed_without_a_workspace() {
+        let file = Path::new("/ws/groups/db.kdl");
+        let def = parse_group_text(file, "group db version=\"2\" { package x }", &known()).unwrap();
+        assert_eq!((def.name.as_str(), def.file.as_path()), ("db", file));
+        let err = parse_group_text(file, "group db version=\"2\" { pakage x }", &known())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("/ws/groups/db.kdl:1:24: unknown statement"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,5 +12,7 @@ mod node;
 
 pub use diag::{Diag, LangError, Location};
 pub use expr::{Expr, ExprError, Term, TermKind};
-pub use flavor::{FORMATS, Flavor, debian_arch};
-pub use group::{Condition, FileStatement, GroupDef, Include, Removal, Statement};
+pub use flavor::{FORMATS, Flavor, debian_arch, parse_flavor_text};
+pub use group::{
+    Condition, FileStatement, GroupDef, Include, Known, Removal, Statement, parse_group_text,
+};

@@ -15,7 +15,7 @@
 //!   wildcard must be a real directory on the host (not a symlink), so the walk stays
 //!   inside the sysroot and the entries sit where the lock can hold them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, Read};
@@ -117,6 +117,22 @@ pub enum Refusal {
         path: String,
         /// Its link text.
         target: String,
+    },
+    /// Something other than a directory would replace a directory of the tree that
+    /// other entries are in.
+    #[error("is a {kind}, which would replace a directory of the tree that other entries are in")]
+    ReplacesTreeDirectory {
+        /// What the entry is.
+        kind: FileKind,
+    },
+    /// An entry lies below a symlink or file that the tree (the packages or an earlier
+    /// statement) has at an ancestor.
+    #[error("would be written through {ancestor}, a {kind} of the tree")]
+    ThroughTree {
+        /// The ancestor path.
+        ancestor: String,
+        /// What it is.
+        kind: FileKind,
     },
     /// The tarball's root entry (`./`) is something other than a directory.
     #[error("is the root of the tree but not a directory")]
@@ -324,15 +340,26 @@ pub fn overlay(path: &Path, accounts: &Accounts) -> Result<Extra, ExtraError> {
             path: path.to_path_buf(),
         });
     };
+    overlay_tar(path, decoded, accounts)
+}
+
+/// Reads `tar`, an uncompressed tar stream, as the tarball overlay `path` (which only
+/// names it in errors): the same checks as [`overlay`], with no file to open, so that
+/// untrusted bytes can be checked (and fuzzed) on their own. Every entry it returns has
+/// an absolute, normalised path and never lies below another entry that is not a
+/// directory.
+pub fn overlay_tar(path: &Path, tar: impl Read, accounts: &Accounts) -> Result<Extra, ExtraError> {
+    let statement = Statement::Overlay(path.to_path_buf());
+    let mut extra = Extra::default();
     let mut tarball = Tarball {
         statement: &statement,
         accounts,
         extra: &mut extra,
-        kinds: HashMap::new(),
+        kinds: BTreeMap::new(),
         linked: HashSet::new(),
         last: None,
     };
-    tarball.read(decoded)?;
+    tarball.read(tar)?;
     Ok(extra)
 }
 
@@ -340,38 +367,72 @@ pub fn overlay(path: &Path, accounts: &Accounts) -> Result<Extra, ExtraError> {
 /// layered over the packages and each other.
 #[derive(Debug, Default)]
 pub struct Layers {
-    paths: HashMap<String, (FileKind, Option<String>)>,
+    /// Sorted, so that what lies below a path is one range.
+    paths: BTreeMap<String, (FileKind, Option<String>)>,
 }
 
 impl Layers {
-    /// The layers starting from `entries` (the packages').
-    pub fn new(entries: &[FileEntry]) -> Layers {
+    /// The layers starting from `entries` (the packages' and the generated system
+    /// files').
+    pub fn new<'e>(entries: impl IntoIterator<Item = &'e FileEntry>) -> Layers {
         let mut layers = Layers::default();
         layers.record(entries);
         layers
     }
 
-    fn record(&mut self, entries: &[FileEntry]) {
+    fn record<'e>(&mut self, entries: impl IntoIterator<Item = &'e FileEntry>) {
         for e in entries {
             self.paths
                 .insert(e.path.clone(), (e.kind, e.target.clone()));
         }
     }
 
-    /// Lays `extra`, made by `statement`, over what is there. A directory may not replace
-    /// a symlink: the overlay's `bin/` would turn merged /usr's `/bin` link into a
-    /// directory holding only the overlay's files.
+    /// Whether some path lies below `path`.
+    fn has_below(&self, path: &str) -> bool {
+        let below = format!("{path}/");
+        (self.paths.range(below.clone()..).next()).is_some_and(|(p, _)| p.starts_with(&below))
+    }
+
+    /// Lays `extra`, made by `statement`, over what is there. Refused, since the tree
+    /// could no longer be written:
+    /// - a directory in place of a symlink: the overlay's `bin/` would turn merged
+    ///   /usr's `/bin` link into a directory holding only the overlay's files;
+    /// - anything else in place of a directory that other entries are in (a symlink
+    ///   `usr -> /etc` would hang the packages' files below a link to anywhere);
+    /// - an entry below a symlink or file of the tree, unless `extra` makes that
+    ///   ancestor a directory itself (`bin/tool` would be written through `/bin`).
     pub fn add(&mut self, statement: &Statement, extra: &Extra) -> Result<(), ExtraError> {
-        for e in extra.entries.iter().filter(|e| e.kind == FileKind::Dir) {
-            if let Some((FileKind::Symlink, target)) = self.paths.get(&e.path) {
-                return Err(ExtraError::Refused {
-                    statement: statement.clone(),
-                    entry: e.path.clone(),
-                    reason: Refusal::DirOverSymlink {
-                        path: e.path.clone(),
-                        target: target.clone().unwrap_or_default(),
-                    },
+        let refused = |e: &FileEntry, reason| ExtraError::Refused {
+            statement: statement.clone(),
+            entry: e.path.clone(),
+            reason,
+        };
+        let own_dirs: HashSet<&str> = (extra.entries.iter())
+            .filter(|e| e.kind == FileKind::Dir)
+            .map(|e| e.path.as_str())
+            .collect();
+        for e in &extra.entries {
+            if let Some((FileKind::Symlink, target)) = self.paths.get(&e.path)
+                && e.kind == FileKind::Dir
+            {
+                let target = target.clone().unwrap_or_default();
+                let path = e.path.clone();
+                return Err(refused(e, Refusal::DirOverSymlink { path, target }));
+            }
+            // Generated files come without their parent directories' entries: what
+            // lies below the path is what counts.
+            if e.kind != FileKind::Dir && self.has_below(&e.path) {
+                return Err(refused(e, Refusal::ReplacesTreeDirectory { kind: e.kind }));
+            }
+            let through = (e.path.match_indices('/').map(|(i, _)| &e.path[..i]))
+                .filter(|a| !a.is_empty() && !own_dirs.contains(a))
+                .find_map(|a| match self.paths.get(a) {
+                    Some((kind, _)) if *kind != FileKind::Dir => Some((a, *kind)),
+                    _ => None,
                 });
+            if let Some((ancestor, kind)) = through {
+                let ancestor = ancestor.to_string();
+                return Err(refused(e, Refusal::ThroughTree { ancestor, kind }));
             }
         }
         self.record(&extra.entries);
@@ -557,7 +618,8 @@ struct Tarball<'a> {
     accounts: &'a Accounts,
     extra: &'a mut Extra,
     /// What each path read so far is (the latest entry at that path).
-    kinds: HashMap<String, FileKind>,
+    /// Sorted, so that what lies below a path is one range, not a scan of them all.
+    kinds: BTreeMap<String, FileKind>,
     /// Files that hard links point at.
     linked: HashSet<String>,
     /// The last entry read in full, for errors about what follows it.
@@ -581,7 +643,7 @@ impl Tarball<'_> {
         }
     }
 
-    fn read(&mut self, input: Box<dyn Read>) -> Result<(), ExtraError> {
+    fn read(&mut self, input: impl Read) -> Result<(), ExtraError> {
         let mut archive = tar::Archive::new(EofWatch {
             inner: input,
             hit_eof: false,
@@ -590,12 +652,17 @@ impl Tarball<'_> {
             let mut entry = entry.map_err(|e| self.broken(e))?;
             self.add(&mut entry)?;
         }
-        if archive.into_inner().hit_eof {
+        let mut rest = archive.into_inner();
+        if rest.hit_eof {
             return Err(self.broken(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "it ends without the end-of-archive blocks (truncated?)",
             )));
         }
+        // The tar reader stops at the end-of-archive blocks, before a compressed
+        // stream's end: reading on to it makes the decompressor check its trailer and
+        // checksum, so a cut or corrupted stream is an error, not silently taken.
+        io::copy(&mut rest.inner, &mut io::sink()).map_err(|e| self.broken(e))?;
         Ok(())
     }
 
@@ -663,7 +730,8 @@ impl Tarball<'_> {
         }
         if kind != FileKind::Dir && self.kinds.get(&path) == Some(&FileKind::Dir) {
             let below = format!("{path}/");
-            if self.kinds.keys().any(|k| k.starts_with(&below)) {
+            let first_below = self.kinds.range(below.clone()..).next();
+            if first_below.is_some_and(|(k, _)| k.starts_with(&below)) {
                 return Err(self.refused(&raw, Refusal::ReplacesDirectory));
             }
         }
@@ -1146,6 +1214,42 @@ mod tests {
     }
 
     #[test]
+    fn only_entries_below_a_replaced_directory_count() {
+        // `/d0` and `/d.x` sort between `/d` and `/d/` but are not inside `/d`.
+        let fine = tarball(&[
+            Member::Dir("d/"),
+            Member::File("d0", "x"),
+            Member::File("d.x", "x"),
+            Member::File("d", "now a file"),
+        ]);
+        let extra = read_tarball("fine.tar", &fine).unwrap();
+        assert_eq!(extra.entries.last().unwrap().kind, FileKind::File);
+        let bad = tarball(&[
+            Member::Dir("d/"),
+            Member::File("d0", "x"),
+            Member::File("d/x", "x"),
+            Member::Symlink("d", "/etc"),
+        ]);
+        let err = read_tarball("bad.tar", &bad).unwrap_err().to_string();
+        assert!(
+            err.contains("entry `d` replaces a directory that earlier entries"),
+            "{err}"
+        );
+        // Many directories each replaced by a file: one range look-up apiece (this
+        // scanned every path read so far, quadratic in the tarball's size).
+        let names: Vec<(String, String)> = (0..5000)
+            .map(|i| (format!("d{i}/"), format!("d{i}")))
+            .collect();
+        let mut members = Vec::new();
+        for (dir, file) in &names {
+            members.push(Member::Dir(dir));
+            members.push(Member::File(file, ""));
+        }
+        let extra = read_tarball("many.tar", &tarball(&members)).unwrap();
+        assert_eq!(extra.entries.len(), 10000);
+    }
+
+    #[test]
     fn truncated_tarballs_are_clear_errors() {
         let whole = tarball(&[
             Member::File("a", "first"),
@@ -1185,6 +1289,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("cut.tar.gz: cannot read the tarball"), "{err}");
+        // Cut only in the gzip trailer (its CRC and length), after every tar block:
+        // found by the hostile tests, taken as whole before the stream was read to
+        // its end.
+        let err = read_tarball("trailer.tar.gz", &gz[..gz.len() - 4])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("trailer.tar.gz: cannot read the tarball"),
+            "{err}"
+        );
+        // A corrupted CRC, with every byte of content intact.
+        let mut bad_crc = gz.clone();
+        let at = bad_crc.len() - 8;
+        bad_crc[at] ^= 0xff;
+        let err = read_tarball("crc.tar.gz", &bad_crc)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("crc.tar.gz: cannot read the tarball"), "{err}");
         // Garbage is not a tarball.
         let err = read_tarball("junk.tar", &[7u8; 1024])
             .unwrap_err()
@@ -1193,6 +1315,77 @@ mod tests {
             err.contains("cannot read the tarball at its first entry"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn statements_may_not_write_through_or_cut_off_the_tree() {
+        // Found by the hostile tests: both got into a lock that only the materialiser
+        // then refused, with no word of the overlay.
+        let mut bin = FileEntry::directory("/bin");
+        bin.kind = FileKind::Symlink;
+        bin.target = Some("usr/bin".into());
+        let tree = [
+            FileEntry::directory("/usr"),
+            FileEntry::directory("/usr/bin"),
+            FileEntry {
+                kind: FileKind::File,
+                ..FileEntry::directory("/usr/bin/bash")
+            },
+            bin,
+        ];
+        let statement = Statement::Overlay("o.tar".into());
+        let extra = |entries: Vec<FileEntry>| Extra {
+            entries,
+            blobs: vec![],
+        };
+        let file = |path: &str| FileEntry {
+            kind: FileKind::File,
+            ..FileEntry::directory(path)
+        };
+        let link = |path: &str, target: &str| FileEntry {
+            kind: FileKind::Symlink,
+            target: Some(target.into()),
+            ..FileEntry::directory(path)
+        };
+        let refused = |entries| {
+            let mut layers = Layers::new(&tree);
+            layers
+                .add(&statement, &extra(entries))
+                .unwrap_err()
+                .to_string()
+        };
+        let err = refused(vec![file("/bin/tool")]);
+        assert!(
+            err.contains("overlay o.tar: entry `/bin/tool` would be written through /bin, a symlink of the tree"),
+            "{err}"
+        );
+        let err = refused(vec![file("/usr/bin/bash/x")]);
+        assert!(
+            err.contains("through /usr/bin/bash, a file of the tree"),
+            "{err}"
+        );
+        let err = refused(vec![link("/usr", "/etc")]);
+        assert!(
+            err.contains("entry `/usr` is a symlink, which would replace a directory of the tree that other entries are in"),
+            "{err}"
+        );
+        // What stays legal: a file replacing a file or an empty directory, a symlink
+        // replacing a symlink, an entry below a file the statement makes a directory.
+        let mut layers = Layers::new(tree.iter().chain(&[FileEntry::directory("/srv")]));
+        let fine = vec![
+            file("/usr/bin/bash"),
+            file("/srv"),
+            link("/bin", "usr/local/bin"),
+            FileEntry::directory("/srv"),
+            file("/srv/x"),
+        ];
+        layers.add(&statement, &extra(fine)).unwrap();
+        // What the layers now hold counts for the next statement.
+        let err = layers
+            .add(&statement, &extra(vec![file("/srv/x/y")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("through /srv/x, a file of the tree"), "{err}");
     }
 
     #[test]

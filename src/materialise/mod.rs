@@ -404,6 +404,13 @@ pub fn is_current(
 /// The suffix of the stamp beside OUT (`.OUT.appliance-stamp`).
 const STAMP: &str = "appliance-stamp";
 
+/// Checks `lock` the way materialise does before writing anything (paths, parents,
+/// links, digests, devices), so that compile never stores a lock that no output could
+/// be made from. The first bad entry is a [`MaterialiseError::InvalidLock`].
+pub fn check_lock(lock: &Lock) -> Result<(), MaterialiseError> {
+    Plan::new(lock).map(|_| ())
+}
+
 /// Writes `lock` (whose id is `lock_id`) to `out` in `format`, taking bytes from
 /// `sources`. Validates the whole lock first and leaves OUT untouched on any error.
 /// A run that builds first removes the temporaries that killed runs left beside OUT.

@@ -150,6 +150,19 @@ fn opts() -> Options {
 }
 
 #[test]
+fn check_lock_applies_the_plan_rules_without_writing() {
+    check_lock(&test_lock()).unwrap();
+    let mut dir = entry("/a", FileKind::Symlink);
+    dir.target = Some("/etc".into());
+    let bad = lock_of(vec![dir, file("/a/passwd", b"x")]);
+    let err = check_lock(&bad).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "invalid lock entry /a/passwd: its parent /a is a symlink, not a directory"
+    );
+}
+
+#[test]
 fn format_follows_the_flag_then_the_extension() {
     let choose = |name, out: &str| Format::choose(name, Path::new(out)).unwrap();
     assert_eq!(choose(None, "a/out"), Format::Chroot);

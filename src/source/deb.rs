@@ -244,9 +244,10 @@ impl DebArchive {
     /// headers, BLAKE3 digests of regular files computed, `package` set to this
     /// package's name and `conffile` from the control member.
     ///
-    /// Refused: names with `..`, absolute or with NUL; a path appearing twice; a hard
-    /// link to anything but an earlier regular file; content shorter than its header
-    /// says; entry types a lock cannot describe.
+    /// Refused: names with `..`, absolute or with NUL; a path appearing twice; an entry
+    /// below an earlier symlink or other non-directory of the archive; a hard link to
+    /// anything but an earlier regular file; content shorter than its header says;
+    /// entry types a lock cannot describe.
     pub fn entries(&self) -> Result<Vec<FileEntry>, DebError> {
         Ok(self.entries_keeping(|_| false)?.0)
     }
@@ -309,7 +310,13 @@ impl DebArchive {
                     let target = entry
                         .link_name_bytes()
                         .ok_or_else(|| "hard link without a target".to_string())
-                        .and_then(|raw| member_path(&raw))
+                        .and_then(|raw| {
+                            // Said of the target, or it reads as if the entry's own
+                            // name were refused.
+                            member_path(&raw).map_err(|m| {
+                                format!("hard link target {}: {m}", String::from_utf8_lossy(&raw))
+                            })
+                        })
                         .map_err(refuse)?;
                     if kinds.get(&target) != Some(&FileKind::File) {
                         return Err(refuse(format!(
@@ -322,6 +329,13 @@ impl DebArchive {
             };
             if kinds.contains_key(path) {
                 return Err(refuse(format!("{path} appears twice in the archive")));
+            }
+            // An entry below an earlier symlink (`./a -> /etc`, then `./a/passwd`) or
+            // file of the same archive would be written wherever that leads.
+            if let Some((ancestor, kind)) = non_dir_ancestor(&kinds, path) {
+                return Err(refuse(format!(
+                    "would be written through {ancestor}, a {kind} of the archive"
+                )));
             }
             let digest = match kind {
                 FileKind::File if keep(path) => {
@@ -549,6 +563,23 @@ fn walk(
     }
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(member_error)?;
     Ok(())
+}
+
+/// The nearest ancestor of `path` that `kinds` holds as something other than a
+/// directory, with its kind.
+fn non_dir_ancestor<'p>(
+    kinds: &HashMap<String, FileKind>,
+    path: &'p str,
+) -> Option<(&'p str, FileKind)> {
+    path.match_indices('/')
+        .map(|(i, _)| &path[..i])
+        .filter(|a| !a.is_empty())
+        .find_map(|a| {
+            kinds
+                .get(a)
+                .filter(|k| **k != FileKind::Dir)
+                .map(|k| (a, *k))
+        })
 }
 
 fn entry_error<R: Read>(path: &Path, entry: &tar::Entry<'_, R>, message: String) -> DebError {
@@ -1277,7 +1308,7 @@ mod tests {
             (
                 vec![Item::hardlink("./x", "../../etc/passwd")],
                 "./x",
-                "climbs out",
+                "hard link target ../../etc/passwd: path climbs out",
             ),
             (
                 vec![Item::pax_path(b"./a\0b"), Item::file("./ab", 0o644, b"x")],
@@ -1291,6 +1322,33 @@ mod tests {
                 ],
                 "./twice",
                 "appears twice",
+            ),
+            // Found by the hostile tests: taken into the lock, which only the
+            // materialiser then refused.
+            (
+                vec![
+                    Item::symlink("./a", "/etc"),
+                    Item::file("./a/passwd", 0o644, b"x"),
+                ],
+                "./a/passwd",
+                "would be written through /a, a symlink of the archive",
+            ),
+            (
+                vec![
+                    Item::dir("./d/"),
+                    Item::symlink("./d/up", "../.."),
+                    Item::dir("./d/up/etc/"),
+                ],
+                "./d/up/etc/",
+                "would be written through /d/up, a symlink",
+            ),
+            (
+                vec![
+                    Item::file("./f", 0o644, b"x"),
+                    Item::file("./f/g", 0o644, b"y"),
+                ],
+                "./f/g",
+                "through /f, a file",
             ),
         ];
         for (items, entry, message) in cases {

@@ -128,20 +128,9 @@ impl DpkgDatabase {
         let status = read_text(&status_path)?;
         // The whole status file is checked before any list is read, so a syntax error is
         // reported as such rather than as a list missing for a half-parsed package.
-        let mut installed = Vec::new();
-        for stanza in stanzas(&status) {
-            let fields = Fields::parse(&stanza, &status_path)?;
-            if let Some(package) = fields.installed_package()? {
-                let mut text = stanza.text.replace("\r\n", "\n");
-                if !text.ends_with('\n') {
-                    text.push('\n');
-                }
-                installed.push((package, fields.conffiles()?, text));
-            }
-        }
-        let packages = installed
+        let packages = parse_status(&status, &status_path)?
             .into_iter()
-            .map(|(package, conffiles, stanza)| read_installed(&dir, package, conffiles, stanza))
+            .map(|p| read_installed(&dir, p.package, p.conffiles, p.stanza))
             .collect::<Result<_, _>>()?;
         let diversions = read_diversions(&dir.join("diversions"))?;
         Ok(DpkgDatabase {
@@ -149,6 +138,37 @@ impl DpkgDatabase {
             diversions,
         })
     }
+}
+
+/// One installed package of a status file, before its file list is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusPackage {
+    /// Its metadata, with origin [`Origin::Installed`].
+    pub package: Package,
+    /// The `Conffiles` field.
+    pub conffiles: Vec<Conffile>,
+    /// The raw stanza, with `\n` line ends and a final newline.
+    pub stanza: String,
+}
+
+/// Parses the text of a dpkg status file (read from `path`, which only names it in
+/// errors) into its installed packages, in file order; stanzas of packages that are not
+/// installed are checked and skipped. Any malformed line is an error naming the line.
+pub fn parse_status(text: &str, path: &Path) -> Result<Vec<StatusPackage>, DpkgError> {
+    let mut installed = Vec::new();
+    for stanza in stanzas(text) {
+        let fields = Fields::parse(&stanza, path)?;
+        if let Some(package) = fields.installed_package()? {
+            let mut text = stanza.lines.join("\n");
+            text.push('\n');
+            installed.push(StatusPackage {
+                package,
+                conffiles: fields.conffiles()?,
+                stanza: text,
+            });
+        }
+    }
+    Ok(installed)
 }
 
 fn read_text(path: &Path) -> Result<String, DpkgError> {
@@ -175,40 +195,29 @@ fn read_optional(path: &Path) -> Result<Option<String>, DpkgError> {
 pub(crate) struct Stanza<'a> {
     /// Line number of its first line.
     first_line: usize,
-    /// Its lines, without newlines.
+    /// Its lines, without newlines or trailing carriage returns.
     lines: Vec<&'a str>,
-    /// Its raw text, from its first line to the newline ending its last.
-    text: &'a str,
 }
 
 /// Splits deb822 text into paragraphs separated by blank (or whitespace-only) lines.
+/// Every trailing `\r` of a line goes, not only a CRLF's: a line kept as `abc\r` would
+/// read back as `abc` once written with `\n`, so a stanza would not be a fixed point.
 pub(crate) fn stanzas(text: &str) -> Vec<Stanza<'_>> {
     let mut out = Vec::new();
-    let mut current: Option<(usize, Stanza)> = None;
-    let mut offset = 0;
-    for (i, raw) in text.split_inclusive('\n').enumerate() {
-        let start = offset;
-        offset += raw.len();
-        let line = raw.strip_suffix('\n').unwrap_or(raw);
-        let line = line.strip_suffix('\r').unwrap_or(line);
+    let mut current: Option<Stanza> = None;
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = raw.trim_end_matches('\r');
         if line.trim().is_empty() {
-            out.extend(current.take().map(|(_, s)| s));
+            out.extend(current.take());
             continue;
         }
-        let (begin, stanza) = current.get_or_insert_with(|| {
-            (
-                start,
-                Stanza {
-                    first_line: i + 1,
-                    lines: Vec::new(),
-                    text: "",
-                },
-            )
+        let stanza = current.get_or_insert_with(|| Stanza {
+            first_line: i + 1,
+            lines: Vec::new(),
         });
         stanza.lines.push(line);
-        stanza.text = &text[*begin..offset];
     }
-    out.extend(current.map(|(_, s)| s));
+    out.extend(current);
     out
 }
 
@@ -467,7 +476,7 @@ fn read_installed(
 /// Parses the control file of a binary package (`DEBIAN/control`: one stanza, no
 /// `Status`) into its metadata, marked as coming from `origin`. `path` names the file in
 /// error messages.
-pub(crate) fn parse_control(text: &str, path: &Path, origin: Origin) -> Result<Package, DpkgError> {
+pub fn parse_control(text: &str, path: &Path, origin: Origin) -> Result<Package, DpkgError> {
     let syntax = |line: usize, message: &str| DpkgError::Syntax {
         path: path.to_path_buf(),
         line,
@@ -486,7 +495,7 @@ pub(crate) fn parse_control(text: &str, path: &Path, origin: Origin) -> Result<P
 
 /// Parses an md5sums file (`<md5>  <path>` per line, paths relative or absolute) into
 /// MD5s keyed by absolute path. `path` and `package` are for error messages.
-pub(crate) fn parse_md5sums(
+pub fn parse_md5sums(
     text: &str,
     path: &Path,
     package: &str,
@@ -543,6 +552,37 @@ fn read_diversions(path: &Path) -> Result<Vec<Diversion>, DpkgError> {
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn status_text_is_parsed_without_a_sysroot() {
+        let text = "Package: a\r\nStatus: install ok installed\r\nArchitecture: all\r\n\
+            Version: 1\r\n\r\nPackage: b\nStatus: deinstall ok config-files\n\
+            Architecture: all\nVersion: 2";
+        let found = parse_status(text, Path::new("status")).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].package.name, "a");
+        assert_eq!(
+            found[0].stanza,
+            "Package: a\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n"
+        );
+        // Found by fuzzing: `\r\r\n` kept one `\r`, so the stanza written into an
+        // appliance read back differently; a stanza is now a fixed point.
+        let odd = "Package: a\r\r\nStatus: install ok installed\nArchitecture: all\r\r\r\n\
+            Version: 1\r";
+        let first = parse_status(odd, Path::new("status")).unwrap();
+        assert_eq!(
+            first[0].stanza,
+            "Package: a\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n"
+        );
+        assert_eq!(
+            parse_status(&first[0].stanza, Path::new("status")).unwrap(),
+            first
+        );
+        let err = parse_status("Package: a\nnonsense\n", Path::new("s"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "s:2: package a: malformed line `nonsense`");
+    }
 
     /// Writes `files` (path relative to the sysroot, content) under a new tempdir.
     fn sysroot(files: &[(&str, &str)]) -> tempfile::TempDir {

@@ -6,15 +6,19 @@ use super::Op;
 
 /// Compares two Debian version strings the way dpkg does.
 ///
-/// Strings that do not parse as Debian versions compare by dpkg's algorithm on the
-/// raw text, so ordering is total and never panics.
+/// Strings that do not parse as Debian versions (dpkg would refuse them) sort before
+/// every version that does, and by their bytes among themselves: the order stays total
+/// whatever a pool's archives claim, which sorting and picking the best candidate
+/// need (comparing a bad string by bytes with good ones would make cycles).
 pub fn compare(a: &str, b: &str) -> Ordering {
     match (
         a.parse::<debversion::Version>(),
         b.parse::<debversion::Version>(),
     ) {
         (Ok(x), Ok(y)) => x.cmp(&y),
-        _ => a.cmp(b),
+        (Ok(_), Err(_)) => Ordering::Greater,
+        (Err(_), Ok(_)) => Ordering::Less,
+        (Err(_), Err(_)) => a.cmp(b),
     }
 }
 
@@ -62,6 +66,40 @@ mod tests {
         }
         assert_eq!(compare("1:2.0-1", "1:2.0-1"), Ordering::Equal);
         assert_eq!(compare("0:1.0", "1.0"), Ordering::Equal);
+    }
+
+    #[test]
+    fn unparseable_versions_keep_the_order_total() {
+        // Found by fuzzing: compared by bytes with valid versions, "2.\u{14}6" made a
+        // cycle (2.36-9 < 1:0.9 by epoch, 1:0.9 < 2.\u{14}6 and 2.\u{14}6 < 2.36-9 by
+        // bytes).
+        let versions = [
+            "2.36-9+deb12u4",
+            "1:0.9.git20220301-2",
+            "2.\u{14}6-9+deb12u4",
+        ];
+        for a in versions {
+            for b in versions {
+                assert_eq!(compare(a, b), compare(b, a).reverse(), "{a:?} vs {b:?}");
+                for c in versions {
+                    if compare(a, b).is_le() && compare(b, c).is_le() {
+                        assert!(compare(a, c).is_le(), "{a:?} <= {b:?} <= {c:?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(compare("2.\u{14}6", "0"), Ordering::Less);
+        assert_eq!(compare("a b", "a c"), Ordering::Less);
+        let mut sorted = versions.to_vec();
+        sorted.sort_by(|a, b| compare(a, b));
+        assert_eq!(
+            sorted,
+            [
+                "2.\u{14}6-9+deb12u4",
+                "2.36-9+deb12u4",
+                "1:0.9.git20220301-2"
+            ]
+        );
     }
 
     #[test]

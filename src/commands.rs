@@ -60,6 +60,16 @@ impl Context {
         dirs
     }
 
+    /// Where materialise, boot and verify take bytes from: the host, the pool folders
+    /// (with `more`), the blob store.
+    fn sources(&self, more: &[PathBuf]) -> Sources {
+        Sources {
+            sysroot: self.sysroot.clone(),
+            pool: self.pool_dirs(more),
+            blobs: Some(self.blobs_dir()),
+        }
+    }
+
     fn blobs_dir(&self) -> PathBuf {
         self.workspace.store_dir().join("blobs")
     }
@@ -251,11 +261,7 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
         lock_file: opts.lock_file.clone(),
         mtime: source_date_epoch()?,
     };
-    let sources = Sources {
-        sysroot: ctx.sysroot.clone(),
-        pool: ctx.pool_dirs(&opts.pools),
-        blobs: Some(ctx.blobs_dir()),
-    };
+    let sources = ctx.sources(&opts.pools);
     // A current output is told from the lock id and the stamp alone: reading the lock's
     // thousands of rows would take longer than the whole check. An OpenVZ template
     // named after the lock's os-release needs the lock to know its own name.
@@ -352,11 +358,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         lock_file: Some(images.join(format!(".{group}-{flavor_name}.lock"))),
         mtime: source_date_epoch()?,
     };
-    let sources = Sources {
-        sysroot: ctx.sysroot.clone(),
-        pool: ctx.pool_dirs(&[]),
-        blobs: Some(ctx.blobs_dir()),
-    };
+    let sources = ctx.sources(&[]);
     std::fs::create_dir_all(&images).map_err(|source| Error::Io {
         path: images.clone(),
         source,
@@ -447,11 +449,7 @@ pub fn verify(
 ) -> Result<()> {
     let repo = ctx.existing_repo()?;
     let (stored, _) = ctx.load(&repo, lookup)?;
-    let sources = Sources {
-        sysroot: ctx.sysroot.clone(),
-        pool: ctx.pool_dirs(pools),
-        blobs: Some(ctx.blobs_dir()),
-    };
+    let sources = ctx.sources(pools);
     let found = materialise::verify(&stored.lock, &sources)?;
     let address = stored.lock.address(stored.revision);
     if json {

@@ -194,7 +194,7 @@ pub(crate) fn fetch(
 }
 
 /// The host file holding an entry's bytes: `sysroot + (origin or path)`.
-fn host_path(entry: &FileEntry, sources: &Sources) -> PathBuf {
+pub(crate) fn host_path(entry: &FileEntry, sources: &Sources) -> PathBuf {
     let path = entry.origin.as_deref().unwrap_or(&entry.path);
     sources.sysroot.join(path.trim_start_matches('/'))
 }

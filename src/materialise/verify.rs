@@ -12,7 +12,7 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
 
@@ -174,7 +174,7 @@ pub fn verify(lock: &Lock, sources: &Sources) -> Result<Verification, Materialis
 /// The differences of one entry, if any.
 fn compare(item: &Item, supply: &Supply) -> Option<HostDifference> {
     let entry = item.entry;
-    let host = host_path(entry, &supply.sources.sysroot);
+    let host = fetch::host_path(entry, supply.sources);
     let mut problems = Vec::new();
     let mut fallback = None;
     if let Some(expected) = content_of(item) {
@@ -199,11 +199,6 @@ fn compare(item: &Item, supply: &Supply) -> Option<HostDifference> {
         problems,
         fallback,
     })
-}
-
-fn host_path(entry: &FileEntry, sysroot: &Path) -> PathBuf {
-    let path = entry.origin.as_deref().unwrap_or(&entry.path);
-    sysroot.join(path.trim_start_matches('/'))
 }
 
 fn content_of(item: &Item) -> Option<Expected> {

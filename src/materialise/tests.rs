@@ -242,20 +242,25 @@ fn tar_is_byte_identical_across_runs_for_every_compression() {
 
 /// What the tests check of one archive member.
 #[derive(Debug)]
-struct Member {
-    kind: tar::EntryType,
-    mode: u32,
-    uid: u64,
-    user: String,
-    mtime: u64,
-    link: Option<String>,
-    device: Option<(u32, u32)>,
-    caps: Option<Vec<u8>>,
-    content: Vec<u8>,
+pub(crate) struct Member {
+    pub kind: tar::EntryType,
+    pub mode: u32,
+    pub uid: u64,
+    pub user: String,
+    pub mtime: u64,
+    pub link: Option<String>,
+    pub device: Option<(u32, u32)>,
+    pub caps: Option<Vec<u8>>,
+    pub content: Vec<u8>,
 }
 
 fn read_tar(path: &Path) -> Vec<(String, Member)> {
-    let mut archive = tar::Archive::new(fs::File::open(path).unwrap());
+    members_of(fs::File::open(path).unwrap())
+}
+
+/// The members of a plain tar stream, in archive order, for every format's tests.
+pub(crate) fn members_of(stream: impl Read) -> Vec<(String, Member)> {
+    let mut archive = tar::Archive::new(stream);
     let mut members = Vec::new();
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();

@@ -1,6 +1,7 @@
 //! The oci format through [`materialise`]: a sysroot in a tempdir, a lock built in code,
 //! and every digest and size of the layout recomputed from the bytes on disk.
 
+use crate::materialise::tests::{Member, members_of};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
@@ -238,37 +239,22 @@ fn the_layout_holds_an_index_a_manifest_a_config_and_one_layer() {
     );
 
     // The layer is the tar format's stream less the device node.
-    let mut members = BTreeMap::new();
-    let mut archive = tar::Archive::new(tar_bytes.as_slice());
-    for member in archive.entries().unwrap() {
-        let mut member = member.unwrap();
-        let name = String::from_utf8(member.path_bytes().into_owned()).unwrap();
-        let caps = member.pax_extensions().unwrap().and_then(|mut pax| {
-            pax.find_map(|r| {
-                let r = r.unwrap();
-                (r.key().unwrap() == "SCHILY.xattr.security.capability")
-                    .then(|| r.value_bytes().to_vec())
-            })
-        });
-        let header = member.header().clone();
-        let mut content = Vec::new();
-        member.read_to_end(&mut content).unwrap();
-        members.insert(name, (header, caps, content));
-    }
+    let members: BTreeMap<String, Member> = members_of(tar_bytes.as_slice()).into_iter().collect();
     assert!(!members.contains_key("./dev/null"), "devices stay out");
     assert_eq!(members.len(), fx.lock.files.len() - 1);
     assert_eq!(outcome.files, members.len() - 1, "the root not counted");
     for name in ["./", "./dev/", "./dev/pts/", "./dev/fd", "./run/initctl"] {
         assert!(members.contains_key(name), "{name}");
     }
-    let (header, caps, content) = &members["./usr/bin/ping"];
-    assert_eq!(content, b"\x7fELF ping");
-    assert_eq!(header.mtime().unwrap(), MTIME);
-    assert_eq!(caps.as_deref(), Some(hex::decode(CAPS).unwrap().as_slice()));
-    let (header, _, _) = &members["./usr/sbin/nginx-alias"];
-    assert_eq!(header.entry_type(), tar::EntryType::Link);
-    let (header, _, _) = &members["./run/initctl"];
-    assert_eq!(header.entry_type(), tar::EntryType::Fifo);
+    let ping = &members["./usr/bin/ping"];
+    assert_eq!(ping.content, b"\x7fELF ping");
+    assert_eq!(ping.mtime, MTIME);
+    assert_eq!(
+        ping.caps.as_deref(),
+        Some(hex::decode(CAPS).unwrap().as_slice())
+    );
+    assert_eq!(members["./usr/sbin/nginx-alias"].kind, tar::EntryType::Link);
+    assert_eq!(members["./run/initctl"].kind, tar::EntryType::Fifo);
 }
 
 #[test]

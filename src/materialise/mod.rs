@@ -132,9 +132,6 @@ pub enum Format {
 }
 
 impl Format {
-    /// The names `--format` takes.
-    pub const NAMES: [&'static str; 5] = ["chroot", "tar", "openvz", "image", "oci"];
-
     /// The format for `--format` and OUT. A tar's compression comes from OUT's extension
     /// (none when it has no tar extension); an OpenVZ template is gzipped unless OUT
     /// ends in `.tar.xz`; an image's disk is raw (see [`Disk::parse`]). Without

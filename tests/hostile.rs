@@ -172,16 +172,7 @@ impl World {
         let chroot = self.ws.join(format!("out-{name}"));
         let tar = self.ws.join(format!("out-{name}.tar"));
         for (format, out) in [("chroot", &chroot), ("tar", &tar)] {
-            let run = self.run(&[
-                "materialise",
-                name,
-                "--flavor",
-                "openvz",
-                "--format",
-                format,
-                "-o",
-                out.to_str().unwrap(),
-            ]);
+            let run = self.materialise(name, format, out);
             let stderr = String::from_utf8_lossy(&run.stderr);
             assert!(run.status.success(), "{name} as {format}: {stderr}");
             assert_eq!(
@@ -194,6 +185,20 @@ impl World {
         chroot
     }
 
+    /// Runs `materialise` of group `name`'s openvz lock as `format` into `out`.
+    fn materialise(&self, name: &str, format: &str, out: &Path) -> std::process::Output {
+        self.run(&[
+            "materialise",
+            name,
+            "--flavor",
+            "openvz",
+            "--format",
+            format,
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    }
+
     /// Compiles group `name`, which must succeed, then materialises it as `format`,
     /// which must fail with `wanted` and write nothing at all.
     fn materialise_refused(&self, name: &str, text: &str, format: &str, wanted: &str) {
@@ -203,16 +208,7 @@ impl World {
         assert!(out.status.success(), "{name}: {stderr}");
         let before = self.everything();
         let target = self.ws.join(format!("out-{name}-{format}"));
-        let run = self.run(&[
-            "materialise",
-            name,
-            "--flavor",
-            "openvz",
-            "--format",
-            format,
-            "-o",
-            target.to_str().unwrap(),
-        ]);
+        let run = self.materialise(name, format, &target);
         let stderr = String::from_utf8_lossy(&run.stderr);
         assert_eq!(run.status.code(), Some(1), "{name} as {format}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");

@@ -265,8 +265,11 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
     // A current output is told from the lock id and the stamp alone: reading the lock's
     // thousands of rows would take longer than the whole check. An OpenVZ template
     // named after the lock's os-release needs the lock to know its own name.
-    let named =
-        !matches!(format, Format::Openvz(_)) || opts.output.as_ref().is_some_and(|o| !o.is_dir());
+    let named = !matches!(format, Format::Openvz(_))
+        || opts
+            .output
+            .as_ref()
+            .is_some_and(|o| !o.is_dir() && !names_folder(o));
     if opts.if_newer && named {
         let located =
             repo.locate_id(&group, &flavor.canonical(), opts.lookup.version.as_deref())?;
@@ -276,16 +279,25 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
     }
     let stored = repo.load(&group, &flavor.canonical(), opts.lookup.version.as_deref())?;
     // An OpenVZ template goes by the name vzctl knows it by, in the current folder or
-    // in the folder OUT names (vzctl's template cache).
+    // in the folder OUT names (vzctl's template cache). OUT ending in `/` names a folder
+    // even before it exists, and it is made.
     let output = match (format, &opts.output) {
         (Format::Openvz(compression), None) => PathBuf::from(materialise::template_name(
             &stored.lock,
             &sources,
             compression,
         )?),
-        (Format::Openvz(compression), Some(dir)) if dir.is_dir() => dir.join(
-            materialise::template_name(&stored.lock, &sources, compression)?,
-        ),
+        (Format::Openvz(compression), Some(dir)) if dir.is_dir() || names_folder(dir) => {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            dir.join(materialise::template_name(
+                &stored.lock,
+                &sources,
+                compression,
+            )?)
+        }
         _ => output,
     };
     let outcome = materialise::materialise(
@@ -311,6 +323,11 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
         outcome.bytes
     )
     .map_err(stdout_error)
+}
+
+/// Whether OUT was written as a folder (`out/`), whether or not it exists yet.
+fn names_folder(path: &Path) -> bool {
+    path.as_os_str().as_encoded_bytes().ends_with(b"/")
 }
 
 /// Tells that `output` already holds lock `address`.

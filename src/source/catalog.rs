@@ -1,5 +1,5 @@
 //! The package universe of one compile, by preference: the host's installed packages,
-//! then archives in the pool, then apt's lists (DESIGN.md "Package sources").
+//! then archives in the pool, then apt's lists (the README's "How a lock is made").
 
 use std::path::Path;
 

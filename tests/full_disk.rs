@@ -9,8 +9,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use common::{
-    Mount, World, blob_store, build_deb, bulky_packages, is_root, names, noise, output_state,
-    report, verified_revisions,
+    Mount, World, blob_store, build_deb, bulky_packages, is_root, materialise, names, noise,
+    output_state, report, verified_revisions,
 };
 
 /// Group `big` does not fit in the 2 MiB filesystems below; `small` does.
@@ -34,20 +34,6 @@ fn world() -> Option<World> {
     let w = World::new(&bulky_packages(), &GROUPS);
     w.host_files("srv/host", "first");
     Some(w)
-}
-
-/// The arguments of a materialise of `group` for flavor openvz, in `format`, to `out`.
-fn materialise<'a>(group: &'a str, format: &'a str, out: &'a str) -> Vec<&'a str> {
-    vec![
-        "materialise",
-        group,
-        "--flavor",
-        "openvz",
-        "--format",
-        format,
-        "-o",
-        out,
-    ]
 }
 
 /// The outputs made in the tests: a directory and tarballs, plain and compressed.

@@ -18,7 +18,7 @@ use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use common::{FakePackage, appliance, fake_sysroot, fake_workspace};
+use common::{FakePackage, Snapshot, appliance, fake_sysroot, fake_workspace, snapshot};
 
 /// Where a symlink of a hostile archive points when it tries to reach the host's /etc:
 /// the file the trick would create there, checked never to appear.
@@ -36,43 +36,6 @@ struct World {
     ws: PathBuf,
     sysroot: PathBuf,
     canary: PathBuf,
-}
-
-/// What a folder holds: every path below it with its kind, mode, owner, size and a
-/// digest of its content (or its link text).
-type Snapshot = BTreeMap<PathBuf, String>;
-
-fn snapshot(dir: &Path) -> Snapshot {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(path) = todo.pop() {
-        let meta = fs::symlink_metadata(&path).unwrap();
-        let t = meta.file_type();
-        let what = if t.is_dir() {
-            for child in fs::read_dir(&path).unwrap() {
-                todo.push(child.unwrap().path());
-            }
-            "dir".to_string()
-        } else if t.is_symlink() {
-            format!("-> {}", fs::read_link(&path).unwrap().display())
-        } else if t.is_file() {
-            blake3::hash(&fs::read(&path).unwrap()).to_hex().to_string()
-        } else {
-            format!("special {:o} {}", meta.mode(), meta.rdev())
-        };
-        let rel = path.strip_prefix(dir).unwrap().to_path_buf();
-        out.insert(
-            rel,
-            format!(
-                "{what} {:o} {}:{} {}",
-                meta.mode(),
-                meta.uid(),
-                meta.gid(),
-                meta.len()
-            ),
-        );
-    }
-    out
 }
 
 impl World {

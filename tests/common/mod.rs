@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
@@ -228,6 +228,20 @@ pub fn example_workspace(dir: &Path) {
     }
 }
 
+/// The arguments of a materialise of `group` for flavor openvz, in `format`, to `out`.
+pub fn materialise<'a>(group: &'a str, format: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "materialise",
+        group,
+        "--flavor",
+        "openvz",
+        "--format",
+        format,
+        "-o",
+        out,
+    ]
+}
+
 /// The real `appliance` binary with `args`, to run in `dir`.
 pub fn command(dir: &Path, args: &[&str]) -> Command {
     through(&[], dir, args)
@@ -432,6 +446,44 @@ pub fn tree_digest(root: &Path) -> String {
     hasher.update(format!("{:o}", meta.mode()).as_bytes());
     walk(root, root, &mut hasher);
     hasher.finalize().to_hex().to_string()
+}
+
+/// What a folder holds: every path below it with its kind, mode, owner, size and a
+/// digest of its content (or its link text).
+pub type Snapshot = BTreeMap<PathBuf, String>;
+
+/// The [`Snapshot`] of `dir`: special files are described, never opened.
+pub fn snapshot(dir: &Path) -> Snapshot {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(path) = todo.pop() {
+        let meta = fs::symlink_metadata(&path).unwrap();
+        let t = meta.file_type();
+        let what = if t.is_dir() {
+            for child in fs::read_dir(&path).unwrap() {
+                todo.push(child.unwrap().path());
+            }
+            "dir".to_string()
+        } else if t.is_symlink() {
+            format!("-> {}", fs::read_link(&path).unwrap().display())
+        } else if t.is_file() {
+            blake3::hash(&fs::read(&path).unwrap()).to_hex().to_string()
+        } else {
+            format!("special {:o} {}", meta.mode(), meta.rdev())
+        };
+        let rel = path.strip_prefix(dir).unwrap().to_path_buf();
+        out.insert(
+            rel,
+            format!(
+                "{what} {:o} {}:{} {}",
+                meta.mode(),
+                meta.uid(),
+                meta.gid(),
+                meta.len()
+            ),
+        );
+    }
+    out
 }
 
 /// BLAKE3 of a file, hex.

@@ -74,6 +74,16 @@ impl Context {
         self.workspace.store_dir().join("blobs")
     }
 
+    /// What no output may replace besides its sources: the workspace, the store and
+    /// the repository, wherever `--repo` put it.
+    fn protected(&self) -> materialise::Protected {
+        materialise::Protected {
+            workspace: Some(self.workspace.root().to_path_buf()),
+            store: Some(self.workspace.store_dir()),
+            repo: Some(self.repo_path.clone()),
+        }
+    }
+
     /// Opens the repository for reading: a missing one is an error, not a new empty file.
     fn existing_repo(&self) -> Result<Repository> {
         if !self.repo_path.exists() {
@@ -238,6 +248,8 @@ pub struct MaterialiseOptions {
     pub if_newer: bool,
     /// `--lock FILE`.
     pub lock_file: Option<PathBuf>,
+    /// `--force`: replace an existing OUT that appliance did not make.
+    pub force: bool,
     /// More folders of `.deb` archives (`--pool DIR`).
     pub pools: Vec<PathBuf>,
 }
@@ -260,6 +272,8 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
         if_newer: opts.if_newer,
         lock_file: opts.lock_file.clone(),
         mtime: source_date_epoch()?,
+        force: opts.force,
+        protected: ctx.protected(),
     };
     let sources = ctx.sources(&opts.pools);
     // A current output is told from the lock id and the stamp alone: reading the lock's
@@ -374,6 +388,8 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         if_newer: true,
         lock_file: Some(images.join(format!(".{group}-{flavor_name}.lock"))),
         mtime: source_date_epoch()?,
+        force: false,
+        protected: ctx.protected(),
     };
     let sources = ctx.sources(&[]);
     std::fs::create_dir_all(&images).map_err(|source| Error::Io {

@@ -76,6 +76,10 @@ enum Command {
         /// Serialise concurrent builds of this output on this lock file.
         #[arg(long, value_name = "FILE")]
         lock: Option<PathBuf>,
+        /// Replace OUT even when appliance did not make it; never the workspace, the
+        /// store, the repository, the sysroot, a mount point, nor a device, FIFO or socket.
+        #[arg(long)]
+        force: bool,
         /// Another folder of `.deb` archives to take packages' files from (after store/pool and /var/cache/apt/archives).
         #[arg(long, value_name = "DIR")]
         pool: Vec<PathBuf>,
@@ -224,6 +228,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
             version,
             if_newer,
             lock,
+            force,
             pool,
         } => done(commands::materialise(
             ctx,
@@ -238,6 +243,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
                 output,
                 if_newer,
                 lock_file: lock,
+                force,
                 pools: pool,
             },
             out,

@@ -617,7 +617,7 @@ fn concurrent_materialise_with_a_lock_file_builds_once() {
                     let opts = Options {
                         if_newer: true,
                         lock_file: Some(lock_file.clone()),
-                        mtime: 0,
+                        ..Options::default()
                     };
                     let (start, stored, sources, out) = (&start, &stored, &sources, &out);
                     scope.spawn(move || {

@@ -273,22 +273,37 @@ fn a_full_filesystem_at_a_tarball_s_finish_fails_it_and_at_its_stamp_warns() {
         assert!(names(full.path()).is_empty(), "{:?}", names(full.path()));
     }
 
-    // Room for the archive to the last page, none for the stamp: OUT is complete, and
-    // only --if-newer loses (a warning says so).
+    // Room for the archive to the last page, none for the claim that marks it as
+    // appliance's before it is renamed to OUT: the run fails and leaves nothing.
     let size = fs::metadata(w.ws.join("big.tar")).unwrap().len();
     let room = size.div_ceil(4096) * 4096;
     let full = Mount::tmpfs(&w.ws.join("exact"), &room.to_string());
+    let err = w.fails(&materialise("big", "tar", "exact/big.tar"));
+    report(&format!(
+        "-o exact/big.tar on a tmpfs of exactly its size:\n{err}"
+    ));
+    assert!(
+        err.starts_with(
+            "error: exact/big.tar: no space left on the device while writing exact/.big.tar.appliance-claim"
+        ),
+        "{err}"
+    );
+    assert!(names(full.path()).is_empty(), "{:?}", names(full.path()));
+
+    // A page more holds the claim, none for the stamp: OUT is complete and still known
+    // to be appliance's, and only --if-newer loses (a warning says so).
+    let full = Mount::tmpfs(&w.ws.join("claim"), &(room + 4096).to_string());
     let out = w
-        .command(&materialise("big", "tar", "exact/big.tar"))
+        .command(&materialise("big", "tar", "claim/big.tar"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     report(&format!(
-        "-o exact/big.tar on a tmpfs of exactly its size:\n{stderr}"
+        "-o claim/big.tar on a tmpfs a page larger than it:\n{stderr}"
     ));
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.starts_with("warning: could not write the stamp exact/.big.tar.appliance-stamp")
+        stderr.starts_with("warning: could not write the stamp claim/.big.tar.appliance-stamp")
             && stderr.contains("No space left on device"),
         "{stderr}"
     );
@@ -296,5 +311,5 @@ fn a_full_filesystem_at_a_tarball_s_finish_fails_it_and_at_its_stamp_warns() {
         output_state(&full.path().join("big.tar")),
         output_state(&w.ws.join("big.tar"))
     );
-    assert_eq!(names(full.path()), ["big.tar"]);
+    assert_eq!(names(full.path()), [".big.tar.appliance-claim", "big.tar"]);
 }

@@ -31,6 +31,7 @@ use crate::lock::{FileEntry, Lock};
 pub use fetch::{Drifted, Problem};
 pub use image::ImageError;
 pub use openvz::{NotForContainers, template_name};
+pub use output::Protected;
 pub use plan::LockProblem;
 pub use verify::{HostDifference, HostProblem, Supplier, Verification, verify};
 
@@ -211,6 +212,11 @@ pub struct Options {
     pub lock_file: Option<PathBuf>,
     /// Every entry's mtime: `SOURCE_DATE_EPOCH` or 0, chosen by the caller.
     pub mtime: u64,
+    /// Replace an existing OUT that appliance did not make (`--force`); never what
+    /// [`Protected`] and the sources name, a mount point, or a device.
+    pub force: bool,
+    /// What the caller knows no output may replace.
+    pub protected: Protected,
 }
 
 /// What a run did.
@@ -305,13 +311,24 @@ pub enum MaterialiseError {
         /// The entry's path.
         path: String,
     },
-    /// OUT cannot be replaced without harm.
-    #[error("refusing to write {}: {reason}", out.display())]
+    /// OUT cannot be replaced without harm, even when forced.
+    #[error("refusing to replace {}: {reason}", out.display())]
     UnsafeOutput {
         /// OUT.
         out: PathBuf,
         /// Why.
         reason: String,
+    },
+    /// OUT exists and is not an output appliance made.
+    #[error(
+        "refusing to replace {}: it exists and appliance did not make it ({what}); remove it first or pass --force",
+        out.display()
+    )]
+    Foreign {
+        /// OUT.
+        out: PathBuf,
+        /// What is there (`a folder with 42 entries`...).
+        what: String,
     },
     /// Files whose bytes no source supplies as locked; OUT was left as it was.
     #[error("{}", drift_report(out, files))]
@@ -394,12 +411,8 @@ pub fn is_current(
     let Ok(target) = Target::new(out) else {
         return false;
     };
-    Stamp::request(lock_id, format, mtime, &sources.sysroot, out)
-        .is_current(&target.beside(STAMP), out)
+    Stamp::request(lock_id, format, mtime, &sources.sysroot, out).is_current(&target.stamp(), out)
 }
-
-/// The suffix of the stamp beside OUT (`.OUT.appliance-stamp`).
-const STAMP: &str = "appliance-stamp";
 
 /// Checks `lock` the way materialise does before writing anything (paths, parents,
 /// links, digests, devices), so that compile never stores a lock that no output could
@@ -409,8 +422,10 @@ pub fn check_lock(lock: &Lock) -> Result<(), MaterialiseError> {
 }
 
 /// Writes `lock` (whose id is `lock_id`) to `out` in `format`, taking bytes from
-/// `sources`. Validates the whole lock first and leaves OUT untouched on any error.
-/// A run that builds first removes the temporaries that killed runs left beside OUT.
+/// `sources`. Refuses an OUT it may not replace (see [`Protected`] and
+/// [`Options::force`]) and validates the whole lock before writing anything, and
+/// leaves OUT untouched on any error. A run that builds first removes the temporaries
+/// that killed runs left beside OUT.
 pub fn materialise(
     lock: &Lock,
     lock_id: &str,
@@ -420,13 +435,16 @@ pub fn materialise(
     opts: &Options,
 ) -> Result<Outcome, MaterialiseError> {
     let target = Target::new(out)?;
-    let stamp_path = target.beside(STAMP);
+    let stamp_path = target.stamp();
     let request = Stamp::request(lock_id, format, opts.mtime, &sources.sysroot, out);
     // A stamp is only ever written for a valid lock: a current OUT needs no plan.
     let current = || opts.if_newer && request.is_current(&stamp_path, out);
     if current() {
         return Ok(Outcome::current());
     }
+    // No lock needed: a run that installs OUT claims it before, so another run
+    // always sees it as appliance's.
+    target.check_replace(sources, &opts.protected, opts.force)?;
     let container;
     let lock = match format {
         Format::Openvz(_) => {
@@ -445,12 +463,11 @@ pub fn materialise(
         .transpose()?;
     // Under the lock when there is one; without, the temporaries' own locks keep the
     // other runs' live temporaries safe.
-    target.remove_stale(&[STAMP]);
+    target.remove_stale();
     // Whoever held the lock before us may just have built the same thing.
     if held.is_some() && current() {
         return Ok(Outcome::current());
     }
-    target.refuse_unsafe(sources)?;
 
     // Unpacked archive files live beside OUT until the run ends, whatever its outcome.
     let scratch = (!sources.pool.is_empty())
@@ -488,14 +505,29 @@ pub fn materialise(
     drop(scratch);
     // The bar goes before anything else is reported.
     drop(progress);
-    Stamp::remove(&stamp_path)
-        .map_err(|e| io_error(out, "remove stale stamp", stamp_path.display(), e))?;
-    target.install(temp, &mut warnings)?;
-    if let Err(e) = request.write(&stamp_path, out, used) {
-        warnings.push(format!(
+    // OUT's old stamp keeps naming the old OUT until the new one is in place, and the
+    // claim names the new one from then on: whenever this run dies, what is at OUT is
+    // known to be appliance's.
+    let claim = target.claim();
+    request
+        .claim(&claim, &temp.path)
+        .map_err(|e| io_error(out, "write", claim.display(), e))?;
+    if let Err(e) = target.install(temp, &mut warnings) {
+        // Best effort: the claim names the temporary, which is gone.
+        let _ = Stamp::remove(&claim);
+        return Err(e);
+    }
+    match request.write(&stamp_path, out, used) {
+        // The claim stays, and keeps naming OUT, when the stamp cannot be written.
+        Ok(()) => {
+            if let Err(e) = Stamp::remove(&claim) {
+                warnings.push(format!("could not remove {}: {e}", claim.display()));
+            }
+        }
+        Err(e) => warnings.push(format!(
             "could not write the stamp {} (--if-newer will rebuild): {e}",
             stamp_path.display()
-        ));
+        )),
     }
     Ok(Outcome {
         built: true,

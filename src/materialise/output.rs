@@ -6,11 +6,23 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::{MaterialiseError, Sources, io_error};
+use super::{MaterialiseError, io_error};
 use crate::scratch::{self, Temp, remove_tree};
+
+mod replace;
+
+pub use replace::Protected;
 
 /// A temporary output: removed when dropped unless it was installed.
 pub(crate) type TempPath = Temp;
+
+/// The suffix of the stamp beside OUT (`.OUT.appliance-stamp`).
+const STAMP: &str = "appliance-stamp";
+
+/// The suffix of the claim beside OUT: the stamp of the complete output about to be
+/// renamed to OUT, written just before, so that a run killed before OUT's own stamp is
+/// written still leaves an OUT that appliance is known to have made.
+const CLAIM: &str = "appliance-claim";
 
 /// Where an output goes: OUT, its directory, and the paths kept beside it.
 #[derive(Debug)]
@@ -28,7 +40,11 @@ impl Target {
             .file_name()
             .ok_or_else(|| MaterialiseError::UnsafeOutput {
                 out: out.to_path_buf(),
-                reason: "it does not end in a file name".to_string(),
+                reason: if fs::canonicalize(out).is_ok_and(|p| p == Path::new("/")) {
+                    "it is the root folder".to_string()
+                } else {
+                    "it does not end in a file name".to_string()
+                },
             })?
             .to_os_string();
         let parent = match out.parent() {
@@ -43,31 +59,19 @@ impl Target {
     }
 
     /// `<parent>/.<name>.<suffix>`: a hidden path beside OUT.
-    pub fn beside(&self, suffix: &str) -> PathBuf {
+    fn beside(&self, suffix: &str) -> PathBuf {
         self.parent.join(self.stem(Some(suffix)))
     }
 
-    /// Refuses an OUT whose replacement would delete the sysroot or the blob store.
-    pub fn refuse_unsafe(&self, sources: &Sources) -> Result<(), MaterialiseError> {
-        // Only the directory is resolved: replacing OUT replaces a symlink OUT itself.
-        let Ok(parent) = fs::canonicalize(&self.parent) else {
-            return Ok(());
-        };
-        let replaced = parent.join(&self.name);
-        for (what, path) in [
-            ("the sysroot", Some(&sources.sysroot)),
-            ("the blob store", sources.blobs.as_ref()),
-        ] {
-            if let Some(Ok(path)) = path.map(fs::canonicalize)
-                && path.starts_with(&replaced)
-            {
-                return Err(MaterialiseError::UnsafeOutput {
-                    out: self.out.clone(),
-                    reason: format!("replacing it would delete {what} {}", path.display()),
-                });
-            }
-        }
-        Ok(())
+    /// The stamp beside OUT, `.<name>.appliance-stamp` (see [`super::stamp`]).
+    pub fn stamp(&self) -> PathBuf {
+        self.beside(STAMP)
+    }
+
+    /// The claim beside OUT, `.<name>.appliance-claim`: the stamp of the output being
+    /// installed, until OUT's own stamp is written.
+    pub fn claim(&self) -> PathBuf {
+        self.beside(CLAIM)
     }
 
     /// Creates a fresh private directory beside OUT to build a tree in.
@@ -115,12 +119,11 @@ impl Target {
         })
     }
 
-    /// Removes what killed runs left beside OUT: its temporaries and those of the files
-    /// kept beside it under `suffixes` (see [`beside`](Self::beside)), when provably
-    /// stale (see [`crate::scratch`]). Returns how many went.
-    pub fn remove_stale(&self, suffixes: &[&str]) -> usize {
-        let stems: Vec<OsString> = std::iter::once(None)
-            .chain(suffixes.iter().map(|s| Some(*s)))
+    /// Removes what killed runs left beside OUT: its temporaries and those of its stamp
+    /// and claim, when provably stale (see [`crate::scratch`]). Returns how many went.
+    pub fn remove_stale(&self) -> usize {
+        let stems: Vec<OsString> = [None, Some(STAMP), Some(CLAIM)]
+            .into_iter()
             .map(|suffix| self.stem(suffix))
             .collect();
         scratch::remove_stale(&self.parent, |stem| stems.iter().any(|s| s == stem))
@@ -232,24 +235,5 @@ mod tests {
         assert_eq!(fs::read(out.join("new")).unwrap(), b"new");
         let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "only OUT remains");
-    }
-
-    #[test]
-    fn refuses_an_out_that_holds_the_sysroot() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("sys/root")).unwrap();
-        let sources = Sources {
-            sysroot: dir.path().join("sys/root"),
-            pool: Vec::new(),
-            blobs: None,
-        };
-        let target = Target::new(&dir.path().join("sys")).unwrap();
-        assert!(matches!(
-            target.refuse_unsafe(&sources),
-            Err(MaterialiseError::UnsafeOutput { .. })
-        ));
-        let target = Target::new(&dir.path().join("sys/root/out")).unwrap();
-        target.refuse_unsafe(&sources).unwrap();
-        assert!(Target::new(Path::new("/")).is_err());
     }
 }

@@ -61,6 +61,7 @@ impl Stamp {
         };
         // An image's xen.cfg names OUT's absolute path, as `absolute` makes it.
         let out = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+        // The fields in the order `Reader::request` skips them.
         let mut w = Writer::default();
         w.bytes(env!("CARGO_PKG_VERSION").as_bytes());
         w.bytes(lock_id.as_bytes());
@@ -78,7 +79,7 @@ impl Stamp {
     /// stats OUT and those files; hashes only files that were racily recent (see
     /// [`Used`]). Any unreadable, truncated or corrupt stamp means no.
     pub fn is_current(&self, stamp: &Path, out: &Path) -> bool {
-        let Ok(bytes) = fs::read(stamp) else {
+        let Some(bytes) = read_stamp(stamp) else {
             return false;
         };
         let Some(files) = self.decode(&bytes, out) else {
@@ -107,10 +108,40 @@ impl Stamp {
         r.buf.is_empty().then_some(files)
     }
 
+    /// Whether the stamp at `stamp`, written for any request, names the object now at
+    /// `out`: the same file or folder (device and inode), its size and mtime unchanged.
+    /// The ctime is not compared: installing an output renames it, which changes only
+    /// that, so a stamp written for a temporary still names it once it is OUT. A stamp
+    /// copied beside another file names another object, and proves nothing.
+    pub fn made(stamp: &Path, out: &Path) -> bool {
+        let Some(bytes) = read_stamp(stamp) else {
+            return false;
+        };
+        let Some(body) = verified(&bytes) else {
+            return false;
+        };
+        let mut r = Reader { buf: body };
+        let recorded = r.request().and_then(|()| r.identity(&Identity::default()));
+        recorded.is_some_and(|was| Identity::of(out).is_ok_and(|now| was.same_object(&now)))
+    }
+
     /// Records that `out` now holds this request's output, built from the host files
     /// in `used` (written beside, then renamed over the old stamp).
     pub fn write(&self, stamp: &Path, out: &Path, used: Used) -> io::Result<()> {
-        let bytes = self.encode(&Identity::of(out)?, used.into_files());
+        self.store(stamp, out, used.into_files())
+    }
+
+    /// Records, at `claim`, that `object` (a complete output about to be renamed to
+    /// OUT) is this request's output, with no host files: enough for [`made`](Self::made),
+    /// never for [`is_current`](Self::is_current), which reads only the stamp.
+    pub fn claim(&self, claim: &Path, object: &Path) -> io::Result<()> {
+        self.store(claim, object, Vec::new())
+    }
+
+    /// Writes the stamp of `out`'s object and `files` to `stamp`: beside, then renamed
+    /// over what was there.
+    fn store(&self, stamp: &Path, out: &Path, files: Vec<HostFile>) -> io::Result<()> {
+        let bytes = self.encode(&Identity::of(out)?, files);
         // A temporary of its own, so concurrent builds without a lock file never share
         // it, and one a killed run leaves is known to be stale.
         let parent = stamp.parent().unwrap_or(Path::new("."));
@@ -139,13 +170,29 @@ impl Stamp {
         w.buf
     }
 
-    /// Removes a stamp that is about to stop describing OUT.
+    /// Removes a stamp or claim that no longer describes anything.
     pub fn remove(stamp: &Path) -> io::Result<()> {
         match fs::remove_file(stamp) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
     }
+}
+
+/// The bytes of the stamp at `path` when it is a regular file: never a symlink's
+/// target, nor a FIFO that would block the read.
+fn read_stamp(path: &Path) -> Option<Vec<u8>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut &file, &mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// The part of a stamp between its magic and its checksum, when both are right.
@@ -172,6 +219,12 @@ impl Identity {
     /// The identity of `path` itself (a symlink is not followed).
     fn of(path: &Path) -> io::Result<Identity> {
         Ok(Identity::from(&fs::symlink_metadata(path)?))
+    }
+
+    /// Whether both are one object with the same size and mtime, whatever its ctime.
+    fn same_object(&self, other: &Identity) -> bool {
+        let kept_by_rename = |id: &Identity| (id.dev, id.ino, id.size, id.mtime, id.mtime_nsec);
+        kept_by_rename(self) == kept_by_rename(other)
     }
 
     /// The ctime in nanoseconds since the epoch.
@@ -412,6 +465,27 @@ impl<'a> Reader<'a> {
         Some(b)
     }
 
+    fn optional(&mut self) -> Option<Option<&'a [u8]>> {
+        match self.byte()? {
+            0 => Some(None),
+            1 => Some(Some(self.bytes()?)),
+            _ => None,
+        }
+    }
+
+    /// Skips a request, whatever it asked: the fields [`Stamp::request`] writes.
+    fn request(&mut self) -> Option<()> {
+        self.bytes()?; // appliance's version
+        self.bytes()?; // lock id
+        self.bytes()?; // format
+        self.optional()?; // its variant
+        self.uint()?; // mtime
+        self.bytes()?; // sysroot
+        self.uint()?; // owner
+        self.bytes()?; // OUT
+        Some(())
+    }
+
     fn identity(&mut self, previous: &Identity) -> Option<Identity> {
         Some(Identity {
             dev: previous.dev.wrapping_add(self.int()? as u64),
@@ -430,10 +504,9 @@ impl<'a> Reader<'a> {
         let mut path = last.get(..shared)?.to_vec();
         path.extend_from_slice(self.bytes()?);
         let identity = self.identity(&previous.identity)?;
-        let digest = match self.byte()? {
-            0 => None,
-            1 => Some(blake3::Hash::from_bytes(self.bytes()?.try_into().ok()?)),
-            _ => return None,
+        let digest = match self.optional()? {
+            None => None,
+            Some(bytes) => Some(blake3::Hash::from_bytes(bytes.try_into().ok()?)),
         };
         Some(HostFile {
             path: PathBuf::from(std::ffi::OsStr::from_bytes(&path)),
@@ -650,6 +723,32 @@ mod tests {
         Stamp::remove(&b.stamp).unwrap();
         assert!(!b.stamp.exists());
         assert!(!b.current(), "no stamp");
+    }
+
+    #[test]
+    fn a_stamp_names_its_object_through_renames_and_chmods_only() {
+        let b = Built::stat_only();
+        assert!(Stamp::made(&b.stamp, &b.out));
+        // A claim for a temporary still names it once renamed to OUT.
+        let temp = b.dir.path().join(".out.tar.gz.tmp-1-0");
+        fs::write(&temp, b"new archive").unwrap();
+        let claim = b.dir.path().join(".out.tar.gz.appliance-claim");
+        b.request().claim(&claim, &temp).unwrap();
+        next_tick(&temp);
+        fs::rename(&temp, &b.out).unwrap();
+        chmod(&b.out);
+        assert!(Stamp::made(&claim, &b.out));
+        assert!(
+            !Stamp::made(&b.stamp, &b.out),
+            "the old stamp names the old OUT"
+        );
+        // Another file of the same bytes, or OUT rewritten, is another object.
+        let copy = b.dir.path().join("copy");
+        fs::copy(&b.out, &copy).unwrap();
+        assert!(!Stamp::made(&claim, &copy));
+        fs::write(&b.out, b"rewritten").unwrap();
+        assert!(!Stamp::made(&claim, &b.out));
+        assert!(!Stamp::made(&b.dir.path().join("no stamp"), &b.out));
     }
 
     #[test]

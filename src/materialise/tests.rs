@@ -636,7 +636,7 @@ fn concurrent_runs_sharing_a_lock_file_build_once() {
     let opts = Options {
         if_newer: true,
         lock_file: Some(fx.dir.path().join("outs/out.lock")),
-        mtime: MTIME,
+        ..opts()
     };
     let builds: usize = std::thread::scope(|scope| {
         let runs: Vec<_> = (0..8)
@@ -688,6 +688,41 @@ fn refuses_to_replace_the_sysroot() {
         "{err}"
     );
     assert!(fx.sources.sysroot.join("etc/hostname").exists());
+}
+
+#[test]
+fn a_run_killed_before_its_stamp_leaves_an_out_it_may_replace() {
+    for format in [Format::Chroot, Format::Tar(Compression::None)] {
+        let fx = Fixture::new();
+        let out = fx.out("out");
+        fx.run(format, &out, &opts()).unwrap();
+        // What a run does up to its death right after installing: the claim, then OUT
+        // exchanged for a new build (the stamp still names the old OUT).
+        let target = Target::new(&out).unwrap();
+        let request = Stamp::request("lock-2", format, MTIME, &fx.sources.sysroot, &out);
+        let build = || match format {
+            Format::Chroot => {
+                let temp = target.temp_dir().unwrap();
+                fs::write(temp.path.join("new"), b"new").unwrap();
+                temp
+            }
+            _ => {
+                let (temp, mut file) = target.temp_file().unwrap();
+                std::io::Write::write_all(&mut file, b"new").unwrap();
+                temp
+            }
+        };
+        let temp = build();
+        request.claim(&target.claim(), &temp.path).unwrap();
+        target.install(temp, &mut Vec::new()).unwrap();
+        fx.run(format, &out, &opts()).unwrap();
+        assert_eq!(fx.outs(), [".out.appliance-stamp", "out"], "{format:?}");
+
+        // Without the claim, the new OUT would be nobody's.
+        target.install(build(), &mut Vec::new()).unwrap();
+        let err = fx.run(format, &out, &opts()).unwrap_err();
+        assert!(matches!(err, MaterialiseError::Foreign { .. }), "{err}");
+    }
 }
 
 #[test]

@@ -9,8 +9,9 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::Command;
 
-use common::{FakePackage, World, blob_store, succeeds, write_file};
+use common::{AS_NOBODY, FakePackage, World, blob_store, is_root, succeeds, write_file};
 
 /// What every secret of the fake host holds, to look for in the store afterwards.
 const MARK: &str = "HOSTSECRET";
@@ -63,6 +64,141 @@ fn contents(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
     }
     found.sort();
     found
+}
+
+fn holds_mark(store: &[(String, u32, Vec<u8>)]) -> bool {
+    store
+        .iter()
+        .any(|(_, _, bytes)| bytes.windows(MARK.len()).any(|w| w == MARK.as_bytes()))
+}
+
+#[test]
+fn host_secrets_are_refused_at_the_statement_and_nothing_is_stored() {
+    let w = world();
+    let store = w.ws.join("store");
+    for (statement, path, why) in [
+        (
+            r#"hostfile "/etc/shadow""#,
+            "/etc/shadow",
+            "it holds the password hashes",
+        ),
+        (
+            r#"hostfile "/etc/gshadow""#,
+            "/etc/gshadow",
+            "it holds the password hashes",
+        ),
+        // Each match of a glob: /etc/gshadow sorts first.
+        (
+            r#"hostfile "/etc/hostname" "/etc/*shadow*""#,
+            "/etc/gshadow",
+            "it holds the password hashes",
+        ),
+        (
+            r#"hostfile "/etc/ssh/ssh_host_*_key""#,
+            "/etc/ssh/ssh_host_ed25519_key",
+            "it holds an SSH host private key",
+        ),
+        (
+            r#"hostfile "/srv/app""#,
+            "/srv/app/token",
+            "others may not read it (mode 0600)",
+        ),
+    ] {
+        group(&w, statement);
+        let before = contents(&store);
+        let err = w.fails(&["compile", "groups/sec.kdl"]);
+        assert!(
+            err.contains("groups/sec.kdl:4:5: hostfile `"),
+            "{statement}: {err}"
+        );
+        assert!(
+            err.contains(&format!("would copy {path}, a secret: {why}")),
+            "{err}"
+        );
+        assert!(
+            err.contains("write `secret=#true` on this statement"),
+            "{err}"
+        );
+        assert!(!err.contains(MARK), "{err}");
+        assert_eq!(contents(&store), before, "{statement} changed the store");
+        assert!(!holds_mark(&before), "{statement}");
+    }
+    // Nothing at all was stored: no repository, no blob.
+    assert!(!store.exists(), "{:?}", contents(&store));
+
+    // Said so, the key is taken, and materialises with its mode.
+    group(&w, r#"hostfile "/etc/ssh/ssh_host_*_key" secret=#true"#);
+    w.ok(&["compile", "groups/sec.kdl"]);
+    assert!(holds_mark(&contents(&store)));
+    w.ok(&[
+        "materialise",
+        "sec",
+        "--flavor",
+        "openvz",
+        "--format",
+        "chroot",
+        "-o",
+        "tree",
+    ]);
+    let key = w.ws.join("tree/etc/ssh/ssh_host_ed25519_key");
+    assert_eq!(
+        fs::read_to_string(&key).unwrap(),
+        format!("{MARK} etc/ssh/ssh_host_ed25519_key\n")
+    );
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+}
+
+#[test]
+fn a_private_overlay_file_needs_secret_and_its_blob_stays_private() {
+    let w = world();
+    let overlay = w.ws.join("overlays/app");
+    write_file(&overlay.join("etc/app/token"), "overlay token\n", 0o600);
+    write_file(&overlay.join("etc/app/public"), "public\n", 0o644);
+    group(&w, r#"overlay "../overlays/app""#);
+    let err = w.fails(&["compile", "groups/sec.kdl"]);
+    assert!(err.contains("groups/sec.kdl:4:5: overlay "), "{err}");
+    assert!(
+        err.contains("overlays/app/etc/app/token, a secret: others may not read it (mode 0600)"),
+        "{err}"
+    );
+    assert!(!w.ws.join("store").exists());
+
+    group(&w, r#"overlay "../overlays/app" secret=#true"#);
+    w.ok(&["compile", "groups/sec.kdl"]);
+    let hex = blake3::hash(b"overlay token\n").to_hex().to_string();
+    let blob = w.ws.join("store/blobs").join(&hex[..2]).join(&hex);
+    assert_eq!(fs::read_to_string(&blob).unwrap(), "overlay token\n");
+    if !is_root() {
+        eprintln!("skipped: reading as nobody needs root");
+        return;
+    }
+    // Every folder down to the store is searchable by others, so only the store's
+    // own modes keep nobody out: nobody reads the group file beside it.
+    fs::set_permissions(w.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let cat = |path: &Path| {
+        let (program, args) = AS_NOBODY.split_first().unwrap();
+        Command::new(program)
+            .args(args)
+            .arg("cat")
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let public = cat(&w.ws.join("groups/sec.kdl"));
+    assert!(
+        public.status.success(),
+        "{}",
+        String::from_utf8_lossy(&public.stderr)
+    );
+    let private = cat(&blob);
+    assert!(
+        !private.status.success(),
+        "nobody read the blob of a 0600 file"
+    );
+    assert!(!String::from_utf8_lossy(&private.stdout).contains("overlay token"));
 }
 
 #[test]

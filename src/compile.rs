@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use md5::Digest;
 
 use crate::error::{Error, Result};
-use crate::lock::extra::{self, Layers};
+use crate::lang::Site;
+use crate::lock::extra::{self, ExtraError, Layers};
 use crate::lock::scan::{Accounts, scan_installed};
 use crate::lock::{self, FileEntry, FileKind, Lock, LockedPackage, Parts, Subtrees};
 use crate::materialise::{self, MaterialiseError};
@@ -300,25 +301,24 @@ pub fn compile_recipe(
             .filter(|e| !excludes.matches(&e.path))
             .chain(&group_files),
     );
-    let statements = recipe
-        .hostfiles
-        .iter()
-        .map(|glob| extra::Statement::Hostfile(glob.clone()))
-        .chain(
-            recipe
-                .overlays
-                .iter()
-                .cloned()
-                .map(extra::Statement::Overlay),
-        );
-    for statement in statements {
+    let hostfiles = (recipe.hostfiles.iter()).flat_map(|h| {
+        (h.globs.iter()).map(|glob| (extra::Statement::Hostfile(glob.clone()), h.secret, &h.site))
+    });
+    let overlays = (recipe.overlays.iter())
+        .map(|o| (extra::Statement::Overlay(o.path.clone()), o.secret, &o.site));
+    for (statement, secret, site) in hostfiles.chain(overlays) {
         let made = match &statement {
-            extra::Statement::Hostfile(glob) => {
-                extra::hostfiles(&settings.sysroot, std::slice::from_ref(glob), accounts)
-            }
-            extra::Statement::Overlay(path) => extra::overlay(path, accounts),
+            extra::Statement::Hostfile(glob) => extra::hostfiles(
+                &settings.sysroot,
+                std::slice::from_ref(glob),
+                accounts,
+                secret,
+            ),
+            extra::Statement::Overlay(path) => extra::overlay(path, accounts, secret),
         };
-        let made = made.and_then(|made| layers.add(&statement, &made).map(|()| made))?;
+        let made = made
+            .and_then(|made| layers.add(&statement, &made).map(|()| made))
+            .map_err(|err| at_statement(err, site))?;
         group_files.extend(made.entries);
         blobs.extend(made.blobs);
     }
@@ -409,6 +409,23 @@ pub fn compile_recipe(
             .chain(recipe.files.iter().map(|f| f.content.clone()))
             .collect(),
     })
+}
+
+/// A statement's error, pointing at the statement when the fix is there: a secret it
+/// would copy without saying `secret=#true`.
+fn at_statement(err: ExtraError, site: &Site) -> Error {
+    match err {
+        secret @ ExtraError::Secret { .. } => Error::from(site.invalid(
+            secret.to_string(),
+            "copies a secret",
+            Some(
+                "if the appliance is meant to carry it, write `secret=#true` on this statement \
+                 (the blob store keeps what it copies private)"
+                    .to_string(),
+            ),
+        )),
+        other => Error::from(other),
+    }
 }
 
 /// A compiled tree that no output could be written from, such as one package's file

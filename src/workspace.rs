@@ -12,7 +12,9 @@ use std::rc::Rc;
 use crate::lang::diag::{SourceFile, suggest};
 use crate::lang::flavor::parse_flavor;
 use crate::lang::group::{Include, Known, parse_group};
-pub use crate::lang::{FileStatement, Flavor, GroupDef, LangError, Location, Removal, Statement};
+pub use crate::lang::{
+    FileStatement, Flavor, GroupDef, Hostfile, LangError, Location, Overlay, Removal, Statement,
+};
 use crate::lock::Reason;
 use crate::source::Op;
 
@@ -40,12 +42,12 @@ pub struct Recipe {
     pub removes: Vec<Removal>,
     /// `exclude` globs, in order.
     pub excludes: Vec<String>,
-    /// `hostfile` globs, in order.
-    pub hostfiles: Vec<String>,
+    /// `hostfile` statements, in order.
+    pub hostfiles: Vec<Hostfile>,
     /// `paths` globs: when any, the tree is trimmed to them and what they need to run.
     pub paths: Vec<String>,
-    /// `overlay` folders or tarballs, absolute, in order.
-    pub overlays: Vec<PathBuf>,
+    /// `overlay` statements (folders or tarballs, absolute), in order.
+    pub overlays: Vec<Overlay>,
     /// `file` statements; a later statement for the same path replaces an earlier one.
     pub files: Vec<FileStatement>,
     /// Kernel modules, in first-mention order without repeats.
@@ -334,9 +336,9 @@ impl Expander<'_> {
                 }
                 Statement::Remove(removals) => self.recipe.removes.extend_from_slice(removals),
                 Statement::Exclude(globs) => self.recipe.excludes.extend_from_slice(globs),
-                Statement::Hostfile(globs) => self.recipe.hostfiles.extend_from_slice(globs),
+                Statement::Hostfile(hostfile) => self.recipe.hostfiles.push(hostfile.clone()),
                 Statement::Paths(globs) => self.recipe.paths.extend_from_slice(globs),
-                Statement::Overlay(path) => self.recipe.overlays.push(path.clone()),
+                Statement::Overlay(overlay) => self.recipe.overlays.push(overlay.clone()),
                 Statement::Module(modules) => {
                     for module in modules {
                         if !self.recipe.modules.contains(module) {
@@ -593,7 +595,12 @@ mod tests {
             (0o600, &b"web\n"[..])
         );
         assert_eq!(r.cmd, ["/usr/sbin/nginx"]);
-        assert_eq!(r.overlays, [ws.groups_dir().join("../overlays/web")]);
+        assert_eq!(r.overlays.len(), 1);
+        assert_eq!(r.overlays[0].path, ws.groups_dir().join("../overlays/web"));
+        assert_eq!(
+            r.overlays[0].site.location().to_string(),
+            "groups/web.kdl:9:5"
+        );
         // extra is only included for openvz, so it was never read.
         let inputs: Vec<&str> = r.inputs.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(

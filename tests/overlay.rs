@@ -8,22 +8,18 @@ use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
-use common::{FakePackage, appliance, fails, fake_sysroot, fake_workspace, ok};
+use common::{FakePackage, appliance, fails, fake_sysroot, fake_workspace, ok, write_file};
 
+/// The folder overlay holds a 0600 file, so it says `secret=#true`; the tarball's 0640
+/// member needs no say-so: a tarball's members are the user's own, packed on purpose.
 const GROUP: &str = r#"group web version="1.0" {
     flavors openvz
     package bash
     hostfile "/etc/ssl/certs/*.pem"
-    overlay "../overlays/web"
+    overlay "../overlays/web" secret=#true
     overlay "../overlays/extra.tar.gz"
 }
 "#;
-
-fn write(path: &Path, content: &str, mode: u32) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, content).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
 
 /// A GNU header with every numeric field set.
 fn header(kind: tar::EntryType, mode: u32, owner: u64, size: u64) -> tar::Header {
@@ -70,14 +66,14 @@ impl World {
             &sysroot,
             &[FakePackage::new("bash", "5.2.15-2+b2").file("/bin/bash", "#!fake bash\n")],
         );
-        write(&sysroot.join("etc/ssl/certs/ca.pem"), "CA\n", 0o644);
-        write(&sysroot.join("etc/ssl/certs/other.crt"), "no\n", 0o644);
+        write_file(&sysroot.join("etc/ssl/certs/ca.pem"), "CA\n", 0o644);
+        write_file(&sysroot.join("etc/ssl/certs/other.crt"), "no\n", 0o644);
         symlink("ca.pem", sysroot.join("etc/ssl/certs/root.pem")).unwrap();
-        write(&sysroot.join("etc/motd"), "the host's motd\n", 0o644);
+        write_file(&sysroot.join("etc/motd"), "the host's motd\n", 0o644);
         fake_workspace(&ws, &[("web", GROUP)]);
         let web = ws.join("overlays/web");
-        write(&web.join("etc/motd"), "welcome\n", 0o644);
-        write(&web.join("etc/app/secret"), "s3cret\n", 0o600);
+        write_file(&web.join("etc/motd"), "welcome\n", 0o644);
+        write_file(&web.join("etc/app/secret"), "s3cret\n", 0o600);
         fs::set_permissions(web.join("etc/app"), fs::Permissions::from_mode(0o700)).unwrap();
         symlink("/etc/app/secret", web.join("etc/app/current")).unwrap();
         extra_tarball(&ws.join("overlays/extra.tar.gz"));
@@ -194,7 +190,7 @@ fn a_hostile_overlay_fails_the_compile_and_stores_nothing() {
 
     // A folder overlay may not write through the packages' merged-/usr links either.
     extra_tarball(&w.ws.join("overlays/extra.tar.gz"));
-    write(&w.ws.join("overlays/web/bin/tool"), "x\n", 0o755);
+    write_file(&w.ws.join("overlays/web/bin/tool"), "x\n", 0o755);
     let err = fails(&w.ws, &w.args(&["compile", "groups/web.kdl"]));
     assert!(
         err.contains(
@@ -212,4 +208,20 @@ fn a_hostile_overlay_fails_the_compile_and_stores_nothing() {
         err.contains("hostfile `/etc/ssl/certs/*.key` matches nothing"),
         "{err}"
     );
+}
+
+#[test]
+fn a_hostfile_path_that_is_not_normalised_is_refused_at_the_statement() {
+    let w = World::new();
+    let unnormalised = GROUP.replace("/etc/ssl/certs/*.pem", "/etc/ssl/../ssl/certs/*.pem");
+    fs::write(w.ws.join("groups/web.kdl"), unnormalised).unwrap();
+    let err = fails(&w.ws, &w.args(&["compile", "groups/web.kdl"]));
+    assert!(
+        err.contains(
+            "groups/web.kdl:4:14: `hostfile` path `/etc/ssl/../ssl/certs/*.pem` is not normalised"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("write \"/etc/ssl/certs/*.pem\""), "{err}");
+    assert!(!w.ws.join("store").exists());
 }

@@ -88,7 +88,9 @@ fn walk(statements: &[Statement], flavors: &[Flavor]) {
                 );
                 assert!(file.mode <= 0o7777, "mode {:o}", file.mode);
             }
-            Statement::Overlay(path) => assert!(path.is_absolute(), "{}", path.display()),
+            Statement::Overlay(overlay) => {
+                assert!(overlay.path.is_absolute(), "{}", overlay.path.display())
+            }
             _ => {}
         }
     }

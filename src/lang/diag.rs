@@ -165,6 +165,48 @@ impl Diagnostic for LangError {
     }
 }
 
+/// Where a statement is written, kept for errors found only when compile reads what the
+/// statement names (a `hostfile` that would copy a secret): they point at the statement
+/// with the same snippet and help as the errors found while parsing.
+#[derive(Debug, Clone)]
+pub struct Site {
+    src: SourceFile,
+    span: SourceSpan,
+}
+
+impl Site {
+    pub(crate) fn new(src: &SourceFile, span: SourceSpan) -> Site {
+        Site {
+            src: src.clone(),
+            span,
+        }
+    }
+
+    /// `path:line:column` of the statement.
+    pub fn location(&self) -> Location {
+        self.src.location(self.span.offset())
+    }
+
+    /// A [`LangError::Invalid`] pointing at the statement.
+    pub fn invalid(
+        &self,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: Option<String>,
+    ) -> LangError {
+        self.src.invalid(self.span, message, label, help)
+    }
+}
+
+/// Two sites are equal when they point at the same text of the same file.
+impl PartialEq for Site {
+    fn eq(&self, other: &Site) -> bool {
+        self.src.name == other.src.name && self.span == other.span
+    }
+}
+
+impl Eq for Site {}
+
 /// A file's text and the name messages use for it.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceFile {

@@ -9,7 +9,9 @@ use std::path::Path;
 use kdl::KdlEntry;
 
 use super::diag::{LangError, SourceFile, suggest};
-use super::node::{NAME_RULE, no_block, one_arg, props, repr, top_node, valid_name, value_span};
+use super::node::{
+    NAME_RULE, no_block, one_arg, prop_bool, props, repr, top_node, valid_name, value_span,
+};
 
 /// Instruction sets (`uname -m` names) a flavor may use, with their Debian architectures.
 const ARCHES: &[(&str, &str)] = &[
@@ -258,17 +260,7 @@ fn use_flag(
             Some(NAME_RULE.to_string()),
         ));
     }
-    let Some(on) = entry.value().as_bool() else {
-        return Err(src.invalid(
-            value_span(entry),
-            format!(
-                "flag `{name}` must be #true or #false, found `{}`",
-                repr(entry)
-            ),
-            "not a boolean",
-            None,
-        ));
-    };
+    let on = prop_bool(src, &format!("flag `{name}`"), entry)?;
     if flags.insert(name.to_string(), on).is_some() {
         return Err(src.invalid(
             key.span(),

@@ -6,18 +6,19 @@
 //! as `arch=NAME`. KDL itself forbids bare `(`, `)` and `#true`, so parentheses need
 //! quotes: `when kernel && "!(xen || kvm)" { ... }`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use globset::Glob;
 use kdl::{KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
-use super::diag::{LangError, Location, SourceFile, suggest};
+use super::diag::{LangError, Location, Site, SourceFile, suggest};
 use super::expr::{Expr, TermKind};
 use super::flavor::{arch_names, debian_arch};
 use super::node::{
-    no_block, one_arg, prop_string, props, repr, string_args, top_node, value_span, verbatim_start,
+    no_block, one_arg, prop_bool, prop_string, props, repr, string_args, top_node, value_span,
+    verbatim_start,
 };
 use crate::source::Op;
 
@@ -67,9 +68,9 @@ pub enum Statement {
     /// `exclude GLOB...`: paths left out of the tree.
     Exclude(Vec<String>),
     /// `hostfile GLOB...`: host files copied in at compile time.
-    Hostfile(Vec<String>),
-    /// `overlay "path"`, made absolute against the group file's folder.
-    Overlay(PathBuf),
+    Hostfile(Hostfile),
+    /// `overlay "path"`: a folder or tarball laid over the tree.
+    Overlay(Overlay),
     /// `paths GLOB...`: trim the tree to these paths and what they need to run.
     Paths(Vec<String>),
     /// `module NAME...`: kernel modules for the initramfs.
@@ -111,6 +112,30 @@ pub struct Removal {
     pub location: Location,
 }
 
+/// A `hostfile GLOB... [secret=#true]` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hostfile {
+    /// The globs: absolute and normalised.
+    pub globs: Vec<String>,
+    /// `secret=#true`: the group means to copy host secrets (shadow files, SSH host
+    /// keys, files others may not read), which are refused otherwise.
+    pub secret: bool,
+    /// The statement, for errors about what it matches on the host.
+    pub site: Site,
+}
+
+/// An `overlay PATH [secret=#true]` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlay {
+    /// The folder or tarball, made absolute against the group file's folder.
+    pub path: PathBuf,
+    /// `secret=#true`: a folder overlay may hold secrets (files others may not read),
+    /// which are refused otherwise.
+    pub secret: bool,
+    /// The statement, for errors about what the overlay holds.
+    pub site: Site,
+}
+
 /// A `file` statement: a regular file the group writes into the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileStatement {
@@ -150,9 +175,8 @@ fn allowed_props(statement: &str) -> Option<&'static [&'static str]> {
     Some(match statement {
         "package" => &["version", "when"],
         "file" => &["mode", "owner", "group", "content", "when"],
-        "include" | "remove" | "exclude" | "paths" | "hostfile" | "overlay" | "module" | "cmd" => {
-            &["when"]
-        }
+        "hostfile" | "overlay" => &["secret", "when"],
+        "include" | "remove" | "exclude" | "paths" | "module" | "cmd" => &["when"],
         _ => return None,
     })
 }
@@ -388,9 +412,17 @@ impl Parser<'_> {
                     .collect::<Result<_, LangError>>()?,
             ),
             "exclude" => Statement::Exclude(self.globs(node)?),
-            "hostfile" => Statement::Hostfile(self.globs(node)?),
+            "hostfile" => Statement::Hostfile(Hostfile {
+                globs: self.globs(node)?,
+                secret: self.secret(&props)?,
+                site: Site::new(src, node.name().span()),
+            }),
             "paths" => Statement::Paths(self.globs(node)?),
-            "overlay" => Statement::Overlay(self.overlay(node)?),
+            "overlay" => Statement::Overlay(Overlay {
+                path: self.overlay(node)?,
+                secret: self.secret(&props)?,
+                site: Site::new(src, node.name().span()),
+            }),
             "module" => Statement::Module(strings(many("module names")?)),
             "cmd" => Statement::Cmd(strings(many("a command")?)),
             _ => Statement::File(self.file(node, &props)?),
@@ -601,6 +633,13 @@ impl Parser<'_> {
         Ok(self.dir.join(path))
     }
 
+    /// `secret=#true`.
+    fn secret(&self, props: &BTreeMap<&str, &KdlEntry>) -> Result<bool, LangError> {
+        props
+            .get("secret")
+            .map_or(Ok(false), |entry| prop_bool(self.src, "`secret`", entry))
+    }
+
     fn globs(&self, node: &KdlNode) -> Result<Vec<String>, LangError> {
         string_args(self.src, node, 1, usize::MAX, "glob patterns")?
             .into_iter()
@@ -619,19 +658,43 @@ impl Parser<'_> {
                         "bad glob",
                         Some("write absolute patterns like \"/usr/share/doc/*\"".to_string()),
                     )),
-                    None => Ok(glob.to_string()),
+                    None => {
+                        self.normalised(node, glob, entry)?;
+                        Ok(glob.to_string())
+                    }
                 }
             })
             .collect()
     }
 
+    /// Refuses a path (or glob) of `node` that is not in normalised form: the tree's
+    /// paths are, so it would never match, or name a path no tree can hold. The help
+    /// gives the normalised form.
+    fn normalised(&self, node: &KdlNode, path: &str, entry: &KdlEntry) -> Result<(), LangError> {
+        let normal = normal_form(path);
+        if normal == path {
+            return Ok(());
+        }
+        Err(self.src.invalid(
+            value_span(entry),
+            format!("`{}` path `{path}` is not normalised", node.name().value()),
+            "not normalised",
+            Some(format!(
+                "write \"{normal}\": paths in the tree have no `.`, `..` or empty components and no trailing `/`"
+            )),
+        ))
+    }
+
     fn file(
         &self,
         node: &KdlNode,
-        props: &std::collections::BTreeMap<&str, &KdlEntry>,
+        props: &BTreeMap<&str, &KdlEntry>,
     ) -> Result<FileStatement, LangError> {
         let src = self.src;
         let (path, entry) = one_arg(src, node, "an absolute path")?;
+        if path.starts_with('/') {
+            self.normalised(node, path, entry)?;
+        }
         if !normalised_absolute(path) {
             return Err(src.invalid(
                 value_span(entry),
@@ -699,6 +762,28 @@ impl Parser<'_> {
 
 fn strings(args: Vec<(&str, &KdlEntry)>) -> Vec<String> {
     args.into_iter().map(|(s, _)| s.to_string()).collect()
+}
+
+/// `path` with its empty and `.` components left out and each `..` taking away the
+/// component before it, as the kernel would read it were there no symlinks: `/etc/../x`
+/// is `/x`, `/etc//x/` is `/etc/x`. A relative path stays relative.
+fn normal_form(path: &str) -> String {
+    let mut kept: Vec<&str> = Vec::new();
+    for component in path.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                kept.pop();
+            }
+            name => kept.push(name),
+        }
+    }
+    let joined = kept.join("/");
+    if path.starts_with('/') {
+        format!("/{joined}")
+    } else {
+        joined
+    }
 }
 
 /// `/a/b`: absolute, no empty, `.` or `..` components, not `/` itself.
@@ -822,11 +907,21 @@ mod tests {
             s[6],
             Statement::Exclude(vec!["/usr/share/doc/*".into(), "/usr/share/man/*".into()])
         );
+        let Statement::Hostfile(hostfile) = &s[7] else {
+            panic!("{:?}", s[7])
+        };
         assert_eq!(
-            s[7],
-            Statement::Hostfile(vec!["/etc/ssl/certs/*.pem".into()])
+            (hostfile.globs.as_slice(), hostfile.secret),
+            (&["/etc/ssl/certs/*.pem".to_string()][..], false)
         );
-        assert_eq!(s[8], Statement::Overlay("/ws/groups/overlays/web".into()));
+        assert_eq!(hostfile.site.location().to_string(), "groups/web.kdl:14:5");
+        let Statement::Overlay(overlay) = &s[8] else {
+            panic!("{:?}", s[8])
+        };
+        assert_eq!(
+            (overlay.path.as_path(), overlay.secret),
+            (Path::new("/ws/groups/overlays/web"), false)
+        );
         let Statement::File(file) = &s[9] else {
             panic!("{:?}", s[9])
         };
@@ -1041,7 +1136,7 @@ mod tests {
         );
         let (msg, _) = error("  hostfile \"etc/*\"");
         assert!(msg.contains("2:12: glob `etc/*` never matches"), "{msg}");
-        for path in ["etc/x", "/etc/../x", "/etc//x", "/etc/x/", "/", "/./x"] {
+        for path in ["etc/x", "/"] {
             let (msg, help) = error(&format!("  file \"{path}\""));
             assert!(
                 msg.starts_with(&format!(
@@ -1071,6 +1166,70 @@ mod tests {
             "{msg}"
         );
         assert!(help.starts_with("did you mean `mode`?"), "{help}");
+    }
+
+    #[test]
+    fn paths_must_be_normalised_and_the_help_says_how() {
+        for (statement, written, normal) in [
+            ("hostfile", "/etc/../etc/hostname", "/etc/hostname"),
+            (
+                "hostfile",
+                "/etc//ssl/./certs/*.pem",
+                "/etc/ssl/certs/*.pem",
+            ),
+            ("exclude", "/usr/share/doc/", "/usr/share/doc"),
+            ("paths", "/usr/bin/../sbin/nginx", "/usr/sbin/nginx"),
+            ("file", "/etc/../x", "/x"),
+            ("file", "/./x", "/x"),
+            ("file", "/etc//x/", "/etc/x"),
+        ] {
+            let (msg, help) = error(&format!("  {statement} \"{written}\""));
+            // The value starts after two spaces, the name, a space and the quote.
+            let column = statement.len() + 4;
+            assert_eq!(
+                msg,
+                format!(
+                    "groups/web.kdl:2:{column}: `{statement}` path `{written}` is not normalised"
+                )
+            );
+            assert!(help.starts_with(&format!("write \"{normal}\":")), "{help}");
+        }
+        // Each glob of a statement is checked, not only the first.
+        let (msg, _) = error("  exclude \"/a\" \"/b/..\"");
+        assert!(
+            msg.ends_with("2:16: `exclude` path `/b/..` is not normalised"),
+            "{msg}"
+        );
+        assert_eq!(normal_form("/a/../../b"), "/b");
+        assert_eq!(normal_form("**/./x"), "**/x");
+    }
+
+    #[test]
+    fn hostfile_and_overlay_may_say_they_take_secrets() {
+        let def = parse(
+            "group web version=\"1\" {\n    hostfile \"/etc/ssh/ssh_host_ed25519_key\" secret=#true\n    overlay \"o\" secret=#false when=kernel\n    overlay \"p\"\n}",
+        )
+        .unwrap();
+        let Statement::Hostfile(hostfile) = &def.statements[0] else {
+            panic!("{:?}", def.statements[0])
+        };
+        assert!(hostfile.secret);
+        assert_eq!(hostfile.site.location().to_string(), "groups/web.kdl:2:5");
+        let Statement::When { body, .. } = &def.statements[1] else {
+            panic!("{:?}", def.statements[1])
+        };
+        assert!(matches!(&body[0], Statement::Overlay(o) if !o.secret));
+        assert!(matches!(&def.statements[2], Statement::Overlay(o) if !o.secret));
+        let (msg, _) = error("  hostfile \"/etc/x\" secret=\"yes\"");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:28: `secret` must be #true or #false, found `\"yes\"`"
+        );
+        let (msg, _) = error("  file \"/x\" secret=#true");
+        assert!(
+            msg.ends_with("unknown property `secret` for `file`"),
+            "{msg}"
+        );
     }
 
     #[test]

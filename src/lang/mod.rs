@@ -10,9 +10,10 @@ pub(crate) mod flavor;
 pub(crate) mod group;
 mod node;
 
-pub use diag::{Diag, LangError, Location};
+pub use diag::{Diag, LangError, Location, Site};
 pub use expr::{Expr, ExprError, Term, TermKind};
 pub use flavor::{FORMATS, Flavor, debian_arch, parse_flavor_text};
 pub use group::{
-    Condition, FileStatement, GroupDef, Include, Known, Removal, Statement, parse_group_text,
+    Condition, FileStatement, GroupDef, Hostfile, Include, Known, Overlay, Removal, Statement,
+    parse_group_text,
 };

@@ -140,6 +140,18 @@ pub(crate) fn prop_string<'a>(
     })
 }
 
+/// A property's value as a boolean; `what` names it in the message (`` `secret` ``).
+pub(crate) fn prop_bool(src: &SourceFile, what: &str, entry: &KdlEntry) -> Result<bool, LangError> {
+    entry.value().as_bool().ok_or_else(|| {
+        src.invalid(
+            value_span(entry),
+            format!("{what} must be #true or #false, found `{}`", repr(entry)),
+            "not a boolean",
+            None,
+        )
+    })
+}
+
 /// Refuses a `{ ... }` block on a node that takes none.
 pub(crate) fn no_block(src: &SourceFile, node: &KdlNode) -> Result<(), LangError> {
     match node.children() {

@@ -14,6 +14,12 @@
 //! - A hostfile glob's `*` does not cross `/`; a literal directory before the first
 //!   wildcard must be a real directory on the host (not a symlink), so the walk stays
 //!   inside the sysroot and the entries sit where the lock can hold them.
+//! - Unless the statement says `secret=#true`, a hostfile or folder overlay refuses a
+//!   regular file that others may not read, and, before it is read whatever its mode,
+//!   one named like the host's secrets (`/etc/shadow`, `/etc/gshadow`, their `-`
+//!   backups, `/etc/ssh/ssh_host_*_key`). A tarball's members are the user's own, packed
+//!   on purpose: they are taken with the modes their headers give. Whatever a statement
+//!   takes, the blob store keeps private.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -142,6 +148,17 @@ pub enum Refusal {
     ReplacesDirectory,
 }
 
+/// Why a file is taken for a secret of the host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Secret {
+    /// Named like a file where a Debian system keeps secrets.
+    #[error("it holds {0}")]
+    Named(&'static str),
+    /// Others may not read it.
+    #[error("others may not read it (mode {0:04o})")]
+    Private(u32),
+}
+
 /// A hostfile or overlay statement cannot be turned into entries.
 #[derive(Debug, thiserror::Error)]
 pub enum ExtraError {
@@ -190,6 +207,17 @@ pub enum ExtraError {
         /// The underlying error.
         source: io::Error,
     },
+    /// A file the statement would copy is a secret, and the statement does not say it
+    /// may take secrets (`secret=#true`).
+    #[error("{statement} would copy {path}, a secret: {why}")]
+    Secret {
+        /// The statement being compiled.
+        statement: Statement,
+        /// The file: its path under the sysroot (hostfile) or on disk (folder overlay).
+        path: String,
+        /// Why it is taken for a secret.
+        why: Secret,
+    },
     /// One entry is refused.
     #[error("{statement}: entry `{entry}` {reason}")]
     Refused {
@@ -211,15 +239,17 @@ fn after_entry(after: Option<&str>) -> String {
 
 /// Copies the host files matching `globs` (absolute, as in the group) under `sysroot`.
 /// Matched directories come with everything below them; symlinks are kept as links.
+/// Secrets are refused unless `secret` (see the module documentation).
 pub fn hostfiles(
     sysroot: &Path,
     globs: &[String],
     accounts: &Accounts,
+    secret: bool,
 ) -> Result<Extra, ExtraError> {
     let mut extra = Extra::default();
     for glob in globs {
         let found = extra.entries.len();
-        hostfile(sysroot, glob, accounts, &mut extra)?;
+        hostfile(sysroot, glob, accounts, secret, &mut extra)?;
         if extra.entries.len() == found {
             return Err(ExtraError::NoMatch {
                 glob: glob.clone(),
@@ -238,6 +268,7 @@ fn hostfile(
     sysroot: &Path,
     glob: &str,
     accounts: &Accounts,
+    secret: bool,
     extra: &mut Extra,
 ) -> Result<(), ExtraError> {
     let matcher = GlobBuilder::new(glob)
@@ -270,7 +301,8 @@ fn hostfile(
             // The whole glob is literal: this is the one match.
             let mut source = Source {
                 statement: &statement,
-                owner: Owner::Host(accounts),
+                place: Place::Sysroot(accounts),
+                secret,
                 extra,
             };
             return source.add_tree(&host, &dir, &meta);
@@ -296,15 +328,17 @@ fn hostfile(
     };
     let mut source = Source {
         statement: &statement,
-        owner: Owner::Host(accounts),
+        place: Place::Sysroot(accounts),
+        secret,
         extra,
     };
     source.search(sysroot, &dir, &matcher, depth - literal)
 }
 
 /// Reads an overlay: a folder, or a tarball named `.tar`, `.tar.gz`/`.tgz`, `.tar.xz` or
-/// `.tar.zst`.
-pub fn overlay(path: &Path, accounts: &Accounts) -> Result<Extra, ExtraError> {
+/// `.tar.zst`. A folder's secrets are refused unless `secret` (see the module
+/// documentation).
+pub fn overlay(path: &Path, accounts: &Accounts, secret: bool) -> Result<Extra, ExtraError> {
     let statement = Statement::Overlay(path.to_path_buf());
     let io_error = |source| ExtraError::Io {
         statement: statement.clone(),
@@ -314,12 +348,15 @@ pub fn overlay(path: &Path, accounts: &Accounts) -> Result<Extra, ExtraError> {
     let meta = fs::metadata(path).map_err(io_error)?;
     let mut extra = Extra::default();
     if meta.is_dir() {
+        // Its real path, so that `overlay "/etc/ssh/.."` is seen to hold `/etc/shadow`.
+        let root = fs::canonicalize(path).map_err(io_error)?;
         let mut source = Source {
             statement: &statement,
-            owner: Owner::Root,
+            place: Place::Folder,
+            secret,
             extra: &mut extra,
         };
-        source.walk(path, "")?;
+        source.walk(&root, "")?;
         return Ok(extra);
     }
     let name = path
@@ -440,19 +477,22 @@ impl Layers {
     }
 }
 
-/// Who owns entries read from disk.
+/// Where entries read from disk are: that says who owns them and which path names them.
 #[derive(Clone, Copy)]
-enum Owner<'a> {
-    /// The host's owners, named by the sysroot's accounts (hostfiles).
-    Host(&'a Accounts),
-    /// Always root (folder overlays).
-    Root,
+enum Place<'a> {
+    /// Under the sysroot (hostfiles): the host's owners, named by the sysroot's accounts;
+    /// a file is known by its path in the tree, which is its path on that host.
+    Sysroot(&'a Accounts),
+    /// In a folder overlay: owned by root; a file is known by its path on disk.
+    Folder,
 }
 
 /// Entries read from a directory tree on disk.
 struct Source<'a> {
     statement: &'a Statement,
-    owner: Owner<'a>,
+    place: Place<'a>,
+    /// Secrets may be taken (`secret=#true`).
+    secret: bool,
     extra: &'a mut Extra,
 }
 
@@ -537,6 +577,7 @@ impl Source<'_> {
                 .map_err(|_| self.refused(path, Refusal::NotUtf8))?;
             (FileKind::Symlink, 0, None, Some(text))
         } else if file_type.is_file() {
+            self.refuse_secret(host, path, meta)?;
             let bytes = read_no_follow(host).map_err(|e| self.io(host, e))?;
             // A capability (ping's cap_net_raw) is part of what the file is.
             caps = super::scan::capability(host).map_err(|e| self.io(host, e))?;
@@ -554,14 +595,14 @@ impl Source<'_> {
             };
             return Err(self.refused(path, Refusal::Special(what)));
         };
-        let (uid, gid, user, group) = match self.owner {
-            Owner::Host(accounts) => (
+        let (uid, gid, user, group) = match self.place {
+            Place::Sysroot(accounts) => (
                 meta.uid(),
                 meta.gid(),
                 accounts.user(meta.uid()).to_string(),
                 accounts.group(meta.gid()).to_string(),
             ),
-            Owner::Root => (0, 0, "root".to_string(), "root".to_string()),
+            Place::Folder => (0, 0, "root".to_string(), "root".to_string()),
         };
         self.extra.entries.push(FileEntry {
             kind,
@@ -581,6 +622,45 @@ impl Source<'_> {
         }
         Ok(())
     }
+
+    /// Refuses the regular file `host` (at `path` in the tree) when it is a secret and
+    /// the statement does not say it may take secrets; looks at its name and mode only,
+    /// never its bytes.
+    fn refuse_secret(&self, host: &Path, path: &str, meta: &Metadata) -> Result<(), ExtraError> {
+        if self.secret {
+            return Ok(());
+        }
+        let known_as = match self.place {
+            Place::Sysroot(_) => Path::new(path),
+            Place::Folder => host,
+        };
+        let mode = meta.mode() & 0o7777;
+        let why = match secret_name(known_as) {
+            Some(holds) => Secret::Named(holds),
+            None if mode & 0o004 == 0 => Secret::Private(mode),
+            None => return Ok(()),
+        };
+        Err(ExtraError::Secret {
+            statement: self.statement.clone(),
+            path: known_as.display().to_string(),
+            why,
+        })
+    }
+}
+
+/// What a file named like one where a Debian system keeps its secrets holds:
+/// `etc/shadow` and `etc/gshadow` (and their `-` backups) the password hashes,
+/// `etc/ssh/ssh_host_*_key` an SSH host private key. Matched on the last components, so
+/// that an overlay of the host's `/etc` (or `/`) is caught as a hostfile is.
+fn secret_name(path: &Path) -> Option<&'static str> {
+    let mut names = path.components().rev().map(|c| c.as_os_str());
+    let name = names.next()?.to_str()?;
+    let dir = names.next()?;
+    if dir == "etc" && matches!(name, "shadow" | "shadow-" | "gshadow" | "gshadow-") {
+        return Some("the password hashes");
+    }
+    let key = name.starts_with("ssh_host_") && name.ends_with("_key");
+    (key && dir == "ssh" && names.next()? == "etc").then_some("an SSH host private key")
 }
 
 /// Reads a file that was a regular file a moment ago, never following a symlink
@@ -901,7 +981,8 @@ mod tests {
         symlink("/etc/passwd", overlay_dir.join("etc/app/users")).unwrap();
         symlink("../../..", overlay_dir.join("etc/app/up")).unwrap();
 
-        let extra = overlay(&overlay_dir, &accounts(dir.path())).unwrap();
+        // site.conf is 0640: others may not read it.
+        let extra = overlay(&overlay_dir, &accounts(dir.path()), true).unwrap();
         assert_eq!(
             paths(&extra),
             [
@@ -944,7 +1025,7 @@ mod tests {
         fs::create_dir_all(overlay_dir.join("run")).unwrap();
         let fifo = std::ffi::CString::new(overlay_dir.join("run/pipe").to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
-        let err = overlay(&overlay_dir, &Accounts::default())
+        let err = overlay(&overlay_dir, &Accounts::default(), false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("overlay "), "{err}");
@@ -955,13 +1036,15 @@ mod tests {
     fn missing_overlay_and_unknown_extension_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("gone");
-        let err = overlay(&missing, &Accounts::default())
+        let err = overlay(&missing, &Accounts::default(), false)
             .unwrap_err()
             .to_string();
         assert!(err.contains("cannot read") && err.contains("gone"), "{err}");
         let zip = dir.path().join("o.zip");
         fs::write(&zip, "PK").unwrap();
-        let err = overlay(&zip, &Accounts::default()).unwrap_err().to_string();
+        let err = (overlay(&zip, &Accounts::default(), false))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("o.zip: not a folder or a tarball"), "{err}");
     }
 
@@ -1064,7 +1147,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         fs::write(&path, bytes).unwrap();
-        overlay(&path, &accounts(dir.path()))
+        overlay(&path, &accounts(dir.path()), false)
     }
 
     #[test]
@@ -1451,10 +1534,12 @@ mod tests {
     fn hostfile_globs_match_files_and_keep_symlinks() {
         let root = sysroot();
         let accounts = accounts(root.path());
+        // b.pem is 0600: taken since the statement says it may take secrets.
         let extra = hostfiles(
             root.path(),
             &["/etc/ssl/certs/*.pem".to_string()],
             &accounts,
+            true,
         )
         .unwrap();
         assert_eq!(
@@ -1480,12 +1565,109 @@ mod tests {
         );
         assert_eq!(extra.blobs, [b"A\n".to_vec(), b"B\n".to_vec()]);
 
-        let deep = hostfiles(root.path(), &["/etc/**/*.pem".to_string()], &accounts).unwrap();
+        let deep = hostfiles(root.path(), &["/etc/**/*.pem".to_string()], &accounts, true);
+        let deep = deep.unwrap();
         assert!(
             paths(&deep).contains(&"/etc/ssl/certs/sub/c.pem"),
             "{:?}",
             paths(&deep)
         );
+    }
+
+    #[test]
+    fn secrets_are_refused_unless_the_statement_says_so() {
+        let root = tempfile::tempdir().unwrap();
+        let host = |path: &str| root.path().join(path);
+        // Named files are refused whatever their mode (a sysroot unpacked by hand may
+        // have lost it); other files when others may not read them.
+        write(&host("etc/shadow"), "root:hash:\n", 0o644);
+        write(&host("etc/gshadow-"), "root:*::\n", 0o644);
+        write(&host("etc/ssh/ssh_host_ed25519_key"), "key\n", 0o644);
+        write(&host("etc/ssh/ssh_host_ed25519_key.pub"), "pub\n", 0o644);
+        write(&host("srv/private"), "p\n", 0o640);
+        write(&host("srv/public"), "q\n", 0o644);
+        let none = Accounts::default();
+        let globs = |globs: &[&str]| globs.iter().map(|g| g.to_string()).collect::<Vec<_>>();
+        let refused = |glob: &str| match hostfiles(root.path(), &globs(&[glob]), &none, false) {
+            Err(ExtraError::Secret { path, why, .. }) => (path, why),
+            other => panic!("{glob}: {other:?}"),
+        };
+        let hashes = Secret::Named("the password hashes");
+        assert_eq!(
+            refused("/etc/shadow"),
+            ("/etc/shadow".into(), hashes.clone())
+        );
+        // Every match of a glob, every file below a matched directory.
+        assert_eq!(refused("/etc/*shadow*"), ("/etc/gshadow-".into(), hashes));
+        assert_eq!(
+            refused("/etc/ssh"),
+            (
+                "/etc/ssh/ssh_host_ed25519_key".into(),
+                Secret::Named("an SSH host private key")
+            )
+        );
+        assert_eq!(
+            refused("/srv/*"),
+            ("/srv/private".into(), Secret::Private(0o640))
+        );
+        let err = hostfiles(root.path(), &globs(&["/srv/private"]), &none, false);
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "hostfile `/srv/private` would copy /srv/private, a secret: others may not read it (mode 0640)"
+        );
+        hostfiles(
+            root.path(),
+            &globs(&["/etc/ssh/*.pub", "/srv/public"]),
+            &none,
+            false,
+        )
+        .unwrap();
+        let said = globs(&["/etc/ssh/ssh_host_*_key", "/srv/private"]);
+        let taken = hostfiles(root.path(), &said, &none, true).unwrap();
+        assert_eq!(taken.blobs, [b"key\n".to_vec(), b"p\n".to_vec()]);
+
+        // A folder overlay is known by its real paths: one of the host's /etc, however
+        // it is written, holds the host's shadow files.
+        let real = fs::canonicalize(root.path()).unwrap();
+        match overlay(&host("etc/ssh/.."), &none, false) {
+            Err(ExtraError::Secret { path, .. }) => {
+                assert_eq!(Path::new(&path), real.join("etc/gshadow-"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match overlay(&host("srv"), &none, false) {
+            Err(ExtraError::Secret { path, why, .. }) => {
+                assert_eq!(Path::new(&path), real.join("srv/private"));
+                assert_eq!(why, Secret::Private(0o640));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(overlay(&host("srv"), &none, true).unwrap().blobs.len(), 2);
+    }
+
+    #[test]
+    fn secret_names_are_matched_on_the_last_components() {
+        for secret in [
+            "/etc/shadow",
+            "/etc/gshadow",
+            "/etc/shadow-",
+            "/etc/gshadow-",
+            "/etc/ssh/ssh_host_rsa_key",
+            "/etc/ssh/ssh_host_key",
+            "/srv/chroot/etc/shadow",
+        ] {
+            assert!(secret_name(Path::new(secret)).is_some(), "{secret}");
+        }
+        for public in [
+            "/etc/passwd",
+            "/etc/shadow.d",
+            "/shadow",
+            "/etc/ssh/ssh_host_rsa_key.pub",
+            "/ssh/ssh_host_rsa_key",
+            "/etc/sshd/ssh_host_rsa_key",
+        ] {
+            assert_eq!(secret_name(Path::new(public)), None, "{public}");
+        }
     }
 
     #[test]
@@ -1504,6 +1686,7 @@ mod tests {
             root.path(),
             &["/etc/ssl/certs/a.pem".to_string()],
             &Accounts::default(),
+            false,
         )
         .unwrap();
         assert_eq!(extra.entries[0].caps, Some(::hex::encode(caps)));
@@ -1512,8 +1695,13 @@ mod tests {
     #[test]
     fn hostfile_directories_are_taken_whole() {
         let root = sysroot();
-        let extra =
-            hostfiles(root.path(), &["/etc/ssl".to_string()], &Accounts::default()).unwrap();
+        let whole = hostfiles(
+            root.path(),
+            &["/etc/ssl".to_string()],
+            &Accounts::default(),
+            true,
+        );
+        let extra = whole.unwrap();
         assert_eq!(extra.entries[0].path, "/etc/ssl");
         assert_eq!(extra.entries[0].kind, FileKind::Dir);
         assert!(paths(&extra).contains(&"/etc/ssl/certs/sub/c.pem"));
@@ -1529,7 +1717,7 @@ mod tests {
             "/nowhere/*",
             "/etc/ssl/certs/a.pem/*",
         ] {
-            let err = hostfiles(root.path(), &[glob.to_string()], &none)
+            let err = hostfiles(root.path(), &[glob.to_string()], &none, false)
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -1537,14 +1725,14 @@ mod tests {
                 "{err}"
             );
         }
-        let err = hostfiles(root.path(), &["/ssl/certs/*".to_string()], &none)
+        let err = hostfiles(root.path(), &["/ssl/certs/*".to_string()], &none, false)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("hostfile `/ssl/certs/*`: entry `/ssl` is a symlink on the host"),
             "{err}"
         );
-        let err = hostfiles(root.path(), &["/etc/[ssl".to_string()], &none)
+        let err = hostfiles(root.path(), &["/etc/[ssl".to_string()], &none, false)
             .unwrap_err()
             .to_string();
         assert!(

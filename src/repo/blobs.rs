@@ -4,14 +4,26 @@
 //! fully written and synced temporary file beside it (`.<digest>.tmp-<pid>-<n>`), so a
 //! reader never sees a partial blob, even after a crash; opening the store removes the
 //! temporaries that killed runs left (see [`crate::scratch`]).
+//!
+//! The store is private to its owner: folders 0700, blobs 0600. It holds copies of files
+//! others may not read (`secret=#true` statements, a 0600 file of an overlay tarball,
+//! a `file` with `mode=0o600`); one rule for every blob keeps a private source private
+//! however the bytes got in, and appliance reads the blobs as the user that wrote them
+//! (SQLite already needs the repository's folder writable by its readers). Opening the
+//! store narrows a `blobs/` folder an older appliance left open to others.
 
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::RepoError;
+use super::{RepoError, create_folder};
 use crate::scratch::{self, Temp};
+
+/// The permissions of the store's folders: its owner's alone (see the module
+/// documentation).
+const PRIVATE_FOLDER: u32 = 0o700;
 
 /// Length of a BLAKE3 digest in hex.
 const DIGEST_HEX_LEN: usize = 64;
@@ -27,8 +39,17 @@ impl BlobStore {
     /// Opens the blob store rooted at `dir` (normally `store/blobs/`), creating the folder
     /// and removing the temporaries of killed runs.
     pub fn open(dir: &Path) -> Result<BlobStore, RepoError> {
-        fs::create_dir_all(dir)
+        create_folder(dir, PRIVATE_FOLDER)
             .map_err(|source| RepoError::io(dir, "creating the blob store folder", source))?;
+        let mode = fs::metadata(dir)
+            .map_err(|source| RepoError::io(dir, "examining the blob store folder", source))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_FOLDER)).map_err(
+                |source| RepoError::io(dir, "making the blob store folder private", source),
+            )?;
+        }
         let store = BlobStore {
             dir: dir.to_path_buf(),
         };
@@ -62,10 +83,10 @@ impl BlobStore {
             return Ok(digest);
         }
         let shard = path.parent().unwrap_or(&self.dir);
-        fs::create_dir_all(shard)
+        create_folder(shard, PRIVATE_FOLDER)
             .map_err(|source| RepoError::io(shard, "creating a blob folder", source))?;
         let write = || -> std::io::Result<()> {
-            let (temp, mut file) = Temp::file(shard, OsStr::new(&format!(".{digest}")), 0o644)?;
+            let (temp, mut file) = Temp::file(shard, OsStr::new(&format!(".{digest}")), 0o600)?;
             file.write_all(bytes)?;
             // Synced before the rename publishes it, so the name never holds less.
             file.sync_all()?;
@@ -146,6 +167,22 @@ mod tests {
         assert!(!stale.exists());
         assert!(foreign.exists());
         assert_eq!(fs::read(store.path(&digest)).unwrap(), b"kept");
+    }
+
+    #[test]
+    fn the_store_is_private_to_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = dir.path().join("store/blobs");
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        let store = BlobStore::open(&blobs).unwrap();
+        let digest = store.put(b"a key\n").unwrap();
+        assert_eq!(mode(&blobs), 0o700);
+        assert_eq!(mode(&blobs.join(&digest[..2])), 0o700);
+        assert_eq!(mode(&store.path(&digest)), 0o600);
+        // A folder an older appliance made 0755 is narrowed, which hides its 0644 blobs.
+        fs::set_permissions(&blobs, fs::Permissions::from_mode(0o755)).unwrap();
+        BlobStore::open(&blobs).unwrap();
+        assert_eq!(mode(&blobs), 0o700);
     }
 
     #[test]

@@ -23,6 +23,21 @@ use crate::source::version;
 
 pub use blobs::BlobStore;
 
+/// Creates the store's folder `dir` with permissions `mode`, and its missing parents with
+/// 0755 (the umask may narrow both): never the 0777 a bare `create_dir_all` asks for,
+/// which a permissive umask would leave open to every user, who could then swap the
+/// repository, a package archive or a blob.
+pub(crate) fn create_folder(dir: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)?;
+    }
+    fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
+}
+
 /// Everything that can go wrong with the repository or the blob store.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -362,7 +377,7 @@ impl Repository {
     /// bringing its schema up to date.
     pub fn open(path: &Path) -> Result<Repository, RepoError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(|source| {
+            create_folder(parent, 0o755).map_err(|source| {
                 RepoError::io(parent, "creating the repository folder", source)
             })?;
         }

@@ -306,7 +306,7 @@ pub fn fetch(
             });
         }
     }
-    fs::create_dir_all(pool_dir).map_err(io_error(pool_dir))?;
+    crate::repo::create_folder(pool_dir, 0o755).map_err(io_error(pool_dir))?;
     let scratch = scratch(pool_dir)?;
     let p = &pkg.package;
     runner.download(&p.name, &p.version, &p.arch, &scratch.path)?;

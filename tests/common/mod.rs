@@ -406,6 +406,13 @@ impl World {
     }
 }
 
+/// Writes `content` to `path` with permissions `mode`, making its folders.
+pub fn write_file(path: &Path, content: &str, mode: u32) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, content).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
 /// The sorted names in `dir`.
 pub fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)

@@ -25,7 +25,8 @@ const GROUP: &str = r#"group web version="1.0" {
     when kernel && "!(xen || kvm)" arch=x86_64 { cmd "/bin/sh" }
     exclude "/usr/share/doc/*" "/usr/share/man/*"
     hostfile "/etc/ssl/certs/*.pem"
-    overlay "overlays/web"
+    hostfile "/etc/ssl/private/web.key" secret=#true
+    overlay "overlays/web" secret=#false
     paths "/usr/bin/bash" "/etc/skel"
     file "/etc/hostname" mode=0o644 content="web\n"
     cmd "/usr/sbin/nginx" "-g" "daemon off;"

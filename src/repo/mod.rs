@@ -55,6 +55,36 @@ pub enum RepoError {
         /// What was being done.
         doing: String,
     },
+    /// The path is not an appliance repository, nor free to become one; it was left as
+    /// it was.
+    #[error("{path} is not an appliance repository but {what}; appliance leaves it alone")]
+    Foreign {
+        /// The path given as the repository.
+        path: PathBuf,
+        /// What it is instead: `a FIFO`, `another program's SQLite database (...)`.
+        what: String,
+    },
+    /// A command that only reads found no repository (no file, an empty one, or a blank
+    /// database).
+    #[error("no repository at {path}: run `appliance compile` first")]
+    Absent {
+        /// The repository file.
+        path: PathBuf,
+    },
+    /// The repository has a schema older than this `appliance`'s, which only a command
+    /// that writes (compile) brings up to date.
+    #[error(
+        "repository {path} has schema version {found}, older than this appliance's {known}: \
+         run `appliance compile` to upgrade it"
+    )]
+    Outdated {
+        /// The repository file.
+        path: PathBuf,
+        /// The repository's `user_version`.
+        found: u32,
+        /// The schema version this build reads.
+        known: usize,
+    },
     /// The repository was written by a newer `appliance` with a schema this one lacks.
     #[error(
         "repository {path} has schema version {found}, but this appliance knows only up to \
@@ -341,6 +371,7 @@ pub struct RevisionSummary {
 pub struct Repository {
     conn: Connection,
     path: PathBuf,
+    adopted: bool,
 }
 
 /// A stored lock row that matched an address.
@@ -358,18 +389,45 @@ enum Miss {
 }
 
 impl Repository {
-    /// Opens the repository at `path`, creating its folder and file when missing and
-    /// bringing its schema up to date.
+    /// Opens the repository at `path` for writing, creating its folder and file when
+    /// missing, bringing its schema up to date and marking it as appliance's. A path that
+    /// is not a repository nor free to become one is refused with nothing written.
     pub fn open(path: &Path) -> Result<Repository, RepoError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(|source| {
                 RepoError::io(parent, "creating the repository folder", source)
             })?;
         }
+        let (conn, adopted) = schema::connect(path)?;
         Ok(Repository {
-            conn: schema::connect(path)?,
+            conn,
             path: path.to_path_buf(),
+            adopted,
         })
+    }
+
+    /// Opens the existing repository at `path` for reading: nothing is created, migrated
+    /// or written. No repository there is [`RepoError::Absent`].
+    pub fn open_read_only(path: &Path) -> Result<Repository, RepoError> {
+        Ok(Repository {
+            conn: schema::connect_read_only(path)?,
+            path: path.to_path_buf(),
+            adopted: false,
+        })
+    }
+
+    /// Refuses, writing nothing, a `path` that [`Repository::open`] would refuse: one that
+    /// is not a regular file (a device, a FIFO, a folder), or holds anything but a
+    /// repository, an empty file or a blank SQLite database. A command that stores locks
+    /// asks this before it does work it could not store.
+    pub fn check(path: &Path) -> Result<(), RepoError> {
+        schema::examine(path).map(drop)
+    }
+
+    /// Whether opening marked as appliance's a repository an earlier appliance made,
+    /// before repositories carried their mark; the caller may tell the user.
+    pub fn adopted(&self) -> bool {
+        self.adopted
     }
 
     /// Stores `lock` (normalised first) as the next revision of its group, version and

@@ -406,6 +406,11 @@ mod tests {
             .unwrap()
     }
 
+    /// Runs `sql` on the database at `path`, made if missing.
+    fn run(path: &Path, sql: &str) {
+        Connection::open(path).unwrap().execute_batch(sql).unwrap();
+    }
+
     /// A database as an earlier appliance left it: schema `version`, no application id.
     fn unmarked(path: &Path, version: usize) {
         let (conn, _) = connect(path).unwrap();
@@ -490,22 +495,13 @@ mod tests {
     fn what_is_not_a_repository_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let table = dir.path().join("table.sqlite");
-        Connection::open(&table)
-            .unwrap()
-            .execute_batch("CREATE TABLE t (x)")
-            .unwrap();
+        run(&table, "CREATE TABLE t (x)");
         let marked = dir.path().join("marked.sqlite");
-        Connection::open(&marked)
-            .unwrap()
-            .pragma_update(None, "application_id", 0x1234_5678)
-            .unwrap();
+        run(&marked, "PRAGMA application_id = 305419896");
         // Our tables, but a schema version no appliance wrote without marking.
         let late = dir.path().join("late.sqlite");
         unmarked(&late, MIGRATIONS.len());
-        Connection::open(&late)
-            .unwrap()
-            .pragma_update(None, "user_version", 7)
-            .unwrap();
+        run(&late, "PRAGMA user_version = 7");
         let text = dir.path().join("text");
         fs::write(&text, "not a database\n").unwrap();
         let cases = [
@@ -559,10 +555,7 @@ mod tests {
     fn readers_want_a_repository_and_writers_take_an_empty_file() {
         let dir = tempfile::tempdir().unwrap();
         let blank = dir.path().join("blank.sqlite");
-        Connection::open(&blank)
-            .unwrap()
-            .execute_batch("VACUUM")
-            .unwrap();
+        run(&blank, "VACUUM");
         let empty = dir.path().join("empty.sqlite");
         fs::write(&empty, "").unwrap();
         let missing = dir.path().join("missing.sqlite");

@@ -159,8 +159,8 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
             jobs.push(recipe);
         }
     }
-    // A path that is no repository is told before the work (and the downloads into the
-    // pool) that could not be stored.
+    // A path that is no repository, or a damaged one, is told before the work (and the
+    // downloads into the pool) that could not be stored.
     Repository::check(&ctx.repo_path)?;
     let pool_dirs = ctx.pool_dirs(&opts.pools);
     let catalog = Catalog::new(
@@ -510,6 +510,8 @@ pub fn verify(
 /// Lists every stored lock revision.
 pub fn list(ctx: &Context, json: bool, out: &mut dyn Write) -> Result<()> {
     let repo = ctx.existing_repo()?;
+    // The one command that shows the whole repository checks all of it.
+    repo.check_pages()?;
     let revisions = repo.revisions()?;
     if json {
         let rows: Vec<_> = revisions

@@ -1,11 +1,13 @@
 //! The repository is appliance's own, end to end through the binary: a path that is not
 //! one (another program's database, a device, a FIFO, a folder) is refused and left as
 //! it was; commands that only read never make one; a repository an earlier appliance
-//! made is adopted by the next compile.
+//! made is adopted by the next compile; damage is an error from every command that
+//! reads it, which changes nothing.
 
 mod common;
 
 use std::fs;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::process::Command;
 
@@ -26,7 +28,7 @@ const READERS: [&[&str]; 5] = [
 /// The command that writes it.
 const COMPILE: &[&str] = &["compile", "groups/base.kdl"];
 
-/// `repo`'s `PRAGMA application_id`: "APPL" once appliance has marked it.
+/// The `PRAGMA application_id` appliance marks a repository with: "APPL".
 const MARK: i64 = 0x4150_504C;
 
 fn world() -> World {
@@ -171,4 +173,71 @@ fn a_repository_an_earlier_appliance_made_is_read_and_adopted() {
         "{again:?}"
     );
     assert_eq!(w.ok(&["list"]), listed);
+}
+
+/// Overwrites four pages in the middle of the SQLite file `repo` with a byte no page
+/// header starts with.
+fn damage(repo: &Path) {
+    const PAGE: u64 = 4096;
+    let mut file = fs::OpenOptions::new().write(true).open(repo).unwrap();
+    let pages = file.metadata().unwrap().len() / PAGE;
+    assert!(
+        pages > 16,
+        "{pages} pages: too small to damage in the middle"
+    );
+    file.seek(SeekFrom::Start((pages / 2 - 2) * PAGE)).unwrap();
+    file.write_all(&[0xa5; 4 * PAGE as usize]).unwrap();
+}
+
+/// Runs each of `commands`, which must fail with one line saying the repository is
+/// damaged (`how`), and change nothing.
+fn damage_is_told_by(w: &World, commands: &[&[&str]], how: &str) {
+    let repo = w.ws.join("store/repo.sqlite");
+    let bytes = digest(&repo);
+    for args in commands {
+        let err = w.fails(args);
+        assert!(
+            err.starts_with(&format!(
+                "error: repository {} is damaged{how}",
+                repo.display()
+            )),
+            "{args:?}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    assert_eq!(digest(&repo), bytes, "a failed command wrote");
+    assert!(!w.ws.join("out.tar").exists());
+}
+
+#[test]
+fn a_repository_with_damaged_pages_fails_every_command() {
+    let w = world();
+    w.ok(COMPILE);
+    damage(&w.ws.join("store/repo.sqlite"));
+    let commands: Vec<&[&str]> = [COMPILE].into_iter().chain(READERS).collect();
+    damage_is_told_by(&w, &commands, ": ");
+}
+
+#[test]
+fn rows_that_no_longer_hash_to_their_lock_fail_every_command_that_loads_it() {
+    let w = world();
+    w.ok(COMPILE);
+    // A page SQLite finds sound, holding a value that is not what was stored.
+    rusqlite::Connection::open(w.ws.join("store/repo.sqlite"))
+        .unwrap()
+        .execute(
+            "UPDATE package_files SET size = size + 1 WHERE path = '/usr/bin/bash'",
+            [],
+        )
+        .unwrap();
+    // `list` loads no lock (it counts rows), so it is not among them.
+    let commands: Vec<&[&str]> = [COMPILE]
+        .into_iter()
+        .chain(READERS.into_iter().skip(1))
+        .collect();
+    damage_is_told_by(
+        &w,
+        &commands,
+        " at base=1.0-1[!kernel,openvz is: x86_64]: its rows hash to",
+    );
 }

@@ -215,19 +215,19 @@ fn reader(path: &Path) -> Result<Connection, RepoError> {
 /// database yet (no file, or an empty one). Anything but a blank database or a
 /// repository this appliance can read is refused.
 pub(super) fn examine(path: &Path) -> Result<Option<(Contents, Connection)>, RepoError> {
-    if !holds_database(path)? {
-        return Ok(None);
+    match header(path)? {
+        Header::NoDatabase => return Ok(None),
+        Header::Marked => {}
+        // A first look through a read-only connection, so that nothing is written to
+        // another program's database, not even a rollback of its unfinished transaction.
+        Header::Unmarked => {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            classify(&open(path, flags)?, path)?;
+        }
     }
-    // A first look through a read-only connection, so that nothing is written to another
-    // program's database, not even a rollback of its unfinished transaction.
-    let look = open(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    classify(&look, path)?;
-    drop(look);
-    // The reader's own reading is the one to act on; having read, it is also the
-    // connection that removes the WAL files when it closes last.
+    // The reader's own reading is the one to act on (a WAL database's header may lag
+    // behind it); having read, it is also the connection that removes the WAL files
+    // when it closes last.
     let conn = reader(path)?;
     let contents = classify(&conn, path)?;
     Ok(Some((contents, conn)))
@@ -241,21 +241,31 @@ fn open(path: &Path, flags: OpenFlags) -> Result<Connection, RepoError> {
     Ok(conn)
 }
 
-/// Whether `path` is a non-empty file to open with SQLite. Before SQLite sees it, what
-/// cannot be a repository is refused: SQLite would make a `-journal` beside a device
-/// and write a new header into any file it can. The header's application id is read
-/// here too, so another program's marked database is never opened at all.
-fn holds_database(path: &Path) -> Result<bool, RepoError> {
+/// What the file at `path` is, as far as its type and its header tell.
+enum Header {
+    /// No file, or an empty one.
+    NoDatabase,
+    /// A SQLite database marked as a repository.
+    Marked,
+    /// A SQLite database with no application id.
+    Unmarked,
+}
+
+/// Looks at `path` before SQLite sees it, refusing what cannot be a repository: SQLite
+/// would make a `-journal` beside a device and write a new header into any file it can.
+/// The header's application id is read here too, so another program's marked database
+/// is never opened at all.
+fn header(path: &Path) -> Result<Header, RepoError> {
     let meta = match fs::metadata(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Header::NoDatabase),
         Err(e) => return Err(RepoError::io(path, "looking at the repository file", e)),
     };
     if let Some(what) = not_a_file(meta.file_type()) {
         return Err(foreign(path, what.to_string()));
     }
     if meta.len() == 0 {
-        return Ok(false);
+        return Ok(Header::NoDatabase);
     }
     let mut header = Vec::new();
     File::open(path)
@@ -265,11 +275,15 @@ fn holds_database(path: &Path) -> Result<bool, RepoError> {
         return Err(foreign(path, "a file that is not a SQLite database".into()));
     }
     // A header too short to hold the id is SQLite's to call damaged.
-    if let Some(id) = header.get(APPLICATION_ID_AT..APPLICATION_ID_AT + 4) {
-        let id = i32::from_be_bytes([id[0], id[1], id[2], id[3]]);
-        is_marked(path, id)?;
-    }
-    Ok(true)
+    let marked = match header.get(APPLICATION_ID_AT..APPLICATION_ID_AT + 4) {
+        Some(id) => is_marked(path, i32::from_be_bytes([id[0], id[1], id[2], id[3]]))?,
+        None => false,
+    };
+    Ok(if marked {
+        Header::Marked
+    } else {
+        Header::Unmarked
+    })
 }
 
 /// What a file of type `kind` (symbolic links followed) is, when it is not a regular file.

@@ -73,7 +73,7 @@ fn bench_group(ws: &Path, group: &str, runs: usize, reference: Duration) {
         );
         return;
     }
-    let repo = Repository::open(&ws.join("store/repo.sqlite")).expect("the repository");
+    let repo = Repository::open_read_only(&ws.join("store/repo.sqlite")).expect("the repository");
     let canonical = appliance::workspace::Workspace::discover(ws, Some(ws))
         .and_then(|w| w.flavor(FLAVOR))
         .expect("the openvz flavor")

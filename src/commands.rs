@@ -86,13 +86,7 @@ impl Context {
 
     /// Opens the repository for reading: a missing one is an error, not a new empty file.
     fn existing_repo(&self) -> Result<Repository> {
-        if !self.repo_path.exists() {
-            return Err(Error::Usage(format!(
-                "no repository at {}: run `appliance compile` first",
-                self.repo_path.display()
-            )));
-        }
-        Ok(Repository::open(&self.repo_path)?)
+        Ok(Repository::open_read_only(&self.repo_path)?)
     }
 
     /// Loads the lock a command names, choosing the only group when none is given.
@@ -175,6 +169,9 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
             jobs.push(recipe);
         }
     }
+    // A path that is no repository, or a damaged one, is told before the work (and the
+    // downloads into the pool) that could not be stored.
+    Repository::check(&ctx.repo_path)?;
     let pool_dirs = ctx.pool_dirs(&opts.pools);
     let catalog = Catalog::new(
         DpkgDatabase::read(&ctx.sysroot)?,
@@ -200,8 +197,14 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         )?);
     }
     // Only now that every lock is made does anything get written.
-    let blobs = BlobStore::open(&ctx.blobs_dir())?;
     let mut repo = Repository::open(&ctx.repo_path)?;
+    if repo.adopted() {
+        eprintln!(
+            "note: repository {} was made by an earlier appliance: marked it as appliance's",
+            ctx.repo_path.display()
+        );
+    }
+    let blobs = BlobStore::open(&ctx.blobs_dir())?;
     for c in compiled {
         for content in &c.blobs {
             blobs.put(content)?;
@@ -523,6 +526,8 @@ pub fn verify(
 /// Lists every stored lock revision.
 pub fn list(ctx: &Context, json: bool, out: &mut dyn Write) -> Result<()> {
     let repo = ctx.existing_repo()?;
+    // The one command that shows the whole repository checks all of it.
+    repo.check_pages()?;
     let revisions = repo.revisions()?;
     if json {
         let rows: Vec<_> = revisions

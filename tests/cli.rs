@@ -568,7 +568,7 @@ fn a_failed_compile_writes_no_repository() {
 fn concurrent_materialise_with_a_lock_file_builds_once() {
     let w = World::new(&[("base", BASE)]);
     w.ok(&["compile", "groups/base.kdl"]);
-    let repo = Repository::open(&w.ws.join("store/repo.sqlite")).unwrap();
+    let repo = Repository::open_read_only(&w.ws.join("store/repo.sqlite")).unwrap();
     let stored = repo.load("base", OPENVZ, None).unwrap();
     // What the CLI reads from: the stamp's request names the sysroot, not the pools.
     let sources = Sources {

@@ -188,7 +188,7 @@ fn a_full_store_fails_compile_clearly_and_keeps_the_repository() {
         (
             0,
             format!(
-                "{}: no space left on the device while switching to WAL",
+                "{}: no space left on the device while reading its schema",
                 repo.display()
             ),
         ),

@@ -70,6 +70,46 @@ pub enum RepoError {
         /// What was being done.
         doing: String,
     },
+    /// The path is not an appliance repository, nor free to become one; it was left as
+    /// it was.
+    #[error("{path} is not an appliance repository but {what}; appliance leaves it alone")]
+    Foreign {
+        /// The path given as the repository.
+        path: PathBuf,
+        /// What it is instead: `a FIFO`, `another program's SQLite database (...)`.
+        what: String,
+    },
+    /// A command that only reads found no repository (no file, an empty one, or a blank
+    /// database).
+    #[error("no repository at {path}: run `appliance compile` first")]
+    Absent {
+        /// The repository file.
+        path: PathBuf,
+    },
+    /// SQLite found the repository's pages damaged.
+    #[error("repository {path} is damaged: {doing}: {detail}")]
+    Damaged {
+        /// The repository file.
+        path: PathBuf,
+        /// What was being done when the damage showed.
+        doing: String,
+        /// What SQLite said.
+        detail: String,
+    },
+    /// The repository has a schema older than this `appliance`'s, which only a command
+    /// that writes (compile) brings up to date.
+    #[error(
+        "repository {path} has schema version {found}, older than this appliance's {known}: \
+         run `appliance compile` to upgrade it"
+    )]
+    Outdated {
+        /// The repository file.
+        path: PathBuf,
+        /// The repository's `user_version`.
+        found: u32,
+        /// The schema version this build reads.
+        known: usize,
+    },
     /// The repository was written by a newer `appliance` with a schema this one lacks.
     #[error(
         "repository {path} has schema version {found}, but this appliance knows only up to \
@@ -141,8 +181,8 @@ pub enum RepoError {
         /// The revisions stored for that group, version and flavor.
         known: Vec<u32>,
     },
-    /// A stored lock cannot be read back as it was stored.
-    #[error("repository {path} is corrupt at {address}: {detail}")]
+    /// A stored lock cannot be read back as it was stored: its rows are damaged.
+    #[error("repository {path} is damaged at {address}: {detail}")]
     Corrupt {
         /// The repository file.
         path: PathBuf,
@@ -239,11 +279,19 @@ impl<T> SqlContext<T> for rusqlite::Result<T> {
 /// A SQLite error while doing `doing` to the repository at `path`; `full` says the
 /// system reported the disk full.
 fn sql_error(source: rusqlite::Error, full: bool, path: &Path, doing: String) -> RepoError {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, DiskFull, NotADatabase};
+    let code = source.sqlite_error_code();
     // SQLITE_FULL: the transaction was rolled back, the repository is unchanged.
-    if full || source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+    if full || code == Some(DiskFull) {
         RepoError::NoSpace {
             path: path.to_path_buf(),
             doing,
+        }
+    } else if matches!(code, Some(DatabaseCorrupt | NotADatabase)) {
+        RepoError::Damaged {
+            path: path.to_path_buf(),
+            doing,
+            detail: source.to_string(),
         }
     } else {
         RepoError::Sql {
@@ -269,11 +317,7 @@ impl From<rusqlite::Error> for Fault {
 impl Fault {
     fn at(self, path: &Path, address: &str) -> RepoError {
         match self {
-            Fault::Sql(source) => RepoError::Sql {
-                path: path.to_path_buf(),
-                doing: format!("loading {address}"),
-                source,
-            },
+            Fault::Sql(source) => sql_error(source, false, path, format!("loading {address}")),
             Fault::Corrupt(detail) => RepoError::Corrupt {
                 path: path.to_path_buf(),
                 address: address.to_string(),
@@ -356,7 +400,11 @@ pub struct RevisionSummary {
 pub struct Repository {
     conn: Connection,
     path: PathBuf,
+    adopted: bool,
 }
+
+/// How many problems `PRAGMA quick_check` reports at most: enough to show how damaged.
+const QUICK_CHECK_PROBLEMS: u32 = 3;
 
 /// A stored lock row that matched an address.
 struct Candidate {
@@ -373,18 +421,55 @@ enum Miss {
 }
 
 impl Repository {
-    /// Opens the repository at `path`, creating its folder and file when missing and
-    /// bringing its schema up to date.
+    /// Opens the repository at `path` for writing, creating its folder and file when
+    /// missing, bringing its schema up to date and marking it as appliance's. A path that
+    /// is not a repository nor free to become one is refused with nothing written.
     pub fn open(path: &Path) -> Result<Repository, RepoError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_folder(parent, 0o755).map_err(|source| {
                 RepoError::io(parent, "creating the repository folder", source)
             })?;
         }
+        let (conn, adopted) = schema::connect(path)?;
         Ok(Repository {
-            conn: schema::connect(path)?,
+            conn,
             path: path.to_path_buf(),
+            adopted,
         })
+    }
+
+    /// Opens the existing repository at `path` for reading: nothing is created, migrated
+    /// or written. No repository there is [`RepoError::Absent`].
+    pub fn open_read_only(path: &Path) -> Result<Repository, RepoError> {
+        Ok(Repository {
+            conn: schema::connect_read_only(path)?,
+            path: path.to_path_buf(),
+            adopted: false,
+        })
+    }
+
+    /// Refuses, writing nothing, a `path` that [`Repository::open`] would refuse (one that
+    /// is not a regular file, such as a device, a FIFO or a folder, or holds anything but
+    /// a repository, an empty file or a blank SQLite database), and a repository whose
+    /// pages are damaged ([`Repository::check_pages`]). A command that stores locks asks
+    /// this before it does work it could not store, and before writing to a damaged file.
+    pub fn check(path: &Path) -> Result<(), RepoError> {
+        match schema::examine(path)? {
+            Some((_, conn)) => check_pages(&conn, path),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether opening marked as appliance's a repository an earlier appliance made,
+    /// before repositories carried their mark; the caller may tell the user.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// Checks every page of the repository with SQLite's `PRAGMA quick_check`, which
+    /// reads the whole file (about 10 ms for 1.4 MB, 15 locks of the web group).
+    pub fn check_pages(&self) -> Result<(), RepoError> {
+        check_pages(&self.conn, &self.path)
     }
 
     /// Stores `lock` (normalised first) as the next revision of its group, version and
@@ -402,8 +487,16 @@ impl Repository {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .doing(path, || format!("starting to store {address}"))?;
-        let stored = write_lock(&tx, &lock, &lock_id)
+        let (stored, row) = write_lock(&tx, &lock, &lock_id)
             .doing_on(&tx, path, || format!("storing {address}"))?;
+        // Whether just written or found unchanged, the revision must load back as this
+        // lock: damage in its rows or pages is told now, not by the next materialise.
+        let written = Candidate {
+            version: lock.version.clone(),
+            revision: stored.revision,
+            row,
+        };
+        verified(&tx, path, &lock.group, &lock.flavor, &written)?;
         tx.commit()
             .doing_on(&self.conn, path, || format!("committing {address}"))?;
         Ok(stored)
@@ -422,27 +515,7 @@ impl Repository {
         version: Option<&str>,
     ) -> Result<StoredLock, RepoError> {
         let found = self.locate(group, flavor, version)?;
-        let address = address(group, &found.version, found.revision, flavor);
-        let (mut lock, lock_id, created) = self
-            .read_lock(found.row, group, &found.version, flavor)
-            .map_err(|fault| fault.at(&self.path, &address))?;
-        lock.normalise();
-        let actual = lock.id();
-        if actual != lock_id {
-            return Err(RepoError::Corrupt {
-                path: self.path.clone(),
-                address,
-                detail: format!(
-                    "its rows hash to lock id {actual}, but it was stored as {lock_id}"
-                ),
-            });
-        }
-        Ok(StoredLock {
-            lock,
-            lock_id,
-            revision: found.revision,
-            created,
-        })
+        verified(&self.conn, &self.path, group, flavor, &found)
     }
 
     /// Finds the lock [`Repository::load`] would load, reading only its id.
@@ -630,109 +703,165 @@ impl Repository {
         .collect()
     }
 
-    /// Rebuilds the lock stored in row `row` (not yet normalised), with its stored lock
-    /// id and creation time.
-    fn read_lock(
-        &self,
-        row: i64,
-        group: &str,
-        version: &str,
-        flavor: &str,
-    ) -> Result<(Lock, String, i64), Fault> {
-        let (lock_id, inputs, cmd, modules, created): (String, String, String, String, i64) =
-            self.conn.query_row(
-                "SELECT lock_id, inputs, cmd, modules, created FROM locks WHERE id = ?1",
-                [row],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-            )?;
-        let inputs: Inputs = from_json(&inputs, "inputs")?;
-        let cmd: Vec<String> = from_json(&cmd, "cmd")?;
-        let modules: Vec<String> = from_json(&modules, "modules")?;
-
-        let package_files = format!(
-            "SELECT {} FROM package_files WHERE package = ?1 ORDER BY path",
-            files::ENTRY_COLUMNS
-        );
-        let lock_files = format!(
-            "SELECT {}, package FROM lock_files WHERE lock = ?1 ORDER BY path",
-            files::ENTRY_COLUMNS
-        );
-        let mut packages: Vec<LockedPackage> = Vec::new();
-        let mut files = Vec::new();
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT p.id, p.name, p.version, p.arch, p.source, lp.reason
-             FROM lock_packages lp JOIN packages p ON p.id = lp.package
-             WHERE lp.lock = ?1 ORDER BY p.name, p.arch",
-        )?;
-        let mut rows = stmt.query([row])?;
-        while let Some(r) = rows.next()? {
-            let name: String = r.get(1)?;
-            let arch: String = r.get(3)?;
-            let reason = from_json(
-                &r.get::<_, String>(5)?,
-                &format!("reason of package {name}:{arch}"),
-            )?;
-            let package = LockedPackage {
-                name,
-                version: r.get(2)?,
-                arch,
-                source: r.get(4)?,
-                reason,
-            };
-            // Same-name packages of other architectures carry the same list (an entry
-            // names only its package), which the lock holds once.
-            if packages.last().is_none_or(|p| p.name != package.name) {
-                let name = package.name.clone();
-                self.read_files(
-                    &package_files,
-                    r.get(0)?,
-                    |_| Ok(Some(name.clone())),
-                    &mut files,
-                )?;
-            }
-            packages.push(package);
-        }
-        self.read_files(
-            &lock_files,
-            row,
-            |r| r.get(files::ENTRY_COLUMN_COUNT),
-            &mut files,
-        )?;
-        let lock = Lock {
-            group: group.to_string(),
-            version: version.to_string(),
-            flavor: flavor.to_string(),
-            inputs,
-            cmd,
-            modules,
-            packages,
-            files,
-        };
-        Ok((lock, lock_id, created))
-    }
-
-    /// Appends to `out` the entries `sql` selects for `owner`, each owned by the package
-    /// `package` reads from its row.
-    fn read_files(
-        &self,
-        sql: &str,
-        owner: i64,
-        package: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Option<String>>,
-        out: &mut Vec<FileEntry>,
-    ) -> Result<(), Fault> {
-        let mut stmt = self.conn.prepare_cached(sql)?;
-        let mut rows = stmt.query([owner])?;
-        while let Some(row) = rows.next()? {
-            out.push(files::read_entry(row, package(row)?)?);
-        }
-        Ok(())
-    }
-
     /// The first column of every row `sql` returns.
     fn strings(&self, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<Vec<String>> {
         let mut stmt = self.conn.prepare(sql)?;
         stmt.query_map(params, |row| row.get(0))?.collect()
     }
+}
+
+/// Runs SQLite's quick check over the whole database `conn` has open: a damaged page is
+/// [`RepoError::Damaged`].
+fn check_pages(conn: &Connection, path: &Path) -> Result<(), RepoError> {
+    let doing = || "checking its pages".to_string();
+    let mut report = Vec::new();
+    conn.pragma(None, "quick_check", QUICK_CHECK_PROBLEMS, |row| {
+        report.push(row.get::<_, String>(0)?);
+        Ok(())
+    })
+    .doing(path, doing)?;
+    if report == ["ok"] {
+        return Ok(());
+    }
+    // One problem a line, under a heading naming the (only) database.
+    let problems: Vec<&str> = (report.iter())
+        .flat_map(|text| text.lines())
+        .filter(|line| !line.starts_with("***"))
+        .collect();
+    Err(RepoError::Damaged {
+        path: path.to_path_buf(),
+        doing: doing(),
+        detail: problems.join("; "),
+    })
+}
+
+/// The lock in row `found.row`, rebuilt from its rows, which must hash to the lock id
+/// stored with it.
+fn verified(
+    conn: &Connection,
+    path: &Path,
+    group: &str,
+    flavor: &str,
+    found: &Candidate,
+) -> Result<StoredLock, RepoError> {
+    let address = address(group, &found.version, found.revision, flavor);
+    let (mut lock, lock_id, created) = read_lock(conn, found.row, group, &found.version, flavor)
+        .map_err(|fault| fault.at(path, &address))?;
+    lock.normalise();
+    let actual = lock.id();
+    if actual != lock_id {
+        return Err(RepoError::Corrupt {
+            path: path.to_path_buf(),
+            address,
+            detail: format!("its rows hash to lock id {actual}, but it was stored as {lock_id}"),
+        });
+    }
+    Ok(StoredLock {
+        lock,
+        lock_id,
+        revision: found.revision,
+        created,
+    })
+}
+
+/// Rebuilds the lock stored in row `row` (not yet normalised), with its stored lock
+/// id and creation time.
+fn read_lock(
+    conn: &Connection,
+    row: i64,
+    group: &str,
+    version: &str,
+    flavor: &str,
+) -> Result<(Lock, String, i64), Fault> {
+    let (lock_id, inputs, cmd, modules, created): (String, String, String, String, i64) = conn
+        .query_row(
+            "SELECT lock_id, inputs, cmd, modules, created FROM locks WHERE id = ?1",
+            [row],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+    let inputs: Inputs = from_json(&inputs, "inputs")?;
+    let cmd: Vec<String> = from_json(&cmd, "cmd")?;
+    let modules: Vec<String> = from_json(&modules, "modules")?;
+
+    let package_files = format!(
+        "SELECT {} FROM package_files WHERE package = ?1 ORDER BY path",
+        files::ENTRY_COLUMNS
+    );
+    let lock_files = format!(
+        "SELECT {}, package FROM lock_files WHERE lock = ?1 ORDER BY path",
+        files::ENTRY_COLUMNS
+    );
+    let mut packages: Vec<LockedPackage> = Vec::new();
+    let mut files = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.id, p.name, p.version, p.arch, p.source, lp.reason
+         FROM lock_packages lp JOIN packages p ON p.id = lp.package
+         WHERE lp.lock = ?1 ORDER BY p.name, p.arch",
+    )?;
+    let mut rows = stmt.query([row])?;
+    while let Some(r) = rows.next()? {
+        let name: String = r.get(1)?;
+        let arch: String = r.get(3)?;
+        let reason = from_json(
+            &r.get::<_, String>(5)?,
+            &format!("reason of package {name}:{arch}"),
+        )?;
+        let package = LockedPackage {
+            name,
+            version: r.get(2)?,
+            arch,
+            source: r.get(4)?,
+            reason,
+        };
+        // Same-name packages of other architectures carry the same list (an entry
+        // names only its package), which the lock holds once.
+        if packages.last().is_none_or(|p| p.name != package.name) {
+            let name = package.name.clone();
+            read_files(
+                conn,
+                &package_files,
+                r.get(0)?,
+                |_| Ok(Some(name.clone())),
+                &mut files,
+            )?;
+        }
+        packages.push(package);
+    }
+    read_files(
+        conn,
+        &lock_files,
+        row,
+        |r| r.get(files::ENTRY_COLUMN_COUNT),
+        &mut files,
+    )?;
+    let lock = Lock {
+        group: group.to_string(),
+        version: version.to_string(),
+        flavor: flavor.to_string(),
+        inputs,
+        cmd,
+        modules,
+        packages,
+        files,
+    };
+    Ok((lock, lock_id, created))
+}
+
+/// Appends to `out` the entries `sql` selects for `owner`, each owned by the package
+/// `package` reads from its row.
+fn read_files(
+    conn: &Connection,
+    sql: &str,
+    owner: i64,
+    package: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<Option<String>>,
+    out: &mut Vec<FileEntry>,
+) -> Result<(), Fault> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query([owner])?;
+    while let Some(row) = rows.next()? {
+        out.push(files::read_entry(row, package(row)?)?);
+    }
+    Ok(())
 }
 
 /// The address of a stored lock, as [`Lock::address`] spells it.
@@ -812,32 +941,34 @@ fn intern(
 }
 
 /// Writes `lock` (normalised, with id `lock_id`) as the next revision of its address,
-/// unless the latest revision there holds the same lock id.
-fn write_lock(tx: &Transaction<'_>, lock: &Lock, lock_id: &str) -> rusqlite::Result<Stored> {
-    let latest: Option<(u32, String)> = tx
+/// unless the latest revision there holds the same lock id; returns the outcome and the
+/// row of the revision that holds the lock.
+fn write_lock(tx: &Transaction<'_>, lock: &Lock, lock_id: &str) -> rusqlite::Result<(Stored, i64)> {
+    let latest: Option<(u32, String, i64)> = tx
         .query_row(
-            "SELECT l.revision, l.lock_id FROM locks l
+            "SELECT l.revision, l.lock_id, l.id FROM locks l
              JOIN group_versions gv ON gv.id = l.group_version
              JOIN groups g ON g.id = gv.group_id
              JOIN flavors f ON f.id = l.flavor
              WHERE g.name = ?1 AND gv.version = ?2 AND f.canonical = ?3
              ORDER BY l.revision DESC LIMIT 1",
             params![lock.group, lock.version, lock.flavor],
-            |row| Ok((row.get(0)?, row.get(1)?)),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .optional()?;
-    if let Some((revision, latest_id)) = &latest
+    if let Some((revision, latest_id, row)) = &latest
         && latest_id == lock_id
     {
-        return Ok(Stored {
+        let stored = Stored {
             lock_id: lock_id.to_string(),
             revision: *revision,
             unchanged: true,
-        });
+        };
+        return Ok((stored, *row));
     }
     // Saturating: a tampered maximal revision then fails the UNIQUE constraint instead
     // of overflowing.
-    let revision = latest.map_or(1, |(revision, _)| revision.saturating_add(1));
+    let revision = latest.map_or(1, |(revision, ..)| revision.saturating_add(1));
 
     let group_id = intern(
         tx,
@@ -901,11 +1032,12 @@ fn write_lock(tx: &Transaction<'_>, lock: &Lock, lock_id: &str) -> rusqlite::Res
         insert.raw_bind_parameter(files::ENTRY_COLUMN_COUNT + 2, &entry.package)?;
         insert.raw_execute()?;
     }
-    Ok(Stored {
+    let stored = Stored {
         lock_id: lock_id.to_string(),
         revision,
         unchanged: false,
-    })
+    };
+    Ok((stored, lock_row))
 }
 
 /// The row of `package` with exactly `entries` as its files, inserted with its file rows
@@ -1290,6 +1422,35 @@ mod tests {
             assert!(text.contains("web=1.0-1[xen is: x86_64]"), "{text}");
             assert!(text.contains("repo.sqlite"), "{text}");
             assert!(text.contains(says), "{sql}: {text}");
+        }
+    }
+
+    #[test]
+    fn storing_over_damaged_rows_is_refused_not_unchanged() {
+        // The same lock again is compared against damaged rows; another version reuses
+        // nginx's damaged file list.
+        for version in ["1.0", "1.1"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut repo = open(&dir);
+            repo.store(&sample("1.0")).unwrap();
+            repo.conn
+                .execute(
+                    "UPDATE package_files SET size = 1 WHERE path = '/etc/nginx/nginx.conf'",
+                    [],
+                )
+                .unwrap();
+            let err = repo.store(&sample(version)).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, RepoError::Corrupt { .. }), "{text}");
+            assert!(
+                text.contains(&format!("is damaged at web={version}-1[xen is: x86_64]")),
+                "{text}"
+            );
+            assert_eq!(
+                count(&repo, "locks"),
+                1,
+                "{version}: a damaged revision stayed"
+            );
         }
     }
 

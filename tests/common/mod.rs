@@ -518,7 +518,7 @@ pub fn verified_revisions(repo: &Path) -> BTreeSet<(String, String)> {
         .unwrap();
     assert_eq!(integrity, "ok", "{}", repo.display());
     drop(conn);
-    let repository = appliance::repo::Repository::open(repo).unwrap();
+    let repository = appliance::repo::Repository::open_read_only(repo).unwrap();
     let mut held = BTreeSet::new();
     for r in repository.revisions().unwrap() {
         let spec = format!("{}-{}", r.version, r.revision);

@@ -61,12 +61,15 @@ struct ArchivePackage {
     listed: Vec<String>,
     /// Entries at their merged-/usr paths.
     entries: Vec<FileEntry>,
-    /// Bytes of the files compile itself reads (conffiles, account masters, what
-    /// ldconfig reads), by merged-/usr path; the rest stays in the archive.
+    /// Bytes of the files compile itself reads (conffiles, base-passwd's group master),
+    /// by merged-/usr path; the rest stays in the archive.
     contents: HashMap<String, Vec<u8>>,
     /// The status stanza dpkg would write after installing it.
     stanza: String,
     conffiles: Vec<Conffile>,
+    /// The archive's md5sums, or, when it ships none, the ones dpkg computes as it
+    /// unpacks (`dpkg --audit` calls a package without them broken).
+    md5sums: BTreeMap<String, String>,
 }
 
 impl ArchivePackage {
@@ -74,8 +77,12 @@ impl ArchivePackage {
     /// them (trimming to `paths` reads any file that may be a program).
     fn read(archive: DebArchive, every_file: bool) -> Result<ArchivePackage> {
         let conffile_paths: BTreeSet<&str> = archive.conffiles.iter().map(String::as_str).collect();
+        let sums_missing = archive.md5sums.is_empty();
         let (raw, contents) = archive.entries_keeping(|path| {
-            every_file || conffile_paths.contains(path) || canonical_usrmerge(path) == MASTER_GROUP
+            every_file
+                || sums_missing
+                || conffile_paths.contains(path)
+                || canonical_usrmerge(path) == MASTER_GROUP
         })?;
         // Debian's md5sums leave conffiles out; dpkg records their MD5 in `Conffiles`.
         let conffile_md5: HashMap<&str, String> = contents
@@ -111,6 +118,13 @@ impl ArchivePackage {
             })
             .collect();
         let stanza = system::installed_stanza(&archive.control, &conffiles);
+        let md5sums = if sums_missing {
+            (contents.iter())
+                .map(|(path, bytes)| (path.clone(), hex::encode(md5::Md5::digest(bytes))))
+                .collect()
+        } else {
+            archive.md5sums.clone()
+        };
         let contents = contents
             .into_iter()
             .map(|(path, bytes)| (canonical_usrmerge(&path), bytes))
@@ -122,6 +136,7 @@ impl ArchivePackage {
             contents,
             stanza,
             conffiles,
+            md5sums,
         })
     }
 
@@ -133,7 +148,7 @@ impl ArchivePackage {
             multi_arch_same: p.multi_arch == crate::source::MultiArch::Same,
             stanza: &self.stanza,
             files: &self.listed,
-            md5sums: &self.archive.md5sums,
+            md5sums: &self.md5sums,
             conffiles: &self.conffiles,
             info: Vec::new(),
         }
@@ -256,7 +271,7 @@ pub fn compile_recipe(
     // A tree with dpkg is configured by its packages' own scripts; one without (a
     // hand-made package set) has no dpkg to run them, and is locked as unpacked.
     let dpkg = records.iter().find(|r| r.name == "dpkg").map(|r| r.stanza);
-    let (package_entries, mut blobs, mut warnings, accounts) = match dpkg {
+    let (package_entries, system_entries, mut blobs, mut warnings, accounts) = match dpkg {
         Some(dpkg) => {
             for (record, &i) in records.iter_mut().zip(&installed) {
                 let package = &catalog.installed.packages[i];
@@ -341,7 +356,7 @@ pub fn compile_recipe(
             }));
             let mut blobs = staged_blobs;
             blobs.extend(captured.blobs);
-            (captured.entries, blobs, warnings, accounts)
+            (captured.entries, Vec::new(), blobs, warnings, accounts)
         }
         None => {
             let generated = unpacked_system(
@@ -353,19 +368,24 @@ pub fn compile_recipe(
             )?;
             let mut blobs = generated.blobs;
             blobs.extend(pristine);
-            let mut entries = tree.entries.clone();
-            entries.extend(generated.entries);
             let warnings = vec![format!(
                 "the closure of group {} has no dpkg: its packages are not configured",
                 recipe.group
             )];
-            (entries, blobs, warnings, accounts.clone())
+            (
+                tree.entries.clone(),
+                generated.entries,
+                blobs,
+                warnings,
+                accounts.clone(),
+            )
         }
     };
     let accounts = &accounts;
     let present = |path: &str| package_entries.iter().any(|e| e.path == path);
     let machine_files = system::machine_files(machine, present);
-    let mut group_files = machine_files.entries;
+    let mut group_files = system_entries;
+    group_files.extend(machine_files.entries);
     blobs.extend(machine_files.blobs);
     // Hostfiles, then overlays, then `file` statements: the most specific statement wins
     // at a path (the recipe keeps each kind in its own list, so this is the order).

@@ -269,8 +269,22 @@ pub fn compile_recipe(
         system::Machine::Container
     };
     // A tree with dpkg is configured by its packages' own scripts; one without (a
-    // hand-made package set) has no dpkg to run them, and is locked as unpacked.
-    let dpkg = records.iter().find(|r| r.name == "dpkg").map(|r| r.stanza);
+    // hand-made package set) has no dpkg to run them, and one whose group removed
+    // essential packages lacks what every script may use (`sed`, `grep`): both are
+    // locked as they are unpacked.
+    let essential_removed: Vec<&str> = (recipe.removes.iter())
+        .map(|r| r.name.as_str())
+        .filter(|name| {
+            universe
+                .packages()
+                .iter()
+                .any(|p| p.name == *name && p.essential)
+        })
+        .collect();
+    let dpkg = (records.iter())
+        .find(|r| r.name == "dpkg")
+        .map(|r| r.stanza)
+        .filter(|_| essential_removed.is_empty());
     let (package_entries, system_entries, mut blobs, mut warnings, accounts) = match dpkg {
         Some(dpkg) => {
             for (record, &i) in records.iter_mut().zip(&installed) {
@@ -368,10 +382,15 @@ pub fn compile_recipe(
             )?;
             let mut blobs = generated.blobs;
             blobs.extend(pristine);
-            let warnings = vec![format!(
-                "the closure of group {} has no dpkg: its packages are not configured",
-                recipe.group
-            )];
+            let why = if essential_removed.is_empty() {
+                "its closure has no dpkg".to_string()
+            } else {
+                format!(
+                    "it removes essential packages that maintainer scripts rely on ({})",
+                    essential_removed.join(", ")
+                )
+            };
+            let warnings = vec![format!("group {} is not configured: {why}", recipe.group)];
             (
                 tree.entries.clone(),
                 generated.entries,

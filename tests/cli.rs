@@ -733,7 +733,7 @@ fn unconfigured_trees_carry_dpkg_state_never_host_secrets() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("has no dpkg: its packages are not configured"),
+        stderr.contains("is not configured: its closure has no dpkg"),
         "{stderr}"
     );
     w.ok(&[

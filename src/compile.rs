@@ -215,9 +215,33 @@ pub fn compile_recipe(
     if !recipe.flavor.flag("kernel") {
         refuse_kernel(recipe, universe, &resolution)?;
     }
+    // Maintainer scripts may use any essential package (`sed`, `grep`): one the group
+    // removes is there while the tree is configured, and purged after, as a minimal
+    // image is made with dpkg. The tree is built from that fuller closure.
+    let essential_removed: Vec<&str> = (recipe.removes.iter())
+        .map(|r| r.name.as_str())
+        .filter(|name| (universe.packages().iter()).any(|p| p.name == *name && p.essential))
+        .collect();
+    let fuller;
+    let (built, purged) = if essential_removed.is_empty() {
+        (&resolution, Vec::new())
+    } else {
+        // All removals wait for the purge: one may be what an essential package needs.
+        let request = Request {
+            removes: Vec::new(),
+            ..request.clone()
+        };
+        fuller = resolve::resolve(universe, &request)?;
+        let kept: HashSet<usize> = resolution.chosen.iter().map(|c| c.index).collect();
+        let gone: Vec<&crate::source::Package> = (fuller.chosen.iter())
+            .filter(|c| !kept.contains(&c.index))
+            .map(|c| universe.packages()[c.index])
+            .collect();
+        (&fuller, purge_order(&gone))
+    };
     let mut installed = Vec::new();
     let mut archives = Vec::new();
-    for chosen in &resolution.chosen {
+    for chosen in &built.chosen {
         match catalog.provenance(chosen.index) {
             Provenance::Installed(i) => installed.push(i),
             Provenance::Pool(i) => archives.push(DebArchive::open(&catalog.pool.archives[i].path)?),
@@ -269,22 +293,8 @@ pub fn compile_recipe(
         system::Machine::Container
     };
     // A tree with dpkg is configured by its packages' own scripts; one without (a
-    // hand-made package set) has no dpkg to run them, and one whose group removed
-    // essential packages lacks what every script may use (`sed`, `grep`): both are
-    // locked as they are unpacked.
-    let essential_removed: Vec<&str> = (recipe.removes.iter())
-        .map(|r| r.name.as_str())
-        .filter(|name| {
-            universe
-                .packages()
-                .iter()
-                .any(|p| p.name == *name && p.essential)
-        })
-        .collect();
-    let dpkg = (records.iter())
-        .find(|r| r.name == "dpkg")
-        .map(|r| r.stanza)
-        .filter(|_| essential_removed.is_empty());
+    // hand-made package set) has no dpkg to run them, and is locked as unpacked.
+    let dpkg = records.iter().find(|r| r.name == "dpkg").map(|r| r.stanza);
     let (package_entries, system_entries, mut blobs, mut warnings, accounts) = match dpkg {
         Some(dpkg) => {
             for (record, &i) in records.iter_mut().zip(&installed) {
@@ -357,6 +367,7 @@ pub fn compile_recipe(
                     source_date_epoch: 0,
                     dpkg_version: version,
                     preseeds: &[],
+                    purge: &purged,
                 },
                 &staged.log,
             )?;
@@ -382,15 +393,10 @@ pub fn compile_recipe(
             )?;
             let mut blobs = generated.blobs;
             blobs.extend(pristine);
-            let why = if essential_removed.is_empty() {
-                "its closure has no dpkg".to_string()
-            } else {
-                format!(
-                    "it removes essential packages that maintainer scripts rely on ({})",
-                    essential_removed.join(", ")
-                )
-            };
-            let warnings = vec![format!("group {} is not configured: {why}", recipe.group)];
+            let warnings = vec![format!(
+                "group {} is not configured: its closure has no dpkg",
+                recipe.group
+            )];
             (
                 tree.entries.clone(),
                 generated.entries,
@@ -532,6 +538,29 @@ pub fn compile_recipe(
         warnings,
         blobs,
     })
+}
+
+/// The order to purge `packages` in, one at a time: what the others depend on after
+/// them, and essential packages, whose tools (`update-rc.d`, `sed`) scripts use without
+/// saying so, after all the rest.
+fn purge_order(packages: &[&crate::source::Package]) -> Vec<String> {
+    let needed_by = |p: &crate::source::Package| {
+        (packages.iter())
+            .filter(|other| {
+                (other.depends.iter().chain(&other.pre_depends))
+                    .flatten()
+                    .any(|r| r.name == p.name)
+            })
+            .count()
+    };
+    let mut order: Vec<(bool, usize, &str)> = (packages.iter())
+        .map(|p| (p.essential, needed_by(p), p.name.as_str()))
+        .collect();
+    order.sort();
+    order
+        .into_iter()
+        .map(|(_, _, name)| name.to_string())
+        .collect()
 }
 
 /// A compiled tree that no output could be written from, such as one package's file

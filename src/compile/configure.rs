@@ -37,6 +37,9 @@ pub struct Environment<'a> {
     pub dpkg_version: &'a str,
     /// debconf preseed lines (`tzdata tzdata/Areas select Etc`), set before any script.
     pub preseeds: &'a [String],
+    /// Packages purged once everything is configured: the essential ones a group
+    /// removes, which scripts may need while they run, and what only they brought.
+    pub purge: &'a [String],
 }
 
 /// How long the whole configuration may take: a script waiting for input it will never
@@ -95,7 +98,11 @@ for unpacked in "$@"; do
 done
 dpkg --configure -a || fail "dpkg --configure -a" 104
 dpkg --triggers-only -a || fail "dpkg --triggers-only -a" 105
-audit=$(dpkg --audit)
+for package in ${APPLIANCE_PURGE:-}; do
+    dpkg --purge --force-remove-essential --force-depends --force-bad-path "$package" \
+        || fail "dpkg --purge $package" 107
+done
+audit=$(dpkg --force-bad-path --audit)
 if [ -n "$audit" ]; then echo "$audit"; fail "dpkg --audit" 106; fi
 unguard /usr/sbin/update-initramfs
 unguard /usr/sbin/start-stop-daemon
@@ -126,6 +133,7 @@ pub fn configure(
     }
     let epoch = env.source_date_epoch.to_string();
     let preseeds = env.preseeds.join("\n");
+    let purge = env.purge.join(" ");
     let vars: Vec<(&str, &str)> = vec![
         (
             "PATH",
@@ -143,6 +151,7 @@ pub fn configure(
         ("DPKG_ROOT", ""),
         ("DPKG_RUNNING_VERSION", env.dpkg_version),
         ("APPLIANCE_PRESEEDS", &preseeds),
+        ("APPLIANCE_PURGE", &purge),
     ];
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let ran = Confined {

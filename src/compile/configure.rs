@@ -99,7 +99,8 @@ done
 dpkg --configure -a || fail "dpkg --configure -a" 104
 dpkg --triggers-only -a || fail "dpkg --triggers-only -a" 105
 for package in ${APPLIANCE_PURGE:-}; do
-    dpkg --purge --force-remove-essential --force-depends --force-bad-path "$package" \
+    dpkg --purge --force-remove-essential --force-remove-protected --force-depends \
+        --force-bad-path "$package" \
         || fail "dpkg --purge $package" 107
 done
 audit=$(dpkg --force-bad-path --audit)

@@ -1,6 +1,7 @@
 //! Compiling one recipe into a lock: resolve over the catalog, gather the chosen
-//! packages' entries (scanned on the host, or read from their archives), add the system
-//! state and the group's own files, and assemble.
+//! packages' entries (scanned on the host, or read from their archives), stage them
+//! unpacked, configure them with their own maintainer scripts, capture the configured
+//! tree, add the machine files and the group's own files, and assemble.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};

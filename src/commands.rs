@@ -183,6 +183,7 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         sysroot: ctx.sysroot.clone(),
         pool_dir: ctx.pool_dir(),
         offline: opts.offline,
+        scratch: ctx.workspace.store_dir(),
     };
     let accounts = Accounts::read(&ctx.sysroot)?;
     let mut universes: HashMap<String, Universe> = HashMap::new();

@@ -1,8 +1,9 @@
 //! Compiling one recipe into a lock: resolve over the catalog, gather the chosen
-//! packages' entries (scanned on the host, or read from their archives), add the system
-//! state and the group's own files, and assemble.
+//! packages' entries (scanned on the host, or read from their archives), stage them
+//! unpacked, configure them with their own maintainer scripts, capture the configured
+//! tree, add the machine files and the group's own files, and assemble.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use md5::Digest;
@@ -16,13 +17,19 @@ use crate::materialise::{self, MaterialiseError};
 use crate::resolve::{self, RESOLVER_VERSION, Request, Universe, Wanted};
 use crate::source::apt::{self, AptError, AptGet};
 use crate::source::catalog::{Catalog, Provenance};
-use crate::source::deb::{DebArchive, DebError, canonical_usrmerge};
+use crate::source::deb::{DebArchive, canonical_usrmerge};
 use crate::source::dpkg::Conffile;
 use crate::system::{self, PackageRecord};
 use crate::workspace::Recipe;
 
-/// base-passwd's masters of `/etc/passwd` and `/etc/group`.
-const MASTER_PASSWD: &str = "/usr/share/base-passwd/passwd.master";
+mod capture;
+mod configure;
+mod stage;
+
+pub use capture::CaptureError;
+pub use configure::ConfigureError;
+
+/// base-passwd's master of `/etc/group`, which fixes the `tty` group of `/dev`.
 const MASTER_GROUP: &str = "/usr/share/base-passwd/group.master";
 
 /// Where a compile reads and fetches.
@@ -33,6 +40,8 @@ pub struct Settings {
     pub pool_dir: PathBuf,
     /// Forbid fetching: a package known only from apt's lists is an error.
     pub offline: bool,
+    /// Where the configure stage stages trees (`store/`).
+    pub scratch: PathBuf,
 }
 
 /// A lock ready to store, with the bytes its generated and archive entries point at.
@@ -54,12 +63,15 @@ struct ArchivePackage {
     listed: Vec<String>,
     /// Entries at their merged-/usr paths.
     entries: Vec<FileEntry>,
-    /// Bytes of the files compile itself reads (conffiles, account masters, what
-    /// ldconfig reads), by merged-/usr path; the rest stays in the archive.
+    /// Bytes of the files compile itself reads (conffiles, base-passwd's group master),
+    /// by merged-/usr path; the rest stays in the archive.
     contents: HashMap<String, Vec<u8>>,
     /// The status stanza dpkg would write after installing it.
     stanza: String,
     conffiles: Vec<Conffile>,
+    /// The archive's md5sums, or, when it ships none, the ones dpkg computes as it
+    /// unpacks (`dpkg --audit` calls a package without them broken).
+    md5sums: BTreeMap<String, String>,
 }
 
 impl ArchivePackage {
@@ -67,10 +79,12 @@ impl ArchivePackage {
     /// them (trimming to `paths` reads any file that may be a program).
     fn read(archive: DebArchive, every_file: bool) -> Result<ArchivePackage> {
         let conffile_paths: BTreeSet<&str> = archive.conffiles.iter().map(String::as_str).collect();
+        let sums_missing = archive.md5sums.is_empty();
         let (raw, contents) = archive.entries_keeping(|path| {
             every_file
+                || sums_missing
                 || conffile_paths.contains(path)
-                || read_by_compile(&canonical_usrmerge(path))
+                || canonical_usrmerge(path) == MASTER_GROUP
         })?;
         // Debian's md5sums leave conffiles out; dpkg records their MD5 in `Conffiles`.
         let conffile_md5: HashMap<&str, String> = contents
@@ -106,6 +120,13 @@ impl ArchivePackage {
             })
             .collect();
         let stanza = system::installed_stanza(&archive.control, &conffiles);
+        let md5sums = if sums_missing {
+            (contents.iter())
+                .map(|(path, bytes)| (path.clone(), hex::encode(md5::Md5::digest(bytes))))
+                .collect()
+        } else {
+            archive.md5sums.clone()
+        };
         let contents = contents
             .into_iter()
             .map(|(path, bytes)| (canonical_usrmerge(&path), bytes))
@@ -117,6 +138,7 @@ impl ArchivePackage {
             contents,
             stanza,
             conffiles,
+            md5sums,
         })
     }
 
@@ -128,28 +150,11 @@ impl ArchivePackage {
             multi_arch_same: p.multi_arch == crate::source::MultiArch::Same,
             stanza: &self.stanza,
             files: &self.listed,
-            md5sums: &self.archive.md5sums,
+            md5sums: &self.md5sums,
             conffiles: &self.conffiles,
+            info: Vec::new(),
         }
     }
-}
-
-/// The chosen packages' `preinst` and `postinst` scripts, in package order: read for
-/// what they would make (accounts, alternatives), never run.
-#[derive(Default)]
-struct Scripts {
-    /// Of packages installed on the host, whose effects the host's state already shows.
-    installed: Vec<String>,
-    /// Of packages from archives, which never ran here.
-    archives: Vec<String>,
-}
-
-/// What system files are made from: the chosen packages' records, their scripts and
-/// the archives of those that come from one.
-struct Chosen<'a> {
-    records: &'a [PackageRecord<'a>],
-    scripts: &'a Scripts,
-    archives: &'a [ArchivePackage],
 }
 
 /// The chosen packages' file entries with the bytes that only archives hold.
@@ -212,9 +217,33 @@ pub fn compile_recipe(
     if !recipe.flavor.flag("kernel") {
         refuse_kernel(recipe, universe, &resolution)?;
     }
+    // Maintainer scripts may use any essential package (`sed`, `grep`): one the group
+    // removes is there while the tree is configured, and purged after, as a minimal
+    // image is made with dpkg. The tree is built from that fuller closure.
+    let essential_removed: Vec<&str> = (recipe.removes.iter())
+        .map(|r| r.name.as_str())
+        .filter(|name| (universe.packages().iter()).any(|p| p.name == *name && p.essential))
+        .collect();
+    let fuller;
+    let (built, purged) = if essential_removed.is_empty() {
+        (&resolution, Vec::new())
+    } else {
+        // All removals wait for the purge: one may be what an essential package needs.
+        let request = Request {
+            removes: Vec::new(),
+            ..request.clone()
+        };
+        fuller = resolve::resolve(universe, &request)?;
+        let kept: HashSet<usize> = resolution.chosen.iter().map(|c| c.index).collect();
+        let gone: Vec<&crate::source::Package> = (fuller.chosen.iter())
+            .filter(|c| !kept.contains(&c.index))
+            .map(|c| universe.packages()[c.index])
+            .collect();
+        (&fuller, purge_order(&gone))
+    };
     let mut installed = Vec::new();
     let mut archives = Vec::new();
-    for chosen in &resolution.chosen {
+    for chosen in &built.chosen {
         match catalog.provenance(chosen.index) {
             Provenance::Installed(i) => installed.push(i),
             Provenance::Pool(i) => archives.push(DebArchive::open(&catalog.pool.archives[i].path)?),
@@ -236,8 +265,8 @@ pub fn compile_recipe(
         .into_iter()
         .map(|archive| ArchivePackage::read(archive, !recipe.paths.is_empty()))
         .collect::<Result<_>>()?;
-    let mut tree = gather(&settings.sysroot, catalog, &installed, &archives)?;
-    let packages = resolution
+    let tree = gather(&settings.sysroot, catalog, &installed, &archives)?;
+    let packages: Vec<LockedPackage> = resolution
         .chosen
         .iter()
         .map(|c| {
@@ -257,47 +286,140 @@ pub fn compile_recipe(
         .map(|&i| PackageRecord::from(&catalog.installed.packages[i]))
         .collect();
     records.extend(archives.iter().map(ArchivePackage::record));
-    // Accounts are made in preinst or postinst; read in package order, preinst first.
-    let mut scripts = Scripts::default();
-    for &i in &installed {
-        for name in ["preinst", "postinst"] {
-            scripts
-                .installed
-                .extend(catalog.installed.packages[i].maintainer_script(name)?);
-        }
-    }
-    for archive in &archives {
-        for name in ["preinst", "postinst"] {
-            let script = archive.archive.maintainer_script(name);
-            scripts.archives.extend(script.map(str::to_string));
-        }
-    }
-    let chosen = Chosen {
-        records: &records,
-        scripts: &scripts,
-        archives: &archives,
+    let pristine: Vec<Vec<u8>> = (tree.pristine.iter())
+        .filter_map(|p| tree.contents.get(p).cloned())
+        .collect();
+    let machine = if recipe.flavor.flag("kernel") {
+        system::Machine::Virtual
+    } else {
+        system::Machine::Container
     };
-    let system = system_files(
-        settings,
-        catalog,
-        &chosen,
-        &tree,
-        &excludes,
-        recipe.flavor.flag("kernel"),
-    )?;
-    let mut group_files = system.entries;
-    let mut blobs = system.blobs;
-    blobs.extend(
-        tree.pristine
-            .iter()
-            .filter_map(|p| tree.contents.get(p).cloned()),
-    );
+    // A tree with dpkg is configured by its packages' own scripts; one without (a
+    // hand-made package set) has no dpkg to run them, and is locked as unpacked.
+    let dpkg = records.iter().find(|r| r.name == "dpkg").map(|r| r.stanza);
+    let (package_entries, system_entries, mut blobs, mut warnings, accounts) = match dpkg {
+        Some(dpkg) => {
+            for (record, &i) in records.iter_mut().zip(&installed) {
+                let package = &catalog.installed.packages[i];
+                for name in crate::source::INFO_FILES {
+                    if let Some(text) = package.info_file(name)? {
+                        record.info.push((name, text));
+                    }
+                }
+            }
+            for (record, archive) in records[installed.len()..].iter_mut().zip(&archives) {
+                for name in crate::source::INFO_FILES {
+                    if let Some(text) = archive.archive.info_file(name) {
+                        record.info.push((name, text.to_string()));
+                    }
+                }
+            }
+            let staged_files = unpacked_system(
+                catalog,
+                &records,
+                &tree,
+                &settings.sysroot,
+                system::Unpacked::Yes,
+            )?;
+            let mut staged_blobs = staged_files.blobs;
+            staged_blobs.extend(pristine);
+            let staging = lock::assemble(Parts {
+                group: recipe.group.clone(),
+                version: recipe.version.clone(),
+                flavor: recipe.flavor.canonical(),
+                inputs: lock::Inputs {
+                    group_files: recipe.inputs.clone(),
+                    resolver: RESOLVER_VERSION,
+                },
+                cmd: Vec::new(),
+                modules: Vec::new(),
+                packages: packages.clone(),
+                package_entries: tree.entries.clone(),
+                excludes: recipe.excludes.clone(),
+                group_files: staged_files.entries,
+            })?;
+            let mut pools: Vec<PathBuf> = (archives.iter())
+                .filter_map(|a| a.archive.path.parent().map(Path::to_path_buf))
+                .collect();
+            pools.sort();
+            pools.dedup();
+            let staged = stage::stage(
+                &settings.scratch,
+                &settings.sysroot,
+                pools,
+                &staging,
+                &staged_blobs,
+            )?;
+            let version = dpkg
+                .lines()
+                .find_map(|l| l.strip_prefix("Version: "))
+                .unwrap_or_default();
+            configure::configure(
+                &staged.root,
+                staged.ids,
+                &records
+                    .iter()
+                    .map(|r| configure::Unpacked {
+                        name: r.name.to_string(),
+                        arch: r.arch.to_string(),
+                        multi_arch_same: r.multi_arch_same,
+                    })
+                    .collect::<Vec<_>>(),
+                &configure::Environment {
+                    source_date_epoch: 0,
+                    dpkg_version: version,
+                    preseeds: &[],
+                    purge: &purged,
+                },
+                &staged.log,
+            )?;
+            let captured = capture::capture(&staged.root, staged.ids, &staging.files)?;
+            let accounts = Accounts::read(&staged.root)?;
+            let mut warnings = staged.warnings.clone();
+            warnings.extend((captured.strangers.iter()).map(|s| {
+                format!(
+                    "the configured tree has files owned by {s}, which its accounts do not name"
+                )
+            }));
+            let mut blobs = staged_blobs;
+            blobs.extend(captured.blobs);
+            (captured.entries, Vec::new(), blobs, warnings, accounts)
+        }
+        None => {
+            let generated = unpacked_system(
+                catalog,
+                &records,
+                &tree,
+                &settings.sysroot,
+                system::Unpacked::No,
+            )?;
+            let mut blobs = generated.blobs;
+            blobs.extend(pristine);
+            let warnings = vec![format!(
+                "group {} is not configured: its closure has no dpkg",
+                recipe.group
+            )];
+            (
+                tree.entries.clone(),
+                generated.entries,
+                blobs,
+                warnings,
+                accounts.clone(),
+            )
+        }
+    };
+    let accounts = &accounts;
+    let present = |path: &str| package_entries.iter().any(|e| e.path == path);
+    let machine_files = system::machine_files(machine, present);
+    let mut group_files = system_entries;
+    group_files.extend(machine_files.entries);
+    blobs.extend(machine_files.blobs);
     // Hostfiles, then overlays, then `file` statements: the most specific statement wins
     // at a path (the recipe keeps each kind in its own list, so this is the order).
     // What the statements are laid over: the packages' entries that stay (an excluded
     // one cannot be cut off) and the generated system files.
     let mut layers = Layers::new(
-        (tree.entries.iter())
+        (package_entries.iter())
             .filter(|e| !excludes.matches(&e.path))
             .chain(&group_files),
     );
@@ -353,7 +475,6 @@ pub fn compile_recipe(
             ..FileEntry::directory(&file.path)
         });
     }
-    let package_entries = std::mem::take(&mut tree.entries);
     let mut lock = lock::assemble(Parts {
         group: recipe.group.clone(),
         version: recipe.version.clone(),
@@ -376,10 +497,12 @@ pub fn compile_recipe(
             .map(|b| (blake3::hash(b).to_hex().to_string(), b))
             .collect();
         let content = |entry: &FileEntry| match (&entry.package, entry.digest.as_deref()) {
+            (_, Some(digest)) if made.contains_key(digest) => Ok(made[digest].to_vec()),
             (Some(_), _) => tree.bytes(&settings.sysroot, entry),
-            (None, Some(digest)) => made.get(digest).map(|b| b.to_vec()).ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no bytes were made for it")
-            }),
+            (None, Some(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no bytes were made for it",
+            )),
             (None, None) => Ok(Vec::new()),
         };
         lock::trim(&mut lock, &Subtrees::new(&recipe.paths)?, content)?;
@@ -400,14 +523,21 @@ pub fn compile_recipe(
         }
         other => Error::from(other),
     })?;
+    warnings.extend(tree.warnings);
+    // Only the bytes the lock points at: the stage's own that configuration replaced
+    // (the unpacked status) are not kept.
+    let wanted: HashSet<&str> = (lock.files.iter())
+        .filter_map(|e| e.digest.as_deref())
+        .collect();
+    let blobs = (blobs.into_iter())
+        .chain(recipe.files.iter().map(|f| f.content.clone()))
+        .filter(|b| wanted.contains(blake3::hash(b).to_hex().as_str()))
+        .collect();
     Ok(Compiled {
         lock,
         missing: tree.missing,
-        warnings: tree.warnings,
-        blobs: blobs
-            .into_iter()
-            .chain(recipe.files.iter().map(|f| f.content.clone()))
-            .collect(),
+        warnings,
+        blobs,
     })
 }
 
@@ -426,6 +556,29 @@ fn at_statement(err: ExtraError, site: &Site) -> Error {
         )),
         other => Error::from(other),
     }
+}
+
+/// The order to purge `packages` in, one at a time: what the others depend on after
+/// them, and essential packages, whose tools (`update-rc.d`, `sed`) scripts use without
+/// saying so, after all the rest.
+fn purge_order(packages: &[&crate::source::Package]) -> Vec<String> {
+    let needed_by = |p: &crate::source::Package| {
+        (packages.iter())
+            .filter(|other| {
+                (other.depends.iter().chain(&other.pre_depends))
+                    .flatten()
+                    .any(|r| r.name == p.name)
+            })
+            .count()
+    };
+    let mut order: Vec<(bool, usize, &str)> = (packages.iter())
+        .map(|p| (p.essential, needed_by(p), p.name.as_str()))
+        .collect();
+    order.sort();
+    order
+        .into_iter()
+        .map(|(_, _, name)| name.to_string())
+        .collect()
 }
 
 /// A compiled tree that no output could be written from, such as one package's file
@@ -635,334 +788,28 @@ fn pristine_conffiles(
     Ok((warnings, pristine_paths))
 }
 
-/// dpkg's database of the chosen packages and the accounts they use, generated from
-/// what is known of them (status stanzas or control files, file lists, base-passwd's
-/// masters, the host's passwd lines of users that owners and maintainer scripts name;
-/// never the host's shadow files), a minimal /dev, the alternatives, the linker's cache
-/// and the kernel's module dependencies.
-fn system_files(
-    settings: &Settings,
+/// The dpkg database of the chosen packages, each `unpacked` or not, with a minimal
+/// `/dev`: what the packages' files need around them to be a tree dpkg can configure.
+fn unpacked_system(
     catalog: &Catalog,
-    chosen: &Chosen,
+    records: &[PackageRecord],
     tree: &Tree,
-    excludes: &Subtrees,
-    kernel: bool,
-) -> Result<system::Generated> {
-    let Chosen {
-        records,
-        scripts,
-        archives,
-    } = chosen;
-    let mut generated = system::dpkg_state(records, &catalog.installed.diversions);
-    let read_host = |rel: &str| -> Result<Option<String>> {
-        let path = settings.sysroot.join(rel);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Ok(Some(text)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::Io { path, source }),
-        }
-    };
-    let read_tree = |path: &str| -> Result<Option<String>> {
-        let Ok(at) = tree.entries.binary_search_by(|e| e.path.as_str().cmp(path)) else {
-            return Ok(None);
-        };
-        match tree.bytes(&settings.sysroot, &tree.entries[at]) {
-            Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(Error::Io {
-                path: settings.sysroot.join(path.trim_start_matches('/')),
-                source,
-            }),
-        }
-    };
-    let master_passwd = read_tree(MASTER_PASSWD)?;
-    let master_group = read_tree(MASTER_GROUP)?;
-    let mut users: BTreeSet<String> = tree.entries.iter().map(|e| e.user.clone()).collect();
-    let groups: BTreeSet<String> = tree.entries.iter().map(|e| e.group.clone()).collect();
-    let requests: Vec<system::AccountRequest> = (scripts.installed.iter())
-        .chain(&scripts.archives)
-        .flat_map(|s| system::script_accounts(s))
-        .collect();
-    for request in &requests {
-        users.extend(request.names().into_iter().map(str::to_string));
-    }
-    let host_passwd = read_host("etc/passwd")?.unwrap_or_default();
-    let host_group = read_host("etc/group")?.unwrap_or_default();
-    let sources = system::AccountSources {
-        master_passwd: master_passwd.as_deref(),
-        master_group: master_group.as_deref(),
-        host_passwd: &host_passwd,
-        host_group: &host_group,
-    };
-    // A name from a script may be a group (`addgroup`): offer it as both.
-    let groups: BTreeSet<String> = groups.union(&users).cloned().collect();
-    generated.extend(system::accounts(&sources, &users, &groups, &requests));
-    let tty_gid = master_group
-        .as_deref()
-        .and_then(|g| system::group_id(g, "tty"));
-    generated.extend(system::dev(tty_gid));
-    let machine = if kernel {
-        system::Machine::Virtual
-    } else {
-        system::Machine::Container
-    };
-    let present = |path: &str| {
-        (tree.entries)
-            .binary_search_by(|e| e.path.as_str().cmp(path))
-            .is_ok()
-    };
-    generated.extend(system::machine_files(machine, present));
-    generated.extend(alternatives(
-        &settings.sysroot,
-        &tree.entries,
-        excludes,
-        &scripts.archives,
-    )?);
-    let kept: Vec<&FileEntry> = (tree.entries.iter())
-        .filter(|e| !excludes.matches(&e.path))
-        .collect();
-    let bytes = |entry: &FileEntry| tree.bytes(&settings.sysroot, entry);
-    generated
-        .extend(system::ld_so_cache(&kept, bytes, &system::host_ldconfig())?.unwrap_or_default());
-    let fill =
-        |staging: &system::Staging| stage_for_depmod(&settings.sysroot, tree, archives, staging);
-    generated.extend(system::module_data(&kept, fill, &system::host_depmod())?);
-    Ok(generated)
-}
-
-/// Writes the bytes of the files depmod reads at their staged places: compile's own
-/// copy when it holds one, the host file for an installed package's, and for an archive
-/// package's one pass over its archive (a kernel's modules are too many bytes to keep
-/// in memory, and a compressed archive cannot be read at random).
-fn stage_for_depmod(
     sysroot: &Path,
-    tree: &Tree,
-    archives: &[ArchivePackage],
-    staging: &system::Staging,
-) -> std::result::Result<(), (String, std::io::Error)> {
-    let mut from_archive: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-    for entry in staging.files() {
-        let failed = |e| (entry.path.clone(), e);
-        let archive = (entry.package.as_deref())
-            .filter(|p| archives.iter().any(|a| a.archive.package.name == *p));
-        if let Some(bytes) = tree.contents.get(&entry.path) {
-            std::fs::write(staging.place(&entry.path), bytes).map_err(failed)?;
-        } else if let Some(package) = archive {
-            from_archive.entry(package).or_default().insert(&entry.path);
-        } else {
-            let at = entry.origin.as_deref().unwrap_or(&entry.path);
-            std::fs::copy(
-                sysroot.join(at.trim_start_matches('/')),
-                staging.place(&entry.path),
-            )
-            .map_err(failed)?;
-        }
-    }
-    for package in archives {
-        let Some(wanted) = from_archive.get_mut(package.archive.package.name.as_str()) else {
-            continue;
-        };
-        let archive = &package.archive;
-        archive
-            .for_each_file(|file| {
-                let path = canonical_usrmerge(file.path());
-                if !wanted.remove(path.as_str()) {
-                    return Ok(());
-                }
-                let at = staging.place(&path);
-                let mut out = std::fs::File::create(&at).map_err(|source| DebError::Write {
-                    path: archive.path.clone(),
-                    entry: path.clone(),
-                    source,
-                })?;
-                file.copy_to(&mut out).map(drop)
-            })
-            .map_err(|e| (archive.path.display().to_string(), std::io::Error::other(e)))?;
-        if let Some(missing) = wanted.first() {
-            let why = format!("not in the archive {}", archive.path.display());
-            return Err((missing.to_string(), std::io::Error::other(why)));
-        }
-    }
-    Ok(())
-}
-
-/// Whether compile reads the bytes of a packaged file at (merged-/usr) `path` beyond
-/// hashing it: base-passwd's account masters, what ldconfig reads and depmod's small
-/// inputs.
-fn read_by_compile(path: &str) -> bool {
-    path == MASTER_PASSWD
-        || path == MASTER_GROUP
-        || system::ldconfig_reads(path)
-        || system::depmod_reads(path)
-}
-
-/// The host's alternatives and those the archive packages' `scripts` install, cut down
-/// to the choices this lock has.
-fn alternatives(
-    sysroot: &Path,
-    entries: &[FileEntry],
-    excludes: &Subtrees,
-    scripts: &[String],
+    unpacked: system::Unpacked,
 ) -> Result<system::Generated> {
-    let dir = sysroot.join("var/lib/dpkg/alternatives");
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
-        Ok(list) => list
-            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-            .collect::<std::io::Result<_>>()
-            .map_err(io(&dir))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(source) => return Err(Error::Io { path: dir, source }),
-    };
-    names.sort();
-    let mut host = Vec::new();
-    for name in names {
-        let path = dir.join(&name);
-        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        let alternative = system::Alternative::parse(&name, &text)
-            .map_err(|why| Error::Usage(format!("{}: {why}", path.display())))?;
-        let current = std::fs::read_link(sysroot.join("etc/alternatives").join(&name))
-            .ok()
-            .map(|t| t.to_string_lossy().into_owned());
-        host.push((alternative, current));
-    }
-    let index: HashMap<&str, &FileEntry> = entries.iter().map(|e| (e.path.as_str(), e)).collect();
-    // dpkg and update-alternatives speak of /bin/x; the lock keeps it where merged /usr
-    // puts it, through the top-level links the scan recorded.
-    let canonical = |path: &str| -> String {
-        let rest = path.trim_start_matches('/');
-        let (top, tail) = rest.split_once('/').unwrap_or((rest, ""));
-        match index.get(format!("/{top}").as_str()) {
-            Some(e) if e.kind == FileKind::Symlink && !tail.is_empty() => match &e.target {
-                Some(t) if !t.starts_with('/') && !t.contains("..") => format!("/{t}/{tail}"),
-                _ => path.to_string(),
-            },
-            _ => path.to_string(),
-        }
-    };
-    let present = |path: &str| {
-        index
-            .get(path)
-            .is_some_and(|e| e.kind != FileKind::Dir && !excludes.matches(path))
-    };
-    // Packages that come from archives never ran their postinst on the host: their
-    // choices come from the script's `update-alternatives --install` lines.
-    for script in scripts {
-        for alternative in system::Alternative::from_script(script) {
-            match host.iter_mut().find(|(a, _)| a.name == alternative.name) {
-                Some((known, _)) => known.merge(&alternative),
-                None => host.push((alternative, None)),
-            }
-        }
-    }
-    let mut generated = system::alternatives(&host, &present, &canonical);
-    // A link into an excluded folder (a man page slave) would bring the folder back.
-    generated.entries.retain(|e| !excludes.matches(&e.path));
+    let mut generated = system::dpkg_state(records, &catalog.installed.diversions, unpacked);
+    // /dev/tty and the ptys belong to group tty, whose id base-passwd's master fixes.
+    let master = (tree
+        .entries
+        .binary_search_by(|e| e.path.as_str().cmp(MASTER_GROUP))
+        .ok())
+    .map(|at| tree.bytes(sysroot, &tree.entries[at]))
+    .transpose()
+    .map_err(|source| Error::Io {
+        path: sysroot.join(MASTER_GROUP.trim_start_matches('/')),
+        source,
+    })?;
+    let tty = master.and_then(|m| system::group_id(&String::from_utf8_lossy(&m), "tty"));
+    generated.extend(system::dev(tty));
     Ok(generated)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::process::Command;
-
-    /// The host kernel's module folder, when it has ext4 and its dependencies.
-    fn host_modules() -> Option<PathBuf> {
-        let mut kernels: Vec<_> = std::fs::read_dir(system::MODULES_DIR)
-            .ok()?
-            .flatten()
-            .collect();
-        kernels.sort_by_key(|e| e.file_name());
-        kernels
-            .into_iter()
-            .map(|e| e.path())
-            .find(|p| p.join("kernel/fs/ext4/ext4.ko").is_file())
-    }
-
-    #[test]
-    fn depmod_reads_an_archive_kernel_from_its_archive_and_nothing_from_the_host() {
-        let Some(host) = host_modules().filter(|_| system::host_depmod().is_file()) else {
-            eprintln!("skipped: the host has no kernel modules or no depmod");
-            return;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("pkg");
-        let kernel = root.join("lib/modules/6.1.0-99-test");
-        for name in [
-            "modules.order",
-            "modules.builtin",
-            "modules.builtin.modinfo",
-            "kernel/fs/ext4/ext4.ko",
-            "kernel/fs/jbd2/jbd2.ko",
-            "kernel/fs/mbcache.ko",
-            "kernel/lib/crc16.ko",
-        ] {
-            let to = kernel.join(name);
-            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-            std::fs::copy(host.join(name), to).unwrap();
-        }
-        std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-        std::fs::write(
-            root.join("DEBIAN/control"),
-            "Package: linux-image-test\nVersion: 1\nArchitecture: amd64\n\
-             Maintainer: t <t@example.org>\nDescription: test kernel\n",
-        )
-        .unwrap();
-        let deb = dir.path().join("linux-image-test_1_amd64.deb");
-        let Ok(built) = Command::new("dpkg-deb")
-            .args(["--root-owner-group", "-Zxz", "-b"])
-            .arg(&root)
-            .arg(&deb)
-            .output()
-        else {
-            eprintln!("skipped: no dpkg-deb");
-            return;
-        };
-        assert!(built.status.success(), "{built:?}");
-
-        let archive = ArchivePackage::read(DebArchive::open(&deb).unwrap(), false).unwrap();
-        let order = "/usr/lib/modules/6.1.0-99-test/modules.order";
-        assert!(
-            archive.contents.contains_key(order),
-            "small inputs are kept"
-        );
-        assert!(
-            !(archive.contents.keys()).any(|p| p.ends_with(".ko")),
-            "modules are not held in memory"
-        );
-        let mut entries = archive.entries.clone();
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        let tree = Tree {
-            entries,
-            warnings: Vec::new(),
-            contents: archive.contents.clone(),
-            pristine: Vec::new(),
-            missing: Vec::new(),
-        };
-        // An empty host: every byte must come from compile's copy or the archive.
-        let empty = dir.path().join("empty-host");
-        std::fs::create_dir(&empty).unwrap();
-        let refs: Vec<&FileEntry> = tree.entries.iter().collect();
-        let archives = std::slice::from_ref(&archive);
-        let made = system::module_data(
-            &refs,
-            |staging: &system::Staging| stage_for_depmod(&empty, &tree, archives, staging),
-            &system::host_depmod(),
-        )
-        .unwrap();
-        let dep = made
-            .entries
-            .iter()
-            .position(|e| e.path == "/usr/lib/modules/6.1.0-99-test/modules.dep")
-            .unwrap();
-        let dep = String::from_utf8_lossy(&made.blobs[dep]);
-        assert!(
-            dep.lines()
-                .any(|l| l.starts_with("kernel/fs/ext4/ext4.ko:") && l.contains("jbd2.ko")),
-            "{dep}"
-        );
-    }
 }

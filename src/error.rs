@@ -21,9 +21,6 @@ pub enum Error {
     /// The host's files could not be scanned.
     #[error(transparent)]
     Scan(#[from] crate::lock::scan::ScanError),
-    /// The dynamic linker's cache could not be made.
-    #[error(transparent)]
-    LdCache(#[from] crate::system::LdCacheError),
     /// A flavor without a kernel would get one.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -31,9 +28,12 @@ pub enum Error {
     /// A compiled tree would be refused by every output.
     #[error(transparent)]
     Unwritable(Box<crate::compile::UnwritableTree>),
-    /// The kernel's module dependency data could not be made.
+    /// The packages' maintainer scripts could not be run, or failed.
     #[error(transparent)]
-    Depmod(#[from] crate::system::DepmodError),
+    Configure(#[from] crate::compile::ConfigureError),
+    /// The configured tree could not be read back.
+    #[error(transparent)]
+    Capture(#[from] crate::compile::CaptureError),
     /// The packages cannot be resolved.
     #[error(transparent)]
     Resolve(#[from] crate::resolve::ResolveError),

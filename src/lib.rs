@@ -7,6 +7,7 @@
 pub mod boot;
 pub mod commands;
 pub mod compile;
+pub mod confine;
 mod error;
 pub mod lang;
 pub mod lock;

@@ -91,18 +91,16 @@ fn base_from_the_host_runs_bash_in_a_chroot_and_tars_reproducibly() {
                 .any(|p| line.contains(p));
             assert!(line.starts_with("missing") && excluded, "dpkg -V: {line}");
         }
-        assert!(inside("getent passwd root").starts_with("root:x:0:0:"));
+        // base-passwd's preinst made the accounts (no `passwd` package here turns shadow
+        // passwords on); no password is set.
+        assert!(inside("getent passwd root").starts_with("root:*:0:0:"));
         assert_eq!(inside("readlink -f /usr/bin/awk"), "/usr/bin/mawk\n");
         assert_eq!(inside("echo 1 2 | awk '{print $2}'"), "2\n");
         assert_eq!(
             inside("echo x > /dev/null && head -c 3 /dev/zero | wc -c"),
             "3\n"
         );
-        let shadow = fs::read_to_string(root.join("etc/shadow")).unwrap();
-        assert!(
-            shadow.lines().all(|l| l.split(':').nth(1) == Some("*")),
-            "{shadow}"
-        );
+        assert!(!root.join("etc/shadow").exists());
     } else {
         eprintln!("skipped the chroot run: it needs root");
     }

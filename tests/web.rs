@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
-use common::{digest, example_workspace, is_root, ok};
+use common::{Booted, digest, example_workspace, fake_workspace, is_root, ok};
 
 #[test]
 fn web_appliance_serves_config_users_dpkg_and_alternatives() {
@@ -108,6 +108,48 @@ fn web_appliance_serves_config_users_dpkg_and_alternatives() {
     assert!(inside("ldconfig -p").contains("libssl.so.3 (libc6,x86-64)"));
 
     openvz_template_fits_a_container(ws);
+}
+
+#[test]
+fn a_second_service_gets_its_account_and_runs() {
+    if !is_root() {
+        eprintln!("skipped: booting a container needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    // redis-server's postinst makes its user through a variable (`USER="redis"`).
+    let group = "group cache version=\"1.0\" {\n    flavors openvz\n    package systemd-sysv\n    package redis-server\n    exclude \"/usr/share/doc/*\" \"/usr/share/man/*\"\n}\n";
+    fake_workspace(ws, &[("cache", group)]);
+    ok(ws, &["compile", "groups/cache.kdl"]);
+    ok(
+        ws,
+        &[
+            "materialise",
+            "cache",
+            "--flavor",
+            "openvz",
+            "--format",
+            "chroot",
+            "-o",
+            "root",
+        ],
+    );
+    let root = ws.join("root");
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+    assert!(passwd.lines().any(|l| l.starts_with("redis:")), "{passwd}");
+    let booted = Booted::start(&root);
+    booted.is_running();
+    assert_eq!(
+        booted.inside(&["systemctl", "is-active", "redis-server"]),
+        "active\n"
+    );
+    let pong = booted.net(&[
+        "bash",
+        "-c",
+        "exec 3<>/dev/tcp/127.0.0.1/6379; printf 'PING\\r\\n' >&3; head -c 7 <&3",
+    ]);
+    assert_eq!(pong, "+PONG\r\n");
 }
 
 /// One member of a template: its header fields and, for a regular file, its bytes.
@@ -247,6 +289,43 @@ fn openvz_template_fits_a_container(ws: &Path) {
         "{}",
         String::from_utf8_lossy(&nginx.stderr)
     );
+    let first_key = {
+        let booted = Booted::start(&root);
+        booted.is_running();
+        assert!(
+            booted
+                .net(&["curl", "-s", "http://127.0.0.1/"])
+                .contains("Welcome to nginx!"),
+            "nginx does not answer"
+        );
+        let banner = booted.net(&["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/22; head -1 <&3"]);
+        assert!(banner.starts_with("SSH-2.0-OpenSSH"), "{banner}");
+        booted.inside(&["sshd", "-t"]);
+        let id = booted.inside(&["su", "-s", "/bin/sh", "nobody", "-c", "id"]);
+        assert!(id.starts_with("uid=65534(nobody)"), "{id}");
+        booted.inside(&[
+            "openssl",
+            "verify",
+            "-CAfile",
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/ssl/certs/ISRG_Root_X1.pem",
+        ]);
+        std::fs::read(root.join("etc/ssh/ssh_host_ed25519_key.pub")).unwrap()
+    };
+    // A second container of the same template makes keys of its own on its first boot.
+    let second = ws.join("container-2");
+    std::fs::create_dir(&second).unwrap();
+    let untar = Command::new("tar")
+        .args(["--numeric-owner", "-xpzf"])
+        .arg(&template)
+        .arg("-C")
+        .arg(&second)
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    Booted::start(&second).is_running();
+    let second_key = std::fs::read(second.join("etc/ssh/ssh_host_ed25519_key.pub")).unwrap();
+    assert_ne!(first_key, second_key, "two containers share a host key");
 
     ok(
         ws,

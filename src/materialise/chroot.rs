@@ -11,6 +11,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::confine::IdShift;
 use crate::lock::FileEntry;
 
 use super::output::{Target, TempPath, c_path};
@@ -28,6 +29,9 @@ pub(super) enum Metadata {
     /// user: owners, modes, capabilities and devices are the caller's to write by its own
     /// means (an image's disk does, with debugfs), so the tree is the same for any user.
     ContentOnly,
+    /// Everything, as root, with every owner shifted: the tree a confined process sees
+    /// with the lock's own ids (compile's configure stage).
+    Shifted(IdShift),
 }
 
 /// Builds the tree in a temporary beside OUT; returns it and the number of entries made.
@@ -70,6 +74,10 @@ pub(super) fn populate(
     let content_only = metadata == Metadata::ContentOnly;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let as_root = !content_only && unsafe { libc::geteuid() } == 0;
+    let shift = match metadata {
+        Metadata::Shifted(ids) => ids.base,
+        _ => 0,
+    };
 
     progress.phase("copying", plan.items.len(), plan.content_bytes());
     for item in plan.items.iter().filter(|i| matches!(i.body, Body::Dir)) {
@@ -140,7 +148,7 @@ pub(super) fn populate(
             _ => entry.mode,
         };
         let how = Settle {
-            owners: as_root,
+            owners: as_root.then_some(shift),
             symlink: matches!(body, Body::Symlink(_)),
             mode,
             caps,
@@ -175,8 +183,8 @@ pub(super) fn populate(
 
 /// What [`settle`] applies to one path.
 struct Settle<'a> {
-    /// Set the owner (needs root).
-    owners: bool,
+    /// Set the owner, shifted by this much (needs root).
+    owners: Option<u32>,
     /// The path is a symlink: no mode.
     symlink: bool,
     /// The permission bits to set.
@@ -195,9 +203,9 @@ fn settle(
     out: &Path,
 ) -> Result<(), MaterialiseError> {
     let fail = |action, e| io_error(out, action, &entry.path, e);
-    if how.owners {
-        std::os::unix::fs::lchown(path, Some(entry.uid), Some(entry.gid))
-            .map_err(|e| fail("set the owner of", e))?;
+    if let Some(shift) = how.owners {
+        let (uid, gid) = (entry.uid.checked_add(shift), entry.gid.checked_add(shift));
+        std::os::unix::fs::lchown(path, uid, gid).map_err(|e| fail("set the owner of", e))?;
     }
     // Linux has no modes on symlinks, and chmod would follow it.
     if !how.symlink {

@@ -537,6 +537,36 @@ pub fn materialise(
     })
 }
 
+/// Writes `lock` into `root`, an existing empty directory, as the tree compile
+/// configures: every owner shifted by `ids`, so that a confined process sees the lock's
+/// own ids; bytes checked as for any output; package archives unpacked in `scratch`.
+/// Needs root. Returns the number of entries made and what was not done.
+pub fn stage(
+    lock: &Lock,
+    sources: &Sources,
+    root: &Path,
+    scratch: &Path,
+    ids: crate::confine::IdShift,
+) -> Result<(usize, Vec<String>), MaterialiseError> {
+    let plan = Plan::new(lock)?;
+    let supply = Supply::new(
+        sources,
+        (!sources.pool.is_empty()).then(|| archives::Archives::new(lock, &sources.pool, scratch)),
+    );
+    let mut warnings = Vec::new();
+    let made = chroot::populate(
+        &plan,
+        &supply,
+        root,
+        root,
+        0,
+        chroot::Metadata::Shifted(ids),
+        &Progress::new(),
+        &mut warnings,
+    )?;
+    Ok((made, warnings))
+}
+
 impl Outcome {
     fn current() -> Outcome {
         Outcome {

@@ -151,8 +151,9 @@ pub struct DebArchive {
     pub conffiles: Vec<String>,
     /// The md5sums control file, keyed by absolute path; empty when absent.
     pub md5sums: BTreeMap<String, String>,
-    /// The `preinst` and `postinst` scripts, by name, when the package has them.
-    scripts: BTreeMap<String, String>,
+    /// The control files dpkg keeps in `info/` ([`super::INFO_FILES`]), by name, when
+    /// the package has them.
+    info_files: BTreeMap<String, String>,
     /// Where `data.tar` is, so the file tree is read without looking at `ar` again.
     data: Tarball,
 }
@@ -218,7 +219,7 @@ impl DebArchive {
             &package.name,
         )?;
         let conffiles = parse_conffiles(path, text_of("/conffiles").unwrap_or_default())?;
-        let scripts = ["preinst", "postinst"]
+        let info_files = super::INFO_FILES
             .into_iter()
             .filter_map(|name| Some((name.to_string(), text_of(&format!("/{name}"))?.to_string())))
             .collect();
@@ -228,15 +229,16 @@ impl DebArchive {
             control: control_text.to_string(),
             conffiles,
             md5sums,
-            scripts,
+            info_files,
             data,
         })
     }
 
-    /// The text of maintainer script `name` (`preinst`, `postinst`), if the package has
-    /// it. Scripts are read, never run: they tell which system users a package makes.
-    pub fn maintainer_script(&self, name: &str) -> Option<&str> {
-        self.scripts.get(name).map(String::as_str)
+    /// The text of control file `name` of [`super::INFO_FILES`] (`postinst`,
+    /// `templates`), if the package has it: compile's configure stage puts it in the
+    /// staged tree's `info/`.
+    pub fn info_file(&self, name: &str) -> Option<&str> {
+        self.info_files.get(name).map(String::as_str)
     }
 
     /// Reads the data member into lock entries, in archive order: paths made absolute
@@ -672,7 +674,8 @@ fn copy_checked<R: Read>(
 }
 
 /// Reads the files of the control member that [`DebArchive`] keeps, keyed by absolute
-/// path (`/control`, `/conffiles`, `/md5sums`, `/preinst`, `/postinst`).
+/// path (`/control`, `/conffiles`, `/md5sums` and the [`super::INFO_FILES`]:
+/// `/postinst`, `/templates`...).
 fn read_control_member(
     path: &Path,
     file: File,
@@ -680,10 +683,11 @@ fn read_control_member(
 ) -> Result<HashMap<String, String>, DebError> {
     let mut files = HashMap::new();
     walk(path, file, control, |name, entry| {
-        if !matches!(
-            name,
-            "/control" | "/conffiles" | "/md5sums" | "/preinst" | "/postinst"
-        ) {
+        let kept = matches!(name, "/control" | "/conffiles" | "/md5sums")
+            || super::INFO_FILES
+                .iter()
+                .any(|f| name.strip_prefix('/') == Some(*f));
+        if !kept {
             return Ok(ControlFlow::Continue(()));
         }
         if entry.size() > CONTROL_FILE_LIMIT {

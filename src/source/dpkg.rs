@@ -44,9 +44,9 @@ pub struct InstalledPackage {
 }
 
 impl InstalledPackage {
-    /// The text of one of the package's maintainer scripts (`postinst`, `preinst`), if it
-    /// has one. Scripts are read, never run: they tell which system users a package makes.
-    pub fn maintainer_script(&self, name: &str) -> Result<Option<String>, DpkgError> {
+    /// The text of control file `name` of [`super::INFO_FILES`] (`postinst`,
+    /// `templates`) as dpkg keeps it beside the package's list, if it has one.
+    pub fn info_file(&self, name: &str) -> Result<Option<String>, DpkgError> {
         read_optional(&self.list_path.with_extension(name))
     }
 }

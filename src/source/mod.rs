@@ -15,6 +15,21 @@ use serde::{Deserialize, Serialize};
 
 pub use relation::{Dependency, Op, Relation, RelationParseError};
 
+/// The control files dpkg keeps in `info/` beside a package's file list: its maintainer
+/// scripts and what they and dpkg's triggers read (debconf templates, triggers, shared
+/// library information).
+pub const INFO_FILES: [&str; 9] = [
+    "preinst",
+    "postinst",
+    "prerm",
+    "postrm",
+    "config",
+    "templates",
+    "triggers",
+    "shlibs",
+    "symbols",
+];
+
 /// How a package may satisfy dependencies across architectures (Debian `Multi-Arch:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -24,6 +24,16 @@ const LINKS: &[(&str, &str)] = &[
     ("stdout", "/proc/self/fd/1"),
 ];
 
+/// The id of group `name` in a group file's text (`etc/group` or base-passwd's master).
+pub fn group_id(group_file: &str, name: &str) -> Option<u32> {
+    group_file.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next() == Some(name))
+            .then(|| fields.nth(1)?.parse().ok())
+            .flatten()
+    })
+}
+
 /// The `/dev` entries. `tty_gid` is the `tty` group's id in the appliance (5 in Debian's
 /// base-passwd), so the node's group matches the generated `/etc/group`.
 pub fn dev(tty_gid: Option<u32>) -> Generated {

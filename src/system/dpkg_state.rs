@@ -23,6 +23,19 @@ pub struct PackageRecord<'a> {
     pub md5sums: &'a BTreeMap<String, String>,
     /// Conffiles.
     pub conffiles: &'a [Conffile],
+    /// Its control files for `info/` (maintainer scripts, templates, triggers...), by
+    /// name; empty for a tree that is not configured.
+    pub info: Vec<(&'static str, String)>,
+}
+
+/// The state the status file gives every package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unpacked {
+    /// `installed`: configured, as the host's or as compile locks it.
+    No,
+    /// `unpacked`: files in place, maintainer scripts still to run (the staged tree
+    /// compile configures).
+    Yes,
 }
 
 impl<'a> From<&'a InstalledPackage> for PackageRecord<'a> {
@@ -35,6 +48,7 @@ impl<'a> From<&'a InstalledPackage> for PackageRecord<'a> {
             files: &p.files,
             md5sums: &p.md5sums,
             conffiles: &p.conffiles,
+            info: Vec::new(),
         }
     }
 }
@@ -77,14 +91,27 @@ pub fn installed_stanza(control: &str, conffiles: &[Conffile]) -> String {
 /// The dpkg database of `packages`: `status` (sorted by name and arch, as dpkg writes it),
 /// `info/<pkg>.list`, `.md5sums`, `.conffiles`, and the `diversions` whose diverting
 /// package is among them.
-pub fn dpkg_state(packages: &[PackageRecord], diversions: &[Diversion]) -> Generated {
+pub fn dpkg_state(
+    packages: &[PackageRecord],
+    diversions: &[Diversion],
+    unpacked: Unpacked,
+) -> Generated {
     let mut sorted: Vec<&PackageRecord> = packages.iter().collect();
     sorted.sort_by_key(|p| (p.name, p.arch));
     let mut generated = Generated::default();
     let mut status = String::new();
     for p in &sorted {
-        status += p.stanza.trim_end_matches('\n');
-        status += "\n\n";
+        for line in p.stanza.trim_end_matches('\n').lines() {
+            match line.strip_prefix("Status: ") {
+                Some(state) if unpacked == Unpacked::Yes => {
+                    let want = state.rsplit_once(' ').map_or(state, |(w, _)| w);
+                    status += &format!("Status: {want} unpacked");
+                }
+                _ => status += line,
+            }
+            status += "\n";
+        }
+        status += "\n";
         let stem = if p.multi_arch_same {
             format!("/var/lib/dpkg/info/{}:{}", p.name, p.arch)
         } else {
@@ -112,6 +139,20 @@ pub fn dpkg_state(packages: &[PackageRecord], diversions: &[Diversion]) -> Gener
             .collect();
         if !conffiles.is_empty() {
             generated.root_file(&format!("{stem}.conffiles"), conffiles.into_bytes());
+        }
+        for (name, text) in &p.info {
+            let mode = if name.ends_with("inst") || name.ends_with("rm") || *name == "config" {
+                0o755
+            } else {
+                0o644
+            };
+            let path = format!("{stem}.{name}");
+            generated.file(
+                &path,
+                mode,
+                (0, "root", 0, "root"),
+                text.clone().into_bytes(),
+            );
         }
     }
     generated.root_file("/var/lib/dpkg/status", status.into_bytes());
@@ -149,6 +190,7 @@ mod tests {
             files,
             md5sums,
             conffiles,
+            info: Vec::new(),
         }
     }
 
@@ -226,7 +268,7 @@ mod tests {
                 by: Some("absent".into()),
             },
         ];
-        let g = dpkg_state(&packages, &diversions);
+        let g = dpkg_state(&packages, &diversions, Unpacked::No);
         assert_eq!(
             content(&g, "/var/lib/dpkg/status"),
             "Package: bash\nStatus: install ok installed\n\nPackage: libc6\nStatus: install ok installed\n\nPackage: zsh\nStatus: install ok installed\n\n"
@@ -267,5 +309,34 @@ mod tests {
                 (0, 0o644, None)
             );
         }
+    }
+
+    #[test]
+    fn an_unpacked_tree_has_unpacked_stanzas_and_the_maintainer_scripts() {
+        let none = BTreeMap::new();
+        let mut held = record(
+            "nginx",
+            "Package: nginx\nStatus: hold ok installed\nVersion: 1\n",
+            &[],
+            &none,
+            &[],
+        );
+        held.multi_arch_same = false;
+        held.info = vec![
+            ("postinst", "#!/bin/sh\n".to_string()),
+            ("templates", "Template: x\n".to_string()),
+        ];
+        let g = dpkg_state(&[held], &[], Unpacked::Yes);
+        assert_eq!(
+            content(&g, "/var/lib/dpkg/status"),
+            "Package: nginx\nStatus: hold ok unpacked\nVersion: 1\n\n"
+        );
+        let mode = |path: &str| g.entries.iter().find(|e| e.path == path).map(|e| e.mode);
+        assert_eq!(mode("/var/lib/dpkg/info/nginx.postinst"), Some(0o755));
+        assert_eq!(mode("/var/lib/dpkg/info/nginx.templates"), Some(0o644));
+        assert_eq!(
+            content(&g, "/var/lib/dpkg/info/nginx.templates"),
+            "Template: x\n"
+        );
     }
 }

@@ -1,28 +1,15 @@
-//! System state an appliance needs to work as a system, not a bag of files: dpkg's
-//! database for the locked packages, the accounts they use, their alternatives, the
-//! dynamic linker's cache, the kernel's module dependencies, and the files that fit it
-//! to a container or a virtual machine. Each piece is generated at compile time as
-//! ordinary lock entries whose bytes go to the blob store, so it is as exact and
-//! reproducible as any packaged file. No maintainer script is ever run.
+//! What compile adds around the packages' own files: the dpkg database that makes them
+//! a tree dpkg can configure (every package unpacked, its maintainer scripts in `info/`)
+//! or, with no dpkg to run them, one that lists them installed; a minimal `/dev`; and
+//! the files that fit a tree to a container or a virtual machine. Each is an ordinary
+//! lock entry whose bytes go to the blob store.
 
-mod accounts;
-mod alternatives;
-mod depmod;
 mod dev;
 mod dpkg_state;
-mod ldcache;
 mod machine;
 
-pub use accounts::{
-    AccountRequest, AccountSources, PrimaryGroup, accounts, group_id, script_accounts,
-};
-pub use alternatives::{Alternative, Choice, alternatives};
-pub use depmod::{
-    DepmodError, MODULES_DIR, Staging, depmod_reads, host_depmod, is_module, module_data,
-};
-pub use dev::dev;
-pub use dpkg_state::{PackageRecord, dpkg_state, installed_stanza};
-pub use ldcache::{LdCacheError, host_ldconfig, ld_so_cache, ldconfig_reads};
+pub use dev::{dev, group_id};
+pub use dpkg_state::{PackageRecord, Unpacked, dpkg_state, installed_stanza};
 pub use machine::{Machine, ROOT_LABEL, machine_files};
 
 use crate::lock::{FileEntry, FileKind};
@@ -74,75 +61,6 @@ impl Generated {
         self.entries.extend(other.entries);
         self.blobs.extend(other.blobs);
     }
-}
-
-/// The commands of a maintainer script that run one of `tools`: each as its shell words
-/// (the tool first), up to the end of the command. The script is read, never run:
-/// continuation lines are joined, quotes honoured, comments dropped; `$variables` stay
-/// as written for the caller to refuse.
-fn script_commands(script: &str, tools: &[&str]) -> Vec<Vec<String>> {
-    let joined = script.replace("\\\n", " ");
-    let mut out = Vec::new();
-    for line in joined.lines() {
-        let words = shell_words(line);
-        let Some(start) = words.iter().position(|w| tools.contains(&w.as_str())) else {
-            continue;
-        };
-        let end = words[start + 1..]
-            .iter()
-            .position(|w| {
-                matches!(w.as_str(), "||" | "&&" | ";" | "|" | "then" | "do")
-                    || w.starts_with('>')
-                    || w.starts_with("2>")
-            })
-            .map_or(words.len(), |i| start + 1 + i);
-        out.push(words[start..end].to_vec());
-    }
-    out
-}
-
-/// Splits a shell line into words: whitespace separates, `'...'` and `"..."` group,
-/// `;` ends a word; a `#` starting a word starts a comment.
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' | '"' => {
-                in_word = true;
-                for q in chars.by_ref() {
-                    if q == c {
-                        break;
-                    }
-                    word.push(q);
-                }
-            }
-            '#' if !in_word => break,
-            ';' => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-                words.push(";".to_string());
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
 }
 
 #[cfg(test)]

@@ -638,3 +638,116 @@ fn mount(args: &[&str], at: &Path) {
 pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
+
+/// A tree booted under `systemd-nspawn --boot` (no network but its own loopback), for
+/// as long as this lives: queried through `nsenter`, since the host's PID 1 may not be
+/// systemd, and powered off when dropped.
+pub struct Booted {
+    nspawn: std::process::Child,
+    leader: u32,
+    log: PathBuf,
+}
+
+impl Booted {
+    /// Boots `root` and waits for its init to start.
+    pub fn start(root: &Path) -> Booted {
+        let log = root.with_extension("boot.log");
+        let out = fs::File::create(&log).unwrap();
+        let nspawn = Command::new("systemd-nspawn")
+            .args([
+                "--boot",
+                "--register=no",
+                "--keep-unit",
+                "--private-network",
+            ])
+            .args(["--console=pipe", "-D"])
+            .arg(root)
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("systemd-nspawn runs (package systemd-container)");
+        let started = std::time::Instant::now();
+        let leader = loop {
+            let children = fs::read_to_string(format!(
+                "/proc/{}/task/{}/children",
+                nspawn.id(),
+                nspawn.id()
+            ))
+            .unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next() {
+                break pid.parse().unwrap();
+            }
+            assert!(started.elapsed().as_secs() < 30, "nspawn started no init");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        Booted {
+            nspawn,
+            leader,
+            log,
+        }
+    }
+
+    /// Waits until the system has booted and says it is `running` with no failed unit.
+    pub fn is_running(&self) {
+        // Until systemd has its bus there is nothing to ask; then it says when it is done.
+        let started = std::time::Instant::now();
+        let state = loop {
+            let state = self.nsenter("-a", &["systemctl", "is-system-running"]);
+            let state = state.trim().to_string();
+            let booting = state.is_empty() || state == "initializing" || state == "starting";
+            if !booting || started.elapsed().as_secs() > 180 {
+                break state;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        };
+        let failed = self.inside(&["systemctl", "--failed", "--no-legend", "--plain"]);
+        assert_eq!(
+            state.trim(),
+            "running",
+            "failed units: {failed}\nboot log:\n{}",
+            fs::read_to_string(&self.log).unwrap_or_default()
+        );
+        assert!(failed.trim().is_empty(), "{failed}");
+    }
+
+    /// Runs a program of the tree inside the container; fails the test if it fails.
+    pub fn inside(&self, argv: &[&str]) -> String {
+        self.nsenter("-a", argv)
+    }
+
+    /// Runs a program of the host in the container's network only (its loopback).
+    pub fn net(&self, argv: &[&str]) -> String {
+        self.nsenter("-n", argv)
+    }
+
+    fn nsenter(&self, namespaces: &str, argv: &[&str]) -> String {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.leader.to_string(), namespaces, "--"])
+            .args(argv)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success() || argv.contains(&"is-system-running"),
+            "{argv:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+}
+
+impl Drop for Booted {
+    fn drop(&mut self) {
+        // SIGRTMIN+4 asks systemd to power off; nspawn ends with it.
+        unsafe { libc::kill(self.leader as i32, libc::SIGRTMIN() + 4) };
+        for _ in 0..300 {
+            if let Ok(Some(_)) = self.nspawn.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+    }
+}

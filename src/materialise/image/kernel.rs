@@ -2,9 +2,11 @@
 //! lock, never "the newest in /boot".
 
 use crate::materialise::plan::{Body, Plan};
-use crate::system::MODULES_DIR;
 
 use super::ImageError;
+
+/// Where a kernel's modules are, merged /usr's path.
+const MODULES_DIR: &str = "/usr/lib/modules";
 
 /// The kernel an image boots.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -60,10 +60,12 @@ pub enum ImageError {
         /// The kernel images found.
         found: Vec<String>,
     },
-    /// The lock lacks the module data depmod makes at compile time.
+    /// The lock lacks the module data the kernel's postinst makes with depmod when
+    /// compile configures the tree.
     #[error(
-        "the lock has no {path} for kernel {kernel}: it was compiled before appliance made \
-         kernel module data; compile the group again"
+        "the lock has no {path} for kernel {kernel}: its kernel was not configured (a lock \
+         compiled without dpkg in the closure, or by an older appliance); compile the group \
+         again with dpkg and kmod in it"
     )]
     NoModuleData {
         /// The kernel version.

@@ -1,0 +1,404 @@
+//! The capture stage: the configured tree read back as lock entries.
+//!
+//! An entry configuration left as the stage wrote it is the staged entry itself, so it
+//! keeps its package and its place in the host's files or the package's archive; one
+//! that configuration made or changed gets its new metadata and its bytes go to the
+//! blob store. What a fresh install leaves that must not be in a template is dropped:
+//! secrets (SSH host keys, random seeds, machine ids, which first boot makes), logs with
+//! content, and the backups and caches that differ from run to run.
+//!
+//! The tree is read without following a single link: a hostile script may have left
+//! symlinks to anywhere, and they are only entries here.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+
+use crate::confine::IdShift;
+use crate::lock::{FileEntry, FileKind};
+
+/// Paths configuration writes that no template may carry, with why.
+const DROPPED: &[(&str, &str)] = &[
+    (
+        "/etc/ssh/ssh_host_*",
+        "host keys are secrets, made on first boot",
+    ),
+    (
+        "/etc/machine-id",
+        "made on first boot (the machine files give an empty one)",
+    ),
+    ("/var/lib/dbus/machine-id", "made on first boot"),
+    ("/var/lib/systemd/random-seed", "a secret"),
+    (
+        "/var/cache/ldconfig/aux-cache",
+        "holds inode numbers and times",
+    ),
+    ("/var/lib/dpkg/*-old", "dpkg's backups"),
+    ("/var/cache/debconf/*-old", "debconf's backups"),
+    (
+        "/etc/{passwd,group,shadow,gshadow,subuid,subgid}-",
+        "shadow's backups",
+    ),
+];
+
+/// The configured tree as lock entries, and the bytes of those configuration made.
+#[derive(Debug, Default)]
+pub struct Captured {
+    /// Every entry, sorted by path; the root is not one.
+    pub entries: Vec<FileEntry>,
+    /// The bytes of every file configuration made or changed.
+    pub blobs: Vec<Vec<u8>>,
+    /// How many entries configuration made, changed and removed.
+    pub made: usize,
+    /// See `made`.
+    pub changed: usize,
+    /// See `made`.
+    pub removed: usize,
+    /// Ids the tree's accounts do not name, with the first path of each.
+    pub strangers: Vec<String>,
+}
+
+/// Why the configured tree could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// Reading the tree failed.
+    #[error("reading the configured tree at {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// A name the lock cannot hold.
+    #[error("the configured tree has a name that is not UTF-8 below {parent}")]
+    NotUtf8 {
+        /// The folder that holds it.
+        parent: String,
+    },
+    /// An entry whose owner is no id of the sandbox: only something outside could have
+    /// made it.
+    #[error("{path} in the configured tree is owned by host id {id}, outside the sandbox's ids")]
+    Foreign {
+        /// The entry.
+        path: String,
+        /// Its host uid or gid.
+        id: u32,
+    },
+    /// A socket left behind.
+    #[error("{path} in the configured tree is a socket, which no output can hold")]
+    Socket {
+        /// The entry.
+        path: String,
+    },
+}
+
+/// A path as found, before its entry is made.
+struct Found {
+    path: String,
+    host: PathBuf,
+    meta: fs::Metadata,
+}
+
+/// Reads the tree at `root` (owned by `ids`) back, against `staged`: the entries the
+/// stage wrote, sorted by path.
+pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captured, CaptureError> {
+    let dropped = dropped();
+    let mut found = Vec::new();
+    walk(root, "", &dropped, &mut found)?;
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    let accounts = Names::read(root);
+    let staged: HashMap<&str, &FileEntry> = staged.iter().map(|e| (e.path.as_str(), e)).collect();
+
+    // Hard links: the first path of a set (in path order) is the file, the rest link to it.
+    let mut first_of: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut link_to: Vec<Option<usize>> = vec![None; found.len()];
+    for (i, f) in found.iter().enumerate() {
+        if f.meta.is_file() && f.meta.nlink() > 1 {
+            let key = (f.meta.dev(), f.meta.ino());
+            match first_of.get(&key) {
+                Some(&first) => link_to[i] = Some(first),
+                None => {
+                    first_of.insert(key, i);
+                }
+            }
+        }
+    }
+    let hashed: Vec<Option<(u64, String)>> = found
+        .par_iter()
+        .zip(&link_to)
+        .map(|(f, link)| {
+            if !f.meta.is_file() || link.is_some() {
+                return Ok(None);
+            }
+            hash(&f.host).map(Some).map_err(|source| CaptureError::Io {
+                path: f.host.clone(),
+                source,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+
+    let mut captured = Captured::default();
+    let mut strangers: HashMap<u32, String> = HashMap::new();
+    let mut seen = 0;
+    for (i, f) in found.iter().enumerate() {
+        let uid = ids.inside(f.meta.uid());
+        let gid = ids.inside(f.meta.gid());
+        let (Some(uid), Some(gid)) = (uid, gid) else {
+            return Err(CaptureError::Foreign {
+                path: f.path.clone(),
+                id: if uid.is_none() {
+                    f.meta.uid()
+                } else {
+                    f.meta.gid()
+                },
+            });
+        };
+        let file_type = f.meta.file_type();
+        let mut entry = FileEntry {
+            mode: f.meta.mode() & 0o7777,
+            uid,
+            gid,
+            user: accounts.user(uid).unwrap_or_default(),
+            group: accounts.group(gid).unwrap_or_default(),
+            ..FileEntry::directory(&f.path)
+        };
+        for (id, known) in [(uid, accounts.user(uid)), (gid, accounts.group(gid))] {
+            if known.is_none() {
+                strangers.entry(id).or_insert_with(|| f.path.clone());
+            }
+        }
+        if let Some(first) = link_to[i] {
+            entry.kind = FileKind::Hardlink;
+            entry.target = Some(found[first].path.clone());
+        } else if file_type.is_file() {
+            let (size, digest) = hashed[i].clone().unwrap_or_default();
+            entry.kind = FileKind::File;
+            entry.size = size;
+            entry.digest = Some(digest);
+            entry.caps = caps(&f.host).map_err(|source| CaptureError::Io {
+                path: f.host.clone(),
+                source,
+            })?;
+        } else if file_type.is_dir() {
+            entry.kind = FileKind::Dir;
+        } else if file_type.is_symlink() {
+            entry.kind = FileKind::Symlink;
+            let text = fs::read_link(&f.host).map_err(|source| CaptureError::Io {
+                path: f.host.clone(),
+                source,
+            })?;
+            entry.target =
+                Some(
+                    text.into_os_string()
+                        .into_string()
+                        .map_err(|_| CaptureError::NotUtf8 {
+                            parent: f.path.clone(),
+                        })?,
+                );
+        } else if file_type.is_fifo() {
+            entry.kind = FileKind::Fifo;
+        } else if file_type.is_char_device() || file_type.is_block_device() {
+            entry.kind = if file_type.is_char_device() {
+                FileKind::Char
+            } else {
+                FileKind::Block
+            };
+            let rdev = f.meta.rdev();
+            entry.device = Some((libc::major(rdev), libc::minor(rdev)));
+        } else {
+            return Err(CaptureError::Socket {
+                path: f.path.clone(),
+            });
+        }
+        match staged.get(f.path.as_str()) {
+            Some(before) => {
+                seen += 1;
+                if same(before, &entry) {
+                    captured.entries.push((*before).clone());
+                    continue;
+                }
+                entry.package = before.package.clone();
+                entry.conffile = before.conffile;
+                captured.changed += 1;
+            }
+            None => captured.made += 1,
+        }
+        if entry.kind == FileKind::File {
+            let bytes = read_no_follow(&f.host).map_err(|source| CaptureError::Io {
+                path: f.host.clone(),
+                source,
+            })?;
+            captured.blobs.push(bytes);
+        }
+        captured.entries.push(entry);
+    }
+    captured.removed = staged.len() - seen;
+    let mut strangers: Vec<(u32, String)> = strangers.into_iter().collect();
+    strangers.sort();
+    captured.strangers = strangers
+        .into_iter()
+        .map(|(id, path)| format!("id {id} (first at {path})"))
+        .collect();
+    Ok(captured)
+}
+
+/// Whether configuration left `before` as it was: everything an output writes agrees.
+fn same(before: &FileEntry, now: &FileEntry) -> bool {
+    before.kind == now.kind
+        && before.mode == now.mode
+        && before.uid == now.uid
+        && before.gid == now.gid
+        && before.size == now.size
+        && before.digest == now.digest
+        && before.target == now.target
+        && before.device == now.device
+        && before.caps == now.caps
+}
+
+/// Adds the entries below `host` (lock path `path`, empty for the root) to `found`,
+/// leaving out what [`DROPPED`] names and the logs with content.
+fn walk(
+    host: &Path,
+    path: &str,
+    dropped: &GlobSet,
+    found: &mut Vec<Found>,
+) -> Result<(), CaptureError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CaptureError::Io { path, source }
+    };
+    for item in fs::read_dir(host).map_err(io(host))? {
+        let item = item.map_err(io(host))?;
+        let name = item
+            .file_name()
+            .into_string()
+            .map_err(|_| CaptureError::NotUtf8 {
+                parent: if path.is_empty() {
+                    "/".into()
+                } else {
+                    path.into()
+                },
+            })?;
+        let child = format!("{path}/{name}");
+        let at = item.path();
+        let meta = fs::symlink_metadata(&at).map_err(io(&at))?;
+        if dropped.is_match(&child)
+            || (child.starts_with("/var/log/") && meta.is_file() && meta.len() > 0)
+        {
+            continue;
+        }
+        let dir = meta.is_dir();
+        found.push(Found {
+            path: child.clone(),
+            host: at.clone(),
+            meta,
+        });
+        if dir {
+            walk(&at, &child, dropped, found)?;
+        }
+    }
+    Ok(())
+}
+
+fn dropped() -> GlobSet {
+    let mut set = GlobSetBuilder::new();
+    for (glob, _) in DROPPED {
+        // The patterns are constants of this file, each checked by the tests.
+        if let Ok(glob) = Glob::new(glob) {
+            set.add(glob);
+        }
+    }
+    set.build().unwrap_or_else(|_| GlobSet::empty())
+}
+
+/// The size and BLAKE3 of a regular file, read without following a link.
+fn hash(host: &Path) -> io::Result<(u64, String)> {
+    let bytes = read_no_follow(host)?;
+    Ok((
+        bytes.len() as u64,
+        blake3::hash(&bytes).to_hex().to_string(),
+    ))
+}
+
+fn read_no_follow(host: &Path) -> io::Result<Vec<u8>> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(host)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The file's capabilities as the lock keeps them (revision 2, which names no user
+/// namespace): a script's `setcap` in the sandbox writes revision 3, whose root id is
+/// the sandbox's.
+fn caps(host: &Path) -> io::Result<Option<String>> {
+    let raw = match xattr::get(host, "security.capability") {
+        Ok(raw) => raw,
+        Err(e) if e.raw_os_error() == Some(libc::ENODATA) => None,
+        Err(e) => return Err(e),
+    };
+    Ok(raw.map(|mut raw| {
+        if raw.len() == 24 && raw[3] == 3 {
+            raw.truncate(20);
+            raw[3] = 2;
+        }
+        hex::encode(raw)
+    }))
+}
+
+/// The tree's own account names.
+struct Names {
+    users: HashMap<u32, String>,
+    groups: HashMap<u32, String>,
+}
+
+impl Names {
+    fn read(root: &Path) -> Names {
+        let parse = |file: &str| -> HashMap<u32, String> {
+            let text = read_no_follow(&root.join(file)).unwrap_or_default();
+            String::from_utf8_lossy(&text)
+                .lines()
+                .filter_map(|line| {
+                    let mut fields = line.split(':');
+                    let name = fields.next()?;
+                    let id = fields.nth(1)?.parse().ok()?;
+                    Some((id, name.to_string()))
+                })
+                .collect()
+        };
+        Names {
+            users: parse("etc/passwd"),
+            groups: parse("etc/group"),
+        }
+    }
+
+    fn user(&self, uid: u32) -> Option<String> {
+        self.users.get(&uid).cloned()
+    }
+
+    fn group(&self, gid: u32) -> Option<String> {
+        self.groups.get(&gid).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dropped_pattern_is_a_glob() {
+        for (glob, _) in DROPPED {
+            assert!(Glob::new(glob).is_ok(), "{glob}");
+        }
+        assert!(dropped().is_match("/etc/ssh/ssh_host_ed25519_key"));
+        assert!(dropped().is_match("/etc/shadow-"));
+        assert!(!dropped().is_match("/etc/shadow"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The configure stage: the packages' own maintainer scripts, run as dpkg runs them,
+//! confined in the staged tree.
+//!
+//! The order is mmdebstrap's and dpkg's: every package is unpacked already (the stage
+//! wrote its files and a dpkg database saying `install ok unpacked`, with the scripts
+//! in `info/`), so each `preinst install` runs first, base-passwd's before any (it makes
+//! `/etc/passwd`), then `dpkg --configure -a` configures everything in dependency order
+//! and processes the triggers. Daemons are never started: `policy-rc.d` denies every
+//! action and `start-stop-daemon` is a stand-in, as in mmdebstrap. The kernel's own
+//! hooks are skipped on purpose (`update-initramfs` is a stand-in and `INITRD=No`):
+//! an image carries appliance's initramfs, so the packages' would only cost time and
+//! make the lock differ from run to run. The stand-ins are gone again when the stage
+//! ends, and what the scripts leave that must not be locked (host keys, logs, backups)
+//! is for the capture stage to drop.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::confine::{ConfineError, Confined, IdShift};
+
+/// One package whose `preinst install` runs, as dpkg names it in `info/`.
+#[derive(Debug, Clone)]
+pub struct Unpacked {
+    /// Package name.
+    pub name: String,
+    /// Debian architecture.
+    pub arch: String,
+    /// `Multi-Arch: same`: its info files are `name:arch.*`.
+    pub multi_arch_same: bool,
+}
+
+/// The settings every maintainer script runs with.
+pub struct Environment<'a> {
+    /// `SOURCE_DATE_EPOCH`: shadow's last-change day and every time a script writes.
+    pub source_date_epoch: u64,
+    /// The version of dpkg in the tree, as `DPKG_RUNNING_VERSION`.
+    pub dpkg_version: &'a str,
+    /// debconf preseed lines (`tzdata tzdata/Areas select Etc`), set before any script.
+    pub preseeds: &'a [String],
+    /// Packages purged once everything is configured: the essential ones a group
+    /// removes, which scripts may need while they run, and what only they brought.
+    pub purge: &'a [String],
+}
+
+/// How long the whole configuration may take: a script waiting for input it will never
+/// get must not hang a compile.
+const LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// Why the packages could not be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigureError {
+    /// The sandbox could not be made or the scripts ran too long.
+    #[error(transparent)]
+    Confine(#[from] ConfineError),
+    /// A maintainer script or dpkg failed; the log's end says why.
+    #[error("configuring the packages failed: {what}\n{tail}")]
+    Failed {
+        /// What failed (`preinst of base-passwd`, `dpkg --configure -a`).
+        what: String,
+        /// The last lines of the log.
+        tail: String,
+    },
+}
+
+/// The script PID 1 runs inside: guards, preinsts, configure, triggers, audit, guards
+/// off. Exit codes above 100 say which step failed; the step's name is the last line.
+const SCRIPT: &str = r#"set -u
+fail() { echo "appliance-step: $1"; exit "$2"; }
+guard() {
+    if [ -e "$1" ] || [ -L "$1" ]; then mv -f "$1" "$1.appliance-real"; fi
+    printf '#!/bin/sh\n%s\n' "$2" > "$1" && chmod 0755 "$1"
+}
+unguard() {
+    rm -f "$1"
+    if [ -e "$1.appliance-real" ] || [ -L "$1.appliance-real" ]; then
+        mv -f "$1.appliance-real" "$1"
+    fi
+}
+guard /usr/sbin/policy-rc.d 'exit 101' || fail "installing policy-rc.d" 101
+guard /usr/sbin/start-stop-daemon 'echo "appliance: start-stop-daemon not run during configuration" >&2' \
+    || fail "replacing start-stop-daemon" 101
+guard /usr/sbin/update-initramfs 'exit 0' || fail "replacing update-initramfs" 101
+if [ -n "${APPLIANCE_PRESEEDS:-}" ]; then
+    printf '%s\n' "$APPLIANCE_PRESEEDS" | debconf-set-selections \
+        || fail "debconf-set-selections" 102
+fi
+unset APPLIANCE_PRESEEDS
+for unpacked in "$@"; do
+    package=${unpacked%%/*}
+    rest=${unpacked#*/}
+    info=${rest%%/*}
+    arch=${rest#*/}
+    script=/var/lib/dpkg/info/$info.preinst
+    [ -e "$script" ] || continue
+    DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_PACKAGE=$package \
+        DPKG_MAINTSCRIPT_ARCH=$arch DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1 \
+        "$script" install || fail "preinst of $package" 103
+done
+dpkg --configure -a || fail "dpkg --configure -a" 104
+dpkg --triggers-only -a || fail "dpkg --triggers-only -a" 105
+for package in ${APPLIANCE_PURGE:-}; do
+    dpkg --purge --force-remove-essential --force-remove-protected --force-depends \
+        --force-bad-path "$package" \
+        || fail "dpkg --purge $package" 107
+done
+audit=$(dpkg --force-bad-path --audit)
+if [ -n "$audit" ]; then echo "$audit"; fail "dpkg --audit" 106; fi
+unguard /usr/sbin/update-initramfs
+unguard /usr/sbin/start-stop-daemon
+unguard /usr/sbin/policy-rc.d
+"#;
+
+/// Runs the packages' maintainer scripts in the staged tree `root` (owned by `ids`),
+/// `preinst` in the order of `packages` with base-passwd's first; `log` receives all
+/// they print.
+pub fn configure(
+    root: &Path,
+    ids: IdShift,
+    packages: &[Unpacked],
+    env: &Environment,
+    log: &Path,
+) -> Result<(), ConfigureError> {
+    let mut args: Vec<String> = vec!["/bin/sh".into(), "-c".into(), SCRIPT.into(), "sh".into()];
+    let first = packages.iter().filter(|p| p.name == "base-passwd");
+    let rest = packages.iter().filter(|p| p.name != "base-passwd");
+    for p in first.chain(rest) {
+        let info = if p.multi_arch_same {
+            format!("{}:{}", p.name, p.arch)
+        } else {
+            p.name.clone()
+        };
+        // Names, info names and architectures never hold a `/` (dpkg's rules).
+        args.push(format!("{}/{info}/{}", p.name, p.arch));
+    }
+    let epoch = env.source_date_epoch.to_string();
+    let preseeds = env.preseeds.join("\n");
+    let purge = env.purge.join(" ");
+    let vars: Vec<(&str, &str)> = vec![
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
+        ("HOME", "/root"),
+        ("LC_ALL", "C.UTF-8"),
+        ("LANG", "C.UTF-8"),
+        ("DEBIAN_FRONTEND", "noninteractive"),
+        ("DEBCONF_NONINTERACTIVE_SEEN", "true"),
+        ("DEBCONF_NOWARNINGS", "yes"),
+        ("SOURCE_DATE_EPOCH", &epoch),
+        ("INITRD", "No"),
+        ("DPKG_ADMINDIR", "/var/lib/dpkg"),
+        ("DPKG_ROOT", ""),
+        ("DPKG_RUNNING_VERSION", env.dpkg_version),
+        ("APPLIANCE_PRESEEDS", &preseeds),
+        ("APPLIANCE_PURGE", &purge),
+    ];
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ran = Confined {
+        root,
+        ids,
+        argv: &argv,
+        env: &vars,
+        log,
+        limit: LIMIT,
+    }
+    .run()?;
+    if ran.code == 0 {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let what = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("appliance-step: "))
+        .map_or_else(
+            || format!("the scripts exited with {}", ran.code),
+            str::to_string,
+        );
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("appliance-step: "))
+        .collect();
+    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    Err(ConfigureError::Failed { what, tail })
+}

@@ -1,0 +1,78 @@
+//! The stage: the chosen packages' files, unconfigured, written into scratch as a tree
+//! whose owners are the sandbox's ids, for the configure stage to run in.
+//!
+//! The tree is written the way materialise writes a chroot, from the same kind of lock
+//! (the packages' entries and a dpkg database that says every package is unpacked), so
+//! its bytes are checked against their digests as any output's are. The scratch is a
+//! locked temporary in the store: a compile killed while it configures leaves a folder
+//! that the next compile removes.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use crate::confine::IdShift;
+use crate::error::{Error, Result};
+use crate::lock::Lock;
+use crate::materialise::{self, Sources};
+use crate::scratch::{self, Temp};
+
+/// The stem of the scratch folders in the store.
+const STEM: &str = "configure";
+
+/// A staged tree and the scratch it lives in (removed when this is dropped).
+pub struct Staged {
+    /// The tree.
+    pub root: PathBuf,
+    /// Where the configure stage writes what the scripts print.
+    pub log: PathBuf,
+    /// The ids the tree is owned by.
+    pub ids: IdShift,
+    /// What staging could not do (devices not made...).
+    pub warnings: Vec<String>,
+    _scratch: Temp,
+}
+
+/// Writes `lock` into a fresh scratch folder in `store`, taking bytes from the host
+/// under `sysroot`, the archives in `pools`, and `blobs` (what compile made).
+pub fn stage(
+    store: &Path,
+    sysroot: &Path,
+    pools: Vec<PathBuf>,
+    lock: &Lock,
+    blobs: &[Vec<u8>],
+) -> Result<Staged> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    std::fs::create_dir_all(store).map_err(io(store))?;
+    scratch::remove_stale(store, |stem| stem == STEM);
+    let temp = Temp::dir(store, OsStr::new(STEM), 0o700).map_err(io(store))?;
+    let blob_dir = temp.path.join("blobs");
+    for content in blobs {
+        let hex = blake3::hash(content).to_hex().to_string();
+        let shard = blob_dir.join(&hex[..2]);
+        std::fs::create_dir_all(&shard).map_err(io(&shard))?;
+        let at = shard.join(&hex);
+        std::fs::write(&at, content).map_err(io(&at))?;
+    }
+    let root = temp.path.join("root");
+    let unpacked = temp.path.join("archives");
+    for dir in [&root, &unpacked] {
+        std::fs::create_dir(dir).map_err(io(dir))?;
+    }
+    let sources = Sources {
+        sysroot: sysroot.to_path_buf(),
+        pool: pools,
+        blobs: Some(blob_dir),
+    };
+    let ids = IdShift::DEFAULT;
+    let (_, warnings) = materialise::stage(lock, &sources, &root, &unpacked, ids)?;
+    Ok(Staged {
+        log: temp.path.join("configure.log"),
+        root,
+        ids,
+        warnings,
+        _scratch: temp,
+    })
+}

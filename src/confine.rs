@@ -1,0 +1,638 @@
+//! Running code from packages confined to a staged tree.
+//!
+//! Maintainer scripts are code from packages, and pool archives can come from anywhere,
+//! so they never run as the host's root with the host in reach. As mmdebstrap's unshare
+//! mode does, a confined command gets namespaces of its own: a user namespace whose ids
+//! 0 to 65535 are host ids far above any real account's ([`IdShift`]), a mount namespace
+//! whose root is the staged tree (by `pivot_root`, with the old root detached, so no
+//! `chroot` trick or `..` leads out), its own PID namespace (it is PID 1 there: nothing
+//! outside can be signalled or reached through `/proc/N/root`, and whatever it leaves
+//! running dies with it), its own network namespace (no interface but a down loopback),
+//! and its own IPC and UTS namespaces (hostname `localhost`). `/proc` is the namespace's
+//! own; `/dev/null`, `zero`, `full`, `random`, `urandom` and `tty` are the host's nodes
+//! bound in; `/run` and `/tmp` are fresh tmpfs, so nothing left there reaches the tree.
+//!
+//! The staged tree must be owned by the shifted ids (a file of uid 0 inside is host uid
+//! `base` on disk); its reader shifts them back.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The device nodes a confined command gets from the host, as mmdebstrap binds them.
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Folders that get a fresh tmpfs: what a script leaves there is not part of the tree.
+pub const EPHEMERAL: [&str; 2] = ["run", "tmp"];
+
+/// How ids inside a confined command map to host ids: inside id `i` is host id `base + i`
+/// for `i < SPAN`. Nothing on the host owns ids that high, so a process that got out
+/// would be nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdShift {
+    /// The host id of the inside's root.
+    pub base: u32,
+}
+
+impl IdShift {
+    /// How many ids the inside has: every id a Debian system uses (system, user and
+    /// `nobody` 65534).
+    pub const SPAN: u32 = 65536;
+
+    /// The shift every compile uses: the lock never depends on it, but a fixed one keeps
+    /// the staged trees' on-disk owners the same from run to run.
+    pub const DEFAULT: IdShift = IdShift { base: 1 << 30 };
+
+    /// The host id of inside id `id`, if the inside has it.
+    pub fn outside(self, id: u32) -> Option<u32> {
+        (id < Self::SPAN).then(|| self.base + id)
+    }
+
+    /// The inside id of host id `id`, if it is one of the inside's.
+    pub fn inside(self, id: u32) -> Option<u32> {
+        id.checked_sub(self.base).filter(|i| *i < Self::SPAN)
+    }
+}
+
+/// Why a confined command could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfineError {
+    /// Only root can map a range of host ids into a user namespace.
+    #[error(
+        "running package scripts confined needs root: they run in a user namespace whose ids \
+         0-{} are host ids {}-{}, and only root may map them",
+        IdShift::SPAN - 1,
+        .0.base,
+        .0.base + (IdShift::SPAN - 1)
+    )]
+    NotRoot(IdShift),
+    /// The kernel refused a namespace or a mount the confinement needs.
+    #[error(
+        "cannot confine package scripts: {step}: {source} (the kernel must allow user, mount, \
+         PID and network namespaces: check user.max_user_namespaces and, on Debian kernels, \
+         kernel.unprivileged_userns_clone; inside a container, its seccomp profile)"
+    )]
+    Refused {
+        /// What was being set up.
+        step: String,
+        /// The kernel's answer.
+        source: io::Error,
+    },
+    /// The confined command ran past its time.
+    #[error("{what} did not finish within {} s and was killed", .limit.as_secs())]
+    TimedOut {
+        /// The command.
+        what: String,
+        /// Its time limit.
+        limit: Duration,
+    },
+    /// Preparing the tree or the log failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+/// A command to run confined in a staged tree.
+pub struct Confined<'a> {
+    /// The staged tree, owned by the shifted ids.
+    pub root: &'a Path,
+    /// The id mapping the tree is owned by.
+    pub ids: IdShift,
+    /// The program, as a path inside the tree, and its arguments.
+    pub argv: &'a [&'a str],
+    /// The whole environment of the command.
+    pub env: &'a [(&'a str, &'a str)],
+    /// Where its standard output and error go.
+    pub log: &'a Path,
+    /// How long it may take.
+    pub limit: Duration,
+}
+
+/// What a confined command did.
+#[derive(Debug)]
+pub struct Ran {
+    /// Its exit code; 128 + N for death by signal N.
+    pub code: i32,
+}
+
+impl Confined<'_> {
+    /// Runs the command confined and waits for it (and everything it started) to end.
+    pub fn run(&self) -> Result<Ran, ConfineError> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(ConfineError::NotRoot(self.ids));
+        }
+        self.prepare_mount_points()?;
+        let log = File::create(self.log).map_err(|source| ConfineError::Io {
+            path: self.log.to_path_buf(),
+            source,
+        })?;
+        let err_log = log.try_clone().map_err(|source| ConfineError::Io {
+            path: self.log.to_path_buf(),
+            source,
+        })?;
+        let setup = Setup::new(self.root)?;
+        let (ready_read, ready_write) = pipe()?;
+        let (go_read, go_write) = pipe()?;
+
+        let mut command = Command::new(self.argv[0]);
+        command
+            .args(&self.argv[1..])
+            .env_clear()
+            .envs(self.env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err_log));
+        let fds = Handshake {
+            ready: ready_write.as_raw_fd(),
+            go: go_read.as_raw_fd(),
+            ready_other: ready_read.as_raw_fd(),
+            go_other: go_write.as_raw_fd(),
+        };
+        // SAFETY: the closure runs in the forked child before exec and only makes
+        // async-signal-safe system calls on data prepared before the fork.
+        unsafe {
+            command.pre_exec(move || setup.enter(fds));
+        }
+
+        // The child waits, unshared, for its id maps, which only a process outside can
+        // write; the spawning thread is blocked until the command ends, so another writes
+        // them and keeps the time limit.
+        let (done, finished) = mpsc::channel::<()>();
+        let ids = self.ids;
+        let limit = self.limit;
+        let mapper =
+            std::thread::spawn(move || map_ids(ready_read, go_write, ids, limit, finished));
+        let spawned = command.spawn();
+        drop(ready_write);
+        drop(go_read);
+        let status = spawned.and_then(|mut child| child.wait());
+        let _ = done.send(());
+        let mapped = mapper.join().unwrap_or(Ok(Outcome::Finished));
+        let what = self.argv[0].to_string();
+        match mapped {
+            Err(source) => Err(ConfineError::Refused {
+                step: "writing the id maps".into(),
+                source,
+            }),
+            Ok(Outcome::Killed) => Err(ConfineError::TimedOut { what, limit }),
+            Ok(Outcome::Finished) => {
+                let status = status.map_err(|source| ConfineError::Refused {
+                    step: format!("starting {what}"),
+                    source,
+                })?;
+                use std::os::unix::process::ExitStatusExt;
+                let code = status
+                    .code()
+                    .or_else(|| status.signal().map(|s| 128 + s))
+                    .unwrap_or(255);
+                Ok(Ran { code })
+            }
+        }
+    }
+
+    /// Makes sure the device nodes and tmpfs folders have something to mount on.
+    fn prepare_mount_points(&self) -> Result<(), ConfineError> {
+        let io = |path: PathBuf| move |source| ConfineError::Io { path, source };
+        let dev = self.root.join("dev");
+        std::fs::create_dir_all(&dev).map_err(io(dev.clone()))?;
+        for name in DEVICES {
+            let at = dev.join(name);
+            if std::fs::symlink_metadata(&at).is_err() {
+                File::create(&at).map_err(io(at.clone()))?;
+            }
+        }
+        for name in EPHEMERAL.into_iter().chain(["proc"]) {
+            let at = self.root.join(name);
+            if !at.is_dir() {
+                std::fs::create_dir_all(&at).map_err(io(at.clone()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the mapping thread ended.
+enum Outcome {
+    Finished,
+    Killed,
+}
+
+/// Reads the unshared child's pid, writes its id maps, lets it go, and kills it when
+/// `limit` passes before `finished` says it ended.
+fn map_ids(
+    ready: OwnedFd,
+    go: OwnedFd,
+    ids: IdShift,
+    limit: Duration,
+    finished: mpsc::Receiver<()>,
+) -> io::Result<Outcome> {
+    let mut ready = File::from(ready);
+    let mut pid = [0u8; 4];
+    if ready.read_exact(&mut pid).is_err() {
+        // The child failed before unsharing; spawn reports why.
+        return Ok(Outcome::Finished);
+    }
+    let pid = i32::from_ne_bytes(pid);
+    let map = format!("0 {} {}\n", ids.base, IdShift::SPAN);
+    for file in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{file}"), &map)?;
+    }
+    File::from(go).write_all(b"g")?;
+    match finished.recv_timeout(limit) {
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            // SAFETY: kill has no memory preconditions; the pid is our own child, which
+            // cannot have been reaped while the spawning thread still waits for it.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            Ok(Outcome::Killed)
+        }
+        _ => Ok(Outcome::Finished),
+    }
+}
+
+/// The pipes of the handshake between the child and the mapping thread.
+#[derive(Clone, Copy)]
+struct Handshake {
+    /// The child writes its pid here once unshared.
+    ready: i32,
+    /// The child reads a byte here once its maps are written.
+    go: i32,
+    /// The parent's ends, which the child closes so that it sees EOF if the parent fails.
+    ready_other: i32,
+    go_other: i32,
+}
+
+/// Paths for the child's mounts, made before the fork (no allocation after it).
+struct Setup {
+    root: CString,
+    proc_: CString,
+    devices: Vec<(CString, CString)>,
+    ephemeral: Vec<CString>,
+    none: CString,
+    proc_type: CString,
+    tmpfs_type: CString,
+    tmpfs_opts: Vec<CString>,
+    dot: CString,
+    slash: CString,
+}
+
+impl Setup {
+    fn new(root: &Path) -> Result<Setup, ConfineError> {
+        let c = |path: &Path| {
+            CString::new(path.as_os_str().as_bytes()).map_err(|_| ConfineError::Io {
+                path: path.to_path_buf(),
+                source: io::Error::new(io::ErrorKind::InvalidInput, "a NUL in the path"),
+            })
+        };
+        let lit = |s: &str| CString::new(s).unwrap_or_default();
+        Ok(Setup {
+            root: c(root)?,
+            proc_: lit("proc"),
+            devices: DEVICES
+                .iter()
+                .map(|d| (lit(&format!("/dev/{d}")), lit(&format!("dev/{d}"))))
+                .collect(),
+            ephemeral: EPHEMERAL.iter().map(|d| lit(d)).collect(),
+            none: lit("none"),
+            proc_type: lit("proc"),
+            tmpfs_type: lit("tmpfs"),
+            tmpfs_opts: vec![lit("mode=0755"), lit("mode=1777")],
+            dot: lit("."),
+            slash: lit("/"),
+        })
+    }
+
+    /// In the forked child: unshare, wait for the id maps, become root inside, fork the
+    /// namespace's PID 1 (this process waits for it and exits with its status), and in
+    /// PID 1 mount and pivot into the tree; exec follows.
+    fn enter(&self, fds: Handshake) -> io::Result<()> {
+        // SAFETY: every call below is a plain system call on NUL-terminated strings and
+        // buffers that live as long as `self`; none allocates.
+        unsafe {
+            libc::close(fds.ready_other);
+            libc::close(fds.go_other);
+            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
+            check(libc::unshare(
+                libc::CLONE_NEWUSER
+                    | libc::CLONE_NEWNS
+                    | libc::CLONE_NEWPID
+                    | libc::CLONE_NEWNET
+                    | libc::CLONE_NEWIPC
+                    | libc::CLONE_NEWUTS,
+            ))?;
+            let pid = libc::getpid().to_ne_bytes();
+            if libc::write(fds.ready, pid.as_ptr().cast(), pid.len()) != pid.len() as isize {
+                return Err(io::Error::last_os_error());
+            }
+            libc::close(fds.ready);
+            let mut byte = 0u8;
+            if libc::read(fds.go, (&raw mut byte).cast(), 1) != 1 {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+            libc::close(fds.go);
+            check(libc::mount(
+                self.none.as_ptr(),
+                self.slash.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            // Reached while this process still has the caller's ids: the tree may lie
+            // in folders only they can enter. Everything after is relative to it.
+            self.enter_tree()?;
+            check(libc::setresgid(0, 0, 0))?;
+            check(libc::setresuid(0, 0, 0))?;
+            check(libc::setgroups(0, std::ptr::null()))?;
+            match libc::fork() {
+                -1 => return Err(io::Error::last_os_error()),
+                0 => {}
+                child => {
+                    let mut status = 0;
+                    while libc::waitpid(child, &mut status, 0) == -1 {
+                        if *libc::__errno_location() != libc::EINTR {
+                            libc::_exit(255);
+                        }
+                    }
+                    let code = if libc::WIFEXITED(status) {
+                        libc::WEXITSTATUS(status)
+                    } else {
+                        128 + libc::WTERMSIG(status)
+                    };
+                    libc::_exit(code);
+                }
+            }
+            // PID 1 of the new namespace: dies with the process that waits for it (its
+            // parent is outside the namespace, so getppid cannot tell whether that one
+            // died in the instant before this call; it would have to die of itself, since
+            // only a kill of the whole compile reaches it, which kills this on the next
+            // line's return).
+            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
+            self.mount_tree()?;
+            check(libc::sethostname(b"localhost".as_ptr().cast(), 9))?;
+        }
+        Ok(())
+    }
+
+    /// Makes the tree a mount of its own, where no device node opens, and enters it.
+    ///
+    /// # Safety
+    /// Only system calls on `self`'s strings; to be called in the child after the fork.
+    unsafe fn enter_tree(&self) -> io::Result<()> {
+        let null: *const libc::c_char = std::ptr::null();
+        // SAFETY: as the caller promises.
+        unsafe {
+            check(libc::mount(
+                self.root.as_ptr(),
+                self.root.as_ptr(),
+                null,
+                libc::MS_BIND | libc::MS_REC,
+                null.cast(),
+            ))?;
+            // No device node of the tree opens a device: a hostile archive's node for the
+            // host's disk would be writable by the inside's root otherwise. The nodes
+            // bound in below are mounts of their own and keep working.
+            check(libc::mount(
+                null,
+                self.root.as_ptr(),
+                null,
+                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NODEV,
+                null.cast(),
+            ))?;
+            check(libc::chdir(self.root.as_ptr()))?;
+        }
+        Ok(())
+    }
+
+    /// Mounts `/proc`, the devices and the tmpfs folders in the tree (the current
+    /// folder) and makes it `/`.
+    ///
+    /// # Safety
+    /// Only system calls on `self`'s strings; to be called in the namespace's PID 1.
+    unsafe fn mount_tree(&self) -> io::Result<()> {
+        let null: *const libc::c_char = std::ptr::null();
+        // SAFETY: as the caller promises.
+        unsafe {
+            check(libc::mount(
+                self.proc_type.as_ptr(),
+                self.proc_.as_ptr(),
+                self.proc_type.as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                null.cast(),
+            ))?;
+            for (host, inside) in &self.devices {
+                check(libc::mount(
+                    host.as_ptr(),
+                    inside.as_ptr(),
+                    null,
+                    libc::MS_BIND,
+                    null.cast(),
+                ))?;
+            }
+            for (at, opts) in self.ephemeral.iter().zip(&self.tmpfs_opts) {
+                check(libc::mount(
+                    self.tmpfs_type.as_ptr(),
+                    at.as_ptr(),
+                    self.tmpfs_type.as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    opts.as_ptr().cast(),
+                ))?;
+            }
+            check(
+                libc::syscall(libc::SYS_pivot_root, self.dot.as_ptr(), self.dot.as_ptr()) as i32,
+            )?;
+            check(libc::umount2(self.dot.as_ptr(), libc::MNT_DETACH))?;
+            check(libc::chdir(self.slash.as_ptr()))?;
+        }
+        Ok(())
+    }
+}
+
+/// A system call's result as an `io::Result`.
+fn check(rc: i32) -> io::Result<()> {
+    if rc == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A pipe whose ends close on exec.
+fn pipe() -> Result<(OwnedFd, OwnedFd), ConfineError> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array it is given.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(ConfineError::Refused {
+            step: "making a pipe".into(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::os::unix::fs::MetadataExt;
+
+    /// A hostile program: tries every way out of its tree that a root process has, and
+    /// says which worked. Built static so that the tree needs nothing else.
+    const ESCAPE: &str = r#"
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+static void try_create(const char *how, const char *path) {
+    int fd = open(path, O_CREAT | O_WRONLY, 0644);
+    printf("%s %s: %s\n", how, path, fd >= 0 ? "created" : "refused");
+    if (fd >= 0) close(fd);
+}
+int main(int argc, char **argv) {
+    const char *host = argv[1];            /* a host path that must stay absent */
+    int port = atoi(argv[2]);              /* a host listener that must see nobody */
+    char path[4096];
+    try_create("plain", host);
+    snprintf(path, sizeof path, "/proc/1/root%s", host);
+    try_create("proc-root", path);
+    snprintf(path, sizeof path, "/proc/self/root/../../..%s", host);
+    try_create("proc-self-dotdot", path);
+    mkdir("/jail", 0755);
+    if (chroot("/jail") == 0) {
+        for (int i = 0; i < 64; i++) chdir("..");
+        chroot(".");
+        try_create("chroot-escape", host);
+    }
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    printf("connect: %s\n", s >= 0 && connect(s, (void *)&a, sizeof a) == 0 ? "connected" : "refused");
+    printf("uid %d\n", (int)getuid());
+    int disk = open("/hostdisk", O_RDONLY);
+    printf("device: %s\n", disk >= 0 ? "opened" : "refused");
+    try_create("inside", "/made-inside");
+    return 0;
+}
+"#;
+
+    #[test]
+    fn a_hostile_root_process_stays_in_its_tree() {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: confinement needs root");
+            return;
+        }
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let root = scratch.path().join("root");
+        std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+        let source = scratch.path().join("escape.c");
+        std::fs::write(&source, ESCAPE).expect("write");
+        let built = Command::new("cc")
+            .args(["-static", "-O1", "-o"])
+            .arg(root.join("bin/escape"))
+            .arg(&source)
+            .status()
+            .expect("cc runs");
+        assert!(built.success(), "cc -static failed (libc6-dev installed?)");
+        // A node for the disk this very test runs on, as a hostile archive could ship.
+        let disk = std::fs::metadata(scratch.path()).expect("stat").dev();
+        let node = CString::new(root.join("hostdisk").as_os_str().as_bytes()).expect("path");
+        // SAFETY: a NUL-terminated path.
+        let made = unsafe { libc::mknod(node.as_ptr(), libc::S_IFBLK | 0o666, disk) };
+        assert_eq!(made, 0, "mknod");
+        let ids = IdShift::DEFAULT;
+        let base = ids.base;
+        for entry in walk(&root) {
+            std::os::unix::fs::lchown(&entry, Some(base), Some(base)).expect("chown");
+        }
+
+        let host_victim = scratch.path().join("pwned");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("listen");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port().to_string();
+        let log = scratch.path().join("log");
+        let victim = host_victim.to_str().expect("utf-8");
+        let ran = Confined {
+            root: &root,
+            ids,
+            argv: &["/bin/escape", victim, &port],
+            env: &[("PATH", "/bin")],
+            log: &log,
+            limit: Duration::from_secs(60),
+        }
+        .run()
+        .expect("runs confined");
+        let said = std::fs::read_to_string(&log).expect("log");
+        assert_eq!(ran.code, 0, "{said}");
+        let escapes = said
+            .lines()
+            .filter(|l| !l.starts_with("inside") && !l.ends_with("refused"));
+        assert!(escapes.clone().all(|l| l.starts_with("uid")), "{said}");
+        assert!(said.contains("uid 0"), "{said}");
+        assert!(!host_victim.exists(), "{said}");
+        assert!(listener.accept().is_err(), "a connection reached the host");
+        let made = std::fs::metadata(root.join("made-inside")).expect("made inside");
+        assert_eq!((made.uid(), made.gid()), (base, base));
+    }
+
+    #[test]
+    fn a_command_past_its_time_is_killed() {
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let root = scratch.path().join("root");
+        std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+        let source = scratch.path().join("spin.c");
+        std::fs::write(
+            &source,
+            "#include <unistd.h>\nint main(){ if (fork()==0) for(;;) pause(); for(;;) pause(); }\n",
+        )
+        .expect("write");
+        let built = Command::new("cc")
+            .args(["-static", "-o"])
+            .arg(root.join("bin/spin"))
+            .arg(&source)
+            .status()
+            .expect("cc runs");
+        assert!(built.success());
+        let err = Confined {
+            root: &root,
+            ids: IdShift::DEFAULT,
+            argv: &["/bin/spin"],
+            env: &[],
+            log: &scratch.path().join("log"),
+            limit: Duration::from_secs(2),
+        }
+        .run()
+        .expect_err("killed");
+        assert!(matches!(err, ConfineError::TimedOut { .. }), "{err}");
+    }
+
+    fn walk(root: &Path) -> Vec<PathBuf> {
+        let mut all = vec![root.to_path_buf()];
+        let mut i = 0;
+        while i < all.len() {
+            if all[i].is_dir() && !all[i].is_symlink() {
+                for e in std::fs::read_dir(&all[i]).expect("read_dir") {
+                    all.push(e.expect("entry").path());
+                }
+            }
+            i += 1;
+        }
+        all
+    }
+}

@@ -1,0 +1,205 @@
+//! End to end on the real machine: compile configures the packages with their own
+//! maintainer scripts, confined. The closure comes from this host's dpkg database (its
+//! essential packages, adduser) plus archives the tests build with `dpkg-deb`; running
+//! scripts confined needs root, so as another user each test says it skipped.
+
+mod common;
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::Path;
+
+use common::{build_deb, fails, fake_workspace, is_root, ok};
+
+/// The group: the host's essential packages, adduser, and `extra` from the pool.
+fn group(extra: &str) -> String {
+    format!(
+        "group tiny version=\"1.0\" {{\n    flavors openvz\n    package adduser\n    package {extra}\n    exclude \"/usr/share/doc/*\" \"/usr/share/man/*\" \"/usr/share/locale/*\"\n}}\n"
+    )
+}
+
+fn chroot(ws: &Path, out: &str, pool: &str) -> std::path::PathBuf {
+    ok(
+        ws,
+        &[
+            "materialise",
+            "tiny",
+            "--flavor",
+            "openvz",
+            "--format",
+            "chroot",
+            "-o",
+            out,
+            "--pool",
+            pool,
+        ],
+    );
+    ws.join(out)
+}
+
+#[test]
+fn a_pool_packages_postinst_makes_its_account_and_alternative() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    fake_workspace(ws, &[("tiny", &group("tinyd"))]);
+    let pool = ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    // What a daemon's postinst does: a system user through a variable (which no reading
+    // of the script could follow) and an alternative of higher priority than mawk's.
+    build_deb(
+        &pool,
+        "tinyd",
+        "1.0-1",
+        &[("/usr/bin/tinyd-awk", "#!/bin/sh\n")],
+        &[],
+        Some(
+            "#!/bin/sh\nset -e\nUSER=tinyd\nif [ \"$1\" = configure ]; then\n  adduser --system --quiet --home /var/lib/tinyd --no-create-home \"$USER\"\n  update-alternatives --install /usr/bin/awk awk /usr/bin/tinyd-awk 50\n  mkdir -p /var/lib/tinyd && chown tinyd /var/lib/tinyd\nfi\n",
+        ),
+    );
+    ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+    let tree = chroot(ws, "tree", "debs");
+    let passwd = fs::read_to_string(tree.join("etc/passwd")).unwrap();
+    let tinyd = passwd
+        .lines()
+        .find(|l| l.starts_with("tinyd:"))
+        .unwrap_or_default();
+    assert!(
+        tinyd.ends_with(":/var/lib/tinyd:/usr/sbin/nologin"),
+        "{passwd}"
+    );
+    let uid: u32 = tinyd.split(':').nth(2).unwrap().parse().unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(tree.join("var/lib/tinyd")).unwrap().uid(), uid);
+    assert_eq!(
+        fs::read_link(tree.join("etc/alternatives/awk")).unwrap(),
+        Path::new("/usr/bin/tinyd-awk")
+    );
+    // dpkg inside knows every package configured, and no script is left half done.
+    let status = fs::read_to_string(tree.join("var/lib/dpkg/status")).unwrap();
+    assert!(!status.contains(" unpacked\n"), "{status}");
+    assert!(
+        status.contains("Package: tinyd\nStatus: install ok installed\n"),
+        "{status}"
+    );
+    // The guards are gone and no secret of a first boot stays.
+    assert!(!tree.join("usr/sbin/policy-rc.d").exists());
+    assert!(
+        !tree
+            .join("usr/sbin/start-stop-daemon.appliance-real")
+            .exists()
+    );
+    assert_eq!(fs::read(tree.join("etc/machine-id")).unwrap(), b"");
+
+    // Without the archive the file can come from nowhere: a clear error, no output.
+    fs::remove_dir_all(&pool).unwrap();
+    fs::create_dir(&pool).unwrap();
+    let err = fails(
+        ws,
+        &[
+            "materialise",
+            "tiny",
+            "--flavor",
+            "openvz",
+            "--format",
+            "chroot",
+            "-o",
+            "again",
+            "--pool",
+            "debs",
+        ],
+    );
+    assert!(
+        err.contains(
+            "/usr/bin/tinyd-awk (package tinyd): missing; no archive of tinyd 1.0-1 (amd64)"
+        ),
+        "{err}"
+    );
+    assert!(!ws.join("again").exists());
+}
+
+#[test]
+fn a_hostile_postinst_changes_nothing_outside_the_staged_tree() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    fs::create_dir(&ws).unwrap();
+    fake_workspace(&ws, &[("tiny", &group("evil"))]);
+    let victim = dir.path().join("pwned");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let v = victim.display();
+    // Every way out a root process has: the path itself, PID 1's root, a chroot escape,
+    // and a socket to the host.
+    let postinst = format!(
+        r#"#!/bin/sh
+touch {v} ; echo x > /proc/1/root{v} ; echo x > /proc/self/root/../../..{v}
+perl -e 'mkdir "/jail"; chroot "/jail"; chdir ".." for 1..64; chroot "."; open my $f, ">", "{v}"'
+perl -MIO::Socket::INET -e 'IO::Socket::INET->new(PeerAddr => "127.0.0.1:{port}", Timeout => 2)'
+mkdir -p /var/lib/evil && echo ran > /var/lib/evil/ran
+exit 0
+"#
+    );
+    let pool = ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    build_deb(
+        &pool,
+        "evil",
+        "1.0",
+        &[("/usr/share/evil/x", "x")],
+        &[],
+        Some(&postinst),
+    );
+    ok(&ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+    assert!(!victim.exists(), "a script wrote {v} on the host");
+    assert!(
+        listener.accept().is_err(),
+        "a script reached the host's network"
+    );
+    // It did run, confined: what it made inside is locked.
+    let tree = chroot(&ws, "tree", "debs");
+    assert_eq!(
+        fs::read_to_string(tree.join("var/lib/evil/ran")).unwrap(),
+        "ran\n"
+    );
+}
+
+#[test]
+fn configuring_twice_in_fresh_stores_gives_the_same_lock() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let ws = dir.path();
+            fake_workspace(ws, &[("tiny", &group("passwd"))]);
+            ok(ws, &["compile", "groups/tiny.kdl"]);
+            let shown = ok(ws, &["show", "tiny", "--flavor", "openvz", "--json"]);
+            let lock: serde_json::Value = serde_json::from_str(&shown).unwrap();
+            let files = lock["lock"]["files"].to_string();
+            (lock["lock_id"].as_str().unwrap().to_string()) + "\n" + &files
+        })
+        .collect();
+    if ids[0] != ids[1] {
+        let files = |s: &str| -> Vec<serde_json::Value> {
+            let json = s.split_once('\n').unwrap().1;
+            serde_json::from_str(json).unwrap()
+        };
+        let (a, b) = (files(&ids[0]), files(&ids[1]));
+        let differ: Vec<String> = a
+            .iter()
+            .filter(|e| !b.contains(e))
+            .map(|e| e["path"].to_string())
+            .collect();
+        panic!("two configure runs differ at {differ:?}");
+    }
+}

@@ -166,10 +166,19 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         }
     }
     let pool_dirs = ctx.pool_dirs(&opts.pools);
+    let pool = Pool::scan(&pool_dirs)?;
+    let apt = AptLists::read(&ctx.sysroot)?;
+    if let Some(first) = apt.refused.first() {
+        eprintln!(
+            "warning: apt's lists hold {} stanzas dpkg would refuse; they are left out, \
+             and a compile that needs one of their packages fails (the first: {first})",
+            apt.refused.len()
+        );
+    }
     let catalog = Catalog::new(
         DpkgDatabase::read(&ctx.sysroot)?,
-        Pool::scan(&pool_dirs)?,
-        AptLists::read(&ctx.sysroot)?,
+        pool,
+        apt,
         &ctx.pool_dir(),
     );
     let settings = Settings {
@@ -182,9 +191,11 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     let mut compiled = Vec::new();
     for recipe in jobs {
         let arch = recipe.flavor.debian_arch().to_string();
-        let universe = universes
-            .entry(arch.clone())
-            .or_insert_with(|| Universe::new(catalog.packages(), &arch));
+        let universe = universes.entry(arch.clone()).or_insert_with(|| {
+            let refused = (catalog.apt.refused_packages())
+                .map(|(name, why)| (name, format!("its stanza in apt's lists is refused: {why}")));
+            Universe::new(catalog.packages(), &arch).refusing(refused)
+        });
         compiled.push(compile_recipe(
             &settings, &recipe, &catalog, universe, &accounts,
         )?);

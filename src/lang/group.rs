@@ -19,6 +19,7 @@ use super::flavor::{arch_names, debian_arch};
 use super::node::{
     no_block, one_arg, prop_string, props, repr, string_args, top_node, value_span, verbatim_start,
 };
+use crate::error::excerpt;
 use crate::source::Op;
 
 /// A parsed and validated group file.
@@ -539,7 +540,7 @@ impl Parser<'_> {
         } else {
             Err(self.src.invalid(
                 value_span(entry),
-                format!("`{name}` is not a package name"),
+                format!("`{}` is not a package name", excerpt(name)),
                 "not a package name",
                 Some("package names are letters, digits and `+ - . _`".to_string()),
             ))
@@ -565,13 +566,17 @@ impl Parser<'_> {
             Some(op) => op,
             None if op.is_empty() => {
                 return Err(error(
-                    format!("version constraint `{text}` has no operator"),
+                    format!("version constraint `{}` has no operator", excerpt(text)),
                     "missing operator",
                 ));
             }
             None => {
                 return Err(error(
-                    format!("unknown version operator `{op}` in `{text}`"),
+                    format!(
+                        "unknown version operator `{}` in `{}`",
+                        excerpt(op),
+                        excerpt(text)
+                    ),
                     "not a Debian operator",
                 ));
             }
@@ -579,7 +584,7 @@ impl Parser<'_> {
         if version.parse::<debversion::Version>().is_err() || version.contains(char::is_whitespace)
         {
             return Err(error(
-                format!("bad version `{version}` in `{text}`"),
+                format!("bad version `{}` in `{}`", excerpt(version), excerpt(text)),
                 "not a version",
             ));
         }
@@ -606,9 +611,10 @@ impl Parser<'_> {
             .into_iter()
             .map(|(glob, entry)| {
                 let problem = match Glob::new(glob) {
-                    Err(e) => Some(format!("bad glob `{glob}`: {}", e.kind())),
+                    Err(e) => Some(format!("bad glob `{}`: {}", excerpt(glob), e.kind())),
                     Ok(_) if !glob.starts_with(['/', '*']) => Some(format!(
-                        "glob `{glob}` never matches: paths in the tree are absolute"
+                        "glob `{}` never matches: paths in the tree are absolute",
+                        excerpt(glob)
                     )),
                     Ok(_) => None,
                 };
@@ -635,7 +641,10 @@ impl Parser<'_> {
         if !normalised_absolute(path) {
             return Err(src.invalid(
                 value_span(entry),
-                format!("file path `{path}` is not absolute and normalised"),
+                format!(
+                    "file path `{}` is not absolute and normalised",
+                    excerpt(path)
+                ),
                 "bad path",
                 Some(
                     "write a path like \"/etc/hostname\": no `.`, `..`, `//` or trailing `/`"
@@ -655,7 +664,7 @@ impl Parser<'_> {
             if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == ':') {
                 return Err(src.invalid(
                     value_span(entry),
-                    format!("`{value}` is not a {key} name"),
+                    format!("`{}` is not a {key} name", excerpt(value)),
                     format!("bad {key}"),
                     None,
                 ));

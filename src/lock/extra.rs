@@ -26,6 +26,7 @@ use globset::{GlobBuilder, GlobMatcher};
 
 use super::scan::Accounts;
 use super::{FileEntry, FileKind};
+use crate::error::excerpt;
 
 /// Entries for one or more statements and the contents of their regular files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,7 +49,7 @@ pub enum Statement {
 impl fmt::Display for Statement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Statement::Hostfile(glob) => write!(f, "hostfile `{glob}`"),
+            Statement::Hostfile(glob) => write!(f, "hostfile `{}`", excerpt(glob)),
             Statement::Overlay(path) => write!(f, "overlay {}", path.display()),
         }
     }
@@ -70,7 +71,7 @@ pub enum Refusal {
     #[error("is not valid UTF-8")]
     NotUtf8,
     /// An earlier entry of the same overlay at an ancestor is not a directory.
-    #[error("would be written through {ancestor}, a {kind} of the same overlay")]
+    #[error("would be written through {}, a {kind} of the same overlay", excerpt(.ancestor))]
     Through {
         /// The ancestor path.
         ancestor: String,
@@ -84,7 +85,10 @@ pub enum Refusal {
     #[error("is not a directory on the host")]
     NotADirectory,
     /// A hard link whose target is not an earlier regular file of the tarball.
-    #[error("is a hard link to `{0}`, which is not an earlier regular file of the tarball")]
+    #[error(
+        "is a hard link to `{}`, which is not an earlier regular file of the tarball",
+        excerpt(.0)
+    )]
     BadHardlink(String),
     /// A later entry replaces a file that earlier hard links point at.
     #[error("replaces a file that earlier hard links of the tarball point at")]
@@ -111,7 +115,11 @@ pub enum Refusal {
     NoTarget,
     /// A directory would replace a symlink of the lock (merged /usr's `/bin -> usr/bin`),
     /// cutting off everything the link leads to.
-    #[error("is a directory, which would replace the symlink {path} -> {target} of the tree")]
+    #[error(
+        "is a directory, which would replace the symlink {} -> {} of the tree",
+        excerpt(.path),
+        excerpt(.target)
+    )]
     DirOverSymlink {
         /// The symlink's path.
         path: String,
@@ -127,7 +135,7 @@ pub enum Refusal {
     },
     /// An entry lies below a symlink or file that the tree (the packages or an earlier
     /// statement) has at an ancestor.
-    #[error("would be written through {ancestor}, a {kind} of the tree")]
+    #[error("would be written through {}, a {kind} of the tree", excerpt(.ancestor))]
     ThroughTree {
         /// The ancestor path.
         ancestor: String,
@@ -191,7 +199,7 @@ pub enum ExtraError {
         source: io::Error,
     },
     /// One entry is refused.
-    #[error("{statement}: entry `{entry}` {reason}")]
+    #[error("{statement}: entry `{}` {reason}", excerpt(.entry))]
     Refused {
         /// The statement being compiled.
         statement: Statement,

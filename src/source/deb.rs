@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::dpkg::{DpkgError, parse_control, parse_md5sums};
 use super::{Origin, Package};
+use crate::error::excerpt;
 use crate::lock::{FileEntry, FileKind};
 
 /// The global header of an `ar` archive.
@@ -66,7 +67,7 @@ pub enum DebError {
     Control(#[from] DpkgError),
     /// An entry of a member is refused (hostile name or link, unsupported type,
     /// truncated content, malformed field).
-    #[error("{}: entry {entry}: {message}", path.display())]
+    #[error("{}: entry {}: {message}", path.display(), excerpt(.entry))]
     Entry {
         /// The archive.
         path: PathBuf,
@@ -76,7 +77,7 @@ pub enum DebError {
         message: String,
     },
     /// Writing an extracted file's bytes failed.
-    #[error("cannot write {entry} extracted from {}: {source}", path.display())]
+    #[error("cannot write {} extracted from {}: {source}", excerpt(.entry), path.display())]
     Write {
         /// The archive.
         path: PathBuf,
@@ -178,7 +179,7 @@ impl DebArchive {
             Some(m) => {
                 return Err(damaged(format!(
                     "first member is {}, not debian-binary",
-                    m.name
+                    excerpt(&m.name)
                 )));
             }
             None => return Err(damaged("no members".to_string())),
@@ -196,7 +197,7 @@ impl DebArchive {
         if !text.starts_with(b"2.") {
             return Err(damaged(format!(
                 "unsupported format version `{}` in debian-binary",
-                String::from_utf8_lossy(&text).trim_end()
+                excerpt(String::from_utf8_lossy(&text).trim_end())
             )));
         }
 
@@ -314,13 +315,15 @@ impl DebArchive {
                             // Said of the target, or it reads as if the entry's own
                             // name were refused.
                             member_path(&raw).map_err(|m| {
-                                format!("hard link target {}: {m}", String::from_utf8_lossy(&raw))
+                                let raw = String::from_utf8_lossy(&raw);
+                                format!("hard link target {}: {m}", excerpt(&raw))
                             })
                         })
                         .map_err(refuse)?;
                     if kinds.get(&target) != Some(&FileKind::File) {
                         return Err(refuse(format!(
-                            "hard link to {target}, which is not an earlier regular file of the archive"
+                            "hard link to {}, which is not an earlier regular file of the archive",
+                            excerpt(&target)
                         )));
                     }
                     Some(target)
@@ -328,13 +331,15 @@ impl DebArchive {
                 _ => None,
             };
             if kinds.contains_key(path) {
-                return Err(refuse(format!("{path} appears twice in the archive")));
+                let message = format!("{} appears twice in the archive", excerpt(path));
+                return Err(refuse(message));
             }
             // An entry below an earlier symlink (`./a -> /etc`, then `./a/passwd`) or
             // file of the same archive would be written wherever that leads.
             if let Some((ancestor, kind)) = non_dir_ancestor(&kinds, path) {
                 return Err(refuse(format!(
-                    "would be written through {ancestor}, a {kind} of the archive"
+                    "would be written through {}, a {kind} of the archive",
+                    excerpt(ancestor)
                 )));
             }
             let digest = match kind {
@@ -485,12 +490,13 @@ fn read_members(file: &mut File, path: &Path) -> Result<Vec<Member>, DebError> {
             return Err(damaged(format!("member name at byte {offset} is not text")));
         };
         let Some(size) = text(48..58).and_then(|s| s.parse::<u64>().ok()) else {
-            return Err(damaged(format!("member {name}: malformed size")));
+            return Err(damaged(format!("member {}: malformed size", excerpt(name))));
         };
         let start = offset + AR_HEADER as u64;
         if size > len - start {
             return Err(damaged(format!(
-                "member {name} is truncated: {size} bytes declared, {} present",
+                "member {} is truncated: {size} bytes declared, {} present",
+                excerpt(name),
                 len - start
             )));
         }
@@ -516,7 +522,7 @@ fn tarball(path: &Path, members: &[Member], stem: &str) -> Result<Tarball, DebEr
     let Some(compression) = Compression::of(&member.name, stem) else {
         return Err(damaged(format!(
             "member {} has an unsupported compression",
-            member.name
+            excerpt(&member.name)
         )));
     };
     Ok(Tarball {
@@ -720,7 +726,7 @@ fn parse_conffiles(path: &Path, text: &str) -> Result<Vec<String>, DebError> {
                     path: control_path(path, "conffiles"),
                     line: i + 1,
                     package: None,
-                    message: format!("malformed line `{line}`"),
+                    message: format!("malformed line `{}`", excerpt(line)),
                 }
                 .into());
             }

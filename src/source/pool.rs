@@ -93,15 +93,19 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let first = root.path().join("first");
         let second = root.path().join("second");
-        put(&first, "b_1.0.deb", &simple_deb("b", "1.0"));
-        put(&first, "a_2.0.deb", &simple_deb("a", "2.0"));
-        // Same package as a_2.0.deb, sorted after it: left out.
-        put(&first, "a_2.0_copy.deb", &simple_deb("a", "2.0"));
+        put(&first, "bb_1.0.deb", &simple_deb("bb", "1.0"));
+        put(&first, "aa_2.0.deb", &simple_deb("aa", "2.0"));
+        // Same package as aa_2.0.deb, sorted after it: left out.
+        put(&first, "aa_2.0_copy.deb", &simple_deb("aa", "2.0"));
         put(&first, "notes.txt", b"not a package");
-        put(&first.join("partial"), "c_1.0.deb", &simple_deb("c", "1.0"));
-        put(&second, "a_1.0.deb", &simple_deb("a", "1.0"));
-        // Same as first/b_1.0.deb, in a later directory: left out.
-        put(&second, "0b.deb", &simple_deb("b", "1.0"));
+        put(
+            &first.join("partial"),
+            "cc_1.0.deb",
+            &simple_deb("cc", "1.0"),
+        );
+        put(&second, "aa_1.0.deb", &simple_deb("aa", "1.0"));
+        // Same as first/bb_1.0.deb, in a later directory: left out.
+        put(&second, "0bb.deb", &simple_deb("bb", "1.0"));
         let missing = root.path().join("missing");
 
         let pool = Pool::scan(&[missing, first.clone(), second.clone()]).unwrap();
@@ -109,27 +113,27 @@ mod tests {
             .packages()
             .map(|p| (p.name.as_str(), p.version.as_str()))
             .collect();
-        assert_eq!(found, [("a", "2.0"), ("b", "1.0"), ("a", "1.0")]);
+        assert_eq!(found, [("aa", "2.0"), ("bb", "1.0"), ("aa", "1.0")]);
         let paths: Vec<&Path> = pool.archives.iter().map(|a| a.path.as_path()).collect();
         assert_eq!(
             paths,
             [
-                first.join("a_2.0.deb"),
-                first.join("b_1.0.deb"),
-                second.join("a_1.0.deb")
+                first.join("aa_2.0.deb"),
+                first.join("bb_1.0.deb"),
+                second.join("aa_1.0.deb")
             ]
         );
 
-        let b = pool.find("b", "1.0", "amd64").unwrap();
-        assert_eq!(b.path, first.join("b_1.0.deb"));
+        let b = pool.find("bb", "1.0", "amd64").unwrap();
+        assert_eq!(b.path, first.join("bb_1.0.deb"));
         assert_eq!(
-            pool.find("a", "1.0", "amd64").unwrap().path,
-            second.join("a_1.0.deb")
+            pool.find("aa", "1.0", "amd64").unwrap().path,
+            second.join("aa_1.0.deb")
         );
-        assert!(pool.find("a", "1.0", "i386").is_none());
-        assert!(pool.find("a", "3.0", "amd64").is_none());
+        assert!(pool.find("aa", "1.0", "i386").is_none());
+        assert!(pool.find("aa", "3.0", "amd64").is_none());
         assert!(
-            pool.find("c", "1.0", "amd64").is_none(),
+            pool.find("cc", "1.0", "amd64").is_none(),
             "subdirectories are not read"
         );
     }

@@ -212,35 +212,6 @@ impl World {
         self.run(&args)
     }
 
-    /// Compiles group `name`, which must succeed, then materialises it as `format`,
-    /// which must fail with `wanted` and write nothing at all.
-    fn materialise_refused(&self, name: &str, text: &str, format: &str, wanted: &str) {
-        self.write_group(name, text);
-        let out = self.run(&["compile", &format!("groups/{name}.kdl"), "--pool", "debs"]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{name}: {stderr}");
-        let before = self.everything();
-        let target = self.ws.join(format!("out-{name}-{format}"));
-        let run = self.materialise(name, format, &target, &[]);
-        let stderr = String::from_utf8_lossy(&run.stderr);
-        assert_eq!(run.status.code(), Some(1), "{name} as {format}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        assert!(stderr.contains(wanted), "wanted {wanted:?} in:\n{stderr}");
-        eprintln!("{name} as {format}: {}", stderr.trim_end());
-        assert_eq!(before, self.everything(), "{name}: {format} changed files");
-        assert!(
-            !target.exists(),
-            "{name}: a failed {format} left OUT behind"
-        );
-        let leftovers: Vec<_> = fs::read_dir(&self.ws)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(&format!(".out-{name}")) || n.contains(".tmp"))
-            .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
-        self.host_untouched();
-    }
-
     fn clear_pool(&self) {
         for old in fs::read_dir(self.ws.join("debs")).unwrap() {
             fs::remove_file(old.unwrap().path()).unwrap();
@@ -728,22 +699,6 @@ fn legal_overlay_oddities_are_represented_safely() {
 }
 
 #[test]
-fn a_name_too_long_for_the_filesystem_fails_the_chroot_cleanly() {
-    let w = World::new();
-    // A component of 300 bytes: legal in a tar and a lock, longer than any Linux
-    // filesystem takes (255).
-    let long = format!("srv/{}", "x".repeat(300));
-    let group = w.overlay(
-        "too-long.tar",
-        &tar_bytes(&[Raw {
-            pax_path: Some(long.clone().into_bytes()),
-            ..file("srv-x", "x")
-        }]),
-    );
-    w.materialise_refused("too-long", &group, "chroot", &"x".repeat(300));
-}
-
-#[test]
 fn hostile_pool_debs_are_refused_with_the_archive_and_entry_named() {
     let w = World::new();
     let cases: Vec<(&str, Vec<Raw>, &str)> = vec![
@@ -1023,6 +978,89 @@ fn a_huge_value_is_quoted_on_a_short_line() {
         let longest = stderr.lines().map(str::len).max().unwrap_or(0);
         assert!(longest < 500, "{name}: a line of {longest} bytes");
     }
+}
+
+#[test]
+fn names_no_filesystem_or_dpkg_can_hold_are_refused_at_compile() {
+    let w = World::new();
+    let long = "x".repeat(256);
+    let deep = format!(
+        "./usr/share/{}f",
+        format!("{}/", "d".repeat(200)).repeat(21)
+    );
+    let named = |path: String| Raw {
+        pax_path: Some(path.into_bytes()),
+        ..file("./usr/share/short", "x")
+    };
+    let cases: Vec<(&str, Vec<Raw>, &str)> = vec![
+        (
+            "newline.deb",
+            tree(vec![file("./usr/share/evil\n/bin", "x")]),
+            "entry ./usr/share/evil\\n/bin: path contains a newline, which dpkg's file lists cannot hold",
+        ),
+        (
+            "long-name.deb",
+            tree(vec![named(format!("./usr/share/{long}"))]),
+            "path has a component of 256 bytes",
+        ),
+        (
+            "deep.deb",
+            tree(vec![named(deep)]),
+            "path is 4233 bytes long",
+        ),
+    ];
+    for (name, entries, wanted) in cases {
+        let group = w.evil_deb(name, &deb(&tar_bytes(&entries)));
+        w.refused(&group_name(name), &group, &[name, wanted]);
+    }
+    // Overlays, as a tarball and as a folder.
+    let group = w.overlay(
+        "long-name.tar",
+        &tar_bytes(&[Raw {
+            pax_path: Some(format!("srv/{long}").into_bytes()),
+            ..file("srv-x", "x")
+        }]),
+    );
+    w.refused(
+        "long-name",
+        &group,
+        &[
+            "long-name.tar: entry `srv/xxxx",
+            "` has a component of 256 bytes",
+        ],
+    );
+    let group = w.overlay("newline.tar", &tar_bytes(&[file("etc/evil\nmotd", "x")]));
+    w.refused(
+        "newline",
+        &group,
+        &["newline.tar: entry `etc/evil\\nmotd` contains a newline"],
+    );
+    let folder = w.ws.join("overlays/folder/etc");
+    fs::create_dir_all(&folder).unwrap();
+    fs::write(folder.join("evil\nmotd"), "x").unwrap();
+    let group = "group folder version=\"1.0\" {\n    flavors openvz\n    package bash\n    \
+                 overlay \"../overlays/folder\"\n}\n";
+    w.refused(
+        "folder",
+        group,
+        &["overlays/folder: entry `/etc/evil\\nmotd` contains a newline"],
+    );
+    // A `file` statement.
+    let group = format!(
+        "group file-long version=\"1.0\" {{\n    flavors openvz\n    package bash\n    \
+         file \"/srv/{long}\" content=\"x\"\n}}\n"
+    );
+    w.refused("file-long", &group, &["has a component of 256 bytes"]);
+    // Host files.
+    fs::create_dir_all(w.sysroot.join("srv")).unwrap();
+    fs::write(w.sysroot.join("srv/evil\nname"), "x").unwrap();
+    let group = "group host version=\"1.0\" {\n    flavors openvz\n    package bash\n    \
+                 hostfile \"/srv/*\"\n}\n";
+    w.refused(
+        "host",
+        group,
+        &["hostfile `/srv/*`: entry `/srv/evil\\nname` contains a newline"],
+    );
 }
 
 #[test]

@@ -652,6 +652,14 @@ impl Parser<'_> {
                 ),
             ));
         }
+        if let Err(problem) = crate::lock::path::check(path) {
+            return Err(src.invalid(
+                value_span(entry),
+                format!("file path `{}` {problem}", excerpt(path)),
+                "no output can hold this path",
+                None,
+            ));
+        }
         let mode = match props.get("mode") {
             Some(entry) => self.mode(entry)?,
             None => 0o644,
@@ -715,7 +723,7 @@ fn normalised_absolute(path: &str) -> bool {
     path.strip_prefix('/').is_some_and(|rest| {
         rest.split('/')
             .all(|c| !c.is_empty() && c != "." && c != "..")
-    }) && !path.contains('\0')
+    })
 }
 
 #[cfg(test)]
@@ -1060,6 +1068,23 @@ mod tests {
             );
             assert!(help.contains("\"/etc/hostname\""), "{help}");
         }
+        let long = "x".repeat(256);
+        let (msg, _) = error(&format!("  file \"/srv/{long}\""));
+        let name = format!("{}... (256 bytes)", "x".repeat(100));
+        assert!(
+            msg.starts_with("groups/web.kdl:2:8: file path `/srv/xxxx")
+                && msg.ends_with(&format!(
+                    "... (261 bytes)` has a component of 256 bytes (`{name}`), \
+                     more than the 255 a filesystem name holds"
+                )),
+            "{msg}"
+        );
+        let (msg, _) = error("  file \"/etc/evil\\n/x\"");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:8: file path `/etc/evil\\n/x` contains a newline, \
+             which dpkg's file lists cannot hold"
+        );
         let (msg, _) = error("  file \"/x\" mode=0o17777");
         assert_eq!(
             msg,

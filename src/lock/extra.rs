@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
 
+use super::path::PathProblem;
 use super::scan::Accounts;
 use super::{FileEntry, FileKind};
 use crate::error::excerpt;
@@ -70,6 +71,9 @@ pub enum Refusal {
     /// Lock paths and link texts are UTF-8.
     #[error("is not valid UTF-8")]
     NotUtf8,
+    /// What no lock path may hold: a newline, a name or path too long for a filesystem.
+    #[error("{0}")]
+    Unholdable(PathProblem),
     /// An earlier entry of the same overlay at an ancestor is not a directory.
     #[error("would be written through {}, a {kind} of the same overlay", excerpt(.ancestor))]
     Through {
@@ -533,6 +537,7 @@ impl Source<'_> {
 
     /// Adds `host` as `path`, and everything below it when it is a directory.
     fn add_tree(&mut self, host: &Path, path: &str, meta: &Metadata) -> Result<(), ExtraError> {
+        super::path::check(path).map_err(|p| self.refused(path, Refusal::Unholdable(p)))?;
         let file_type = meta.file_type();
         let mut caps = None;
         let (kind, size, digest, target) = if file_type.is_dir() {
@@ -850,6 +855,7 @@ fn member_path(raw: &[u8]) -> Result<String, Refusal> {
     if path.is_empty() {
         path.push('/');
     }
+    super::path::check(&path).map_err(Refusal::Unholdable)?;
     Ok(path)
 }
 
@@ -1441,6 +1447,41 @@ mod tests {
         assert_eq!(member_path(b".").unwrap(), "/");
         assert_eq!(member_path(b"a/..").unwrap_err(), Refusal::ParentComponent);
         assert_eq!(member_path(b"\xff").unwrap_err(), Refusal::NotUtf8);
+        assert_eq!(
+            member_path(b"etc/evil\n/passwd").unwrap_err(),
+            Refusal::Unholdable(PathProblem::Newline)
+        );
+        let long = "x".repeat(256);
+        assert_eq!(
+            member_path(format!("srv/{long}").as_bytes()).unwrap_err(),
+            Refusal::Unholdable(PathProblem::NameTooLong(long))
+        );
+    }
+
+    #[test]
+    fn names_no_output_holds_are_refused_on_disk_too() {
+        let root = sysroot();
+        fs::write(root.path().join("etc/ssl/certs/evil\n.pem"), "x").unwrap();
+        let err = hostfiles(
+            root.path(),
+            &["/etc/ssl/certs/*".to_string()],
+            &Accounts::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "hostfile `/etc/ssl/certs/*`: entry `/etc/ssl/certs/evil\\n.pem` contains a newline, \
+             which dpkg's file lists cannot hold"
+        );
+        let overlay_dir = root.path().join("etc/ssl");
+        let err = overlay(&overlay_dir, &Accounts::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(": entry `/certs/evil\\n.pem` contains a newline, which dpkg's file lists cannot hold"),
+            "{err}"
+        );
     }
 
     fn sysroot() -> tempfile::TempDir {

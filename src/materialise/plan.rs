@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use crate::error::excerpt;
+use crate::lock::path::{self, PathProblem};
 use crate::lock::{FileEntry, FileKind, Lock};
 
 use super::MaterialiseError;
@@ -20,6 +21,10 @@ pub enum LockProblem {
     /// The path has an empty, `.` or `..` component or a trailing `/`.
     #[error("the path is not normalised (empty, `.` or `..` component, or trailing `/`)")]
     NotNormalised,
+    /// The path holds what no output can: a newline, a name or a whole path too long
+    /// for a filesystem.
+    #[error("the path {0}")]
+    Unholdable(PathProblem),
     /// A string of the entry holds a NUL byte, which no filesystem or tar header accepts.
     #[error("its {field} contains a NUL byte")]
     Nul {
@@ -287,10 +292,13 @@ fn check_common(entry: &FileEntry) -> Result<(), LockProblem> {
     Ok(())
 }
 
-/// Accepts `/` and `/a/b`; refuses relative paths, `//`, `.`, `..`, a trailing `/`, NUL.
+/// Accepts `/` and `/a/b`; refuses relative paths, `//`, `.`, `..`, a trailing `/`, NUL,
+/// and what [`path::check`] refuses.
 fn check_path(path: &str) -> Result<(), LockProblem> {
-    if path.contains('\0') {
-        return Err(LockProblem::Nul { field: "path" });
+    match path::check(path) {
+        Err(PathProblem::Nul) => return Err(LockProblem::Nul { field: "path" }),
+        Err(problem) => return Err(LockProblem::Unholdable(problem)),
+        Ok(()) => {}
     }
     let rest = path.strip_prefix('/').ok_or(LockProblem::NotAbsolute)?;
     if !rest.is_empty()

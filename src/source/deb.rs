@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::dpkg::{DpkgError, parse_control, parse_md5sums};
 use super::{Origin, Package};
 use crate::error::excerpt;
-use crate::lock::{FileEntry, FileKind};
+use crate::lock::{FileEntry, FileKind, path};
 
 /// The global header of an `ar` archive.
 const AR_MAGIC: &[u8; 8] = b"!<arch>\n";
@@ -597,7 +597,8 @@ fn entry_error<R: Read>(path: &Path, entry: &tar::Entry<'_, R>, message: String)
 }
 
 /// The absolute path of a tar entry name (`./usr/bin/x` -> `/usr/bin/x`, `./` -> `/`),
-/// or why the name is refused.
+/// or why the name is refused: besides `..` and absolute names, what no lock path may
+/// be ([`path::check`]).
 fn member_path(raw: &[u8]) -> Result<String, String> {
     if raw.contains(&0) {
         return Err("name contains a NUL byte".to_string());
@@ -624,6 +625,7 @@ fn member_path(raw: &[u8]) -> Result<String, String> {
     if path.is_empty() {
         path.push('/');
     }
+    path::check(&path).map_err(|problem| format!("path {problem}"))?;
     Ok(path)
 }
 
@@ -1328,6 +1330,20 @@ mod tests {
                 ],
                 "./twice",
                 "appears twice",
+            ),
+            // dpkg's info/*.list holds one path a line: quoted escaped, on one line.
+            (
+                vec![Item::file("./usr/evil\n/bin", 0o644, b"x")],
+                "./usr/evil\\n/bin",
+                "path contains a newline",
+            ),
+            (
+                vec![
+                    Item::pax_path(format!("./{}", "x".repeat(256)).as_bytes()),
+                    Item::file("./x", 0o644, b"x"),
+                ],
+                "./xxxxxxxx",
+                "path has a component of 256 bytes",
             ),
             // Found by the hostile tests: taken into the lock, which only the
             // materialiser then refused.

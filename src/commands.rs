@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use crate::compile::{Settings, compile_recipe};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, excerpt};
 use crate::lang::Flavor;
 use crate::lock::scan::Accounts;
 use crate::lock::{FileEntry, Lock, LockedPackage, Reason};
@@ -167,6 +167,17 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     }
     let pool_dirs = ctx.pool_dirs(&opts.pools);
     let pool = Pool::scan(&pool_dirs)?;
+    for (first, other) in pool.conflicts()? {
+        let p = &first.package;
+        eprintln!(
+            "warning: {} and {} both hold {} {} ({}) but differ: the lock takes the first",
+            first.path.display(),
+            other.path.display(),
+            excerpt(&p.name),
+            excerpt(&p.version),
+            p.arch
+        );
+    }
     let apt = AptLists::read(&ctx.sysroot)?;
     if let Some(first) = apt.refused.first() {
         eprintln!(

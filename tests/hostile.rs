@@ -1063,6 +1063,71 @@ fn names_no_filesystem_or_dpkg_can_hold_are_refused_at_compile() {
     );
 }
 
+/// Package `evil` 1.0 whose one file, `/usr/share/evil`, holds `content`.
+fn evil_holding(content: &str) -> Vec<u8> {
+    deb(&tar_bytes(&tree(vec![file("./usr/share/evil", content)])))
+}
+
+#[test]
+fn junk_and_shadowing_archives_first_in_the_pool_do_not_stop_materialise() {
+    let w = World::new();
+    let group = w.evil_deb("genuine.deb", &evil_holding("genuine\n"));
+    w.write_group("genuine", &group);
+    let out = w.run(&["compile", "groups/genuine.kdl", "--pool", "debs"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // After the compile, archives that sort first: one no reader takes, one that holds
+    // the same package with other bytes.
+    let debs = w.ws.join("debs");
+    fs::write(debs.join("0-junk.deb"), b"!<arch>\nnot a package").unwrap();
+    fs::write(debs.join("1-shadow.deb"), evil_holding("shadow!\n")).unwrap();
+    let materialised = |out: &str, pools: &[&str]| {
+        let chroot = w.ws.join(out);
+        let run = w.materialise("genuine", "chroot", &chroot, pools);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{out}: {stderr}");
+        fs::read_to_string(chroot.join("usr/share/evil")).unwrap()
+    };
+    assert_eq!(materialised("out-one-pool", &["debs"]), "genuine\n");
+    // The same with the shadowing archive in a pool folder given first.
+    let junk = w.ws.join("junk");
+    fs::create_dir(&junk).unwrap();
+    fs::rename(debs.join("0-junk.deb"), junk.join("0-junk.deb")).unwrap();
+    fs::rename(debs.join("1-shadow.deb"), junk.join("1-shadow.deb")).unwrap();
+    assert_eq!(
+        materialised("out-two-pools", &["junk", "debs"]),
+        "genuine\n"
+    );
+    w.host_untouched();
+}
+
+#[test]
+fn two_different_archives_of_one_package_are_named_in_a_warning() {
+    let w = World::new();
+    let group = w.evil_deb("a.deb", &evil_holding("genuine\n"));
+    w.write_group("a", &group);
+    let debs = w.ws.join("debs");
+    fs::write(debs.join("b.deb"), evil_holding("shadow!\n")).unwrap();
+    // A copy of the same bytes is no news.
+    fs::copy(debs.join("a.deb"), debs.join("c.deb")).unwrap();
+    let out = w.run(&["compile", "groups/a.kdl", "--pool", "debs"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.starts_with("warning:") && l.contains("b.deb"))
+        .unwrap_or_else(|| panic!("no warning naming b.deb in:\n{stderr}"));
+    assert!(
+        warning.contains("debs/a.deb") && warning.contains("debs/b.deb"),
+        "{warning}"
+    );
+    assert!(warning.contains("evil 1.0 (amd64)"), "{warning}");
+    assert!(!stderr.contains("c.deb"), "{stderr}");
+}
+
 #[test]
 fn junk_in_apt_lists_is_skipped_unless_a_package_needs_it() {
     let w = World::new();

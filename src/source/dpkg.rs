@@ -633,6 +633,55 @@ mod tests {
         assert_eq!(err, "s:2: package aa: malformed line `nonsense`");
     }
 
+    #[test]
+    fn stanzas_keep_dpkgs_rules() {
+        let status = |arch: &str, fields: &str| {
+            let text = format!(
+                "Package: aa\nStatus: install ok installed\nVersion: 1\nArchitecture: {arch}\n{fields}"
+            );
+            parse_status(&text, Path::new("status")).map_err(|e| e.to_string())
+        };
+        status(
+            "amd64",
+            "Multi-Arch: same\nDepends: bb (>= 1:2.0~rc1-1), cc:any\n",
+        )
+        .unwrap();
+        for (arch, fields, message) in [
+            (
+                "all",
+                "Multi-Arch: same\n",
+                "status:5: package aa: Multi-Arch: same with Architecture: all, which dpkg refuses",
+            ),
+            (
+                "amd64",
+                "-Evil: x\n",
+                "status:5: package aa: field name `-Evil` starts with a hyphen",
+            ),
+            (
+                "amd64",
+                "Depends: bb (>= 1 2)\n",
+                "status:5: package aa: Depends: malformed relation `bb (>= 1 2)`: \
+                 bad version `1 2`: version string has embedded spaces",
+            ),
+            (
+                "amd_64",
+                "",
+                "status:4: package aa: Architecture: bad architecture `amd_64`: \
+                 character `_` is not allowed (only lowercase letters, digits and `-`)",
+            ),
+        ] {
+            assert_eq!(status(arch, fields).unwrap_err(), message);
+        }
+        // What dpkg writes on installing a package is not the package's to say.
+        let control = "Package: aa\nVersion: 1\nArchitecture: all\nstatus: purge ok installed\n";
+        assert_eq!(
+            parse_control(control, Path::new("x.deb:control"), Origin::Pool)
+                .unwrap_err()
+                .to_string(),
+            "x.deb:control:4: package aa: field Status is not allowed in a control file"
+        );
+    }
+
     /// Writes `files` (path relative to the sysroot, content) under a new tempdir.
     fn sysroot(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use crate::compile::{Settings, compile_recipe};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, excerpt};
 use crate::lang::Flavor;
 use crate::lock::scan::Accounts;
 use crate::lock::{FileEntry, Lock, LockedPackage, Reason};
@@ -173,10 +173,30 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     // downloads into the pool) that could not be stored.
     Repository::check(&ctx.repo_path)?;
     let pool_dirs = ctx.pool_dirs(&opts.pools);
+    let pool = Pool::scan(&pool_dirs)?;
+    for (first, other) in pool.conflicts()? {
+        let p = &first.package;
+        eprintln!(
+            "warning: {} and {} both hold {} {} ({}) but differ: the lock takes the first",
+            first.path.display(),
+            other.path.display(),
+            excerpt(&p.name),
+            excerpt(&p.version),
+            p.arch
+        );
+    }
+    let apt = AptLists::read(&ctx.sysroot)?;
+    if let Some(first) = apt.refused.first() {
+        eprintln!(
+            "warning: apt's lists hold {} stanzas dpkg would refuse; they are left out, \
+             and a compile that needs one of their packages fails (the first: {first})",
+            apt.refused.len()
+        );
+    }
     let catalog = Catalog::new(
         DpkgDatabase::read(&ctx.sysroot)?,
-        Pool::scan(&pool_dirs)?,
-        AptLists::read(&ctx.sysroot)?,
+        pool,
+        apt,
         &ctx.pool_dir(),
     );
     let settings = Settings {
@@ -190,9 +210,11 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     let mut compiled = Vec::new();
     for recipe in jobs {
         let arch = recipe.flavor.debian_arch().to_string();
-        let universe = universes
-            .entry(arch.clone())
-            .or_insert_with(|| Universe::new(catalog.packages(), &arch));
+        let universe = universes.entry(arch.clone()).or_insert_with(|| {
+            let refused = (catalog.apt.refused_packages())
+                .map(|(name, why)| (name, format!("its stanza in apt's lists is refused: {why}")));
+            Universe::new(catalog.packages(), &arch).refusing(refused)
+        });
         compiled.push(compile_recipe(
             &settings, &recipe, &catalog, universe, &accounts,
         )?);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use md5::Digest;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, excerpt};
 use crate::lang::Site;
 use crate::lock::extra::{self, ExtraError, Layers};
 use crate::lock::scan::{Accounts, scan_installed};
@@ -449,8 +449,8 @@ pub fn compile_recipe(
             Error::Usage(format!(
                 "{}: owner `{}` of {} is not a user of the system (etc/passwd under {})",
                 file.location,
-                file.user,
-                file.path,
+                excerpt(&file.user),
+                excerpt(&file.path),
                 settings.sysroot.display()
             ))
         })?;
@@ -458,8 +458,8 @@ pub fn compile_recipe(
             Error::Usage(format!(
                 "{}: group `{}` of {} is not a group of the system (etc/group under {})",
                 file.location,
-                file.group,
-                file.path,
+                excerpt(&file.group),
+                excerpt(&file.path),
                 settings.sysroot.display()
             ))
         })?;
@@ -585,8 +585,9 @@ fn purge_order(packages: &[&crate::source::Package]) -> Vec<String> {
 /// below another package's symlink: the lock is not stored.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the compiled tree cannot be materialised: entry {path} ({}): {problem}",
-    package.as_ref().map_or_else(|| "no package".to_string(), |p| format!("package {p}"))
+    "the compiled tree cannot be materialised: entry {} ({}): {problem}",
+    excerpt(.path),
+    package.as_ref().map_or_else(|| "no package".to_string(), |p| format!("package {}", excerpt(p)))
 )]
 pub struct UnwritableTree {
     /// The entry's path.
@@ -601,8 +602,10 @@ pub struct UnwritableTree {
 /// asked for it (named it, or named a package that depends on it) where no kernel may go.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{location}: package {named} brings a kernel ({kernel}) into flavor {flavor}, whose kernel flag is off ({})",
-    chain.join(" -> ")
+    "{location}: package {} brings a kernel ({}) into flavor {flavor}, whose kernel flag is off ({})",
+    excerpt(.named),
+    excerpt(.kernel),
+    chain.iter().map(|link| excerpt(link).to_string()).collect::<Vec<_>>().join(" -> ")
 )]
 pub struct UnwantedKernel {
     /// The `package` statement that asked for it (`groups/web.kdl:7:5`), or `essential`.

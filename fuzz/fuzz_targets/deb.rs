@@ -4,20 +4,24 @@
 //!   put in a well-formed `ar` as `control.tar` and `data.tar`, so the fuzzer reaches
 //!   the member and entry checks without first having to forge an `ar` container.
 //!
-//! Checked: no panic; an error names the archive; every entry of an archive that opens
-//! is absolute and normalised, appears once, never lies below a symlink or file of the
-//! archive, and a hard link points at an earlier regular file; walking the data member
-//! a second time hands over the same files with the same digests.
+//! Checked: no panic; an error names the archive; the status stanza compile writes for
+//! an archive that opens reads back, by dpkg's rules, as the same package; every entry
+//! of the archive is absolute and normalised, appears once, never lies below a symlink
+//! or file of the archive, and a hard link points at an earlier regular file; walking
+//! the data member a second time hands over the same files with the same digests.
 
 #![no_main]
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use appliance::lock::FileKind;
 use appliance::source::deb::DebArchive;
+use appliance::source::dpkg::{Conffile, parse_status};
+use appliance::source::{Origin, Package, rules};
+use appliance::system::installed_stanza;
 use appliance_fuzz::{check_entries, control_tar, deb};
 use libfuzzer_sys::fuzz_target;
 
@@ -68,6 +72,7 @@ fuzz_target!(|data: &[u8]| {
     for conffile in &archive.conffiles {
         assert!(conffile.starts_with('/'));
     }
+    reads_back(&archive);
     let _ = archive.maintainer_script("postinst");
     let entries = match archive.entries() {
         Ok(entries) => entries,
@@ -104,3 +109,50 @@ fuzz_target!(|data: &[u8]| {
     assert!(walked.is_ok(), "second walk failed: {walked:?}");
     assert_eq!(files, again);
 });
+
+/// The stanza compile writes into the appliance's `var/lib/dpkg/status` for `archive`
+/// must be what dpkg reads: parsed back, one installed package, the same one, whose
+/// name, version, architecture and relations keep dpkg's rules.
+fn reads_back(archive: &DebArchive) {
+    let conffiles: Vec<Conffile> = (archive.conffiles.iter())
+        .map(|path| Conffile {
+            path: path.clone(),
+            md5: "newconffile".to_string(),
+            obsolete: false,
+        })
+        .collect();
+    let stanza = installed_stanza(&archive.control, &conffiles);
+    let status = parse_status(&stanza, Path::new("status"))
+        .unwrap_or_else(|e| panic!("the status written is refused: {e}\n{stanza:?}"));
+    let [read] = status.as_slice() else {
+        panic!("{} packages in {stanza:?}", status.len());
+    };
+    let expected = Package {
+        origin: Origin::Installed,
+        ..archive.package.clone()
+    };
+    assert_eq!(read.package, expected, "{stanza:?}");
+    assert_eq!(read.conffiles, conffiles, "{stanza:?}");
+    let p = &read.package;
+    let kept = |result: Result<(), rules::Broken>| {
+        if let Err(broken) = result {
+            panic!("{broken} in {stanza:?}");
+        }
+    };
+    kept(rules::package_name(&p.name));
+    kept(rules::version(&p.version));
+    kept(rules::architecture(&p.arch));
+    let relations = (p.depends.iter().chain(&p.pre_depends).flatten())
+        .chain(&p.provides)
+        .chain(&p.conflicts)
+        .chain(&p.breaks);
+    for r in relations {
+        kept(rules::package_name(&r.name));
+        if let Some(arch) = &r.arch {
+            kept(rules::architecture(arch));
+        }
+        if let Some((_, version)) = &r.constraint {
+            kept(rules::version(version));
+        }
+    }
+}

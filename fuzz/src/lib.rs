@@ -31,11 +31,15 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 /// - no entry lies below another that is not a directory (which could lead anywhere);
 /// - a hard link points at a regular file of the list;
 /// - a link's text and the owner names hold no NUL;
-/// - a regular file has a digest, other kinds none.
+/// - a regular file has a digest, other kinds none;
+/// - no path holds what no output can (a newline, a name or path too long).
 pub fn check_entries(entries: &[FileEntry]) {
     let mut last: BTreeMap<&str, &FileEntry> = BTreeMap::new();
     for e in entries {
         assert!(normalised(&e.path), "accepted a bad path {:?}", e.path);
+        if let Err(problem) = appliance::lock::path::check(&e.path) {
+            panic!("accepted {:?}, which {problem}", e.path);
+        }
         assert!(
             !e.user.contains('\0') && !e.group.contains('\0'),
             "NUL in an owner name of {:?}",

@@ -20,6 +20,7 @@ use super::node::{
     no_block, one_arg, prop_bool, prop_string, props, repr, string_args, top_node, value_span,
     verbatim_start,
 };
+use crate::error::excerpt;
 use crate::source::Op;
 
 /// A parsed and validated group file.
@@ -571,7 +572,7 @@ impl Parser<'_> {
         } else {
             Err(self.src.invalid(
                 value_span(entry),
-                format!("`{name}` is not a package name"),
+                format!("`{}` is not a package name", excerpt(name)),
                 "not a package name",
                 Some("package names are letters, digits and `+ - . _`".to_string()),
             ))
@@ -597,13 +598,17 @@ impl Parser<'_> {
             Some(op) => op,
             None if op.is_empty() => {
                 return Err(error(
-                    format!("version constraint `{text}` has no operator"),
+                    format!("version constraint `{}` has no operator", excerpt(text)),
                     "missing operator",
                 ));
             }
             None => {
                 return Err(error(
-                    format!("unknown version operator `{op}` in `{text}`"),
+                    format!(
+                        "unknown version operator `{}` in `{}`",
+                        excerpt(op),
+                        excerpt(text)
+                    ),
                     "not a Debian operator",
                 ));
             }
@@ -611,7 +616,7 @@ impl Parser<'_> {
         if version.parse::<debversion::Version>().is_err() || version.contains(char::is_whitespace)
         {
             return Err(error(
-                format!("bad version `{version}` in `{text}`"),
+                format!("bad version `{}` in `{}`", excerpt(version), excerpt(text)),
                 "not a version",
             ));
         }
@@ -645,9 +650,10 @@ impl Parser<'_> {
             .into_iter()
             .map(|(glob, entry)| {
                 let problem = match Glob::new(glob) {
-                    Err(e) => Some(format!("bad glob `{glob}`: {}", e.kind())),
+                    Err(e) => Some(format!("bad glob `{}`: {}", excerpt(glob), e.kind())),
                     Ok(_) if !glob.starts_with(['/', '*']) => Some(format!(
-                        "glob `{glob}` never matches: paths in the tree are absolute"
+                        "glob `{}` never matches: paths in the tree are absolute",
+                        excerpt(glob)
                     )),
                     Ok(_) => None,
                 };
@@ -698,12 +704,23 @@ impl Parser<'_> {
         if !normalised_absolute(path) {
             return Err(src.invalid(
                 value_span(entry),
-                format!("file path `{path}` is not absolute and normalised"),
+                format!(
+                    "file path `{}` is not absolute and normalised",
+                    excerpt(path)
+                ),
                 "bad path",
                 Some(
                     "write a path like \"/etc/hostname\": no `.`, `..`, `//` or trailing `/`"
                         .into(),
                 ),
+            ));
+        }
+        if let Err(problem) = crate::lock::path::check(path) {
+            return Err(src.invalid(
+                value_span(entry),
+                format!("file path `{}` {problem}", excerpt(path)),
+                "no output can hold this path",
+                None,
             ));
         }
         let mode = match props.get("mode") {
@@ -718,7 +735,7 @@ impl Parser<'_> {
             if value.is_empty() || value.contains(|c: char| c.is_whitespace() || c == ':') {
                 return Err(src.invalid(
                     value_span(entry),
-                    format!("`{value}` is not a {key} name"),
+                    format!("`{}` is not a {key} name", excerpt(value)),
                     format!("bad {key}"),
                     None,
                 ));
@@ -791,7 +808,7 @@ fn normalised_absolute(path: &str) -> bool {
     path.strip_prefix('/').is_some_and(|rest| {
         rest.split('/')
             .all(|c| !c.is_empty() && c != "." && c != "..")
-    }) && !path.contains('\0')
+    })
 }
 
 #[cfg(test)]
@@ -1146,6 +1163,23 @@ mod tests {
             );
             assert!(help.contains("\"/etc/hostname\""), "{help}");
         }
+        let long = "x".repeat(256);
+        let (msg, _) = error(&format!("  file \"/srv/{long}\""));
+        let name = format!("{}... (256 bytes)", "x".repeat(100));
+        assert!(
+            msg.starts_with("groups/web.kdl:2:8: file path `/srv/xxxx")
+                && msg.ends_with(&format!(
+                    "... (261 bytes)` has a component of 256 bytes (`{name}`), \
+                     more than the 255 a filesystem name holds"
+                )),
+            "{msg}"
+        );
+        let (msg, _) = error("  file \"/etc/evil\\n/x\"");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:8: file path `/etc/evil\\n/x` contains a newline, \
+             which dpkg's file lists cannot hold"
+        );
         let (msg, _) = error("  file \"/x\" mode=0o17777");
         assert_eq!(
             msg,

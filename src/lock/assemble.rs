@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::{FileEntry, FileKind, Inputs, Lock, LockedPackage};
+use crate::error::excerpt;
 
 /// A lock could not be assembled from its parts.
 #[derive(Debug, thiserror::Error)]
@@ -18,7 +19,11 @@ pub enum AssembleError {
         message: String,
     },
     /// A group file would sit below a path that is not a directory in the lock.
-    #[error("file {path} cannot be added: its parent {parent} is a {kind} in the lock")]
+    #[error(
+        "file {} cannot be added: its parent {} is a {kind} in the lock",
+        excerpt(.path),
+        excerpt(.parent)
+    )]
     ParentNotDir {
         /// The group file's path.
         path: String,

@@ -30,8 +30,10 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
 
+use super::path::PathProblem;
 use super::scan::Accounts;
 use super::{FileEntry, FileKind};
+use crate::error::excerpt;
 
 /// Entries for one or more statements and the contents of their regular files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,7 +56,7 @@ pub enum Statement {
 impl fmt::Display for Statement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Statement::Hostfile(glob) => write!(f, "hostfile `{glob}`"),
+            Statement::Hostfile(glob) => write!(f, "hostfile `{}`", excerpt(glob)),
             Statement::Overlay(path) => write!(f, "overlay {}", path.display()),
         }
     }
@@ -75,8 +77,11 @@ pub enum Refusal {
     /// Lock paths and link texts are UTF-8.
     #[error("is not valid UTF-8")]
     NotUtf8,
+    /// What no lock path may hold: a newline, a name or path too long for a filesystem.
+    #[error("{0}")]
+    Unholdable(PathProblem),
     /// An earlier entry of the same overlay at an ancestor is not a directory.
-    #[error("would be written through {ancestor}, a {kind} of the same overlay")]
+    #[error("would be written through {}, a {kind} of the same overlay", excerpt(.ancestor))]
     Through {
         /// The ancestor path.
         ancestor: String,
@@ -90,7 +95,10 @@ pub enum Refusal {
     #[error("is not a directory on the host")]
     NotADirectory,
     /// A hard link whose target is not an earlier regular file of the tarball.
-    #[error("is a hard link to `{0}`, which is not an earlier regular file of the tarball")]
+    #[error(
+        "is a hard link to `{}`, which is not an earlier regular file of the tarball",
+        excerpt(.0)
+    )]
     BadHardlink(String),
     /// A later entry replaces a file that earlier hard links point at.
     #[error("replaces a file that earlier hard links of the tarball point at")]
@@ -117,7 +125,11 @@ pub enum Refusal {
     NoTarget,
     /// A directory would replace a symlink of the lock (merged /usr's `/bin -> usr/bin`),
     /// cutting off everything the link leads to.
-    #[error("is a directory, which would replace the symlink {path} -> {target} of the tree")]
+    #[error(
+        "is a directory, which would replace the symlink {} -> {} of the tree",
+        excerpt(.path),
+        excerpt(.target)
+    )]
     DirOverSymlink {
         /// The symlink's path.
         path: String,
@@ -133,7 +145,7 @@ pub enum Refusal {
     },
     /// An entry lies below a symlink or file that the tree (the packages or an earlier
     /// statement) has at an ancestor.
-    #[error("would be written through {ancestor}, a {kind} of the tree")]
+    #[error("would be written through {}, a {kind} of the tree", excerpt(.ancestor))]
     ThroughTree {
         /// The ancestor path.
         ancestor: String,
@@ -219,7 +231,7 @@ pub enum ExtraError {
         why: Secret,
     },
     /// One entry is refused.
-    #[error("{statement}: entry `{entry}` {reason}")]
+    #[error("{statement}: entry `{}` {reason}", excerpt(.entry))]
     Refused {
         /// The statement being compiled.
         statement: Statement,
@@ -565,6 +577,7 @@ impl Source<'_> {
 
     /// Adds `host` as `path`, and everything below it when it is a directory.
     fn add_tree(&mut self, host: &Path, path: &str, meta: &Metadata) -> Result<(), ExtraError> {
+        super::path::check(path).map_err(|p| self.refused(path, Refusal::Unholdable(p)))?;
         let file_type = meta.file_type();
         let mut caps = None;
         let (kind, size, digest, target) = if file_type.is_dir() {
@@ -922,6 +935,7 @@ fn member_path(raw: &[u8]) -> Result<String, Refusal> {
     if path.is_empty() {
         path.push('/');
     }
+    super::path::check(&path).map_err(Refusal::Unholdable)?;
     Ok(path)
 }
 
@@ -1516,6 +1530,42 @@ mod tests {
         assert_eq!(member_path(b".").unwrap(), "/");
         assert_eq!(member_path(b"a/..").unwrap_err(), Refusal::ParentComponent);
         assert_eq!(member_path(b"\xff").unwrap_err(), Refusal::NotUtf8);
+        assert_eq!(
+            member_path(b"etc/evil\n/passwd").unwrap_err(),
+            Refusal::Unholdable(PathProblem::Newline)
+        );
+        let long = "x".repeat(256);
+        assert_eq!(
+            member_path(format!("srv/{long}").as_bytes()).unwrap_err(),
+            Refusal::Unholdable(PathProblem::NameTooLong(long))
+        );
+    }
+
+    #[test]
+    fn names_no_output_holds_are_refused_on_disk_too() {
+        let root = sysroot();
+        fs::write(root.path().join("etc/ssl/certs/evil\n.pem"), "x").unwrap();
+        let err = hostfiles(
+            root.path(),
+            &["/etc/ssl/certs/*".to_string()],
+            &Accounts::default(),
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "hostfile `/etc/ssl/certs/*`: entry `/etc/ssl/certs/evil\\n.pem` contains a newline, \
+             which dpkg's file lists cannot hold"
+        );
+        let overlay_dir = root.path().join("etc/ssl");
+        let err = overlay(&overlay_dir, &Accounts::default(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(": entry `/certs/evil\\n.pem` contains a newline, which dpkg's file lists cannot hold"),
+            "{err}"
+        );
     }
 
     fn sysroot() -> tempfile::TempDir {

@@ -6,6 +6,7 @@
 mod assemble;
 pub mod extra;
 mod merkle;
+pub mod path;
 pub mod scan;
 mod trim;
 

@@ -12,6 +12,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::error::excerpt;
 use crate::lock::FileEntry;
 
 use super::archives::Unavailable;
@@ -91,9 +92,10 @@ impl Drifted {
 
 impl fmt::Display for Drifted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = excerpt(&self.path);
         match &self.package {
-            Some(package) => write!(f, "{} (package {package}): {}", self.path, self.problem)?,
-            None => write!(f, "{} (no package): {}", self.path, self.problem)?,
+            Some(package) => write!(f, "{path} (package {}): {}", excerpt(package), self.problem)?,
+            None => write!(f, "{path} (no package): {}", self.problem)?,
         }
         if let Some(archive) = &self.archive {
             write!(f, "; {archive}")?;

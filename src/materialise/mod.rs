@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::error::excerpt;
 use crate::lock::{FileEntry, Lock};
 
 pub use fetch::{Drifted, Problem};
@@ -258,7 +259,7 @@ pub enum MaterialiseError {
         compression: &'static str,
     },
     /// The lock has an entry that cannot be written safely; nothing was written.
-    #[error("invalid lock entry {path}: {problem}")]
+    #[error("invalid lock entry {}: {problem}", excerpt(.path))]
     InvalidLock {
         /// The entry's path.
         path: String,
@@ -266,7 +267,11 @@ pub enum MaterialiseError {
         problem: LockProblem,
     },
     /// An OpenVZ template was asked of a lock with something no container may hold.
-    #[error("{path}{}: {why}", package.as_ref().map(|p| format!(" (package {p})")).unwrap_or_default())]
+    #[error(
+        "{}{}: {why}",
+        excerpt(.path),
+        package.as_ref().map(|p| format!(" (package {})", excerpt(p))).unwrap_or_default()
+    )]
     NotForContainers {
         /// The entry.
         path: String,

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use crate::error::excerpt;
+use crate::lock::path::{self, PathProblem};
 use crate::lock::{FileEntry, FileKind, Lock};
 
 use super::MaterialiseError;
@@ -19,6 +21,10 @@ pub enum LockProblem {
     /// The path has an empty, `.` or `..` component or a trailing `/`.
     #[error("the path is not normalised (empty, `.` or `..` component, or trailing `/`)")]
     NotNormalised,
+    /// The path holds what no output can: a newline, a name or a whole path too long
+    /// for a filesystem.
+    #[error("the path {0}")]
+    Unholdable(PathProblem),
     /// A string of the entry holds a NUL byte, which no filesystem or tar header accepts.
     #[error("its {field} contains a NUL byte")]
     Nul {
@@ -29,13 +35,13 @@ pub enum LockProblem {
     #[error("the path appears more than once")]
     Duplicate,
     /// The parent directory has no entry in the lock.
-    #[error("its parent {parent} is not in the lock")]
+    #[error("its parent {} is not in the lock", excerpt(.parent))]
     NoParent {
         /// The missing parent path.
         parent: String,
     },
     /// The parent is not a directory; writing through it could leave the output.
-    #[error("its parent {parent} is a {kind}, not a directory")]
+    #[error("its parent {} is a {kind}, not a directory", excerpt(.parent))]
     ParentNotDir {
         /// The parent path.
         parent: String,
@@ -58,7 +64,7 @@ pub enum LockProblem {
     #[error("a file needs a digest")]
     NoDigest,
     /// The digest is not a BLAKE3 in hex.
-    #[error("digest `{digest}` is not 64 hex digits")]
+    #[error("digest `{}` is not 64 hex digits", excerpt(.digest))]
     BadDigest {
         /// The digest as locked.
         digest: String,
@@ -70,13 +76,13 @@ pub enum LockProblem {
         kind: FileKind,
     },
     /// A hardlink points outside the lock.
-    #[error("hardlink target {target} is not in the lock")]
+    #[error("hardlink target {} is not in the lock", excerpt(.target))]
     LinkTargetMissing {
         /// The target path.
         target: String,
     },
     /// A hardlink points at something that is not a regular file of the lock.
-    #[error("hardlink target {target} is a {kind}, not a file")]
+    #[error("hardlink target {} is a {kind}, not a file", excerpt(.target))]
     LinkTargetNotFile {
         /// The target path.
         target: String,
@@ -90,7 +96,7 @@ pub enum LockProblem {
         kind: FileKind,
     },
     /// The capabilities are not hex.
-    #[error("capabilities `{caps}` are not hex")]
+    #[error("capabilities `{}` are not hex", excerpt(.caps))]
     BadCaps {
         /// The capabilities as locked.
         caps: String,
@@ -102,13 +108,16 @@ pub enum LockProblem {
         kind: FileKind,
     },
     /// A hardlink's capabilities contradict its target's (they share one inode).
-    #[error("its capabilities differ from those of its hardlink target {target}")]
+    #[error(
+        "its capabilities differ from those of its hardlink target {}",
+        excerpt(.target)
+    )]
     LinkCapsDiffer {
         /// The target path.
         target: String,
     },
     /// The origin, where the bytes live on the host, is not a normalised absolute path.
-    #[error("origin {origin:?} is not a normalised absolute path")]
+    #[error("origin `{}` is not a normalised absolute path", excerpt(.origin))]
     BadOrigin {
         /// The origin as locked.
         origin: String,
@@ -283,10 +292,13 @@ fn check_common(entry: &FileEntry) -> Result<(), LockProblem> {
     Ok(())
 }
 
-/// Accepts `/` and `/a/b`; refuses relative paths, `//`, `.`, `..`, a trailing `/`, NUL.
+/// Accepts `/` and `/a/b`; refuses relative paths, `//`, `.`, `..`, a trailing `/`, NUL,
+/// and what [`path::check`] refuses.
 fn check_path(path: &str) -> Result<(), LockProblem> {
-    if path.contains('\0') {
-        return Err(LockProblem::Nul { field: "path" });
+    match path::check(path) {
+        Err(PathProblem::Nul) => return Err(LockProblem::Nul { field: "path" }),
+        Err(problem) => return Err(LockProblem::Unholdable(problem)),
+        Ok(()) => {}
     }
     let rest = path.strip_prefix('/').ok_or(LockProblem::NotAbsolute)?;
     if !rest.is_empty()

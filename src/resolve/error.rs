@@ -2,13 +2,15 @@
 
 use std::fmt;
 
+use crate::error::excerpt;
+
 /// A relation that cannot be satisfied, or a conflict in the chosen set.
 ///
 /// `chain` starts at the compiled group (or `essential` for packages added because they
 /// are essential), goes through the packages that pulled each other in, and ends with
 /// the relation that failed, e.g. `web -> nginx-light -> libssl3 (>= 3.0.9)`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {problem}", .chain.join(" -> "))]
+#[error("{}: {problem}", joined(.chain, " -> "))]
 pub struct ResolveError {
     /// The group, the packages, and the failing relation, outermost first.
     pub chain: Vec<String>,
@@ -26,13 +28,13 @@ pub enum Problem {
         suggestions: Vec<String>,
     },
     /// The name exists for this architecture, but no version satisfies the relation.
-    #[error("only {} available", .available.join(", "))]
+    #[error("only {} available", joined(.available, ", "))]
     Unavailable {
         /// The versions that exist, lowest first, then what providers offer.
         available: Vec<String>,
     },
     /// The name exists only for architectures the relation cannot use.
-    #[error("not available for this architecture (found {})", .found.join(", "))]
+    #[error("not available for this architecture (found {})", joined(.found, ", "))]
     WrongArch {
         /// `name:arch` of every package named or providing the name.
         found: Vec<String>,
@@ -41,13 +43,17 @@ pub enum Problem {
     #[error("removed by the group")]
     Removed,
     /// Only packages the group removes provide the name.
-    #[error("only provided by removed packages ({})", .providers.join(", "))]
+    #[error("only provided by removed packages ({})", joined(.providers, ", "))]
     ProvidedOnlyByRemoved {
         /// The removed providers.
         providers: Vec<String>,
     },
     /// A satisfying version exists, but another version of it is already chosen.
-    #[error("{chosen} is already chosen, through {}", .through.join(" -> "))]
+    #[error(
+        "{} is already chosen, through {}",
+        excerpt(.chosen),
+        joined(.through, " -> ")
+    )]
     AlreadyChosen {
         /// The chosen package and version, `libssl3 (3.0.8)`.
         chosen: String,
@@ -60,15 +66,22 @@ pub enum Problem {
     /// Two chosen packages conflict (or one breaks the other).
     #[error(transparent)]
     Conflict(Box<Conflict>),
+    /// A source refused a stanza of the package, which might have been the one to
+    /// choose: the reason, naming the stanza.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A `Conflicts` or `Breaks` relation of one chosen package matching another.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{kind}: {package} {} {relation}, {} {other}, which comes from {}",
+    "{kind}: {} {} {}, {} {}, which comes from {}",
+    excerpt(.package),
     kind.verb(),
+    excerpt(.relation),
     matched_how(*.provided),
-    .other_chain.join(" -> ")
+    excerpt(.other),
+    joined(.other_chain, " -> ")
 )]
 pub struct Conflict {
     /// `Conflicts` or `Breaks`.
@@ -117,13 +130,22 @@ fn did_you_mean(suggestions: &[String]) -> String {
     if suggestions.is_empty() {
         String::new()
     } else {
-        format!(" (did you mean {}?)", suggestions.join(", "))
+        format!(" (did you mean {}?)", joined(suggestions, ", "))
     }
 }
 
 fn alternatives(reasons: &[(String, Problem)]) -> String {
-    let reasons: Vec<String> = reasons.iter().map(|(r, p)| format!("{r}: {p}")).collect();
+    let reasons: Vec<String> = (reasons.iter())
+        .map(|(r, p)| format!("{}: {p}", excerpt(r)))
+        .collect();
     reasons.join("; ")
+}
+
+/// `items`, each as errors quote input (package names and versions come from any
+/// stanza), joined with `separator`.
+fn joined(items: &[String], separator: &str) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| excerpt(i).to_string()).collect();
+    quoted.join(separator)
 }
 
 fn matched_how(provided: bool) -> &'static str {

@@ -193,6 +193,7 @@ pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, Res
         resolver.expand(next)?;
         next += 1;
     }
+    resolver.check_refused()?;
     resolver.check_conflicts()?;
     Ok(resolver.finish())
 }
@@ -328,6 +329,17 @@ impl<'u> Resolver<'u> {
     /// best candidate of the first alternative that has one. Returns its slot.
     fn satisfy(&mut self, alternatives: &[Relation], asker: &Asker) -> Result<usize, ResolveError> {
         let universe = self.universe;
+        let entry = || -> String {
+            let alternatives: Vec<String> = alternatives.iter().map(Relation::to_string).collect();
+            alternatives.join(" | ")
+        };
+        // A refused stanza of any alternative might have been the choice.
+        if let Some(why) = alternatives.iter().find_map(|r| universe.refused(&r.name)) {
+            let mut chain = self.asker_chain(asker);
+            chain.push(entry());
+            let problem = Problem::Refused(why.to_string());
+            return Err(ResolveError { chain, problem });
+        }
         let satisfiers: Vec<Vec<Satisfier>> = (alternatives.iter())
             .map(|r| universe.satisfiers(r, &asker.arch))
             .collect();
@@ -366,9 +378,8 @@ impl<'u> Resolver<'u> {
                 Problem::NoAlternative(problems)
             }
         };
-        let entry: Vec<String> = alternatives.iter().map(Relation::to_string).collect();
         let mut chain = self.asker_chain(asker);
-        chain.push(entry.join(" | "));
+        chain.push(entry());
         Err(ResolveError { chain, problem })
     }
 
@@ -472,6 +483,20 @@ impl<'u> Resolver<'u> {
             (&pa.name, &pa.arch).cmp(&(&pb.name, &pb.arch))
         });
         order
+    }
+
+    /// Fails on the first chosen package (in name order) of which a source refused a
+    /// stanza: chosen as essential or through `Provides`, it was never looked up by name.
+    fn check_refused(&self) -> Result<(), ResolveError> {
+        for slot in self.sorted_slots() {
+            if let Some(why) = self.universe.refused(&self.package(slot).name) {
+                return Err(ResolveError {
+                    chain: self.chain_of(slot),
+                    problem: Problem::Refused(why.to_string()),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Fails on the first chosen package (in name order) whose `Conflicts` or `Breaks`

@@ -116,34 +116,42 @@ fn dependency_of(of: &str) -> Reason {
 
 #[test]
 fn closure_takes_pre_depends_first_and_walks_breadth_first() {
-    let mut a = pkg("a", "1", "d");
-    a.pre_depends = parse_dependencies("p").unwrap();
-    let packages = vec![a, pkg("d", "1", "z"), pkg("p", "1", "z"), pkg("z", "1", "")];
+    let mut a = pkg("aa", "1", "dd");
+    a.pre_depends = parse_dependencies("pp").unwrap();
+    let packages = vec![
+        a,
+        pkg("dd", "1", "zz"),
+        pkg("pp", "1", "zz"),
+        pkg("zz", "1", ""),
+    ];
     let universe = Universe::new(&packages, "amd64");
-    let resolution = resolve(&universe, &want(&["a"])).unwrap();
-    assert_eq!(render(&universe, &resolution), ["a=1", "d=1", "p=1", "z=1"]);
-    assert_eq!(reason_of(&universe, &resolution, "z"), dependency_of("p"));
-    assert_eq!(reason_of(&universe, &resolution, "a"), named());
+    let resolution = resolve(&universe, &want(&["aa"])).unwrap();
+    assert_eq!(
+        render(&universe, &resolution),
+        ["aa=1", "dd=1", "pp=1", "zz=1"]
+    );
+    assert_eq!(reason_of(&universe, &resolution, "zz"), dependency_of("pp"));
+    assert_eq!(reason_of(&universe, &resolution, "aa"), named());
 
     // Breadth-first: `y` is chosen for `a` before `b`'s `x | y` is looked at.
     let packages = vec![
-        pkg("a", "1", "b, y"),
-        pkg("b", "1", "x | y"),
-        pkg("x", "1", ""),
-        pkg("y", "1", ""),
+        pkg("aa", "1", "bb, yy"),
+        pkg("bb", "1", "xx | yy"),
+        pkg("xx", "1", ""),
+        pkg("yy", "1", ""),
     ];
-    assert_eq!(solve(packages, &want(&["a"])), ["a=1", "b=1", "y=1"]);
+    assert_eq!(solve(packages, &want(&["aa"])), ["aa=1", "bb=1", "yy=1"]);
 }
 
 #[test]
 fn alternatives_take_the_first_satisfiable() {
     let packages = vec![
-        pkg("a", "1", "missing | old (>= 2) | b | c"),
+        pkg("aa", "1", "missing | old (>= 2) | bb | cc"),
         pkg("old", "1.0", ""),
-        pkg("b", "1", ""),
-        pkg("c", "1", ""),
+        pkg("bb", "1", ""),
+        pkg("cc", "1", ""),
     ];
-    assert_eq!(solve(packages, &want(&["a"])), ["a=1", "b=1"]);
+    assert_eq!(solve(packages, &want(&["aa"])), ["aa=1", "bb=1"]);
 }
 
 #[test]
@@ -159,19 +167,27 @@ fn alternatives_prefer_one_the_host_has_installed() {
         ["init-system-helpers=1", "usr-is-merged=37"]
     );
     // Nothing installed: the first satisfiable alternative, as before.
-    let packages = vec![pkg("a", "1", "b | c"), pkg("b", "1", ""), pkg("c", "1", "")];
-    assert_eq!(solve(packages, &want(&["a"])), ["a=1", "b=1"]);
+    let packages = vec![
+        pkg("aa", "1", "bb | cc"),
+        pkg("bb", "1", ""),
+        pkg("cc", "1", ""),
+    ];
+    assert_eq!(solve(packages, &want(&["aa"])), ["aa=1", "bb=1"]);
 }
 
 #[test]
 fn alternatives_already_satisfied_choose_nothing() {
-    let packages = vec![pkg("a", "1", "b | c"), pkg("b", "1", ""), pkg("c", "1", "")];
-    assert_eq!(solve(packages, &want(&["a", "c"])), ["a=1", "c=1"]);
+    let packages = vec![
+        pkg("aa", "1", "bb | cc"),
+        pkg("bb", "1", ""),
+        pkg("cc", "1", ""),
+    ];
+    assert_eq!(solve(packages, &want(&["aa", "cc"])), ["aa=1", "cc=1"]);
 }
 
 #[test]
 fn versions_follow_dpkg_ordering() {
-    let mut a = pkg("a", "1", "qux (>= 1.0-2)");
+    let mut a = pkg("aa", "1", "qux (>= 1.0-2)");
     a.depends
         .extend([vec![lt("foo", "1:0")], vec![lt("baz", "1.0")]]);
     let packages = vec![
@@ -185,18 +201,18 @@ fn versions_follow_dpkg_ordering() {
         pkg("qux", "1.0-10", ""),
     ];
     assert_eq!(
-        solve(packages, &want(&["a"])),
-        ["a=1", "baz=1.0~rc1", "foo=2.0", "qux=1.0-10"]
+        solve(packages, &want(&["aa"])),
+        ["aa=1", "baz=1.0~rc1", "foo=2.0", "qux=1.0-10"]
     );
 
     let packages = vec![
-        pkg("a", "1", "bar (>= 1.0)"),
+        pkg("aa", "1", "bar (>= 1.0)"),
         pkg("bar", "1.0~rc1", ""),
         pkg("bar", "0.9", ""),
     ];
     assert_eq!(
-        fail(packages, &want(&["a"])),
-        "web -> a -> bar (>= 1.0): only 0.9, 1.0~rc1 available"
+        fail(packages, &want(&["aa"])),
+        "web -> aa -> bar (>= 1.0): only 0.9, 1.0~rc1 available"
     );
 }
 
@@ -241,65 +257,65 @@ fn preference_is_origin_then_real_then_version_then_name() {
 
     // A real package beats a provider of the same origin, whatever the versions...
     let packages = vec![
-        provides(pkg("p", "9", ""), "foo (= 9)"),
+        provides(pkg("pp", "9", ""), "foo (= 9)"),
         pkg("foo", "1.0", ""),
     ];
     assert_eq!(solve(packages, &want(&["foo"])), ["foo=1.0"]);
     // ...but origin comes first.
     let packages = vec![
-        origin(provides(pkg("p", "9", ""), "foo"), Origin::Installed),
+        origin(provides(pkg("pp", "9", ""), "foo"), Origin::Installed),
         pkg("foo", "1.0", ""),
     ];
-    assert_eq!(solve(packages, &want(&["foo"])), ["p=9"]);
+    assert_eq!(solve(packages, &want(&["foo"])), ["pp=9"]);
 }
 
 #[test]
 fn virtual_packages_respect_provided_versions() {
     let packages = vec![
-        pkg("a", "1", "mail-transport-agent, foo (>= 1.0)"),
+        pkg("aa", "1", "mail-transport-agent, foo (>= 1.0)"),
         provides(pkg("postfix", "3.7", ""), "mail-transport-agent"),
-        provides(pkg("p", "5", ""), "foo (= 1.2)"),
+        provides(pkg("pp", "5", ""), "foo (= 1.2)"),
     ];
     let universe = Universe::new(&packages, "amd64");
-    let resolution = resolve(&universe, &want(&["a"])).unwrap();
+    let resolution = resolve(&universe, &want(&["aa"])).unwrap();
     assert_eq!(
         render(&universe, &resolution),
-        ["a=1", "p=5", "postfix=3.7"]
+        ["aa=1", "postfix=3.7", "pp=5"]
     );
     assert_eq!(
         reason_of(&universe, &resolution, "postfix"),
-        dependency_of("a")
+        dependency_of("aa")
     );
 
     let packages = vec![
-        pkg("a", "1", "foo (>= 1.3)"),
-        provides(pkg("p", "5", ""), "foo (= 1.2)"),
+        pkg("aa", "1", "foo (>= 1.3)"),
+        provides(pkg("pp", "5", ""), "foo (= 1.2)"),
     ];
     assert_eq!(
-        fail(packages, &want(&["a"])),
-        "web -> a -> foo (>= 1.3): only 1.2 (provided by p) available"
+        fail(packages, &want(&["aa"])),
+        "web -> aa -> foo (>= 1.3): only 1.2 (provided by pp) available"
     );
     let packages = vec![
-        pkg("a", "1", "bar (>= 1)"),
-        provides(pkg("q", "5", ""), "bar"),
+        pkg("aa", "1", "bar (>= 1)"),
+        provides(pkg("qq", "5", ""), "bar"),
     ];
     assert_eq!(
-        fail(packages, &want(&["a"])),
-        "web -> a -> bar (>= 1): only an unversioned bar (provided by q) available"
+        fail(packages, &want(&["aa"])),
+        "web -> aa -> bar (>= 1): only an unversioned bar (provided by qq) available"
     );
 }
 
 #[test]
 fn one_version_per_name() {
     let packages = vec![
-        pkg("a", "1", "lib (= 1.0)"),
-        pkg("b", "1", "lib (>= 2)"),
+        pkg("aa", "1", "lib (= 1.0)"),
+        pkg("bb", "1", "lib (>= 2)"),
         pkg("lib", "1.0", ""),
         pkg("lib", "2.0", ""),
     ];
     assert_eq!(
-        fail(packages, &want(&["a", "b"])),
-        "web -> b -> lib (>= 2): lib (1.0) is already chosen, through web -> a -> lib"
+        fail(packages, &want(&["aa", "bb"])),
+        "web -> bb -> lib (>= 2): lib (1.0) is already chosen, through web -> aa -> lib"
     );
     let packages = vec![pkg("lib", "1.0", ""), pkg("lib", "2.0", "")];
     assert_eq!(
@@ -314,15 +330,15 @@ fn unknown_names_get_suggestions() {
         pkg("fop", "1", ""),
         pkg("fo0", "1", ""),
         pkg("bar", "1", ""),
-        pkg("a", "1", "nothing-like-it"),
+        pkg("aa", "1", "nothing-like-it"),
     ];
     assert_eq!(
         fail(packages.clone(), &want(&["foo"])),
         "web -> foo: no such package (did you mean fo0, fop?)"
     );
     assert_eq!(
-        fail(packages, &want(&["a"])),
-        "web -> a -> nothing-like-it: no such package"
+        fail(packages, &want(&["aa"])),
+        "web -> aa -> nothing-like-it: no such package"
     );
     let packages = vec![
         pkg("nginx-light", "1", ""),
@@ -342,11 +358,11 @@ fn unknown_names_get_suggestions() {
 
 #[test]
 fn failing_alternatives_list_every_reason() {
-    let packages = vec![pkg("a", "1", "x | y (>= 2)"), pkg("y", "1.0", "")];
+    let packages = vec![pkg("aa", "1", "xx | yy (>= 2)"), pkg("yy", "1.0", "")];
     assert_eq!(
-        fail(packages, &want(&["a"])),
-        "web -> a -> x | y (>= 2): no alternative can be installed: \
-         x: no such package; y (>= 2): only 1.0 available"
+        fail(packages, &want(&["aa"])),
+        "web -> aa -> xx | yy (>= 2): no alternative can be installed: \
+         xx: no such package; yy (>= 2): only 1.0 available"
     );
 }
 
@@ -356,26 +372,33 @@ fn removed_packages_are_never_chosen() {
         removes: removes.iter().map(|r| r.to_string()).collect(),
         ..want(wanted)
     };
-    let packages = vec![pkg("a", "1", ""), pkg("x", "1", "")];
-    assert_eq!(solve(packages, &request(&["a", "x"], &["x"])), ["a=1"]);
+    let packages = vec![pkg("aa", "1", ""), pkg("xx", "1", "")];
+    assert_eq!(solve(packages, &request(&["aa", "xx"], &["xx"])), ["aa=1"]);
 
-    let packages = vec![pkg("a", "1", "x | y"), pkg("x", "1", ""), pkg("y", "1", "")];
-    assert_eq!(solve(packages, &request(&["a"], &["x"])), ["a=1", "y=1"]);
-
-    let packages = vec![pkg("a", "1", "x"), pkg("x", "1", "")];
+    let packages = vec![
+        pkg("aa", "1", "xx | yy"),
+        pkg("xx", "1", ""),
+        pkg("yy", "1", ""),
+    ];
     assert_eq!(
-        fail(packages, &request(&["a"], &["x"])),
-        "web -> a -> x: removed by the group"
+        solve(packages, &request(&["aa"], &["xx"])),
+        ["aa=1", "yy=1"]
+    );
+
+    let packages = vec![pkg("aa", "1", "xx"), pkg("xx", "1", "")];
+    assert_eq!(
+        fail(packages, &request(&["aa"], &["xx"])),
+        "web -> aa -> xx: removed by the group"
     );
 
     let packages = vec![
-        pkg("a", "1", "mta"),
+        pkg("aa", "1", "mta"),
         provides(pkg("postfix", "3.7", ""), "mta"),
         provides(pkg("exim4", "4.96", ""), "mta"),
     ];
     assert_eq!(
-        fail(packages, &request(&["a"], &["postfix", "exim4"])),
-        "web -> a -> mta: only provided by removed packages (exim4, postfix)"
+        fail(packages, &request(&["aa"], &["postfix", "exim4"])),
+        "web -> aa -> mta: only provided by removed packages (exim4, postfix)"
     );
 }
 
@@ -397,16 +420,16 @@ fn conflicts_and_breaks_are_errors() {
          provided by postfix (3.7), which comes from web -> mutt -> postfix"
     );
 
-    let mut a = pkg("a", "1.0", "");
-    a.breaks = vec![lt("b", "2.0")];
-    let packages = vec![a.clone(), pkg("b", "1.5", "")];
+    let mut a = pkg("aa", "1.0", "");
+    a.breaks = vec![lt("bb", "2.0")];
+    let packages = vec![a.clone(), pkg("bb", "1.5", "")];
     assert_eq!(
-        fail(packages, &want(&["a", "b"])),
-        "web -> a: breaks: a (1.0) breaks b (<< 2.0), matched by b (1.5), \
-         which comes from web -> b"
+        fail(packages, &want(&["aa", "bb"])),
+        "web -> aa: breaks: aa (1.0) breaks bb (<< 2.0), matched by bb (1.5), \
+         which comes from web -> bb"
     );
-    let packages = vec![a, pkg("b", "2.0", "")];
-    assert_eq!(solve(packages, &want(&["a", "b"])), ["a=1.0", "b=2.0"]);
+    let packages = vec![a, pkg("bb", "2.0", "")];
+    assert_eq!(solve(packages, &want(&["aa", "bb"])), ["aa=1.0", "bb=2.0"]);
 }
 
 #[test]
@@ -420,16 +443,16 @@ fn self_conflicts_are_fine() {
 #[test]
 fn cycles_are_resolved_and_reported() {
     let packages = vec![
-        pkg("top", "1", "a"),
-        pkg("a", "1", "b"),
-        pkg("b", "1", "c"),
-        pkg("c", "1", "a"),
+        pkg("top", "1", "aa"),
+        pkg("aa", "1", "bb"),
+        pkg("bb", "1", "cc"),
+        pkg("cc", "1", "aa"),
     ];
     let universe = Universe::new(&packages, "amd64");
     let resolution = resolve(&universe, &want(&["top"])).unwrap();
     assert_eq!(
         render(&universe, &resolution),
-        ["a=1", "b=1", "c=1", "top=1"]
+        ["aa=1", "bb=1", "cc=1", "top=1"]
     );
     assert_eq!(resolution.cycles(), [vec![1, 2, 3]]);
     assert_eq!(resolution.edges(), [(1, 2), (2, 3), (3, 1), (0, 1)]);
@@ -446,29 +469,32 @@ fn multi_arch_rules() {
     let foo = |multi_arch| arch(pkg("foo", "1", ""), "i386", multi_arch);
     assert_eq!(
         fail(
-            vec![pkg("a", "1", "foo"), foo(MultiArch::No)],
-            &want(&["a"])
+            vec![pkg("aa", "1", "foo"), foo(MultiArch::No)],
+            &want(&["aa"])
         ),
-        "web -> a -> foo: not available for this architecture (found foo:i386)"
+        "web -> aa -> foo: not available for this architecture (found foo:i386)"
     );
     assert_eq!(
-        solve(vec![pkg("a", "1", "foo"), foo(Foreign)], &want(&["a"])),
-        ["a=1", "foo:i386=1"]
+        solve(vec![pkg("aa", "1", "foo"), foo(Foreign)], &want(&["aa"])),
+        ["aa=1", "foo:i386=1"]
     );
     assert_eq!(
-        solve(vec![pkg("a", "1", "foo:any"), foo(Allowed)], &want(&["a"])),
-        ["a=1", "foo:i386=1"]
+        solve(
+            vec![pkg("aa", "1", "foo:any"), foo(Allowed)],
+            &want(&["aa"])
+        ),
+        ["aa=1", "foo:i386=1"]
     );
     assert!(
-        fail(vec![pkg("a", "1", "foo:any"), foo(Same)], &want(&["a"]))
+        fail(vec![pkg("aa", "1", "foo:any"), foo(Same)], &want(&["aa"]))
             .ends_with("not available for this architecture (found foo:i386)")
     );
     assert_eq!(
         solve(
-            vec![pkg("a", "1", "foo:i386"), foo(MultiArch::No)],
-            &want(&["a"])
+            vec![pkg("aa", "1", "foo:i386"), foo(MultiArch::No)],
+            &want(&["aa"])
         ),
-        ["a=1", "foo:i386=1"]
+        ["aa=1", "foo:i386=1"]
     );
 
     // An `all` package's relations are native; a foreign package's are its own arch,
@@ -487,14 +513,14 @@ fn multi_arch_rules() {
 
     // Without `Multi-Arch: same`, dpkg installs one arch of a name.
     let packages = vec![
-        pkg("a", "1", "foo"),
-        arch(pkg("b", "1", "foo"), "i386", Same),
+        pkg("aa", "1", "foo"),
+        arch(pkg("bb", "1", "foo"), "i386", Same),
         pkg("foo", "1", ""),
         foo(MultiArch::No),
     ];
     assert_eq!(
-        fail(packages, &want(&["a", "b:i386"])),
-        "web -> b:i386 -> foo: foo (1) is already chosen, through web -> a -> foo"
+        fail(packages, &want(&["aa", "bb:i386"])),
+        "web -> bb:i386 -> foo: foo (1) is already chosen, through web -> aa -> foo"
     );
 }
 
@@ -615,4 +641,44 @@ fn result_does_not_depend_on_universe_order() {
         let resolution = resolve(&universe, &want(&["app"])).unwrap();
         assert_eq!(canonical(&universe, &resolution), reference, "seed {seed}");
     }
+}
+
+#[test]
+fn a_refused_stanza_fails_only_a_resolution_that_names_its_package() {
+    let mut base = pkg("base", "1", "");
+    base.essential = true;
+    let packages = vec![
+        pkg("app", "1", "lib | junk"),
+        pkg("lib", "1", ""),
+        pkg("tool", "1", ""),
+        base,
+    ];
+    let universe = || {
+        Universe::new(&packages, "amd64").refusing([
+            ("junk", "lists:3: package junk: bad".to_string()),
+            ("junk", "lists:9: a later one".to_string()),
+            ("unused", "lists:5: package unused: bad".to_string()),
+        ])
+    };
+    let solved = resolve(&universe(), &want(&["tool"])).unwrap();
+    assert_eq!(render(&universe(), &solved), ["tool=1"]);
+    let failed = |request: &Request| resolve(&universe(), request).unwrap_err().to_string();
+    assert_eq!(
+        failed(&want(&["app"])),
+        "web -> app -> lib | junk: lists:3: package junk: bad"
+    );
+    assert_eq!(
+        failed(&want(&["junk"])),
+        "web -> junk: lists:3: package junk: bad"
+    );
+    // Chosen without being looked up by name: as essential.
+    let essential = Request {
+        essential: true,
+        ..want(&["tool"])
+    };
+    let refused = Universe::new(&packages, "amd64").refusing([("base", "bad".to_string())]);
+    assert_eq!(
+        resolve(&refused, &essential).unwrap_err().to_string(),
+        "essential -> base: bad"
+    );
 }

@@ -22,6 +22,8 @@ pub struct Universe<'a> {
     by_name: HashMap<&'a str, Vec<usize>>,
     /// Virtual name -> (index of a provider, version it provides, if any).
     provided: HashMap<&'a str, Vec<(usize, Option<&'a str>)>>,
+    /// Package name -> why a source refused a stanza of it (the first such stanza).
+    refused: HashMap<&'a str, String>,
 }
 
 /// A package that satisfies a relation, and whether it does so through `Provides`.
@@ -68,7 +70,26 @@ impl<'a> Universe<'a> {
             native_arch: native_arch.to_string(),
             by_name,
             provided,
+            refused: HashMap::new(),
         }
+    }
+
+    /// The universe with `refused`, (name, why) for each stanza a source left out as
+    /// invalid: a resolution that would need one of those names fails, saying why,
+    /// rather than resolving as if the stanza did not exist.
+    pub fn refusing(
+        mut self,
+        refused: impl IntoIterator<Item = (&'a str, String)>,
+    ) -> Universe<'a> {
+        for (name, why) in refused {
+            self.refused.entry(name).or_insert(why);
+        }
+        self
+    }
+
+    /// Why a stanza of package `name` was refused, if one was.
+    pub(crate) fn refused(&self, name: &str) -> Option<&str> {
+        self.refused.get(name).map(String::as_str)
     }
 
     /// The packages, in the order given to [`Universe::new`].

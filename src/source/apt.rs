@@ -19,6 +19,7 @@ use rayon::prelude::*;
 
 use super::dpkg::{DpkgError, Fields, Stanza, stanzas};
 use super::{Origin, Package};
+use crate::error::excerpt;
 use crate::scratch::Temp;
 
 /// Where apt keeps its lists, relative to the sysroot.
@@ -78,13 +79,18 @@ fn apt_quote(text: &str, bad: &str) -> String {
 }
 
 /// Every package in the apt indexes of one sysroot.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Default)]
 pub struct AptLists {
     /// Packages in index-file name order, then file order.
     pub packages: Vec<AptPackage>,
     /// Compressed indexes (`*_Packages.lz4`, `.gz`, `.xz`, ...) that were seen but not
     /// read, sorted.
     pub compressed: Vec<PathBuf>,
+    /// Stanzas that are malformed or break dpkg's rules, each error naming the list,
+    /// line, package, field and value, in the order of `packages`. They are left out:
+    /// one junk entry of a third-party list must not block every compile, but a
+    /// resolution that needs its package fails ([`AptLists::refused_packages`]).
+    pub refused: Vec<DpkgError>,
 }
 
 /// Why apt's lists could not be read or a package not fetched.
@@ -103,8 +109,10 @@ pub enum AptError {
     Syntax(#[from] DpkgError),
     /// The package must be downloaded but the caller forbids downloads.
     #[error(
-        "{name}={version} is known only from apt's lists and would have to be downloaded, \
-         but --offline forbids it (drop --offline, or put its archive in the pool)"
+        "{}={} is known only from apt's lists and would have to be downloaded, \
+         but --offline forbids it (drop --offline, or put its archive in the pool)",
+        excerpt(.name),
+        excerpt(.version)
     )]
     Offline {
         /// Package name.
@@ -113,7 +121,13 @@ pub enum AptError {
         version: String,
     },
     /// The downloader failed.
-    #[error("cannot download {name}={version} ({arch}): {detail}{}", hint_line(*hint))]
+    #[error(
+        "cannot download {}={} ({}): {detail}{}",
+        excerpt(.name),
+        excerpt(.version),
+        excerpt(.arch),
+        hint_line(*hint)
+    )]
     Download {
         /// Package name.
         name: String,
@@ -128,7 +142,10 @@ pub enum AptError {
     },
     /// The downloader reported success but left no archive behind.
     #[error(
-        "downloading {name}={version} left no archive named {expected} in {} (found: {})",
+        "downloading {}={} left no archive named {} in {} (found: {})",
+        excerpt(.name),
+        excerpt(.version),
+        excerpt(.expected),
         dir.display(),
         if found.is_empty() { "nothing".to_string() } else { found.join(", ") }
     )]
@@ -146,7 +163,8 @@ pub enum AptError {
     },
     /// The downloaded archive is not the one the list describes; it was discarded.
     #[error(
-        "downloaded {package} has {field} {found} but {} says {expected}; the archive was discarded",
+        "downloaded {} has {field} {found} but {} says {expected}; the archive was discarded",
+        excerpt(.package),
         list.display()
     )]
     Mismatch {
@@ -208,13 +226,25 @@ impl AptLists {
         }
         indexes.sort();
         compressed.sort();
-        let mut packages = Vec::new();
-        for path in indexes {
-            read_index(&path, &mut packages)?;
-        }
-        Ok(AptLists {
-            packages,
+        let mut lists = AptLists {
             compressed,
+            ..AptLists::default()
+        };
+        for path in indexes {
+            lists.read_index(&path)?;
+        }
+        Ok(lists)
+    }
+
+    /// The package names of the refused stanzas (as the stanza spells it), each with
+    /// why its stanza was refused.
+    pub fn refused_packages(&self) -> impl Iterator<Item = (&str, &DpkgError)> {
+        self.refused.iter().filter_map(|err| match err {
+            DpkgError::Syntax {
+                package: Some(name),
+                ..
+            } => Some((name.as_str(), err)),
+            _ => None,
         })
     }
 
@@ -224,28 +254,37 @@ impl AptLists {
     }
 }
 
-/// Appends the packages of the index at `path` to `out`.
-fn read_index(path: &Path, out: &mut Vec<AptPackage>) -> Result<(), AptError> {
-    let raw = fs::read(path).map_err(io_error(path))?;
-    let mut text = String::new();
-    let decoded = match path.extension().and_then(|e| e.to_str()) {
-        Some("lz4") => lz4_flex::frame::FrameDecoder::new(raw.as_slice()).read_to_string(&mut text),
-        Some("gz") => flate2::read::GzDecoder::new(raw.as_slice()).read_to_string(&mut text),
-        _ => raw.as_slice().read_to_string(&mut text),
-    };
-    decoded.map_err(io_error(path))?;
-    // Stanzas are independent, and a full Debian index has ~64k of them: parse in
-    // parallel, keeping file order.
-    let parsed: Vec<AptPackage> = stanzas(&text)
-        .par_iter()
-        .map(|stanza| index_entry(stanza, path))
-        .collect::<Result<_, _>>()?;
-    out.extend(parsed);
-    Ok(())
+impl AptLists {
+    /// Appends the packages of the index at `path`, and its refused stanzas.
+    fn read_index(&mut self, path: &Path) -> Result<(), AptError> {
+        let raw = fs::read(path).map_err(io_error(path))?;
+        let mut text = String::new();
+        let decoded = match path.extension().and_then(|e| e.to_str()) {
+            Some("lz4") => {
+                lz4_flex::frame::FrameDecoder::new(raw.as_slice()).read_to_string(&mut text)
+            }
+            Some("gz") => flate2::read::GzDecoder::new(raw.as_slice()).read_to_string(&mut text),
+            _ => raw.as_slice().read_to_string(&mut text),
+        };
+        decoded.map_err(io_error(path))?;
+        // Stanzas are independent, and a full Debian index has ~64k of them: parse in
+        // parallel, keeping file order.
+        let parsed: Vec<Result<AptPackage, DpkgError>> = stanzas(&text)
+            .par_iter()
+            .map(|stanza| index_entry(stanza, path))
+            .collect();
+        for entry in parsed {
+            match entry {
+                Ok(package) => self.packages.push(package),
+                Err(refused) => self.refused.push(refused),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One package of an index, with its archive's location, size and SHA256 checked.
-fn index_entry(stanza: &Stanza<'_>, path: &Path) -> Result<AptPackage, AptError> {
+fn index_entry(stanza: &Stanza<'_>, path: &Path) -> Result<AptPackage, DpkgError> {
     let fields = Fields::parse(stanza, path)?;
     let first_line = fields.first_line();
     let package = fields.package(Origin::AptList)?;
@@ -254,17 +293,15 @@ fn index_entry(stanza: &Stanza<'_>, path: &Path) -> Result<AptPackage, AptError>
     let size = size.parse::<u64>().map_err(|_| {
         fields.error(
             fields.get("Size").map_or(first_line, |f| f.line),
-            format!("Size `{size}` is not a byte count"),
+            format!("Size `{}` is not a byte count", excerpt(size)),
         )
     })?;
     let sha256 = fields.required("SHA256", first_line)?;
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(fields
-            .error(
-                fields.get("SHA256").map_or(first_line, |f| f.line),
-                format!("SHA256 `{sha256}` is not 64 hex digits"),
-            )
-            .into());
+        return Err(fields.error(
+            fields.get("SHA256").map_or(first_line, |f| f.line),
+            format!("SHA256 `{}` is not 64 hex digits", excerpt(sha256)),
+        ));
     }
     Ok(AptPackage {
         package,
@@ -663,10 +700,50 @@ mod tests {
         assert!(lists.compressed.is_empty());
     }
 
-    /// Reads a sysroot whose only index is `text`, expecting an error.
+    /// Reads a sysroot whose only index is `text`, expecting one stanza refused.
     fn index_error(text: &str) -> String {
         let root = tree(&[("var/lib/apt/lists/x_Packages", text.as_bytes())]);
-        AptLists::read(root.path()).unwrap_err().to_string()
+        let lists = AptLists::read(root.path()).unwrap();
+        let [refused] = lists.refused.as_slice() else {
+            panic!("{:?}", lists.refused);
+        };
+        refused.to_string()
+    }
+
+    #[test]
+    fn refused_stanzas_are_set_aside_with_their_package() {
+        let list = [
+            main_list().replacen("Version: 2.10-2", "Version: 2.10 beta", 1),
+            "Package: Bad_Name\nVersion: 1\nArchitecture: all\n".to_string(),
+            "garbage without a colon\n".to_string(),
+            security_list(),
+        ]
+        .join("\n");
+        let root = tree(&[("var/lib/apt/lists/x_Packages", list.as_bytes())]);
+        let lists = AptLists::read(root.path()).unwrap();
+        let kept: Vec<&str> = (lists.packages.iter())
+            .map(|p| p.package.version.as_str())
+            .collect();
+        assert_eq!(kept, ["2.10-3", "1:4.4.33-2"]);
+        let refused: Vec<(&str, String)> = (lists.refused_packages())
+            .map(|(name, err)| (name, err.to_string()))
+            .collect();
+        let line = list
+            .lines()
+            .position(|l| l == "Version: 2.10 beta")
+            .unwrap()
+            + 1;
+        assert_eq!(refused[0].0, "hello");
+        assert!(
+            refused[0].1.contains(&format!(
+                "x_Packages:{line}: package hello: Version: bad version `2.10 beta`"
+            )),
+            "{}",
+            refused[0].1
+        );
+        assert_eq!(refused[1].0, "Bad_Name");
+        assert_eq!(refused.len(), 2, "a stanza without a name has no package");
+        assert_eq!(lists.refused.len(), 3);
     }
 
     #[test]

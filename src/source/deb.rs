@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use super::dpkg::{DpkgError, parse_control, parse_md5sums};
 use super::{Origin, Package};
-use crate::lock::{FileEntry, FileKind};
+use crate::error::excerpt;
+use crate::lock::{FileEntry, FileKind, path};
 
 /// The global header of an `ar` archive.
 const AR_MAGIC: &[u8; 8] = b"!<arch>\n";
@@ -66,7 +67,7 @@ pub enum DebError {
     Control(#[from] DpkgError),
     /// An entry of a member is refused (hostile name or link, unsupported type,
     /// truncated content, malformed field).
-    #[error("{}: entry {entry}: {message}", path.display())]
+    #[error("{}: entry {}: {message}", path.display(), excerpt(.entry))]
     Entry {
         /// The archive.
         path: PathBuf,
@@ -76,7 +77,7 @@ pub enum DebError {
         message: String,
     },
     /// Writing an extracted file's bytes failed.
-    #[error("cannot write {entry} extracted from {}: {source}", path.display())]
+    #[error("cannot write {} extracted from {}: {source}", excerpt(.entry), path.display())]
     Write {
         /// The archive.
         path: PathBuf,
@@ -179,7 +180,7 @@ impl DebArchive {
             Some(m) => {
                 return Err(damaged(format!(
                     "first member is {}, not debian-binary",
-                    m.name
+                    excerpt(&m.name)
                 )));
             }
             None => return Err(damaged("no members".to_string())),
@@ -197,7 +198,7 @@ impl DebArchive {
         if !text.starts_with(b"2.") {
             return Err(damaged(format!(
                 "unsupported format version `{}` in debian-binary",
-                String::from_utf8_lossy(&text).trim_end()
+                excerpt(String::from_utf8_lossy(&text).trim_end())
             )));
         }
 
@@ -316,13 +317,15 @@ impl DebArchive {
                             // Said of the target, or it reads as if the entry's own
                             // name were refused.
                             member_path(&raw).map_err(|m| {
-                                format!("hard link target {}: {m}", String::from_utf8_lossy(&raw))
+                                let raw = String::from_utf8_lossy(&raw);
+                                format!("hard link target {}: {m}", excerpt(&raw))
                             })
                         })
                         .map_err(refuse)?;
                     if kinds.get(&target) != Some(&FileKind::File) {
                         return Err(refuse(format!(
-                            "hard link to {target}, which is not an earlier regular file of the archive"
+                            "hard link to {}, which is not an earlier regular file of the archive",
+                            excerpt(&target)
                         )));
                     }
                     Some(target)
@@ -330,13 +333,15 @@ impl DebArchive {
                 _ => None,
             };
             if kinds.contains_key(path) {
-                return Err(refuse(format!("{path} appears twice in the archive")));
+                let message = format!("{} appears twice in the archive", excerpt(path));
+                return Err(refuse(message));
             }
             // An entry below an earlier symlink (`./a -> /etc`, then `./a/passwd`) or
             // file of the same archive would be written wherever that leads.
             if let Some((ancestor, kind)) = non_dir_ancestor(&kinds, path) {
                 return Err(refuse(format!(
-                    "would be written through {ancestor}, a {kind} of the archive"
+                    "would be written through {}, a {kind} of the archive",
+                    excerpt(ancestor)
                 )));
             }
             let digest = match kind {
@@ -487,12 +492,13 @@ fn read_members(file: &mut File, path: &Path) -> Result<Vec<Member>, DebError> {
             return Err(damaged(format!("member name at byte {offset} is not text")));
         };
         let Some(size) = text(48..58).and_then(|s| s.parse::<u64>().ok()) else {
-            return Err(damaged(format!("member {name}: malformed size")));
+            return Err(damaged(format!("member {}: malformed size", excerpt(name))));
         };
         let start = offset + AR_HEADER as u64;
         if size > len - start {
             return Err(damaged(format!(
-                "member {name} is truncated: {size} bytes declared, {} present",
+                "member {} is truncated: {size} bytes declared, {} present",
+                excerpt(name),
                 len - start
             )));
         }
@@ -518,7 +524,7 @@ fn tarball(path: &Path, members: &[Member], stem: &str) -> Result<Tarball, DebEr
     let Some(compression) = Compression::of(&member.name, stem) else {
         return Err(damaged(format!(
             "member {} has an unsupported compression",
-            member.name
+            excerpt(&member.name)
         )));
     };
     Ok(Tarball {
@@ -593,7 +599,8 @@ fn entry_error<R: Read>(path: &Path, entry: &tar::Entry<'_, R>, message: String)
 }
 
 /// The absolute path of a tar entry name (`./usr/bin/x` -> `/usr/bin/x`, `./` -> `/`),
-/// or why the name is refused.
+/// or why the name is refused: besides `..` and absolute names, what no lock path may
+/// be ([`path::check`]).
 fn member_path(raw: &[u8]) -> Result<String, String> {
     if raw.contains(&0) {
         return Err("name contains a NUL byte".to_string());
@@ -620,6 +627,7 @@ fn member_path(raw: &[u8]) -> Result<String, String> {
     if path.is_empty() {
         path.push('/');
     }
+    path::check(&path).map_err(|problem| format!("path {problem}"))?;
     Ok(path)
 }
 
@@ -724,7 +732,7 @@ fn parse_conffiles(path: &Path, text: &str) -> Result<Vec<String>, DebError> {
                     path: control_path(path, "conffiles"),
                     line: i + 1,
                     package: None,
-                    message: format!("malformed line `{line}`"),
+                    message: format!("malformed line `{}`", excerpt(line)),
                 }
                 .into());
             }
@@ -1326,6 +1334,20 @@ mod tests {
                 ],
                 "./twice",
                 "appears twice",
+            ),
+            // dpkg's info/*.list holds one path a line: quoted escaped, on one line.
+            (
+                vec![Item::file("./usr/evil\n/bin", 0o644, b"x")],
+                "./usr/evil\\n/bin",
+                "path contains a newline",
+            ),
+            (
+                vec![
+                    Item::pax_path(format!("./{}", "x".repeat(256)).as_bytes()),
+                    Item::file("./x", 0o644, b"x"),
+                ],
+                "./xxxxxxxx",
+                "path has a component of 256 bytes",
             ),
             // Found by the hostile tests: taken into the lock, which only the
             // materialiser then refused.

@@ -10,7 +10,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::relation::{Relation, RelationParseError, parse_dependencies};
+use super::rules::{self, Broken};
 use super::{MultiArch, Origin, Package};
+use crate::error::excerpt;
+
+/// Fields dpkg writes itself once a package is installed: a package's own control file
+/// holding one is refused, as dpkg refuses it ("not allowed in this context").
+const INSTALLED_ONLY: [&str; 3] = ["Status", "Conffiles", "Config-Version"];
 
 /// Where dpkg keeps its state, relative to the sysroot.
 const DPKG_DIR: &str = "var/lib/dpkg";
@@ -116,7 +122,7 @@ pub enum DpkgError {
 
 fn in_package(package: Option<&str>) -> String {
     package
-        .map(|p| format!("package {p}: "))
+        .map(|p| format!("package {}: ", excerpt(p)))
         .unwrap_or_default()
 }
 
@@ -265,13 +271,20 @@ impl<'a> Fields<'a> {
                 continue;
             }
             let Some((name, value)) = line.split_once(':') else {
-                return Err(parsed.error(number, format!("malformed line `{line}`")));
+                let message = format!("malformed line `{}`", excerpt(line));
+                return Err(parsed.error(number, message));
             };
             if name.is_empty() || name.contains(char::is_whitespace) {
-                return Err(parsed.error(number, format!("malformed field name in `{line}`")));
+                let message = format!("malformed field name in `{}`", excerpt(line));
+                return Err(parsed.error(number, message));
+            }
+            if name.starts_with('-') {
+                let message = format!("field name `{}` starts with a hyphen", excerpt(name));
+                return Err(parsed.error(number, message));
             }
             if parsed.get(name).is_some() {
-                return Err(parsed.error(number, format!("duplicate field {name}")));
+                let message = format!("duplicate field {}", excerpt(name));
+                return Err(parsed.error(number, message));
             }
             parsed.fields.push(Field {
                 name,
@@ -310,6 +323,21 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| self.error(stanza_line, format!("missing field {name}")))
     }
 
+    /// The value of required field `name`, checked with dpkg's `rule` for it; a broken
+    /// value is an error at the field's line naming the field and the value.
+    fn checked(
+        &self,
+        name: &str,
+        rule: fn(&str) -> Result<(), Broken>,
+    ) -> Result<String, DpkgError> {
+        let value = self.required(name, self.first_line())?;
+        rule(value).map_err(|broken| {
+            let line = self.get(name).map_or(self.first_line(), |f| f.line);
+            self.error(line, format!("{name}: {broken}"))
+        })?;
+        Ok(value.to_string())
+    }
+
     /// Parses a relation field with `parse`; an absent field is empty.
     fn relations<T>(
         &self,
@@ -339,9 +367,13 @@ impl<'a> Fields<'a> {
         self.package(Origin::Installed).map(Some)
     }
 
-    /// The package metadata of a status or package-index stanza, marked `origin`.
+    /// The package metadata of a status or package-index stanza, marked `origin`. The
+    /// name, version and architecture, and those in its relations, must follow dpkg's
+    /// rules ([`rules`]).
     pub(crate) fn package(&self, origin: Origin) -> Result<Package, DpkgError> {
-        let first_line = self.first_line();
+        let name = self.checked("Package", rules::package_name)?;
+        let version = self.checked("Version", rules::version)?;
+        let arch = self.checked("Architecture", rules::architecture)?;
         let multi_arch = match self.get("Multi-Arch") {
             None => MultiArch::No,
             Some(field) => match field.value.as_ref() {
@@ -350,24 +382,32 @@ impl<'a> Fields<'a> {
                 "foreign" => MultiArch::Foreign,
                 "allowed" => MultiArch::Allowed,
                 other => {
-                    return Err(self.error(field.line, format!("unknown Multi-Arch `{other}`")));
+                    let message = format!("unknown Multi-Arch `{}`", excerpt(other));
+                    return Err(self.error(field.line, message));
                 }
             },
         };
+        // dpkg refuses the pair: a `name:all` instance per arch makes no sense.
+        if multi_arch == MultiArch::Same && arch == "all" {
+            let line = self.get("Multi-Arch").map_or(self.first_line(), |f| f.line);
+            let message = "Multi-Arch: same with Architecture: all, which dpkg refuses";
+            return Err(self.error(line, message));
+        }
         let essential = match self.get("Essential") {
             None => false,
             Some(field) => match field.value.as_ref() {
                 "yes" => true,
                 "no" => false,
                 other => {
-                    return Err(self.error(field.line, format!("unknown Essential `{other}`")));
+                    let message = format!("unknown Essential `{}`", excerpt(other));
+                    return Err(self.error(field.line, message));
                 }
             },
         };
         Ok(Package {
-            name: self.required("Package", first_line)?.to_string(),
-            version: self.required("Version", first_line)?.to_string(),
-            arch: self.required("Architecture", first_line)?.to_string(),
+            name,
+            version,
+            arch,
             multi_arch,
             essential,
             depends: self.relations("Depends", parse_dependencies)?,
@@ -412,7 +452,7 @@ impl<'a> Fields<'a> {
                 _ => {
                     return Err(self.error(
                         field.line + offset,
-                        format!("malformed Conffiles line `{line}`"),
+                        format!("malformed Conffiles line `{}`", excerpt(line)),
                     ));
                 }
             }
@@ -451,7 +491,7 @@ fn read_installed(
                     path: list_path,
                     line: i + 1,
                     package: Some(qualified),
-                    message: format!("path `{other}` is not absolute"),
+                    message: format!("path `{}` is not absolute", excerpt(other)),
                 });
             }
         }
@@ -473,9 +513,9 @@ fn read_installed(
     })
 }
 
-/// Parses the control file of a binary package (`DEBIAN/control`: one stanza, no
-/// `Status`) into its metadata, marked as coming from `origin`. `path` names the file in
-/// error messages.
+/// Parses the control file of a binary package (`DEBIAN/control`: one stanza, none of
+/// the fields dpkg writes on installing it, such as `Status`) into its metadata, marked
+/// as coming from `origin`. `path` names the file in error messages.
 pub fn parse_control(text: &str, path: &Path, origin: Origin) -> Result<Package, DpkgError> {
     let syntax = |line: usize, message: &str| DpkgError::Syntax {
         path: path.to_path_buf(),
@@ -485,7 +525,16 @@ pub fn parse_control(text: &str, path: &Path, origin: Origin) -> Result<Package,
     };
     match stanzas(text).as_slice() {
         [] => Err(syntax(1, "empty control file")),
-        [stanza] => Fields::parse(stanza, path)?.package(origin),
+        [stanza] => {
+            let fields = Fields::parse(stanza, path)?;
+            for name in INSTALLED_ONLY {
+                if let Some(field) = fields.get(name) {
+                    let message = format!("field {name} is not allowed in a control file");
+                    return Err(fields.error(field.line, message));
+                }
+            }
+            fields.package(origin)
+        }
         [_, second, ..] => Err(syntax(
             second.first_line,
             "a control file holds one paragraph but this one has more",
@@ -509,7 +558,7 @@ pub fn parse_md5sums(
             path: path.to_path_buf(),
             line: i + 1,
             package: Some(package.to_string()),
-            message: format!("malformed line `{line}`"),
+            message: format!("malformed line `{}`", excerpt(line)),
         };
         let Some((md5, file)) = line.split_once(char::is_whitespace) else {
             return Err(malformed());
@@ -555,33 +604,82 @@ mod tests {
 
     #[test]
     fn status_text_is_parsed_without_a_sysroot() {
-        let text = "Package: a\r\nStatus: install ok installed\r\nArchitecture: all\r\n\
-            Version: 1\r\n\r\nPackage: b\nStatus: deinstall ok config-files\n\
+        let text = "Package: aa\r\nStatus: install ok installed\r\nArchitecture: all\r\n\
+            Version: 1\r\n\r\nPackage: bb\nStatus: deinstall ok config-files\n\
             Architecture: all\nVersion: 2";
         let found = parse_status(text, Path::new("status")).unwrap();
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].package.name, "a");
+        assert_eq!(found[0].package.name, "aa");
         assert_eq!(
             found[0].stanza,
-            "Package: a\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n"
+            "Package: aa\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n"
         );
         // Found by fuzzing: `\r\r\n` kept one `\r`, so the stanza written into an
         // appliance read back differently; a stanza is now a fixed point.
-        let odd = "Package: a\r\r\nStatus: install ok installed\nArchitecture: all\r\r\r\n\
+        let odd = "Package: aa\r\r\nStatus: install ok installed\nArchitecture: all\r\r\r\n\
             Version: 1\r";
         let first = parse_status(odd, Path::new("status")).unwrap();
         assert_eq!(
             first[0].stanza,
-            "Package: a\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n"
+            "Package: aa\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n"
         );
         assert_eq!(
             parse_status(&first[0].stanza, Path::new("status")).unwrap(),
             first
         );
-        let err = parse_status("Package: a\nnonsense\n", Path::new("s"))
+        let err = parse_status("Package: aa\nnonsense\n", Path::new("s"))
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "s:2: package a: malformed line `nonsense`");
+        assert_eq!(err, "s:2: package aa: malformed line `nonsense`");
+    }
+
+    #[test]
+    fn stanzas_keep_dpkgs_rules() {
+        let status = |arch: &str, fields: &str| {
+            let text = format!(
+                "Package: aa\nStatus: install ok installed\nVersion: 1\nArchitecture: {arch}\n{fields}"
+            );
+            parse_status(&text, Path::new("status")).map_err(|e| e.to_string())
+        };
+        status(
+            "amd64",
+            "Multi-Arch: same\nDepends: bb (>= 1:2.0~rc1-1), cc:any\n",
+        )
+        .unwrap();
+        for (arch, fields, message) in [
+            (
+                "all",
+                "Multi-Arch: same\n",
+                "status:5: package aa: Multi-Arch: same with Architecture: all, which dpkg refuses",
+            ),
+            (
+                "amd64",
+                "-Evil: x\n",
+                "status:5: package aa: field name `-Evil` starts with a hyphen",
+            ),
+            (
+                "amd64",
+                "Depends: bb (>= 1 2)\n",
+                "status:5: package aa: Depends: malformed relation `bb (>= 1 2)`: \
+                 bad version `1 2`: version string has embedded spaces",
+            ),
+            (
+                "amd_64",
+                "",
+                "status:4: package aa: Architecture: bad architecture `amd_64`: \
+                 character `_` is not allowed (only lowercase letters, digits and `-`)",
+            ),
+        ] {
+            assert_eq!(status(arch, fields).unwrap_err(), message);
+        }
+        // What dpkg writes on installing a package is not the package's to say.
+        let control = "Package: aa\nVersion: 1\nArchitecture: all\nstatus: purge ok installed\n";
+        assert_eq!(
+            parse_control(control, Path::new("x.deb:control"), Origin::Pool)
+                .unwrap_err()
+                .to_string(),
+            "x.deb:control:4: package aa: field Status is not allowed in a control file"
+        );
     }
 
     /// Writes `files` (path relative to the sysroot, content) under a new tempdir.

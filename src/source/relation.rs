@@ -4,6 +4,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::rules::{self, Broken};
+use crate::error::excerpt;
+
 /// A version comparison operator in a relation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Op {
@@ -77,14 +80,15 @@ impl fmt::Display for Relation {
     }
 }
 
-/// A relation field that does not follow Debian policy's syntax.
+/// A relation field that does not follow Debian policy's syntax, or names a package,
+/// version or architecture that breaks dpkg's rules.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("malformed relation `{text}`: {reason}")]
+#[error("malformed relation `{}`: {reason}", excerpt(.text))]
 pub struct RelationParseError {
     /// The offending relation text.
     pub text: String,
     /// What is wrong with it.
-    pub reason: &'static str,
+    pub reason: String,
 }
 
 impl Relation {
@@ -93,10 +97,11 @@ impl Relation {
     /// Architecture restrictions (`[amd64]`) and build profiles (`<!nocheck>`) are
     /// accepted and dropped: they only matter for source packages.
     pub fn parse(text: &str) -> Result<Relation, RelationParseError> {
-        let err = |reason| RelationParseError {
+        let err = |reason: &str| RelationParseError {
             text: text.trim().to_string(),
-            reason,
+            reason: reason.to_string(),
         };
+        let broken = |e: Broken| err(&e.to_string());
         let mut rest = text.trim();
         // Restrictions follow the version constraint, whose operator may itself be `<<`.
         let after_constraint = rest.find(')').map_or(0, |i| i + 1);
@@ -115,9 +120,7 @@ impl Relation {
                     .ok_or_else(|| err("missing version"))?;
                 let op = Op::parse(&inner[..split]).ok_or_else(|| err("unknown operator"))?;
                 let version = inner[split..].trim();
-                if version.is_empty() || version.contains(char::is_whitespace) {
-                    return Err(err("bad version"));
-                }
+                rules::version(version).map_err(broken)?;
                 (rest[..open].trim(), Some((op, version.to_string())))
             }
             None => (rest, None),
@@ -126,16 +129,9 @@ impl Relation {
             Some((n, a)) => (n, Some(a.to_string())),
             None => (head, None),
         };
-        let valid = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_'))
-        };
-        if !valid(name) {
-            return Err(err("bad package name"));
-        }
-        if arch.as_deref().is_some_and(|a| !valid(a)) {
-            return Err(err("bad architecture qualifier"));
+        rules::package_name(name).map_err(broken)?;
+        if let Some(arch) = &arch {
+            rules::architecture(arch).map_err(broken)?;
         }
         Ok(Relation {
             name: name.to_string(),
@@ -198,5 +194,29 @@ mod tests {
         assert!(Relation::parse("foo (>= 1").is_err());
         assert!(Relation::parse("fo o").is_err());
         assert!(Relation::parse("").is_err());
+    }
+
+    #[test]
+    fn names_versions_and_arches_follow_dpkgs_rules() {
+        for (text, reason) in [
+            ("--foo", "bad package name `--foo`: must start"),
+            ("Foo_Bar", "bad package name `Foo_Bar`"),
+            (
+                "foo (>= 1 beta)",
+                "bad version `1 beta`: version string has embedded spaces",
+            ),
+            (
+                "foo (>= x1)",
+                "bad version `x1`: version number does not start with digit",
+            ),
+            ("foo:AMD64", "bad architecture `AMD64`"),
+        ] {
+            let err = Relation::parse(text).unwrap_err();
+            assert!(err.reason.starts_with(reason), "{text}: {err}");
+        }
+        let huge = format!("{} (>= 1)", "A".repeat(70_000));
+        let err = Relation::parse(&huge).unwrap_err().to_string();
+        assert!(err.len() < 400, "{} bytes", err.len());
+        assert!(err.contains("... (70007 bytes)"), "{err}");
     }
 }

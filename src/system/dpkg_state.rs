@@ -54,8 +54,12 @@ impl<'a> From<&'a InstalledPackage> for PackageRecord<'a> {
 }
 
 /// The status stanza dpkg writes once it has installed a package from an archive: the
-/// control file with `Status: install ok installed` after `Package` and a `Conffiles`
-/// field (MD5 of each packaged conffile) before `Description`.
+/// control file (which holds neither `Status` nor `Conffiles`: [`parse_control`] refuses
+/// them) with `Status: install ok installed` after `Package` and a `Conffiles` field
+/// (MD5 of each packaged conffile) before `Description`. Field names are matched as
+/// dpkg matches them, whatever their case.
+///
+/// [`parse_control`]: crate::source::dpkg::parse_control
 pub fn installed_stanza(control: &str, conffiles: &[Conffile]) -> String {
     let mut out = String::new();
     let conffiles_field: String = if conffiles.is_empty() {
@@ -68,17 +72,21 @@ pub fn installed_stanza(control: &str, conffiles: &[Conffile]) -> String {
         format!("Conffiles:\n{lines}")
     };
     let mut placed_conffiles = false;
-    for line in control.trim_end_matches('\n').lines() {
-        if line.starts_with("Status:") || line.starts_with("Conffiles:") {
-            continue;
-        }
-        if line.starts_with("Description:") && !placed_conffiles {
+    let lines = (control.split('\n'))
+        .map(|line| line.trim_end_matches('\r'))
+        .filter(|line| !line.trim().is_empty());
+    for line in lines {
+        // A continuation line starts with a blank and names no field.
+        let field = (!line.starts_with([' ', '\t']))
+            .then(|| line.split_once(':').map_or(line, |(name, _)| name));
+        let is = |name: &str| field.is_some_and(|f| f.eq_ignore_ascii_case(name));
+        if is("Description") && !placed_conffiles {
             out += &conffiles_field;
             placed_conffiles = true;
         }
         out += line;
         out += "\n";
-        if line.starts_with("Package:") {
+        if is("Package") {
             out += "Status: install ok installed\n";
         }
     }
@@ -213,6 +221,16 @@ mod tests {
         assert_eq!(
             installed_stanza("Package: a\nVersion: 1\n", &[]),
             "Package: a\nStatus: install ok installed\nVersion: 1\n"
+        );
+        // dpkg (and the control parser) take field names in any case: `package:` got
+        // no Status, and `\r\r\n` kept a `\r` that the parser drops.
+        assert_eq!(
+            installed_stanza(
+                "package: ab\r\r\nVersion: 1\ndescription: d\n more\n\n",
+                &conf
+            ),
+            "package: ab\nStatus: install ok installed\nVersion: 1\n\
+             Conffiles:\n /etc/nginx/nginx.conf abc\ndescription: d\n more\n"
         );
     }
 

@@ -214,8 +214,16 @@ pub fn compile_recipe(
         essential: true,
     };
     let resolution = resolve::resolve(universe, &request)?;
+    let mut warnings = Vec::new();
     if !recipe.flavor.flag("kernel") {
         refuse_kernel(recipe, universe, &resolution)?;
+    } else if !(resolution.chosen.iter()).any(|c| is_kernel(universe.packages()[c.index])) {
+        warnings.push(format!(
+            "group {} has no kernel for flavor {}, so its image cannot boot: add a kernel \
+             package under `when kernel {{ package linux-image-amd64 }}`",
+            recipe.group,
+            recipe.flavor.canonical()
+        ));
     }
     // Maintainer scripts may use any essential package (`sed`, `grep`): one the group
     // removes is there while the tree is configured, and purged after, as a minimal
@@ -297,32 +305,32 @@ pub fn compile_recipe(
     // A tree with dpkg is configured by its packages' own scripts; one without (a
     // hand-made package set) has no dpkg to run them, and is locked as unpacked.
     let dpkg = records.iter().find(|r| r.name == "dpkg").map(|r| r.stanza);
-    let (package_entries, system_entries, mut blobs, mut warnings, accounts) = match dpkg {
+    if dpkg.is_some() {
+        for (record, &i) in records.iter_mut().zip(&installed) {
+            let package = &catalog.installed.packages[i];
+            for name in crate::source::INFO_FILES {
+                if let Some(text) = package.info_file(name)? {
+                    record.info.push((name, text));
+                }
+            }
+        }
+        for (record, archive) in records[installed.len()..].iter_mut().zip(&archives) {
+            for name in crate::source::INFO_FILES {
+                if let Some(text) = archive.archive.info_file(name) {
+                    record.info.push((name, text.to_string()));
+                }
+            }
+        }
+    }
+    let unpacked = match dpkg {
+        Some(_) => system::Unpacked::Yes,
+        None => system::Unpacked::No,
+    };
+    let system_files = unpacked_system(catalog, &records, &tree, &settings.sysroot, unpacked)?;
+    let mut system_blobs = system_files.blobs;
+    system_blobs.extend(pristine);
+    let (package_entries, system_entries, mut blobs, configure_warnings, accounts) = match dpkg {
         Some(dpkg) => {
-            for (record, &i) in records.iter_mut().zip(&installed) {
-                let package = &catalog.installed.packages[i];
-                for name in crate::source::INFO_FILES {
-                    if let Some(text) = package.info_file(name)? {
-                        record.info.push((name, text));
-                    }
-                }
-            }
-            for (record, archive) in records[installed.len()..].iter_mut().zip(&archives) {
-                for name in crate::source::INFO_FILES {
-                    if let Some(text) = archive.archive.info_file(name) {
-                        record.info.push((name, text.to_string()));
-                    }
-                }
-            }
-            let staged_files = unpacked_system(
-                catalog,
-                &records,
-                &tree,
-                &settings.sysroot,
-                system::Unpacked::Yes,
-            )?;
-            let mut staged_blobs = staged_files.blobs;
-            staged_blobs.extend(pristine);
             let staging = lock::assemble(Parts {
                 group: recipe.group.clone(),
                 version: recipe.version.clone(),
@@ -336,7 +344,7 @@ pub fn compile_recipe(
                 packages: packages.clone(),
                 package_entries: tree.entries.clone(),
                 excludes: recipe.excludes.clone(),
-                group_files: staged_files.entries,
+                group_files: system_files.entries,
             })?;
             let mut pools: Vec<PathBuf> = (archives.iter())
                 .filter_map(|a| a.archive.path.parent().map(Path::to_path_buf))
@@ -348,7 +356,7 @@ pub fn compile_recipe(
                 &settings.sysroot,
                 pools,
                 &staging,
-                &staged_blobs,
+                &system_blobs,
             )?;
             let version = dpkg
                 .lines()
@@ -381,33 +389,25 @@ pub fn compile_recipe(
                     "the configured tree has files owned by {s}, which its accounts do not name"
                 )
             }));
-            let mut blobs = staged_blobs;
+            let mut blobs = system_blobs;
             blobs.extend(captured.blobs);
             (captured.entries, Vec::new(), blobs, warnings, accounts)
         }
         None => {
-            let generated = unpacked_system(
-                catalog,
-                &records,
-                &tree,
-                &settings.sysroot,
-                system::Unpacked::No,
-            )?;
-            let mut blobs = generated.blobs;
-            blobs.extend(pristine);
             let warnings = vec![format!(
                 "group {} is not configured: its closure has no dpkg",
                 recipe.group
             )];
             (
                 tree.entries.clone(),
-                generated.entries,
-                blobs,
+                system_files.entries,
+                system_blobs,
                 warnings,
                 accounts.clone(),
             )
         }
     };
+    warnings.extend(configure_warnings);
     let accounts = &accounts;
     let present = |path: &str| package_entries.iter().any(|e| e.path == path);
     let machine_files = system::machine_files(machine, present);

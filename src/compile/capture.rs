@@ -11,15 +11,16 @@
 //! symlinks to anywhere, and they are only entries here.
 
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
 use crate::confine::IdShift;
+use crate::lock::extra::read_no_follow;
 use crate::lock::{FileEntry, FileKind};
 
 /// Paths configuration writes that no template may carry, with why.
@@ -323,16 +324,6 @@ fn hash(host: &Path) -> io::Result<(u64, String)> {
         bytes.len() as u64,
         blake3::hash(&bytes).to_hex().to_string(),
     ))
-}
-
-fn read_no_follow(host: &Path) -> io::Result<Vec<u8>> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(host)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// The file's capabilities as the lock keeps them (revision 2, which names no user

@@ -111,8 +111,16 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "the lock ([!kernel,openvz is: x86_64]) has no kernel (/boot/vmlinuz-*), so it \
-             cannot boot: compile the group for a kernel flavor (e.g. --flavor kvm) with a \
-             kernel package such as linux-image-amd64"
+             cannot boot: compile the group for a kernel flavor (e.g. --flavor kvm), with a \
+             kernel package such as linux-image-amd64 under `when kernel { ... }` in the group"
+        );
+        let err = choose(&plan, "[kernel,kvm is: x86_64]").unwrap_err();
+        assert!(
+            err.to_string().ends_with(
+                "add a kernel package to the group under `when kernel { package \
+                 linux-image-amd64 }` and compile it again"
+            ),
+            "{err}"
         );
     }
 }

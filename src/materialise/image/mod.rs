@@ -42,9 +42,14 @@ use modules::ModuleIndex;
 pub enum ImageError {
     /// The lock has no kernel to boot.
     #[error(
-        "the lock ({flavor}) has no kernel (/boot/vmlinuz-*), so it cannot boot: compile the \
-         group for a kernel flavor (e.g. --flavor kvm) with a kernel package such as \
-         linux-image-amd64"
+        "the lock ({flavor}) has no kernel (/boot/vmlinuz-*), so it cannot boot: {}",
+        if flavor.contains("!kernel") {
+            "compile the group for a kernel flavor (e.g. --flavor kvm), with a kernel package \
+             such as linux-image-amd64 under `when kernel { ... }` in the group"
+        } else {
+            "add a kernel package to the group under `when kernel { package linux-image-amd64 }` \
+             and compile it again"
+        }
     )]
     NoKernel {
         /// The lock's flavor.

@@ -73,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(conffile.starts_with('/'));
     }
     reads_back(&archive);
-    let _ = archive.maintainer_script("postinst");
+    let _ = archive.info_file("postinst");
     let entries = match archive.entries() {
         Ok(entries) => entries,
         Err(err) => {

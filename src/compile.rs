@@ -331,21 +331,12 @@ pub fn compile_recipe(
     system_blobs.extend(pristine);
     let (package_entries, system_entries, mut blobs, configure_warnings, accounts) = match dpkg {
         Some(dpkg) => {
-            let staging = lock::assemble(Parts {
-                group: recipe.group.clone(),
-                version: recipe.version.clone(),
-                flavor: recipe.flavor.canonical(),
-                inputs: lock::Inputs {
-                    group_files: recipe.inputs.clone(),
-                    resolver: RESOLVER_VERSION,
-                },
-                cmd: Vec::new(),
-                modules: Vec::new(),
-                packages: packages.clone(),
-                package_entries: tree.entries.clone(),
-                excludes: recipe.excludes.clone(),
-                group_files: system_files.entries,
-            })?;
+            let staging = lock::assemble(parts(
+                recipe,
+                packages.clone(),
+                tree.entries.clone(),
+                system_files.entries,
+            ))?;
             let mut pools: Vec<PathBuf> = (archives.iter())
                 .filter_map(|a| a.archive.path.parent().map(Path::to_path_buf))
                 .collect();
@@ -475,21 +466,7 @@ pub fn compile_recipe(
             ..FileEntry::directory(&file.path)
         });
     }
-    let mut lock = lock::assemble(Parts {
-        group: recipe.group.clone(),
-        version: recipe.version.clone(),
-        flavor: recipe.flavor.canonical(),
-        inputs: lock::Inputs {
-            group_files: recipe.inputs.clone(),
-            resolver: RESOLVER_VERSION,
-        },
-        cmd: recipe.cmd.clone(),
-        modules: recipe.modules.clone(),
-        packages,
-        package_entries,
-        excludes: recipe.excludes.clone(),
-        group_files,
-    })?;
+    let mut lock = lock::assemble(parts(recipe, packages, package_entries, group_files))?;
     if !recipe.paths.is_empty() {
         // Bytes of entries no package owns are the blobs compile made for them.
         let made: HashMap<String, &[u8]> = (blobs.iter().map(Vec::as_slice))
@@ -555,6 +532,31 @@ fn at_statement(err: ExtraError, site: &Site) -> Error {
             ),
         )),
         other => Error::from(other),
+    }
+}
+
+/// The parts of `recipe`'s lock with these packages and entries: the staged tree's and
+/// the final one's.
+fn parts(
+    recipe: &Recipe,
+    packages: Vec<LockedPackage>,
+    package_entries: Vec<FileEntry>,
+    group_files: Vec<FileEntry>,
+) -> Parts {
+    Parts {
+        group: recipe.group.clone(),
+        version: recipe.version.clone(),
+        flavor: recipe.flavor.canonical(),
+        inputs: lock::Inputs {
+            group_files: recipe.inputs.clone(),
+            resolver: RESOLVER_VERSION,
+        },
+        cmd: recipe.cmd.clone(),
+        modules: recipe.modules.clone(),
+        packages,
+        package_entries,
+        excludes: recipe.excludes.clone(),
+        group_files,
     }
 }
 

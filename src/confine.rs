@@ -29,8 +29,9 @@ use std::time::Duration;
 /// The device nodes a confined command gets from the host, as mmdebstrap binds them.
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-/// Folders that get a fresh tmpfs: what a script leaves there is not part of the tree.
-pub const EPHEMERAL: [&str; 2] = ["run", "tmp"];
+/// Folders that get a fresh tmpfs, with its mount options: what a script leaves there is
+/// not part of the tree.
+pub const EPHEMERAL: [(&str, &str); 2] = [("run", "mode=0755"), ("tmp", "mode=1777")];
 
 /// How ids inside a confined command map to host ids: inside id `i` is host id `base + i`
 /// for `i < SPAN`. Nothing on the host owns ids that high, so a process that got out
@@ -213,7 +214,7 @@ impl Confined<'_> {
                 File::create(&at).map_err(io(at.clone()))?;
             }
         }
-        for name in EPHEMERAL.into_iter().chain(["proc"]) {
+        for name in EPHEMERAL.iter().map(|(name, _)| *name).chain(["proc"]) {
             let at = self.root.join(name);
             if !at.is_dir() {
                 std::fs::create_dir_all(&at).map_err(io(at.clone()))?;
@@ -278,11 +279,10 @@ struct Setup {
     root: CString,
     proc_: CString,
     devices: Vec<(CString, CString)>,
-    ephemeral: Vec<CString>,
+    ephemeral: Vec<(CString, CString)>,
     none: CString,
     proc_type: CString,
     tmpfs_type: CString,
-    tmpfs_opts: Vec<CString>,
     dot: CString,
     slash: CString,
 }
@@ -303,11 +303,13 @@ impl Setup {
                 .iter()
                 .map(|d| (lit(&format!("/dev/{d}")), lit(&format!("dev/{d}"))))
                 .collect(),
-            ephemeral: EPHEMERAL.iter().map(|d| lit(d)).collect(),
+            ephemeral: EPHEMERAL
+                .iter()
+                .map(|(name, opts)| (lit(name), lit(opts)))
+                .collect(),
             none: lit("none"),
             proc_type: lit("proc"),
             tmpfs_type: lit("tmpfs"),
-            tmpfs_opts: vec![lit("mode=0755"), lit("mode=1777")],
             dot: lit("."),
             slash: lit("/"),
         })
@@ -439,7 +441,7 @@ impl Setup {
                     null.cast(),
                 ))?;
             }
-            for (at, opts) in self.ephemeral.iter().zip(&self.tmpfs_opts) {
+            for (at, opts) in &self.ephemeral {
                 check(libc::mount(
                     self.tmpfs_type.as_ptr(),
                     at.as_ptr(),

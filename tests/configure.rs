@@ -18,22 +18,24 @@ fn group(extra: &str) -> String {
     )
 }
 
+/// `materialise` of the tiny group as a chroot `out`, with archives from `pool`.
+fn chroot_args<'a>(out: &'a str, pool: &'a str) -> [&'a str; 10] {
+    [
+        "materialise",
+        "tiny",
+        "--flavor",
+        "openvz",
+        "--format",
+        "chroot",
+        "-o",
+        out,
+        "--pool",
+        pool,
+    ]
+}
+
 fn chroot(ws: &Path, out: &str, pool: &str) -> std::path::PathBuf {
-    ok(
-        ws,
-        &[
-            "materialise",
-            "tiny",
-            "--flavor",
-            "openvz",
-            "--format",
-            "chroot",
-            "-o",
-            out,
-            "--pool",
-            pool,
-        ],
-    );
+    ok(ws, &chroot_args(out, pool));
     ws.join(out)
 }
 
@@ -97,21 +99,7 @@ fn a_pool_packages_postinst_makes_its_account_and_alternative() {
     // Without the archive the file can come from nowhere: a clear error, no output.
     fs::remove_dir_all(&pool).unwrap();
     fs::create_dir(&pool).unwrap();
-    let err = fails(
-        ws,
-        &[
-            "materialise",
-            "tiny",
-            "--flavor",
-            "openvz",
-            "--format",
-            "chroot",
-            "-o",
-            "again",
-            "--pool",
-            "debs",
-        ],
-    );
+    let err = fails(ws, &chroot_args("again", "debs"));
     assert!(
         err.contains(
             "/usr/bin/tinyd-awk (package tinyd): missing; no archive of tinyd 1.0-1 (amd64)"

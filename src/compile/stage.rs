@@ -14,6 +14,7 @@ use crate::confine::IdShift;
 use crate::error::{Error, Result};
 use crate::lock::Lock;
 use crate::materialise::{self, Sources};
+use crate::repo::BlobStore;
 use crate::scratch::{self, Temp};
 
 /// The stem of the scratch folders in the store.
@@ -48,13 +49,11 @@ pub fn stage(
     std::fs::create_dir_all(store).map_err(io(store))?;
     scratch::remove_stale(store, |stem| stem == STEM);
     let temp = Temp::dir(store, OsStr::new(STEM), 0o700).map_err(io(store))?;
+    // The bytes compile made, laid out as the store's own blobs, for materialise to find.
     let blob_dir = temp.path.join("blobs");
+    let store = BlobStore::open(&blob_dir)?;
     for content in blobs {
-        let hex = blake3::hash(content).to_hex().to_string();
-        let shard = blob_dir.join(&hex[..2]);
-        std::fs::create_dir_all(&shard).map_err(io(&shard))?;
-        let at = shard.join(&hex);
-        std::fs::write(&at, content).map_err(io(&at))?;
+        store.put(content)?;
     }
     let root = temp.path.join("root");
     let unpacked = temp.path.join("archives");

@@ -229,10 +229,7 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     }
     let blobs = BlobStore::open(&ctx.blobs_dir())?;
     for c in compiled {
-        for content in &c.blobs {
-            blobs.put(content)?;
-        }
-        let stored = repo.store(&c.lock)?;
+        let stored = c.store(&mut repo, &blobs)?;
         let status = if stored.unchanged {
             "unchanged"
         } else {

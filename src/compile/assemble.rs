@@ -1,0 +1,190 @@
+//! The assemble stage: the packages' configured tree, the machine files no install
+//! makes, and the group's own statements (hostfiles, overlays, `file`), laid over each
+//! other into one lock, trimmed to the recipe's `paths`.
+
+use std::collections::HashMap;
+
+use super::Settings;
+use super::gather::Tree;
+use crate::error::{Error, Result, excerpt};
+use crate::lang::{FileStatement, Site};
+use crate::lock::extra::{self, ExtraError, Layers};
+use crate::lock::scan::Accounts;
+use crate::lock::{self, FileEntry, FileKind, Lock, LockedPackage, Parts, Subtrees};
+use crate::resolve::RESOLVER_VERSION;
+use crate::system;
+use crate::workspace::Recipe;
+
+/// The packages' tree as the configure stage left it (or unpacked, without dpkg).
+pub struct Configured {
+    /// The packages' entries.
+    pub entries: Vec<FileEntry>,
+    /// The entries no package owns that the tree holds (the dpkg database and `/dev` of
+    /// a tree that was not configured; a configured tree's are among `entries`).
+    pub system: Vec<FileEntry>,
+    /// The bytes of the entries no package supplies.
+    pub blobs: Vec<Vec<u8>>,
+    /// The tree's accounts, which owners in the group's statements name.
+    pub accounts: Accounts,
+    /// What the user should know about the configuration.
+    pub warnings: Vec<String>,
+}
+
+/// The assembled lock and the bytes its entries point at that compile made.
+pub struct Assembled {
+    /// The lock.
+    pub lock: Lock,
+    /// Contents for the blob store (possibly more than the lock uses).
+    pub blobs: Vec<Vec<u8>>,
+}
+
+/// Lays the machine files and the group's statements over `configured` and assembles
+/// the lock; `tree` gives the packages' bytes when `paths` trims the lock.
+pub fn assemble(
+    settings: &Settings,
+    recipe: &Recipe,
+    packages: Vec<LockedPackage>,
+    configured: Configured,
+    tree: &Tree,
+) -> Result<Assembled> {
+    let Configured {
+        entries: package_entries,
+        system: mut group_files,
+        mut blobs,
+        accounts,
+        warnings: _,
+    } = configured;
+    let machine = if recipe.flavor.flag("kernel") {
+        system::Machine::Virtual
+    } else {
+        system::Machine::Container
+    };
+    let present = |path: &str| package_entries.iter().any(|e| e.path == path);
+    let machine_files = system::machine_files(machine, present);
+    group_files.extend(machine_files.entries);
+    blobs.extend(machine_files.blobs);
+    // Hostfiles, then overlays, then `file` statements: the most specific statement wins
+    // at a path (the recipe keeps each kind in its own list, so this is the order).
+    // What the statements are laid over: the packages' entries that stay (an excluded
+    // one cannot be cut off) and the generated system files.
+    let excludes = Subtrees::new(&recipe.excludes)?;
+    let mut layers = Layers::new(
+        (package_entries.iter())
+            .filter(|e| !excludes.matches(&e.path))
+            .chain(&group_files),
+    );
+    let hostfiles = (recipe.hostfiles.iter()).flat_map(|h| {
+        (h.globs.iter()).map(|glob| (extra::Statement::Hostfile(glob.clone()), h.secret, &h.site))
+    });
+    let overlays = (recipe.overlays.iter())
+        .map(|o| (extra::Statement::Overlay(o.path.clone()), o.secret, &o.site));
+    for (statement, secret, site) in hostfiles.chain(overlays) {
+        let made = match &statement {
+            extra::Statement::Hostfile(glob) => extra::hostfiles(
+                &settings.sysroot,
+                std::slice::from_ref(glob),
+                &accounts,
+                secret,
+            ),
+            extra::Statement::Overlay(path) => extra::overlay(path, &accounts, secret),
+        };
+        let made = made
+            .and_then(|made| layers.add(&statement, &made).map(|()| made))
+            .map_err(|err| at_statement(err, site))?;
+        group_files.extend(made.entries);
+        blobs.extend(made.blobs);
+    }
+    for file in &recipe.files {
+        group_files.push(file_entry(settings, &accounts, file)?);
+        blobs.push(file.content.clone());
+    }
+    let mut lock = lock::assemble(parts(recipe, packages, package_entries, group_files))?;
+    if !recipe.paths.is_empty() {
+        // Bytes of entries no package owns are the blobs compile made for them.
+        let made: HashMap<String, &[u8]> = (blobs.iter())
+            .map(|b| (blake3::hash(b).to_hex().to_string(), b.as_slice()))
+            .collect();
+        let content = |entry: &FileEntry| match (&entry.package, entry.digest.as_deref()) {
+            (_, Some(digest)) if made.contains_key(digest) => Ok(made[digest].to_vec()),
+            (Some(_), _) => tree.bytes(&settings.sysroot, entry),
+            (None, Some(_)) => Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no bytes were made for it",
+            )),
+            (None, None) => Ok(Vec::new()),
+        };
+        lock::trim(&mut lock, &Subtrees::new(&recipe.paths)?, content)?;
+        lock.normalise();
+    }
+    Ok(Assembled { lock, blobs })
+}
+
+/// The entry of a `file` statement, owned by the tree's accounts of its names.
+fn file_entry(settings: &Settings, accounts: &Accounts, file: &FileStatement) -> Result<FileEntry> {
+    let unknown = |role: &str, name: &str, what: &str, table: &str| {
+        Error::Usage(format!(
+            "{}: {role} `{}` of {} is not a {what} of the system ({table} under {})",
+            file.location,
+            excerpt(name),
+            excerpt(&file.path),
+            settings.sysroot.display()
+        ))
+    };
+    let uid = (accounts.uid_of(&file.user))
+        .ok_or_else(|| unknown("owner", &file.user, "user", "etc/passwd"))?;
+    let gid = (accounts.gid_of(&file.group))
+        .ok_or_else(|| unknown("group", &file.group, "group", "etc/group"))?;
+    Ok(FileEntry {
+        kind: FileKind::File,
+        mode: file.mode,
+        uid,
+        gid,
+        user: file.user.clone(),
+        group: file.group.clone(),
+        size: file.content.len() as u64,
+        digest: Some(blake3::hash(&file.content).to_hex().to_string()),
+        ..FileEntry::directory(&file.path)
+    })
+}
+
+/// A statement's error, pointing at the statement when the fix is there: a secret it
+/// would copy without saying `secret=#true`.
+fn at_statement(err: ExtraError, site: &Site) -> Error {
+    match err {
+        secret @ ExtraError::Secret { .. } => Error::from(site.invalid(
+            secret.to_string(),
+            "copies a secret",
+            Some(
+                "if the appliance is meant to carry it, write `secret=#true` on this statement \
+                 (the blob store keeps what it copies private)"
+                    .to_string(),
+            ),
+        )),
+        other => Error::from(other),
+    }
+}
+
+/// The parts of `recipe`'s lock with these packages and entries: the staged tree's and
+/// the final one's.
+pub fn parts(
+    recipe: &Recipe,
+    packages: Vec<LockedPackage>,
+    package_entries: Vec<FileEntry>,
+    group_files: Vec<FileEntry>,
+) -> Parts {
+    Parts {
+        group: recipe.group.clone(),
+        version: recipe.version.clone(),
+        flavor: recipe.flavor.canonical(),
+        inputs: lock::Inputs {
+            group_files: recipe.inputs.clone(),
+            resolver: RESOLVER_VERSION,
+        },
+        cmd: recipe.cmd.clone(),
+        modules: recipe.modules.clone(),
+        packages,
+        package_entries,
+        excludes: recipe.excludes.clone(),
+        group_files,
+    }
+}

@@ -1,0 +1,190 @@
+//! Compiling one recipe into a lock, in stages, one file each: [`resolve`] the recipe
+//! over the catalog's universe, [`fetch`] the archives of what the host lacks,
+//! [`gather`] the chosen packages' entries and dpkg records, [`stage`] them unpacked in
+//! scratch, [`configure`] them with their own maintainer scripts, [`capture`] what
+//! configuration made, [`assemble`] the lock with the machine files and the group's own
+//! files, [`check`] it as outputs will, and [`store`] it with its bytes.
+
+use std::path::PathBuf;
+
+use crate::error::Result;
+use crate::lock::LockedPackage;
+use crate::lock::scan::Accounts;
+use crate::resolve::Universe;
+use crate::source::catalog::Catalog;
+use crate::system;
+use crate::workspace::Recipe;
+
+mod assemble;
+mod capture;
+mod check;
+mod configure;
+mod fetch;
+mod gather;
+mod resolve;
+mod stage;
+mod store;
+
+pub use capture::CaptureError;
+pub use check::UnwritableTree;
+pub use configure::ConfigureError;
+pub use resolve::UnwantedKernel;
+pub use store::Compiled;
+
+use assemble::Configured;
+use gather::Gathered;
+
+/// Where a compile reads and fetches.
+pub struct Settings {
+    /// The root under which host packages and files are read.
+    pub sysroot: PathBuf,
+    /// Where archives fetched from apt's lists are kept (`store/pool`).
+    pub pool_dir: PathBuf,
+    /// Forbid fetching: a package known only from apt's lists is an error.
+    pub offline: bool,
+    /// Where the configure stage stages trees (`store/`).
+    pub scratch: PathBuf,
+}
+
+/// Compiles one recipe. `accounts` are the host's, which owners of an unconfigured
+/// tree's statements name.
+pub fn compile_recipe(
+    settings: &Settings,
+    recipe: &Recipe,
+    catalog: &Catalog,
+    universe: &Universe,
+    accounts: &Accounts,
+) -> Result<Compiled> {
+    let resolved = resolve::resolve(recipe, universe)?;
+    let fetched = fetch::fetch(
+        settings,
+        catalog,
+        resolved.built(),
+        !recipe.paths.is_empty(),
+    )?;
+    let gathered = gather::gather(&settings.sysroot, catalog, &fetched)?;
+    let packages = resolved.packages(universe);
+    // A tree with dpkg is configured by its packages' own scripts; one without (a
+    // hand-made package set) has no dpkg to run them, and is locked as unpacked.
+    let mut configured = if gathered.records.iter().any(|r| r.name == "dpkg") {
+        configured(
+            settings,
+            recipe,
+            catalog,
+            &fetched,
+            &gathered,
+            packages.clone(),
+            &resolved.purge,
+        )?
+    } else {
+        let system = unpacked(settings, catalog, &gathered, system::Unpacked::No)?;
+        Configured {
+            entries: gathered.tree.entries.clone(),
+            system: system.entries,
+            blobs: system.blobs,
+            accounts: accounts.clone(),
+            warnings: vec![format!(
+                "group {} is not configured: its closure has no dpkg",
+                recipe.group
+            )],
+        }
+    };
+    let mut warnings = resolved.warnings;
+    warnings.append(&mut configured.warnings);
+    let assembled = assemble::assemble(settings, recipe, packages, configured, &gathered.tree)?;
+    check::check(&assembled.lock)?;
+    let tree = gathered.tree;
+    warnings.extend(tree.warnings);
+    Ok(Compiled::new(
+        assembled.lock,
+        assembled.blobs,
+        tree.missing,
+        warnings,
+    ))
+}
+
+/// Stages the chosen packages unpacked, runs their maintainer scripts (then purges
+/// `purge`) and captures the configured tree.
+fn configured(
+    settings: &Settings,
+    recipe: &Recipe,
+    catalog: &Catalog,
+    fetched: &fetch::Fetched,
+    gathered: &Gathered,
+    packages: Vec<LockedPackage>,
+    purge: &[String],
+) -> Result<Configured> {
+    let system = unpacked(settings, catalog, gathered, system::Unpacked::Yes)?;
+    let staging = crate::lock::assemble(assemble::parts(
+        recipe,
+        packages,
+        gathered.tree.entries.clone(),
+        system.entries,
+    ))?;
+    let staged = stage::stage(
+        &settings.scratch,
+        &settings.sysroot,
+        fetched.pools(),
+        &staging,
+        &system.blobs,
+    )?;
+    let records = &gathered.records;
+    let dpkg_version = (records.iter())
+        .find(|r| r.name == "dpkg")
+        .and_then(|dpkg| {
+            dpkg.stanza
+                .lines()
+                .find_map(|l| l.strip_prefix("Version: "))
+        })
+        .unwrap_or_default();
+    let unpacked: Vec<configure::Unpacked> = (records.iter())
+        .map(|r| configure::Unpacked {
+            name: r.name.to_string(),
+            arch: r.arch.to_string(),
+            multi_arch_same: r.multi_arch_same,
+        })
+        .collect();
+    let env = configure::Environment {
+        source_date_epoch: 0,
+        dpkg_version,
+        preseeds: &[],
+        purge,
+    };
+    configure::configure(&staged.root, staged.ids, &unpacked, &env, &staged.log)?;
+    let captured = capture::capture(&staged.root, staged.ids, &staging.files)?;
+    let mut warnings = staged.warnings.clone();
+    warnings.extend((captured.strangers.iter()).map(|s| {
+        format!("the configured tree has files owned by {s}, which its accounts do not name")
+    }));
+    let mut blobs = system.blobs;
+    blobs.extend(captured.blobs);
+    Ok(Configured {
+        entries: captured.entries,
+        system: Vec::new(),
+        blobs,
+        accounts: Accounts::read(&staged.root)?,
+        warnings,
+    })
+}
+
+/// The dpkg database (each package `unpacked` or not) and `/dev` around the packages'
+/// files, with the packaged bytes of the conffiles the host modified.
+fn unpacked(
+    settings: &Settings,
+    catalog: &Catalog,
+    gathered: &Gathered,
+    unpacked: system::Unpacked,
+) -> Result<system::Generated> {
+    let tree = &gathered.tree;
+    let mut system = gather::unpacked_system(
+        catalog,
+        &gathered.records,
+        tree,
+        &settings.sysroot,
+        unpacked,
+    )?;
+    system
+        .blobs
+        .extend((tree.pristine.iter()).filter_map(|p| tree.contents.get(p).cloned()));
+    Ok(system)
+}

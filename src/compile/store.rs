@@ -1,0 +1,56 @@
+//! The store stage: a compiled lock and exactly the bytes it needs from the blob store,
+//! written once every recipe of a compile has succeeded.
+
+use std::collections::HashSet;
+
+use crate::error::Result;
+use crate::lock::Lock;
+use crate::repo::{BlobStore, Repository, Stored};
+
+/// A lock ready to store, with the bytes its generated and archive entries point at.
+pub struct Compiled {
+    /// The lock.
+    pub lock: Lock,
+    /// Paths dpkg lists that the host lacks: (package, path).
+    pub missing: Vec<(String, String)>,
+    /// Things the user should know about the lock.
+    pub warnings: Vec<String>,
+    /// Contents for the blob store.
+    pub blobs: Vec<Vec<u8>>,
+}
+
+impl Compiled {
+    /// Keeps of `blobs` only those `lock` points at: the stage's own that configuration
+    /// replaced (the unpacked status) are not kept.
+    pub fn new(
+        lock: Lock,
+        blobs: Vec<Vec<u8>>,
+        missing: Vec<(String, String)>,
+        warnings: Vec<String>,
+    ) -> Compiled {
+        let wanted: HashSet<&str> = (lock.files.iter())
+            .filter_map(|e| e.digest.as_deref())
+            .collect();
+        let mut seen = HashSet::new();
+        let blobs = (blobs.into_iter())
+            .filter(|b| {
+                let digest = blake3::hash(b);
+                wanted.contains(digest.to_hex().as_str()) && seen.insert(digest)
+            })
+            .collect();
+        Compiled {
+            lock,
+            missing,
+            warnings,
+            blobs,
+        }
+    }
+
+    /// Writes the bytes, then the lock: a lock is never stored without its blobs.
+    pub fn store(&self, repo: &mut Repository, blobs: &BlobStore) -> Result<Stored> {
+        for content in &self.blobs {
+            blobs.put(content)?;
+        }
+        Ok(repo.store(&self.lock)?)
+    }
+}

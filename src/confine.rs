@@ -9,7 +9,8 @@
 //! outside can be signalled or reached through `/proc/N/root`, and whatever it leaves
 //! running dies with it), its own network namespace (no interface but a down loopback),
 //! and its own IPC and UTS namespaces (hostname `localhost`). `/proc` is the namespace's
-//! own; `/dev/null`, `zero`, `full`, `random`, `urandom` and `tty` are the host's nodes
+//! own, `/sys` a read-only sysfs of its network namespace (mmdebstrap's unshare mode,
+//! which keeps the host's network, binds the host's instead); `/dev/null`, `zero`, `full`, `random`, `urandom` and `tty` are the host's nodes
 //! bound in; `/run` and `/tmp` are fresh tmpfs, so nothing left there reaches the tree.
 //!
 //! The staged tree must be owned by the shifted ids (a file of uid 0 inside is host uid
@@ -214,7 +215,11 @@ impl Confined<'_> {
                 File::create(&at).map_err(io(at.clone()))?;
             }
         }
-        for name in EPHEMERAL.iter().map(|(name, _)| *name).chain(["proc"]) {
+        for name in EPHEMERAL
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(["proc", "sys"])
+        {
             let at = self.root.join(name);
             if !at.is_dir() {
                 std::fs::create_dir_all(&at).map_err(io(at.clone()))?;
@@ -278,10 +283,12 @@ struct Handshake {
 struct Setup {
     root: CString,
     proc_: CString,
+    sys: CString,
     devices: Vec<(CString, CString)>,
     ephemeral: Vec<(CString, CString)>,
     none: CString,
     proc_type: CString,
+    sysfs_type: CString,
     tmpfs_type: CString,
     dot: CString,
     slash: CString,
@@ -299,6 +306,7 @@ impl Setup {
         Ok(Setup {
             root: c(root)?,
             proc_: lit("proc"),
+            sys: lit("sys"),
             devices: DEVICES
                 .iter()
                 .map(|d| (lit(&format!("/dev/{d}")), lit(&format!("dev/{d}"))))
@@ -309,6 +317,7 @@ impl Setup {
                 .collect(),
             none: lit("none"),
             proc_type: lit("proc"),
+            sysfs_type: lit("sysfs"),
             tmpfs_type: lit("tmpfs"),
             dot: lit("."),
             slash: lit("/"),
@@ -416,7 +425,7 @@ impl Setup {
         Ok(())
     }
 
-    /// Mounts `/proc`, the devices and the tmpfs folders in the tree (the current
+    /// Mounts `/proc`, `/sys`, the devices and the tmpfs folders in the tree (the current
     /// folder) and makes it `/`.
     ///
     /// # Safety
@@ -430,6 +439,15 @@ impl Setup {
                 self.proc_.as_ptr(),
                 self.proc_type.as_ptr(),
                 libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                null.cast(),
+            ))?;
+            // Allowed since the namespace owns its network namespace; read-only, as
+            // nothing a script does belongs in the kernel's objects.
+            check(libc::mount(
+                self.sysfs_type.as_ptr(),
+                self.sys.as_ptr(),
+                self.sysfs_type.as_ptr(),
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
                 null.cast(),
             ))?;
             for (host, inside) in &self.devices {
@@ -526,6 +544,13 @@ int main(int argc, char **argv) {
     printf("uid %d\n", (int)getuid());
     int disk = open("/hostdisk", O_RDONLY);
     printf("device: %s\n", disk >= 0 ? "opened" : "refused");
+    /* Kernel settings (host root may open this for writing; nothing is written), and
+       the classic way out of a container: a helper the host kernel runs as root. */
+    int setting = open("/sys/kernel/mm/transparent_hugepage/enabled", O_WRONLY);
+    printf("sysfs-setting: %s\n", setting >= 0 ? "opened" : "refused");
+    int helper = open("/sys/kernel/uevent_helper", O_WRONLY);
+    printf("uevent-helper: %s\n", helper >= 0 ? "opened" : "refused");
+    printf("inside-sysfs: %s\n", access("/sys/kernel", F_OK) == 0 ? "mounted" : "absent");
     try_create("inside", "/made-inside");
     return 0;
 }
@@ -584,6 +609,7 @@ int main(int argc, char **argv) {
             .filter(|l| !l.starts_with("inside") && !l.ends_with("refused"));
         assert!(escapes.clone().all(|l| l.starts_with("uid")), "{said}");
         assert!(said.contains("uid 0"), "{said}");
+        assert!(said.contains("inside-sysfs: mounted"), "{said}");
         assert!(!host_victim.exists(), "{said}");
         assert!(listener.accept().is_err(), "a connection reached the host");
         let made = std::fs::metadata(root.join("made-inside")).expect("made inside");

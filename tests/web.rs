@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Booted, digest, example_workspace, fake_workspace, is_root, ok};
+use common::{Booted, differing_paths, digest, example_workspace, fake_workspace, is_root, ok};
 
 #[test]
 fn web_appliance_serves_config_users_dpkg_and_alternatives() {
@@ -26,10 +26,28 @@ fn web_appliance_serves_config_users_dpkg_and_alternatives() {
         compiled.contains("web=1.0-1[!kernel,openvz is: x86_64] stored"),
         "{compiled}"
     );
-    let again = ok(ws, &["compile", "groups/web.kdl", "--flavor", "openvz"]);
-    assert!(
-        again.contains("unchanged"),
-        "a recompile must reuse the fetched archives: {again}"
+    // A second compile in a fresh store (its pool copied: the same archives, no
+    // download) configures again and must lock the same tree.
+    let fresh = tempfile::tempdir().unwrap();
+    example_workspace(fresh.path());
+    std::fs::create_dir(fresh.path().join("store")).unwrap();
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(ws.join("store/pool"))
+        .arg(fresh.path().join("store/pool"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let again = ok(
+        fresh.path(),
+        &["compile", "groups/web.kdl", "--flavor", "openvz"],
+    );
+    let id = |out: &str| out.split("lock ").nth(1).map(str::trim).map(String::from);
+    assert_eq!(
+        id(&compiled),
+        id(&again),
+        "two compiles in fresh stores differ at {:?}",
+        differing_paths((ws, "1.0-1"), (fresh.path(), "1.0-1"), "web", "openvz")
     );
     let lock: serde_json::Value =
         serde_json::from_str(&ok(ws, &["show", "web", "--flavor", "openvz", "--json"])).unwrap();

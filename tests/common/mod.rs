@@ -407,6 +407,45 @@ impl World {
 }
 
 /// Writes `content` to `path` with permissions `mode`, making its folders.
+/// The paths whose entries differ between two `show --json` outputs of one group's locks
+/// (`ws_a`'s `version_a` and `ws_b`'s `version_b`): how a test that expects one lock id
+/// says where two configure runs differ.
+pub fn differing_paths(
+    (ws_a, version_a): (&Path, &str),
+    (ws_b, version_b): (&Path, &str),
+    group: &str,
+    flavor: &str,
+) -> Vec<String> {
+    let files = |ws: &Path, version: &str| -> Vec<serde_json::Value> {
+        let shown = ok(
+            ws,
+            &[
+                "show",
+                group,
+                "--flavor",
+                flavor,
+                "--version",
+                version,
+                "--json",
+            ],
+        );
+        let lock: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        lock["lock"]["files"].as_array().unwrap().clone()
+    };
+    let (a, b) = (files(ws_a, version_a), files(ws_b, version_b));
+    let only = |x: &[serde_json::Value], y: &[serde_json::Value]| -> Vec<String> {
+        (x.iter())
+            .filter(|e| !y.contains(e))
+            .map(|e| e["path"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let mut paths = only(&a, &b);
+    paths.extend(only(&b, &a));
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
 pub fn write_file(path: &Path, content: &str, mode: u32) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, content).unwrap();
@@ -690,12 +729,13 @@ impl Booted {
 
     /// Waits until the system has booted and says it is `running` with no failed unit.
     pub fn is_running(&self) {
-        // Until systemd has its bus there is nothing to ask; then it says when it is done.
+        // Until systemd has its bus there is nothing to ask (systemctl says `offline`);
+        // then it says when it is done.
         let started = std::time::Instant::now();
         let state = loop {
             let state = self.nsenter("-a", &["systemctl", "is-system-running"]);
             let state = state.trim().to_string();
-            let booting = state.is_empty() || state == "initializing" || state == "starting";
+            let booting = ["", "offline", "initializing", "starting"].contains(&state.as_str());
             if !booting || started.elapsed().as_secs() > 180 {
                 break state;
             }

@@ -23,7 +23,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -66,15 +66,22 @@ impl IdShift {
 /// Why a confined command could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfineError {
-    /// Only root can map a range of host ids into a user namespace.
+    /// A caller other than root has no subordinate ids to give the namespace's users.
     #[error(
-        "running package scripts confined needs root: they run in a user namespace whose ids \
-         0-{} are host ids {}-{}, and only root may map them",
-        IdShift::SPAN - 1,
-        .0.base,
-        .0.base + (IdShift::SPAN - 1)
+        "running package scripts confined as {user} needs {} subordinate user and group ids \
+         for the namespace's accounts, and {problem}: add a line `{user}:100000:{}` to \
+         /etc/subuid and /etc/subgid (`usermod --add-subuids 100000-165535 --add-subgids \
+         100000-165535 {user}`), install newuidmap and newgidmap (Debian's uidmap), or \
+         compile as root",
+        IdShift::SPAN,
+        IdShift::SPAN
     )]
-    NotRoot(IdShift),
+    NoSubordinateIds {
+        /// The caller's user name (or uid).
+        user: String,
+        /// What is missing.
+        problem: String,
+    },
     /// The kernel refused a namespace or a mount the confinement needs.
     #[error(
         "cannot confine package scripts: {step}: {source} (the kernel must allow user, mount, \
@@ -131,9 +138,16 @@ pub struct Ran {
 impl Confined<'_> {
     /// Runs the command confined and waits for it (and everything it started) to end.
     pub fn run(&self) -> Result<Ran, ConfineError> {
+        // Outside root, only a process that is root of a user namespace of its own
+        // (made by [`Subordinate::run_as_root`]) can map the inside's ids.
         // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
-            return Err(ConfineError::NotRoot(self.ids));
+            return Err(Subordinate::of_caller().err().unwrap_or_else(|| {
+                ConfineError::NoSubordinateIds {
+                    user: caller_name(),
+                    problem: "this process is not root of a user namespace".into(),
+                }
+            }));
         }
         self.prepare_mount_points()?;
         let log = File::create(self.log).map_err(|source| ConfineError::Io {
@@ -174,8 +188,15 @@ impl Confined<'_> {
         let (done, finished) = mpsc::channel::<()>();
         let ids = self.ids;
         let limit = self.limit;
-        let mapper =
-            std::thread::spawn(move || map_ids(ready_read, go_write, ids, limit, finished));
+        let mapper = std::thread::spawn(move || {
+            map_ids(
+                ready_read,
+                go_write,
+                Maps::Direct(ids),
+                Some(limit),
+                finished,
+            )
+        });
         let spawned = command.spawn();
         drop(ready_write);
         drop(go_read);
@@ -235,13 +256,58 @@ enum Outcome {
     Killed,
 }
 
+/// How a child's id maps are written.
+enum Maps {
+    /// By this process, root of the namespace above the child's: inside ids `0..SPAN`
+    /// are the shift's.
+    Direct(IdShift),
+    /// By newuidmap and newgidmap, for a caller that is not root: the caller is the
+    /// child's root, and the shift's ids are the caller's subordinate ones.
+    Subordinate(Subordinate, IdShift),
+}
+
+impl Maps {
+    fn write(&self, pid: i32) -> io::Result<()> {
+        match self {
+            Maps::Direct(ids) => {
+                let map = format!("0 {} {}\n", ids.base, IdShift::SPAN);
+                for file in ["uid_map", "gid_map"] {
+                    std::fs::write(format!("/proc/{pid}/{file}"), &map)?;
+                }
+                Ok(())
+            }
+            Maps::Subordinate(sub, ids) => {
+                let pid = pid.to_string();
+                let span = IdShift::SPAN.to_string();
+                for (helper, own, first) in [
+                    ("newuidmap", sub.uid, sub.first_uid),
+                    ("newgidmap", sub.gid, sub.first_gid),
+                ] {
+                    let (own, first, base) =
+                        (own.to_string(), first.to_string(), ids.base.to_string());
+                    let out = Command::new(helper)
+                        .args([&pid, "0", &own, "1", &base, &first, &span])
+                        .output()?;
+                    if !out.status.success() {
+                        return Err(io::Error::other(format!(
+                            "{helper}: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        )));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Reads the unshared child's pid, writes its id maps, lets it go, and kills it when
 /// `limit` passes before `finished` says it ended.
 fn map_ids(
     ready: OwnedFd,
     go: OwnedFd,
-    ids: IdShift,
-    limit: Duration,
+    maps: Maps,
+    limit: Option<Duration>,
     finished: mpsc::Receiver<()>,
 ) -> io::Result<Outcome> {
     let mut ready = File::from(ready);
@@ -251,11 +317,11 @@ fn map_ids(
         return Ok(Outcome::Finished);
     }
     let pid = i32::from_ne_bytes(pid);
-    let map = format!("0 {} {}\n", ids.base, IdShift::SPAN);
-    for file in ["uid_map", "gid_map"] {
-        std::fs::write(format!("/proc/{pid}/{file}"), &map)?;
-    }
+    maps.write(pid)?;
     File::from(go).write_all(b"g")?;
+    let Some(limit) = limit else {
+        return Ok(Outcome::Finished);
+    };
     match finished.recv_timeout(limit) {
         Err(mpsc::RecvTimeoutError::Timeout) => {
             // SAFETY: kill has no memory preconditions; the pid is our own child, which
@@ -265,6 +331,114 @@ fn map_ids(
         }
         _ => Ok(Outcome::Finished),
     }
+}
+
+/// A caller's subordinate ids (`/etc/subuid`, `/etc/subgid`): what a user other than
+/// root gives a user namespace's accounts, as mmdebstrap's unshare mode does.
+#[derive(Debug, Clone, Copy)]
+pub struct Subordinate {
+    uid: u32,
+    gid: u32,
+    first_uid: u32,
+    first_gid: u32,
+}
+
+impl Subordinate {
+    /// The calling user's ranges of at least [`IdShift::SPAN`] ids, and the helpers to
+    /// map them.
+    pub fn of_caller() -> Result<Subordinate, ConfineError> {
+        // SAFETY: getuid and getgid have no preconditions and cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let user = caller_name();
+        let missing = |problem: String| ConfineError::NoSubordinateIds {
+            user: user.clone(),
+            problem,
+        };
+        let first = |file: &str| {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            (text.lines())
+                .filter_map(|line| {
+                    let mut fields = line.trim().split(':');
+                    let (who, start, count) = (fields.next()?, fields.next()?, fields.next()?);
+                    let ours = who == user || who.parse() == Ok(uid);
+                    let (start, count) = (start.parse::<u32>().ok()?, count.parse::<u32>().ok()?);
+                    (ours && count >= IdShift::SPAN).then_some(start)
+                })
+                .next()
+                .ok_or_else(|| missing(format!("{file} gives it no range of that size")))
+        };
+        let sub = Subordinate {
+            uid,
+            gid,
+            first_uid: first("/etc/subuid")?,
+            first_gid: first("/etc/subgid")?,
+        };
+        for helper in ["newuidmap", "newgidmap"] {
+            if Command::new(helper).output().is_err() {
+                return Err(missing(format!("{helper} is not installed")));
+            }
+        }
+        Ok(sub)
+    }
+
+    /// Spawns `command` in a user namespace of its own where the caller is root and the
+    /// ids of `ids` are the caller's subordinate ones, so that it can stage, confine and
+    /// read a tree as root does; waits for it and returns its output.
+    pub fn run_as_root(self, mut command: Command, ids: IdShift) -> Result<Output, ConfineError> {
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let (ready_read, ready_write) = pipe()?;
+        let (go_read, go_write) = pipe()?;
+        let fds = Handshake {
+            ready: ready_write.as_raw_fd(),
+            go: go_read.as_raw_fd(),
+            ready_other: ready_read.as_raw_fd(),
+            go_other: go_write.as_raw_fd(),
+        };
+        // SAFETY: the closure runs in the forked child before exec and only makes
+        // async-signal-safe system calls.
+        unsafe {
+            command.pre_exec(move || fds.unshare(libc::CLONE_NEWUSER));
+        }
+        let (done, finished) = mpsc::channel::<()>();
+        let mapper = std::thread::spawn(move || {
+            map_ids(
+                ready_read,
+                go_write,
+                Maps::Subordinate(self, ids),
+                None,
+                finished,
+            )
+        });
+        let spawned = command.spawn();
+        drop(ready_write);
+        drop(go_read);
+        let output = spawned.and_then(|child| child.wait_with_output());
+        let _ = done.send(());
+        match mapper.join().unwrap_or(Ok(Outcome::Finished)) {
+            Err(source) => Err(ConfineError::Refused {
+                step: "mapping the subordinate ids".into(),
+                source,
+            }),
+            Ok(_) => output.map_err(|source| ConfineError::Refused {
+                step: "starting the namespace's root".into(),
+                source,
+            }),
+        }
+    }
+}
+
+/// The calling user's name, for messages and `/etc/subuid`.
+fn caller_name() -> String {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    (passwd.lines())
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            let (name, id) = (fields.next()?, fields.nth(1)?);
+            (id.parse() == Ok(uid)).then(|| name.to_string())
+        })
+        .unwrap_or_else(|| uid.to_string())
 }
 
 /// The pipes of the handshake between the child and the mapping thread.
@@ -277,6 +451,34 @@ struct Handshake {
     /// The parent's ends, which the child closes so that it sees EOF if the parent fails.
     ready_other: i32,
     go_other: i32,
+}
+
+impl Handshake {
+    /// In the forked child: unshares `namespaces`, says its pid, and waits until its
+    /// maps are written. Dies with the parent.
+    ///
+    /// # Safety
+    /// Only system calls; to be called in the child after the fork.
+    unsafe fn unshare(self, namespaces: libc::c_int) -> io::Result<()> {
+        // SAFETY: as the caller promises.
+        unsafe {
+            libc::close(self.ready_other);
+            libc::close(self.go_other);
+            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
+            check(libc::unshare(namespaces))?;
+            let pid = libc::getpid().to_ne_bytes();
+            if libc::write(self.ready, pid.as_ptr().cast(), pid.len()) != pid.len() as isize {
+                return Err(io::Error::last_os_error());
+            }
+            libc::close(self.ready);
+            let mut byte = 0u8;
+            if libc::read(self.go, (&raw mut byte).cast(), 1) != 1 {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+            libc::close(self.go);
+        }
+        Ok(())
+    }
 }
 
 /// Paths for the child's mounts, made before the fork (no allocation after it).
@@ -331,27 +533,14 @@ impl Setup {
         // SAFETY: every call below is a plain system call on NUL-terminated strings and
         // buffers that live as long as `self`; none allocates.
         unsafe {
-            libc::close(fds.ready_other);
-            libc::close(fds.go_other);
-            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
-            check(libc::unshare(
+            fds.unshare(
                 libc::CLONE_NEWUSER
                     | libc::CLONE_NEWNS
                     | libc::CLONE_NEWPID
                     | libc::CLONE_NEWNET
                     | libc::CLONE_NEWIPC
                     | libc::CLONE_NEWUTS,
-            ))?;
-            let pid = libc::getpid().to_ne_bytes();
-            if libc::write(fds.ready, pid.as_ptr().cast(), pid.len()) != pid.len() as isize {
-                return Err(io::Error::last_os_error());
-            }
-            libc::close(fds.ready);
-            let mut byte = 0u8;
-            if libc::read(fds.go, (&raw mut byte).cast(), 1) != 1 {
-                return Err(io::Error::from_raw_os_error(libc::EPERM));
-            }
-            libc::close(fds.go);
+            )?;
             check(libc::mount(
                 self.none.as_ptr(),
                 self.slash.as_ptr(),

@@ -182,14 +182,22 @@ Example:\n  appliance boot minimal --flavor kvm\n  appliance boot minimal --flav
         #[arg(long, value_name = "V")]
         version: Option<String>,
     },
+    /// Stage, configure and capture a compile's tree as root of a user namespace: what
+    /// `compile` runs for a user other than root. Not for people.
+    #[command(hide = true)]
+    ConfigureJob {
+        /// The job file compile wrote.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = Context::new(cli.workspace.as_deref(), cli.repo.as_deref(), &cli.sysroot)
-        .and_then(|ctx| run(&ctx, cli.command, &mut out));
+    // Made only by the commands that work in a workspace.
+    let ctx = || Context::new(cli.workspace.as_deref(), cli.repo.as_deref(), &cli.sysroot);
+    let result = run(&ctx, cli.command, &mut out);
     let _ = out.flush();
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -201,7 +209,11 @@ fn main() -> ExitCode {
 }
 
 /// Runs one command; returns the process's exit code (qemu's for `boot`, else 0).
-fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appliance::Error> {
+fn run(
+    ctx: &dyn Fn() -> Result<Context, appliance::Error>,
+    command: Command,
+    out: &mut dyn Write,
+) -> Result<i32, appliance::Error> {
     let done = |result: Result<(), appliance::Error>| result.map(|()| 0);
     match command {
         Command::Compile {
@@ -210,7 +222,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
             pool,
             offline,
         } => done(commands::compile(
-            ctx,
+            &ctx()?,
             &CompileOptions {
                 groups,
                 flavors: flavor,
@@ -231,7 +243,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
             force,
             pool,
         } => done(commands::materialise(
-            ctx,
+            &ctx()?,
             &MaterialiseOptions {
                 lookup: Lookup {
                     group,
@@ -255,7 +267,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
             pool,
             json,
         } => done(commands::verify(
-            ctx,
+            &ctx()?,
             &Lookup {
                 group,
                 flavor,
@@ -265,7 +277,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
             json,
             out,
         )),
-        Command::List { json } => done(commands::list(ctx, json, out)),
+        Command::List { json } => done(commands::list(&ctx()?, json, out)),
         Command::Show {
             group,
             flavor,
@@ -273,7 +285,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
             files,
             json,
         } => done(commands::show(
-            ctx,
+            &ctx()?,
             &ShowOptions {
                 lookup: Lookup {
                     group: Some(group),
@@ -285,7 +297,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
             },
             out,
         )),
-        Command::Flavors { json } => done(commands::flavors(ctx, json, out)),
+        Command::Flavors { json } => done(commands::flavors(&ctx()?, json, out)),
         Command::Boot {
             group,
             flavor,
@@ -295,7 +307,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
             memory,
             args,
         } => commands::boot(
-            ctx,
+            &ctx()?,
             &BootOptions {
                 lookup: Lookup {
                     group,
@@ -315,7 +327,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
             flavor,
             version,
         } => done(commands::why(
-            ctx,
+            &ctx()?,
             &package,
             &Lookup {
                 group: Some(group),
@@ -324,5 +336,8 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
             },
             out,
         )),
+        Command::ConfigureJob { file } => {
+            appliance::compile::serve_configure_job(&file, out).map(|()| 0)
+        }
     }
 }

@@ -187,3 +187,115 @@ fn configuring_twice_in_fresh_stores_gives_the_same_lock() {
         "two configure runs differ at {differ:?}"
     );
 }
+
+/// The user the test below compiles as: made (once) with 65536 subordinate ids, as an
+/// admin gives them to whoever builds appliances without root.
+const BUILDER: &str = "appliance-test";
+
+fn builder_with_subordinate_ids() -> (u32, u32) {
+    let known = std::process::Command::new("id")
+        .arg(BUILDER)
+        .output()
+        .unwrap();
+    if !known.status.success() {
+        let made = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
+            .arg(BUILDER)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    let subuid = fs::read_to_string("/etc/subuid").unwrap_or_default();
+    if !subuid
+        .lines()
+        .any(|l| l.starts_with(&format!("{BUILDER}:")))
+    {
+        let given = std::process::Command::new("usermod")
+            .args([
+                "--add-subuids",
+                "3000000-3065535",
+                "--add-subgids",
+                "3000000-3065535",
+            ])
+            .arg(BUILDER)
+            .status()
+            .unwrap();
+        assert!(given.success());
+    }
+    let id = |flag: &str| -> u32 {
+        let out = std::process::Command::new("id")
+            .args([flag, BUILDER])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    (id("-u"), id("-g"))
+}
+
+#[test]
+fn a_user_with_subordinate_ids_configures_and_gets_roots_lock() {
+    if !is_root() {
+        eprintln!("skipped: the test makes a user with subordinate ids, which needs root");
+        return;
+    }
+    if std::process::Command::new("newuidmap").output().is_err() {
+        eprintln!("skipped: newuidmap is not installed (Debian's uidmap; .ci/run installs it)");
+        return;
+    }
+    let (uid, gid) = builder_with_subordinate_ids();
+    let as_root = tempfile::tempdir().unwrap();
+    fake_workspace(as_root.path(), &[("tiny", &group("passwd"))]);
+    let by_root = ok(as_root.path(), &["compile", "groups/tiny.kdl"]);
+
+    // Nobody has no subordinate ids: the error says what an admin gives.
+    let denied = tempfile::tempdir().unwrap();
+    fake_workspace(denied.path(), &[("tiny", &group("passwd"))]);
+    std::os::unix::fs::chown(denied.path(), Some(65534), Some(65534)).unwrap();
+    for sub in ["groups", "flavors"] {
+        for entry in fs::read_dir(denied.path().join(sub)).unwrap() {
+            std::os::unix::fs::chown(entry.unwrap().path(), Some(65534), Some(65534)).unwrap();
+        }
+    }
+    let refused = common::refused(common::through(
+        common::AS_NOBODY,
+        denied.path(),
+        &["compile", "groups/tiny.kdl"],
+    ));
+    assert!(
+        refused.contains("subordinate") && refused.contains("/etc/subuid"),
+        "{refused}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    fake_workspace(ws, &[("tiny", &group("passwd"))]);
+    let chowned = std::process::Command::new("chown")
+        .args(["-R", &format!("{uid}:{gid}")])
+        .arg(ws)
+        .status()
+        .unwrap();
+    assert!(chowned.success());
+    let (uid, gid) = (format!("--reuid={uid}"), format!("--regid={gid}"));
+    let as_builder = ["setpriv", &uid, &gid, "--clear-groups"];
+    let by_builder = common::succeeds(common::through(
+        &as_builder,
+        ws,
+        &["compile", "groups/tiny.kdl"],
+    ));
+    let id = |out: &str| out.split("lock ").nth(1).map(|s| s.trim().to_string());
+    assert_eq!(id(&by_root), id(&by_builder), "{by_builder}");
+    // The staged tree, owned by the builder's subordinate ids, was removed by the child
+    // that could: the store holds only what a compile keeps.
+    let left: Vec<String> = common::names(&ws.join("store"));
+    assert!(
+        left.iter()
+            .all(|n| ["blobs", "repo.sqlite", "pool"].contains(&n.as_str())
+                || n.starts_with("repo.sqlite-")),
+        "{left:?}"
+    );
+}

@@ -10,7 +10,7 @@
 //! The tree is read without following a single link: a hostile script may have left
 //! symlinks to anywhere, and they are only entries here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -48,11 +48,12 @@ const DROPPED: &[(&str, &str)] = &[
 ];
 
 /// The configured tree as lock entries, and the bytes of those configuration made.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Captured {
     /// Every entry, sorted by path; the root is not one.
     pub entries: Vec<FileEntry>,
     /// The bytes of every file configuration made or changed.
+    #[serde(with = "super::as_root::hex_blobs")]
     pub blobs: Vec<Vec<u8>>,
     /// How many entries configuration made, changed and removed.
     pub made: usize,
@@ -147,6 +148,13 @@ pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captur
     let mut strangers: HashMap<u32, String> = HashMap::new();
     let mut seen = 0;
     for (i, f) in found.iter().enumerate() {
+        if let Some(before) = staged.get(f.path.as_str())
+            && unmade_device(before, Some(&f.meta))
+        {
+            seen += 1;
+            captured.entries.push((*before).clone());
+            continue;
+        }
         let uid = ids.inside(f.meta.uid());
         let gid = ids.inside(f.meta.gid());
         let (Some(uid), Some(gid)) = (uid, gid) else {
@@ -238,6 +246,18 @@ pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captur
         }
         captured.entries.push(entry);
     }
+    // A stage run as root of a user namespace may not make device nodes; they are the
+    // stage's, and no script's to remove.
+    let present: HashSet<&str> = found.iter().map(|f| f.path.as_str()).collect();
+    let unmade: Vec<FileEntry> = (staged.values())
+        .filter(|e| !present.contains(e.path.as_str()) && unmade_device(e, None))
+        .map(|e| (*e).clone())
+        .collect();
+    if !unmade.is_empty() {
+        seen += unmade.len();
+        captured.entries.extend(unmade);
+        captured.entries.sort_by(|a, b| a.path.cmp(&b.path));
+    }
     captured.removed = staged.len() - seen;
     let mut strangers: Vec<(u32, String)> = strangers.into_iter().collect();
     strangers.sort();
@@ -246,6 +266,14 @@ pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captur
         .map(|(id, path)| format!("id {id} (first at {path})"))
         .collect();
     Ok(captured)
+}
+
+/// Whether `staged` is a device node that the stage could not make (mknod is refused to
+/// root of a user namespace): absent (`found` is `None`), or the empty file the
+/// confinement binds the host's node on.
+fn unmade_device(staged: &FileEntry, found: Option<&fs::Metadata>) -> bool {
+    matches!(staged.kind, FileKind::Char | FileKind::Block)
+        && found.is_none_or(|meta| meta.is_file() && meta.len() == 0)
 }
 
 /// Whether configuration left `before` as it was: everything an output writes agrees.

@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::confine::{ConfineError, Confined, IdShift};
 
 /// One package whose `preinst install` runs, as dpkg names it in `info/`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Unpacked {
     /// Package name.
     pub name: String,
@@ -30,16 +30,17 @@ pub struct Unpacked {
 }
 
 /// The settings every maintainer script runs with.
-pub struct Environment<'a> {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Environment {
     /// `SOURCE_DATE_EPOCH`: shadow's last-change day and every time a script writes.
     pub source_date_epoch: u64,
     /// The version of dpkg in the tree, as `DPKG_RUNNING_VERSION`.
-    pub dpkg_version: &'a str,
+    pub dpkg_version: String,
     /// debconf preseed lines (`tzdata tzdata/Areas select Etc`), set before any script.
-    pub preseeds: &'a [String],
+    pub preseeds: Vec<String>,
     /// Packages purged once everything is configured: the essential ones a group
     /// removes, which scripts may need while they run, and what only they brought.
-    pub purge: &'a [String],
+    pub purge: Vec<String>,
 }
 
 /// How long the whole configuration may take: a script waiting for input it will never
@@ -52,6 +53,9 @@ pub enum ConfigureError {
     /// The sandbox could not be made or the scripts ran too long.
     #[error(transparent)]
     Confine(#[from] ConfineError),
+    /// The child that configures for a user other than root failed; its message.
+    #[error("configuring the packages failed: {0}")]
+    Child(String),
     /// A maintainer script or dpkg failed; the log's end says why.
     #[error("configuring the packages failed: {what}\n{tail}")]
     Failed {
@@ -150,7 +154,7 @@ pub fn configure(
         ("INITRD", "No"),
         ("DPKG_ADMINDIR", "/var/lib/dpkg"),
         ("DPKG_ROOT", ""),
-        ("DPKG_RUNNING_VERSION", env.dpkg_version),
+        ("DPKG_RUNNING_VERSION", &env.dpkg_version),
         ("APPLIANCE_PRESEEDS", &preseeds),
         ("APPLIANCE_PURGE", &purge),
     ];

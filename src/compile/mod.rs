@@ -15,6 +15,7 @@ use crate::source::catalog::Catalog;
 use crate::system;
 use crate::workspace::Recipe;
 
+mod as_root;
 mod assemble;
 mod capture;
 mod check;
@@ -25,6 +26,7 @@ mod resolve;
 mod stage;
 mod store;
 
+pub use as_root::serve as serve_configure_job;
 pub use capture::CaptureError;
 pub use check::UnwritableTree;
 pub use configure::ConfigureError;
@@ -121,13 +123,6 @@ fn configured(
         gathered.tree.entries.clone(),
         system.entries,
     ))?;
-    let staged = stage::stage(
-        &settings.scratch,
-        &settings.sysroot,
-        fetched.pools(),
-        &staging,
-        &system.blobs,
-    )?;
     let records = &gathered.records;
     let dpkg_version = (records.iter())
         .find(|r| r.name == "dpkg")
@@ -137,32 +132,39 @@ fn configured(
                 .find_map(|l| l.strip_prefix("Version: "))
         })
         .unwrap_or_default();
-    let unpacked: Vec<configure::Unpacked> = (records.iter())
-        .map(|r| configure::Unpacked {
-            name: r.name.to_string(),
-            arch: r.arch.to_string(),
-            multi_arch_same: r.multi_arch_same,
-        })
-        .collect();
-    let env = configure::Environment {
-        source_date_epoch: 0,
-        dpkg_version,
-        preseeds: &[],
-        purge,
+    let job = as_root::Job {
+        scratch: settings.scratch.clone(),
+        sysroot: settings.sysroot.clone(),
+        pools: fetched.pools(),
+        staging,
+        blobs: system.blobs,
+        packages: (records.iter())
+            .map(|r| configure::Unpacked {
+                name: r.name.to_string(),
+                arch: r.arch.to_string(),
+                multi_arch_same: r.multi_arch_same,
+            })
+            .collect(),
+        env: configure::Environment {
+            source_date_epoch: 0,
+            dpkg_version: dpkg_version.to_string(),
+            preseeds: Vec::new(),
+            purge: purge.to_vec(),
+        },
     };
-    configure::configure(&staged.root, staged.ids, &unpacked, &env, &staged.log)?;
-    let captured = capture::capture(&staged.root, staged.ids, &staging.files)?;
-    let mut warnings = staged.warnings.clone();
+    let done = as_root::run(&job)?;
+    let captured = done.captured;
+    let mut warnings = done.warnings;
     warnings.extend((captured.strangers.iter()).map(|s| {
         format!("the configured tree has files owned by {s}, which its accounts do not name")
     }));
-    let mut blobs = system.blobs;
+    let mut blobs = job.blobs;
     blobs.extend(captured.blobs);
     Ok(Configured {
         entries: captured.entries,
         system: Vec::new(),
         blobs,
-        accounts: Accounts::read(&staged.root)?,
+        accounts: done.accounts,
         warnings,
     })
 }

@@ -90,7 +90,7 @@ fn owner(package: Option<&str>) -> String {
 }
 
 /// User and group names of a sysroot, for recording owners by name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Accounts {
     users: HashMap<u32, String>,
     groups: HashMap<u32, String>,

@@ -257,7 +257,7 @@ pub const AS_NOBODY: &[&str] = &[
 
 /// [`command`], run through the program and arguments `prefix` (such as [`AS_NOBODY`])
 /// when there are any.
-fn through(prefix: &[&str], dir: &Path, args: &[&str]) -> Command {
+pub fn through(prefix: &[&str], dir: &Path, args: &[&str]) -> Command {
     let binary = env!("CARGO_BIN_EXE_appliance");
     let mut command = match prefix.split_first() {
         Some((program, rest)) => {

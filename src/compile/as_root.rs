@@ -1,0 +1,150 @@
+//! Staging, configuring and capturing a tree takes root: the tree's files belong to many
+//! users, and only root may map them into the scripts' namespace. A compile run by root
+//! does it in its own process. Any other user's compile hands the job to a child
+//! `appliance configure-job`, which a user namespace makes root over the caller's
+//! subordinate ids (as mmdebstrap's unshare mode does): it stages, confines and captures
+//! the tree as root does, with the same shifted ids, so the lock is the same whoever
+//! runs it, and removes the tree itself, since only it may.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+use super::capture::{self, Captured};
+use super::configure::{self, ConfigureError, Environment, Unpacked};
+use super::stage;
+use crate::confine::{IdShift, Subordinate};
+use crate::error::{Error, Result};
+use crate::lock::Lock;
+use crate::lock::scan::Accounts;
+use crate::scratch::{self, Temp};
+
+/// The stem of job files in the store.
+const JOB_STEM: &str = "configure-job";
+
+/// Everything the configure stage needs, as the child reads it.
+#[derive(Serialize, Deserialize)]
+pub struct Job {
+    /// Where the scratch tree is made (`store/`).
+    pub scratch: PathBuf,
+    /// The root the packages' installed files are read under.
+    pub sysroot: PathBuf,
+    /// Folders of the archives the tree's other files come from.
+    pub pools: Vec<PathBuf>,
+    /// The unpacked tree to stage.
+    pub staging: Lock,
+    /// Bytes the staging lock takes from no package (the dpkg database).
+    #[serde(with = "hex_blobs")]
+    pub blobs: Vec<Vec<u8>>,
+    /// The packages whose `preinst install` runs, in order.
+    pub packages: Vec<Unpacked>,
+    /// The scripts' settings.
+    pub env: Environment,
+}
+
+/// The configured tree, read back.
+#[derive(Serialize, Deserialize)]
+pub struct Done {
+    /// Its entries and the bytes configuration made.
+    pub captured: Captured,
+    /// Its accounts.
+    pub accounts: Accounts,
+    /// What staging could not do.
+    pub warnings: Vec<String>,
+}
+
+/// Runs `job` as root: here when this process is root, else in a child made root of a
+/// user namespace over the caller's subordinate ids.
+pub fn run(job: &Job) -> Result<Done> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return run_here(job);
+    }
+    let subordinate = Subordinate::of_caller().map_err(ConfigureError::from)?;
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    std::fs::create_dir_all(&job.scratch).map_err(io(&job.scratch))?;
+    scratch::remove_stale(&job.scratch, |stem| stem == JOB_STEM);
+    let (temp, mut file): (Temp, _) =
+        Temp::file(&job.scratch, OsStr::new(JOB_STEM), 0o600).map_err(io(&job.scratch))?;
+    let json = serde_json::to_vec(job).map_err(|e| Error::Usage(e.to_string()))?;
+    file.write_all(&json).map_err(io(&temp.path))?;
+    let exe = std::env::current_exe().map_err(io(Path::new("/proc/self/exe")))?;
+    let mut command = Command::new(exe);
+    command.arg("configure-job").arg(&temp.path);
+    let output =
+        (subordinate.run_as_root(command, IdShift::DEFAULT)).map_err(ConfigureError::from)?;
+    if !output.status.success() {
+        let said = String::from_utf8_lossy(&output.stderr);
+        let said = said.trim();
+        return Err(
+            ConfigureError::Child(said.strip_prefix("error: ").unwrap_or(said).into()).into(),
+        );
+    }
+    serde_json::from_slice(&output.stdout)
+        .map_err(|e| ConfigureError::Child(format!("its answer could not be read: {e}")).into())
+}
+
+/// Runs `job` in this process, which is root.
+fn run_here(job: &Job) -> Result<Done> {
+    let staged = stage::stage(
+        &job.scratch,
+        &job.sysroot,
+        job.pools.clone(),
+        &job.staging,
+        &job.blobs,
+    )?;
+    configure::configure(
+        &staged.root,
+        staged.ids,
+        &job.packages,
+        &job.env,
+        &staged.log,
+    )?;
+    let captured = capture::capture(&staged.root, staged.ids, &job.staging.files)?;
+    Ok(Done {
+        captured,
+        accounts: Accounts::read(&staged.root)?,
+        warnings: staged.warnings.clone(),
+    })
+}
+
+/// The child's side: reads the job in `file`, runs it and writes what it made to `out`.
+pub fn serve(file: &Path, out: &mut dyn Write) -> Result<()> {
+    let io = |source| Error::Io {
+        path: file.to_path_buf(),
+        source,
+    };
+    let json = std::fs::read(file).map_err(io)?;
+    let job: Job = serde_json::from_slice(&json)
+        .map_err(|e| Error::Usage(format!("{}: not a configure job: {e}", file.display())))?;
+    let done = run_here(&job)?;
+    serde_json::to_writer(&mut *out, &done).map_err(|e| Error::Usage(e.to_string()))?;
+    out.flush().map_err(|source| Error::Io {
+        path: "-".into(),
+        source,
+    })
+}
+
+/// File contents as hex strings in the job's JSON.
+pub(crate) mod hex_blobs {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    /// Writes each blob as a hex string.
+    pub fn serialize<S: Serializer>(blobs: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(blobs.iter().map(hex::encode))
+    }
+
+    /// Reads blobs written by [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let hexes: Vec<String> = Vec::deserialize(d)?;
+        (hexes.iter())
+            .map(|h| hex::decode(h).map_err(D::Error::custom))
+            .collect()
+    }
+}

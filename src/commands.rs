@@ -12,7 +12,7 @@ use crate::lock::scan::Accounts;
 use crate::lock::{FileEntry, Lock, LockedPackage, Reason};
 use crate::materialise::{self, Format, Sources};
 use crate::repo::{BlobStore, Repository, StoredLock};
-use crate::resolve::Universe;
+use crate::resolve::{Prefer, Universe};
 use crate::source::apt::AptLists;
 use crate::source::catalog::Catalog;
 use crate::source::dpkg::DpkgDatabase;
@@ -141,6 +141,8 @@ pub struct CompileOptions {
     pub pools: Vec<PathBuf>,
     /// Never fetch (`--offline`).
     pub offline: bool,
+    /// `--prefer`: replaces every group's own `prefer` statement.
+    pub prefer: Option<Prefer>,
 }
 
 /// Compiles every group for every flavor and stores the locks.
@@ -165,7 +167,8 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         }
         for name in names {
             let flavor = ws.flavor(&name)?;
-            let recipe = ws.recipe(&file, &flavor)?;
+            let mut recipe = ws.recipe(&file, &flavor)?;
+            recipe.prefer = opts.prefer.unwrap_or(recipe.prefer);
             jobs.push(recipe);
         }
     }

@@ -212,6 +212,7 @@ pub fn compile_recipe(
             .collect(),
         removes: recipe.removes.iter().map(|r| r.name.clone()).collect(),
         essential: true,
+        prefer: recipe.prefer,
     };
     let resolution = resolve::resolve(universe, &request)?;
     let mut warnings = Vec::new();

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use appliance::commands::{
     self, BootOptions, CompileOptions, Context, Lookup, MaterialiseOptions, ShowOptions,
 };
+use appliance::resolve::Prefer;
 use clap::{Parser, Subcommand};
 
 /// Build exact, reproducible operating-system appliances from short KDL groups.
@@ -45,6 +46,10 @@ enum Command {
         /// Never download: a package known only from apt's lists is an error.
         #[arg(long)]
         offline: bool,
+        /// Which version of each package to take: `installed` (the host's, the default)
+        /// or `newest` (from any source); replaces the groups' `prefer` statements.
+        #[arg(long, value_name = "installed|newest")]
+        prefer: Option<Prefer>,
     },
     /// Rehydrate a stored lock into a chroot, tarball, OpenVZ template, image or OCI layout.
     #[command(
@@ -209,6 +214,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
             flavor,
             pool,
             offline,
+            prefer,
         } => done(commands::compile(
             ctx,
             &CompileOptions {
@@ -216,6 +222,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
                 flavors: flavor,
                 pools: pool,
                 offline,
+                prefer,
             },
             out,
         )),

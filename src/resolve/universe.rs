@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::source::version::satisfies;
-use crate::source::{MultiArch, Package, Relation};
+use crate::source::{MultiArch, Origin, Package, Relation};
 
 /// Names at least this similar (Jaro-Winkler) to an unknown name are offered as
 /// suggestions; below it, the hints are noise on a full Debian archive.
@@ -24,6 +24,8 @@ pub struct Universe<'a> {
     provided: HashMap<&'a str, Vec<(usize, Option<&'a str>)>>,
     /// Package name -> why a source refused a stanza of it (the first such stanza).
     refused: HashMap<&'a str, String>,
+    /// Package name -> the most preferred origin of any package of that name.
+    best_origin: HashMap<&'a str, Origin>,
 }
 
 /// A package that satisfies a relation, and whether it does so through `Provides`.
@@ -43,7 +45,12 @@ impl<'a> Universe<'a> {
         let packages: Vec<&'a Package> = packages.into_iter().collect();
         let mut by_name: HashMap<&'a str, Vec<usize>> = HashMap::new();
         let mut provided: HashMap<&'a str, Vec<(usize, Option<&'a str>)>> = HashMap::new();
+        let mut best_origin: HashMap<&'a str, Origin> = HashMap::new();
         for (index, package) in packages.iter().enumerate() {
+            best_origin
+                .entry(package.name.as_str())
+                .and_modify(|o| *o = (*o).min(package.origin))
+                .or_insert(package.origin);
             by_name
                 .entry(package.name.as_str())
                 .or_default()
@@ -71,7 +78,17 @@ impl<'a> Universe<'a> {
             by_name,
             provided,
             refused: HashMap::new(),
+            best_origin,
         }
+    }
+
+    /// The most preferred origin among the packages named `name` (the host's, when it
+    /// has one installed): with [`super::Prefer::Newest`] it ranks names, not versions.
+    pub(crate) fn best_origin(&self, name: &str) -> Origin {
+        self.best_origin
+            .get(name)
+            .copied()
+            .unwrap_or(Origin::AptList)
     }
 
     /// The universe with `refused`, (name, why) for each stanza a source left out as

@@ -50,6 +50,9 @@ enum Command {
         /// or `newest` (from any source); replaces the groups' `prefer` statements.
         #[arg(long, value_name = "installed|newest")]
         prefer: Option<Prefer>,
+        /// Name every locked package older than apt's lists' candidate, not the first few.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Rehydrate a stored lock into a chroot, tarball, OpenVZ template, image or OCI layout.
     #[command(
@@ -215,6 +218,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
             pool,
             offline,
             prefer,
+            verbose,
         } => done(commands::compile(
             ctx,
             &CompileOptions {
@@ -223,6 +227,7 @@ fn run(ctx: &Context, command: Command, out: &mut dyn Write) -> Result<i32, appl
                 pools: pool,
                 offline,
                 prefer,
+                verbose,
             },
             out,
         )),

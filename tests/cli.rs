@@ -833,3 +833,96 @@ fn modified_conffiles_are_reported_and_taken_pristine_from_the_pool() {
         PRISTINE
     );
 }
+
+/// Writes an apt list for `site_dists_SUITE_main_binary-amd64_Packages` under the
+/// sysroot describing the archive at `deb` as `name=version`.
+fn apt_list(sysroot: &Path, suite: &str, name: &str, version: &str, deb: &Path) {
+    let bytes = fs::read(deb).unwrap();
+    let sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    let lists = sysroot.join("var/lib/apt/lists");
+    fs::create_dir_all(&lists).unwrap();
+    fs::write(
+        lists.join(format!("site_dists_{suite}_main_binary-amd64_Packages")),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: amd64\nDescription: test\n\
+             Filename: pool/main/{name}.deb\nSize: {}\nSHA256: {sha256}\n",
+            bytes.len()
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn stale_packages_are_reported_and_prefer_newest_takes_the_candidates() {
+    let w = World::new(&[("base", BASE)]);
+    // The archive has a security update of bash, and the pool holds it, so nothing is
+    // downloaded.
+    let pool = w.ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    build_deb(
+        &pool,
+        "bash",
+        "5.2.15-2+b9",
+        &[("/bin/bash", "#!new bash\n")],
+        &[],
+        None,
+    );
+    let deb = pool.join("bash_5.2.15-2+b9_amd64.deb");
+    apt_list(&w.sysroot, "bookworm-security", "bash", "5.2.15-2+b9", &deb);
+    let compile = |extra: &[&str]| {
+        let mut args = vec!["compile", "groups/base.kdl", "--pool", "debs", "--offline"];
+        args.extend_from_slice(extra);
+        let out = appliance(&w.ws, &w.args(&args));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let show = || w.ok(&["show", "base", "--flavor", "openvz"]);
+
+    // By default the host's versions, and the one behind apt's lists is reported.
+    let stderr = compile(&[]);
+    assert!(
+        stderr.contains(
+            "warning: 1 locked packages are older than apt's lists' candidates (1 security \
+             updates; compile --prefer newest takes the candidates): \
+             bash 5.2.15-2+b2 -> 5.2.15-2+b9 (security)\n"
+        ),
+        "{stderr}"
+    );
+    let lock = show();
+    assert!(
+        lock.contains("bash 5.2.15-2+b2 amd64 [installed]"),
+        "{lock}"
+    );
+    // -v gives a row per package.
+    let stderr = compile(&["-v"]);
+    assert!(
+        stderr.contains("takes the candidates):\n  bash 5.2.15-2+b2 -> 5.2.15-2+b9 (security)\n"),
+        "{stderr}"
+    );
+
+    // --prefer newest: the newest of each name, from the pool rather than apt's lists
+    // at an equal version; nothing is stale.
+    let stderr = compile(&["--prefer", "newest"]);
+    assert!(!stderr.contains("older than"), "{stderr}");
+    let lock = show();
+    assert!(lock.contains("bash 5.2.15-2+b9 amd64 [pool]"), "{lock}");
+
+    // The group's statement does the same, and the flag replaces it.
+    let fresh = BASE.replace("package bash", "prefer newest\n    package bash");
+    fs::write(w.ws.join("groups/base.kdl"), fresh).unwrap();
+    compile(&[]);
+    assert!(show().contains("bash 5.2.15-2+b9 amd64 [pool]"));
+    compile(&["--prefer", "installed"]);
+    assert!(show().contains("bash 5.2.15-2+b2 amd64 [installed]"));
+    let bad = BASE.replace("package bash", "prefer latest\n    package bash");
+    fs::write(w.ws.join("groups/base.kdl"), bad).unwrap();
+    let err = w.fails(&["compile", "groups/base.kdl"]);
+    assert!(
+        err.contains("groups/base.kdl:4:12: `latest` is no preference"),
+        "{err}"
+    );
+}

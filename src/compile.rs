@@ -22,10 +22,12 @@ use crate::source::dpkg::Conffile;
 use crate::system::{self, PackageRecord};
 use crate::workspace::Recipe;
 
+mod altered;
 mod capture;
 mod configure;
 mod stage;
 
+pub use altered::AlteredError;
 pub use capture::CaptureError;
 pub use configure::ConfigureError;
 
@@ -199,7 +201,7 @@ pub fn compile_recipe(
     universe: &Universe,
     accounts: &Accounts,
 ) -> Result<Compiled> {
-    let request = Request {
+    let mut request = Request {
         wanted: recipe
             .packages
             .iter()
@@ -213,8 +215,11 @@ pub fn compile_recipe(
         removes: recipe.removes.iter().map(|r| r.name.clone()).collect(),
         essential: true,
         prefer: recipe.prefer,
+        avoid: Default::default(),
     };
-    let resolution = resolve::resolve(universe, &request)?;
+    // The host's packages whose files were altered are taken from archives.
+    let mut altered = altered::Altered::read(&settings.sysroot)?;
+    let resolution = altered.resolve(catalog, universe, &mut request)?;
     let mut warnings = Vec::new();
     if !recipe.flavor.flag("kernel") {
         refuse_kernel(recipe, universe, &resolution)?;
@@ -238,11 +243,11 @@ pub fn compile_recipe(
         (&resolution, Vec::new())
     } else {
         // All removals wait for the purge: one may be what an essential package needs.
-        let request = Request {
+        let mut request = Request {
             removes: Vec::new(),
             ..request.clone()
         };
-        fuller = resolve::resolve(universe, &request)?;
+        fuller = altered.resolve(catalog, universe, &mut request)?;
         let kept: HashSet<usize> = resolution.chosen.iter().map(|c| c.index).collect();
         let gone: Vec<&crate::source::Package> = (fuller.chosen.iter())
             .filter(|c| !kept.contains(&c.index))
@@ -250,6 +255,7 @@ pub fn compile_recipe(
             .collect();
         (&fuller, purge_order(&gone))
     };
+    warnings.extend(altered.check(built, universe, catalog, settings.offline)?);
     let mut installed = Vec::new();
     let mut archives = Vec::new();
     for chosen in &built.chosen {
@@ -375,12 +381,7 @@ pub fn compile_recipe(
             )?;
             let captured = capture::capture(&staged.root, staged.ids, &staging.files)?;
             let accounts = Accounts::read(&staged.root)?;
-            let mut warnings = staged.warnings.clone();
-            warnings.extend((captured.strangers.iter()).map(|s| {
-                format!(
-                    "the configured tree has files owned by {s}, which its accounts do not name"
-                )
-            }));
+            let warnings = staged.warnings.clone();
             let mut blobs = system_blobs;
             blobs.extend(captured.blobs);
             (captured.entries, Vec::new(), blobs, warnings, accounts)

@@ -926,3 +926,107 @@ fn stale_packages_are_reported_and_prefer_newest_takes_the_candidates() {
         "{err}"
     );
 }
+
+#[test]
+fn a_host_package_with_altered_files_is_taken_from_its_archive_or_refused() {
+    let w = World::new(&[("base", BASE)]);
+    // What ssl-cert does to openssl's folder: a statoverride, and the host's file as it
+    // says. The lock must have bash's own metadata, which only its archive holds.
+    let bash = w.sysroot.join("usr/bin/bash");
+    std::os::unix::fs::chown(&bash, Some(0), Some(33)).unwrap();
+    fs::set_permissions(&bash, fs::Permissions::from_mode(0o4750)).unwrap();
+    let overrides = w.sysroot.join("var/lib/dpkg/statoverride");
+    fs::write(&overrides, "root www-data 4750 /bin/bash\n").unwrap();
+    let err = w.fails(&["compile", "groups/base.kdl", "--offline"]);
+    assert!(
+        err.contains(
+            "the host's bash 5.2.15-2+b2 has altered files (/bin/bash: a statoverride makes \
+             it root:www-data 4750), so the lock must take the package's own metadata from \
+             its archive, and neither a pool nor apt's lists hold bash: put \
+             bash_5.2.15-2+b2_amd64.deb in a pool (--pool DIR), or run apt-get update"
+        ),
+        "{err}"
+    );
+    assert!(!w.ws.join("store/repo.sqlite").exists());
+
+    let pool = w.ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    build_deb(
+        &pool,
+        "bash",
+        "5.2.15-2+b2",
+        &[("/bin/bash", "#!packaged bash\n")],
+        &[],
+        None,
+    );
+    let deb = pool.join("bash_5.2.15-2+b2_amd64.deb");
+    let compile = || {
+        let args = w.args(&["compile", "groups/base.kdl", "--pool", "debs", "--offline"]);
+        let out = appliance(&w.ws, &args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let bash_entry = || {
+        let show = w.ok(&["show", "base", "--flavor", "openvz", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(&show).unwrap();
+        let files = json["lock"]["files"].as_array().unwrap().clone();
+        let bash = files.into_iter().find(|f| f["path"] == "/usr/bin/bash");
+        let bash = bash.unwrap();
+        (
+            bash["mode"].as_u64().unwrap(),
+            bash["gid"].as_u64().unwrap(),
+        )
+    };
+    let stderr = compile();
+    assert!(
+        stderr.contains(
+            "warning: the host's bash 5.2.15-2+b2 has altered files (/bin/bash: a statoverride \
+             makes it root:www-data 4750); the lock takes that version from the pool"
+        ),
+        "{stderr}"
+    );
+    // dpkg-deb keeps the mode the test wrote (0644) and --root-owner-group's root.
+    assert_eq!(bash_entry(), (0o644, 0));
+
+    // An owner no static Debian account has is a script's doing too (chown drops the
+    // setuid bit).
+    fs::remove_file(&overrides).unwrap();
+    std::os::unix::fs::chown(&bash, Some(4242), Some(0)).unwrap();
+    let stderr = compile();
+    assert!(
+        stderr.contains(
+            "(/bin/bash: the host has it owned by 4242:root (4242:0), mode 0750, ids a script \
+             made); the lock takes that version from the pool"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(bash_entry(), (0o644, 0));
+    // No archive of the host's version: the lock says which one it took instead.
+    fs::remove_file(&deb).unwrap();
+    build_deb(
+        &pool,
+        "bash",
+        "5.2.15-2+b9",
+        &[("/bin/bash", "#!newer bash\n")],
+        &[],
+        None,
+    );
+    let stderr = compile();
+    assert!(
+        stderr.contains("no archive holds that version: the lock takes 5.2.15-2+b9 from the pool"),
+        "{stderr}"
+    );
+    // Known only from apt's lists, offline: refused, saying how to get the archive.
+    let listed = w.ws.join("listed.deb");
+    fs::rename(pool.join("bash_5.2.15-2+b9_amd64.deb"), &listed).unwrap();
+    apt_list(&w.sysroot, "bookworm", "bash", "5.2.15-2+b9", &listed);
+    let err = w.fails(&["compile", "groups/base.kdl", "--offline"]);
+    assert!(
+        err.contains(
+            "and --offline forbids downloading bash=5.2.15-2+b9 from apt's lists: put \
+             bash_5.2.15-2+b2_amd64.deb in a pool (--pool DIR), or drop --offline"
+        ),
+        "{err}"
+    );
+}

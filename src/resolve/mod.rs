@@ -11,7 +11,7 @@ mod error;
 mod universe;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -25,7 +25,7 @@ use universe::Satisfier;
 pub use universe::Universe;
 
 /// Resolver rules version, recorded in every lock; bump it when results can change.
-pub const RESOLVER_VERSION: u32 = 2;
+pub const RESOLVER_VERSION: u32 = 3;
 
 /// The first link of the chain of packages added because they are essential.
 const ESSENTIAL_ROOT: &str = "essential";
@@ -98,6 +98,10 @@ pub struct Request {
     pub essential: bool,
     /// Which version of a name to take.
     pub prefer: Prefer,
+    /// Universe indices to take only where nothing else satisfies: installed packages
+    /// whose host files were altered, whose own metadata must come from an archive.
+    /// Under [`Prefer::Installed`] the archive at the host's version comes first.
+    pub avoid: BTreeSet<usize>,
 }
 
 /// One package of a resolution.
@@ -204,6 +208,7 @@ pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, Res
     let mut resolver = Resolver {
         universe,
         prefer: request.prefer,
+        avoid: request.avoid.clone(),
         removes: request.removes.iter().map(String::as_str).collect(),
         slots: Vec::new(),
         slot_of: HashMap::new(),
@@ -266,6 +271,7 @@ struct Asker {
 struct Resolver<'u> {
     universe: &'u Universe<'u>,
     prefer: Prefer,
+    avoid: BTreeSet<usize>,
     removes: HashSet<&'u str>,
     slots: Vec<Slot>,
     /// Universe index -> slot.
@@ -301,10 +307,11 @@ impl<'u> Resolver<'u> {
         })
     }
 
-    /// Orders satisfiers best first: the preference's rank (with [`Prefer::Installed`]
-    /// the origin, with [`Prefer::Newest`] the best origin of the name, so a version
-    /// never decides between two names), real over provider, highest version, origin,
-    /// name, then the asker's own arch over `all` over other arches.
+    /// Orders satisfiers best first: avoided last; then the preference's rank (with
+    /// [`Prefer::Installed`] the host's version of the name, then the origin; with
+    /// [`Prefer::Newest`] the best origin of the name, so a version never decides
+    /// between two names); real over provider, highest version, origin, name, then the
+    /// asker's own arch over `all` over other arches.
     fn prefer(&self, a: &Satisfier, b: &Satisfier, arch: &str) -> Ordering {
         let universe = self.universe;
         let (pa, pb) = (&universe.packages()[a.index], &universe.packages()[b.index]);
@@ -318,11 +325,19 @@ impl<'u> Resolver<'u> {
             };
             (rank, p.arch.as_str())
         };
-        let rank = |p: &Package| match self.prefer {
-            Prefer::Installed => p.origin,
-            Prefer::Newest => universe.best_origin(&p.name),
+        let rank = |s: &Satisfier, p: &Package| match self.prefer {
+            Prefer::Installed => (
+                self.avoid.contains(&s.index),
+                !universe.is_installed(p),
+                p.origin,
+            ),
+            Prefer::Newest => (
+                self.avoid.contains(&s.index),
+                false,
+                universe.best_origin(&p.name),
+            ),
         };
-        (rank(pa).cmp(&rank(pb)))
+        (rank(a, pa).cmp(&rank(b, pb)))
             .then(a.provided.cmp(&b.provided))
             .then_with(|| compare(&pb.version, &pa.version))
             .then(pa.origin.cmp(&pb.origin))

@@ -342,6 +342,60 @@ fn prefer_newest_never_trades_a_name_for_a_version() {
 }
 
 #[test]
+fn avoided_packages_give_way_to_an_archive_of_the_same_version_first() {
+    let lib = |version, o| origin(pkg("lib", version, ""), o);
+    // Index 0 is the host's lib 1.0, whose files were altered.
+    let avoid = |request: Request| Request {
+        avoid: [0].into(),
+        ..request
+    };
+    let chosen = |packages: Vec<Package>, request: &Request| {
+        let universe = Universe::new(&packages, "amd64");
+        let resolution = resolve(&universe, request).unwrap();
+        let p = universe.packages()[resolution.chosen[0].index];
+        format!("{} {}", p.version, p.origin.as_str())
+    };
+    let host = || lib("1.0", Origin::Installed);
+    let every = vec![
+        host(),
+        lib("2.0", Origin::AptList),
+        lib("1.0", Origin::AptList),
+        lib("1.0", Origin::Pool),
+        lib("0.9", Origin::Pool),
+    ];
+    assert_eq!(chosen(every.clone(), &want(&["lib"])), "1.0 installed");
+    assert_eq!(chosen(every.clone(), &avoid(want(&["lib"]))), "1.0 pool");
+    let no_pool = every[..3].to_vec();
+    assert_eq!(
+        chosen(no_pool.clone(), &avoid(want(&["lib"]))),
+        "1.0 aptlist"
+    );
+    // No archive of the host's version: the archive's candidate.
+    let no_same = vec![
+        host(),
+        lib("2.0", Origin::AptList),
+        lib("0.9", Origin::Pool),
+    ];
+    assert_eq!(chosen(no_same, &avoid(want(&["lib"]))), "0.9 pool");
+    let no_same = vec![host(), lib("2.0", Origin::AptList)];
+    assert_eq!(chosen(no_same, &avoid(want(&["lib"]))), "2.0 aptlist");
+    // Nothing else: the avoided one, for the caller to refuse.
+    assert_eq!(
+        chosen(vec![host()], &avoid(want(&["lib"]))),
+        "1.0 installed"
+    );
+    // Newest at the host's version: an archive of it rather than the host's files.
+    let newest_avoided = newest(avoid(want(&["lib"])));
+    assert_eq!(chosen(no_pool, &newest_avoided), "2.0 aptlist");
+    let tie = vec![
+        host(),
+        lib("1.0", Origin::AptList),
+        lib("0.9", Origin::Pool),
+    ];
+    assert_eq!(chosen(tie, &newest_avoided), "1.0 aptlist");
+}
+
+#[test]
 fn preferences_are_words() {
     for word in Prefer::NAMES {
         assert_eq!(word.parse::<Prefer>().unwrap().as_str(), word);

@@ -1,6 +1,6 @@
 //! The package universe, indexed by name and by `Provides` for relation lookups.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::source::version::satisfies;
 use crate::source::{MultiArch, Origin, Package, Relation};
@@ -26,6 +26,8 @@ pub struct Universe<'a> {
     refused: HashMap<&'a str, String>,
     /// Package name -> the most preferred origin of any package of that name.
     best_origin: HashMap<&'a str, Origin>,
+    /// (name, version, arch) of every installed package.
+    installed: HashSet<(&'a str, &'a str, &'a str)>,
 }
 
 /// A package that satisfies a relation, and whether it does so through `Provides`.
@@ -46,7 +48,15 @@ impl<'a> Universe<'a> {
         let mut by_name: HashMap<&'a str, Vec<usize>> = HashMap::new();
         let mut provided: HashMap<&'a str, Vec<(usize, Option<&'a str>)>> = HashMap::new();
         let mut best_origin: HashMap<&'a str, Origin> = HashMap::new();
+        let mut installed = HashSet::new();
         for (index, package) in packages.iter().enumerate() {
+            if package.origin == Origin::Installed {
+                installed.insert((
+                    package.name.as_str(),
+                    package.version.as_str(),
+                    package.arch.as_str(),
+                ));
+            }
             best_origin
                 .entry(package.name.as_str())
                 .and_modify(|o| *o = (*o).min(package.origin))
@@ -79,7 +89,18 @@ impl<'a> Universe<'a> {
             provided,
             refused: HashMap::new(),
             best_origin,
+            installed,
         }
+    }
+
+    /// Whether `package` is the host's installed version of its name (its archive is the
+    /// same version as the host's, even when the host's files cannot be used).
+    pub(crate) fn is_installed(&self, package: &Package) -> bool {
+        self.installed.contains(&(
+            package.name.as_str(),
+            package.version.as_str(),
+            package.arch.as_str(),
+        ))
     }
 
     /// The most preferred origin among the packages named `name` (the host's, when it

@@ -90,6 +90,14 @@ impl World {
         fails(&self.ws, &self.args(args))
     }
 
+    /// Runs `args`, which must succeed, and returns what it said on standard error.
+    fn stderr(&self, args: &[&str]) -> String {
+        let out = appliance(&self.ws, &self.args(args));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    }
+
     fn out(&self, name: &str) -> std::path::PathBuf {
         self.ws.join(name)
     }
@@ -875,10 +883,7 @@ fn stale_packages_are_reported_and_prefer_newest_takes_the_candidates() {
     let compile = |extra: &[&str]| {
         let mut args = vec!["compile", "groups/base.kdl", "--pool", "debs", "--offline"];
         args.extend_from_slice(extra);
-        let out = appliance(&w.ws, &w.args(&args));
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{stderr}");
-        stderr
+        w.stderr(&args)
     };
     let show = || w.ok(&["show", "base", "--flavor", "openvz"]);
 
@@ -960,13 +965,7 @@ fn a_host_package_with_altered_files_is_taken_from_its_archive_or_refused() {
         None,
     );
     let deb = pool.join("bash_5.2.15-2+b2_amd64.deb");
-    let compile = || {
-        let args = w.args(&["compile", "groups/base.kdl", "--pool", "debs", "--offline"]);
-        let out = appliance(&w.ws, &args);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "{stderr}");
-        stderr
-    };
+    let compile = || w.stderr(&["compile", "groups/base.kdl", "--pool", "debs", "--offline"]);
     let bash_entry = || {
         let show = w.ok(&["show", "base", "--flavor", "openvz", "--json"]);
         let json: serde_json::Value = serde_json::from_str(&show).unwrap();

@@ -12,9 +12,9 @@ use crate::lock::scan::Accounts;
 use crate::lock::{FileEntry, Lock, LockedPackage, Reason};
 use crate::materialise::{self, Format, Sources};
 use crate::repo::{BlobStore, Repository, StoredLock};
-use crate::resolve::Universe;
+use crate::resolve::{Prefer, Universe};
 use crate::source::apt::AptLists;
-use crate::source::catalog::Catalog;
+use crate::source::catalog::{Catalog, Stale};
 use crate::source::dpkg::DpkgDatabase;
 use crate::source::pool::Pool;
 use crate::workspace::Workspace;
@@ -141,6 +141,47 @@ pub struct CompileOptions {
     pub pools: Vec<PathBuf>,
     /// Never fetch (`--offline`).
     pub offline: bool,
+    /// `--prefer`: replaces every group's own `prefer` statement.
+    pub prefer: Option<Prefer>,
+    /// `--verbose`: every stale package, not the first few.
+    pub verbose: bool,
+}
+
+/// How many stale packages the one-line report names.
+const STALE_SHOWN: usize = 5;
+
+/// The warning for a lock's packages that are older than apt's candidates: one line
+/// naming the first few, or with `every`, a line for each.
+fn stale_report(stale: &[Stale], every: bool) -> Option<String> {
+    if stale.is_empty() {
+        return None;
+    }
+    let security = stale.iter().filter(|s| s.security).count();
+    let row = |s: &Stale| {
+        let mark = if s.security { " (security)" } else { "" };
+        format!(
+            "{} {} -> {}{mark}",
+            excerpt(&s.name),
+            excerpt(&s.version),
+            excerpt(&s.candidate)
+        )
+    };
+    let head = format!(
+        "{} locked packages are older than apt's lists' candidates ({security} security updates; \
+         compile --prefer newest takes the candidates)",
+        stale.len()
+    );
+    Some(if every {
+        let rows: Vec<String> = stale.iter().map(|s| format!("\n  {}", row(s))).collect();
+        format!("{head}:{}", rows.concat())
+    } else {
+        let shown: Vec<String> = stale.iter().take(STALE_SHOWN).map(row).collect();
+        let more = match stale.len().saturating_sub(STALE_SHOWN) {
+            0 => String::new(),
+            n => format!(", and {n} more (-v lists them)"),
+        };
+        format!("{head}: {}{more}", shown.join(", "))
+    })
 }
 
 /// Compiles every group for every flavor and stores the locks.
@@ -165,7 +206,8 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         }
         for name in names {
             let flavor = ws.flavor(&name)?;
-            let recipe = ws.recipe(&file, &flavor)?;
+            let mut recipe = ws.recipe(&file, &flavor)?;
+            recipe.prefer = opts.prefer.unwrap_or(recipe.prefer);
             jobs.push(recipe);
         }
     }
@@ -246,6 +288,11 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         .map_err(stdout_error)?;
         for warning in &c.warnings {
             eprintln!("warning: {warning}");
+        }
+        let locked = (c.lock.packages.iter())
+            .map(|p| (p.name.as_str(), p.version.as_str(), p.arch.as_str()));
+        if let Some(report) = stale_report(&catalog.stale(locked), opts.verbose) {
+            eprintln!("warning: {report}");
         }
         if let Some((package, path)) = c.missing.first() {
             eprintln!(

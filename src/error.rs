@@ -28,6 +28,9 @@ pub enum Error {
     /// A compiled tree would be refused by every output.
     #[error(transparent)]
     Unwritable(Box<crate::compile::UnwritableTree>),
+    /// A host package whose files were altered has no archive to take its metadata from.
+    #[error(transparent)]
+    Altered(Box<crate::compile::AlteredError>),
     /// The packages' maintainer scripts could not be run, or failed.
     #[error(transparent)]
     Configure(#[from] crate::compile::ConfigureError),
@@ -93,6 +96,12 @@ impl From<crate::compile::UnwantedKernel> for Error {
 impl From<crate::compile::UnwritableTree> for Error {
     fn from(err: crate::compile::UnwritableTree) -> Error {
         Error::Unwritable(Box::new(err))
+    }
+}
+
+impl From<crate::compile::AlteredError> for Error {
+    fn from(err: crate::compile::AlteredError) -> Error {
+        Error::Altered(Box::new(err))
     }
 }
 

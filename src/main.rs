@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use appliance::commands::{
     self, BootOptions, CompileOptions, Context, Lookup, MaterialiseOptions, ShowOptions,
 };
+use appliance::resolve::Prefer;
 use clap::{Parser, Subcommand};
 
 /// Build exact, reproducible operating-system appliances from short KDL groups.
@@ -45,6 +46,13 @@ enum Command {
         /// Never download: a package known only from apt's lists is an error.
         #[arg(long)]
         offline: bool,
+        /// Which version of each package to take: `installed` (the host's, the default)
+        /// or `newest` (from any source); replaces the groups' `prefer` statements.
+        #[arg(long, value_name = "installed|newest")]
+        prefer: Option<Prefer>,
+        /// Name every locked package older than apt's lists' candidate, not the first few.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Rehydrate a stored lock into a chroot, tarball, OpenVZ template, image or OCI layout.
     #[command(
@@ -221,6 +229,8 @@ fn run(
             flavor,
             pool,
             offline,
+            prefer,
+            verbose,
         } => done(commands::compile(
             &ctx()?,
             &CompileOptions {
@@ -228,6 +238,8 @@ fn run(
                 flavors: flavor,
                 pools: pool,
                 offline,
+                prefer,
+                verbose,
             },
             out,
         )),

@@ -16,6 +16,7 @@ pub use crate::lang::{
     FileStatement, Flavor, GroupDef, Hostfile, LangError, Location, Overlay, Removal, Statement,
 };
 use crate::lock::Reason;
+use crate::resolve::Prefer;
 use crate::source::Op;
 
 /// A workspace folder (absolute and canonical).
@@ -54,6 +55,8 @@ pub struct Recipe {
     pub modules: Vec<String>,
     /// The command of container outputs: the last `cmd` reached.
     pub cmd: Vec<String>,
+    /// Which version of each package name to take: the last `prefer` reached.
+    pub prefer: Prefer,
     /// Every group file read: workspace-relative path and BLAKE3 hex of its bytes, sorted.
     pub inputs: Vec<(String, String)>,
 }
@@ -200,6 +203,7 @@ impl Workspace {
                 files: Vec::new(),
                 modules: Vec::new(),
                 cmd: Vec::new(),
+                prefer: Prefer::default(),
                 inputs: Vec::new(),
             },
         };
@@ -347,6 +351,7 @@ impl Expander<'_> {
                     }
                 }
                 Statement::Cmd(cmd) => self.recipe.cmd = cmd.clone(),
+                Statement::Prefer(prefer) => self.recipe.prefer = *prefer,
                 Statement::File(file) => {
                     self.recipe.files.retain(|f| f.path != file.path);
                     self.recipe.files.push(file.clone());
@@ -610,6 +615,23 @@ mod tests {
         assert_eq!(
             r.inputs[2].1,
             blake3::hash(WEB.as_bytes()).to_hex().to_string()
+        );
+    }
+
+    #[test]
+    fn the_last_prefer_reached_wins() {
+        let (_dir, ws) = workspace(&[(
+            "groups/fresh.kdl",
+            "group fresh version=\"1\" {\n    prefer newest\n    when openvz { include base; prefer installed; }\n}\n",
+        )]);
+        assert_eq!(recipe(&ws, "fresh", "xen").unwrap().prefer, Prefer::Newest);
+        assert_eq!(
+            recipe(&ws, "fresh", "openvz").unwrap().prefer,
+            Prefer::Installed
+        );
+        assert_eq!(
+            recipe(&ws, "base", "xen").unwrap().prefer,
+            Prefer::Installed
         );
     }
 

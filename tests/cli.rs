@@ -90,6 +90,14 @@ impl World {
         fails(&self.ws, &self.args(args))
     }
 
+    /// Runs `args`, which must succeed, and returns what it said on standard error.
+    fn stderr(&self, args: &[&str]) -> String {
+        let out = appliance(&self.ws, &self.args(args));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    }
+
     fn out(&self, name: &str) -> std::path::PathBuf {
         self.ws.join(name)
     }
@@ -831,5 +839,193 @@ fn modified_conffiles_are_reported_and_taken_pristine_from_the_pool() {
     assert_eq!(
         fs::read_to_string(w.out("tree/etc/issue")).unwrap(),
         PRISTINE
+    );
+}
+
+/// Writes an apt list for `site_dists_SUITE_main_binary-amd64_Packages` under the
+/// sysroot describing the archive at `deb` as `name=version`.
+fn apt_list(sysroot: &Path, suite: &str, name: &str, version: &str, deb: &Path) {
+    let bytes = fs::read(deb).unwrap();
+    let sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    let lists = sysroot.join("var/lib/apt/lists");
+    fs::create_dir_all(&lists).unwrap();
+    fs::write(
+        lists.join(format!("site_dists_{suite}_main_binary-amd64_Packages")),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: amd64\nDescription: test\n\
+             Filename: pool/main/{name}.deb\nSize: {}\nSHA256: {sha256}\n",
+            bytes.len()
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn stale_packages_are_reported_and_prefer_newest_takes_the_candidates() {
+    let w = World::new(&[("base", BASE)]);
+    // The archive has a security update of bash, and the pool holds it, so nothing is
+    // downloaded.
+    let pool = w.ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    build_deb(
+        &pool,
+        "bash",
+        "5.2.15-2+b9",
+        &[("/bin/bash", "#!new bash\n")],
+        &[],
+        None,
+    );
+    let deb = pool.join("bash_5.2.15-2+b9_amd64.deb");
+    apt_list(&w.sysroot, "bookworm-security", "bash", "5.2.15-2+b9", &deb);
+    let compile = |extra: &[&str]| {
+        let mut args = vec!["compile", "groups/base.kdl", "--pool", "debs", "--offline"];
+        args.extend_from_slice(extra);
+        w.stderr(&args)
+    };
+    let show = || w.ok(&["show", "base", "--flavor", "openvz"]);
+
+    // By default the host's versions, and the one behind apt's lists is reported.
+    let stderr = compile(&[]);
+    assert!(
+        stderr.contains(
+            "warning: 1 locked packages are older than apt's lists' candidates (1 security \
+             updates; compile --prefer newest takes the candidates): \
+             bash 5.2.15-2+b2 -> 5.2.15-2+b9 (security)\n"
+        ),
+        "{stderr}"
+    );
+    let lock = show();
+    assert!(
+        lock.contains("bash 5.2.15-2+b2 amd64 [installed]"),
+        "{lock}"
+    );
+    // -v gives a row per package.
+    let stderr = compile(&["-v"]);
+    assert!(
+        stderr.contains("takes the candidates):\n  bash 5.2.15-2+b2 -> 5.2.15-2+b9 (security)\n"),
+        "{stderr}"
+    );
+
+    // --prefer newest: the newest of each name, from the pool rather than apt's lists
+    // at an equal version; nothing is stale.
+    let stderr = compile(&["--prefer", "newest"]);
+    assert!(!stderr.contains("older than"), "{stderr}");
+    let lock = show();
+    assert!(lock.contains("bash 5.2.15-2+b9 amd64 [pool]"), "{lock}");
+
+    // The group's statement does the same, and the flag replaces it.
+    let fresh = BASE.replace("package bash", "prefer newest\n    package bash");
+    fs::write(w.ws.join("groups/base.kdl"), fresh).unwrap();
+    compile(&[]);
+    assert!(show().contains("bash 5.2.15-2+b9 amd64 [pool]"));
+    compile(&["--prefer", "installed"]);
+    assert!(show().contains("bash 5.2.15-2+b2 amd64 [installed]"));
+    let bad = BASE.replace("package bash", "prefer latest\n    package bash");
+    fs::write(w.ws.join("groups/base.kdl"), bad).unwrap();
+    let err = w.fails(&["compile", "groups/base.kdl"]);
+    assert!(
+        err.contains("groups/base.kdl:4:12: `latest` is no preference"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_host_package_with_altered_files_is_taken_from_its_archive_or_refused() {
+    let w = World::new(&[("base", BASE)]);
+    // What ssl-cert does to openssl's folder: a statoverride, and the host's file as it
+    // says. The lock must have bash's own metadata, which only its archive holds.
+    let bash = w.sysroot.join("usr/bin/bash");
+    std::os::unix::fs::chown(&bash, Some(0), Some(33)).unwrap();
+    fs::set_permissions(&bash, fs::Permissions::from_mode(0o4750)).unwrap();
+    let overrides = w.sysroot.join("var/lib/dpkg/statoverride");
+    fs::write(&overrides, "root www-data 4750 /bin/bash\n").unwrap();
+    let err = w.fails(&["compile", "groups/base.kdl", "--offline"]);
+    assert!(
+        err.contains(
+            "the host's bash 5.2.15-2+b2 has altered files (/bin/bash: a statoverride makes \
+             it root:www-data 4750), so the lock must take the package's own metadata from \
+             its archive, and neither a pool nor apt's lists hold bash: put \
+             bash_5.2.15-2+b2_amd64.deb in a pool (--pool DIR), or run apt-get update"
+        ),
+        "{err}"
+    );
+    assert!(!w.ws.join("store/repo.sqlite").exists());
+
+    let pool = w.ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    build_deb(
+        &pool,
+        "bash",
+        "5.2.15-2+b2",
+        &[("/bin/bash", "#!packaged bash\n")],
+        &[],
+        None,
+    );
+    let deb = pool.join("bash_5.2.15-2+b2_amd64.deb");
+    let compile = || w.stderr(&["compile", "groups/base.kdl", "--pool", "debs", "--offline"]);
+    let bash_entry = || {
+        let show = w.ok(&["show", "base", "--flavor", "openvz", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(&show).unwrap();
+        let files = json["lock"]["files"].as_array().unwrap().clone();
+        let bash = files.into_iter().find(|f| f["path"] == "/usr/bin/bash");
+        let bash = bash.unwrap();
+        (
+            bash["mode"].as_u64().unwrap(),
+            bash["gid"].as_u64().unwrap(),
+        )
+    };
+    let stderr = compile();
+    assert!(
+        stderr.contains(
+            "warning: the host's bash 5.2.15-2+b2 has altered files (/bin/bash: a statoverride \
+             makes it root:www-data 4750); the lock takes that version from the pool"
+        ),
+        "{stderr}"
+    );
+    // dpkg-deb keeps the mode the test wrote (0644) and --root-owner-group's root.
+    assert_eq!(bash_entry(), (0o644, 0));
+
+    // An owner no static Debian account has is a script's doing too (chown drops the
+    // setuid bit).
+    fs::remove_file(&overrides).unwrap();
+    std::os::unix::fs::chown(&bash, Some(4242), Some(0)).unwrap();
+    let stderr = compile();
+    assert!(
+        stderr.contains(
+            "(/bin/bash: the host has it owned by 4242:root (4242:0), mode 0750, ids a script \
+             made); the lock takes that version from the pool"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(bash_entry(), (0o644, 0));
+    // No archive of the host's version: the lock says which one it took instead.
+    fs::remove_file(&deb).unwrap();
+    build_deb(
+        &pool,
+        "bash",
+        "5.2.15-2+b9",
+        &[("/bin/bash", "#!newer bash\n")],
+        &[],
+        None,
+    );
+    let stderr = compile();
+    assert!(
+        stderr.contains("no archive holds that version: the lock takes 5.2.15-2+b9 from the pool"),
+        "{stderr}"
+    );
+    // Known only from apt's lists, offline: refused, saying how to get the archive.
+    let listed = w.ws.join("listed.deb");
+    fs::rename(pool.join("bash_5.2.15-2+b9_amd64.deb"), &listed).unwrap();
+    apt_list(&w.sysroot, "bookworm", "bash", "5.2.15-2+b9", &listed);
+    let err = w.fails(&["compile", "groups/base.kdl", "--offline"]);
+    assert!(
+        err.contains(
+            "and --offline forbids downloading bash=5.2.15-2+b9 from apt's lists: put \
+             bash_5.2.15-2+b2_amd64.deb in a pool (--pool DIR), or drop --offline"
+        ),
+        "{err}"
     );
 }

@@ -299,3 +299,39 @@ fn a_user_with_subordinate_ids_configures_and_gets_roots_lock() {
         "{left:?}"
     );
 }
+
+#[test]
+fn a_file_a_script_gives_to_an_account_the_tree_lacks_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    fake_workspace(ws, &[("tiny", &group("strange"))]);
+    let pool = ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    // A postinst that chowns its file to ids no account of the tree has: the lock would
+    // hand the file to whatever account a machine later makes with those ids.
+    build_deb(
+        &pool,
+        "strange",
+        "1.0-1",
+        &[("/usr/share/strange/data", "x\n")],
+        &[],
+        Some(
+            "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  chown 4242:4243 /usr/share/strange/data\nfi\n",
+        ),
+    );
+    let err = fails(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+    assert!(
+        err.contains(
+            "the configured tree has entries owned by ids its own /etc/passwd and /etc/group \
+             do not name, which no fresh install of its packages makes: \
+             /usr/share/strange/data (package strange) has group id 4243; \
+             /usr/share/strange/data (package strange) has user id 4242"
+        ),
+        "{err}"
+    );
+    assert!(!ws.join("store/repo.sqlite").exists());
+}

@@ -10,7 +10,7 @@
 //! The tree is read without following a single link: a hostile script may have left
 //! symlinks to anywhere, and they are only entries here.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -61,8 +61,6 @@ pub struct Captured {
     pub changed: usize,
     /// See `made`.
     pub removed: usize,
-    /// Ids the tree's accounts do not name, with the first path of each.
-    pub strangers: Vec<String>,
 }
 
 /// Why the configured tree could not be read back.
@@ -91,12 +89,50 @@ pub enum CaptureError {
         /// Its host uid or gid.
         id: u32,
     },
+    /// Entries owned by users or groups the tree's own accounts do not name: the
+    /// host's accounts leaking in, or a script's chown to an account it never made.
+    #[error(
+        "the configured tree has entries owned by ids its own /etc/passwd and /etc/group do not \
+         name, which no fresh install of its packages makes: {}",
+        strangers.iter().map(Stranger::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    Strangers {
+        /// The first entry of each such id.
+        strangers: Vec<Stranger>,
+    },
     /// A socket left behind.
     #[error("{path} in the configured tree is a socket, which no output can hold")]
     Socket {
         /// The entry.
         path: String,
     },
+}
+
+/// The first entry owned by an id the tree's accounts do not name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stranger {
+    /// The entry.
+    pub path: String,
+    /// `user` or `group`.
+    pub kind: &'static str,
+    /// The id, as the tree has it.
+    pub id: u32,
+    /// The package that owns the entry; `None` for one configuration made.
+    pub package: Option<String>,
+}
+
+impl std::fmt::Display for Stranger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let owner = match &self.package {
+            Some(package) => format!("package {package}"),
+            None => "made by configuration".to_string(),
+        };
+        write!(
+            f,
+            "{} ({owner}) has {} id {}",
+            self.path, self.kind, self.id
+        )
+    }
 }
 
 /// A path as found, before its entry is made.
@@ -145,7 +181,7 @@ pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captur
         .collect::<Result<_, _>>()?;
 
     let mut captured = Captured::default();
-    let mut strangers: HashMap<u32, String> = HashMap::new();
+    let mut strangers: BTreeMap<(&str, u32), usize> = BTreeMap::new();
     let mut seen = 0;
     for (i, f) in found.iter().enumerate() {
         if let Some(before) = staged.get(f.path.as_str())
@@ -176,9 +212,14 @@ pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captur
             group: accounts.group(gid).unwrap_or_default(),
             ..FileEntry::directory(&f.path)
         };
-        for (id, known) in [(uid, accounts.user(uid)), (gid, accounts.group(gid))] {
+        for (kind, id, known) in [
+            ("user", uid, accounts.user(uid)),
+            ("group", gid, accounts.group(gid)),
+        ] {
             if known.is_none() {
-                strangers.entry(id).or_insert_with(|| f.path.clone());
+                strangers
+                    .entry((kind, id))
+                    .or_insert(captured.entries.len());
             }
         }
         if let Some(first) = link_to[i] {
@@ -246,6 +287,17 @@ pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captur
         }
         captured.entries.push(entry);
     }
+    if !strangers.is_empty() {
+        let strangers = (strangers.into_iter())
+            .map(|((kind, id), at)| Stranger {
+                path: captured.entries[at].path.clone(),
+                kind,
+                id,
+                package: captured.entries[at].package.clone(),
+            })
+            .collect();
+        return Err(CaptureError::Strangers { strangers });
+    }
     // A stage run as root of a user namespace may not make device nodes; they are the
     // stage's, and no script's to remove.
     let present: HashSet<&str> = found.iter().map(|f| f.path.as_str()).collect();
@@ -259,12 +311,6 @@ pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captur
         captured.entries.sort_by(|a, b| a.path.cmp(&b.path));
     }
     captured.removed = staged.len() - seen;
-    let mut strangers: Vec<(u32, String)> = strangers.into_iter().collect();
-    strangers.sort();
-    captured.strangers = strangers
-        .into_iter()
-        .map(|(id, path)| format!("id {id} (first at {path})"))
-        .collect();
     Ok(captured)
 }
 

@@ -15,6 +15,7 @@ use crate::source::catalog::Catalog;
 use crate::system;
 use crate::workspace::Recipe;
 
+mod altered;
 mod as_root;
 mod assemble;
 mod capture;
@@ -26,6 +27,7 @@ mod resolve;
 mod stage;
 mod store;
 
+pub use altered::AlteredError;
 pub use as_root::serve as serve_configure_job;
 pub use capture::CaptureError;
 pub use check::UnwritableTree;
@@ -57,7 +59,7 @@ pub fn compile_recipe(
     universe: &Universe,
     accounts: &Accounts,
 ) -> Result<Compiled> {
-    let resolved = resolve::resolve(recipe, universe)?;
+    let resolved = resolve::resolve(settings, recipe, catalog, universe)?;
     let fetched = fetch::fetch(
         settings,
         catalog,
@@ -154,10 +156,7 @@ fn configured(
     };
     let done = as_root::run(&job)?;
     let captured = done.captured;
-    let mut warnings = done.warnings;
-    warnings.extend((captured.strangers.iter()).map(|s| {
-        format!("the configured tree has files owned by {s}, which its accounts do not name")
-    }));
+    let warnings = done.warnings;
     let mut blobs = job.blobs;
     blobs.extend(captured.blobs);
     Ok(Configured {

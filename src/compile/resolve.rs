@@ -1,12 +1,16 @@
-//! The resolve stage: the recipe's request over the universe, the kernel rule of its
-//! flavor, and the fuller closure a group that removes essential packages is built from.
+//! The resolve stage: the recipe's request over the universe (the host's packages whose
+//! files were altered given up for archives), the kernel rule of its flavor, and the
+//! fuller closure a group that removes essential packages is built from.
 
 use std::collections::HashSet;
 
+use super::Settings;
+use super::altered::Altered;
 use crate::error::{Result, excerpt};
 use crate::lock::LockedPackage;
-use crate::resolve::{self, Request, Resolution, Universe, Wanted};
+use crate::resolve::{Request, Resolution, Universe, Wanted};
 use crate::source::Package;
+use crate::source::catalog::Catalog;
 use crate::workspace::Recipe;
 
 /// What the resolver chose for a recipe.
@@ -47,8 +51,13 @@ impl Resolved {
 }
 
 /// Resolves `recipe` over `universe`, holding its flavor's kernel flag.
-pub fn resolve(recipe: &Recipe, universe: &Universe) -> Result<Resolved> {
-    let request = Request {
+pub fn resolve(
+    settings: &Settings,
+    recipe: &Recipe,
+    catalog: &Catalog,
+    universe: &Universe,
+) -> Result<Resolved> {
+    let mut request = Request {
         wanted: (recipe.packages.iter())
             .map(|p| Wanted {
                 name: p.name.clone(),
@@ -59,8 +68,11 @@ pub fn resolve(recipe: &Recipe, universe: &Universe) -> Result<Resolved> {
             .collect(),
         removes: recipe.removes.iter().map(|r| r.name.clone()).collect(),
         essential: true,
+        prefer: recipe.prefer,
+        avoid: Default::default(),
     };
-    let locked = resolve::resolve(universe, &request)?;
+    let mut altered = Altered::read(&settings.sysroot)?;
+    let locked = altered.resolve(catalog, universe, &mut request)?;
     let mut warnings = Vec::new();
     if !recipe.flavor.flag("kernel") {
         refuse_kernel(recipe, universe, &locked)?;
@@ -78,6 +90,7 @@ pub fn resolve(recipe: &Recipe, universe: &Universe) -> Result<Resolved> {
     let removes_essential = (recipe.removes.iter())
         .any(|r| (universe.packages().iter()).any(|p| p.name == r.name && p.essential));
     if !removes_essential {
+        warnings.extend(altered.check(&locked, universe, catalog, settings.offline)?);
         return Ok(Resolved {
             locked,
             built: None,
@@ -86,13 +99,15 @@ pub fn resolve(recipe: &Recipe, universe: &Universe) -> Result<Resolved> {
         });
     }
     // All removals wait for the purge: one may be what an essential package needs.
-    let fuller = resolve::resolve(
+    let fuller = altered.resolve(
+        catalog,
         universe,
-        &Request {
+        &mut Request {
             removes: Vec::new(),
             ..request
         },
     )?;
+    warnings.extend(altered.check(&fuller, universe, catalog, settings.offline)?);
     let kept: HashSet<usize> = locked.chosen.iter().map(|c| c.index).collect();
     let gone: Vec<&Package> = (fuller.chosen.iter())
         .filter(|c| !kept.contains(&c.index))

@@ -21,6 +21,7 @@ use super::node::{
     verbatim_start,
 };
 use crate::error::excerpt;
+use crate::resolve::Prefer;
 use crate::source::Op;
 
 /// A parsed and validated group file.
@@ -80,6 +81,8 @@ pub enum Statement {
     Cmd(Vec<String>),
     /// `file "/path" ...`: a file written into the tree.
     File(FileStatement),
+    /// `prefer installed|newest`: which version of each package name to take.
+    Prefer(Prefer),
 }
 
 /// A `when` condition with its source text.
@@ -168,7 +171,7 @@ pub struct Known {
 /// Statement names, for suggestions.
 const STATEMENTS: &[&str] = &[
     "cmd", "exclude", "file", "flavors", "hostfile", "include", "module", "overlay", "package",
-    "paths", "remove", "summary", "when",
+    "paths", "prefer", "remove", "summary", "when",
 ];
 
 /// The properties each content statement takes (`when` is handled on its own).
@@ -177,7 +180,7 @@ fn allowed_props(statement: &str) -> Option<&'static [&'static str]> {
         "package" => &["version", "when"],
         "file" => &["mode", "owner", "group", "content", "when"],
         "hostfile" | "overlay" => &["secret", "when"],
-        "include" | "remove" | "exclude" | "paths" | "module" | "cmd" => &["when"],
+        "include" | "remove" | "exclude" | "paths" | "module" | "cmd" | "prefer" => &["when"],
         _ => return None,
     })
 }
@@ -426,6 +429,21 @@ impl Parser<'_> {
             }),
             "module" => Statement::Module(strings(many("module names")?)),
             "cmd" => Statement::Cmd(strings(many("a command")?)),
+            "prefer" => {
+                let (word, entry) = one_arg(src, node, "`installed` or `newest`")?;
+                Statement::Prefer(word.parse().map_err(|problem: String| {
+                    src.invalid(
+                        value_span(entry),
+                        problem,
+                        "not a preference",
+                        Some(
+                            "`prefer newest` takes the newest version of each package from \
+                             any source; `prefer installed` (the default) the host's"
+                                .to_string(),
+                        ),
+                    )
+                })?)
+            }
             _ => Statement::File(self.file(node, &props)?),
         };
         match props.get("when") {
@@ -1101,6 +1119,32 @@ mod tests {
             msg.contains("2:8: a condition holds flags and operators, found `#true`"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn prefer_takes_a_word() {
+        let def = parse(
+            "group web version=\"1.0\" {\n    prefer newest\n    prefer installed when=kvm\n}\n",
+        )
+        .unwrap();
+        assert_eq!(def.statements[0], Statement::Prefer(Prefer::Newest));
+        let Statement::When { body, .. } = &def.statements[1] else {
+            panic!("{:?}", def.statements[1]);
+        };
+        assert_eq!(body[..], [Statement::Prefer(Prefer::Installed)]);
+        let (msg, help) = error("  prefer latest");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:10: `latest` is no preference: write `installed` or `newest`"
+        );
+        assert!(help.contains("newest version of each package"), "{help}");
+        let (msg, _) = error("  prefer");
+        assert!(
+            msg.ends_with("2:3: `prefer` needs `installed` or `newest`"),
+            "{msg}"
+        );
+        let (msg, _) = error("  prefer newest installed");
+        assert!(msg.contains("2:17: `prefer` takes one argument"), "{msg}");
     }
 
     #[test]

@@ -138,7 +138,7 @@ fn id_of(names: &HashMap<u32, String>, name: &str) -> Option<u32> {
 
 /// Reads `name:password:id:...` lines. Like glibc, the first name for an id wins and
 /// lines that do not parse (comments, NIS `+` entries) are passed over.
-fn read_ids(path: &Path) -> Result<HashMap<u32, String>, ScanError> {
+pub(crate) fn read_ids(path: &Path) -> Result<HashMap<u32, String>, ScanError> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),

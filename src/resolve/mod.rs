@@ -11,7 +11,7 @@ mod error;
 mod universe;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -25,10 +25,54 @@ use universe::Satisfier;
 pub use universe::Universe;
 
 /// Resolver rules version, recorded in every lock; bump it when results can change.
-pub const RESOLVER_VERSION: u32 = 2;
+pub const RESOLVER_VERSION: u32 = 3;
 
 /// The first link of the chain of packages added because they are essential.
 const ESSENTIAL_ROOT: &str = "essential";
+
+/// Which candidate of a package name the resolver takes, when several satisfy.
+///
+/// Either way an alternative the host has installed beats an earlier one it lacks, and
+/// a virtual name goes to a provider the host has: the preference picks the version of
+/// a name, never another name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Prefer {
+    /// The host's installed package, else a pool archive's, else apt's lists' newest:
+    /// the appliance runs what the host runs.
+    #[default]
+    Installed,
+    /// The newest version from any source; at equal versions the host's installed
+    /// files, then the pool's archive.
+    Newest,
+}
+
+impl Prefer {
+    /// The words that name a preference, as the language and the command line take them.
+    pub const NAMES: [&'static str; 2] = ["installed", "newest"];
+
+    /// The word naming this preference.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prefer::Installed => "installed",
+            Prefer::Newest => "newest",
+        }
+    }
+}
+
+impl std::str::FromStr for Prefer {
+    type Err = String;
+
+    fn from_str(word: &str) -> Result<Prefer, String> {
+        match word {
+            "installed" => Ok(Prefer::Installed),
+            "newest" => Ok(Prefer::Newest),
+            _ => Err(format!(
+                "`{}` is no preference: write `installed` or `newest`",
+                crate::error::excerpt(word)
+            )),
+        }
+    }
+}
 
 /// A package the group asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +96,12 @@ pub struct Request {
     pub removes: Vec<String>,
     /// Whether to add every `Essential: yes` package of the native arch, with its closure.
     pub essential: bool,
+    /// Which version of a name to take.
+    pub prefer: Prefer,
+    /// Universe indices to take only where nothing else satisfies: installed packages
+    /// whose host files were altered, whose own metadata must come from an archive.
+    /// Under [`Prefer::Installed`] the archive at the host's version comes first.
+    pub avoid: BTreeSet<usize>,
 }
 
 /// One package of a resolution.
@@ -157,6 +207,8 @@ impl Resolution {
 pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, ResolveError> {
     let mut resolver = Resolver {
         universe,
+        prefer: request.prefer,
+        avoid: request.avoid.clone(),
         removes: request.removes.iter().map(String::as_str).collect(),
         slots: Vec::new(),
         slot_of: HashMap::new(),
@@ -218,6 +270,8 @@ struct Asker {
 
 struct Resolver<'u> {
     universe: &'u Universe<'u>,
+    prefer: Prefer,
+    avoid: BTreeSet<usize>,
     removes: HashSet<&'u str>,
     slots: Vec<Slot>,
     /// Universe index -> slot.
@@ -253,8 +307,11 @@ impl<'u> Resolver<'u> {
         })
     }
 
-    /// Orders satisfiers best first: origin, real over provider, highest version, name,
-    /// then the asker's own arch over `all` over other arches.
+    /// Orders satisfiers best first: avoided last; then the preference's rank (with
+    /// [`Prefer::Installed`] the host's version of the name, then the origin; with
+    /// [`Prefer::Newest`] the best origin of the name, so a version never decides
+    /// between two names); real over provider, highest version, origin, name, then the
+    /// asker's own arch over `all` over other arches.
     fn prefer(&self, a: &Satisfier, b: &Satisfier, arch: &str) -> Ordering {
         let universe = self.universe;
         let (pa, pb) = (&universe.packages()[a.index], &universe.packages()[b.index]);
@@ -268,9 +325,22 @@ impl<'u> Resolver<'u> {
             };
             (rank, p.arch.as_str())
         };
-        (pa.origin.cmp(&pb.origin))
+        let rank = |s: &Satisfier, p: &Package| match self.prefer {
+            Prefer::Installed => (
+                self.avoid.contains(&s.index),
+                !universe.is_installed(p),
+                p.origin,
+            ),
+            Prefer::Newest => (
+                self.avoid.contains(&s.index),
+                false,
+                universe.best_origin(&p.name),
+            ),
+        };
+        (rank(a, pa).cmp(&rank(b, pb)))
             .then(a.provided.cmp(&b.provided))
             .then_with(|| compare(&pb.version, &pa.version))
+            .then(pa.origin.cmp(&pb.origin))
             .then_with(|| pa.name.cmp(&pb.name))
             .then_with(|| arch_rank(pa).cmp(&arch_rank(pb)))
             // Only identical name, version, arch and origin get here: the same package
@@ -353,19 +423,21 @@ impl<'u> Resolver<'u> {
         }
         // An alternative the host already has beats an earlier one that would have to
         // come from an archive (`usrmerge | usr-is-merged` on a merged host): apt does the
-        // same, and it keeps the appliance to what the host runs.
-        for installed_only in [true, false] {
-            for found in &satisfiers {
-                let open = (found.iter()).filter(|s| {
-                    !self.is_removed(s.index)
-                        && self.occupant(s.index).is_none()
-                        && (!installed_only
-                            || universe.packages()[s.index].origin == Origin::Installed)
-                });
-                if let Some(best) = self.best(open, &asker.arch) {
-                    return Ok(self.select(best.index, asker));
-                }
-            }
+        // same, and it keeps the appliance to what the host runs. Which version of it
+        // is the preference's choice.
+        let open_in = |found: &[Satisfier]| {
+            (found.iter())
+                .filter(|s| !self.is_removed(s.index) && self.occupant(s.index).is_none())
+                .copied()
+                .collect::<Vec<Satisfier>>()
+        };
+        let installed = |s: &Satisfier| universe.packages()[s.index].origin == Origin::Installed;
+        let open: Vec<Vec<Satisfier>> = satisfiers.iter().map(|found| open_in(found)).collect();
+        let pick = (open.iter())
+            .find(|found| found.iter().any(installed))
+            .or_else(|| open.iter().find(|found| !found.is_empty()));
+        if let Some(best) = pick.and_then(|found| self.best(found.iter(), &asker.arch)) {
+            return Ok(self.select(best.index, asker));
         }
         let mut problems: Vec<(String, Problem)> = (alternatives.iter())
             .zip(&satisfiers)

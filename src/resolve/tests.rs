@@ -269,6 +269,143 @@ fn preference_is_origin_then_real_then_version_then_name() {
     assert_eq!(solve(packages, &want(&["foo"])), ["pp=9"]);
 }
 
+/// `request` taking the newest version of each name.
+fn newest(request: Request) -> Request {
+    Request {
+        prefer: Prefer::Newest,
+        ..request
+    }
+}
+
+#[test]
+fn prefer_newest_takes_the_newest_version_of_each_name() {
+    let lib = |version, o| origin(pkg("lib", version, ""), o);
+    let universe = || {
+        vec![
+            origin(pkg("app", "1", "lib, tool"), Origin::Installed),
+            lib("1.0", Origin::Installed),
+            lib("1.1", Origin::Pool),
+            lib("2.0", Origin::AptList),
+            origin(pkg("tool", "3", ""), Origin::Installed),
+            origin(pkg("tool", "3", ""), Origin::Pool),
+            origin(pkg("tool", "2", ""), Origin::AptList),
+        ]
+    };
+    // The default keeps the host's versions.
+    assert_eq!(
+        solve(universe(), &want(&["app"])),
+        ["app=1", "lib=1.0", "tool=3"]
+    );
+    // Newest: apt's lib 2.0; tool 3 from the host, which beats the pool's equal one.
+    let all = universe();
+    let universe = Universe::new(&all, "amd64");
+    let resolution = resolve(&universe, &newest(want(&["app"]))).unwrap();
+    assert_eq!(
+        render(&universe, &resolution),
+        ["app=1", "lib=2.0", "tool=3"]
+    );
+    let origin_of = |name: &str| {
+        let chosen = resolution.chosen.iter();
+        let p = chosen
+            .map(|c| universe.packages()[c.index])
+            .find(|p| p.name == name)
+            .unwrap();
+        p.origin
+    };
+    assert_eq!(origin_of("tool"), Origin::Installed);
+    assert_eq!(origin_of("lib"), Origin::AptList);
+}
+
+#[test]
+fn prefer_newest_never_trades_a_name_for_a_version() {
+    // A virtual name goes to the provider the host has, at that provider's newest.
+    let packages = vec![
+        origin(provides(pkg("mawk", "1.3.4", ""), "awk"), Origin::Installed),
+        origin(provides(pkg("mawk", "1.3.5", ""), "awk"), Origin::AptList),
+        origin(provides(pkg("gawk", "1:5.2", ""), "awk"), Origin::AptList),
+    ];
+    assert_eq!(solve(packages, &newest(want(&["awk"]))), ["mawk=1.3.5"]);
+    // An alternative the host has still beats an earlier one, at its newest version.
+    let packages = vec![
+        origin(
+            pkg("helpers", "1", "usrmerge | usr-is-merged"),
+            Origin::Installed,
+        ),
+        origin(pkg("usrmerge", "38", ""), Origin::AptList),
+        origin(pkg("usr-is-merged", "37", ""), Origin::Installed),
+        origin(pkg("usr-is-merged", "38", ""), Origin::AptList),
+    ];
+    assert_eq!(
+        solve(packages, &newest(want(&["helpers"]))),
+        ["helpers=1", "usr-is-merged=38"]
+    );
+}
+
+#[test]
+fn avoided_packages_give_way_to_an_archive_of_the_same_version_first() {
+    let lib = |version, o| origin(pkg("lib", version, ""), o);
+    // Index 0 is the host's lib 1.0, whose files were altered.
+    let avoid = |request: Request| Request {
+        avoid: [0].into(),
+        ..request
+    };
+    let chosen = |packages: Vec<Package>, request: &Request| {
+        let universe = Universe::new(&packages, "amd64");
+        let resolution = resolve(&universe, request).unwrap();
+        let p = universe.packages()[resolution.chosen[0].index];
+        format!("{} {}", p.version, p.origin.as_str())
+    };
+    let host = || lib("1.0", Origin::Installed);
+    let every = vec![
+        host(),
+        lib("2.0", Origin::AptList),
+        lib("1.0", Origin::AptList),
+        lib("1.0", Origin::Pool),
+        lib("0.9", Origin::Pool),
+    ];
+    assert_eq!(chosen(every.clone(), &want(&["lib"])), "1.0 installed");
+    assert_eq!(chosen(every.clone(), &avoid(want(&["lib"]))), "1.0 pool");
+    let no_pool = every[..3].to_vec();
+    assert_eq!(
+        chosen(no_pool.clone(), &avoid(want(&["lib"]))),
+        "1.0 aptlist"
+    );
+    // No archive of the host's version: the archive's candidate.
+    let no_same = vec![
+        host(),
+        lib("2.0", Origin::AptList),
+        lib("0.9", Origin::Pool),
+    ];
+    assert_eq!(chosen(no_same, &avoid(want(&["lib"]))), "0.9 pool");
+    let no_same = vec![host(), lib("2.0", Origin::AptList)];
+    assert_eq!(chosen(no_same, &avoid(want(&["lib"]))), "2.0 aptlist");
+    // Nothing else: the avoided one, for the caller to refuse.
+    assert_eq!(
+        chosen(vec![host()], &avoid(want(&["lib"]))),
+        "1.0 installed"
+    );
+    // Newest at the host's version: an archive of it rather than the host's files.
+    let newest_avoided = newest(avoid(want(&["lib"])));
+    assert_eq!(chosen(no_pool, &newest_avoided), "2.0 aptlist");
+    let tie = vec![
+        host(),
+        lib("1.0", Origin::AptList),
+        lib("0.9", Origin::Pool),
+    ];
+    assert_eq!(chosen(tie, &newest_avoided), "1.0 aptlist");
+}
+
+#[test]
+fn preferences_are_words() {
+    for word in Prefer::NAMES {
+        assert_eq!(word.parse::<Prefer>().unwrap().as_str(), word);
+    }
+    assert_eq!(
+        "latest".parse::<Prefer>().unwrap_err(),
+        "`latest` is no preference: write `installed` or `newest`"
+    );
+}
+
 #[test]
 fn virtual_packages_respect_provided_versions() {
     let packages = vec![

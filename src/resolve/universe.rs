@@ -1,9 +1,9 @@
 //! The package universe, indexed by name and by `Provides` for relation lookups.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::source::version::satisfies;
-use crate::source::{MultiArch, Package, Relation};
+use crate::source::{MultiArch, Origin, Package, Relation};
 
 /// Names at least this similar (Jaro-Winkler) to an unknown name are offered as
 /// suggestions; below it, the hints are noise on a full Debian archive.
@@ -24,6 +24,10 @@ pub struct Universe<'a> {
     provided: HashMap<&'a str, Vec<(usize, Option<&'a str>)>>,
     /// Package name -> why a source refused a stanza of it (the first such stanza).
     refused: HashMap<&'a str, String>,
+    /// Package name -> the most preferred origin of any package of that name.
+    best_origin: HashMap<&'a str, Origin>,
+    /// (name, version, arch) of every installed package.
+    installed: HashSet<(&'a str, &'a str, &'a str)>,
 }
 
 /// A package that satisfies a relation, and whether it does so through `Provides`.
@@ -43,7 +47,20 @@ impl<'a> Universe<'a> {
         let packages: Vec<&'a Package> = packages.into_iter().collect();
         let mut by_name: HashMap<&'a str, Vec<usize>> = HashMap::new();
         let mut provided: HashMap<&'a str, Vec<(usize, Option<&'a str>)>> = HashMap::new();
+        let mut best_origin: HashMap<&'a str, Origin> = HashMap::new();
+        let mut installed = HashSet::new();
         for (index, package) in packages.iter().enumerate() {
+            if package.origin == Origin::Installed {
+                installed.insert((
+                    package.name.as_str(),
+                    package.version.as_str(),
+                    package.arch.as_str(),
+                ));
+            }
+            best_origin
+                .entry(package.name.as_str())
+                .and_modify(|o| *o = (*o).min(package.origin))
+                .or_insert(package.origin);
             by_name
                 .entry(package.name.as_str())
                 .or_default()
@@ -71,7 +88,28 @@ impl<'a> Universe<'a> {
             by_name,
             provided,
             refused: HashMap::new(),
+            best_origin,
+            installed,
         }
+    }
+
+    /// Whether `package` is the host's installed version of its name (its archive is the
+    /// same version as the host's, even when the host's files cannot be used).
+    pub(crate) fn is_installed(&self, package: &Package) -> bool {
+        self.installed.contains(&(
+            package.name.as_str(),
+            package.version.as_str(),
+            package.arch.as_str(),
+        ))
+    }
+
+    /// The most preferred origin among the packages named `name` (the host's, when it
+    /// has one installed): with [`super::Prefer::Newest`] it ranks names, not versions.
+    pub(crate) fn best_origin(&self, name: &str) -> Origin {
+        self.best_origin
+            .get(name)
+            .copied()
+            .unwrap_or(Origin::AptList)
     }
 
     /// The universe with `refused`, (name, why) for each stanza a source left out as

@@ -41,6 +41,8 @@ pub struct AptPackage {
     pub sha256: String,
     /// The index file the package was read from.
     pub list: PathBuf,
+    /// Whether that index is of a security suite (`bookworm-security`).
+    pub security: bool,
 }
 
 impl AptPackage {
@@ -267,11 +269,12 @@ impl AptLists {
             _ => raw.as_slice().read_to_string(&mut text),
         };
         decoded.map_err(io_error(path))?;
+        let security = is_security(path);
         // Stanzas are independent, and a full Debian index has ~64k of them: parse in
         // parallel, keeping file order.
         let parsed: Vec<Result<AptPackage, DpkgError>> = stanzas(&text)
             .par_iter()
-            .map(|stanza| index_entry(stanza, path))
+            .map(|stanza| index_entry(stanza, path, security))
             .collect();
         for entry in parsed {
             match entry {
@@ -284,7 +287,7 @@ impl AptLists {
 }
 
 /// One package of an index, with its archive's location, size and SHA256 checked.
-fn index_entry(stanza: &Stanza<'_>, path: &Path) -> Result<AptPackage, DpkgError> {
+fn index_entry(stanza: &Stanza<'_>, path: &Path, security: bool) -> Result<AptPackage, DpkgError> {
     let fields = Fields::parse(stanza, path)?;
     let first_line = fields.first_line();
     let package = fields.package(Origin::AptList)?;
@@ -309,6 +312,32 @@ fn index_entry(stanza: &Stanza<'_>, path: &Path) -> Result<AptPackage, DpkgError
         size,
         sha256: sha256.to_ascii_lowercase(),
         list: path.to_path_buf(),
+        security,
+    })
+}
+
+/// Whether the index at `path` belongs to a security suite: its distribution's
+/// `InRelease` (or `Release`) beside it names a `*-security` suite or codename, or a
+/// security label (`Debian-Security`); with neither file, its name says `-security_`.
+/// The index names its distribution as a prefix of its own name
+/// (`site_dists_bookworm-security` of `site_dists_bookworm-security_main_..._Packages`).
+fn is_security(path: &Path) -> bool {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return false;
+    };
+    let release = std::iter::successors(Some(name), |prefix| {
+        prefix.rsplit_once('_').map(|(head, _)| head)
+    })
+    .skip(1)
+    .flat_map(|prefix| ["InRelease", "Release"].map(|file| dir.join(format!("{prefix}_{file}"))))
+    .find_map(|release| fs::read_to_string(release).ok());
+    let Some(release) = release else {
+        return name.contains("-security_");
+    };
+    release.lines().any(|line| match line.split_once(':') {
+        Some(("Suite" | "Codename", value)) => value.trim().ends_with("-security"),
+        Some(("Label", value)) => value.contains("Security"),
+        _ => false,
     })
 }
 
@@ -690,6 +719,47 @@ mod tests {
         let crypt = find(&lists, "libcrypt1", "1:4.4.33-2");
         assert_eq!(crypt.package.multi_arch, crate::source::MultiArch::Same);
         assert_eq!(crypt.package.pre_depends[0][0].name, "libc6");
+    }
+
+    #[test]
+    fn security_suites_are_told_by_their_release_else_their_name() {
+        let (_root, lists) = lists();
+        let security = |name, version| find(&lists, name, version).security;
+        // No Release kept: the index's name says it.
+        assert!(security("libcrypt1", "1:4.4.33-2"));
+        assert!(!security("hello", "2.10-3"));
+        let list = |name: &str| format!("var/lib/apt/lists/{name}_main_binary-amd64_Packages");
+        let release = |suite: &str| {
+            format!(
+                "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nOrigin: Debian\nSuite: {suite}\nCodename: {suite}\n"
+            )
+        };
+        let one = |name: &str, version: &str| stanza(name, version, "amd64", CRYPT, "");
+        let root = tree(&[
+            (
+                &list("site_debian_dists_updates"),
+                one("aa", "1").as_bytes(),
+            ),
+            (
+                "var/lib/apt/lists/site_debian_dists_updates_InRelease",
+                release("bookworm-security").as_bytes(),
+            ),
+            (&list("site_dists_odd-security"), one("bb", "1").as_bytes()),
+            (
+                "var/lib/apt/lists/site_dists_odd-security_Release",
+                release("bookworm").as_bytes(),
+            ),
+            (&list("labs_dists_x"), one("cc", "1").as_bytes()),
+            (
+                "var/lib/apt/lists/labs_dists_x_Release",
+                b"Label: Debian-Security\nSuite: x\n",
+            ),
+        ]);
+        let lists = AptLists::read(root.path()).unwrap();
+        let security = |name| find(&lists, name, "1").security;
+        assert!(security("aa"));
+        assert!(!security("bb"));
+        assert!(security("cc"));
     }
 
     #[test]

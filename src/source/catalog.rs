@@ -1,12 +1,15 @@
 //! The package universe of one compile, by preference: the host's installed packages,
 //! then archives in the pool, then apt's lists (the README's "How a lock is made").
 
+use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::Package;
 use super::apt::AptLists;
 use super::dpkg::DpkgDatabase;
 use super::pool::Pool;
+use super::version::compare;
 
 /// Where a package of the catalog is described.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +20,20 @@ pub enum Provenance {
     Pool(usize),
     /// `apt.packages[i]`.
     Apt(usize),
+}
+
+/// A chosen package older than apt's candidate of its name: what `prefer newest` would
+/// take instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    /// The package name.
+    pub name: String,
+    /// The version chosen.
+    pub version: String,
+    /// The newest version apt's lists hold of the name, for the same architecture.
+    pub candidate: String,
+    /// Whether a security suite holds the candidate.
+    pub security: bool,
 }
 
 /// Every package a compile may choose from.
@@ -77,5 +94,113 @@ impl Catalog {
         } else {
             Provenance::Apt(index - installed - pool)
         }
+    }
+
+    /// Of `chosen` (name, version, arch), those older than apt's candidate of their
+    /// name and arch (the newest version its lists hold, pins aside): security updates
+    /// first, then by name.
+    pub fn stale<'p>(
+        &self,
+        chosen: impl IntoIterator<Item = (&'p str, &'p str, &'p str)>,
+    ) -> Vec<Stale> {
+        let mut candidates: HashMap<(&str, &str), (&str, bool)> = HashMap::new();
+        for listed in &self.apt.packages {
+            let p = &listed.package;
+            let offer = (p.version.as_str(), listed.security);
+            candidates
+                .entry((p.name.as_str(), p.arch.as_str()))
+                .and_modify(|best| match compare(offer.0, best.0) {
+                    Ordering::Greater => *best = offer,
+                    Ordering::Equal => best.1 |= offer.1,
+                    Ordering::Less => {}
+                })
+                .or_insert(offer);
+        }
+        let mut stale: Vec<Stale> = (chosen.into_iter())
+            .filter_map(|(name, version, arch)| {
+                let &(candidate, security) = candidates.get(&(name, arch))?;
+                (compare(candidate, version) == Ordering::Greater).then(|| Stale {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                    candidate: candidate.to_string(),
+                    security,
+                })
+            })
+            .collect();
+        stale.sort_by(|a, b| (!a.security, &a.name).cmp(&(!b.security, &b.name)));
+        stale
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::apt::AptPackage;
+    use crate::source::{MultiArch, Origin};
+
+    fn listed(name: &str, version: &str, arch: &str, security: bool) -> AptPackage {
+        AptPackage {
+            package: Package {
+                name: name.into(),
+                version: version.into(),
+                arch: arch.into(),
+                multi_arch: MultiArch::No,
+                essential: false,
+                depends: Vec::new(),
+                pre_depends: Vec::new(),
+                provides: Vec::new(),
+                conflicts: Vec::new(),
+                breaks: Vec::new(),
+                origin: Origin::AptList,
+            },
+            filename: String::new(),
+            size: 0,
+            sha256: String::new(),
+            list: "lists".into(),
+            security,
+        }
+    }
+
+    #[test]
+    fn stale_packages_are_those_behind_the_newest_listed_version() {
+        let apt = AptLists {
+            packages: vec![
+                listed("libssl3", "3.0.22-1~deb12u2", "amd64", false),
+                listed("libssl3", "3.0.22-1~deb12u2", "amd64", true),
+                listed("libssl3", "3.0.20-1~deb12u2", "amd64", false),
+                listed("bash", "5.2.15-2+b9", "amd64", false),
+                listed("tzdata", "2025b-0+deb12u2", "all", false),
+                listed("tzdata", "2024a-0+deb12u1", "all", true),
+                listed("libfoo", "2", "i386", false),
+            ],
+            ..AptLists::default()
+        };
+        let installed = DpkgDatabase {
+            packages: Vec::new(),
+            diversions: Vec::new(),
+        };
+        let pool = Pool {
+            archives: Vec::new(),
+            shadowed: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        let catalog = Catalog::new(installed, pool, apt, Path::new("/nowhere"));
+        let stale = catalog.stale([
+            ("bash", "5.2.15-2+b9", "amd64"),
+            ("libfoo", "1", "amd64"),
+            ("tzdata", "2024a-0+deb12u1", "all"),
+            ("libssl3", "3.0.19-1~deb12u2", "amd64"),
+            ("gone", "1", "amd64"),
+        ]);
+        let rows: Vec<String> = (stale.iter())
+            .map(|s| format!("{} {} {} {}", s.name, s.version, s.candidate, s.security))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "libssl3 3.0.19-1~deb12u2 3.0.22-1~deb12u2 true",
+                "tzdata 2024a-0+deb12u1 2025b-0+deb12u2 false",
+            ]
+        );
     }
 }

@@ -159,9 +159,6 @@ impl Confined<'_> {
             source,
         })?;
         let setup = Setup::new(self.root)?;
-        let (ready_read, ready_write) = pipe()?;
-        let (go_read, go_write) = pipe()?;
-
         let mut command = Command::new(self.argv[0]);
         command
             .args(&self.argv[1..])
@@ -170,39 +167,19 @@ impl Confined<'_> {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err_log));
-        let fds = Handshake {
-            ready: ready_write.as_raw_fd(),
-            go: go_read.as_raw_fd(),
-            ready_other: ready_read.as_raw_fd(),
-            go_other: go_write.as_raw_fd(),
-        };
-        // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe system calls on data prepared before the fork.
-        unsafe {
-            command.pre_exec(move || setup.enter(fds));
-        }
-
-        // The child waits, unshared, for its id maps, which only a process outside can
-        // write; the spawning thread is blocked until the command ends, so another writes
-        // them and keeps the time limit.
-        let (done, finished) = mpsc::channel::<()>();
-        let ids = self.ids;
+        let maps = Maps::Direct(self.ids);
         let limit = self.limit;
-        let mapper = std::thread::spawn(move || {
-            map_ids(
-                ready_read,
-                go_write,
-                Maps::Direct(ids),
+        // SAFETY: `Setup::enter` makes only async-signal-safe system calls on data
+        // prepared before the fork.
+        let (status, mapped) = unsafe {
+            spawn_mapped(
+                &mut command,
+                maps,
                 Some(limit),
-                finished,
+                move |fds| setup.enter(fds),
+                |mut child| child.wait(),
             )
-        });
-        let spawned = command.spawn();
-        drop(ready_write);
-        drop(go_read);
-        let status = spawned.and_then(|mut child| child.wait());
-        let _ = done.send(());
-        let mapped = mapper.join().unwrap_or(Ok(Outcome::Finished));
+        }?;
         let what = self.argv[0].to_string();
         match mapped {
             Err(source) => Err(ConfineError::Refused {
@@ -301,6 +278,43 @@ impl Maps {
     }
 }
 
+/// Spawns `command`, whose child `enter`s its namespaces through the handshake and waits
+/// for its id maps; another thread writes them with `maps` (the spawning one is blocked
+/// until the child execs) and kills the child when `limit` passes. Returns what `wait`
+/// made of the child and how the mapping ended.
+///
+/// # Safety
+/// `enter` runs in the forked child before exec: it must make only async-signal-safe
+/// system calls, on data prepared before the fork.
+unsafe fn spawn_mapped<T>(
+    command: &mut Command,
+    maps: Maps,
+    limit: Option<Duration>,
+    mut enter: impl FnMut(Handshake) -> io::Result<()> + Send + Sync + 'static,
+    wait: impl FnOnce(std::process::Child) -> io::Result<T>,
+) -> Result<(io::Result<T>, io::Result<Outcome>), ConfineError> {
+    let (ready_read, ready_write) = pipe()?;
+    let (go_read, go_write) = pipe()?;
+    let fds = Handshake {
+        ready: ready_write.as_raw_fd(),
+        go: go_read.as_raw_fd(),
+        ready_other: ready_read.as_raw_fd(),
+        go_other: go_write.as_raw_fd(),
+    };
+    // SAFETY: as the caller promises.
+    unsafe {
+        command.pre_exec(move || enter(fds));
+    }
+    let (done, finished) = mpsc::channel::<()>();
+    let mapper = std::thread::spawn(move || map_ids(ready_read, go_write, maps, limit, finished));
+    let spawned = command.spawn();
+    drop(ready_write);
+    drop(go_read);
+    let waited = spawned.and_then(wait);
+    let _ = done.send(());
+    Ok((waited, mapper.join().unwrap_or(Ok(Outcome::Finished))))
+}
+
 /// Reads the unshared child's pid, writes its id maps, lets it go, and kills it when
 /// `limit` passes before `finished` says it ended.
 fn map_ids(
@@ -386,35 +400,17 @@ impl Subordinate {
     /// read a tree as root does; waits for it and returns its output.
     pub fn run_as_root(self, mut command: Command, ids: IdShift) -> Result<Output, ConfineError> {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let (ready_read, ready_write) = pipe()?;
-        let (go_read, go_write) = pipe()?;
-        let fds = Handshake {
-            ready: ready_write.as_raw_fd(),
-            go: go_read.as_raw_fd(),
-            ready_other: ready_read.as_raw_fd(),
-            go_other: go_write.as_raw_fd(),
-        };
-        // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe system calls.
-        unsafe {
-            command.pre_exec(move || fds.unshare(libc::CLONE_NEWUSER));
-        }
-        let (done, finished) = mpsc::channel::<()>();
-        let mapper = std::thread::spawn(move || {
-            map_ids(
-                ready_read,
-                go_write,
+        // SAFETY: `Handshake::unshare` makes only system calls.
+        let (output, mapped) = unsafe {
+            spawn_mapped(
+                &mut command,
                 Maps::Subordinate(self, ids),
                 None,
-                finished,
+                |fds| fds.unshare(libc::CLONE_NEWUSER),
+                |child| child.wait_with_output(),
             )
-        });
-        let spawned = command.spawn();
-        drop(ready_write);
-        drop(go_read);
-        let output = spawned.and_then(|child| child.wait_with_output());
-        let _ = done.send(());
-        match mapper.join().unwrap_or(Ok(Outcome::Finished)) {
+        }?;
+        match mapped {
             Err(source) => Err(ConfineError::Refused {
                 step: "mapping the subordinate ids".into(),
                 source,

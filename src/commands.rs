@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use crate::compile::{Settings, compile_recipe};
+use crate::compile::{Configurations, Settings, compile_recipe};
 use crate::error::{Error, Result, excerpt};
 use crate::lang::Flavor;
 use crate::lock::scan::Accounts;
@@ -249,6 +249,7 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     };
     let accounts = Accounts::read(&ctx.sysroot)?;
     let mut universes: HashMap<String, Universe> = HashMap::new();
+    let configurations = Configurations::default();
     let mut compiled = Vec::new();
     for recipe in jobs {
         let arch = recipe.flavor.debian_arch().to_string();
@@ -258,7 +259,12 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
             Universe::new(catalog.packages(), &arch).refusing(refused)
         });
         compiled.push(compile_recipe(
-            &settings, &recipe, &catalog, universe, &accounts,
+            &settings,
+            &recipe,
+            &catalog,
+            universe,
+            &accounts,
+            &configurations,
         )?);
     }
     // Only now that every lock is made does anything get written.

@@ -6,10 +6,12 @@
 //! the tree as root does, with the same shifted ids, so the lock is the same whoever
 //! runs it, and removes the tree itself, since only it may.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -46,7 +48,7 @@ pub struct Job {
 }
 
 /// The configured tree, read back.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Done {
     /// Its entries and the bytes configuration made.
     pub captured: Captured,
@@ -56,9 +58,42 @@ pub struct Done {
     pub warnings: Vec<String>,
 }
 
+/// The configured trees of one compile, by what went into them: the flavors of a group
+/// that differ only in what is laid over the packages (xen and kvm) configure once.
+#[derive(Default)]
+pub struct Configurations(Mutex<HashMap<blake3::Hash, Done>>);
+
+impl Configurations {
+    /// The tree `job` configures: run now, or the one an identical job made.
+    pub fn get(&self, job: &Job) -> Result<Done> {
+        // Everything but where the tree is made: its entries, bytes, scripts, settings.
+        let key = serde_json::to_vec(&(
+            &job.sysroot,
+            &job.pools,
+            &job.staging.files,
+            (job.blobs.iter())
+                .map(|b| blake3::hash(b).to_hex().to_string())
+                .collect::<Vec<_>>(),
+            &job.packages,
+            &job.env,
+        ))
+        .map(|json| blake3::hash(&json))
+        .map_err(|e| Error::Usage(e.to_string()))?;
+        let known = (self.0.lock()).map_or(None, |done| done.get(&key).cloned());
+        if let Some(done) = known {
+            return Ok(done);
+        }
+        let done = run(job)?;
+        if let Ok(mut known) = self.0.lock() {
+            known.insert(key, done.clone());
+        }
+        Ok(done)
+    }
+}
+
 /// Runs `job` as root: here when this process is root, else in a child made root of a
 /// user namespace over the caller's subordinate ids.
-pub fn run(job: &Job) -> Result<Done> {
+fn run(job: &Job) -> Result<Done> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         return run_here(job);

@@ -48,7 +48,7 @@ const DROPPED: &[(&str, &str)] = &[
 ];
 
 /// The configured tree as lock entries, and the bytes of those configuration made.
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Captured {
     /// Every entry, sorted by path; the root is not one.
     pub entries: Vec<FileEntry>,

@@ -28,6 +28,7 @@ mod stage;
 mod store;
 
 pub use altered::AlteredError;
+pub use as_root::Configurations;
 pub use as_root::serve as serve_configure_job;
 pub use capture::CaptureError;
 pub use check::UnwritableTree;
@@ -51,13 +52,14 @@ pub struct Settings {
 }
 
 /// Compiles one recipe. `accounts` are the host's, which owners of an unconfigured
-/// tree's statements name.
+/// tree's statements name; `configurations` are the trees this compile configured.
 pub fn compile_recipe(
     settings: &Settings,
     recipe: &Recipe,
     catalog: &Catalog,
     universe: &Universe,
     accounts: &Accounts,
+    configurations: &Configurations,
 ) -> Result<Compiled> {
     let resolved = resolve::resolve(settings, recipe, catalog, universe)?;
     let fetched = fetch::fetch(
@@ -77,8 +79,8 @@ pub fn compile_recipe(
             catalog,
             &fetched,
             &gathered,
-            packages.clone(),
-            &resolved.purge,
+            (packages.clone(), &resolved.purge),
+            configurations,
         )?
     } else {
         let system = unpacked(settings, catalog, &gathered, system::Unpacked::No)?;
@@ -108,15 +110,15 @@ pub fn compile_recipe(
 }
 
 /// Stages the chosen packages unpacked, runs their maintainer scripts (then purges
-/// `purge`) and captures the configured tree.
+/// `purge`) and captures the configured tree, unless `configurations` holds it.
 fn configured(
     settings: &Settings,
     recipe: &Recipe,
     catalog: &Catalog,
     fetched: &fetch::Fetched,
     gathered: &Gathered,
-    packages: Vec<LockedPackage>,
-    purge: &[String],
+    (packages, purge): (Vec<LockedPackage>, &[String]),
+    configurations: &Configurations,
 ) -> Result<Configured> {
     let system = unpacked(settings, catalog, gathered, system::Unpacked::Yes)?;
     let staging = crate::lock::assemble(assemble::parts(
@@ -154,7 +156,7 @@ fn configured(
             purge: purge.to_vec(),
         },
     };
-    let done = as_root::run(&job)?;
+    let done = configurations.get(&job)?;
     let captured = done.captured;
     let warnings = done.warnings;
     let mut blobs = job.blobs;

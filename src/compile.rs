@@ -353,6 +353,7 @@ pub fn compile_recipe(
                 .lines()
                 .find_map(|l| l.strip_prefix("Version: "))
                 .unwrap_or_default();
+            let essential = configure::essential_closure(universe, built);
             configure::configure(
                 &staged.root,
                 staged.ids,
@@ -362,6 +363,7 @@ pub fn compile_recipe(
                         name: r.name.to_string(),
                         arch: r.arch.to_string(),
                         multi_arch_same: r.multi_arch_same,
+                        essential: essential.contains(r.name),
                     })
                     .collect::<Vec<_>>(),
                 &configure::Environment {

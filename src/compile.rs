@@ -54,6 +54,8 @@ pub struct Compiled {
     pub warnings: Vec<String>,
     /// Contents for the blob store.
     pub blobs: Vec<Vec<u8>>,
+    /// How long the packages' maintainer scripts ran, when they did.
+    pub configured: Option<std::time::Duration>,
 }
 
 /// A chosen package that comes from an archive, read once.
@@ -329,6 +331,7 @@ pub fn compile_recipe(
     let system_files = unpacked_system(catalog, &records, &tree, &settings.sysroot, unpacked)?;
     let mut system_blobs = system_files.blobs;
     system_blobs.extend(pristine);
+    let mut configured = None;
     let (package_entries, system_entries, mut blobs, configure_warnings, accounts) = match dpkg {
         Some(dpkg) => {
             let staging = lock::assemble(parts(
@@ -354,7 +357,7 @@ pub fn compile_recipe(
                 .find_map(|l| l.strip_prefix("Version: "))
                 .unwrap_or_default();
             let essential = configure::essential_closure(universe, built);
-            configure::configure(
+            let took = configure::configure(
                 &staged.root,
                 staged.ids,
                 &records
@@ -374,6 +377,7 @@ pub fn compile_recipe(
                 },
                 &staged.log,
             )?;
+            configured = Some(took);
             let captured = capture::capture(&staged.root, staged.ids, &staging.files)?;
             let accounts = Accounts::read(&staged.root)?;
             let mut warnings = staged.warnings.clone();
@@ -517,6 +521,7 @@ pub fn compile_recipe(
         missing: tree.missing,
         warnings,
         blobs,
+        configured,
     })
 }
 

@@ -141,14 +141,14 @@ pub fn essential_closure(universe: &Universe, resolution: &Resolution) -> HashSe
 
 /// Runs the packages' maintainer scripts in the staged tree `root` (owned by `ids`),
 /// `preinst` in the order of `packages` with base-passwd's first; `log` receives all
-/// they print.
+/// they print. Returns how long they took.
 pub fn configure(
     root: &Path,
     ids: IdShift,
     packages: &[Unpacked],
     env: &Environment,
     log: &Path,
-) -> Result<(), ConfigureError> {
+) -> Result<Duration, ConfigureError> {
     let mut args: Vec<String> = vec!["/bin/sh".into(), "-c".into(), SCRIPT.into(), "sh".into()];
     let first = packages.iter().filter(|p| p.name == "base-passwd");
     let rest = packages.iter().filter(|p| p.name != "base-passwd");
@@ -190,6 +190,7 @@ pub fn configure(
         ("APPLIANCE_ESSENTIAL", &essential),
     ];
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = std::time::Instant::now();
     let ran = Confined {
         root,
         ids,
@@ -200,7 +201,7 @@ pub fn configure(
     }
     .run()?;
     if ran.code == 0 {
-        return Ok(());
+        return Ok(started.elapsed());
     }
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let what = text

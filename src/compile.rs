@@ -22,6 +22,7 @@ use crate::source::dpkg::Conffile;
 use crate::system::{self, PackageRecord};
 use crate::workspace::Recipe;
 
+mod apt_sources;
 mod capture;
 mod configure;
 mod stage;
@@ -438,6 +439,17 @@ pub fn compile_recipe(
         let made = made
             .and_then(|made| layers.add(&statement, &made).map(|()| made))
             .map_err(|err| at_statement(err, site))?;
+        group_files.extend(made.entries);
+        blobs.extend(made.blobs);
+    }
+    if packages.iter().any(|p| p.name == "apt") {
+        let taken = |path: &str| {
+            excludes.matches(path)
+                || present(path)
+                || group_files.iter().any(|e| e.path == path)
+                || recipe.files.iter().any(|f| f.path == path)
+        };
+        let made = apt_sources::host_sources(&settings.sysroot, accounts, &mut layers, taken)?;
         group_files.extend(made.entries);
         blobs.extend(made.blobs);
     }

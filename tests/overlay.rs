@@ -242,37 +242,25 @@ fn a_group_with_apt_gets_the_hosts_apt_sources_under_its_own_statements() {
     let sysroot = &world.sysroot;
     let debian = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n\
                   Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
-    write_file(
-        &sysroot.join("etc/apt/sources.list.d/debian.sources"),
-        debian,
-        0o644,
-    );
     let third = "deb [signed-by=/etc/apt/keyrings/third.asc] http://third b c\n";
-    write_file(
-        &sysroot.join("etc/apt/sources.list.d/third.list"),
-        third,
-        0o644,
-    );
-    write_file(
-        &sysroot.join("etc/apt/keyrings/third.asc"),
-        "third key",
-        0o644,
-    );
-    write_file(
-        &sysroot.join("etc/apt/sources.list.d/private.list"),
-        "deb https://u:p@x b c\n",
-        0o600,
-    );
-    write_file(
-        &sysroot.join("etc/apt/sources.list.d/old.list.save"),
-        "deb http://old b c\n",
-        0o644,
-    );
-    write_file(
-        &sysroot.join("etc/apt/sources.list"),
-        "deb http://host b c\n",
-        0o644,
-    );
+    for (path, text, mode) in [
+        ("etc/apt/sources.list.d/debian.sources", debian, 0o644),
+        ("etc/apt/sources.list.d/third.list", third, 0o644),
+        ("etc/apt/keyrings/third.asc", "third key", 0o644),
+        (
+            "etc/apt/sources.list.d/private.list",
+            "deb https://u:p@x b c\n",
+            0o600,
+        ),
+        (
+            "etc/apt/sources.list.d/old.list.save",
+            "deb http://old b c\n",
+            0o644,
+        ),
+        ("etc/apt/sources.list", "deb http://host b c\n", 0o644),
+    ] {
+        write_file(&sysroot.join(path), text, mode);
+    }
     world.ok(&["compile", "groups/managed.kdl", "groups/plain.kdl"]);
 
     let files = |group: &str| -> std::collections::BTreeMap<String, serde_json::Value> {

@@ -284,7 +284,7 @@ fn verify_reports_every_drifted_host_path_with_its_package() {
         "5.2.15-2+b2",
         &[("/bin/bash", "#!fake bash\n")],
         &[],
-        None,
+        &[],
     );
 
     let args = w.args(&["verify", "base", "--flavor", "openvz", "--pool", "debs"]);
@@ -806,7 +806,7 @@ fn modified_conffiles_are_reported_and_taken_pristine_from_the_pool() {
         "12.4+deb12u5",
         &[("/etc/issue", PRISTINE), ("/etc/debian_version", "12.5\n")],
         &["/etc/issue"],
-        None,
+        &[],
     );
     let out = appliance(
         &w.ws,

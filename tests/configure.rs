@@ -58,9 +58,10 @@ fn a_pool_packages_postinst_makes_its_account_and_alternative() {
         "1.0-1",
         &[("/usr/bin/tinyd-awk", "#!/bin/sh\n")],
         &[],
-        Some(
+        &[(
+            "postinst",
             "#!/bin/sh\nset -e\nUSER=tinyd\nif [ \"$1\" = configure ]; then\n  adduser --system --quiet --home /var/lib/tinyd --no-create-home \"$USER\"\n  update-alternatives --install /usr/bin/awk awk /usr/bin/tinyd-awk 50\n  mkdir -p /var/lib/tinyd && chown tinyd /var/lib/tinyd\nfi\n",
-        ),
+        )],
     );
     ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
     let tree = chroot(ws, "tree", "debs");
@@ -143,7 +144,7 @@ exit 0
         "1.0",
         &[("/usr/share/evil/x", "x")],
         &[],
-        Some(&postinst),
+        &[("postinst", &postinst)],
     );
     ok(&ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
     assert!(!victim.exists(), "a script wrote {v} on the host");

@@ -243,19 +243,14 @@ fn the_tree_matches_mmdebstrap_of_the_same_packages() {
     };
     let dir = tempfile::tempdir().unwrap();
     let theirs = dir.path().join("mmdebstrap");
-    let out = Command::new("mmdebstrap")
+    let mut mmdebstrap = Command::new("mmdebstrap");
+    mmdebstrap
         .args(["--mode=root", "--variant=essential", "--quiet"])
         .arg(format!("--include={}", compiled.named.join(",")))
-        .args(["bookworm"])
+        .arg("bookworm")
         .arg(&theirs)
-        .env("SOURCE_DATE_EPOCH", "0")
-        .output()
-        .expect("mmdebstrap runs (package mmdebstrap)");
-    assert!(
-        out.status.success(),
-        "mmdebstrap: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .env("SOURCE_DATE_EPOCH", "0");
+    succeeds(mmdebstrap);
 
     // The same packages at the same versions, or the comparison means nothing: the
     // archive may have moved between the two runs.
@@ -428,16 +423,10 @@ fn the_dpkg_database_inside_is_complete_and_apt_works() {
     let scratch = tempfile::tempdir().unwrap();
     let (source, library) = (scratch.path().join("a.c"), scratch.path().join("a.so"));
     fs::write(&source, "int anchor(void) { return 1; }\n").unwrap();
-    let cc = Command::new("cc")
-        .args(["-shared", "-fPIC", "-Wl,-soname,libanchor.so.1", "-o"])
-        .args([&library, &source])
-        .output()
-        .expect("cc runs (CI installs g++)");
-    assert!(
-        cc.status.success(),
-        "{}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
+    let mut cc = Command::new("cc");
+    cc.args(["-shared", "-fPIC", "-Wl,-soname,libanchor.so.1", "-o"])
+        .args([&library, &source]);
+    succeeds(cc);
     common::build_deb(
         &root.join("tmp"),
         "libanchor1",

@@ -283,9 +283,12 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         } else {
             "stored"
         };
+        let configured = (c.configured)
+            .map(|took| format!(", configured in {:.1} s", took.as_secs_f64()))
+            .unwrap_or_default();
         writeln!(
             out,
-            "{} {status}: {} packages, {} files, lock {}",
+            "{} {status}: {} packages, {} files, lock {}{configured}",
             c.lock.address(stored.revision),
             c.lock.packages.len(),
             c.lock.files.len(),

@@ -292,7 +292,7 @@ fn verify_reports_every_drifted_host_path_with_its_package() {
         "5.2.15-2+b2",
         &[("/bin/bash", "#!fake bash\n")],
         &[],
-        None,
+        &[],
     );
 
     let args = w.args(&["verify", "base", "--flavor", "openvz", "--pool", "debs"]);
@@ -814,7 +814,7 @@ fn modified_conffiles_are_reported_and_taken_pristine_from_the_pool() {
         "12.4+deb12u5",
         &[("/etc/issue", PRISTINE), ("/etc/debian_version", "12.5\n")],
         &["/etc/issue"],
-        None,
+        &[],
     );
     let out = appliance(
         &w.ws,
@@ -876,7 +876,7 @@ fn stale_packages_are_reported_and_prefer_newest_takes_the_candidates() {
         "5.2.15-2+b9",
         &[("/bin/bash", "#!new bash\n")],
         &[],
-        None,
+        &[],
     );
     let deb = pool.join("bash_5.2.15-2+b9_amd64.deb");
     apt_list(&w.sysroot, "bookworm-security", "bash", "5.2.15-2+b9", &deb);
@@ -962,7 +962,7 @@ fn a_host_package_with_altered_files_is_taken_from_its_archive_or_refused() {
         "5.2.15-2+b2",
         &[("/bin/bash", "#!packaged bash\n")],
         &[],
-        None,
+        &[],
     );
     let deb = pool.join("bash_5.2.15-2+b2_amd64.deb");
     let compile = || w.stderr(&["compile", "groups/base.kdl", "--pool", "debs", "--offline"]);
@@ -1009,7 +1009,7 @@ fn a_host_package_with_altered_files_is_taken_from_its_archive_or_refused() {
         "5.2.15-2+b9",
         &[("/bin/bash", "#!newer bash\n")],
         &[],
-        None,
+        &[],
     );
     let stderr = compile();
     assert!(

@@ -9,7 +9,7 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::Path;
 
-use common::{build_deb, differing_paths, fails, fake_workspace, is_root, ok};
+use common::{build_deb, differing_paths, fails, fake_workspace, is_root, lock_id, ok};
 
 /// The group: the host's essential packages, adduser, and `extra` from the pool.
 fn group(extra: &str) -> String {
@@ -58,9 +58,10 @@ fn a_pool_packages_postinst_makes_its_account_and_alternative() {
         "1.0-1",
         &[("/usr/bin/tinyd-awk", "#!/bin/sh\n")],
         &[],
-        Some(
+        &[(
+            "postinst",
             "#!/bin/sh\nset -e\nUSER=tinyd\nif [ \"$1\" = configure ]; then\n  adduser --system --quiet --home /var/lib/tinyd --no-create-home \"$USER\"\n  update-alternatives --install /usr/bin/awk awk /usr/bin/tinyd-awk 50\n  mkdir -p /var/lib/tinyd && chown tinyd /var/lib/tinyd\nfi\n",
-        ),
+        )],
     );
     ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
     let tree = chroot(ws, "tree", "debs");
@@ -143,7 +144,7 @@ exit 0
         "1.0",
         &[("/usr/share/evil/x", "x")],
         &[],
-        Some(&postinst),
+        &[("postinst", &postinst)],
     );
     ok(&ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
     assert!(!victim.exists(), "a script wrote {v} on the host");
@@ -287,8 +288,7 @@ fn a_user_with_subordinate_ids_configures_and_gets_roots_lock() {
         ws,
         &["compile", "groups/tiny.kdl"],
     ));
-    let id = |out: &str| out.split("lock ").nth(1).map(|s| s.trim().to_string());
-    assert_eq!(id(&by_root), id(&by_builder), "{by_builder}");
+    assert_eq!(lock_id(&by_root), lock_id(&by_builder), "{by_builder}");
     // The staged tree, owned by the builder's subordinate ids, was removed by the child
     // that could: the store holds only what a compile keeps.
     let left: Vec<String> = common::names(&ws.join("store"));
@@ -319,9 +319,10 @@ fn a_file_a_script_gives_to_an_account_the_tree_lacks_is_refused() {
         "1.0-1",
         &[("/usr/share/strange/data", "x\n")],
         &[],
-        Some(
+        &[(
+            "postinst",
             "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  chown 4242:4243 /usr/share/strange/data\nfi\n",
-        ),
+        )],
     );
     let err = fails(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
     assert!(

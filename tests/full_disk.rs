@@ -92,7 +92,7 @@ fn a_full_filesystem_stops_a_pool_archive_s_unpacking_with_a_clear_error() {
         "1.0-1",
         &[("/usr/share/pooled/big", &big)],
         &[],
-        None,
+        &[],
     );
     let group = "group pooled version=\"1.0\" {\n    flavors openvz\n    package pooled\n}\n";
     fs::write(w.ws.join("groups/pooled.kdl"), group).unwrap();

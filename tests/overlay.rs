@@ -225,3 +225,89 @@ fn a_hostfile_path_that_is_not_normalised_is_refused_at_the_statement() {
     assert!(err.contains("write \"/etc/ssl/certs/*.pem\""), "{err}");
     assert!(!w.ws.join("store").exists());
 }
+
+#[test]
+fn a_group_with_apt_gets_the_hosts_apt_sources_under_its_own_statements() {
+    let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
+    let packages = [
+        FakePackage::new("apt", "2.6.1").file("/etc/apt/apt.conf.d/01autoremove", "APT {};\n"),
+        FakePackage::new("debian-archive-keyring", "2023.3").file(keyring, "packaged key"),
+    ];
+    let group = "group managed version=\"1.0\" {\n    flavors openvz\n    package apt\n    \
+                 package debian-archive-keyring\n    \
+                 file \"/etc/apt/sources.list\" mode=0o644 content=\"deb http://mine b c\\n\"\n    \
+                 exclude \"/etc/apt/sources.list.d/private.list\"\n}\n";
+    let plain = "group plain version=\"1.0\" {\n    flavors openvz\n    package debian-archive-keyring\n}\n";
+    let world = common::World::new(&packages, &[("managed", group), ("plain", plain)]);
+    let sysroot = &world.sysroot;
+    let debian = "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\n\
+                  Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n";
+    let third = "deb [signed-by=/etc/apt/keyrings/third.asc] http://third b c\n";
+    for (path, text, mode) in [
+        ("etc/apt/sources.list.d/debian.sources", debian, 0o644),
+        ("etc/apt/sources.list.d/third.list", third, 0o644),
+        ("etc/apt/keyrings/third.asc", "third key", 0o644),
+        (
+            "etc/apt/sources.list.d/private.list",
+            "deb https://u:p@x b c\n",
+            0o600,
+        ),
+        (
+            "etc/apt/sources.list.d/old.list.save",
+            "deb http://old b c\n",
+            0o644,
+        ),
+        ("etc/apt/sources.list", "deb http://host b c\n", 0o644),
+    ] {
+        write_file(&sysroot.join(path), text, mode);
+    }
+    world.ok(&["compile", "groups/managed.kdl", "groups/plain.kdl"]);
+
+    let files = |group: &str| -> std::collections::BTreeMap<String, serde_json::Value> {
+        let shown = world.ok(&["show", group, "--flavor", "openvz", "--json", "--files"]);
+        let lock: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        (lock["lock"]["files"].as_array().unwrap().iter())
+            .map(|f| (f["path"].as_str().unwrap().to_string(), f.clone()))
+            .collect()
+    };
+    let managed = files("managed");
+    let digest = |text: &str| blake3::hash(text.as_bytes()).to_hex().to_string();
+    for (path, text) in [
+        ("/etc/apt/sources.list.d/debian.sources", debian),
+        ("/etc/apt/sources.list.d/third.list", third),
+        ("/etc/apt/keyrings/third.asc", "third key"),
+        // The group's own `file` wins over the host's.
+        ("/etc/apt/sources.list", "deb http://mine b c\n"),
+    ] {
+        let entry = &managed[path];
+        assert_eq!(
+            entry["digest"].as_str(),
+            Some(digest(text).as_str()),
+            "{path}"
+        );
+        assert!(
+            entry["package"].is_null() && entry["user"] == "root",
+            "{entry}"
+        );
+    }
+    // The packaged keyring stays the package's; what apt does not read, and what the
+    // group excludes (a source others may not read, refused otherwise), stay out.
+    assert_eq!(managed[keyring]["package"], "debian-archive-keyring");
+    assert!(!managed.contains_key("/etc/apt/sources.list.d/old.list.save"));
+    assert!(!managed.contains_key("/etc/apt/sources.list.d/private.list"));
+    // A tree without apt gets none.
+    assert!(
+        !files("plain")
+            .keys()
+            .any(|p| p.starts_with("/etc/apt/sources"))
+    );
+
+    // Without the exclude, the private source is refused by name, with the fix.
+    let group = group.replace("exclude \"/etc/apt/sources.list.d/private.list\"", "");
+    fs::write(world.ws.join("groups/managed.kdl"), group).unwrap();
+    let err = world.fails(&["compile", "groups/managed.kdl"]);
+    assert!(
+        err.contains("/etc/apt/sources.list.d/private.list") && err.contains("secret=#true"),
+        "{err}"
+    );
+}

@@ -10,7 +10,9 @@ use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Booted, differing_paths, digest, example_workspace, fake_workspace, is_root, ok};
+use common::{
+    Booted, differing_paths, digest, example_workspace, fake_workspace, is_root, lock_id, ok,
+};
 
 #[test]
 fn web_appliance_serves_config_users_dpkg_and_alternatives() {
@@ -42,10 +44,9 @@ fn web_appliance_serves_config_users_dpkg_and_alternatives() {
         fresh.path(),
         &["compile", "groups/web.kdl", "--flavor", "openvz"],
     );
-    let id = |out: &str| out.split("lock ").nth(1).map(str::trim).map(String::from);
     assert_eq!(
-        id(&compiled),
-        id(&again),
+        lock_id(&compiled),
+        lock_id(&again),
         "two compiles in fresh stores differ at {:?}",
         differing_paths((ws, "1.0-1"), (fresh.path(), "1.0-1"), "web", "openvz")
     );

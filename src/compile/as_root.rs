@@ -56,6 +56,8 @@ pub struct Done {
     pub accounts: Accounts,
     /// What staging could not do.
     pub warnings: Vec<String>,
+    /// How long the maintainer scripts ran; `None` for a tree an identical job made.
+    pub took: Option<std::time::Duration>,
 }
 
 /// The configured trees of one compile, by what went into them: the flavors of a group
@@ -81,7 +83,7 @@ impl Configurations {
         .map_err(|e| Error::Usage(e.to_string()))?;
         let known = (self.0.lock()).map_or(None, |done| done.get(&key).cloned());
         if let Some(done) = known {
-            return Ok(done);
+            return Ok(Done { took: None, ..done });
         }
         let done = run(job)?;
         if let Ok(mut known) = self.0.lock() {
@@ -134,7 +136,7 @@ fn run_here(job: &Job) -> Result<Done> {
         &job.staging,
         &job.blobs,
     )?;
-    configure::configure(
+    let took = configure::configure(
         &staged.root,
         staged.ids,
         &job.packages,
@@ -146,6 +148,7 @@ fn run_here(job: &Job) -> Result<Done> {
         captured,
         accounts: Accounts::read(&staged.root)?,
         warnings: staged.warnings.clone(),
+        took: Some(took),
     })
 }
 

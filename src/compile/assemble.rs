@@ -1,10 +1,12 @@
 //! The assemble stage: the packages' configured tree, the machine files no install
-//! makes, and the group's own statements (hostfiles, overlays, `file`), laid over each
-//! other into one lock, trimmed to the recipe's `paths`.
+//! makes, the group's own statements (hostfiles, overlays, `file`) and, for a tree with
+//! apt, the host's apt sources, laid over each other into one lock, trimmed to the
+//! recipe's `paths`.
 
 use std::collections::HashMap;
 
 use super::Settings;
+use super::apt_sources;
 use super::gather::Tree;
 use crate::error::{Error, Result, excerpt};
 use crate::lang::{FileStatement, Site};
@@ -28,6 +30,8 @@ pub struct Configured {
     pub accounts: Accounts,
     /// What the user should know about the configuration.
     pub warnings: Vec<String>,
+    /// How long the maintainer scripts ran, when they did.
+    pub took: Option<std::time::Duration>,
 }
 
 /// The assembled lock and the bytes its entries point at that compile made.
@@ -53,6 +57,7 @@ pub fn assemble(
         mut blobs,
         accounts,
         warnings: _,
+        took: _,
     } = configured;
     let machine = if recipe.flavor.flag("kernel") {
         system::Machine::Virtual
@@ -91,6 +96,17 @@ pub fn assemble(
         let made = made
             .and_then(|made| layers.add(&statement, &made).map(|()| made))
             .map_err(|err| at_statement(err, site))?;
+        group_files.extend(made.entries);
+        blobs.extend(made.blobs);
+    }
+    if packages.iter().any(|p| p.name == "apt") {
+        let taken = |path: &str| {
+            excludes.matches(path)
+                || present(path)
+                || group_files.iter().any(|e| e.path == path)
+                || recipe.files.iter().any(|f| f.path == path)
+        };
+        let made = apt_sources::host_sources(&settings.sysroot, &accounts, &mut layers, taken)?;
         group_files.extend(made.entries);
         blobs.extend(made.blobs);
     }

@@ -4,8 +4,10 @@
 //! The order is mmdebstrap's and dpkg's: every package is unpacked already (the stage
 //! wrote its files and a dpkg database saying `install ok unpacked`, with the scripts
 //! in `info/`), so each `preinst install` runs first, base-passwd's before any (it makes
-//! `/etc/passwd`), then `dpkg --configure -a` configures everything in dependency order
-//! and processes the triggers. Daemons are never started: `policy-rc.d` denies every
+//! `/etc/passwd`), then dpkg configures the essential packages and what they depend on
+//! (mmdebstrap's essential stage: `base-files` makes `/usr/local/share` before
+//! `ca-certificates` looks for it), and `dpkg --configure -a` the rest, in dependency
+//! order, and processes the triggers. Daemons are never started: `policy-rc.d` denies every
 //! action and `start-stop-daemon` is a stand-in, as in mmdebstrap. The kernel's own
 //! hooks are skipped on purpose (`update-initramfs` is a stand-in and `INITRD=No`):
 //! an image carries appliance's initramfs, so the packages' would only cost time and
@@ -13,10 +15,12 @@
 //! ends, and what the scripts leave that must not be locked (host keys, logs, backups)
 //! is for the capture stage to drop.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::confine::{ConfineError, Confined, IdShift};
+use crate::resolve::{Resolution, Universe};
 
 /// One package whose `preinst install` runs, as dpkg names it in `info/`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -27,6 +31,8 @@ pub struct Unpacked {
     pub arch: String,
     /// `Multi-Arch: same`: its info files are `name:arch.*`.
     pub multi_arch_same: bool,
+    /// Essential, or a dependency of an essential package: configured before the rest.
+    pub essential: bool,
 }
 
 /// The settings every maintainer script runs with.
@@ -100,6 +106,10 @@ for unpacked in "$@"; do
         DPKG_MAINTSCRIPT_ARCH=$arch DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1 \
         "$script" install || fail "preinst of $package" 103
 done
+if [ -n "${APPLIANCE_ESSENTIAL:-}" ]; then
+    # Word splitting on purpose: package names hold no blanks (dpkg's rules).
+    dpkg --configure $APPLIANCE_ESSENTIAL || fail "dpkg --configure of the essential packages" 104
+fi
 dpkg --configure -a || fail "dpkg --configure -a" 104
 dpkg --triggers-only -a || fail "dpkg --triggers-only -a" 105
 for package in ${APPLIANCE_PURGE:-}; do
@@ -114,19 +124,39 @@ unguard /usr/sbin/start-stop-daemon
 unguard /usr/sbin/policy-rc.d
 "#;
 
+/// The names of the packages mmdebstrap's essential stage would configure: the essential
+/// ones of `resolution` and everything they depend on.
+pub fn essential_closure(universe: &Universe, resolution: &Resolution) -> HashSet<String> {
+    let packages = universe.packages();
+    let mut todo: Vec<usize> = (resolution.chosen.iter())
+        .map(|c| c.index)
+        .filter(|&i| packages[i].essential)
+        .collect();
+    let mut seen: HashSet<usize> = todo.iter().copied().collect();
+    while let Some(i) = todo.pop() {
+        for dependency in resolution.dependencies(i) {
+            if seen.insert(dependency) {
+                todo.push(dependency);
+            }
+        }
+    }
+    seen.into_iter().map(|i| packages[i].name.clone()).collect()
+}
+
 /// Runs the packages' maintainer scripts in the staged tree `root` (owned by `ids`),
 /// `preinst` in the order of `packages` with base-passwd's first; `log` receives all
-/// they print.
+/// they print. Returns how long they took.
 pub fn configure(
     root: &Path,
     ids: IdShift,
     packages: &[Unpacked],
     env: &Environment,
     log: &Path,
-) -> Result<(), ConfigureError> {
+) -> Result<Duration, ConfigureError> {
     let mut args: Vec<String> = vec!["/bin/sh".into(), "-c".into(), SCRIPT.into(), "sh".into()];
     let first = packages.iter().filter(|p| p.name == "base-passwd");
     let rest = packages.iter().filter(|p| p.name != "base-passwd");
+    let mut essential = Vec::new();
     for p in first.chain(rest) {
         let info = if p.multi_arch_same {
             format!("{}:{}", p.name, p.arch)
@@ -135,7 +165,11 @@ pub fn configure(
         };
         // Names, info names and architectures never hold a `/` (dpkg's rules).
         args.push(format!("{}/{info}/{}", p.name, p.arch));
+        if p.essential {
+            essential.push(info);
+        }
     }
+    let essential = essential.join(" ");
     let epoch = env.source_date_epoch.to_string();
     let preseeds = env.preseeds.join("\n");
     let purge = env.purge.join(" ");
@@ -157,8 +191,10 @@ pub fn configure(
         ("DPKG_RUNNING_VERSION", &env.dpkg_version),
         ("APPLIANCE_PRESEEDS", &preseeds),
         ("APPLIANCE_PURGE", &purge),
+        ("APPLIANCE_ESSENTIAL", &essential),
     ];
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let started = std::time::Instant::now();
     let ran = Confined {
         root,
         ids,
@@ -169,7 +205,7 @@ pub fn configure(
     }
     .run()?;
     if ran.code == 0 {
-        return Ok(());
+        return Ok(started.elapsed());
     }
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let what = text

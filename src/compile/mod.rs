@@ -5,6 +5,7 @@
 //! configuration made, [`assemble`] the lock with the machine files and the group's own
 //! files, [`check`] it as outputs will, and [`store`] it with its bytes.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::error::Result;
@@ -16,6 +17,7 @@ use crate::system;
 use crate::workspace::Recipe;
 
 mod altered;
+mod apt_sources;
 mod as_root;
 mod assemble;
 mod capture;
@@ -73,13 +75,14 @@ pub fn compile_recipe(
     // A tree with dpkg is configured by its packages' own scripts; one without (a
     // hand-made package set) has no dpkg to run them, and is locked as unpacked.
     let mut configured = if gathered.records.iter().any(|r| r.name == "dpkg") {
+        let essential = configure::essential_closure(universe, resolved.built());
         configured(
             settings,
             recipe,
             catalog,
             &fetched,
             &gathered,
-            (packages.clone(), &resolved.purge),
+            (packages.clone(), &resolved.purge, &essential),
             configurations,
         )?
     } else {
@@ -89,6 +92,7 @@ pub fn compile_recipe(
             system: system.entries,
             blobs: system.blobs,
             accounts: accounts.clone(),
+            took: None,
             warnings: vec![format!(
                 "group {} is not configured: its closure has no dpkg",
                 recipe.group
@@ -97,6 +101,7 @@ pub fn compile_recipe(
     };
     let mut warnings = resolved.warnings;
     warnings.append(&mut configured.warnings);
+    let took = configured.took;
     let assembled = assemble::assemble(settings, recipe, packages, configured, &gathered.tree)?;
     check::check(&assembled.lock)?;
     let tree = gathered.tree;
@@ -106,6 +111,7 @@ pub fn compile_recipe(
         assembled.blobs,
         tree.missing,
         warnings,
+        took,
     ))
 }
 
@@ -117,7 +123,7 @@ fn configured(
     catalog: &Catalog,
     fetched: &fetch::Fetched,
     gathered: &Gathered,
-    (packages, purge): (Vec<LockedPackage>, &[String]),
+    (packages, purge, essential): (Vec<LockedPackage>, &[String], &HashSet<String>),
     configurations: &Configurations,
 ) -> Result<Configured> {
     let system = unpacked(settings, catalog, gathered, system::Unpacked::Yes)?;
@@ -147,6 +153,7 @@ fn configured(
                 name: r.name.to_string(),
                 arch: r.arch.to_string(),
                 multi_arch_same: r.multi_arch_same,
+                essential: essential.contains(r.name),
             })
             .collect(),
         env: configure::Environment {
@@ -167,6 +174,7 @@ fn configured(
         blobs,
         accounts: done.accounts,
         warnings,
+        took: done.took,
     })
 }
 

@@ -17,6 +17,8 @@ pub struct Compiled {
     pub warnings: Vec<String>,
     /// Contents for the blob store.
     pub blobs: Vec<Vec<u8>>,
+    /// How long the packages' maintainer scripts ran, when they did.
+    pub configured: Option<std::time::Duration>,
 }
 
 impl Compiled {
@@ -27,6 +29,7 @@ impl Compiled {
         blobs: Vec<Vec<u8>>,
         missing: Vec<(String, String)>,
         warnings: Vec<String>,
+        configured: Option<std::time::Duration>,
     ) -> Compiled {
         let wanted: HashSet<&str> = (lock.files.iter())
             .filter_map(|e| e.digest.as_deref())
@@ -43,6 +46,7 @@ impl Compiled {
             missing,
             warnings,
             blobs,
+            configured,
         }
     }
 

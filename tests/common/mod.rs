@@ -159,21 +159,24 @@ pub fn fake_sysroot(root: &Path, packages: &[FakePackage]) {
 }
 
 /// Builds `name_version_amd64.deb` with `dpkg-deb --build` from (path, content) files,
-/// with a `postinst` when one is given.
+/// with more control members (`postinst`, `triggers`...: (name, content)), maintainer
+/// scripts executable.
 pub fn build_deb(
     dir: &Path,
     name: &str,
     version: &str,
     files: &[(&str, impl AsRef<[u8]>)],
     conffiles: &[&str],
-    postinst: Option<&str>,
+    control: &[(&str, &str)],
 ) {
     let root = dir.join(format!("{name}-build"));
     fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    if let Some(script) = postinst {
-        let path = root.join("DEBIAN/postinst");
-        fs::write(&path, script).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    for (member, content) in control {
+        let path = root.join("DEBIAN").join(member);
+        fs::write(&path, content).unwrap();
+        let script = ["preinst", "postinst", "prerm", "postrm", "config"].contains(member);
+        let mode = if script { 0o755 } else { 0o644 };
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
     }
     fs::write(
         root.join("DEBIAN/control"),
@@ -407,6 +410,15 @@ impl World {
 }
 
 /// Writes `content` to `path` with permissions `mode`, making its folders.
+/// The (short) lock id of the first line a compile printed.
+pub fn lock_id(compiled: &str) -> Option<String> {
+    let after = compiled.split("lock ").nth(1)?;
+    let id = after
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .next()?;
+    Some(id.to_string())
+}
+
 /// The paths whose entries differ between two `show --json` outputs of one group's locks
 /// (`ws_a`'s `version_a` and `ws_b`'s `version_b`): how a test that expects one lock id
 /// says where two configure runs differ.
@@ -619,6 +631,12 @@ impl Mount {
             ],
             at,
         );
+        Mount(at.to_path_buf())
+    }
+
+    /// `from` bound at `at`, a file or folder that exists. Needs root.
+    pub fn bind(from: &Path, at: &Path) -> Mount {
+        mount(&["--bind", from.to_str().unwrap()], at);
         Mount(at.to_path_buf())
     }
 

@@ -24,10 +24,12 @@ use crate::workspace::Recipe;
 
 mod capture;
 mod configure;
+mod setup;
 mod stage;
 
 pub use capture::CaptureError;
 pub use configure::ConfigureError;
+pub use setup::SetupError;
 
 /// base-passwd's master of `/etc/group`, which fixes the `tty` group of `/dev`.
 const MASTER_GROUP: &str = "/usr/share/base-passwd/group.master";
@@ -322,6 +324,9 @@ pub fn compile_recipe(
             }
         }
     }
+    let has = |path: &str| (tree.entries.binary_search_by(|e| e.path.as_str().cmp(path))).is_ok();
+    let setup = setup::requests(recipe, machine, has, dpkg.is_some())?;
+    warnings.extend(setup.warnings.iter().cloned());
     let unpacked = match dpkg {
         Some(_) => system::Unpacked::Yes,
         None => system::Unpacked::No,
@@ -367,7 +372,8 @@ pub fn compile_recipe(
                 &configure::Environment {
                     source_date_epoch: 0,
                     dpkg_version: version,
-                    preseeds: &[],
+                    preseeds: &setup.preseeds,
+                    asked: &setup.asked,
                     purge: &purged,
                 },
                 &staged.log,

@@ -552,6 +552,23 @@ fn help_has_examples() {
 }
 
 #[test]
+fn configure_statements_need_a_tree_with_dpkg() {
+    let w = World::new(&[(
+        "acct",
+        "group acct version=\"1.0\" {\n    flavors openvz\n    package bash\n    debconf \"a a/b string c\"\n    user app\n}\n",
+    )]);
+    let err = w.fails(&["compile", "groups/acct.kdl"]);
+    assert!(
+        err.contains(
+            "groups/acct.kdl:4:13: `debconf` needs a configured tree, and group acct's closure \
+             has no dpkg to configure it: add `package dpkg`"
+        ),
+        "{err}"
+    );
+    assert!(!w.ws.join("store").exists(), "nothing is stored");
+}
+
+#[test]
 fn a_failed_compile_writes_no_repository() {
     let w = World::new(&[(
         "unsat",

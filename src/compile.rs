@@ -354,6 +354,7 @@ pub fn compile_recipe(
                 &staging,
                 &system_blobs,
             )?;
+            setup::place_units(recipe, &staged.root, staged.ids)?;
             let version = dpkg
                 .lines()
                 .find_map(|l| l.strip_prefix("Version: "))

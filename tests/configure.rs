@@ -222,7 +222,7 @@ fn group_statements_make_accounts_debconf_answers_and_unit_links() {
             "group tiny version=\"1.0\" {{\n    flavors openvz\n    package adduser\n    package debconf\n    package systemd\n    package tinyd\n    exclude \"/usr/share/doc/*\" \"/usr/share/man/*\" \"/usr/share/locale/*\"\n{statements}}}\n"
         )
     };
-    let statements = "    user app uid=2000 group=\"media\" home=\"/var/lib/app\" system=#true\n    group media gid=2001\n    user alice\n    user www-data\n    debconf \"tinyd tinyd/greeting string hello world\"\n    enable tinyd\n    disable tinyd-old.service\n";
+    let statements = "    user app uid=2000 group=\"media\" home=\"/var/lib/app\" system=#true\n    group media gid=2001\n    user alice\n    user www-data\n    debconf \"tinyd tinyd/greeting string hello world\"\n    enable tinyd\n    disable tinyd-old.service\n    file \"/etc/systemd/system/mine.service\" content=\"[Service]\\nExecStart=/bin/true\\n[Install]\\nWantedBy=multi-user.target\\n\"\n    enable mine\n";
     fake_workspace(ws, &[("tiny", &text(statements))]);
     ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
     let tree = chroot(ws, "tree", "debs");
@@ -262,6 +262,11 @@ fn group_statements_make_accounts_debconf_answers_and_unit_links() {
         Path::new("/lib/systemd/system/tinyd.service")
     );
     assert!(fs::symlink_metadata(wants.join("tinyd-old.service")).is_err());
+    // A unit the group brings itself is enabled too.
+    assert_eq!(
+        fs::read_link(wants.join("mine.service")).unwrap(),
+        Path::new("/etc/systemd/system/mine.service")
+    );
 
     // What the tree cannot do fails the compile at the statement, and stores nothing.
     let before = ok(ws, &["list"]);

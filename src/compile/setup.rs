@@ -3,8 +3,17 @@
 //! enable or disable (`enable`, `disable`), and, for a virtual machine, the network
 //! that brings its NICs up. Each is checked against the staged tree before any script
 //! runs: a statement whose tool the tree lacks, or a tree with no dpkg to configure it,
-//! fails at once, naming the statement.
+//! fails at once, naming the statement. The group's own `file`s in systemd's unit
+//! folders are put in the staged tree before configuring, so that `enable` finds the
+//! units a group brings itself.
 
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use crate::confine::IdShift;
+use crate::error::{Error, Result};
 use crate::lang::Location;
 use crate::system::{self, Machine, Network};
 use crate::workspace::Recipe;
@@ -50,6 +59,69 @@ pub enum SetupError {
         /// The Debian package that brings it.
         package: &'static str,
     },
+}
+
+/// systemd's unit folders, as the merged-/usr tree holds them.
+const UNIT_FOLDERS: [&str; 2] = ["/etc/systemd/system/", "/usr/lib/systemd/system/"];
+
+/// Writes the group's `file`s in systemd's unit folders into the staged tree `root`,
+/// owned by its root (`ids`), for systemctl to read their `[Install]` sections. They are
+/// written before any package code has run in the tree, and never through a symlink (a
+/// package may ship one anywhere): a path through one is left out, and `enable` of its
+/// unit fails as for any unit the tree lacks. The lock takes them from the statements,
+/// as every `file`.
+pub fn place_units(recipe: &Recipe, root: &Path, ids: IdShift) -> Result<()> {
+    let owner = ids.outside(0);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    for file in &recipe.files {
+        if !UNIT_FOLDERS.iter().any(|f| file.path.starts_with(f)) {
+            continue;
+        }
+        let parent = Path::new(&file.path).parent().unwrap_or(Path::new("/"));
+        let mut at = root.to_path_buf();
+        let mut real_folders = true;
+        for name in parent.iter().skip(1) {
+            at.push(name);
+            match fs::symlink_metadata(&at) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    real_folders = false;
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    fs::create_dir(&at).map_err(io(&at))?;
+                    fs::set_permissions(&at, fs::Permissions::from_mode(0o755)).map_err(io(&at))?;
+                    std::os::unix::fs::chown(&at, owner, owner).map_err(io(&at))?;
+                }
+                Err(e) => return Err(io(&at)(e)),
+            }
+        }
+        if !real_folders {
+            continue;
+        }
+        let path = root.join(file.path.trim_start_matches('/'));
+        let written = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut out| {
+                out.write_all(&file.content)?;
+                out.set_permissions(fs::Permissions::from_mode(file.mode))?;
+                std::os::unix::fs::fchown(&out, owner, owner)
+            });
+        match written {
+            // A symlink there (ELOOP) is left alone, as one on the way is.
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
+            other => other.map_err(io(&path))?,
+        }
+    }
+    Ok(())
 }
 
 /// The DHCP clients ifupdown's `inet dhcp` runs (the first it finds).
@@ -270,6 +342,47 @@ mod tests {
         let with_client = has(&["/usr/sbin/ifup", "/usr/sbin/dhclient"]);
         let done = requests(&plain, Machine::Virtual, with_client, true).unwrap();
         assert!(done.warnings.is_empty() && done.asked.is_empty());
+    }
+
+    #[test]
+    fn the_groups_unit_files_are_placed_never_through_a_symlink() {
+        let svc = recipe(
+            r#"group svc version="1" {
+    file "/etc/systemd/system/mine.service" mode=0o640 content="[Install]\n"
+    file "/etc/systemd/system/mine.service.d/local.conf" content="[Service]\n"
+    file "/usr/lib/systemd/system/escape.service" content="x"
+    file "/etc/motd" content="not a unit"
+}
+"#,
+            "openvz",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (root, outside) = (dir.path().join("root"), dir.path().join("outside"));
+        fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+        fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
+        fs::create_dir(&outside).unwrap();
+        // A package's symlink out of the tree, as the host would follow it.
+        std::os::unix::fs::symlink(&outside, root.join("usr/lib/systemd/system")).unwrap();
+        let me = IdShift {
+            base: unsafe { libc::geteuid() },
+        };
+        place_units(&svc, &root, me).unwrap();
+        let unit = root.join("etc/systemd/system/mine.service");
+        assert_eq!(fs::read_to_string(&unit).unwrap(), "[Install]\n");
+        assert_eq!(
+            fs::metadata(&unit).unwrap().permissions().mode() & 0o7777,
+            0o640
+        );
+        assert!(
+            root.join("etc/systemd/system/mine.service.d/local.conf")
+                .is_file()
+        );
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            0,
+            "nothing written outside"
+        );
+        assert!(!root.join("etc/motd").exists(), "only unit folders");
     }
 
     #[test]

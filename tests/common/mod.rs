@@ -751,3 +751,107 @@ impl Drop for Booted {
         let _ = self.nspawn.wait();
     }
 }
+
+/// `appliance boot ARGS...` run in a folder, its console (stdout and stderr) read line
+/// by line as it comes: in a process group of its own, so that qemu goes with it when
+/// it is killed, as it is when this is dropped still running (a failed test leaves no
+/// qemu behind).
+pub struct Console {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Everything read so far, a line each.
+    pub output: String,
+}
+
+impl Console {
+    /// Starts `appliance ARGS...` in `dir`, its input a pipe [`Console::send`] writes to.
+    pub fn start(dir: &Path, args: &[&str]) -> Console {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut child = command(dir, args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        let stdout = Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>;
+        let stderr = Box::new(child.stderr.take().unwrap());
+        for stream in [stdout, stderr] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Console {
+            child,
+            lines,
+            output: String::new(),
+        }
+    }
+
+    /// Reads until a line holds `marker` (true), the console closes or `deadline` passes.
+    pub fn wait_for(&mut self, marker: &str, deadline: std::time::Instant) -> bool {
+        self.read_until(Some(marker), deadline)
+    }
+
+    /// Reads until a line holds `marker`, if one is given (true), the console closes or
+    /// `deadline` passes.
+    fn read_until(&mut self, marker: Option<&str>, deadline: std::time::Instant) -> bool {
+        use std::sync::mpsc::RecvTimeoutError;
+        while std::time::Instant::now() < deadline {
+            match self
+                .lines
+                .recv_timeout(std::time::Duration::from_millis(200))
+            {
+                Ok(line) => {
+                    self.output.push_str(&line);
+                    self.output.push('\n');
+                    if marker.is_some_and(|m| line.contains(m)) {
+                        return true;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+        false
+    }
+
+    /// Types `bytes` on the console.
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).and_then(|()| stdin.flush()).unwrap();
+    }
+
+    /// Reads the rest until the console closes or `deadline`, then gives the process 10
+    /// more seconds to end: its exit code, or `None` when it had to be killed.
+    pub fn finish(mut self, deadline: std::time::Instant) -> (String, Option<i32>) {
+        self.read_until(None, deadline);
+        let ending = std::time::Instant::now();
+        let mut status = self.child.try_wait().unwrap();
+        while status.is_none() && ending.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            status = self.child.try_wait().unwrap();
+        }
+        let output = std::mem::take(&mut self.output);
+        (output, status.and_then(|s| s.code()))
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill has no memory effects; the group is the child's own.
+            unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
+    }
+}

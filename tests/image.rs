@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Console, appliance, example_workspace, is_root, ok};
+use common::{Console, appliance, example_workspace, is_root, ok, tool};
 
 /// How long a boot may take to print the marker (TCG boots take 10-30 s here).
 const BOOT_LIMIT: Duration = Duration::from_secs(180);
@@ -28,17 +28,6 @@ fn needs_a_kernel() {
         kernels,
         "this test needs an installed kernel: apt-get install linux-image-amd64"
     );
-}
-
-fn tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

@@ -16,7 +16,9 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{Booted, Console, digest, example_workspace, fake_workspace, is_root, ok, report};
+use common::{
+    Booted, Console, digest, example_workspace, fake_workspace, is_root, names, ok, report, tool,
+};
 
 /// The project's web group in one workspace for every test here, each flavor compiled
 /// once, by the first test that needs it (a compile fetches and configures for
@@ -181,7 +183,7 @@ fn web_xen_image_is_a_kernel_an_initramfs_a_disk_and_an_xl_config() {
     );
     let out = fs::canonicalize(ws.join("web-xen")).unwrap();
     assert_eq!(
-        common::names(&out),
+        names(&out),
         ["cmdline", "disk.raw", "initrd.img", "vmlinuz", "xen.cfg"]
     );
     let kernel = fs::read(out.join("vmlinuz")).unwrap();
@@ -199,11 +201,6 @@ fn web_xen_image_is_a_kernel_an_initramfs_a_disk_and_an_xl_config() {
         cfg.contains(&format!("target={}/disk.raw", out.display())),
         "{cfg}"
     );
-    let tool = |program: &str, args: &[&str]| {
-        let out = Command::new(program).args(args).output().unwrap();
-        assert!(out.status.success(), "{program} {args:?}");
-        String::from_utf8(out.stdout).unwrap()
-    };
     let initrd = tool(
         "cpio",
         &["-t", "-F", out.join("initrd.img").to_str().unwrap()],

@@ -634,6 +634,18 @@ fn mount(args: &[&str], at: &Path) {
     );
 }
 
+/// Runs a host program; its stdout, failing the test with its output when it fails.
+pub fn tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Whether the tests run as root (CI does), for the parts that need it.
 pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
@@ -653,12 +665,22 @@ impl Booted {
     pub fn start(root: &Path) -> Booted {
         let log = root.with_extension("boot.log");
         let out = fs::File::create(&log).unwrap();
+        // A name of its own: nspawn keeps a folder by machine name in /run, which on a
+        // host whose /run is no tmpfs outlives the machine, and it refuses to boot
+        // another of that name (the folder's name by default) while that is there.
+        static BOOTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let machine = format!(
+            "--machine=appliance-test-{}-{}",
+            std::process::id(),
+            BOOTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let nspawn = Command::new("systemd-nspawn")
             .args([
                 "--boot",
                 "--register=no",
                 "--keep-unit",
                 "--private-network",
+                &machine,
             ])
             .args(["--console=pipe", "-D"])
             .arg(root)

@@ -1,5 +1,7 @@
 //! Booting a materialised image under qemu: the kernel, initramfs and command line of
-//! the image directory, its disk as a virtio drive, the serial console on stdio.
+//! the image directory, its disk as a virtio drive, the serial console on stdio, and a
+//! virtio NIC on qemu's user network (NAT and DHCP), with host ports forwarded to the
+//! guest's on request.
 
 use std::fs;
 use std::io;
@@ -92,6 +94,83 @@ pub enum BootError {
     /// qemu could not be started.
     #[error("cannot run {QEMU}: {0}")]
     Qemu(io::Error),
+    /// A `--forward` that is not `HOST:GUEST` with two ports.
+    #[error("bad --forward `{text}`: {reason} (write HOST:GUEST, two TCP ports, like 8080:80)")]
+    BadForward {
+        /// What was given.
+        text: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Two `--forward`s of one host port.
+    #[error("--forward {first} and --forward {second} both take host port {port}")]
+    DuplicateForward {
+        /// The host port.
+        port: u16,
+        /// The first forward of it.
+        first: Forward,
+        /// The other.
+        second: Forward,
+    },
+}
+
+/// A host TCP port forwarded to a guest's (`--forward HOST:GUEST`): qemu listens on the
+/// host's loopback only, so the guest's services are the host's to reach, not its
+/// network's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// The port on 127.0.0.1.
+    pub host: u16,
+    /// The guest's port.
+    pub guest: u16,
+}
+
+impl std::fmt::Display for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.guest)
+    }
+}
+
+impl Forward {
+    /// `HOST:GUEST`, each a port from 1 to 65535.
+    pub fn parse(text: &str) -> Result<Forward, BootError> {
+        let bad = |reason: String| BootError::BadForward {
+            text: crate::error::excerpt(text).to_string(),
+            reason,
+        };
+        let (host, guest) = text
+            .split_once(':')
+            .ok_or_else(|| bad("no `:` between the ports".to_string()))?;
+        let port = |which: &str, value: &str| match value.parse::<u16>() {
+            Ok(0) | Err(_) => Err(bad(format!(
+                "the {which} port `{}` is not a port from 1 to 65535",
+                crate::error::excerpt(value)
+            ))),
+            Ok(port) => Ok(port),
+        };
+        Ok(Forward {
+            host: port("host", host)?,
+            guest: port("guest", guest)?,
+        })
+    }
+
+    /// The forwards of `texts`, refusing two of one host port (one guest port may be
+    /// reached through several).
+    pub fn parse_all(texts: &[String]) -> Result<Vec<Forward>, BootError> {
+        let mut forwards: Vec<Forward> = Vec::with_capacity(texts.len());
+        for text in texts {
+            let forward = Forward::parse(text)?;
+            if let Some(first) = forwards.iter().find(|f| f.host == forward.host) {
+                return Err(BootError::DuplicateForward {
+                    port: forward.host,
+                    first: *first,
+                    second: forward,
+                });
+            }
+            forwards.push(forward);
+        }
+        Ok(forwards)
+    }
 }
 
 /// A guest to boot.
@@ -107,6 +186,8 @@ pub struct Guest {
     pub memory_mb: u32,
     /// The program (and its arguments) the guest's init runs instead of its default.
     pub args: Vec<String>,
+    /// Host ports forwarded to the guest's.
+    pub forwards: Vec<Forward>,
 }
 
 impl Guest {
@@ -144,7 +225,8 @@ impl Guest {
             .arg(append)
             .arg("-drive")
             .arg(drive(&disk, self.disk))
-            .args(["-nic", "user,model=virtio-net-pci"]);
+            .arg("-nic")
+            .arg(nic(&self.forwards));
         Ok(command)
     }
 
@@ -168,6 +250,20 @@ fn drive(disk: &Path, kind: Disk) -> String {
         disk.display().to_string().replace(',', ",,"),
         kind.as_str()
     )
+}
+
+/// qemu's `-nic` value: a virtio NIC on the user network, which gives the guest an
+/// address by DHCP (10.0.2.15) and NAT to the host's, and listens on the host's loopback
+/// for each forward.
+fn nic(forwards: &[Forward]) -> String {
+    let mut nic = "user,model=virtio-net-pci".to_string();
+    for forward in forwards {
+        nic.push_str(&format!(
+            ",hostfwd=tcp:127.0.0.1:{}-:{}",
+            forward.host, forward.guest
+        ));
+    }
+    nic
 }
 
 /// The guest's arguments as kernel command-line words: the kernel splits at spaces and
@@ -215,6 +311,52 @@ mod tests {
     }
 
     #[test]
+    fn forwards_are_two_ports_and_one_forward_a_host_port() {
+        assert_eq!(
+            Forward::parse("8080:80").unwrap(),
+            Forward {
+                host: 8080,
+                guest: 80
+            }
+        );
+        for (text, reason) in [
+            ("8080", "no `:` between the ports"),
+            (":80", "the host port `` is not a port from 1 to 65535"),
+            ("0:80", "the host port `0` is not a port from 1 to 65535"),
+            (
+                "8080:65536",
+                "the guest port `65536` is not a port from 1 to 65535",
+            ),
+            (
+                "8080:80:1",
+                "the guest port `80:1` is not a port from 1 to 65535",
+            ),
+            (
+                "http:80",
+                "the host port `http` is not a port from 1 to 65535",
+            ),
+        ] {
+            assert_eq!(
+                Forward::parse(text).unwrap_err().to_string(),
+                format!(
+                    "bad --forward `{text}`: {reason} (write HOST:GUEST, two TCP ports, like 8080:80)"
+                )
+            );
+        }
+        let err = Forward::parse_all(&strings(&["8080:80", "2222:22", "8080:8080"])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--forward 8080:80 and --forward 8080:8080 both take host port 8080"
+        );
+        assert_eq!(
+            Forward::parse_all(&strings(&["8080:80", "8081:80"]))
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
     fn the_command_boots_the_image_files_with_the_console_on_stdio() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["vmlinuz", "initrd.img", "disk.qcow2"] {
@@ -231,6 +373,7 @@ mod tests {
             accel: Accel::Tcg,
             memory_mb: 256,
             args: strings(&["/bin/sh", "-c", "echo hi"]),
+            forwards: Forward::parse_all(&strings(&["8080:80", "2222:22"])).unwrap(),
         };
         let command = guest.command().unwrap();
         let args: Vec<String> = command
@@ -255,6 +398,20 @@ mod tests {
                 dir.path().display()
             )
         );
+
+        assert_eq!(
+            after("-nic"),
+            "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:2222-:22"
+        );
+        let plain = Guest {
+            forwards: Vec::new(),
+            ..guest.clone()
+        };
+        let args: Vec<String> = (plain.command().unwrap().get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let nic = args.iter().position(|a| a == "-nic").unwrap() + 1;
+        assert_eq!(args[nic], "user,model=virtio-net-pci", "a NIC, and NAT out");
 
         fs::remove_file(dir.path().join("initrd.img")).unwrap();
         let err = guest.command().unwrap_err();

@@ -440,11 +440,15 @@ pub struct BootOptions {
     pub memory_mb: u32,
     /// What the guest runs instead of its default program (after `--`).
     pub args: Vec<String>,
+    /// `--forward HOST:GUEST`, as given.
+    pub forwards: Vec<String>,
 }
 
 /// Materialises the lock's image into `store/images/GROUP-FLAVOR` (unless it is current)
 /// and boots it under qemu on this terminal; returns qemu's exit code.
 pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i32> {
+    let accel = crate::boot::Accel::parse(&opts.accel)?;
+    let forwards = crate::boot::Forward::parse_all(&opts.forwards)?;
     let repo = ctx.existing_repo()?;
     let (stored, flavor) = ctx.load(&repo, &opts.lookup)?;
     let group = &stored.lock.group;
@@ -458,7 +462,6 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
              start it on a Xen host with `xl create OUT/xen.cfg`"
         )));
     }
-    let accel = crate::boot::Accel::parse(&opts.accel)?;
     let disk = match opts.disk.as_deref() {
         Some(name) => materialise::Disk::parse(name)?,
         None => materialise::Disk::Raw,
@@ -501,6 +504,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         accel,
         memory_mb: opts.memory_mb,
         args: opts.args.clone(),
+        forwards,
     };
     Ok(guest.run()?)
 }

@@ -34,6 +34,9 @@ pub enum Error {
     /// The packages' maintainer scripts could not be run, or failed.
     #[error(transparent)]
     Configure(#[from] crate::compile::ConfigureError),
+    /// A group statement its tree cannot carry out.
+    #[error(transparent)]
+    Setup(#[from] crate::compile::SetupError),
     /// The configured tree could not be read back.
     #[error(transparent)]
     Capture(#[from] crate::compile::CaptureError),

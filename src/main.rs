@@ -96,8 +96,10 @@ enum Command {
     #[command(
         after_help = "The image goes to store/images/GROUP-FLAVOR. The guest's console is this terminal \
 (Ctrl-A X quits qemu); the guest powers off when its program ends, and boot exits with qemu's code. \
-What the guest writes to its disk is discarded: every boot starts from the lock.\n\n\
-Example:\n  appliance boot minimal --flavor kvm\n  appliance boot minimal --flavor kvm -- /bin/bash -c 'uname -a'"
+What the guest writes to its disk is discarded: every boot starts from the lock. \
+Its NIC is on qemu's user network (an address by DHCP, NAT to the host's network); --forward HOST:GUEST \
+makes the guest's TCP port GUEST reachable at 127.0.0.1:HOST.\n\n\
+Example:\n  appliance boot minimal --flavor kvm\n  appliance boot minimal --flavor kvm -- /bin/bash -c 'uname -a'\n  appliance boot web --flavor kvm --forward 8080:80 --forward 2222:22"
     )]
     Boot {
         /// The group (may be left out when the repository holds one group).
@@ -117,6 +119,10 @@ Example:\n  appliance boot minimal --flavor kvm\n  appliance boot minimal --flav
         /// Guest memory in MiB.
         #[arg(long, value_name = "MB", default_value_t = 512)]
         memory: u32,
+        /// Forward TCP port HOST on the host's loopback to the guest's port GUEST
+        /// (repeatable).
+        #[arg(long, value_name = "HOST:GUEST")]
+        forward: Vec<String>,
         /// The program and arguments the guest runs instead of its default.
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<String>,
@@ -317,6 +323,7 @@ fn run(
             disk,
             accel,
             memory,
+            forward,
             args,
         } => commands::boot(
             &ctx()?,
@@ -330,6 +337,7 @@ fn run(
                 accel,
                 memory_mb: memory,
                 args,
+                forwards: forward,
             },
             out,
         ),

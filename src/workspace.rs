@@ -13,7 +13,8 @@ use crate::lang::diag::{SourceFile, suggest};
 use crate::lang::flavor::parse_flavor;
 use crate::lang::group::{Include, Known, parse_group};
 pub use crate::lang::{
-    FileStatement, Flavor, GroupDef, Hostfile, LangError, Location, Overlay, Removal, Statement,
+    Account, AccountKind, FileStatement, Flavor, GroupDef, Hostfile, LangError, Location, Overlay,
+    Preseed, Removal, Statement, UnitChange,
 };
 use crate::lock::Reason;
 use crate::resolve::Prefer;
@@ -57,6 +58,12 @@ pub struct Recipe {
     pub cmd: Vec<String>,
     /// Which version of each package name to take: the last `prefer` reached.
     pub prefer: Prefer,
+    /// `user` and `group` statements, in order.
+    pub accounts: Vec<Account>,
+    /// `debconf` lines, in order.
+    pub preseeds: Vec<Preseed>,
+    /// `enable` and `disable` units, in order: of two for one unit, the later wins.
+    pub units: Vec<UnitChange>,
     /// Every group file read: workspace-relative path and BLAKE3 hex of its bytes, sorted.
     pub inputs: Vec<(String, String)>,
 }
@@ -204,6 +211,9 @@ impl Workspace {
                 modules: Vec::new(),
                 cmd: Vec::new(),
                 prefer: Prefer::default(),
+                accounts: Vec::new(),
+                preseeds: Vec::new(),
+                units: Vec::new(),
                 inputs: Vec::new(),
             },
         };
@@ -356,6 +366,9 @@ impl Expander<'_> {
                     self.recipe.files.retain(|f| f.path != file.path);
                     self.recipe.files.push(file.clone());
                 }
+                Statement::Account(account) => self.recipe.accounts.push(account.clone()),
+                Statement::Debconf(lines) => self.recipe.preseeds.extend_from_slice(lines),
+                Statement::Units(units) => self.recipe.units.extend_from_slice(units),
             }
         }
         Ok(())
@@ -661,6 +674,35 @@ mod tests {
         assert_eq!(r.packages[0].reason, named("base", &[]));
         assert_eq!(r.files[0].content, b"base\n");
         assert_eq!(r.cmd, ["/bin/sh"]);
+    }
+
+    #[test]
+    fn recipes_gather_accounts_preseeds_and_units_in_order() {
+        let (_dir, ws) = workspace(&[
+            (
+                "groups/acct.kdl",
+                "group acct version=\"1\" {\n    group app\n    user app group=\"app\"\n    debconf \"a a/q string 1\"\n}",
+            ),
+            (
+                "groups/svc.kdl",
+                "group svc version=\"1\" {\n    include acct\n    enable nginx ssh\n    when openvz { disable nginx; }\n    debconf \"b b/q string 2\"\n}",
+            ),
+        ]);
+        let r = recipe(&ws, "svc", "openvz").unwrap();
+        let accounts: Vec<(&str, &str)> = (r.accounts.iter())
+            .map(|a| (a.kind.statement(), a.name.as_str()))
+            .collect();
+        assert_eq!(accounts, [("group", "app"), ("user", "app")]);
+        assert_eq!(r.accounts[1].location.to_string(), "groups/acct.kdl:3:5");
+        let lines: Vec<&str> = r.preseeds.iter().map(|p| p.line.as_str()).collect();
+        assert_eq!(lines, ["a a/q string 1", "b b/q string 2"]);
+        let units: Vec<(&str, bool)> = (r.units.iter())
+            .map(|u| (u.unit.as_str(), u.enable))
+            .collect();
+        assert_eq!(units, [("nginx", true), ("ssh", true), ("nginx", false)]);
+        assert_eq!(r.units[2].location.to_string(), "groups/svc.kdl:4:27");
+        let xen = recipe(&ws, "svc", "xen").unwrap();
+        assert_eq!(xen.units.len(), 2, "the disable is for openvz only");
     }
 
     #[test]

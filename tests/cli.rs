@@ -560,6 +560,54 @@ fn help_has_examples() {
 }
 
 #[test]
+fn boot_refuses_bad_forwards_before_anything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    fake_workspace(dir.path(), &[]);
+    let boot = |forwards: &[&str]| {
+        let mut args = vec!["boot", "web", "--flavor", "kvm"];
+        for forward in forwards {
+            args.extend(["--forward", forward]);
+        }
+        fails(dir.path(), &args)
+    };
+    let err = boot(&["8080"]);
+    assert!(
+        err.contains("bad --forward `8080`: no `:` between the ports (write HOST:GUEST"),
+        "{err}"
+    );
+    let err = boot(&["8080:99999"]);
+    assert!(
+        err.contains("the guest port `99999` is not a port from 1 to 65535"),
+        "{err}"
+    );
+    let err = boot(&["8080:80", "8080:443"]);
+    assert!(
+        err.contains("--forward 8080:80 and --forward 8080:443 both take host port 8080"),
+        "{err}"
+    );
+    // Good forwards get as far as the repository, which is missing here.
+    let err = boot(&["8080:80", "8443:443"]);
+    assert!(err.contains("appliance compile"), "{err}");
+}
+
+#[test]
+fn configure_statements_need_a_tree_with_dpkg() {
+    let w = World::new(&[(
+        "acct",
+        "group acct version=\"1.0\" {\n    flavors openvz\n    package bash\n    debconf \"a a/b string c\"\n    user app\n}\n",
+    )]);
+    let err = w.fails(&["compile", "groups/acct.kdl"]);
+    assert!(
+        err.contains(
+            "groups/acct.kdl:4:13: `debconf` needs a configured tree, and group acct's closure \
+             has no dpkg to configure it: add `package dpkg`"
+        ),
+        "{err}"
+    );
+    assert!(!w.ws.join("store").exists(), "nothing is stored");
+}
+
+#[test]
 fn a_failed_compile_writes_no_repository() {
     let w = World::new(&[(
         "unsat",

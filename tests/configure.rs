@@ -336,3 +336,110 @@ fn a_file_a_script_gives_to_an_account_the_tree_lacks_is_refused() {
     );
     assert!(!ws.join("store/repo.sqlite").exists());
 }
+
+#[test]
+fn group_statements_make_accounts_debconf_answers_and_unit_links() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    let pool = ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    let unit = "[Unit]\nDescription=tiny\n[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n";
+    // What deb-systemd-helper does for a unit enabled by default: the group disables it.
+    build_deb(
+        &pool,
+        "tinyd",
+        "1.0-1",
+        &[
+            ("/usr/lib/systemd/system/tinyd.service", unit),
+            ("/usr/lib/systemd/system/tinyd-old.service", unit),
+        ],
+        &[],
+        &[(
+            "postinst",
+            "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  mkdir -p /etc/systemd/system/multi-user.target.wants\n  ln -sf /lib/systemd/system/tinyd-old.service /etc/systemd/system/multi-user.target.wants/\nfi\n",
+        )],
+    );
+    let text = |statements: &str| {
+        format!(
+            "group tiny version=\"1.0\" {{\n    flavors openvz\n    package adduser\n    package debconf\n    package systemd\n    package tinyd\n    exclude \"/usr/share/doc/*\" \"/usr/share/man/*\" \"/usr/share/locale/*\"\n{statements}}}\n"
+        )
+    };
+    let statements = "    user app uid=2000 group=\"media\" home=\"/var/lib/app\" system=#true\n    group media gid=2001\n    user alice\n    user www-data\n    debconf \"tinyd tinyd/greeting string hello world\"\n    enable tinyd\n    disable tinyd-old.service\n    file \"/etc/systemd/system/mine.service\" content=\"[Service]\\nExecStart=/bin/true\\n[Install]\\nWantedBy=multi-user.target\\n\"\n    enable mine\n";
+    fake_workspace(ws, &[("tiny", &text(statements))]);
+    ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+    let tree = chroot(ws, "tree", "debs");
+    let lines = |path: &str, names: &[&str]| -> Vec<String> {
+        let text = fs::read_to_string(tree.join(path)).unwrap();
+        (text.lines())
+            .filter(|l| names.iter().any(|n| l.starts_with(&format!("{n}:"))))
+            .map(|l| l.to_string())
+            .collect()
+    };
+    let passwd = lines("etc/passwd", &["app", "alice", "www-data"]);
+    assert_eq!(
+        passwd[0],
+        "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin"
+    );
+    assert_eq!(passwd[1], "app:x:2000:2001::/var/lib/app:/usr/sbin/nologin");
+    assert!(passwd[2].starts_with("alice:x:") && passwd[2].ends_with(":/home/alice:/bin/sh"));
+    let group = lines("etc/group", &["media", "alice"]);
+    assert_eq!(group[0], "media:x:2001:");
+    assert!(group[1].starts_with("alice:x:"), "{group:?}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(tree.join("var/lib/app")).unwrap().uid(), 2000);
+    assert!(
+        tree.join("home/alice/.bashrc").is_file(),
+        "a user's home is made from /etc/skel"
+    );
+    // Passwords stay locked.
+    assert!(lines("etc/shadow", &["alice"])[0].starts_with("alice:!:"));
+    let config = fs::read_to_string(tree.join("var/cache/debconf/config.dat")).unwrap();
+    assert!(
+        config.contains("Name: tinyd/greeting\nTemplate: tinyd/greeting\nValue: hello world\n"),
+        "{config}"
+    );
+    let wants = tree.join("etc/systemd/system/multi-user.target.wants");
+    assert_eq!(
+        fs::read_link(wants.join("tinyd.service")).unwrap(),
+        Path::new("/lib/systemd/system/tinyd.service")
+    );
+    assert!(fs::symlink_metadata(wants.join("tinyd-old.service")).is_err());
+    // A unit the group brings itself is enabled too.
+    assert_eq!(
+        fs::read_link(wants.join("mine.service")).unwrap(),
+        Path::new("/etc/systemd/system/mine.service")
+    );
+
+    // What the tree cannot do fails the compile at the statement, and stores nothing.
+    let before = ok(ws, &["list"]);
+    let uid = statements.replace("user www-data\n", "user www-data uid=2002\n");
+    fs::write(ws.join("groups/tiny.kdl"), text(&uid)).unwrap();
+    let err = fails(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+    assert!(
+        err.contains("groups/tiny.kdl:11:5: user www-data exists already with id 33 (a package made it), not 2002"),
+        "{err}"
+    );
+    let unit = statements.replace("enable tinyd\n", "enable tinyd nosuch\n");
+    fs::write(ws.join("groups/tiny.kdl"), text(&unit)).unwrap();
+    let err = fails(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+    assert!(
+        err.contains("groups/tiny.kdl:13:18: systemctl enable nosuch: ")
+            && err.contains("nosuch.service does not exist"),
+        "{err}"
+    );
+    let tool = "    enable tinyd\n";
+    let text = format!(
+        "group tiny version=\"1.0\" {{\n    flavors openvz\n    package adduser\n{tool}}}\n"
+    );
+    fs::write(ws.join("groups/tiny.kdl"), text).unwrap();
+    let err = fails(ws, &["compile", "groups/tiny.kdl"]);
+    assert!(
+        err.contains("groups/tiny.kdl:4:12: `enable` needs /usr/bin/systemctl in the tree: add `package systemd`"),
+        "{err}"
+    );
+    assert_eq!(ok(ws, &["list"]), before);
+}

@@ -7,15 +7,12 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{appliance, example_workspace, is_root, ok};
+use common::{Console, appliance, example_workspace, is_root, ok, tool};
 
 /// How long a boot may take to print the marker (TCG boots take 10-30 s here).
 const BOOT_LIMIT: Duration = Duration::from_secs(180);
@@ -31,17 +28,6 @@ fn needs_a_kernel() {
         kernels,
         "this test needs an installed kernel: apt-get install linux-image-amd64"
     );
-}
-
-fn tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
@@ -190,65 +176,14 @@ fn minimal_kvm_image_is_reproducible_valid_and_boots_to_the_disk_bash() {
 /// Runs `appliance boot` with the marker program; returns the console output, the time
 /// until the marker appeared (or the limit) and the exit code (None when killed).
 fn boot(ws: &Path) -> (String, Duration, Option<i32>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_appliance"))
-        .args(["boot", "minimal", "--flavor", "kvm", "--"])
-        .args(["/bin/bash", "-c", "echo APPLIANCE-MARKER-$((6*7))"])
-        .current_dir(ws)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so qemu goes too when the group is killed.
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let (lines, seen) = mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines() {
-                let Ok(line) = line else { break };
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(lines);
     let start = Instant::now();
-    let mut output = String::new();
-    let mut marker = None;
-    while start.elapsed() < BOOT_LIMIT {
-        match seen.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) => {
-                if marker.is_none() && line.contains("APPLIANCE-MARKER-42") {
-                    marker = Some(start.elapsed());
-                }
-                output.push_str(&line);
-                output.push('\n');
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-    }
-    // Closed pipes mean qemu is ending: a few seconds to exit, then it is killed.
-    let ending = Instant::now();
-    let mut status = child.try_wait().unwrap();
-    while status.is_none() && ending.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(100));
-        status = child.try_wait().unwrap();
-    }
-    let code = match status {
-        Some(status) => status.code(),
-        None => {
-            // SAFETY: kill has no memory effects; the group is the child's own.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            child.wait().unwrap();
-            None
-        }
-    };
+    let deadline = start + BOOT_LIMIT;
+    let marker_program = ["/bin/bash", "-c", "echo APPLIANCE-MARKER-$((6*7))"];
+    let mut args = vec!["boot", "minimal", "--flavor", "kvm", "--"];
+    args.extend(marker_program);
+    let mut console = Console::start(ws, &args);
+    let marker = (console.wait_for("APPLIANCE-MARKER-42", deadline)).then(|| start.elapsed());
+    let (output, code) = console.finish(deadline);
     (output, marker.unwrap_or(BOOT_LIMIT), code)
 }
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::capture::{self, Captured};
 use super::configure::{self, ConfigureError, Environment, Unpacked};
+use super::setup::{self, UnitFile};
 use super::stage;
 use crate::confine::{IdShift, Subordinate};
 use crate::error::{Error, Result};
@@ -41,6 +42,8 @@ pub struct Job {
     /// Bytes the staging lock takes from no package (the dpkg database).
     #[serde(with = "hex_blobs")]
     pub blobs: Vec<Vec<u8>>,
+    /// The group's own unit files, put in the tree before configuring.
+    pub units: Vec<UnitFile>,
     /// The packages whose `preinst install` runs, in order.
     pub packages: Vec<Unpacked>,
     /// The scripts' settings.
@@ -76,6 +79,7 @@ impl Configurations {
             (job.blobs.iter())
                 .map(|b| blake3::hash(b).to_hex().to_string())
                 .collect::<Vec<_>>(),
+            &job.units,
             &job.packages,
             &job.env,
         ))
@@ -136,6 +140,7 @@ fn run_here(job: &Job) -> Result<Done> {
         &job.staging,
         &job.blobs,
     )?;
+    setup::place_units(&job.units, &staged.root, staged.ids)?;
     let took = configure::configure(
         &staged.root,
         staged.ids,

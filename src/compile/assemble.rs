@@ -59,13 +59,8 @@ pub fn assemble(
         warnings: _,
         took: _,
     } = configured;
-    let machine = if recipe.flavor.flag("kernel") {
-        system::Machine::Virtual
-    } else {
-        system::Machine::Container
-    };
     let present = |path: &str| package_entries.iter().any(|e| e.path == path);
-    let machine_files = system::machine_files(machine, present);
+    let machine_files = system::machine_files(machine(recipe), present);
     group_files.extend(machine_files.entries);
     blobs.extend(machine_files.blobs);
     // Hostfiles, then overlays, then `file` statements: the most specific statement wins
@@ -133,6 +128,15 @@ pub fn assemble(
         lock.normalise();
     }
     Ok(Assembled { lock, blobs })
+}
+
+/// The kind of machine `recipe`'s flavor makes: a virtual one for a kernel flavor.
+pub fn machine(recipe: &Recipe) -> system::Machine {
+    if recipe.flavor.flag("kernel") {
+        system::Machine::Virtual
+    } else {
+        system::Machine::Container
+    }
 }
 
 /// The entry of a `file` statement, owned by the tree's accounts of its names.

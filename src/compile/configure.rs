@@ -11,15 +11,18 @@
 //! action and `start-stop-daemon` is a stand-in, as in mmdebstrap. The kernel's own
 //! hooks are skipped on purpose (`update-initramfs` is a stand-in and `INITRD=No`):
 //! an image carries appliance's initramfs, so the packages' would only cost time and
-//! make the lock differ from run to run. The stand-ins are gone again when the stage
-//! ends, and what the scripts leave that must not be locked (host keys, logs, backups)
-//! is for the capture stage to drop.
+//! make the lock differ from run to run. Once the packages are configured, what the
+//! group asks of the tree besides ([`Ask`]: accounts no script made, systemd units to
+//! enable or disable) is done with the tree's own `groupadd`, `useradd` and `systemctl`.
+//! The stand-ins are gone again when the stage ends, and what the scripts leave that
+//! must not be locked (host keys, logs, backups) is for the capture stage to drop.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use crate::confine::{ConfineError, Confined, IdShift};
+use crate::lang::{Account, AccountKind};
 use crate::resolve::{Resolution, Universe};
 
 /// One package whose `preinst install` runs, as dpkg names it in `info/`.
@@ -44,9 +47,74 @@ pub struct Environment {
     pub dpkg_version: String,
     /// debconf preseed lines (`tzdata tzdata/Areas select Etc`), set before any script.
     pub preseeds: Vec<String>,
+    /// What is done once the packages are configured, in order.
+    pub asked: Vec<Asked>,
     /// Packages purged once everything is configured: the essential ones a group
     /// removes, which scripts may need while they run, and what only they brought.
     pub purge: Vec<String>,
+}
+
+/// Something done in the tree once its packages are configured.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Ask {
+    /// An account, made unless a package's script made it (then its id must agree).
+    Account(Account),
+    /// A systemd unit enabled (`true`) or disabled.
+    Unit {
+        /// The unit's name.
+        name: String,
+        /// Enable, else disable.
+        enable: bool,
+    },
+}
+
+/// An [`Ask`] with who asked, to name in its error: a statement's `file:line:column`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Asked {
+    /// What to do.
+    pub ask: Ask,
+    /// Who asked.
+    pub origin: String,
+}
+
+impl Ask {
+    /// The request as the script reads it: `KIND NAME ID GROUP HOME SHELL SYSTEM`, `-` for
+    /// what is left to the tools. Names, ids and paths hold no blank (the language's
+    /// rules), so the fields split at spaces.
+    fn line(&self) -> String {
+        let or_dash = |value: Option<&str>| value.unwrap_or("-").to_string();
+        let fields = match self {
+            Ask::Account(account) => {
+                let (group, home, shell) = match &account.kind {
+                    AccountKind::Group => (None, None, None),
+                    AccountKind::User { group, home, shell } => {
+                        (group.as_deref(), home.as_deref(), shell.as_deref())
+                    }
+                };
+                [
+                    account.kind.statement().to_string(),
+                    account.name.clone(),
+                    account
+                        .id
+                        .map_or_else(|| "-".to_string(), |id| id.to_string()),
+                    or_dash(group),
+                    or_dash(home),
+                    or_dash(shell),
+                    u8::from(account.system).to_string(),
+                ]
+            }
+            Ask::Unit { name, enable } => [
+                (if *enable { "enable" } else { "disable" }).to_string(),
+                name.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "0".into(),
+            ],
+        };
+        fields.join(" ")
+    }
 }
 
 /// How long the whole configuration may take: a script waiting for input it will never
@@ -70,10 +138,20 @@ pub enum ConfigureError {
         /// The last lines of the log.
         tail: String,
     },
+    /// What the group asked could not be done: an account that exists with another id,
+    /// a unit the tree lacks.
+    #[error("{origin}: {message}")]
+    Asked {
+        /// Who asked (a statement's `file:line:column`).
+        origin: String,
+        /// What went wrong, with the tool's own words.
+        message: String,
+    },
 }
 
-/// The script PID 1 runs inside: guards, preinsts, configure, triggers, audit, guards
-/// off. Exit codes above 100 say which step failed; the step's name is the last line.
+/// The script PID 1 runs inside: guards, preinsts, configure, triggers, what the group
+/// asked, purges, audit, guards off. Exit codes above 100 say which step failed; the
+/// step's name is the last line, or for what the group asked, the request's number.
 const SCRIPT: &str = r#"set -u
 fail() { echo "appliance-step: $1"; exit "$2"; }
 guard() {
@@ -112,6 +190,56 @@ if [ -n "${APPLIANCE_ESSENTIAL:-}" ]; then
 fi
 dpkg --configure -a || fail "dpkg --configure -a" 104
 dpkg --triggers-only -a || fail "dpkg --triggers-only -a" 105
+asked() {
+    printf 'appliance-asked: %s %s\n' "$1" "$(printf '%s' "$2" | tr '\n' ' ')"
+    exit 108
+}
+# One request a line (see `Ask::line`), numbered; the tools read no input.
+while read -r index kind name id group home shell system; do
+    case $kind in
+    group|user)
+        database=$kind
+        [ "$kind" = user ] && database=passwd
+        have=$(getent "$database" "$name" | cut -d: -f3)
+        if [ -n "$have" ]; then
+            [ "$id" = - ] || [ "$id" = "$have" ] \
+                || asked "$index" "$kind $name exists already with id $have (a package made it), not $id"
+            continue
+        fi
+        if [ "$kind" = group ]; then
+            set -- groupadd
+            [ "$id" = - ] || set -- "$@" --gid "$id"
+            [ "$system" = 1 ] && set -- "$@" --system
+        else
+            set -- useradd
+            [ "$id" = - ] || set -- "$@" --uid "$id"
+            if [ "$group" != - ]; then
+                set -- "$@" --gid "$group"
+            elif getent group "$name" >/dev/null; then
+                set -- "$@" --gid "$name"
+            else
+                set -- "$@" --user-group
+            fi
+            create=--create-home
+            if [ "$system" = 1 ]; then
+                set -- "$@" --system
+                [ "$home" != - ] || { home=/nonexistent; create=--no-create-home; }
+                [ "$shell" != - ] || shell=/usr/sbin/nologin
+            fi
+            [ "$home" = - ] || set -- "$@" --home-dir "$home"
+            [ "$shell" = - ] || set -- "$@" --shell "$shell"
+            set -- "$@" "$create"
+        fi
+        out=$("$@" "$name" 2>&1 </dev/null) || asked "$index" "$1 $name: $out"
+        ;;
+    enable|disable)
+        out=$(SYSTEMD_OFFLINE=1 systemctl "$kind" "$name" 2>&1 </dev/null) \
+            || asked "$index" "systemctl $kind $name: $out"
+        ;;
+    esac
+done <<EOF
+${APPLIANCE_ASKED:-}
+EOF
 for package in ${APPLIANCE_PURGE:-}; do
     dpkg --purge --force-remove-essential --force-remove-protected --force-depends \
         --force-bad-path "$package" \
@@ -173,6 +301,10 @@ pub fn configure(
     let epoch = env.source_date_epoch.to_string();
     let preseeds = env.preseeds.join("\n");
     let purge = env.purge.join(" ");
+    let asked: Vec<String> = (env.asked.iter().enumerate())
+        .map(|(index, asked)| format!("{index} {}", asked.ask.line()))
+        .collect();
+    let asked = asked.join("\n");
     let vars: Vec<(&str, &str)> = vec![
         (
             "PATH",
@@ -192,6 +324,7 @@ pub fn configure(
         ("APPLIANCE_PRESEEDS", &preseeds),
         ("APPLIANCE_PURGE", &purge),
         ("APPLIANCE_ESSENTIAL", &essential),
+        ("APPLIANCE_ASKED", &asked),
     ];
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let started = std::time::Instant::now();
@@ -208,6 +341,16 @@ pub fn configure(
         return Ok(started.elapsed());
     }
     let text = std::fs::read_to_string(log).unwrap_or_default();
+    let refused = (text.lines().rev())
+        .find_map(|l| l.strip_prefix("appliance-asked: "))
+        .and_then(|l| l.split_once(' '))
+        .and_then(|(index, message)| Some((env.asked.get(index.parse::<usize>().ok()?)?, message)));
+    if let Some((asked, message)) = refused {
+        return Err(ConfigureError::Asked {
+            origin: asked.origin.clone(),
+            message: message.trim().to_string(),
+        });
+    }
     let what = text
         .lines()
         .rev()

@@ -26,6 +26,7 @@ mod configure;
 mod fetch;
 mod gather;
 mod resolve;
+mod setup;
 mod stage;
 mod store;
 
@@ -36,6 +37,7 @@ pub use capture::CaptureError;
 pub use check::UnwritableTree;
 pub use configure::ConfigureError;
 pub use resolve::UnwantedKernel;
+pub use setup::SetupError;
 pub use store::Compiled;
 
 use assemble::Configured;
@@ -72,17 +74,26 @@ pub fn compile_recipe(
     )?;
     let gathered = gather::gather(&settings.sysroot, catalog, &fetched)?;
     let packages = resolved.packages(universe);
+    let tree = &gathered.tree;
+    let has = |path: &str| (tree.entries.binary_search_by(|e| e.path.as_str().cmp(path))).is_ok();
+    let dpkg = gathered.records.iter().any(|r| r.name == "dpkg");
+    let setup = setup::requests(recipe, assemble::machine(recipe), has, dpkg)?;
     // A tree with dpkg is configured by its packages' own scripts; one without (a
     // hand-made package set) has no dpkg to run them, and is locked as unpacked.
-    let mut configured = if gathered.records.iter().any(|r| r.name == "dpkg") {
-        let essential = configure::essential_closure(universe, resolved.built());
+    let mut configured = if dpkg {
+        let asked = Asked {
+            packages: packages.clone(),
+            purge: &resolved.purge,
+            essential: configure::essential_closure(universe, resolved.built()),
+            setup: &setup,
+        };
         configured(
             settings,
             recipe,
             catalog,
             &fetched,
             &gathered,
-            (packages.clone(), &resolved.purge, &essential),
+            asked,
             configurations,
         )?
     } else {
@@ -100,6 +111,7 @@ pub fn compile_recipe(
         }
     };
     let mut warnings = resolved.warnings;
+    warnings.extend(setup.warnings);
     warnings.append(&mut configured.warnings);
     let took = configured.took;
     let assembled = assemble::assemble(settings, recipe, packages, configured, &gathered.tree)?;
@@ -115,6 +127,18 @@ pub fn compile_recipe(
     ))
 }
 
+/// What the configure stage is asked besides the tree.
+struct Asked<'a> {
+    /// The lock's packages.
+    packages: Vec<LockedPackage>,
+    /// The packages purged once everything is configured.
+    purge: &'a [String],
+    /// The packages configured before the rest.
+    essential: HashSet<String>,
+    /// The group's own requests.
+    setup: &'a setup::Requests,
+}
+
 /// Stages the chosen packages unpacked, runs their maintainer scripts (then purges
 /// `purge`) and captures the configured tree, unless `configurations` holds it.
 fn configured(
@@ -123,9 +147,15 @@ fn configured(
     catalog: &Catalog,
     fetched: &fetch::Fetched,
     gathered: &Gathered,
-    (packages, purge, essential): (Vec<LockedPackage>, &[String], &HashSet<String>),
+    asked: Asked,
     configurations: &Configurations,
 ) -> Result<Configured> {
+    let Asked {
+        packages,
+        purge,
+        essential,
+        setup,
+    } = asked;
     let system = unpacked(settings, catalog, gathered, system::Unpacked::Yes)?;
     let staging = crate::lock::assemble(assemble::parts(
         recipe,
@@ -148,6 +178,7 @@ fn configured(
         pools: fetched.pools(),
         staging,
         blobs: system.blobs,
+        units: setup::unit_files(recipe),
         packages: (records.iter())
             .map(|r| configure::Unpacked {
                 name: r.name.to_string(),
@@ -159,7 +190,8 @@ fn configured(
         env: configure::Environment {
             source_date_epoch: 0,
             dpkg_version: dpkg_version.to_string(),
-            preseeds: Vec::new(),
+            preseeds: setup.preseeds.clone(),
+            asked: setup.asked.clone(),
             purge: purge.to_vec(),
         },
     };

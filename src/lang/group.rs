@@ -83,6 +83,12 @@ pub enum Statement {
     File(FileStatement),
     /// `prefer installed|newest`: which version of each package name to take.
     Prefer(Prefer),
+    /// `user NAME ...` or `group NAME ...`: an account no package's script makes.
+    Account(Account),
+    /// `debconf LINE...`: answers debconf has before any maintainer script asks.
+    Debconf(Vec<Preseed>),
+    /// `enable UNIT...` or `disable UNIT...`: systemd units set once configured.
+    Units(Vec<UnitChange>),
 }
 
 /// A `when` condition with its source text.
@@ -157,6 +163,69 @@ pub struct FileStatement {
     pub location: Location,
 }
 
+/// A `user` or `group` statement: an account made in the configured tree, with the
+/// tree's own tools, when no package's script made it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Account {
+    /// The account's name.
+    pub name: String,
+    /// A user's settings, or that it is a group.
+    pub kind: AccountKind,
+    /// `uid=` or `gid=`; the tools choose a free one when `None`.
+    pub id: Option<u32>,
+    /// `system=#true`: a system account, with an id from the system range.
+    pub system: bool,
+    /// The statement.
+    pub location: Location,
+}
+
+/// What kind of account a `user` or `group` statement makes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum AccountKind {
+    /// `group NAME`.
+    Group,
+    /// `user NAME`, with what it sets besides the id.
+    User {
+        /// `group=`: its primary group; by default a group of its own name.
+        group: Option<String>,
+        /// `home="/path"`.
+        home: Option<String>,
+        /// `shell="/bin/sh"`.
+        shell: Option<String>,
+    },
+}
+
+impl AccountKind {
+    /// The statement's name: `user` or `group`.
+    pub fn statement(&self) -> &'static str {
+        match self {
+            AccountKind::Group => "group",
+            AccountKind::User { .. } => "user",
+        }
+    }
+}
+
+/// One line of a `debconf` statement: `owner question type value`, as
+/// `debconf-set-selections` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preseed {
+    /// The line.
+    pub line: String,
+    /// Where the line is written.
+    pub location: Location,
+}
+
+/// One unit of an `enable` or `disable` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitChange {
+    /// The unit, as written (`nginx` is `nginx.service`, as systemctl reads it).
+    pub unit: String,
+    /// `enable` (else `disable`).
+    pub enable: bool,
+    /// Where the unit is named.
+    pub location: Location,
+}
+
 /// Names a group file may refer to, gathered from the workspace.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
@@ -170,9 +239,42 @@ pub struct Known {
 
 /// Statement names, for suggestions.
 const STATEMENTS: &[&str] = &[
-    "cmd", "exclude", "file", "flavors", "hostfile", "include", "module", "overlay", "package",
-    "paths", "prefer", "remove", "summary", "when",
+    "cmd", "debconf", "disable", "enable", "exclude", "file", "flavors", "group", "hostfile",
+    "include", "module", "overlay", "package", "paths", "prefer", "remove", "summary", "user",
+    "when",
 ];
+
+/// The types and flags a `debconf` line may set, as `debconf-set-selections` knows them
+/// (`password` is left out: a lock is no place for a secret).
+const DEBCONF_TYPES: &[&str] = &[
+    "boolean",
+    "multiselect",
+    "note",
+    "seen",
+    "select",
+    "string",
+    "text",
+    "title",
+];
+
+/// The unit types systemd knows, the suffix of a unit's name.
+const UNIT_TYPES: &[&str] = &[
+    "automount",
+    "device",
+    "mount",
+    "path",
+    "scope",
+    "service",
+    "slice",
+    "socket",
+    "swap",
+    "target",
+    "timer",
+];
+
+/// The highest id a `user` or `group` statement may ask for: the configure stage maps
+/// ids 0-65535, 65534 is `nogroup`'s and `nobody`'s, and 65535 is no id at all.
+const MAX_ID: u32 = 65533;
 
 /// The properties each content statement takes (`when` is handled on its own).
 fn allowed_props(statement: &str) -> Option<&'static [&'static str]> {
@@ -180,7 +282,10 @@ fn allowed_props(statement: &str) -> Option<&'static [&'static str]> {
         "package" => &["version", "when"],
         "file" => &["mode", "owner", "group", "content", "when"],
         "hostfile" | "overlay" => &["secret", "when"],
-        "include" | "remove" | "exclude" | "paths" | "module" | "cmd" | "prefer" => &["when"],
+        "user" => &["uid", "group", "home", "shell", "system", "when"],
+        "group" => &["gid", "system", "when"],
+        "include" | "remove" | "exclude" | "paths" | "module" | "cmd" | "prefer" | "debconf"
+        | "enable" | "disable" => &["when"],
         _ => return None,
     })
 }
@@ -444,6 +549,19 @@ impl Parser<'_> {
                     )
                 })?)
             }
+            "user" | "group" => Statement::Account(self.account(node, &props)?),
+            "debconf" => Statement::Debconf(
+                many("preseed lines")?
+                    .into_iter()
+                    .map(|(line, entry)| self.preseed(line, entry))
+                    .collect::<Result<_, _>>()?,
+            ),
+            "enable" | "disable" => Statement::Units(
+                many("unit names")?
+                    .into_iter()
+                    .map(|(unit, entry)| self.unit(name == "enable", unit, entry))
+                    .collect::<Result<_, _>>()?,
+            ),
             _ => Statement::File(self.file(node, &props)?),
         };
         match props.get("when") {
@@ -773,6 +891,219 @@ impl Parser<'_> {
         })
     }
 
+    /// `user NAME [uid=N] [group=G] [home=PATH] [shell=PATH] [system=#true]`, or
+    /// `group NAME [gid=N] [system=#true]`.
+    fn account(
+        &self,
+        node: &KdlNode,
+        props: &BTreeMap<&str, &KdlEntry>,
+    ) -> Result<Account, LangError> {
+        let src = self.src;
+        let (name, entry) = one_arg(src, node, "an account name")?;
+        let user = node.name().value() == "user";
+        let id_key = if user { "uid" } else { "gid" };
+        let kind = if user {
+            let path = |key: &str| {
+                (props.get(key))
+                    .map(|entry| self.account_path(key, entry))
+                    .transpose()
+            };
+            AccountKind::User {
+                group: (props.get("group"))
+                    .map(|entry| {
+                        let group = prop_string(src, "group", entry)?;
+                        self.account_name(group, entry)
+                    })
+                    .transpose()?,
+                home: path("home")?,
+                shell: path("shell")?,
+            }
+        } else {
+            AccountKind::Group
+        };
+        Ok(Account {
+            name: self.account_name(name, entry)?,
+            kind,
+            id: (props.get(id_key))
+                .map(|entry| self.account_id(id_key, entry))
+                .transpose()?,
+            system: (props.get("system"))
+                .map_or(Ok(false), |entry| prop_bool(src, "`system`", entry))?,
+            location: self.location(node.name().span()),
+        })
+    }
+
+    /// A user or group name as Debian's tools take it (adduser's default rule).
+    fn account_name(&self, name: &str, entry: &KdlEntry) -> Result<String, LangError> {
+        let body = name.strip_suffix('$').unwrap_or(name);
+        let mut chars = body.chars();
+        let valid = name.len() <= 32
+            && chars
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && chars
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+        if valid {
+            return Ok(name.to_string());
+        }
+        Err(self.src.invalid(
+            value_span(entry),
+            format!("`{}` is not an account name", excerpt(name)),
+            "not an account name",
+            Some(
+                "account names are lowercase letters, digits, `_` and `-`, starting with a \
+                 letter or `_`, at most 32 characters"
+                    .to_string(),
+            ),
+        ))
+    }
+
+    /// `uid=N` or `gid=N`.
+    fn account_id(&self, key: &str, entry: &KdlEntry) -> Result<u32, LangError> {
+        let problem = match entry.value().as_integer() {
+            None => format!("`{key}` must be a number, found `{}`", repr(entry)),
+            Some(id) => match u32::try_from(id) {
+                Ok(id) if (1..=MAX_ID).contains(&id) => return Ok(id),
+                _ => format!("{key} `{}` is out of range (1 to {MAX_ID})", repr(entry)),
+            },
+        };
+        Err(self.src.invalid(
+            value_span(entry),
+            problem,
+            format!("bad {key}"),
+            Some(format!(
+                "the configured tree has ids 0-65535: 0 is root's, 65534 nobody's and 65535 \
+                 none; leave `{key}` out to take a free one"
+            )),
+        ))
+    }
+
+    /// `home=` or `shell=`: an absolute, normalised path that `/etc/passwd` can hold.
+    fn account_path(&self, key: &str, entry: &KdlEntry) -> Result<String, LangError> {
+        let path = prop_string(self.src, key, entry)?;
+        let problem = if !normalised_absolute(path) || normal_form(path) != path {
+            "is not an absolute, normalised path"
+        } else if path.contains(|c: char| c == ':' || c.is_whitespace() || c.is_control()) {
+            "holds a `:`, a blank or a control character, which /etc/passwd cannot take"
+        } else if crate::lock::path::check(path).is_err() {
+            "is a path no tree can hold"
+        } else {
+            return Ok(path.to_string());
+        };
+        Err(self.src.invalid(
+            value_span(entry),
+            format!("{key} `{}` {problem}", excerpt(path)),
+            format!("bad {key}"),
+            Some(format!(
+                "write a path like {}",
+                if key == "home" {
+                    "\"/var/lib/app\""
+                } else {
+                    "\"/bin/sh\""
+                }
+            )),
+        ))
+    }
+
+    /// One `debconf` line: `owner question type value` (the value may be empty), as
+    /// `debconf-set-selections` reads it; what it would skip or misread is refused.
+    fn preseed(&self, line: &str, entry: &KdlEntry) -> Result<Preseed, LangError> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let problem = if line.contains(['\n', '\r']) {
+            Some("holds a line break: write one line a string".to_string())
+        } else if line.trim_end().ends_with('\\') {
+            Some("ends in `\\`, which would join it to the next line".to_string())
+        } else if words.first().is_some_and(|w| w.starts_with('#')) {
+            Some("is a comment".to_string())
+        } else if words.len() < 3 {
+            Some(format!(
+                "has {} fields, not the 3 or 4 of `owner question type value`",
+                words.len()
+            ))
+        } else if !words[1].contains('/') {
+            Some(format!(
+                "names question `{}`, which has no `/` (questions are `package/name`)",
+                excerpt(words[1])
+            ))
+        } else if !DEBCONF_TYPES.contains(&words[2]) {
+            let help = if words[2] == "password" {
+                "a password would be a secret in every machine of the lock: set it on the \
+                 machine"
+                    .to_string()
+            } else {
+                suggest(words[2], DEBCONF_TYPES.iter().copied(), "types")
+            };
+            return Err(self.src.invalid(
+                value_span(entry),
+                format!(
+                    "debconf line `{}` has type `{}`, which it cannot preseed",
+                    excerpt(line),
+                    excerpt(words[2])
+                ),
+                "bad type",
+                Some(help),
+            ));
+        } else {
+            None
+        };
+        match problem {
+            None => Ok(Preseed {
+                line: line.to_string(),
+                location: self.location(value_span(entry)),
+            }),
+            Some(problem) => Err(self.src.invalid(
+                value_span(entry),
+                format!("debconf line `{}` {problem}", excerpt(line)),
+                "not a preseed line",
+                Some(
+                    "a line is `owner question type value`, like \
+                     \"tzdata tzdata/Areas select Etc\""
+                        .to_string(),
+                ),
+            )),
+        }
+    }
+
+    /// One unit of `enable` or `disable`: a systemd unit name, with its type suffix or
+    /// none (a service).
+    fn unit(&self, enable: bool, unit: &str, entry: &KdlEntry) -> Result<UnitChange, LangError> {
+        let error = |message: String, help: String| {
+            Err(self
+                .src
+                .invalid(value_span(entry), message, "not a unit name", Some(help)))
+        };
+        let chars_ok = !unit.is_empty()
+            && unit.len() <= 255
+            && unit.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '\\' | '@' | '-')
+            });
+        if !chars_ok || unit.starts_with('.') {
+            return error(
+                format!("`{}` is not a unit name", excerpt(unit)),
+                "unit names are letters, digits and `: _ . \\ @ -`, like \"nginx.service\" or \
+                 \"getty@tty2.service\""
+                    .to_string(),
+            );
+        }
+        if let Some((_, suffix)) = unit.rsplit_once('.')
+            && !UNIT_TYPES.contains(&suffix)
+        {
+            return error(
+                format!(
+                    "unit `{}` has type `.{}`, which systemd does not know",
+                    excerpt(unit),
+                    excerpt(suffix)
+                ),
+                suggest(suffix, UNIT_TYPES.iter().copied(), "unit types"),
+            );
+        }
+        Ok(UnitChange {
+            unit: unit.to_string(),
+            enable,
+            location: self.location(value_span(entry)),
+        })
+    }
+
     /// `mode=0o644`: octal is required, since a decimal `644` would be a different mode.
     fn mode(&self, entry: &KdlEntry) -> Result<u32, LangError> {
         let written = repr(entry);
@@ -1056,7 +1387,7 @@ mod tests {
         let (msg, help) = error("    pakage nginx");
         assert_eq!(msg, "groups/web.kdl:2:5: unknown statement `pakage`");
         assert!(help.starts_with("did you mean `package`?"), "{help}");
-        assert!(help.contains("known statements: cmd, exclude"), "{help}");
+        assert!(help.contains("known statements: cmd, debconf"), "{help}");
     }
 
     #[test]
@@ -1167,6 +1498,204 @@ mod tests {
         let (msg, _) = error("  package a b");
         assert!(
             msg.ends_with("2:13: `package` takes one argument, found another: `b`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn accounts_preseeds_and_units_parse_also_under_when() {
+        let def = parse(
+            r#"group web version="1.0" {
+    group app gid=2000 system=#true
+    user app uid=2000 group="app" home="/var/lib/app" shell="/usr/sbin/nologin" system=#true
+    user alice
+    debconf "tzdata tzdata/Areas select Etc" "tzdata tzdata/Zones/Etc select UTC"
+    debconf "app app/empty string"
+    enable nginx.service "getty@tty2.service"
+    disable ssh
+    when kernel { enable systemd-timesyncd; }
+    user bob when=openvz
+}
+"#,
+        )
+        .unwrap();
+        let s = &def.statements;
+        assert_eq!(s.len(), 9);
+        let Statement::Account(group) = &s[0] else {
+            panic!("{:?}", s[0])
+        };
+        assert_eq!(
+            (group.name.as_str(), &group.kind, group.id, group.system),
+            ("app", &AccountKind::Group, Some(2000), true)
+        );
+        assert_eq!(group.location.to_string(), "groups/web.kdl:2:5");
+        let Statement::Account(user) = &s[1] else {
+            panic!("{:?}", s[1])
+        };
+        assert_eq!(
+            user.kind,
+            AccountKind::User {
+                group: Some("app".into()),
+                home: Some("/var/lib/app".into()),
+                shell: Some("/usr/sbin/nologin".into()),
+            }
+        );
+        assert_eq!((user.id, user.system), (Some(2000), true));
+        assert!(matches!(&s[2], Statement::Account(a)
+            if a.name == "alice" && a.id.is_none() && !a.system
+                && a.kind == AccountKind::User { group: None, home: None, shell: None }));
+        let Statement::Debconf(lines) = &s[3] else {
+            panic!("{:?}", s[3])
+        };
+        assert_eq!(lines[1].line, "tzdata tzdata/Zones/Etc select UTC");
+        assert_eq!(lines[1].location.to_string(), "groups/web.kdl:5:46");
+        assert!(matches!(&s[4], Statement::Debconf(l) if l[0].line == "app app/empty string"));
+        let Statement::Units(units) = &s[5] else {
+            panic!("{:?}", s[5])
+        };
+        let named: Vec<(&str, bool)> = units.iter().map(|u| (u.unit.as_str(), u.enable)).collect();
+        assert_eq!(
+            named,
+            [("nginx.service", true), ("getty@tty2.service", true)]
+        );
+        assert_eq!(units[1].location.to_string(), "groups/web.kdl:7:26");
+        assert!(matches!(&s[6], Statement::Units(u) if u[0].unit == "ssh" && !u[0].enable));
+        let Statement::When { body, .. } = &s[7] else {
+            panic!("{:?}", s[7])
+        };
+        assert!(matches!(&body[..], [Statement::Units(u)] if u[0].unit == "systemd-timesyncd"));
+        assert!(matches!(&s[8], Statement::When { body, .. }
+            if matches!(&body[..], [Statement::Account(a)] if a.name == "bob")));
+    }
+
+    #[test]
+    fn accounts_are_checked_where_written() {
+        let (msg, help) = error("  user Alice");
+        assert_eq!(msg, "groups/web.kdl:2:8: `Alice` is not an account name");
+        assert!(help.starts_with("account names are lowercase"), "{help}");
+        let (msg, _) = error("  user app group=\"a:b\"");
+        assert_eq!(msg, "groups/web.kdl:2:18: `a:b` is not an account name");
+        let (msg, help) = error("  user app uid=70000");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:16: uid `70000` is out of range (1 to 65533)"
+        );
+        assert!(help.contains("leave `uid` out"), "{help}");
+        let (msg, _) = error("  group app gid=0");
+        assert!(
+            msg.ends_with("2:17: gid `0` is out of range (1 to 65533)"),
+            "{msg}"
+        );
+        let (msg, _) = error("  user app uid=\"12\"");
+        assert!(
+            msg.ends_with("`uid` must be a number, found `\"12\"`"),
+            "{msg}"
+        );
+        let (msg, help) = error("  group app uid=12");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:13: unknown property `uid` for `group`"
+        );
+        assert!(help.contains("gid"), "{help}");
+        let (msg, help) = error("  user app sytem=#true");
+        assert!(
+            msg.ends_with("unknown property `sytem` for `user`"),
+            "{msg}"
+        );
+        assert!(help.starts_with("did you mean `system`?"), "{help}");
+        let (msg, _) = error("  user app system=1");
+        assert!(
+            msg.ends_with("`system` must be #true or #false, found `1`"),
+            "{msg}"
+        );
+        let (msg, help) = error("  user app home=\"var/app\"");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:17: home `var/app` is not an absolute, normalised path"
+        );
+        assert!(help.contains("\"/var/lib/app\""), "{help}");
+        let (msg, _) = error("  user app home=\"/srv/../app\"");
+        assert!(
+            msg.ends_with("home `/srv/../app` is not an absolute, normalised path"),
+            "{msg}"
+        );
+        let (msg, _) = error("  user app shell=\"/bin/my sh\"");
+        assert!(
+            msg.ends_with("shell `/bin/my sh` holds a `:`, a blank or a control character, which /etc/passwd cannot take"),
+            "{msg}"
+        );
+        let (msg, _) = error("  user");
+        assert!(msg.ends_with("2:3: `user` needs an account name"), "{msg}");
+        let (msg, _) = error("  group a b");
+        assert!(
+            msg.ends_with("`group` takes one argument, found another: `b`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn debconf_lines_are_checked_where_written() {
+        let (msg, help) = error("  debconf \"tzdata/Areas select Etc\"");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:11: debconf line `tzdata/Areas select Etc` names question `select`, which has no `/` (questions are `package/name`)"
+        );
+        assert!(
+            help.contains("\"tzdata tzdata/Areas select Etc\""),
+            "{help}"
+        );
+        let (msg, _) = error("  debconf \"ok ok/q string x\" \"tzdata tzdata/Areas\"");
+        assert!(
+            msg.ends_with("2:30: debconf line `tzdata tzdata/Areas` has 2 fields, not the 3 or 4 of `owner question type value`"),
+            "{msg}"
+        );
+        let (msg, help) = error("  debconf \"tzdata tzdata/Areas selct Etc\"");
+        assert!(
+            msg.ends_with("has type `selct`, which it cannot preseed"),
+            "{msg}"
+        );
+        assert!(help.starts_with("did you mean `select`?"), "{help}");
+        let (msg, help) = error("  debconf \"app app/pw password hunter2\"");
+        assert!(
+            msg.ends_with("has type `password`, which it cannot preseed"),
+            "{msg}"
+        );
+        assert!(help.contains("secret"), "{help}");
+        let (msg, _) = error("  debconf \"a a/b string x\\\\\"");
+        assert!(
+            msg.ends_with("which would join it to the next line"),
+            "{msg}"
+        );
+        let (msg, _) = error("  debconf \"a a/b string x\\nb b/c string y\"");
+        assert!(
+            msg.ends_with("holds a line break: write one line a string"),
+            "{msg}"
+        );
+        let (msg, _) = error("  debconf \"# a a/b string\"");
+        assert!(msg.ends_with("is a comment"), "{msg}");
+        let (msg, _) = error("  debconf");
+        assert!(msg.ends_with("`debconf` needs preseed lines"), "{msg}");
+    }
+
+    #[test]
+    fn units_are_checked_where_written() {
+        let (msg, help) = error("  enable nginx \"nginx.servce\"");
+        assert_eq!(
+            msg,
+            "groups/web.kdl:2:16: unit `nginx.servce` has type `.servce`, which systemd does not know"
+        );
+        assert!(help.starts_with("did you mean `service`?"), "{help}");
+        let (msg, help) = error("  disable \"/etc/systemd/system/x.service\"");
+        assert!(
+            msg.ends_with("2:11: `/etc/systemd/system/x.service` is not a unit name"),
+            "{msg}"
+        );
+        assert!(help.contains("getty@tty2.service"), "{help}");
+        let (msg, _) = error("  enable \".service\"");
+        assert!(msg.ends_with("`.service` is not a unit name"), "{msg}");
+        let (msg, _) = error("  enable 1");
+        assert!(
+            msg.ends_with("`enable` expects unit names, found `1`"),
             "{msg}"
         );
     }

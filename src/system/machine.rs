@@ -4,8 +4,9 @@
 //! for many machines, so it carries the generic versions: an empty machine-id (systemd
 //! makes one on first boot and, finding none, applies the unit presets), the loopback
 //! hosts file, an fstab that fits, and no SSH host keys, with a unit that makes them on
-//! first boot. A file the packages already ship is left alone, and a group's own `file`,
-//! `hostfile` or `overlay` wins over anything made here.
+//! first boot. A virtual machine's first NIC comes up by DHCP ([`Network`]), and no
+//! first-boot wizard waits on its console. A file the packages already ship is left
+//! alone, and a group's own `file`, `hostfile` or `overlay` wins over anything made here.
 
 use super::Generated;
 
@@ -23,6 +24,42 @@ pub enum Machine {
 
 /// The SSH host keys unit: made on first boot, before the server starts, once.
 const SSH_KEYS_UNIT: &str = "appliance-ssh-hostkeys.service";
+
+/// How a virtual machine's network comes up: its NICs by DHCP, with what the tree has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// systemd-networkd, which the configure stage enables ([`NETWORKD_UNIT`]), with a
+    /// `.network` file for the NIC names a kernel or udev gives (`eth0`, `ens3`, `enp0s3`).
+    Networkd,
+    /// ifupdown, with an `interfaces.d` stanza for the first NIC whose name starts
+    /// with `e`.
+    Ifupdown,
+    /// Neither is in the tree: the machine boots with its NICs down.
+    Unmanaged,
+}
+
+/// The unit that brings a systemd machine's network up.
+pub const NETWORKD_UNIT: &str = "systemd-networkd.service";
+
+/// systemd's own tree marker, as the packages' (merged-/usr) tree holds it.
+const SYSTEMD: &str = "/usr/lib/systemd/systemd";
+
+/// How `machine`'s network comes up (`None` for a container, whose network the host
+/// sets up: vzctl, a runtime); `has(path)` says whether the tree holds a path.
+pub fn network(machine: Machine, has: impl Fn(&str) -> bool) -> Option<Network> {
+    if machine == Machine::Container {
+        return None;
+    }
+    Some(
+        if has(SYSTEMD) && has("/usr/lib/systemd/systemd-networkd") {
+            Network::Networkd
+        } else if has("/usr/sbin/ifup") {
+            Network::Ifupdown
+        } else {
+            Network::Unmanaged
+        },
+    )
+}
 
 /// The files `machine` needs that the tree lacks; `has(path)` says whether the packages'
 /// tree holds a (merged-/usr) path.
@@ -47,7 +84,17 @@ pub fn machine_files(machine: Machine, has: impl Fn(&str) -> bool) -> Generated 
         Machine::Virtual => virtual_fstab(),
     };
     add(&mut made, "/etc/fstab", 0o644, &fstab);
-    let systemd = has("/usr/lib/systemd/systemd");
+    match network(machine, &has) {
+        Some(Network::Networkd) => add(&mut made, NETWORKD_FILE, 0o644, NETWORKD_DHCP),
+        Some(Network::Ifupdown) => {
+            // ifupdown's postinst writes one that sources interfaces.d; a tree it did
+            // not configure gets the same.
+            add(&mut made, "/etc/network/interfaces", 0o644, INTERFACES);
+            add(&mut made, IFUPDOWN_FILE, 0o644, IFUPDOWN_DHCP);
+        }
+        Some(Network::Unmanaged) | None => {}
+    }
+    let systemd = has(SYSTEMD);
     if systemd && has("/usr/sbin/sshd") {
         let unit = format!("/etc/systemd/system/{SSH_KEYS_UNIT}");
         add(&mut made, &unit, 0o644, SSH_KEYS);
@@ -55,6 +102,11 @@ pub fn machine_files(machine: Machine, has: impl Fn(&str) -> bool) -> Generated 
             &format!("/etc/systemd/system/ssh.service.requires/{SSH_KEYS_UNIT}"),
             &format!("../{SSH_KEYS_UNIT}"),
         );
+    }
+    // systemd-firstboot asks for a locale, a time zone and a root password on the
+    // console of a machine it takes for new, which would hold up an appliance's boot.
+    if machine == Machine::Virtual && systemd {
+        made.symlink("/etc/systemd/system/systemd-firstboot.service", "/dev/null");
     }
     // A container has no virtual terminals: its one login is on the console vzctl (or
     // the runtime) attaches to.
@@ -85,6 +137,24 @@ fn virtual_fstab() -> String {
         "# <file system> <mount point> <type> <options> <dump> <pass>\nLABEL={ROOT_LABEL} / ext4 errors=remount-ro 0 1\n"
     )
 }
+
+/// Where the networkd configuration goes: after any a group's own files name with a
+/// lower number, so those win.
+const NETWORKD_FILE: &str = "/etc/systemd/network/90-appliance-dhcp.network";
+
+/// Every NIC of the usual names, by DHCP: the kernel's `eth0` (the initramfs loads the
+/// driver before udev runs) and udev's predictable `en*` names.
+const NETWORKD_DHCP: &str = "# The machine's NICs, by DHCP (written by appliance)\n[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n";
+
+const IFUPDOWN_FILE: &str = "/etc/network/interfaces.d/appliance-dhcp";
+
+/// What ifupdown's postinst writes.
+const INTERFACES: &str = "# interfaces(5) file used by ifup(8) and ifdown(8)\n# Include files from /etc/network/interfaces.d:\nsource /etc/network/interfaces.d/*\n";
+
+/// The first NIC whose name starts with `e` (`eth0`, `ens3`), whatever udev calls it,
+/// as the logical interface `nic` (interfaces(5), "pattern matching interfaces").
+const IFUPDOWN_DHCP: &str =
+    "# The first NIC, by DHCP (written by appliance)\nauto /e*/1=nic\niface nic inet dhcp\n";
 
 const SSH_KEYS: &str = "[Unit]\nDescription=SSH host keys for this machine (the appliance ships none)\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n[Install]\nRequiredBy=ssh.service\n";
 
@@ -129,6 +199,72 @@ mod tests {
         assert!(
             made.content("/etc/fstab")
                 .contains("LABEL=appliance-root / ext4 errors=remount-ro 0 1")
+        );
+    }
+
+    #[test]
+    fn a_virtual_machine_brings_its_nics_up_with_what_the_tree_has() {
+        let systemd: &[&str] = &[
+            "/usr/lib/systemd/systemd",
+            "/usr/lib/systemd/systemd-networkd",
+        ];
+        let has = |tree: &'static [&'static str]| move |p: &str| tree.contains(&p);
+        assert_eq!(
+            network(Machine::Virtual, has(systemd)),
+            Some(Network::Networkd)
+        );
+        let made = machine_files(Machine::Virtual, has(systemd));
+        let file = made.content("/etc/systemd/network/90-appliance-dhcp.network");
+        assert!(
+            file.contains("[Match]\nName=en* eth*\n") && file.contains("[Network]\nDHCP=yes\n"),
+            "{file}"
+        );
+        let firstboot = made
+            .entries
+            .iter()
+            .find(|e| e.path == "/etc/systemd/system/systemd-firstboot.service");
+        assert_eq!(
+            firstboot.and_then(|e| e.target.as_deref()),
+            Some("/dev/null"),
+            "no wizard waits on the console"
+        );
+
+        // A container's network is the host's business: nothing changes there.
+        assert_eq!(network(Machine::Container, has(systemd)), None);
+        let container = machine_files(Machine::Container, has(systemd));
+        assert!(
+            !paths(&container)
+                .iter()
+                .any(|p| p.contains("network") || p.contains("firstboot")),
+            "{:?}",
+            paths(&container)
+        );
+
+        let ifupdown: &[&str] = &["/usr/sbin/ifup", "/etc/network/interfaces"];
+        assert_eq!(
+            network(Machine::Virtual, has(ifupdown)),
+            Some(Network::Ifupdown)
+        );
+        let made = machine_files(Machine::Virtual, has(ifupdown));
+        assert!(
+            !paths(&made).contains(&"/etc/network/interfaces"),
+            "ifupdown's own stays"
+        );
+        let stanza = made.content("/etc/network/interfaces.d/appliance-dhcp");
+        assert!(
+            stanza.contains("auto /e*/1=nic\niface nic inet dhcp\n"),
+            "{stanza}"
+        );
+        let unconfigured = machine_files(Machine::Virtual, has(&["/usr/sbin/ifup"]));
+        assert!(
+            unconfigured
+                .content("/etc/network/interfaces")
+                .contains("source /etc/network/interfaces.d/*")
+        );
+
+        assert_eq!(
+            network(Machine::Virtual, |_| false),
+            Some(Network::Unmanaged)
         );
     }
 

@@ -10,7 +10,7 @@ mod machine;
 
 pub use dev::{dev, group_id};
 pub use dpkg_state::{PackageRecord, Unpacked, dpkg_state, installed_stanza};
-pub use machine::{Machine, ROOT_LABEL, machine_files};
+pub use machine::{Machine, NETWORKD_UNIT, Network, ROOT_LABEL, machine_files, network};
 
 use crate::lock::{FileEntry, FileKind};
 

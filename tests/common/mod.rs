@@ -691,6 +691,18 @@ fn mount(args: &[&str], at: &Path) {
     );
 }
 
+/// Runs a host program; its stdout, failing the test with its output when it fails.
+pub fn tool(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Whether the tests run as root (CI does), for the parts that need it.
 pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
@@ -710,12 +722,22 @@ impl Booted {
     pub fn start(root: &Path) -> Booted {
         let log = root.with_extension("boot.log");
         let out = fs::File::create(&log).unwrap();
+        // A name of its own: nspawn keeps a folder by machine name in /run, which on a
+        // host whose /run is no tmpfs outlives the machine, and it refuses to boot
+        // another of that name (the folder's name by default) while that is there.
+        static BOOTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let machine = format!(
+            "--machine=appliance-test-{}-{}",
+            std::process::id(),
+            BOOTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let nspawn = Command::new("systemd-nspawn")
             .args([
                 "--boot",
                 "--register=no",
                 "--keep-unit",
                 "--private-network",
+                &machine,
             ])
             .args(["--console=pipe", "-D"])
             .arg(root)
@@ -807,5 +829,109 @@ impl Drop for Booted {
         }
         let _ = self.nspawn.kill();
         let _ = self.nspawn.wait();
+    }
+}
+
+/// `appliance boot ARGS...` run in a folder, its console (stdout and stderr) read line
+/// by line as it comes: in a process group of its own, so that qemu goes with it when
+/// it is killed, as it is when this is dropped still running (a failed test leaves no
+/// qemu behind).
+pub struct Console {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Everything read so far, a line each.
+    pub output: String,
+}
+
+impl Console {
+    /// Starts `appliance ARGS...` in `dir`, its input a pipe [`Console::send`] writes to.
+    pub fn start(dir: &Path, args: &[&str]) -> Console {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut child = command(dir, args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        let stdout = Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>;
+        let stderr = Box::new(child.stderr.take().unwrap());
+        for stream in [stdout, stderr] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if sender.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Console {
+            child,
+            lines,
+            output: String::new(),
+        }
+    }
+
+    /// Reads until a line holds `marker` (true), the console closes or `deadline` passes.
+    pub fn wait_for(&mut self, marker: &str, deadline: std::time::Instant) -> bool {
+        self.read_until(Some(marker), deadline)
+    }
+
+    /// Reads until a line holds `marker`, if one is given (true), the console closes or
+    /// `deadline` passes.
+    fn read_until(&mut self, marker: Option<&str>, deadline: std::time::Instant) -> bool {
+        use std::sync::mpsc::RecvTimeoutError;
+        while std::time::Instant::now() < deadline {
+            match self
+                .lines
+                .recv_timeout(std::time::Duration::from_millis(200))
+            {
+                Ok(line) => {
+                    self.output.push_str(&line);
+                    self.output.push('\n');
+                    if marker.is_some_and(|m| line.contains(m)) {
+                        return true;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+        false
+    }
+
+    /// Types `bytes` on the console.
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(bytes).and_then(|()| stdin.flush()).unwrap();
+    }
+
+    /// Reads the rest until the console closes or `deadline`, then gives the process 10
+    /// more seconds to end: its exit code, or `None` when it had to be killed.
+    pub fn finish(mut self, deadline: std::time::Instant) -> (String, Option<i32>) {
+        self.read_until(None, deadline);
+        let ending = std::time::Instant::now();
+        let mut status = self.child.try_wait().unwrap();
+        while status.is_none() && ending.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            status = self.child.try_wait().unwrap();
+        }
+        let output = std::mem::take(&mut self.output);
+        (output, status.and_then(|s| s.code()))
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: kill has no memory effects; the group is the child's own.
+            unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
     }
 }

@@ -93,7 +93,9 @@ impl Machine {
              memory = 512\n\
              vcpus = 1\n\
              disk = [ \"format={format}, vdev=xvda, access=rw, target={target}\" ]\n\
-             # vif = [ \"bridge=xenbr0\" ]   (xen-netfront is in the initramfs)\n\
+             # One NIC (xen-netfront), which the guest brings up by DHCP, on xl.conf's default\n\
+             # bridge (xenbr0 unless set there); [ \"bridge=NAME\" ] picks another.\n\
+             vif = [ \"\" ]\n\
              on_poweroff = \"destroy\"\n\
              on_reboot = \"destroy\"\n\
              on_crash = \"destroy\"\n",
@@ -157,6 +159,10 @@ mod tests {
         assert!(
             cfg.contains("format=qcow2, vdev=xvda, access=rw, target=/srv/web-xen/disk.qcow2"),
             "{cfg}"
+        );
+        assert!(
+            cfg.contains("\nvif = [ \"\" ]\n"),
+            "the guest has a NIC: {cfg}"
         );
         assert!(matches!(
             Machine::xen_cfg("web", Path::new("/srv"), Disk::Vmdk),

@@ -1,5 +1,6 @@
 //! End to end against the anchor: the web appliance with apt (`include web`, `package
-//! apt`) compiled with the archive's newest packages, materialised as a chroot, and
+//! apt`) compiled with `--prefer newest` (the archive's newest packages, the host's
+//! files where it has those versions installed), materialised as a chroot, and
 //!
 //! - compared with mmdebstrap's tree of the same packages at the same versions: every
 //!   path both trees have has the same type, mode and owner (ids and names), and every
@@ -24,10 +25,12 @@ use common::{Mount, example_workspace, is_root, report, succeeds};
 
 /// The group under test: the example web appliance, manageable.
 ///
-/// `mawk` is named because apt and appliance choose `awk`'s provider differently when
-/// nothing is installed: apt takes mawk (priority `required`), appliance's resolver the
-/// first provider it meets (gawk); with the host's packages installed both take mawk.
-const GROUP: &str = "group managed version=\"1.0\" {\n    flavors openvz\n    include web\n    package apt\n    package mawk\n}\n";
+/// `mawk` and `usrmerge` are named because apt and appliance choose some alternatives
+/// differently: for `awk` with none installed, apt takes mawk (priority `required`) and
+/// appliance's resolver the first provider it meets (gawk); for `usrmerge |
+/// usr-is-merged`, apt (in mmdebstrap's essential stage) the first, appliance the one
+/// the host has installed (usr-is-merged, on a merged-/usr host).
+const GROUP: &str = "group managed version=\"1.0\" {\n    flavors openvz\n    include web\n    package apt\n    package mawk\n    package usrmerge\n}\n";
 
 /// Which tree holds a path the other lacks, or that both hold with other metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +133,7 @@ const ALLOWED: &[(Side, &str, &str)] = &[
 /// The compiled group: a workspace whose store holds its lock, and the lock's packages.
 struct Compiled {
     ws: PathBuf,
-    /// The host root the compile read (see [`newest`]).
+    /// The host root the compile read.
     sysroot: PathBuf,
     /// Every (name, version) of the lock.
     packages: BTreeMap<String, String>,
@@ -156,27 +159,6 @@ impl Compiled {
     }
 }
 
-/// A host root whose dpkg database is empty and whose apt lists and sources are the
-/// host's: every package comes from apt's lists, at the archive's newest version, as
-/// mmdebstrap takes them. Once `appliance compile --prefer newest` exists, the compile
-/// runs with it on `/` instead, and this is `/`.
-fn newest(dir: &Path) -> PathBuf {
-    let sysroot = dir.join("sysroot");
-    fs::create_dir_all(sysroot.join("var/lib/dpkg/info")).unwrap();
-    fs::write(sysroot.join("var/lib/dpkg/status"), "").unwrap();
-    fs::create_dir_all(sysroot.join("var/lib/apt")).unwrap();
-    fs::create_dir_all(sysroot.join("etc")).unwrap();
-    for (from, to) in [("/var/lib/apt/lists", "var/lib/apt"), ("/etc/apt", "etc")] {
-        let copied = Command::new("cp")
-            .args(["-a", from])
-            .arg(sysroot.join(to))
-            .status()
-            .unwrap();
-        assert!(copied.success(), "cp -a {from}");
-    }
-    sysroot
-}
-
 /// The one compile every test shares; `None` when not root.
 fn compiled() -> Option<&'static Compiled> {
     static COMPILED: OnceLock<Option<Compiled>> = OnceLock::new();
@@ -189,7 +171,7 @@ fn compiled() -> Option<&'static Compiled> {
             let ws = dir.path().join("ws");
             example_workspace(&ws);
             fs::write(ws.join("groups/managed.kdl"), GROUP).unwrap();
-            let sysroot = newest(dir.path());
+            let sysroot = PathBuf::from("/");
             let mut compiled = Compiled {
                 ws,
                 sysroot,
@@ -198,7 +180,7 @@ fn compiled() -> Option<&'static Compiled> {
                 paths: BTreeSet::new(),
                 _dir: dir,
             };
-            let made = compiled.ok(&["compile", "groups/managed.kdl"]);
+            let made = compiled.ok(&["compile", "groups/managed.kdl", "--prefer", "newest"]);
             report(&format!("anchor: {made}"));
             let shown =
                 compiled.ok(&["show", "managed", "--flavor", "openvz", "--json", "--files"]);

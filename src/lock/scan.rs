@@ -692,19 +692,7 @@ mod tests {
 
     fn package(name: &str, files: &[&str]) -> InstalledPackage {
         InstalledPackage {
-            package: Package {
-                name: name.to_string(),
-                version: "1.0".to_string(),
-                arch: "amd64".to_string(),
-                multi_arch: MultiArch::No,
-                essential: false,
-                depends: Vec::new(),
-                pre_depends: Vec::new(),
-                provides: Vec::new(),
-                conflicts: Vec::new(),
-                breaks: Vec::new(),
-                origin: Origin::Installed,
-            },
+            package: Package::bare(name, "1.0", "amd64", Origin::Installed),
             files: files.iter().map(|f| f.to_string()).collect(),
             conffiles: Vec::new(),
             md5sums: BTreeMap::new(),

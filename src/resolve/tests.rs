@@ -7,17 +7,8 @@ use crate::source::relation::parse_dependencies;
 /// A pool package of the native arch with the given `Depends`.
 fn pkg(name: &str, version: &str, depends: &str) -> Package {
     Package {
-        name: name.into(),
-        version: version.into(),
-        arch: "amd64".into(),
-        multi_arch: MultiArch::No,
-        essential: false,
         depends: parse_dependencies(depends).unwrap(),
-        pre_depends: Vec::new(),
-        provides: Vec::new(),
-        conflicts: Vec::new(),
-        breaks: Vec::new(),
-        origin: Origin::Pool,
+        ..Package::bare(name, version, "amd64", Origin::Pool)
     }
 }
 

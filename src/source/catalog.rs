@@ -140,19 +140,7 @@ mod tests {
 
     fn listed(name: &str, version: &str, arch: &str, security: bool) -> AptPackage {
         AptPackage {
-            package: Package {
-                name: name.into(),
-                version: version.into(),
-                arch: arch.into(),
-                multi_arch: MultiArch::No,
-                essential: false,
-                depends: Vec::new(),
-                pre_depends: Vec::new(),
-                provides: Vec::new(),
-                conflicts: Vec::new(),
-                breaks: Vec::new(),
-                origin: Origin::AptList,
-            },
+            package: Package::bare(name, version, arch, Origin::AptList),
             filename: String::new(),
             size: 0,
             sha256: String::new(),

@@ -97,6 +97,25 @@ pub struct Package {
 }
 
 impl Package {
+    /// A package with no relations and no `Essential` or `Multi-Arch`, for tests to
+    /// build universes from.
+    #[cfg(test)]
+    pub fn bare(name: &str, version: &str, arch: &str, origin: Origin) -> Package {
+        Package {
+            name: name.into(),
+            version: version.into(),
+            arch: arch.into(),
+            multi_arch: MultiArch::No,
+            essential: false,
+            depends: Vec::new(),
+            pre_depends: Vec::new(),
+            provides: Vec::new(),
+            conflicts: Vec::new(),
+            breaks: Vec::new(),
+            origin,
+        }
+    }
+
     /// `name:arch`, the key dpkg uses for `Multi-Arch: same` packages and messages.
     pub fn qualified_name(&self) -> String {
         format!("{}:{}", self.name, self.arch)

@@ -650,7 +650,7 @@ fn hash(host: &Path, buffer: &mut [u8]) -> io::Result<(u64, String)> {
 mod tests {
     use super::*;
     use crate::source::dpkg::{Conffile, Diversion};
-    use crate::source::{MultiArch, Origin, Package};
+    use crate::source::{Origin, Package};
     use std::ffi::CString;
     use std::os::unix::fs::{PermissionsExt, symlink};
 

@@ -136,7 +136,7 @@ impl Catalog {
 mod tests {
     use super::*;
     use crate::source::apt::AptPackage;
-    use crate::source::{MultiArch, Origin};
+    use crate::source::Origin;
 
     fn listed(name: &str, version: &str, arch: &str, security: bool) -> AptPackage {
         AptPackage {

@@ -135,8 +135,8 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::apt::AptPackage;
     use crate::source::Origin;
+    use crate::source::apt::AptPackage;
 
     fn listed(name: &str, version: &str, arch: &str, security: bool) -> AptPackage {
         AptPackage {

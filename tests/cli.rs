@@ -205,16 +205,7 @@ fn tarballs_are_byte_identical_and_chroot_is_complete() {
     assert!(listing.contains("root/root"), "{listing}");
     assert!(listing.contains("./usr/bin/bash"), "{listing}");
 
-    w.ok(&[
-        "materialise",
-        "base",
-        "--flavor",
-        "openvz",
-        "--format",
-        "chroot",
-        "-o",
-        "tree",
-    ]);
+    w.ok(&common::materialise("base", "chroot", "tree"));
     let tree = w.out("tree");
     assert_eq!(
         fs::read_to_string(tree.join("bin/bash")).unwrap(),
@@ -247,16 +238,7 @@ fn drift_is_refused_naming_the_file_and_writes_nothing() {
     assert!(err.contains("/usr/bin/bash"), "{err}");
     assert!(err.contains("bash"), "{err}");
     assert!(!w.out("out.tar.zst").exists());
-    let err = w.fails(&[
-        "materialise",
-        "base",
-        "--flavor",
-        "openvz",
-        "--format",
-        "chroot",
-        "-o",
-        "tree",
-    ]);
+    let err = w.fails(&common::materialise("base", "chroot", "tree"));
     assert!(err.contains("/usr/bin/bash"), "{err}");
     let leftovers: Vec<_> = fs::read_dir(&w.ws)
         .unwrap()
@@ -390,16 +372,7 @@ fn an_unreadable_host_file_is_reported_never_taken_as_empty() {
         report.contains("/usr/bin/bash (package bash): unreadable: Permission denied"),
         "{report}"
     );
-    let out = as_nobody(&[
-        "materialise",
-        "base",
-        "--flavor",
-        "openvz",
-        "--format",
-        "chroot",
-        "-o",
-        "tree",
-    ]);
+    let out = as_nobody(&common::materialise("base", "chroot", "tree"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -792,16 +765,7 @@ fn unconfigured_trees_carry_dpkg_state_never_host_secrets() {
         stderr.contains("is not configured: its closure has no dpkg"),
         "{stderr}"
     );
-    w.ok(&[
-        "materialise",
-        "base",
-        "--flavor",
-        "openvz",
-        "--format",
-        "chroot",
-        "-o",
-        "tree",
-    ]);
+    w.ok(&common::materialise("base", "chroot", "tree"));
     let tree = w.out("tree");
     let status = fs::read_to_string(tree.join("var/lib/dpkg/status")).unwrap();
     let names: Vec<&str> = status
@@ -874,16 +838,7 @@ fn modified_conffiles_are_reported_and_taken_pristine_from_the_pool() {
         stderr.contains("the lock takes the packaged version"),
         "{stderr}"
     );
-    w.ok(&[
-        "materialise",
-        "base",
-        "--flavor",
-        "openvz",
-        "--format",
-        "chroot",
-        "-o",
-        "tree",
-    ]);
+    w.ok(&common::materialise("base", "chroot", "tree"));
     assert_eq!(
         fs::read_to_string(w.out("tree/etc/issue")).unwrap(),
         PRISTINE

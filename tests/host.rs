@@ -26,19 +26,7 @@ fn base_from_the_host_runs_bash_in_a_chroot_and_tars_reproducibly() {
     let again = ok(ws, &["compile", "groups/base.kdl", "--flavor", "openvz"]);
     assert!(again.contains("unchanged"), "{again}");
 
-    ok(
-        ws,
-        &[
-            "materialise",
-            "base",
-            "--flavor",
-            "openvz",
-            "--format",
-            "chroot",
-            "-o",
-            "root",
-        ],
-    );
+    ok(ws, &common::materialise("base", "chroot", "root"));
     let root = ws.join("root");
     assert!(root.join("usr/bin/bash").is_file());
     assert_eq!(
@@ -158,19 +146,7 @@ fn minimal_is_a_small_tree_that_runs_a_shell() {
         names.contains(&"bash") && !names.contains(&"perl-base"),
         "{names:?}"
     );
-    ok(
-        ws,
-        &[
-            "materialise",
-            "minimal",
-            "--flavor",
-            "openvz",
-            "--format",
-            "chroot",
-            "-o",
-            "root",
-        ],
-    );
+    ok(ws, &common::materialise("minimal", "chroot", "root"));
     if is_root() {
         let out = Command::new("chroot")
             .arg(ws.join("root"))
@@ -217,19 +193,7 @@ fn paths_trim_a_tree_to_a_program_and_what_it_links() {
     }
     assert!(paths.len() < 150, "{} entries: {paths:?}", paths.len());
 
-    ok(
-        ws,
-        &[
-            "materialise",
-            "micro",
-            "--flavor",
-            "openvz",
-            "--format",
-            "chroot",
-            "-o",
-            "root",
-        ],
-    );
+    ok(ws, &common::materialise("micro", "chroot", "root"));
     if is_root() {
         let out = Command::new("chroot")
             .arg(ws.join("root"))

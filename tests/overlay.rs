@@ -119,16 +119,7 @@ fn overlays_and_hostfiles_reach_the_chroot() {
     fs::write(w.sysroot.join("etc/ssl/certs/ca.pem"), "changed\n").unwrap();
     ok(
         &w.ws,
-        &w.args(&[
-            "materialise",
-            "web",
-            "--flavor",
-            "openvz",
-            "--format",
-            "chroot",
-            "-o",
-            "tree",
-        ]),
+        &w.args(&common::materialise("web", "chroot", "tree")),
     );
     let tree = w.ws.join("tree");
     assert_eq!(

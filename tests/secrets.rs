@@ -130,16 +130,7 @@ fn host_secrets_are_refused_at_the_statement_and_nothing_is_stored() {
     group(&w, r#"hostfile "/etc/ssh/ssh_host_*_key" secret=#true"#);
     w.ok(&["compile", "groups/sec.kdl"]);
     assert!(holds_mark(&contents(&store)));
-    w.ok(&[
-        "materialise",
-        "sec",
-        "--flavor",
-        "openvz",
-        "--format",
-        "chroot",
-        "-o",
-        "tree",
-    ]);
+    w.ok(&common::materialise("sec", "chroot", "tree"));
     let key = w.ws.join("tree/etc/ssh/ssh_host_ed25519_key");
     assert_eq!(
         fs::read_to_string(&key).unwrap(),

@@ -292,19 +292,7 @@ fn web_appliance_serves_config_users_dpkg_and_alternatives() {
         assert_eq!(nginx["source"], "aptlist", "{nginx}");
     }
 
-    ok(
-        ws,
-        &[
-            "materialise",
-            "web",
-            "--flavor",
-            "openvz",
-            "--format",
-            "chroot",
-            "-o",
-            "web",
-        ],
-    );
+    ok(ws, &common::materialise("web", "chroot", "web"));
     let root = ws.join("web");
     let inside = |script: &str| {
         let out = Command::new("chroot")
@@ -364,19 +352,7 @@ fn a_second_service_gets_its_account_and_runs() {
     let group = "group cache version=\"1.0\" {\n    flavors openvz\n    package systemd-sysv\n    package redis-server\n    exclude \"/usr/share/doc/*\" \"/usr/share/man/*\"\n}\n";
     fake_workspace(ws, &[("cache", group)]);
     ok(ws, &["compile", "groups/cache.kdl"]);
-    ok(
-        ws,
-        &[
-            "materialise",
-            "cache",
-            "--flavor",
-            "openvz",
-            "--format",
-            "chroot",
-            "-o",
-            "root",
-        ],
-    );
+    ok(ws, &common::materialise("cache", "chroot", "root"));
     let root = ws.join("root");
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
     assert!(passwd.lines().any(|l| l.starts_with("redis:")), "{passwd}");

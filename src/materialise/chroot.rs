@@ -30,7 +30,8 @@ pub(super) enum Metadata {
     /// means (an image's disk does, with debugfs), so the tree is the same for any user.
     ContentOnly,
     /// Everything, as root, with every owner shifted: the tree a confined process sees
-    /// with the lock's own ids (compile's configure stage).
+    /// with the lock's own ids (compile's configure stage). Devices are made where
+    /// mknod is permitted, silently skipped where not (root of a user namespace).
     Shifted(IdShift),
 }
 
@@ -78,6 +79,7 @@ pub(super) fn populate(
         Metadata::Shifted(ids) => ids.base,
         _ => 0,
     };
+    let shifted = matches!(metadata, Metadata::Shifted(_));
 
     progress.phase("copying", plan.items.len(), plan.content_bytes());
     for item in plan.items.iter().filter(|i| matches!(i.body, Body::Dir)) {
@@ -118,6 +120,12 @@ pub(super) fn populate(
                 let kind = if block { libc::S_IFBLK } else { libc::S_IFCHR };
                 // Tried whatever the uid: CAP_MKNOD decides, and EPERM says it is missing.
                 match make_node(&path, kind, libc::makedev(major, minor)) {
+                    // A staged tree's devices the stage could not make keep their
+                    // locked entries (compile's capture): nothing to warn of.
+                    Err(e) if e.raw_os_error() == Some(libc::EPERM) && shifted => {
+                        skipped.push(i);
+                        continue;
+                    }
                     Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
                         warnings.push(format!(
                             "device {} ({} {major}:{minor}) not created: {}",

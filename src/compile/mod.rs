@@ -81,7 +81,7 @@ pub fn compile_recipe(
     // A tree with dpkg is configured by its packages' own scripts; one without (a
     // hand-made package set) has no dpkg to run them, and is locked as unpacked.
     let mut configured = if dpkg {
-        let asked = Asked {
+        let asked = ToConfigure {
             packages: packages.clone(),
             purge: &resolved.purge,
             essential: configure::essential_closure(universe, resolved.built()),
@@ -128,7 +128,7 @@ pub fn compile_recipe(
 }
 
 /// What the configure stage is asked besides the tree.
-struct Asked<'a> {
+struct ToConfigure<'a> {
     /// The lock's packages.
     packages: Vec<LockedPackage>,
     /// The packages purged once everything is configured.
@@ -147,10 +147,10 @@ fn configured(
     catalog: &Catalog,
     fetched: &fetch::Fetched,
     gathered: &Gathered,
-    asked: Asked,
+    asked: ToConfigure,
     configurations: &Configurations,
 ) -> Result<Configured> {
-    let Asked {
+    let ToConfigure {
         packages,
         purge,
         essential,

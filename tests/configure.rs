@@ -443,3 +443,38 @@ fn group_statements_make_accounts_debconf_answers_and_unit_links() {
     );
     assert_eq!(ok(ws, &["list"]), before);
 }
+
+#[test]
+fn flavors_with_the_same_tree_configure_it_once() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    fake_workspace(ws, &[("tiny", &group("systemd"))]);
+    // xen and kvm differ only in what is laid over the packages and in the flavor named
+    // where systemd-networkd is asked for, so the second reuses the first's
+    // configuration.
+    let out = ok(
+        ws,
+        &[
+            "compile",
+            "groups/tiny.kdl",
+            "--flavor",
+            "xen",
+            "--flavor",
+            "kvm",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].contains("[kernel,xen is: x86_64] stored") && lines[0].contains("configured in"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("[kernel,kvm is: x86_64] stored") && !lines[1].contains("configured in"),
+        "{out}"
+    );
+}

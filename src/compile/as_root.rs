@@ -71,7 +71,13 @@ pub struct Configurations(Mutex<HashMap<blake3::Hash, Done>>);
 impl Configurations {
     /// The tree `job` configures: run now, or the one an identical job made.
     pub fn get(&self, job: &Job) -> Result<Done> {
-        // Everything but where the tree is made: its entries, bytes, scripts, settings.
+        // Everything but where the tree is made and who asked what of it (a statement's
+        // location, a flavor's name: only errors say them): its entries, bytes, scripts,
+        // settings.
+        let mut env = job.env.clone();
+        for asked in &mut env.asked {
+            asked.origin.clear();
+        }
         let key = serde_json::to_vec(&(
             &job.sysroot,
             &job.pools,
@@ -81,7 +87,7 @@ impl Configurations {
                 .collect::<Vec<_>>(),
             &job.units,
             &job.packages,
-            &job.env,
+            &env,
         ))
         .map(|json| blake3::hash(&json))
         .map_err(|e| Error::Usage(e.to_string()))?;

@@ -9,6 +9,7 @@ pub mod deb;
 pub mod dpkg;
 pub mod pool;
 pub mod relation;
+pub mod rpm;
 pub mod rules;
 pub mod version;
 

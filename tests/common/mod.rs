@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod rpm_world;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};

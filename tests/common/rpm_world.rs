@@ -337,12 +337,8 @@ while [ $# -gt 1 ]; do
     esac
 done
 name=$1
-if grep -q "^$name:" /etc/group; then
-    echo "groupadd: group '$name' already exists" >&2
-    exit 9
-fi
-[ -n "$gid" ] || gid=$(/usr/libexec/shadow/free-id /etc/group $kind)
-echo "$name:x:$gid:" >> /etc/group
+free=$(/usr/libexec/shadow/new-id /etc/group "$name" $kind)
+echo "$name:x:${gid:-$free}:" >> /etc/group
 "#;
 
 /// `useradd [-r] [-u UID] [-g GROUP] [-d HOME] [-s SHELL] [-c COMMENT] NAME`; without
@@ -363,10 +359,7 @@ while [ $# -gt 1 ]; do
     esac
 done
 name=$1
-if grep -q "^$name:" /etc/passwd; then
-    echo "useradd: user '$name' already exists" >&2
-    exit 9
-fi
+free=$(/usr/libexec/shadow/new-id /etc/passwd "$name" $kind)
 if [ -z "$group" ]; then
     if [ $kind = system ]; then groupadd -r "$name"; else groupadd "$name"; fi
     group=$name
@@ -376,14 +369,18 @@ if [ -z "$gid" ]; then
     echo "useradd: group '$group' does not exist" >&2
     exit 6
 fi
-[ -n "$uid" ] || uid=$(/usr/libexec/shadow/free-id /etc/passwd $kind)
-echo "$name:x:$uid:$gid:$comment:${home:-/home/$name}:$shell" >> /etc/passwd
+echo "$name:x:${uid:-$free}:$gid:$comment:${home:-/home/$name}:$shell" >> /etc/passwd
 "#;
 
-/// `free-id FILE system|user`: the id a new entry of FILE gets: system ids count down
-/// from 999, others up from 1000, as shadow's do.
-const FREE_ID: &str = r#"#!/bin/sh
-awk -F: -v kind="$2" '{ used[$3] = 1 }
+/// `new-id FILE NAME system|user`: refuses a NAME FILE (/etc/passwd or /etc/group) has
+/// already, as shadow's tools do (exit 9), else prints the id a new entry gets: system ids
+/// count down from 999, others up from 1000, as shadow's do.
+const NEW_ID: &str = r#"#!/bin/sh
+if grep -q "^$2:" "$1"; then
+    echo "$2 is in $1 already" >&2
+    exit 9
+fi
+awk -F: -v kind="$3" '{ used[$3] = 1 }
 END {
     if (kind == "system") { for (i = 999; i > 0 && (i in used); i--) ; }
     else { for (i = 1000; i in used; i++) ; }
@@ -443,7 +440,7 @@ fn members() -> Vec<Member> {
                  /usr/libexec/shadow\n",
                 put("%{buildroot}/usr/sbin/useradd", "0755", USERADD),
                 put("%{buildroot}/usr/sbin/groupadd", "0755", GROUPADD),
-                put("%{buildroot}/usr/libexec/shadow/free-id", "0755", FREE_ID)
+                put("%{buildroot}/usr/libexec/shadow/new-id", "0755", NEW_ID)
             ),
         )),
         installed(spec(

@@ -18,6 +18,9 @@ pub enum Error {
     /// apt's lists could not be read, or a package could not be fetched.
     #[error(transparent)]
     Apt(Box<crate::source::apt::AptError>),
+    /// An RPM database, archive, header or repodata folder could not be read.
+    #[error(transparent)]
+    Rpm(#[from] crate::source::rpm::RpmError),
     /// The host's files could not be scanned.
     #[error(transparent)]
     Scan(#[from] crate::lock::scan::ScanError),

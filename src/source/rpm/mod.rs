@@ -3,9 +3,18 @@
 //! describe packages (their relations, files and headers); they never know about locks,
 //! tarballs or outputs.
 
+mod caps;
+mod error;
+#[cfg(test)]
+mod fixture;
+mod header;
+
 use std::path::PathBuf;
 
 use super::{Op, Origin};
+
+pub use error::RpmError;
+pub use header::{DigestAlgorithm, FileTrigger, HeaderFile, RpmHeader, Scriptlet, Scriptlets};
 
 /// One RPM package's metadata, as the RPM resolver and the compile stages need it.
 #[derive(Debug, Clone, PartialEq, Eq)]

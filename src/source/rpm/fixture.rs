@@ -1,0 +1,122 @@
+//! Packages the tests of the RPM sources build with `rpm::PackageBuilder` (byte-identical
+//! between runs): one with every kind of file, flag and relation the readers handle.
+
+use rpm::{
+    CompressionType, Dependency, FileOptions, Header, IndexData, IndexTag, PackageBuilder,
+    PackageMetadata, Scriptlet,
+};
+
+/// The content of `/usr/bin/hello`: bigger than one read buffer.
+pub fn big() -> Vec<u8> {
+    (0..200_000u32)
+        .flat_map(|i| (i % 251).to_le_bytes())
+        .collect()
+}
+
+/// `hello-2:1.0-1.x86_64`: files with modes and owners, a hard link pair, a symlink,
+/// a `%config(noreplace)`, a ghost, a doc, a license, a capability, a fifo, relations
+/// of every kind and scriptlets.
+pub fn hello(compression: CompressionType) -> rpm::Package {
+    let mut b = PackageBuilder::new("hello", "1.0", "MIT", "x86_64", "says hello");
+    b.using_config(
+        rpm::BuildConfig::default()
+            .compression(compression)
+            .source_date(1_600_000_000),
+    );
+    b.epoch(2).release("1");
+    let ok = "building the fixture";
+    b.with_dir_entry(FileOptions::dir("/usr/share/hello").permissions(0o755))
+        .expect(ok)
+        .with_file_contents(
+            big(),
+            FileOptions::new("/usr/bin/hello").permissions(0o4755),
+        )
+        .expect(ok)
+        .with_file_contents(
+            "ping\n",
+            FileOptions::new("/usr/bin/ping")
+                .permissions(0o755)
+                .caps("cap_net_raw=ep")
+                .expect(ok),
+        )
+        .expect(ok)
+        .with_file_contents(
+            "same\n",
+            FileOptions::new("/usr/lib/hello/b").hardlink("pair"),
+        )
+        .expect(ok)
+        .with_file_contents(
+            "same\n",
+            FileOptions::new("/usr/lib/hello/a").hardlink("pair"),
+        )
+        .expect(ok)
+        .with_symlink(FileOptions::symlink("/usr/bin/hi", "hello"))
+        .expect(ok)
+        .with_file_contents(
+            "greeting=hi\n",
+            FileOptions::new("/etc/hello.conf")
+                .config()
+                .noreplace()
+                .user("hello")
+                .group("adm")
+                .permissions(0o640),
+        )
+        .expect(ok)
+        .with_ghost(FileOptions::ghost("/var/log/hello.log"))
+        .expect(ok)
+        .with_file_contents(
+            "read me\n",
+            FileOptions::new("/usr/share/doc/hello/README").doc(),
+        )
+        .expect(ok)
+        .with_file_contents(
+            "MIT\n",
+            FileOptions::new("/usr/share/licenses/hello/COPYING").license(),
+        )
+        .expect(ok)
+        .with_special_file(FileOptions::fifo("/run/hello.fifo"))
+        .expect(ok);
+    b.provides(Dependency::any("greeter"))
+        .provides(Dependency::eq("libhello.so.1()(64bit)", "1.0"))
+        .requires(Dependency::any("/bin/sh"))
+        .requires(Dependency::greater_eq("glibc", "2.34"))
+        .requires(Dependency::script_pre("shadow-utils"))
+        .requires(Dependency::any("(busybox or coreutils)"))
+        .conflicts(Dependency::less("hello-old", "1:2"))
+        .obsoletes(Dependency::less_eq("hello-legacy", "0.9-1"))
+        .pre_install_script("getent passwd hello || useradd -r hello")
+        .post_install_script(Scriptlet::new("").prog(vec!["/sbin/ldconfig"]))
+        .post_trans_script(Scriptlet::new("print('done')").prog(vec!["<lua>"]))
+        .file_trigger_in("/usr/lib/hello/", None, "ldconfig")
+        .trans_file_trigger_in("/usr/share/hello/", None, "echo again");
+    b.build().expect(ok)
+}
+
+/// The bare blob (as rpmdb stores it) of `metadata`'s main header.
+pub fn blob(metadata: &PackageMetadata) -> Vec<u8> {
+    metadata.header_bytes().expect("writing a header")[8..].to_vec()
+}
+
+/// `metadata` with its main header rebuilt after `edit` changed its entries (the
+/// region tag is made anew).
+pub fn edited(
+    metadata: &PackageMetadata,
+    edit: impl FnOnce(&mut Vec<(u32, IndexData)>),
+) -> PackageMetadata {
+    let mut entries = metadata.header.get_all_entries().expect("reading a header");
+    entries.retain(|(tag, _)| *tag != IndexTag::RPMTAG_HEADERIMMUTABLE as u32);
+    edit(&mut entries);
+    let entries = entries
+        .into_iter()
+        .map(|(tag, data)| rpm::HeaderEntry::new(tag, data));
+    PackageMetadata {
+        header: Header::from_entries(entries, IndexTag::RPMTAG_HEADERIMMUTABLE),
+        ..metadata.clone()
+    }
+}
+
+/// Replaces the value of `tag` in header entries being edited.
+pub fn set(entries: &mut [(u32, IndexData)], tag: IndexTag, data: IndexData) {
+    let slot = entries.iter_mut().find(|(t, _)| *t == tag as u32);
+    slot.expect("the fixture has the tag").1 = data;
+}

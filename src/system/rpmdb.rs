@@ -773,13 +773,7 @@ mod tests {
 
     /// Runs the real rpm on the tree `root`; its stdout, failing the test when it fails.
     fn rpm(root: &Path, args: &[&str]) -> String {
-        let out = Command::new("rpm")
-            .arg("--root")
-            .arg(root)
-            .args(["--dbpath", "/var/lib/rpm"])
-            .args(args)
-            .output()
-            .unwrap();
+        let out = rpm_run(root, args);
         assert!(
             out.status.success(),
             "rpm {args:?}: {}{}",
@@ -787,6 +781,17 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs the real rpm on the tree `root`, whatever it answers.
+    fn rpm_run(root: &Path, args: &[&str]) -> std::process::Output {
+        Command::new("rpm")
+            .arg("--root")
+            .arg(root)
+            .args(["--dbpath", "/var/lib/rpm"])
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     fn db(root: &Path) -> PathBuf {
@@ -852,12 +857,7 @@ mod tests {
         assert_eq!(query(&["-Va"]), "");
         // A changed file is seen, so the silence above means something.
         std::fs::write(root.join("usr/lib/beta/data"), "changed\n").unwrap();
-        let out = Command::new("rpm")
-            .arg("--root")
-            .arg(root)
-            .args(["--dbpath", "/var/lib/rpm", "-V", "beta"])
-            .output()
-            .unwrap();
+        let out = rpm_run(root, &["-V", "beta"]);
         assert!(String::from_utf8_lossy(&out.stdout).contains("/usr/lib/beta/data"));
 
         let dir = tempfile::tempdir().unwrap();

@@ -49,6 +49,9 @@ pub enum Error {
     /// A `hostfile` or `overlay` statement could not be turned into entries.
     #[error(transparent)]
     Extra(#[from] crate::lock::extra::ExtraError),
+    /// An RPM tree's rpm database could not be written.
+    #[error(transparent)]
+    Rpmdb(#[from] crate::system::RpmdbError),
     /// A lock could not be trimmed to its group's `paths`.
     #[error(transparent)]
     Trim(#[from] crate::lock::TrimError),

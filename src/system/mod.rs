@@ -1,16 +1,18 @@
 //! What compile adds around the packages' own files: the dpkg database that makes them
 //! a tree dpkg can configure (every package unpacked, its maintainer scripts in `info/`)
-//! or, with no dpkg to run them, one that lists them installed; a minimal `/dev`; and
+//! or, with no dpkg to run them, one that lists them installed; an RPM tree's rpmdb; a minimal `/dev`; and
 //! the files that fit a tree to a container or a virtual machine. Each is an ordinary
 //! lock entry whose bytes go to the blob store.
 
 mod dev;
 mod dpkg_state;
 mod machine;
+mod rpmdb;
 
 pub use dev::{dev, group_id};
 pub use dpkg_state::{PackageRecord, Unpacked, dpkg_state, installed_stanza};
 pub use machine::{Machine, NETWORKD_UNIT, Network, ROOT_LABEL, machine_files, network};
+pub use rpmdb::{RpmdbError, installed_blob, write_rpmdb};
 
 use crate::lock::{FileEntry, FileKind};
 

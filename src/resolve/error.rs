@@ -63,6 +63,19 @@ pub enum Problem {
     /// No alternative of a `a | b` entry can be satisfied; each one's reason.
     #[error("no alternative can be installed: {}", alternatives(.0))]
     NoAlternative(Vec<(String, Problem)>),
+    /// Only packages obsoleted by others have the name (RPM), and none of their
+    /// obsoleters provides what was asked.
+    #[error("obsoleted by {}, which does not provide it", joined(.by, ", "))]
+    Obsoleted {
+        /// The obsoleting packages, `name-evr.arch`.
+        by: Vec<String>,
+    },
+    /// An RPM rich dependency that does not parse: why.
+    #[error("malformed rich dependency: {0}")]
+    Malformed(String),
+    /// An `rpmlib(...)` feature that rpm 4.18 does not have.
+    #[error("not a feature of rpm 4.18")]
+    UnknownRpmlib,
     /// Two chosen packages conflict (or one breaks the other).
     #[error(transparent)]
     Conflict(Box<Conflict>),

@@ -8,6 +8,7 @@
 //! fixed order, so the same inputs always give the same result.
 
 mod error;
+pub mod rpm;
 mod universe;
 
 use std::cmp::Ordering;
@@ -358,15 +359,9 @@ impl<'u> Resolver<'u> {
 
     /// The chain from the group down to `slot`'s package, for messages.
     fn chain_of(&self, slot: usize) -> Vec<String> {
-        let mut chain = Vec::new();
-        let mut at = Some(slot);
-        while let Some(s) = at {
-            chain.push(self.universe.label(self.package(s)));
-            at = self.slots[s].parent;
-        }
-        chain.push(self.slots[slot].root.clone());
-        chain.reverse();
-        chain
+        chain_of(&self.slots, slot, |index| {
+            self.universe.label(self.universe.packages()[index])
+        })
     }
 
     fn asker_chain(&self, asker: &Asker) -> Vec<String> {
@@ -612,45 +607,64 @@ impl<'u> Resolver<'u> {
     }
 
     fn finish(self) -> Resolution {
-        let order = self.sorted_slots();
-        let mut position_of_slot = vec![0; order.len()];
-        for (position, &slot) in order.iter().enumerate() {
-            position_of_slot[slot] = position;
-        }
-        let mut graph = DiGraph::with_capacity(order.len(), self.graph.edge_count());
-        for &slot in &order {
-            graph.add_node(self.slots[slot].index);
-        }
-        let mut edges: Vec<(usize, usize)> = (self.graph.raw_edges().iter())
-            .map(|e| {
-                (
-                    position_of_slot[e.source().index()],
-                    position_of_slot[e.target().index()],
-                )
-            })
-            .collect();
-        edges.sort_unstable();
-        for (from, to) in edges {
-            graph.add_edge(NodeIndex::new(from), NodeIndex::new(to), ());
-        }
-        let pulled_by = (order.iter())
-            .map(|&slot| self.slots[slot].parent.map(|p| position_of_slot[p]))
-            .collect();
-        let position = (order.iter().enumerate())
-            .map(|(position, &slot)| (self.slots[slot].index, position))
-            .collect();
-        let chosen = (order.into_iter())
-            .map(|slot| Chosen {
-                index: self.slots[slot].index,
-                reason: self.slots[slot].reason.clone(),
-            })
-            .collect();
-        Resolution {
-            chosen,
-            graph,
-            pulled_by,
-            position,
-        }
+        assemble(&self.slots, self.sorted_slots(), &self.graph)
+    }
+}
+
+/// The chain from the group down to `slot`'s package, for messages; `label` names the
+/// package at a universe index.
+fn chain_of(slots: &[Slot], slot: usize, label: impl Fn(usize) -> String) -> Vec<String> {
+    let mut chain = Vec::new();
+    let mut at = Some(slot);
+    while let Some(s) = at {
+        chain.push(label(slots[s].index));
+        at = slots[s].parent;
+    }
+    chain.push(slots[slot].root.clone());
+    chain.reverse();
+    chain
+}
+
+/// The resolution of the chosen `slots`, listed in `order`; node `i` of `graph` is slot
+/// `i`, an edge running from a package to a dependency it needs.
+fn assemble(slots: &[Slot], order: Vec<usize>, graph: &DiGraph<usize, ()>) -> Resolution {
+    let mut position_of_slot = vec![0; order.len()];
+    for (position, &slot) in order.iter().enumerate() {
+        position_of_slot[slot] = position;
+    }
+    let mut sorted = DiGraph::with_capacity(order.len(), graph.edge_count());
+    for &slot in &order {
+        sorted.add_node(slots[slot].index);
+    }
+    let mut edges: Vec<(usize, usize)> = (graph.raw_edges().iter())
+        .map(|e| {
+            (
+                position_of_slot[e.source().index()],
+                position_of_slot[e.target().index()],
+            )
+        })
+        .collect();
+    edges.sort_unstable();
+    for (from, to) in edges {
+        sorted.add_edge(NodeIndex::new(from), NodeIndex::new(to), ());
+    }
+    let pulled_by = (order.iter())
+        .map(|&slot| slots[slot].parent.map(|p| position_of_slot[p]))
+        .collect();
+    let position = (order.iter().enumerate())
+        .map(|(position, &slot)| (slots[slot].index, position))
+        .collect();
+    let chosen = (order.into_iter())
+        .map(|slot| Chosen {
+            index: slots[slot].index,
+            reason: slots[slot].reason.clone(),
+        })
+        .collect();
+    Resolution {
+        chosen,
+        graph: sorted,
+        pulled_by,
+        position,
     }
 }
 

@@ -261,17 +261,10 @@ impl<'a> Universe<'a> {
 
     /// Up to three known names (real or virtual) closest to an unknown `name`.
     pub(crate) fn nearest_names(&self, name: &str) -> Vec<String> {
-        let mut scored: Vec<(f64, &str)> = (self.by_name.keys().chain(self.provided.keys()))
-            .map(|known| (strsim::jaro_winkler(name, known), *known))
-            .filter(|(score, _)| *score >= SUGGESTION_THRESHOLD)
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-        scored.dedup_by(|a, b| a.1 == b.1);
-        scored
-            .into_iter()
-            .take(3)
-            .map(|(_, n)| n.to_string())
-            .collect()
+        nearest(
+            name,
+            self.by_name.keys().chain(self.provided.keys()).copied(),
+        )
     }
 
     /// How a package is named in messages: `name`, or `name:arch` for a foreign arch.
@@ -282,4 +275,20 @@ impl<'a> Universe<'a> {
             package.qualified_name()
         }
     }
+}
+
+/// Up to three of `known` closest to an unknown `name`, best first: the suggestions of
+/// [`super::Problem::NoSuchPackage`].
+pub(crate) fn nearest<'k>(name: &str, known: impl Iterator<Item = &'k str>) -> Vec<String> {
+    let mut scored: Vec<(f64, &str)> = known
+        .map(|known| (strsim::jaro_winkler(name, known), known))
+        .filter(|(score, _)| *score >= SUGGESTION_THRESHOLD)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, n)| n.to_string())
+        .collect()
 }

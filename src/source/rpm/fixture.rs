@@ -120,3 +120,60 @@ pub fn set(entries: &mut [(u32, IndexData)], tag: IndexTag, data: IndexData) {
     let slot = entries.iter_mut().find(|(t, _)| *t == tag as u32);
     slot.expect("the fixture has the tag").1 = data;
 }
+
+/// One cpio member of a payload being edited.
+pub struct Member {
+    pub name: String,
+    pub mode: u32,
+    pub ino: u32,
+    pub nlink: u32,
+    pub content: Vec<u8>,
+}
+
+/// `package` (gzip-compressed) with its payload's members replaced by what `edit`
+/// makes of them, recompressed; the header is kept.
+pub fn with_payload(package: &rpm::Package, edit: impl FnOnce(&mut Vec<Member>)) -> rpm::Package {
+    use std::io::{Read, Write};
+    let mut cpio = Vec::new();
+    flate2::read::GzDecoder::new(package.payload.as_slice())
+        .read_to_end(&mut cpio)
+        .expect("a gzip payload");
+    let mut members = Vec::new();
+    let mut reader: &[u8] = &cpio;
+    loop {
+        let mut member = cpio::NewcReader::new(reader).expect("a cpio member");
+        let e = member.entry();
+        if e.is_trailer() {
+            break;
+        }
+        let (name, mode, ino, nlink) = (e.name().to_string(), e.mode(), e.ino(), e.nlink());
+        let mut content = Vec::new();
+        member.read_to_end(&mut content).expect("member content");
+        members.push(Member {
+            name,
+            mode,
+            ino,
+            nlink,
+            content,
+        });
+        reader = member.finish().expect("next member");
+    }
+    edit(&mut members);
+    let mut out = Vec::new();
+    for m in members {
+        let mut writer = cpio::NewcBuilder::new(&m.name)
+            .mode(m.mode)
+            .ino(m.ino)
+            .nlink(m.nlink)
+            .write(&mut out, m.content.len() as u32);
+        writer.write_all(&m.content).expect("writing a member");
+        writer.finish().expect("finishing a member");
+    }
+    cpio::newc::trailer(&mut out).expect("writing the trailer");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&out).expect("compressing");
+    rpm::Package {
+        metadata: package.metadata.clone(),
+        payload: gz.finish().expect("compressing"),
+    }
+}

@@ -655,10 +655,15 @@ impl RpmHeader {
         Ok(out)
     }
 
+    /// The text of string tag `tag`, `None` when the header lacks it.
+    pub(super) fn text(&self, tag: IndexTag) -> Result<Option<&str>, RpmError> {
+        let header = &self.metadata.header;
+        self.optional(tag, |t| header.get_entry_data_as_string(t))
+    }
+
     /// A string tag every package has.
     fn required(&self, tag: IndexTag) -> Result<&str, RpmError> {
-        let header = &self.metadata.header;
-        match self.optional(tag, |t| header.get_entry_data_as_string(t))? {
+        match self.text(tag)? {
             Some(text) if !text.is_empty() => Ok(text),
             _ => Err(self.error(format!("{tag:?} is missing or empty"))),
         }
@@ -682,7 +687,7 @@ impl RpmHeader {
     }
 
     /// A [`RpmError::Header`] for this header.
-    fn error(&self, message: String) -> RpmError {
+    pub(super) fn error(&self, message: String) -> RpmError {
         RpmError::Header {
             file: self.file.clone(),
             package: Some(self.nevra()),

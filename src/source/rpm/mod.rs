@@ -3,6 +3,7 @@
 //! describe packages (their relations, files and headers); they never know about locks,
 //! tarballs or outputs.
 
+mod archive;
 mod caps;
 mod error;
 #[cfg(test)]
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use super::{Op, Origin};
 
+pub use archive::RpmArchive;
 pub use error::RpmError;
 pub use header::{DigestAlgorithm, FileTrigger, HeaderFile, RpmHeader, Scriptlet, Scriptlets};
 

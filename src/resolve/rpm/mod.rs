@@ -636,17 +636,13 @@ impl<'u> Resolver<'u> {
             };
             (rank, p.arch.as_str())
         };
-        let rank = |s: &Satisfier, p: &RpmPackage| match self.prefer {
-            Prefer::Installed => (
+        let rank = |s: &Satisfier, p: &RpmPackage| {
+            self.prefer.rank(
                 self.avoid.contains(&s.index),
-                !universe.is_installed(p),
+                universe.is_installed(p),
                 p.origin,
-            ),
-            Prefer::Newest => (
-                self.avoid.contains(&s.index),
-                false,
                 universe.best_origin(&p.name),
-            ),
+            )
         };
         (rank(a, pa).cmp(&rank(b, pb)))
             .then(a.provided.cmp(&b.provided))

@@ -60,6 +60,25 @@ impl Prefer {
     }
 }
 
+impl Prefer {
+    /// The key a candidate is ranked by, lowest first: avoided last; then with
+    /// [`Prefer::Installed`] the host's version of its name, then its `origin`; with
+    /// [`Prefer::Newest`] its name's best origin (`name_origin`), so a version never
+    /// decides between two names.
+    fn rank(
+        self,
+        avoided: bool,
+        host_version: bool,
+        origin: Origin,
+        name_origin: Origin,
+    ) -> (bool, bool, Origin) {
+        match self {
+            Prefer::Installed => (avoided, !host_version, origin),
+            Prefer::Newest => (avoided, false, name_origin),
+        }
+    }
+}
+
 impl std::str::FromStr for Prefer {
     type Err = String;
 
@@ -326,17 +345,13 @@ impl<'u> Resolver<'u> {
             };
             (rank, p.arch.as_str())
         };
-        let rank = |s: &Satisfier, p: &Package| match self.prefer {
-            Prefer::Installed => (
+        let rank = |s: &Satisfier, p: &Package| {
+            self.prefer.rank(
                 self.avoid.contains(&s.index),
-                !universe.is_installed(p),
+                universe.is_installed(p),
                 p.origin,
-            ),
-            Prefer::Newest => (
-                self.avoid.contains(&s.index),
-                false,
                 universe.best_origin(&p.name),
-            ),
+            )
         };
         (rank(a, pa).cmp(&rank(b, pb)))
             .then(a.provided.cmp(&b.provided))

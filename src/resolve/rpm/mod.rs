@@ -22,7 +22,7 @@ mod rich;
 mod universe;
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
@@ -113,7 +113,7 @@ enum Truth {
 struct Resolver<'u> {
     universe: &'u RpmUniverse<'u>,
     prefer: Prefer,
-    avoid: &'u std::collections::BTreeSet<usize>,
+    avoid: &'u BTreeSet<usize>,
     removes: HashSet<&'u str>,
     /// Universe index -> the installable packages of other names obsoleting it.
     obsoleted_by: HashMap<usize, Vec<usize>>,
@@ -577,7 +577,7 @@ impl<'u> Resolver<'u> {
         Problem::ProvidedOnlyByRemoved {
             providers: (fit.iter())
                 .map(|s| universe.label(universe.packages()[s.index]))
-                .collect::<std::collections::BTreeSet<String>>()
+                .collect::<BTreeSet<String>>()
                 .into_iter()
                 .collect(),
         }
@@ -636,17 +636,13 @@ impl<'u> Resolver<'u> {
             };
             (rank, p.arch.as_str())
         };
-        let rank = |s: &Satisfier, p: &RpmPackage| match self.prefer {
-            Prefer::Installed => (
+        let rank = |s: &Satisfier, p: &RpmPackage| {
+            self.prefer.rank(
                 self.avoid.contains(&s.index),
-                !universe.is_installed(p),
+                universe.is_installed(p),
                 p.origin,
-            ),
-            Prefer::Newest => (
-                self.avoid.contains(&s.index),
-                false,
                 universe.best_origin(&p.name),
-            ),
+            )
         };
         (rank(a, pa).cmp(&rank(b, pb)))
             .then(a.provided.cmp(&b.provided))

@@ -262,6 +262,17 @@ fn rich_and_or_prefer_what_is_chosen_else_the_first_installable() {
             "e-1-1.x86_64"
         ]
     );
+    // `a` alone does not make `(a and b)` hold: the first alternative is taken whole.
+    let partial = [
+        requires(pkg("app", "1-1"), &["a", "((a and b) or c)"]),
+        pkg("a", "1-1"),
+        pkg("b", "1-1"),
+        pkg("c", "1-1"),
+    ];
+    assert_eq!(
+        resolve(&partial, &["app"]).unwrap(),
+        ["a-1-1.x86_64", "app-1-1.x86_64", "b-1-1.x86_64"]
+    );
     let broken = [
         requires(pkg("app", "1-1"), &["(x or y > 1)"]),
         pkg("y", "1-1"),

@@ -5,19 +5,22 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use crate::compile::{Configurations, Settings, compile_recipe};
+use crate::compile::{self, Compiled, Configurations, Settings, compile_recipe};
 use crate::error::{Error, Result, excerpt};
 use crate::lang::Flavor;
 use crate::lock::scan::Accounts;
 use crate::lock::{FileEntry, Lock, LockedPackage, Reason};
 use crate::materialise::{self, Format, Sources};
 use crate::repo::{BlobStore, Repository, StoredLock};
+use crate::resolve::rpm::RpmUniverse;
 use crate::resolve::{Prefer, Universe};
 use crate::source::apt::AptLists;
+use crate::source::backend::Backend;
 use crate::source::catalog::{Catalog, Stale};
 use crate::source::dpkg::DpkgDatabase;
 use crate::source::pool::Pool;
-use crate::workspace::Workspace;
+use crate::source::rpm::catalog::RpmCatalog;
+use crate::workspace::{Recipe, Workspace};
 
 /// Where a command works: the workspace, the repository file and the host root.
 pub struct Context {
@@ -137,8 +140,10 @@ pub struct CompileOptions {
     pub groups: Vec<String>,
     /// Flavors; empty means each group's own `flavors` list.
     pub flavors: Vec<String>,
-    /// More folders of `.deb` archives (`--pool DIR`).
+    /// More folders of `.deb` or `.rpm` archives, or createrepo_c repositories (`--pool DIR`).
     pub pools: Vec<PathBuf>,
+    /// `--backend`: the package manager, instead of the sysroot's own.
+    pub backend: Option<Backend>,
     /// Never fetch (`--offline`).
     pub offline: bool,
     /// `--prefer`: replaces every group's own `prefer` statement.
@@ -214,59 +219,28 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     // A path that is no repository, or a damaged one, is told before the work (and the
     // downloads into the pool) that could not be stored.
     Repository::check(&ctx.repo_path)?;
-    let pool_dirs = ctx.pool_dirs(&opts.pools);
-    let pool = Pool::scan(&pool_dirs)?;
-    for (first, other) in pool.conflicts()? {
-        let p = &first.package;
-        eprintln!(
-            "warning: {} and {} both hold {} {} ({}) but differ: the lock takes the first",
-            first.path.display(),
-            other.path.display(),
-            excerpt(&p.name),
-            excerpt(&p.version),
-            p.arch
-        );
-    }
-    let apt = AptLists::read(&ctx.sysroot)?;
-    if let Some(first) = apt.refused.first() {
-        eprintln!(
-            "warning: apt's lists hold {} stanzas dpkg would refuse; they are left out, \
-             and a compile that needs one of their packages fails (the first: {first})",
-            apt.refused.len()
-        );
-    }
-    let catalog = Catalog::new(
-        DpkgDatabase::read(&ctx.sysroot)?,
-        pool,
-        apt,
-        &ctx.pool_dir(),
-    );
+    let backend = match opts.backend {
+        Some(backend) => backend,
+        None => Backend::detect(&ctx.sysroot).ok_or_else(|| {
+            Error::Usage(format!(
+                "{} holds no package database (neither var/lib/dpkg/status nor an rpmdb.sqlite \
+                 under usr/lib/sysimage/rpm or var/lib/rpm): pass --backend dpkg or rpm",
+                ctx.sysroot.display()
+            ))
+        })?,
+    };
     let settings = Settings {
         sysroot: ctx.sysroot.clone(),
         pool_dir: ctx.pool_dir(),
         offline: opts.offline,
         scratch: ctx.workspace.store_dir(),
+        backend,
     };
-    let accounts = Accounts::read(&ctx.sysroot)?;
-    let mut universes: HashMap<String, Universe> = HashMap::new();
-    let configurations = Configurations::default();
-    let mut compiled = Vec::new();
-    for recipe in jobs {
-        let arch = recipe.flavor.debian_arch().to_string();
-        let universe = universes.entry(arch.clone()).or_insert_with(|| {
-            let refused = (catalog.apt.refused_packages())
-                .map(|(name, why)| (name, format!("its stanza in apt's lists is refused: {why}")));
-            Universe::new(catalog.packages(), &arch).refusing(refused)
-        });
-        compiled.push(compile_recipe(
-            &settings,
-            &recipe,
-            &catalog,
-            universe,
-            &accounts,
-            &configurations,
-        )?);
-    }
+    let pool_dirs = ctx.pool_dirs(&opts.pools);
+    let compiled = match backend {
+        Backend::Dpkg => compile_dpkg(ctx, opts, &settings, &pool_dirs, jobs)?,
+        Backend::Rpm => compile_rpm(&settings, &pool_dirs, jobs)?,
+    };
     // Only now that every lock is made does anything get written.
     let mut repo = Repository::open(&ctx.repo_path)?;
     if repo.adopted() {
@@ -298,11 +272,6 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         for warning in &c.warnings {
             eprintln!("warning: {warning}");
         }
-        let locked = (c.lock.packages.iter())
-            .map(|p| (p.name.as_str(), p.version.as_str(), p.arch.as_str()));
-        if let Some(report) = stale_report(&catalog.stale(locked), opts.verbose) {
-            eprintln!("warning: {report}");
-        }
         if let Some((package, path)) = c.missing.first() {
             eprintln!(
                 "warning: {} paths listed by dpkg are absent on the host and not in the lock (first: {path} of {package})",
@@ -311,6 +280,102 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         }
     }
     Ok(())
+}
+
+/// Compiles `jobs` over the dpkg catalog: the host's dpkg database, the pool's `.deb`
+/// archives and apt's lists.
+fn compile_dpkg(
+    ctx: &Context,
+    opts: &CompileOptions,
+    settings: &Settings,
+    pool_dirs: &[PathBuf],
+    jobs: Vec<Recipe>,
+) -> Result<Vec<Compiled>> {
+    let pool = Pool::scan(pool_dirs)?;
+    for (first, other) in pool.conflicts()? {
+        let p = &first.package;
+        eprintln!(
+            "warning: {} and {} both hold {} {} ({}) but differ: the lock takes the first",
+            first.path.display(),
+            other.path.display(),
+            excerpt(&p.name),
+            excerpt(&p.version),
+            p.arch
+        );
+    }
+    let apt = AptLists::read(&ctx.sysroot)?;
+    if let Some(first) = apt.refused.first() {
+        eprintln!(
+            "warning: apt's lists hold {} stanzas dpkg would refuse; they are left out, \
+             and a compile that needs one of their packages fails (the first: {first})",
+            apt.refused.len()
+        );
+    }
+    let catalog = Catalog::new(
+        DpkgDatabase::read(&ctx.sysroot)?,
+        pool,
+        apt,
+        &ctx.pool_dir(),
+    );
+    let accounts = Accounts::read(&ctx.sysroot)?;
+    let mut universes: HashMap<String, Universe> = HashMap::new();
+    let configurations = Configurations::default();
+    let mut compiled = Vec::new();
+    for recipe in jobs {
+        let arch = recipe.flavor.debian_arch().to_string();
+        let universe = universes.entry(arch.clone()).or_insert_with(|| {
+            let refused = (catalog.apt.refused_packages())
+                .map(|(name, why)| (name, format!("its stanza in apt's lists is refused: {why}")));
+            Universe::new(catalog.packages(), &arch).refusing(refused)
+        });
+        let mut c = compile_recipe(
+            settings,
+            &recipe,
+            &catalog,
+            universe,
+            &accounts,
+            &configurations,
+        )?;
+        let locked = (c.lock.packages.iter())
+            .map(|p| (p.name.as_str(), p.version.as_str(), p.arch.as_str()));
+        c.warnings
+            .extend(stale_report(&catalog.stale(locked), opts.verbose));
+        compiled.push(c);
+    }
+    Ok(compiled)
+}
+
+/// Compiles `jobs` over the RPM catalog: the sysroot's rpmdb and the pool folders'
+/// `.rpm` archives and createrepo_c repositories.
+fn compile_rpm(
+    settings: &Settings,
+    pool_dirs: &[PathBuf],
+    jobs: Vec<Recipe>,
+) -> Result<Vec<Compiled>> {
+    let catalog = RpmCatalog::read(&settings.sysroot, pool_dirs)?;
+    if let Some((path, why)) = catalog.unreadable.first() {
+        eprintln!(
+            "warning: {} .rpm files in the pool folders cannot be read and are left out (the first: {}: {why})",
+            catalog.unreadable.len(),
+            path.display()
+        );
+    }
+    let configurations = Configurations::default();
+    let mut universes: HashMap<String, RpmUniverse> = HashMap::new();
+    let mut compiled = Vec::new();
+    for recipe in jobs {
+        let arch = recipe.flavor.arch.clone();
+        let universe = (universes.entry(arch.clone()))
+            .or_insert_with(|| RpmUniverse::new(catalog.packages(), &arch));
+        compiled.push(compile::rpm_recipe(
+            settings,
+            &recipe,
+            &catalog,
+            universe,
+            &configurations,
+        )?);
+    }
+    Ok(compiled)
 }
 
 /// What `appliance materialise` was asked.

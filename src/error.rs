@@ -21,6 +21,9 @@ pub enum Error {
     /// An RPM database, archive, header or repodata folder could not be read.
     #[error(transparent)]
     Rpm(#[from] crate::source::rpm::RpmError),
+    /// An installed RPM package's files changed on the host, with no archive to take.
+    #[error(transparent)]
+    RpmDrift(#[from] crate::compile::HostDrift),
     /// The host's files could not be scanned.
     #[error(transparent)]
     Scan(#[from] crate::lock::scan::ScanError),

@@ -8,6 +8,7 @@ use appliance::commands::{
     self, BootOptions, CompileOptions, Context, Lookup, MaterialiseOptions, ShowOptions,
 };
 use appliance::resolve::Prefer;
+use appliance::source::backend::Backend;
 use clap::{Parser, Subcommand};
 
 /// Build exact, reproducible operating-system appliances from short KDL groups.
@@ -40,9 +41,14 @@ enum Command {
         /// Flavors to compile for (a flavor name or a string such as `[!kernel,openvz is: x86_64]`); default: the group's `flavors`.
         #[arg(long, value_name = "F")]
         flavor: Vec<String>,
-        /// Another folder of `.deb` archives to take packages from (after store/pool and /var/cache/apt/archives).
+        /// Another folder of `.deb` or `.rpm` archives, or a createrepo_c repository, to
+        /// take packages from (after store/pool and /var/cache/apt/archives).
         #[arg(long, value_name = "DIR")]
         pool: Vec<PathBuf>,
+        /// The package manager: `dpkg` or `rpm` (default: the sysroot's own, found by its
+        /// database).
+        #[arg(long, value_name = "dpkg|rpm")]
+        backend: Option<Backend>,
         /// Never download: a package known only from apt's lists is an error.
         #[arg(long)]
         offline: bool,
@@ -234,6 +240,7 @@ fn run(
             groups,
             flavor,
             pool,
+            backend,
             offline,
             prefer,
             verbose,
@@ -243,6 +250,7 @@ fn run(
                 groups,
                 flavors: flavor,
                 pools: pool,
+                backend,
                 offline,
                 prefer,
                 verbose,

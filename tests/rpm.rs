@@ -65,3 +65,186 @@ fn rpm_world_is_a_real_rpm_system() {
     // The i686 trap is there, and is a newer release than the x86_64 one.
     world.rpm_file("libfoo-1.0-2.i686");
 }
+
+/// `rpm -Va --nomtime` on the tree at `root`: the lines rpm reports.
+fn verify_all(root: &std::path::Path) -> Vec<String> {
+    let out = std::process::Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/var/lib/rpm", "-Va", "--nomtime"])
+        .output()
+        .unwrap();
+    let mut lines: Vec<String> = (String::from_utf8_lossy(&out.stdout).lines())
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// The RPM world's sysroot compiled with its repository, then materialised: a working
+/// RPM system, by rpm's own account and by running it.
+#[test]
+fn an_rpm_sysroot_compiles_into_a_working_rpm_system() {
+    let world = rpm_world();
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    common::example_workspace(ws);
+    let mine = world.copy_to(&ws.join("world"));
+    let sysroot = mine.sysroot.to_str().unwrap();
+    let repo = mine.repo.to_str().unwrap();
+    let with = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["--sysroot", sysroot];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--pool", repo]);
+        all.into_iter().map(str::to_string).collect()
+    };
+    let ok = |args: &[&str]| {
+        let args = with(args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        common::ok(ws, &args)
+    };
+    let compiled = ok(&["compile", "groups/food.kdl"]);
+    assert!(compiled.contains("stored: 9 packages"), "{compiled}");
+    let shown = common::ok(
+        ws,
+        &["--sysroot", sysroot, "show", "food", "--flavor", "openvz"],
+    );
+    // The obsoleted oldfood stays out, the i686 libfoo too, and the rich `or` takes
+    // food-data at its newest, since food-data-alt conflicts with it.
+    for line in [
+        "food 2.0-1 x86_64 [pool] named in group food",
+        "food-data 1.1-1 noarch [pool]",
+        "libfoo 1.0-1 x86_64 [pool]",
+        "glibc 2.36-1 x86_64 [installed]",
+    ] {
+        assert!(shown.contains(line), "{line} missing from:\n{shown}");
+    }
+    assert!(
+        !shown.contains("oldfood") && !shown.contains("i686"),
+        "{shown}"
+    );
+
+    ok(&common::materialise("food", "chroot", "tree"));
+    let tree = ws.join("tree");
+    let listed =
+        common::rpm_world::rpm_in(&tree, &["-qa", "--qf", "%{NAME} %{VERSION}-%{RELEASE}\n"]);
+    let mut listed: Vec<&str> = listed.lines().collect();
+    listed.sort();
+    let locked: Vec<String> = (shown.lines())
+        .filter_map(|l| l.strip_prefix("  "))
+        .map(|l| l.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(listed, locked);
+    // Only the accounts food's %pre added differ from what their package shipped, as on
+    // any RPM system: every other file is as its header says.
+    assert_eq!(
+        verify_all(&tree),
+        ["S.5......  c /etc/group", "S.5......  c /etc/passwd"]
+    );
+    let owner = common::rpm_world::rpm_in(&tree, &["-qf", "/usr/sbin/food"]);
+    assert_eq!(owner.trim(), "food-2.0-1.x86_64");
+    let passwd = std::fs::read_to_string(tree.join("etc/passwd")).unwrap();
+    assert!(passwd.contains("food:x:999:999:"), "{passwd}");
+    assert!(
+        tree.join("var/lib/food/initialised").is_file(),
+        "food's %post did not run"
+    );
+    assert!(
+        !tree.join("var/log/food.log").exists(),
+        "a %ghost was created"
+    );
+    let root = tree.to_str().unwrap();
+    assert_eq!(tool("chroot", &[root, "/bin/sh", "-c", "echo ok"]), "ok\n");
+    // libfoo is in /usr/lib64, which the loader finds only through ld.so.cache.
+    assert_eq!(
+        tool("chroot", &[root, "/usr/sbin/food"]),
+        "food 2.0, libfoo 1\n"
+    );
+    let meta = std::fs::metadata(tree.join("var/lib/food")).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 999);
+
+    for out in ["one.tar", "two.tar"] {
+        ok(&common::materialise("food", "tar", out));
+    }
+    assert_eq!(
+        std::fs::read(ws.join("one.tar")).unwrap(),
+        std::fs::read(ws.join("two.tar")).unwrap(),
+        "two tars of one lock differ"
+    );
+    ok(&["materialise", "food", "--flavor", "openvz"]);
+    assert!(
+        names(ws).contains(&"food-1-x86_64-food.tar.gz".to_string()),
+        "{:?}",
+        names(ws)
+    );
+}
+
+/// A file of an installed package changed under the sysroot: verify names it, and
+/// compile takes the package from its archive, or refuses, naming the file, without one.
+#[test]
+fn host_drift_is_named_and_the_archive_taken_or_the_compile_refused() {
+    let world = rpm_world();
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    common::example_workspace(ws);
+    let mine = world.copy_to(&ws.join("world"));
+    let sysroot = mine.sysroot.to_str().unwrap();
+    let repo = mine.repo.to_str().unwrap();
+    common::ok(
+        ws,
+        &[
+            "--sysroot",
+            sysroot,
+            "compile",
+            "groups/food.kdl",
+            "--pool",
+            repo,
+        ],
+    );
+    std::fs::write(mine.sysroot.join("usr/bin/getent"), "changed\n").unwrap();
+    let verified = common::appliance(
+        ws,
+        &["--sysroot", sysroot, "verify", "food", "--flavor", "openvz"],
+    );
+    let said = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        !verified.status.success() && said.contains("/usr/bin/getent (package glibc)"),
+        "{said}"
+    );
+    let out = common::appliance(
+        ws,
+        &[
+            "--sysroot",
+            sysroot,
+            "compile",
+            "groups/food.kdl",
+            "--pool",
+            repo,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("/usr/bin/getent of glibc-2.36-1.x86_64 differs on the host")
+            && stderr.contains("glibc-2.36-1.x86_64.rpm"),
+        "{stderr}"
+    );
+    // Without glibc's archive, nothing can supply the changed file.
+    std::fs::remove_file(mine.repo.join("glibc-2.36-1.x86_64.rpm")).unwrap();
+    std::fs::remove_dir_all(mine.repo.join("repodata")).unwrap();
+    let refused = common::fails(
+        ws,
+        &[
+            "--sysroot",
+            sysroot,
+            "compile",
+            "groups/food.kdl",
+            "--pool",
+            repo,
+        ],
+    );
+    assert!(
+        refused.contains("/usr/bin/getent of glibc-2.36-1.x86_64 differs on the host"),
+        "{refused}"
+    );
+}

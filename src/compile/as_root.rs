@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::capture::{self, Captured};
 use super::configure::{self, ConfigureError, Environment, Unpacked};
+use super::rpm::scriptlets::{self, RpmScripts};
 use super::setup::{self, UnitFile};
 use super::stage;
 use crate::confine::{IdShift, Subordinate};
@@ -44,10 +45,38 @@ pub struct Job {
     pub blobs: Vec<Vec<u8>>,
     /// The group's own unit files, put in the tree before configuring.
     pub units: Vec<UnitFile>,
-    /// The packages whose `preinst install` runs, in order.
-    pub packages: Vec<Unpacked>,
-    /// The scripts' settings.
-    pub env: Environment,
+    /// The packages' scripts, as their package manager runs them.
+    pub scripts: Scripts,
+}
+
+/// The scripts that configure a tree.
+#[derive(Clone, Serialize, Deserialize)]
+pub enum Scripts {
+    /// dpkg's: the packages whose `preinst install` runs, in order, and the settings.
+    Dpkg {
+        /// The unpacked packages.
+        packages: Vec<Unpacked>,
+        /// The scripts' settings.
+        env: Environment,
+    },
+    /// rpm's scriptlets, in order.
+    Rpm(RpmScripts),
+}
+
+impl Scripts {
+    /// The scripts with who asked what of the tree left out (a statement's location, a
+    /// flavor's name: only errors say them), so flavors asking the same share a tree.
+    fn anonymous(&self) -> Scripts {
+        let mut scripts = self.clone();
+        let asked = match &mut scripts {
+            Scripts::Dpkg { env, .. } => env.asked.iter_mut().collect::<Vec<_>>(),
+            Scripts::Rpm(rpm) => rpm.sysusers.iter_mut().chain(&mut rpm.asked).collect(),
+        };
+        for asked in asked {
+            asked.origin.clear();
+        }
+        scripts
+    }
 }
 
 /// The configured tree, read back.
@@ -71,13 +100,8 @@ pub struct Configurations(Mutex<HashMap<blake3::Hash, Done>>);
 impl Configurations {
     /// The tree `job` configures: run now, or the one an identical job made.
     pub fn get(&self, job: &Job) -> Result<Done> {
-        // Everything but where the tree is made and who asked what of it (a statement's
-        // location, a flavor's name: only errors say them): its entries, bytes, scripts,
-        // settings.
-        let mut env = job.env.clone();
-        for asked in &mut env.asked {
-            asked.origin.clear();
-        }
+        // Everything but where the tree is made and who asked what of it: its entries,
+        // bytes, scripts, settings.
         let key = serde_json::to_vec(&(
             &job.sysroot,
             &job.pools,
@@ -86,8 +110,7 @@ impl Configurations {
                 .map(|b| blake3::hash(b).to_hex().to_string())
                 .collect::<Vec<_>>(),
             &job.units,
-            &job.packages,
-            &env,
+            &job.scripts.anonymous(),
         ))
         .map(|json| blake3::hash(&json))
         .map_err(|e| Error::Usage(e.to_string()))?;
@@ -147,13 +170,14 @@ fn run_here(job: &Job) -> Result<Done> {
         &job.blobs,
     )?;
     setup::place_units(&job.units, &staged.root, staged.ids)?;
-    let took = configure::configure(
-        &staged.root,
-        staged.ids,
-        &job.packages,
-        &job.env,
-        &staged.log,
-    )?;
+    let took = match &job.scripts {
+        Scripts::Dpkg { packages, env } => {
+            configure::configure(&staged.root, staged.ids, packages, env, &staged.log)?
+        }
+        Scripts::Rpm(scripts) => {
+            scriptlets::configure(&staged.root, staged.ids, scripts, &staged.log)?
+        }
+    };
     let captured = capture::capture(&staged.root, staged.ids, &job.staging.files)?;
     Ok(Done {
         captured,

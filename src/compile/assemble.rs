@@ -109,7 +109,13 @@ pub fn assemble(
         group_files.push(file_entry(settings, &accounts, file)?);
         blobs.push(file.content.clone());
     }
-    let mut lock = lock::assemble(parts(recipe, packages, package_entries, group_files))?;
+    let mut lock = lock::assemble(parts(
+        recipe,
+        settings.backend,
+        packages,
+        package_entries,
+        group_files,
+    ))?;
     if !recipe.paths.is_empty() {
         // Bytes of entries no package owns are the blobs compile made for them.
         let made: HashMap<String, &[u8]> = (blobs.iter())
@@ -188,6 +194,7 @@ fn at_statement(err: ExtraError, site: &Site) -> Error {
 /// the final one's.
 pub fn parts(
     recipe: &Recipe,
+    backend: crate::source::backend::Backend,
     packages: Vec<LockedPackage>,
     package_entries: Vec<FileEntry>,
     group_files: Vec<FileEntry>,
@@ -199,6 +206,7 @@ pub fn parts(
         inputs: lock::Inputs {
             group_files: recipe.inputs.clone(),
             resolver: RESOLVER_VERSION,
+            backend,
         },
         cmd: recipe.cmd.clone(),
         modules: recipe.modules.clone(),

@@ -81,7 +81,7 @@ impl Ask {
     /// The request as the script reads it: `KIND NAME ID GROUP HOME SHELL SYSTEM`, `-` for
     /// what is left to the tools. Names, ids and paths hold no blank (the language's
     /// rules), so the fields split at spaces.
-    fn line(&self) -> String {
+    pub(super) fn line(&self) -> String {
         let or_dash = |value: Option<&str>| value.unwrap_or("-").to_string();
         let fields = match self {
             Ask::Account(account) => {
@@ -149,10 +149,11 @@ pub enum ConfigureError {
     },
 }
 
-/// The script PID 1 runs inside: guards, preinsts, configure, triggers, what the group
-/// asked, purges, audit, guards off. Exit codes above 100 say which step failed; the
-/// step's name is the last line, or for what the group asked, the request's number.
-const SCRIPT: &str = r#"set -u
+/// What every configure script starts with: `fail` names the failed step (the last
+/// line the log gets) with an exit code above 100, and `ask_all` does what the group asked
+/// ([`Ask::line`] lines on its input, numbered), exiting 108 with the request's number
+/// when the tree refuses one.
+pub(super) const PRELUDE: &str = r#"set -u
 fail() { echo "appliance-step: $1"; exit "$2"; }
 guard() {
     if [ -e "$1" ] || [ -L "$1" ]; then mv -f "$1" "$1.appliance-real"; fi
@@ -164,7 +165,61 @@ unguard() {
         mv -f "$1.appliance-real" "$1"
     fi
 }
-guard /usr/sbin/policy-rc.d 'exit 101' || fail "installing policy-rc.d" 101
+asked() {
+    printf 'appliance-asked: %s %s\n' "$1" "$(printf '%s' "$2" | tr '\n' ' ')"
+    exit 108
+}
+# One request a line (see `Ask::line`), numbered; the tools read no input.
+ask_all() {
+    while read -r index kind name id group home shell system; do
+        case $kind in
+        group|user)
+            database=$kind
+            [ "$kind" = user ] && database=passwd
+            have=$(getent "$database" "$name" | cut -d: -f3)
+            if [ -n "$have" ]; then
+                [ "$id" = - ] || [ "$id" = "$have" ] \
+                    || asked "$index" "$kind $name exists already with id $have (a package made it), not $id"
+                continue
+            fi
+            if [ "$kind" = group ]; then
+                set -- groupadd
+                [ "$id" = - ] || set -- "$@" --gid "$id"
+                [ "$system" = 1 ] && set -- "$@" --system
+            else
+                set -- useradd
+                [ "$id" = - ] || set -- "$@" --uid "$id"
+                if [ "$group" != - ]; then
+                    set -- "$@" --gid "$group"
+                elif getent group "$name" >/dev/null; then
+                    set -- "$@" --gid "$name"
+                else
+                    set -- "$@" --user-group
+                fi
+                create=--create-home
+                if [ "$system" = 1 ]; then
+                    set -- "$@" --system
+                    [ "$home" != - ] || { home=/nonexistent; create=--no-create-home; }
+                    [ "$shell" != - ] || shell=/usr/sbin/nologin
+                fi
+                [ "$home" = - ] || set -- "$@" --home-dir "$home"
+                [ "$shell" = - ] || set -- "$@" --shell "$shell"
+                set -- "$@" "$create"
+            fi
+            out=$("$@" "$name" 2>&1 </dev/null) || asked "$index" "$1 $name: $out"
+            ;;
+        enable|disable)
+            out=$(SYSTEMD_OFFLINE=1 systemctl "$kind" "$name" 2>&1 </dev/null) \
+                || asked "$index" "systemctl $kind $name: $out"
+            ;;
+        esac
+    done
+}
+"#;
+
+/// The script PID 1 runs inside a dpkg tree: guards, preinsts, configure, triggers, what
+/// the group asked, purges, audit, guards off.
+const DPKG_SCRIPT: &str = r#"guard /usr/sbin/policy-rc.d 'exit 101' || fail "installing policy-rc.d" 101
 guard /usr/sbin/start-stop-daemon 'echo "appliance: start-stop-daemon not run during configuration" >&2' \
     || fail "replacing start-stop-daemon" 101
 guard /usr/sbin/update-initramfs 'exit 0' || fail "replacing update-initramfs" 101
@@ -190,54 +245,7 @@ if [ -n "${APPLIANCE_ESSENTIAL:-}" ]; then
 fi
 dpkg --configure -a || fail "dpkg --configure -a" 104
 dpkg --triggers-only -a || fail "dpkg --triggers-only -a" 105
-asked() {
-    printf 'appliance-asked: %s %s\n' "$1" "$(printf '%s' "$2" | tr '\n' ' ')"
-    exit 108
-}
-# One request a line (see `Ask::line`), numbered; the tools read no input.
-while read -r index kind name id group home shell system; do
-    case $kind in
-    group|user)
-        database=$kind
-        [ "$kind" = user ] && database=passwd
-        have=$(getent "$database" "$name" | cut -d: -f3)
-        if [ -n "$have" ]; then
-            [ "$id" = - ] || [ "$id" = "$have" ] \
-                || asked "$index" "$kind $name exists already with id $have (a package made it), not $id"
-            continue
-        fi
-        if [ "$kind" = group ]; then
-            set -- groupadd
-            [ "$id" = - ] || set -- "$@" --gid "$id"
-            [ "$system" = 1 ] && set -- "$@" --system
-        else
-            set -- useradd
-            [ "$id" = - ] || set -- "$@" --uid "$id"
-            if [ "$group" != - ]; then
-                set -- "$@" --gid "$group"
-            elif getent group "$name" >/dev/null; then
-                set -- "$@" --gid "$name"
-            else
-                set -- "$@" --user-group
-            fi
-            create=--create-home
-            if [ "$system" = 1 ]; then
-                set -- "$@" --system
-                [ "$home" != - ] || { home=/nonexistent; create=--no-create-home; }
-                [ "$shell" != - ] || shell=/usr/sbin/nologin
-            fi
-            [ "$home" = - ] || set -- "$@" --home-dir "$home"
-            [ "$shell" = - ] || set -- "$@" --shell "$shell"
-            set -- "$@" "$create"
-        fi
-        out=$("$@" "$name" 2>&1 </dev/null) || asked "$index" "$1 $name: $out"
-        ;;
-    enable|disable)
-        out=$(SYSTEMD_OFFLINE=1 systemctl "$kind" "$name" 2>&1 </dev/null) \
-            || asked "$index" "systemctl $kind $name: $out"
-        ;;
-    esac
-done <<EOF
+ask_all <<EOF
 ${APPLIANCE_ASKED:-}
 EOF
 for package in ${APPLIANCE_PURGE:-}; do
@@ -281,7 +289,7 @@ pub fn configure(
     env: &Environment,
     log: &Path,
 ) -> Result<Duration, ConfigureError> {
-    let mut args: Vec<String> = vec!["/bin/sh".into(), "-c".into(), SCRIPT.into(), "sh".into()];
+    let mut args = Vec::new();
     let first = packages.iter().filter(|p| p.name == "base-passwd");
     let rest = packages.iter().filter(|p| p.name != "base-passwd");
     let mut essential = Vec::new();
@@ -298,71 +306,106 @@ pub fn configure(
         }
     }
     let essential = essential.join(" ");
-    let epoch = env.source_date_epoch.to_string();
     let preseeds = env.preseeds.join("\n");
     let purge = env.purge.join(" ");
     let asked: Vec<String> = (env.asked.iter().enumerate())
         .map(|(index, asked)| format!("{index} {}", asked.ask.line()))
         .collect();
     let asked = asked.join("\n");
-    let vars: Vec<(&str, &str)> = vec![
-        (
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        ),
-        ("HOME", "/root"),
-        ("LC_ALL", "C.UTF-8"),
-        ("LANG", "C.UTF-8"),
+    let vars = [
         ("DEBIAN_FRONTEND", "noninteractive"),
         ("DEBCONF_NONINTERACTIVE_SEEN", "true"),
         ("DEBCONF_NOWARNINGS", "yes"),
-        ("SOURCE_DATE_EPOCH", &epoch),
         ("INITRD", "No"),
         ("DPKG_ADMINDIR", "/var/lib/dpkg"),
         ("DPKG_ROOT", ""),
-        ("DPKG_RUNNING_VERSION", &env.dpkg_version),
+        ("DPKG_RUNNING_VERSION", env.dpkg_version.as_str()),
         ("APPLIANCE_PRESEEDS", &preseeds),
         ("APPLIANCE_PURGE", &purge),
         ("APPLIANCE_ESSENTIAL", &essential),
         ("APPLIANCE_ASKED", &asked),
     ];
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let started = std::time::Instant::now();
-    let ran = Confined {
-        root,
-        ids,
-        argv: &argv,
-        env: &vars,
-        log,
-        limit: LIMIT,
+    let script = Script {
+        text: [PRELUDE, DPKG_SCRIPT].concat(),
+        args,
+        vars: &vars,
+        asked: &env.asked,
+        source_date_epoch: env.source_date_epoch,
+    };
+    script.run(root, ids, log)
+}
+
+/// A configure script with what it is given, run confined as PID 1 of the tree.
+pub(super) struct Script<'a> {
+    /// The shell script, [`PRELUDE`] first.
+    pub text: String,
+    /// Its arguments (`$@`).
+    pub args: Vec<String>,
+    /// Its environment besides the common one (`PATH`, locale, `SOURCE_DATE_EPOCH`).
+    pub vars: &'a [(&'a str, &'a str)],
+    /// The requests `ask_all` reads, to name the statement of one the tree refused.
+    pub asked: &'a [Asked],
+    /// `SOURCE_DATE_EPOCH`.
+    pub source_date_epoch: u64,
+}
+
+impl Script<'_> {
+    /// Runs the script confined in `root` (owned by `ids`), `log` receiving all it prints;
+    /// returns how long it took, or which step failed, with the log's end.
+    pub fn run(&self, root: &Path, ids: IdShift, log: &Path) -> Result<Duration, ConfigureError> {
+        let epoch = self.source_date_epoch.to_string();
+        let mut vars: Vec<(&str, &str)> = vec![
+            (
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            ),
+            ("HOME", "/root"),
+            ("LC_ALL", "C.UTF-8"),
+            ("LANG", "C.UTF-8"),
+            ("SOURCE_DATE_EPOCH", &epoch),
+        ];
+        vars.extend_from_slice(self.vars);
+        let mut argv: Vec<&str> = vec!["/bin/sh", "-c", &self.text, "sh"];
+        argv.extend(self.args.iter().map(String::as_str));
+        let started = std::time::Instant::now();
+        let ran = Confined {
+            root,
+            ids,
+            argv: &argv,
+            env: &vars,
+            log,
+            limit: LIMIT,
+        }
+        .run()?;
+        if ran.code == 0 {
+            return Ok(started.elapsed());
+        }
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let refused = (text.lines().rev())
+            .find_map(|l| l.strip_prefix("appliance-asked: "))
+            .and_then(|l| l.split_once(' '))
+            .and_then(|(index, message)| {
+                Some((self.asked.get(index.parse::<usize>().ok()?)?, message))
+            });
+        if let Some((asked, message)) = refused {
+            return Err(ConfigureError::Asked {
+                origin: asked.origin.clone(),
+                message: message.trim().to_string(),
+            });
+        }
+        let what = text
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("appliance-step: "))
+            .map_or_else(
+                || format!("the scripts exited with {}", ran.code),
+                str::to_string,
+            );
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("appliance-step: "))
+            .collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        Err(ConfigureError::Failed { what, tail })
     }
-    .run()?;
-    if ran.code == 0 {
-        return Ok(started.elapsed());
-    }
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let refused = (text.lines().rev())
-        .find_map(|l| l.strip_prefix("appliance-asked: "))
-        .and_then(|l| l.split_once(' '))
-        .and_then(|(index, message)| Some((env.asked.get(index.parse::<usize>().ok()?)?, message)));
-    if let Some((asked, message)) = refused {
-        return Err(ConfigureError::Asked {
-            origin: asked.origin.clone(),
-            message: message.trim().to_string(),
-        });
-    }
-    let what = text
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("appliance-step: "))
-        .map_or_else(
-            || format!("the scripts exited with {}", ran.code),
-            str::to_string,
-        );
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| !l.starts_with("appliance-step: "))
-        .collect();
-    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-    Err(ConfigureError::Failed { what, tail })
 }

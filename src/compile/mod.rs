@@ -26,6 +26,7 @@ mod configure;
 mod fetch;
 mod gather;
 mod resolve;
+pub(crate) mod rpm;
 mod setup;
 mod stage;
 mod store;
@@ -37,6 +38,8 @@ pub use capture::CaptureError;
 pub use check::UnwritableTree;
 pub use configure::ConfigureError;
 pub use resolve::UnwantedKernel;
+pub use rpm::HostDrift;
+pub use rpm::compile_recipe as rpm_recipe;
 pub use setup::SetupError;
 pub use store::Compiled;
 
@@ -53,6 +56,8 @@ pub struct Settings {
     pub offline: bool,
     /// Where the configure stage stages trees (`store/`).
     pub scratch: PathBuf,
+    /// The package manager whose packages the locks hold.
+    pub backend: crate::source::backend::Backend,
 }
 
 /// Compiles one recipe. `accounts` are the host's, which owners of an unconfigured
@@ -159,6 +164,7 @@ fn configured(
     let system = unpacked(settings, catalog, gathered, system::Unpacked::Yes)?;
     let staging = crate::lock::assemble(assemble::parts(
         recipe,
+        settings.backend,
         packages,
         gathered.tree.entries.clone(),
         system.entries,
@@ -179,20 +185,22 @@ fn configured(
         staging,
         blobs: system.blobs,
         units: setup::unit_files(recipe),
-        packages: (records.iter())
-            .map(|r| configure::Unpacked {
-                name: r.name.to_string(),
-                arch: r.arch.to_string(),
-                multi_arch_same: r.multi_arch_same,
-                essential: essential.contains(r.name),
-            })
-            .collect(),
-        env: configure::Environment {
-            source_date_epoch: 0,
-            dpkg_version: dpkg_version.to_string(),
-            preseeds: setup.preseeds.clone(),
-            asked: setup.asked.clone(),
-            purge: purge.to_vec(),
+        scripts: as_root::Scripts::Dpkg {
+            packages: (records.iter())
+                .map(|r| configure::Unpacked {
+                    name: r.name.to_string(),
+                    arch: r.arch.to_string(),
+                    multi_arch_same: r.multi_arch_same,
+                    essential: essential.contains(r.name),
+                })
+                .collect(),
+            env: configure::Environment {
+                source_date_epoch: 0,
+                dpkg_version: dpkg_version.to_string(),
+                preseeds: setup.preseeds.clone(),
+                asked: setup.asked.clone(),
+                purge: purge.to_vec(),
+            },
         },
     };
     let done = configurations.get(&job)?;

@@ -50,14 +50,10 @@ impl Resolved {
     }
 }
 
-/// Resolves `recipe` over `universe`, holding its flavor's kernel flag.
-pub fn resolve(
-    settings: &Settings,
-    recipe: &Recipe,
-    catalog: &Catalog,
-    universe: &Universe,
-) -> Result<Resolved> {
-    let mut request = Request {
+/// What `recipe` asks of the resolver: its packages, removals and preference, with the
+/// essential packages (which RPM's rules have none of).
+pub(super) fn request(recipe: &Recipe) -> Request {
+    Request {
         wanted: (recipe.packages.iter())
             .map(|p| Wanted {
                 name: p.name.clone(),
@@ -70,7 +66,17 @@ pub fn resolve(
         essential: true,
         prefer: recipe.prefer,
         avoid: Default::default(),
-    };
+    }
+}
+
+/// Resolves `recipe` over `universe`, holding its flavor's kernel flag.
+pub fn resolve(
+    settings: &Settings,
+    recipe: &Recipe,
+    catalog: &Catalog,
+    universe: &Universe,
+) -> Result<Resolved> {
+    let mut request = request(recipe);
     let mut altered = Altered::read(&settings.sysroot)?;
     let locked = altered.resolve(catalog, universe, &mut request)?;
     let mut warnings = Vec::new();

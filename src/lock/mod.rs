@@ -14,6 +14,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::source::backend::Backend;
+
 pub use assemble::{AssembleError, Parts, Subtrees, assemble};
 pub use merkle::merkle_root;
 pub use trim::{TrimError, trim};
@@ -185,6 +187,9 @@ pub struct Inputs {
     pub group_files: Vec<(String, String)>,
     /// The version of the resolver rules that produced the lock.
     pub resolver: u32,
+    /// The package manager whose packages the lock holds; left out for dpkg.
+    #[serde(default, skip_serializing_if = "Backend::is_dpkg")]
+    pub backend: Backend,
 }
 
 /// A compiled group for one flavor.

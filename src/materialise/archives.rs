@@ -1,5 +1,5 @@
-//! Package archives as a byte source: a locked package's `.deb`, found in the pool
-//! folders, unpacked once per run into a scratch folder beside OUT whose files are named
+//! Package archives as a byte source: a locked package's `.deb` or `.rpm` (as its lock's
+//! backend says), found in the pool folders (or their createrepo_c repositories), unpacked once per run into a scratch folder beside OUT whose files are named
 //! by their BLAKE3, so a file is then read (and checked) like any other source.
 //!
 //! Every archive claiming the package's name, version and arch is a candidate, in pool
@@ -17,8 +17,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::excerpt;
 use crate::lock::{Lock, LockedPackage};
+use crate::source::backend::Backend;
 use crate::source::deb::{DebArchive, DebError};
 use crate::source::pool::Pool;
+use crate::source::rpm::RpmArchive;
+use crate::source::rpm::catalog::RpmCatalog;
 
 use super::plan::Expected;
 
@@ -44,8 +47,10 @@ pub(crate) struct Archives<'a> {
     packages: HashMap<&'a str, &'a LockedPackage>,
     /// Where unpacked files go (a private folder beside OUT, removed with the run).
     scratch: PathBuf,
+    /// Which kind of archive the lock's packages come in.
+    backend: Backend,
     /// The pool, surveyed the first time an archive is wanted.
-    pool: OnceLock<Result<Pool, String>>,
+    pool: OnceLock<Result<Surveyed, String>>,
     /// Per archive path: its unpacking.
     unpacked: Mutex<HashMap<PathBuf, Arc<Unpacking>>>,
     /// Names the partial files of every unpacking, which run on several threads.
@@ -63,6 +68,7 @@ impl<'a> Archives<'a> {
         Archives {
             dirs,
             packages,
+            backend: lock.inputs.backend,
             scratch: scratch.to_path_buf(),
             pool: OnceLock::new(),
             unpacked: Mutex::new(HashMap::new()),
@@ -85,12 +91,12 @@ impl<'a> Archives<'a> {
             .ok_or_else(|| format!("package {} is not in the lock", excerpt(package)))?;
         let pool = self
             .pool
-            .get_or_init(|| Pool::survey(self.dirs).map_err(|e| e.to_string()))
+            .get_or_init(|| Surveyed::survey(self.backend, self.dirs))
             .as_ref()
             .map_err(|e| format!("pool: {e}"))?;
         let path = self.scratch.join(expected.digest.to_hex().as_str());
         let mut tried = Vec::new();
-        for archive in pool.candidates(&locked.name, &locked.version, &locked.arch) {
+        for archive in pool.candidates(locked) {
             let name = file_name(archive);
             match self.unpacking(archive) {
                 Ok(()) if path.is_file() => return Ok((path, name)),
@@ -106,11 +112,8 @@ impl<'a> Archives<'a> {
                 excerpt(&locked.version),
                 excerpt(&locked.arch)
             );
-            if let Some(first) = pool.unreadable.first() {
-                why += &format!(
-                    " ({} unreadable .deb skipped, the first: {first})",
-                    pool.unreadable.len()
-                );
+            if let Some((count, first)) = pool.unreadable() {
+                why += &format!(" ({count} unreadable archives skipped, the first: {first})");
             }
             tried.push(why);
         }
@@ -118,45 +121,147 @@ impl<'a> Archives<'a> {
     }
 
     /// Unpacks `archive` unless this run already did (or is doing) it.
-    fn unpacking(&self, archive: &DebArchive) -> Result<(), Unavailable> {
+    fn unpacking(&self, archive: &Path) -> Result<(), Unavailable> {
         let once = {
             let mut unpacked = self
                 .unpacked
                 .lock()
                 .map_err(|_| Unavailable::Drift("the archive cache was poisoned".to_string()))?;
-            Arc::clone(unpacked.entry(archive.path.clone()).or_default())
+            Arc::clone(unpacked.entry(archive.to_path_buf()).or_default())
         };
         once.get_or_init(|| {
-            self.unpack_archive(archive).map_err(|e| match e {
+            let unpacked = match self.backend {
+                Backend::Dpkg => self.unpack_deb(archive),
+                Backend::Rpm => self.unpack_rpm(archive),
+            };
+            unpacked.map_err(|e| match e {
                 // Only the scratch folder is written to.
-                DebError::Write { source, .. } => Unavailable::Scratch(Arc::new(source)),
-                other => Unavailable::Drift(format!("archive {}: {other}", file_name(archive))),
+                Unpack::Scratch(source) => Unavailable::Scratch(Arc::new(source)),
+                Unpack::Archive(why) => {
+                    Unavailable::Drift(format!("archive {}: {why}", file_name(archive)))
+                }
             })
         })
         .clone()
     }
 
-    /// Unpacks every regular file of `archive` by content.
-    fn unpack_archive(&self, archive: &DebArchive) -> Result<(), DebError> {
-        archive.for_each_file(|file| {
+    /// Unpacks every regular file of the `.deb` at `path` by content.
+    fn unpack_deb(&self, path: &Path) -> Result<(), Unpack> {
+        let archive = DebArchive::open(path).map_err(|e| Unpack::Archive(e.to_string()))?;
+        let unpacked = archive.for_each_file(|file| {
             let entry = file.path().to_string();
-            let failed = |source| DebError::Write {
-                path: archive.path.clone(),
+            let scratch = |source| DebError::Write {
+                path: path.to_path_buf(),
                 entry: entry.clone(),
                 source,
             };
-            let n = self.partials.fetch_add(1, Ordering::Relaxed);
-            let partial = self.scratch.join(format!(".partial-{n}"));
-            let mut out = File::create(&partial).map_err(failed)?;
-            let digest = file.copy_to(&mut out)?;
-            fs::rename(&partial, self.scratch.join(digest)).map_err(failed)
+            self.keep(|out| file.copy_to(out), scratch)
+        });
+        unpacked.map_err(|e| match e {
+            DebError::Write { source, .. } => Unpack::Scratch(source),
+            other => Unpack::Archive(other.to_string()),
         })
+    }
+
+    /// Unpacks every regular file of the `.rpm` at `path` by content (each checked
+    /// against the header's digest as it is read).
+    fn unpack_rpm(&self, path: &Path) -> Result<(), Unpack> {
+        let archive = RpmArchive::open(path).map_err(|e| Unpack::Archive(e.to_string()))?;
+        let mut failed = None;
+        let unpacked = archive.for_each_file(|_, bytes| {
+            if failed.is_none() {
+                let write = |out: &mut dyn io::Write| {
+                    out.write_all(bytes).map_err(Unpack::Scratch)?;
+                    Ok(blake3::hash(bytes).to_hex().to_string())
+                };
+                // Kept aside: the reader's error type has no room for the scratch's.
+                failed = self.keep(write, Unpack::Scratch).err();
+            }
+            Ok(())
+        });
+        match (failed, unpacked) {
+            (Some(failed), _) => Err(failed),
+            (None, Err(e)) => Err(Unpack::Archive(e.to_string())),
+            (None, Ok(())) => Ok(()),
+        }
+    }
+
+    /// Writes one file with `write` (which returns its BLAKE3) into the scratch folder,
+    /// named by that digest; `scratch` makes the error of a scratch write that fails.
+    fn keep<E>(
+        &self,
+        write: impl FnOnce(&mut dyn io::Write) -> Result<String, E>,
+        scratch: impl Fn(io::Error) -> E,
+    ) -> Result<(), E> {
+        let n = self.partials.fetch_add(1, Ordering::Relaxed);
+        let partial = self.scratch.join(format!(".partial-{n}"));
+        let mut out = File::create(&partial).map_err(&scratch)?;
+        let digest = write(&mut out)?;
+        fs::rename(&partial, self.scratch.join(digest)).map_err(scratch)
+    }
+}
+
+/// Why an archive could not be unpacked.
+enum Unpack {
+    /// The scratch folder could not be written.
+    Scratch(io::Error),
+    /// The archive is unreadable or damaged: why.
+    Archive(String),
+}
+
+/// The pool folders' archives of the lock's kind.
+enum Surveyed {
+    /// `.deb` files.
+    Deb(Pool),
+    /// `.rpm` files and createrepo_c repositories.
+    Rpm(RpmCatalog),
+}
+
+impl Surveyed {
+    /// Surveys `dirs` for `backend`'s archives.
+    fn survey(backend: Backend, dirs: &[PathBuf]) -> Result<Surveyed, String> {
+        match backend {
+            Backend::Dpkg => Pool::survey(dirs)
+                .map(Surveyed::Deb)
+                .map_err(|e| e.to_string()),
+            Backend::Rpm => {
+                (RpmCatalog::archives(dirs).map(Surveyed::Rpm)).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// The archives of exactly `package`, in pool order.
+    fn candidates<'s>(&'s self, package: &'s LockedPackage) -> Vec<&'s Path> {
+        let (name, version, arch) = (&package.name, &package.version, &package.arch);
+        match self {
+            Surveyed::Deb(pool) => (pool.candidates(name, version, arch))
+                .map(|a| a.path.as_path())
+                .collect(),
+            Surveyed::Rpm(catalog) => (catalog.candidates(name, version, arch))
+                .filter_map(|p| p.archive.as_deref())
+                .collect(),
+        }
+    }
+
+    /// How many archives could not be read, and the first's reason.
+    fn unreadable(&self) -> Option<(usize, String)> {
+        match self {
+            Surveyed::Deb(pool) => {
+                (pool.unreadable.first()).map(|e| (pool.unreadable.len(), e.to_string()))
+            }
+            Surveyed::Rpm(catalog) => (catalog.unreadable.first()).map(|(path, why)| {
+                (
+                    catalog.unreadable.len(),
+                    format!("{}: {why}", path.display()),
+                )
+            }),
+        }
     }
 }
 
 /// How a drift report names an archive: its file name.
-fn file_name(archive: &DebArchive) -> String {
-    (archive.path.file_name()).map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+fn file_name(archive: &Path) -> String {
+    (archive.file_name()).map_or_else(String::new, |n| n.to_string_lossy().into_owned())
 }
 
 impl From<String> for Unavailable {

@@ -1175,6 +1175,7 @@ mod tests {
             inputs: Inputs {
                 group_files: vec![("groups/web.kdl".to_string(), "99".repeat(32))],
                 resolver: 3,
+                backend: Default::default(),
             },
             cmd: vec!["/usr/sbin/nginx".to_string(), "-g".to_string()],
             modules: vec!["virtio_blk".to_string()],

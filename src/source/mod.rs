@@ -4,6 +4,7 @@
 //! paths they own); it never knows about locks, tarballs or outputs.
 
 pub mod apt;
+pub mod backend;
 pub mod catalog;
 pub mod deb;
 pub mod dpkg;

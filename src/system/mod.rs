@@ -25,6 +25,28 @@ pub struct Generated {
     pub blobs: Vec<Vec<u8>>,
 }
 
+/// The rpmdb of a tree holding exactly `headers` (bare blobs, in install order), at
+/// `path` in the tree: written with [`write_rpmdb`] in a private folder of `scratch`.
+pub fn rpmdb(
+    scratch: &std::path::Path,
+    path: &str,
+    headers: &[Vec<u8>],
+) -> Result<Generated, RpmdbError> {
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| RpmdbError::Create { path, source }
+    };
+    std::fs::create_dir_all(scratch).map_err(io(scratch))?;
+    let temp = crate::scratch::Temp::dir(scratch, std::ffi::OsStr::new("rpmdb"), 0o700)
+        .map_err(io(scratch))?;
+    let db = temp.path.join("rpmdb.sqlite");
+    write_rpmdb(&db, headers)?;
+    let bytes = std::fs::read(&db).map_err(io(&db))?;
+    let mut generated = Generated::default();
+    generated.root_file(path, bytes);
+    Ok(generated)
+}
+
 impl Generated {
     /// Adds a regular file owned by `uid:gid` (`user:group`) with `content`.
     fn file(&mut self, path: &str, mode: u32, owner: (u32, &str, u32, &str), content: Vec<u8>) {

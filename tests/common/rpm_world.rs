@@ -324,15 +324,16 @@ int main(void) {
 }
 "#;
 
-/// `groupadd [-r] [-g GID] [-f] NAME`, as shadow's does for these options.
+/// `groupadd [-r] [-g GID] [-f] NAME` (and the long forms), as shadow's does for these
+/// options.
 const GROUPADD: &str = r#"#!/bin/sh
 set -e
 kind=user gid=
 while [ $# -gt 1 ]; do
     case $1 in
         -r|--system) kind=system; shift ;;
-        -g) gid=$2; shift 2 ;;
-        -f) shift ;;
+        -g|--gid) gid=$2; shift 2 ;;
+        -f|--force) shift ;;
         *) echo "groupadd: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -341,7 +342,8 @@ free=$(/usr/libexec/shadow/new-id /etc/group "$name" $kind)
 echo "$name:x:${gid:-$free}:" >> /etc/group
 "#;
 
-/// `useradd [-r] [-u UID] [-g GROUP] [-d HOME] [-s SHELL] [-c COMMENT] NAME`; without
+/// `useradd [-r] [-u UID] [-g GROUP] [-d HOME] [-s SHELL] [-c COMMENT] NAME` (and the
+/// long forms; home folders are never made); without
 /// `-g` the user gets a group of its own name, as shadow's does by default.
 const USERADD: &str = r#"#!/bin/sh
 set -e
@@ -349,12 +351,12 @@ kind=user uid= group= home= shell=/bin/sh comment=
 while [ $# -gt 1 ]; do
     case $1 in
         -r|--system) kind=system; shift ;;
-        -u) uid=$2; shift 2 ;;
-        -g) group=$2; shift 2 ;;
-        -d) home=$2; shift 2 ;;
-        -s) shell=$2; shift 2 ;;
-        -c) comment=$2; shift 2 ;;
-        -M|-m|-N|-U) shift ;;
+        -u|--uid) uid=$2; shift 2 ;;
+        -g|--gid) group=$2; shift 2 ;;
+        -d|--home-dir) home=$2; shift 2 ;;
+        -s|--shell) shell=$2; shift 2 ;;
+        -c|--comment) comment=$2; shift 2 ;;
+        -M|-m|-N|-U|--no-create-home|--create-home|--user-group) shift ;;
         *) echo "useradd: unknown option $1" >&2; exit 2 ;;
     esac
 done

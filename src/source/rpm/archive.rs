@@ -329,7 +329,7 @@ fn read_checked(member: &mut impl Read, file: &HeaderFile) -> Result<Vec<u8>, St
 }
 
 /// `bytes`' digest with `algorithm`, lower-case hex.
-fn digest(algorithm: DigestAlgorithm, bytes: &[u8]) -> String {
+pub fn digest(algorithm: DigestAlgorithm, bytes: &[u8]) -> String {
     match algorithm {
         DigestAlgorithm::Md5 => hex::encode(md5::Md5::digest(bytes)),
         DigestAlgorithm::Sha1 => hex::encode(<sha1::Sha1 as sha1::Digest>::digest(bytes)),

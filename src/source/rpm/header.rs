@@ -709,6 +709,10 @@ fn file_path(dir: &str, base: &str) -> Result<String, String> {
     if !dir.starts_with('/') || !dir.ends_with('/') {
         return bad("directory is not absolute with a trailing `/`");
     }
+    // rpm lists the root itself (which `filesystem` owns) as `/` and an empty name.
+    if joined == "/" {
+        return Ok(joined);
+    }
     if base.is_empty() || base.contains('/') {
         return bad("base name is empty or holds a `/`");
     }

@@ -5,18 +5,23 @@
 
 mod archive;
 mod caps;
+pub mod catalog;
 mod error;
 #[cfg(test)]
 mod fixture;
 mod header;
+mod pool;
+mod rpmdb;
 
 use std::path::PathBuf;
 
 use super::{Op, Origin};
 
-pub use archive::RpmArchive;
+pub use archive::{RpmArchive, digest};
 pub use error::RpmError;
 pub use header::{DigestAlgorithm, FileTrigger, HeaderFile, RpmHeader, Scriptlet, Scriptlets};
+pub use pool::{Repodata, RpmPool};
+pub use rpmdb::{InstalledRpm, Rpmdb};
 
 /// One RPM package's metadata, as the RPM resolver and the compile stages need it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,128 @@
+//! Compiling one recipe for an RPM system, in the stages dpkg's compile has: resolve over
+//! the RPM catalog with rpm's rules, [`gather`] the chosen packages' entries from their
+//! headers (host files checked against rpm's digests, archives read once), stage them
+//! with an `rpmdb.sqlite` holding exactly their headers, configure the tree with the
+//! packages' [`scriptlets`], capture, assemble, check and store as for dpkg.
+
+mod gather;
+mod order;
+pub mod scriptlets;
+mod sysusers;
+
+use crate::compile::as_root::{Job, Scripts};
+use crate::compile::assemble::{self, Configured};
+use crate::compile::{Compiled, Configurations, Settings, check, setup};
+use crate::error::Result;
+use crate::lock::{self, FileEntry, LockedPackage};
+use crate::resolve::rpm::{RpmUniverse, resolve_rpm};
+use crate::source::rpm::catalog::RpmCatalog;
+use crate::system;
+use crate::workspace::Recipe;
+
+pub use gather::HostDrift;
+use scriptlets::RpmScripts;
+
+/// Where the tree's rpmdb goes when the sysroot has none to follow.
+const RPMDB: &str = "/var/lib/rpm/rpmdb.sqlite";
+
+/// Compiles one recipe over the RPM catalog.
+pub fn compile_recipe(
+    settings: &Settings,
+    recipe: &Recipe,
+    catalog: &RpmCatalog,
+    universe: &RpmUniverse,
+    configurations: &Configurations,
+) -> Result<Compiled> {
+    let mut request = super::resolve::request(recipe);
+    request.essential = false;
+    let resolution = resolve_rpm(universe, &request)?;
+    let packages: Vec<LockedPackage> = (resolution.chosen.iter())
+        .map(|c| {
+            let p = universe.packages()[c.index];
+            LockedPackage {
+                name: p.name.clone(),
+                version: p.evr.clone(),
+                arch: p.arch.clone(),
+                source: p.origin.as_str().to_string(),
+                reason: c.reason.clone(),
+            }
+        })
+        .collect();
+    let order = order::install_order(&resolution);
+    let gathered = gather::gather(&settings.sysroot, catalog, &order, !recipe.paths.is_empty())?;
+    let tree = &gathered.tree;
+
+    // The staged tree: the packages' files, their rpmdb, and /dev.
+    let rpmdb_path =
+        (catalog.rpmdb.as_ref()).map_or_else(|| RPMDB.to_string(), |p| format!("/{}", p.display()));
+    let mut system = system::rpmdb(&settings.scratch, &rpmdb_path, &gathered.headers)?;
+    let tty = gathered.group_id("tty");
+    system.extend(system::dev(tty));
+    let staging = lock::assemble(assemble::parts(
+        recipe,
+        settings.backend,
+        packages.clone(),
+        tree.entries.clone(),
+        system.entries,
+    ))?;
+    let has = |path: &str| (tree.entries.binary_search_by(|e| e.path.as_str().cmp(path))).is_ok();
+    let setup = setup::requests(recipe, assemble::machine(recipe), has, true)?;
+    let job = Job {
+        scratch: settings.scratch.clone(),
+        sysroot: settings.sysroot.clone(),
+        pools: gathered.pools(),
+        staging,
+        blobs: system.blobs,
+        units: setup::unit_files(recipe),
+        scripts: Scripts::Rpm(RpmScripts {
+            sysusers: sysusers::accounts(&gathered.sysusers),
+            steps: gathered.steps(),
+            asked: setup.asked.clone(),
+            source_date_epoch: 0,
+        }),
+    };
+    let done = configurations.get(&job)?;
+    let mut blobs = job.blobs;
+    blobs.extend(done.captured.blobs);
+    // Owners are names in a header; their ids are the configured tree's, which the
+    // packages' own scripts made.
+    let accounts = done.accounts;
+    let mut warnings = setup.warnings;
+    let entries: Vec<FileEntry> = (done.captured.entries.into_iter())
+        .map(|mut e| {
+            if e.package.is_some() {
+                match (accounts.uid_of(&e.user), accounts.gid_of(&e.group)) {
+                    (Some(uid), Some(gid)) => (e.uid, e.gid) = (uid, gid),
+                    _ => warnings.push(format!(
+                        "{} of {}: owner {}:{} is not an account of the tree: root owns it, \
+                         as rpm does",
+                        e.path,
+                        e.package.as_deref().unwrap_or_default(),
+                        e.user,
+                        e.group
+                    )),
+                }
+            }
+            e
+        })
+        .collect();
+    warnings.extend(done.warnings);
+    let configured = Configured {
+        entries,
+        system: Vec::new(),
+        blobs,
+        accounts,
+        warnings: Vec::new(),
+        took: done.took,
+    };
+    let assembled = assemble::assemble(settings, recipe, packages, configured, tree)?;
+    check::check(&assembled.lock)?;
+    warnings.extend(gathered.tree.warnings);
+    Ok(Compiled::new(
+        assembled.lock,
+        assembled.blobs,
+        Vec::new(),
+        warnings,
+        done.took,
+    ))
+}

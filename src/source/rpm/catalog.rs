@@ -1,0 +1,89 @@
+//! The RPM package universe of one compile, by preference: the sysroot's rpmdb, then the
+//! archives of the pool folders, each folder read as a createrepo_c repository when it
+//! has `repodata/repomd.xml` and surveyed for `*.rpm` files otherwise.
+
+use std::path::{Path, PathBuf};
+
+use super::{InstalledRpm, Repodata, RpmError, RpmPackage, RpmPool, Rpmdb};
+
+/// Where a package of the catalog is described.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpmProvenance {
+    /// `installed[i]`.
+    Installed(usize),
+    /// `archives[i]`.
+    Archive(usize),
+}
+
+/// Every RPM package a compile may choose from.
+pub struct RpmCatalog {
+    /// The sysroot's installed packages (none when it has no rpmdb).
+    pub installed: Vec<InstalledRpm>,
+    /// Where the sysroot's rpmdb is, relative to it (`var/lib/rpm/rpmdb.sqlite`).
+    pub rpmdb: Option<PathBuf>,
+    /// The archives of the pool folders and repositories, in folder order.
+    pub archives: Vec<RpmPackage>,
+    /// Archives that could not be read, with why.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+impl RpmCatalog {
+    /// Reads the rpmdb under `sysroot` (if it has one) and the archives in `dirs`.
+    pub fn read(sysroot: &Path, dirs: &[PathBuf]) -> Result<RpmCatalog, RpmError> {
+        let rpmdb = Rpmdb::locate(sysroot);
+        let installed = match &rpmdb {
+            Some(_) => Rpmdb::read(sysroot)?.packages,
+            None => Vec::new(),
+        };
+        let mut catalog = RpmCatalog::archives(dirs)?;
+        catalog.installed = installed;
+        catalog.rpmdb = rpmdb.and_then(|p| p.strip_prefix(sysroot).ok().map(Path::to_path_buf));
+        Ok(catalog)
+    }
+
+    /// The archives in `dirs` alone: what materialise takes bytes from.
+    pub fn archives(dirs: &[PathBuf]) -> Result<RpmCatalog, RpmError> {
+        let mut archives = Vec::new();
+        let mut unreadable = Vec::new();
+        for dir in dirs {
+            if dir.join("repodata/repomd.xml").is_file() {
+                archives.extend(Repodata::read(dir)?.packages);
+            } else if dir.is_dir() {
+                let pool = RpmPool::survey(std::slice::from_ref(dir));
+                archives.extend(pool.archives);
+                unreadable.extend(pool.unreadable);
+            }
+        }
+        Ok(RpmCatalog {
+            installed: Vec::new(),
+            rpmdb: None,
+            archives,
+            unreadable,
+        })
+    }
+
+    /// The packages in universe order: installed, then archives. An index into this
+    /// list maps back through [`RpmCatalog::provenance`].
+    pub fn packages(&self) -> impl Iterator<Item = &RpmPackage> {
+        let installed = self.installed.iter().map(|p| &p.package);
+        installed.chain(&self.archives)
+    }
+
+    /// Where universe package `index` is described.
+    pub fn provenance(&self, index: usize) -> RpmProvenance {
+        match index.checked_sub(self.installed.len()) {
+            None => RpmProvenance::Installed(index),
+            Some(i) => RpmProvenance::Archive(i),
+        }
+    }
+
+    /// The archives of exactly `name`, `evr` and `arch`, in folder order.
+    pub fn candidates<'c>(
+        &'c self,
+        name: &'c str,
+        evr: &'c str,
+        arch: &'c str,
+    ) -> impl Iterator<Item = &'c RpmPackage> + 'c {
+        (self.archives.iter()).filter(move |p| p.name == name && p.evr == evr && p.arch == arch)
+    }
+}

@@ -41,6 +41,21 @@ pub enum FileKind {
 }
 
 impl FileKind {
+    /// The kind the file-type bits of a `st_mode` (`mode & 0o170000`) name, as archives
+    /// and rpm headers store them; `None` for a socket or nothing known. A hard link is
+    /// never one: it is a file that shares its inode.
+    pub fn from_mode(mode: u32) -> Option<FileKind> {
+        Some(match mode & 0o170000 {
+            0o100000 => FileKind::File,
+            0o040000 => FileKind::Dir,
+            0o120000 => FileKind::Symlink,
+            0o020000 => FileKind::Char,
+            0o060000 => FileKind::Block,
+            0o010000 => FileKind::Fifo,
+            _ => return None,
+        })
+    }
+
     /// The lower-case name used in the lock and in messages.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -194,14 +194,9 @@ impl RpmArchive {
                     "is a %ghost, which has no payload member".to_string(),
                 ));
             }
-            let kind = match entry.mode() & 0o170000 {
-                0o100000 => FileKind::File,
-                0o040000 => FileKind::Dir,
-                0o120000 => FileKind::Symlink,
-                0o020000 => FileKind::Char,
-                0o060000 => FileKind::Block,
-                0o010000 => FileKind::Fifo,
-                other => return Err(refuse(format!("has file type {other:o}"))),
+            let mode = entry.mode();
+            let Some(kind) = FileKind::from_mode(mode) else {
+                return Err(refuse(format!("has file type {:o}", mode & 0o170000)));
             };
             let expected = match header_file.kind {
                 FileKind::Hardlink => FileKind::File,

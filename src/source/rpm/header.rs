@@ -403,16 +403,10 @@ impl RpmHeader {
             }
             let flag = |bit: u32| flags[i] & bit != 0;
             let ghost = flag(GHOST);
-            let kind = match u32::from(modes[i]) & 0o170000 {
-                0o100000 => FileKind::File,
-                0o040000 => FileKind::Dir,
-                0o120000 => FileKind::Symlink,
-                0o020000 => FileKind::Char,
-                0o060000 => FileKind::Block,
-                0o010000 => FileKind::Fifo,
-                other => {
-                    return Err(self.path_error(&path, &format!("has file type {other:o}")));
-                }
+            let mode = u32::from(modes[i]);
+            let Some(kind) = FileKind::from_mode(mode) else {
+                let bits = mode & 0o170000;
+                return Err(self.path_error(&path, &format!("has file type {bits:o}")));
             };
             let target = match kind {
                 FileKind::Symlink if links[i].is_empty() && !ghost => {

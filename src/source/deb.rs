@@ -5,6 +5,7 @@
 //! into, so every header, name, size and link is checked: a damaged or hostile archive
 //! gives a [`DebError`] naming it, never a path outside the tree nor a panic.
 
+use crate::source::compression::Compression;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
@@ -86,38 +87,6 @@ pub enum DebError {
         /// The writer's error.
         source: io::Error,
     },
-}
-
-/// How a tar member of the archive is compressed, from its name's suffix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Compression {
-    None,
-    Gzip,
-    Xz,
-    Zstd,
-}
-
-impl Compression {
-    /// The compression of member `name` (`data.tar.xz`) given its stem (`data.tar`).
-    fn of(name: &str, stem: &str) -> Option<Compression> {
-        match name.strip_prefix(stem)? {
-            "" => Some(Compression::None),
-            ".gz" => Some(Compression::Gzip),
-            ".xz" => Some(Compression::Xz),
-            ".zst" => Some(Compression::Zstd),
-            _ => None,
-        }
-    }
-
-    /// Wraps `raw` in the matching decompressor (only zstd's can fail to start).
-    fn decoder<'a>(self, raw: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
-        Ok(match self {
-            Compression::None => Box::new(raw),
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(raw)),
-            Compression::Xz => Box::new(liblzma::read::XzDecoder::new(raw)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
-        })
-    }
 }
 
 /// Where one `ar` member's bytes are in the archive file.

@@ -6,6 +6,7 @@
 pub mod apt;
 pub mod backend;
 pub mod catalog;
+pub mod compression;
 pub mod deb;
 pub mod dpkg;
 pub mod pool;

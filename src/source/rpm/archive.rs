@@ -4,6 +4,7 @@
 //! member is checked against the header (name, kind, size, digest) before its bytes
 //! are handed over.
 
+use crate::source::compression::Compression;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
@@ -27,27 +28,6 @@ const LEAD_SIZE: u64 = 96;
 
 /// Read size for payloads.
 const BUFFER: usize = 64 * 1024;
-
-/// How the payload is compressed (`RPMTAG_PAYLOADCOMPRESSOR`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Compression {
-    None,
-    Gzip,
-    Xz,
-    Zstd,
-}
-
-impl Compression {
-    /// Wraps `raw` in the matching decompressor (only zstd's can fail to start).
-    fn decoder<'a>(self, raw: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
-        Ok(match self {
-            Compression::None => Box::new(raw),
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(raw)),
-            Compression::Xz => Box::new(liblzma::read::XzDecoder::new(raw)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw)?),
-        })
-    }
-}
 
 /// One `.rpm` archive, its header read and its file list checked.
 #[derive(Debug, Clone)]
@@ -91,14 +71,10 @@ impl RpmArchive {
         read_exact(&mut file, &mut vec![0; padding], "signature padding").map_err(damaged)?;
         let (blob, main_len) = read_header(&mut file, "main header").map_err(damaged)?;
         let header = RpmHeader::from_blob_in(&blob, path)?;
-        let compression = match header.text(IndexTag::RPMTAG_PAYLOADCOMPRESSOR)? {
-            None | Some("identity") => Compression::None,
-            Some("gzip") => Compression::Gzip,
-            Some("xz" | "lzma") => Compression::Xz,
-            Some("zstd") => Compression::Zstd,
-            Some(other) => {
-                return Err(header.error(format!("unsupported payload compressor `{other}`")));
-            }
+        let compressor = header.text(IndexTag::RPMTAG_PAYLOADCOMPRESSOR)?;
+        let Some(compression) = Compression::of_payload(compressor) else {
+            let other = compressor.unwrap_or_default();
+            return Err(header.error(format!("unsupported payload compressor `{other}`")));
         };
         match header.text(IndexTag::RPMTAG_PAYLOADFORMAT)? {
             None | Some("cpio") => {}

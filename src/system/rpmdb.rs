@@ -8,12 +8,13 @@
 //! write) and carries no `sqlite_stat1` (rpm's `PRAGMA optimize` adds it then).
 
 use std::fs::OpenOptions;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use rpm::{Header, IndexData, IndexTag};
 use rusqlite::Connection;
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+
+use crate::source::rpm::{HEADER_MAGIC, RpmHeader};
 
 /// Why an rpm database or an installed header could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -56,10 +57,6 @@ pub enum RpmdbError {
         source: rusqlite::Error,
     },
 }
-
-/// The header magic rpm strips from a header before storing it, and puts back in front of
-/// it for the header digests.
-const HEADER_MAGIC: [u8; 8] = [0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0];
 
 /// `RPMSENSE_*` bits of `isTransientReq`: a requirement only installing needs (`%pre`,
 /// `%post`, `rpmlib()`, keyring, pretrans, posttrans) that rpm leaves out of `Requirename`.
@@ -162,7 +159,6 @@ pub fn installed_blob(
     install_time: u32,
 ) -> Result<Vec<u8>, RpmdbError> {
     let blob = archive_header_blob;
-    let header = parse(blob).map_err(RpmdbError::Archive)?;
     let word = |at: usize| be32(blob, at).map_or(0, |n| n as usize);
     let (il, dl) = (word(0), word(4));
     // The region tag comes first; its trailer's offset is minus the region's entry count.
@@ -181,6 +177,8 @@ pub fn installed_blob(
         }
         Some(_) => {}
     }
+    // The layout above first: it says what kind of header this is, which parsing cannot.
+    let header = parse(blob).map_err(RpmdbError::Archive)?;
     let mut whole = HEADER_MAGIC.to_vec();
     whole.extend_from_slice(blob);
     let sha1 = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&whole));
@@ -332,35 +330,16 @@ fn schema() -> String {
     sql
 }
 
-/// Parses a bare header blob with the rpm crate, which reads headers only inside a whole
-/// package: a lead (only its magic is checked) and an empty signature header go in front.
+/// Parses a bare header blob, checked as the RPM sources check it, with every entry read
+/// now so a bad one is this header's error, not a missing index key.
 fn parse(blob: &[u8]) -> Result<Header<IndexTag>, String> {
-    let (Some(il), Some(dl)) = (be32(blob, 0), be32(blob, 4)) else {
-        return Err(format!("{} bytes is too short for a header", blob.len()));
-    };
-    let (il, dl) = (il as usize, dl as usize);
-    let expected = il.saturating_mul(16).saturating_add(dl).saturating_add(8);
-    if expected != blob.len() {
-        return Err(format!(
-            "{il} entries and {dl} data bytes make {expected} bytes, not {}",
-            blob.len()
-        ));
-    }
-    let mut package = vec![0; 96];
-    package[..4].copy_from_slice(&[0xed, 0xab, 0xee, 0xdb]);
-    package.extend_from_slice(&HEADER_MAGIC);
-    package.extend_from_slice(&[0; 8]);
-    package.extend_from_slice(&HEADER_MAGIC);
-    package.extend_from_slice(blob);
-    let metadata = rpm::PackageMetadata::parse(&mut BufReader::new(&package[..]))
-        .map_err(|e| format!("not a valid header: {e}"))?;
-    // The crate reads strings lazily: read every entry now so a bad one is this header's
-    // error, not a missing index key.
-    metadata
-        .header
+    let header = RpmHeader::from_blob(blob)
+        .map_err(|e| e.to_string())?
+        .into_tags();
+    header
         .get_all_entries()
         .map_err(|e| format!("not a valid header: {e}"))?;
-    Ok(metadata.header)
+    Ok(header)
 }
 
 /// The rows `header` gets in `index`, as `tag2index` makes them.

@@ -16,7 +16,7 @@ use crate::lock::{FileKind, path};
 use crate::source::{Op, Origin};
 
 /// The 8 bytes before a header in a `.rpm`; rpmdb.sqlite stores headers without them.
-pub(super) const HEADER_MAGIC: [u8; 8] = [0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0];
+pub(crate) const HEADER_MAGIC: [u8; 8] = [0x8e, 0xad, 0xe8, 0x01, 0, 0, 0, 0];
 
 /// The most index entries a header may have (rpm's `hdrchkTags`).
 const MAX_TAGS: u32 = 0xffff;
@@ -212,6 +212,12 @@ impl RpmHeader {
             blob: blob.to_vec(),
             metadata,
         })
+    }
+
+    /// The rpm crate's header, for what reads its tags one by one (the rpmdb writer's
+    /// indexes).
+    pub(crate) fn into_tags(self) -> rpm::Header<IndexTag> {
+        self.metadata.header
     }
 
     /// The bare blob, as rpmdb.sqlite stores it: what [`RpmHeader::from_blob`] read, or

@@ -19,6 +19,7 @@ use super::{Op, Origin};
 
 pub use archive::{RpmArchive, digest};
 pub use error::RpmError;
+pub(crate) use header::HEADER_MAGIC;
 pub use header::{DigestAlgorithm, FileTrigger, HeaderFile, RpmHeader, Scriptlet, Scriptlets};
 pub use pool::{Repodata, RpmPool};
 pub use rpmdb::{InstalledRpm, Rpmdb};

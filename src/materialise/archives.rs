@@ -97,7 +97,7 @@ impl<'a> Archives<'a> {
         let path = self.scratch.join(expected.digest.to_hex().as_str());
         let mut tried = Vec::new();
         for archive in pool.candidates(locked) {
-            let name = file_name(archive);
+            let name = file_name(archive.path());
             match self.unpacking(archive) {
                 Ok(()) if path.is_file() => return Ok((path, name)),
                 Ok(()) => tried.push(format!("archive {name}: no file with the locked content")),
@@ -121,37 +121,36 @@ impl<'a> Archives<'a> {
     }
 
     /// Unpacks `archive` unless this run already did (or is doing) it.
-    fn unpacking(&self, archive: &Path) -> Result<(), Unavailable> {
+    fn unpacking(&self, archive: Candidate) -> Result<(), Unavailable> {
         let once = {
             let mut unpacked = self
                 .unpacked
                 .lock()
                 .map_err(|_| Unavailable::Drift("the archive cache was poisoned".to_string()))?;
-            Arc::clone(unpacked.entry(archive.to_path_buf()).or_default())
+            Arc::clone(unpacked.entry(archive.path().to_path_buf()).or_default())
         };
         once.get_or_init(|| {
-            let unpacked = match self.backend {
-                Backend::Dpkg => self.unpack_deb(archive),
-                Backend::Rpm => self.unpack_rpm(archive),
+            let unpacked = match archive {
+                Candidate::Deb(deb) => self.unpack_deb(deb),
+                Candidate::Rpm(path) => self.unpack_rpm(path),
             };
             unpacked.map_err(|e| match e {
                 // Only the scratch folder is written to.
                 Unpack::Scratch(source) => Unavailable::Scratch(Arc::new(source)),
                 Unpack::Archive(why) => {
-                    Unavailable::Drift(format!("archive {}: {why}", file_name(archive)))
+                    Unavailable::Drift(format!("archive {}: {why}", file_name(archive.path())))
                 }
             })
         })
         .clone()
     }
 
-    /// Unpacks every regular file of the `.deb` at `path` by content.
-    fn unpack_deb(&self, path: &Path) -> Result<(), Unpack> {
-        let archive = DebArchive::open(path).map_err(|e| Unpack::Archive(e.to_string()))?;
+    /// Unpacks every regular file of `archive` by content.
+    fn unpack_deb(&self, archive: &DebArchive) -> Result<(), Unpack> {
         let unpacked = archive.for_each_file(|file| {
             let entry = file.path().to_string();
             let scratch = |source| DebError::Write {
-                path: path.to_path_buf(),
+                path: archive.path.clone(),
                 entry: entry.clone(),
                 source,
             };
@@ -209,6 +208,26 @@ enum Unpack {
     Archive(String),
 }
 
+/// An archive that may hold a locked package's files: a `.deb` the survey read already,
+/// or an `.rpm`, read when unpacked.
+#[derive(Clone, Copy)]
+enum Candidate<'p> {
+    /// A `.deb`.
+    Deb(&'p DebArchive),
+    /// The path of an `.rpm`.
+    Rpm(&'p Path),
+}
+
+impl Candidate<'_> {
+    /// The archive file.
+    fn path(&self) -> &Path {
+        match self {
+            Candidate::Deb(deb) => &deb.path,
+            Candidate::Rpm(path) => path,
+        }
+    }
+}
+
 /// The pool folders' archives of the lock's kind.
 enum Surveyed {
     /// `.deb` files.
@@ -231,14 +250,14 @@ impl Surveyed {
     }
 
     /// The archives of exactly `package`, in pool order.
-    fn candidates<'s>(&'s self, package: &'s LockedPackage) -> Vec<&'s Path> {
+    fn candidates<'s>(&'s self, package: &'s LockedPackage) -> Vec<Candidate<'s>> {
         let (name, version, arch) = (&package.name, &package.version, &package.arch);
         match self {
             Surveyed::Deb(pool) => (pool.candidates(name, version, arch))
-                .map(|a| a.path.as_path())
+                .map(Candidate::Deb)
                 .collect(),
             Surveyed::Rpm(catalog) => (catalog.candidates(name, version, arch))
-                .filter_map(|p| p.archive.as_deref())
+                .filter_map(|p| p.archive.as_deref().map(Candidate::Rpm))
                 .collect(),
         }
     }

@@ -322,7 +322,7 @@ fn compile_dpkg(
     let configurations = Configurations::default();
     let mut compiled = Vec::new();
     for recipe in jobs {
-        let arch = recipe.flavor.debian_arch().to_string();
+        let arch = settings.backend.arch(&recipe.flavor).to_string();
         let universe = universes.entry(arch.clone()).or_insert_with(|| {
             let refused = (catalog.apt.refused_packages())
                 .map(|(name, why)| (name, format!("its stanza in apt's lists is refused: {why}")));
@@ -364,7 +364,7 @@ fn compile_rpm(
     let mut universes: HashMap<String, RpmUniverse> = HashMap::new();
     let mut compiled = Vec::new();
     for recipe in jobs {
-        let arch = recipe.flavor.arch.clone();
+        let arch = settings.backend.arch(&recipe.flavor).to_string();
         let universe = (universes.entry(arch.clone()))
             .or_insert_with(|| RpmUniverse::new(catalog.packages(), &arch));
         compiled.push(compile::rpm_recipe(

@@ -15,6 +15,7 @@ use crate::source::catalog::Catalog;
 use crate::system::{self, PackageRecord};
 
 /// The chosen packages' file entries with the bytes that only archives hold.
+#[derive(Default)]
 pub struct Tree {
     /// Sorted by path.
     pub entries: Vec<FileEntry>,
@@ -31,6 +32,12 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// The entry at `path`, if the tree has one.
+    pub fn entry(&self, path: &str) -> Option<&FileEntry> {
+        let at = self.entries.binary_search_by(|e| e.path.as_str().cmp(path));
+        at.ok().map(|at| &self.entries[at])
+    }
+
     /// The bytes of `entry` of the tree: compile's copy when it read them from an
     /// archive (or took a packaged conffile), else the host file under `sysroot` at the
     /// entry's origin (a diverted file's real place). A hard link's are its target's.
@@ -223,16 +230,13 @@ pub fn unpacked_system(
 ) -> Result<system::Generated> {
     let mut generated = system::dpkg_state(records, &catalog.installed.diversions, unpacked);
     // /dev/tty and the ptys belong to group tty, whose id base-passwd's master fixes.
-    let master = (tree
-        .entries
-        .binary_search_by(|e| e.path.as_str().cmp(MASTER_GROUP))
-        .ok())
-    .map(|at| tree.bytes(sysroot, &tree.entries[at]))
-    .transpose()
-    .map_err(|source| Error::Io {
-        path: sysroot.join(MASTER_GROUP.trim_start_matches('/')),
-        source,
-    })?;
+    let master = (tree.entry(MASTER_GROUP))
+        .map(|entry| tree.bytes(sysroot, entry))
+        .transpose()
+        .map_err(|source| Error::Io {
+            path: sysroot.join(MASTER_GROUP.trim_start_matches('/')),
+            source,
+        })?;
     let tty = master.and_then(|m| system::group_id(&String::from_utf8_lossy(&m), "tty"));
     generated.extend(system::dev(tty));
     Ok(generated)

@@ -80,7 +80,7 @@ pub fn compile_recipe(
     let gathered = gather::gather(&settings.sysroot, catalog, &fetched)?;
     let packages = resolved.packages(universe);
     let tree = &gathered.tree;
-    let has = |path: &str| (tree.entries.binary_search_by(|e| e.path.as_str().cmp(path))).is_ok();
+    let has = |path: &str| tree.entry(path).is_some();
     let dpkg = gathered.records.iter().any(|r| r.name == "dpkg");
     let setup = setup::requests(recipe, assemble::machine(recipe), has, dpkg)?;
     // A tree with dpkg is configured by its packages' own scripts; one without (a

@@ -1,7 +1,6 @@
 //! Which package manager a compile works with: the sysroot's own, found by what
 //! database it holds, or the one `--backend` names.
 
-use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -20,17 +19,6 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The words that name a backend on the command line.
-    pub const NAMES: [&'static str; 2] = ["dpkg", "rpm"];
-
-    /// The word naming this backend.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Dpkg => "dpkg",
-            Backend::Rpm => "rpm",
-        }
-    }
-
     /// Whether this is dpkg, which locks leave unsaid so that theirs keep the ids they
     /// had before there was a choice.
     pub fn is_dpkg(&self) -> bool {
@@ -56,12 +44,6 @@ impl Backend {
             Backend::Dpkg => flavor.debian_arch(),
             Backend::Rpm => &flavor.arch,
         }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -162,15 +162,8 @@ pub fn gather(
     every_file: bool,
 ) -> Result<Gathered> {
     let mut entries: BTreeMap<String, FileEntry> = BTreeMap::new();
-    let mut contents = std::collections::HashMap::new();
     let mut gathered = Gathered {
-        tree: Tree {
-            entries: Vec::new(),
-            warnings: Vec::new(),
-            contents: Default::default(),
-            pristine: Vec::new(),
-            missing: Vec::new(),
-        },
+        tree: Tree::default(),
         headers: Vec::new(),
         scriptlets: Vec::new(),
         sysusers: Vec::new(),
@@ -203,12 +196,12 @@ pub fn gather(
                 from_archive(&catalog.archives[i], every_file, &mut gathered.archives)?
             }
         };
-        let name = read.header.package(crate::source::Origin::Pool, None)?.name;
+        let name = catalog.package(index).name.clone();
         // The root is the output itself, never an entry.
         for (file, digest) in read.files.into_iter().filter(|(f, _)| f.path != "/") {
             let entry = entry(&file, &name, digest);
             if let Some(bytes) = read.kept.get(&file.path) {
-                if file.path.starts_with(SYSUSERS) && file.path.ends_with(".conf") {
+                if is_sysusers(&file.path) {
                     gathered.sysusers.push(SysusersFile {
                         path: file.path.clone(),
                         package: name.clone(),
@@ -219,7 +212,7 @@ pub fn gather(
                     gathered.group_file = Some(String::from_utf8_lossy(bytes).into_owned());
                 }
                 if read.from_archive {
-                    contents.insert(file.path.clone(), bytes.clone());
+                    (gathered.tree.contents).insert(file.path.clone(), bytes.clone());
                 }
             }
             entries.entry(file.path.clone()).or_insert(entry);
@@ -232,7 +225,6 @@ pub fn gather(
         gathered.scriptlets.push((name, read.header.scriptlets()?));
     }
     gathered.tree.entries = entries.into_values().collect();
-    gathered.tree.contents = contents;
     Ok(gathered)
 }
 
@@ -246,9 +238,14 @@ struct Read {
     from_archive: bool,
 }
 
+/// Whether `path` is a `sysusers.d` file.
+fn is_sysusers(path: &str) -> bool {
+    path.starts_with(SYSUSERS) && path.ends_with(".conf")
+}
+
 /// Whether compile reads the bytes of `path`.
 fn read_always(path: &str) -> bool {
-    (path.starts_with(SYSUSERS) && path.ends_with(".conf")) || path == "/etc/group"
+    is_sysusers(path) || path == "/etc/group"
 }
 
 /// An installed package's files as the host holds them, each regular one checked

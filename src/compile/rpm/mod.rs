@@ -65,7 +65,7 @@ pub fn compile_recipe(
         tree.entries.clone(),
         system.entries,
     ))?;
-    let has = |path: &str| (tree.entries.binary_search_by(|e| e.path.as_str().cmp(path))).is_ok();
+    let has = |path: &str| tree.entry(path).is_some();
     let setup = setup::requests(recipe, assemble::machine(recipe), has, true)?;
     let job = Job {
         scratch: settings.scratch.clone(),

@@ -77,6 +77,14 @@ impl RpmCatalog {
         }
     }
 
+    /// Universe package `index`.
+    pub fn package(&self, index: usize) -> &RpmPackage {
+        match self.provenance(index) {
+            RpmProvenance::Installed(i) => &self.installed[i].package,
+            RpmProvenance::Archive(i) => &self.archives[i],
+        }
+    }
+
     /// The archives of exactly `name`, `evr` and `arch`, in folder order.
     pub fn candidates<'c>(
         &'c self,

@@ -79,6 +79,37 @@ impl Prefer {
     }
 }
 
+/// One satisfier of a relation as both resolvers rank it; [`Ranked::order`] puts the
+/// better first. Each resolver fills in the rank and the arch its own rules give.
+struct Ranked<'p> {
+    /// [`Prefer::rank`]'s.
+    rank: (bool, bool, Origin),
+    /// Satisfies through a provide rather than its name.
+    provided: bool,
+    version: &'p str,
+    origin: Origin,
+    name: &'p str,
+    /// The arch's rank (lower is better) and name.
+    arch: (u8, &'p str),
+    /// The package's universe index: only the same package listed twice gets that far,
+    /// so the choice does not change the result.
+    index: usize,
+}
+
+impl Ranked<'_> {
+    /// The order of `self` and `other`: the preference's rank, a real package over a
+    /// provider, the higher version (by `compare`), the origin, the name, the arch.
+    fn order(&self, other: &Ranked, compare: impl Fn(&str, &str) -> Ordering) -> Ordering {
+        (self.rank.cmp(&other.rank))
+            .then(self.provided.cmp(&other.provided))
+            .then_with(|| compare(other.version, self.version))
+            .then(self.origin.cmp(&other.origin))
+            .then_with(|| self.name.cmp(other.name))
+            .then_with(|| self.arch.cmp(&other.arch))
+            .then(self.index.cmp(&other.index))
+    }
+}
+
 impl std::str::FromStr for Prefer {
     type Err = String;
 
@@ -334,34 +365,31 @@ impl<'u> Resolver<'u> {
     /// asker's own arch over `all` over other arches.
     fn prefer(&self, a: &Satisfier, b: &Satisfier, arch: &str) -> Ordering {
         let universe = self.universe;
-        let (pa, pb) = (&universe.packages()[a.index], &universe.packages()[b.index]);
-        let arch_rank = |p: &'u Package| {
-            let rank = if p.arch == "all" {
+        let ranked = |s: &Satisfier| {
+            let p: &'u Package = universe.packages()[s.index];
+            let arch_rank = if p.arch == "all" {
                 1
             } else if universe.effective_arch(&p.arch) == universe.effective_arch(arch) {
                 0
             } else {
                 2
             };
-            (rank, p.arch.as_str())
+            Ranked {
+                rank: self.prefer.rank(
+                    self.avoid.contains(&s.index),
+                    universe.is_installed(p),
+                    p.origin,
+                    universe.best_origin(&p.name),
+                ),
+                provided: s.provided,
+                version: &p.version,
+                origin: p.origin,
+                name: &p.name,
+                arch: (arch_rank, &p.arch),
+                index: s.index,
+            }
         };
-        let rank = |s: &Satisfier, p: &Package| {
-            self.prefer.rank(
-                self.avoid.contains(&s.index),
-                universe.is_installed(p),
-                p.origin,
-                universe.best_origin(&p.name),
-            )
-        };
-        (rank(a, pa).cmp(&rank(b, pb)))
-            .then(a.provided.cmp(&b.provided))
-            .then_with(|| compare(&pb.version, &pa.version))
-            .then(pa.origin.cmp(&pb.origin))
-            .then_with(|| pa.name.cmp(&pb.name))
-            .then_with(|| arch_rank(pa).cmp(&arch_rank(pb)))
-            // Only identical name, version, arch and origin get here: the same package
-            // listed twice, so the choice does not change the result.
-            .then(a.index.cmp(&b.index))
+        ranked(a).order(&ranked(b), compare)
     }
 
     fn best<'s>(

@@ -28,8 +28,8 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::universe::Satisfier;
 use super::{
-    Conflict, ConflictKind, Prefer, Problem, Request, Resolution, ResolveError, Slot, Wanted,
-    assemble, chain_of,
+    Conflict, ConflictKind, Prefer, Problem, Ranked, Request, Resolution, ResolveError, Slot,
+    Wanted, assemble, chain_of,
 };
 use crate::lock::Reason;
 use crate::source::Op;
@@ -623,9 +623,9 @@ impl<'u> Resolver<'u> {
     /// EVR, origin, name, then the asker's own arch, the appliance's, `noarch`.
     fn prefer(&self, a: &Satisfier, b: &Satisfier, asker: &Asker) -> Ordering {
         let universe = self.universe;
-        let (pa, pb) = (universe.packages()[a.index], universe.packages()[b.index]);
-        let arch_rank = |p: &'u RpmPackage| {
-            let rank = if p.arch == asker.arch && p.arch != NOARCH {
+        let ranked = |s: &Satisfier| {
+            let p: &'u RpmPackage = universe.packages()[s.index];
+            let arch_rank = if p.arch == asker.arch && p.arch != NOARCH {
                 0
             } else if p.arch == universe.arch() {
                 1
@@ -634,24 +634,22 @@ impl<'u> Resolver<'u> {
             } else {
                 3
             };
-            (rank, p.arch.as_str())
+            Ranked {
+                rank: self.prefer.rank(
+                    self.avoid.contains(&s.index),
+                    universe.is_installed(p),
+                    p.origin,
+                    universe.best_origin(&p.name),
+                ),
+                provided: s.provided,
+                version: &p.evr,
+                origin: p.origin,
+                name: &p.name,
+                arch: (arch_rank, &p.arch),
+                index: s.index,
+            }
         };
-        let rank = |s: &Satisfier, p: &RpmPackage| {
-            self.prefer.rank(
-                self.avoid.contains(&s.index),
-                universe.is_installed(p),
-                p.origin,
-                universe.best_origin(&p.name),
-            )
-        };
-        (rank(a, pa).cmp(&rank(b, pb)))
-            .then(a.provided.cmp(&b.provided))
-            .then_with(|| compare(&pb.evr, &pa.evr))
-            .then(pa.origin.cmp(&pb.origin))
-            .then_with(|| pa.name.cmp(&pb.name))
-            .then_with(|| arch_rank(pa).cmp(&arch_rank(pb)))
-            // Only the same package listed twice gets here: the choice changes nothing.
-            .then(a.index.cmp(&b.index))
+        ranked(a).order(&ranked(b), compare)
     }
 
     fn best<'s>(

@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::rpm_world::rpm_world;
+use std::path::Path;
+use std::process::Command;
+
+use common::rpm_world::{RpmWorld, rpm_world};
 use common::{names, tool};
 
 /// The world itself is a sound RPM system by rpm's own account, so that what later tests
@@ -81,34 +84,50 @@ fn verify_all(root: &std::path::Path) -> Vec<String> {
     lines
 }
 
+/// A workspace with the project's groups and a private copy of the RPM world, whose
+/// commands run on the world's sysroot, with its repository as a pool where `pooled`.
+struct RpmWorkspace {
+    dir: tempfile::TempDir,
+    world: RpmWorld,
+}
+
+impl RpmWorkspace {
+    fn new() -> RpmWorkspace {
+        let dir = tempfile::tempdir().unwrap();
+        common::example_workspace(dir.path());
+        let world = rpm_world().copy_to(&dir.path().join("world"));
+        RpmWorkspace { dir, world }
+    }
+
+    fn ws(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `appliance --sysroot SYSROOT ARGS [--pool REPO]`, run in the workspace.
+    fn command(&self, args: &[&str], pooled: bool) -> Command {
+        let mut all = vec!["--sysroot", self.world.sysroot.to_str().unwrap()];
+        all.extend_from_slice(args);
+        if pooled {
+            all.extend_from_slice(&["--pool", self.world.repo.to_str().unwrap()]);
+        }
+        common::command(self.ws(), &all)
+    }
+
+    /// [`RpmWorkspace::command`] with the pool, which must succeed: its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        common::succeeds(self.command(args, true))
+    }
+}
+
 /// The RPM world's sysroot compiled with its repository, then materialised: a working
 /// RPM system, by rpm's own account and by running it.
 #[test]
 fn an_rpm_sysroot_compiles_into_a_working_rpm_system() {
-    let world = rpm_world();
-    let dir = tempfile::tempdir().unwrap();
-    let ws = dir.path();
-    common::example_workspace(ws);
-    let mine = world.copy_to(&ws.join("world"));
-    let sysroot = mine.sysroot.to_str().unwrap();
-    let repo = mine.repo.to_str().unwrap();
-    let with = |args: &[&str]| -> Vec<String> {
-        let mut all = vec!["--sysroot", sysroot];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--pool", repo]);
-        all.into_iter().map(str::to_string).collect()
-    };
-    let ok = |args: &[&str]| {
-        let args = with(args);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        common::ok(ws, &args)
-    };
-    let compiled = ok(&["compile", "groups/food.kdl"]);
+    let w = RpmWorkspace::new();
+    let ws = w.ws();
+    let compiled = w.ok(&["compile", "groups/food.kdl"]);
     assert!(compiled.contains("stored: 9 packages"), "{compiled}");
-    let shown = common::ok(
-        ws,
-        &["--sysroot", sysroot, "show", "food", "--flavor", "openvz"],
-    );
+    let shown = common::succeeds(w.command(&["show", "food", "--flavor", "openvz"], false));
     // The obsoleted oldfood stays out, the i686 libfoo too, and the rich `or` takes
     // food-data at its newest, since food-data-alt conflicts with it.
     for line in [
@@ -124,7 +143,7 @@ fn an_rpm_sysroot_compiles_into_a_working_rpm_system() {
         "{shown}"
     );
 
-    ok(&common::materialise("food", "chroot", "tree"));
+    w.ok(&common::materialise("food", "chroot", "tree"));
     let tree = ws.join("tree");
     let listed =
         common::rpm_world::rpm_in(&tree, &["-qa", "--qf", "%{NAME} %{VERSION}-%{RELEASE}\n"]);
@@ -164,14 +183,14 @@ fn an_rpm_sysroot_compiles_into_a_working_rpm_system() {
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 999);
 
     for out in ["one.tar", "two.tar"] {
-        ok(&common::materialise("food", "tar", out));
+        w.ok(&common::materialise("food", "tar", out));
     }
     assert_eq!(
         std::fs::read(ws.join("one.tar")).unwrap(),
         std::fs::read(ws.join("two.tar")).unwrap(),
         "two tars of one lock differ"
     );
-    ok(&["materialise", "food", "--flavor", "openvz"]);
+    w.ok(&["materialise", "food", "--flavor", "openvz"]);
     assert!(
         names(ws).contains(&"food-1-x86_64-food.tar.gz".to_string()),
         "{:?}",
@@ -183,45 +202,19 @@ fn an_rpm_sysroot_compiles_into_a_working_rpm_system() {
 /// compile takes the package from its archive, or refuses, naming the file, without one.
 #[test]
 fn host_drift_is_named_and_the_archive_taken_or_the_compile_refused() {
-    let world = rpm_world();
-    let dir = tempfile::tempdir().unwrap();
-    let ws = dir.path();
-    common::example_workspace(ws);
-    let mine = world.copy_to(&ws.join("world"));
-    let sysroot = mine.sysroot.to_str().unwrap();
-    let repo = mine.repo.to_str().unwrap();
-    common::ok(
-        ws,
-        &[
-            "--sysroot",
-            sysroot,
-            "compile",
-            "groups/food.kdl",
-            "--pool",
-            repo,
-        ],
-    );
-    std::fs::write(mine.sysroot.join("usr/bin/getent"), "changed\n").unwrap();
-    let verified = common::appliance(
-        ws,
-        &["--sysroot", sysroot, "verify", "food", "--flavor", "openvz"],
-    );
+    let w = RpmWorkspace::new();
+    let compile = ["compile", "groups/food.kdl"];
+    w.ok(&compile);
+    std::fs::write(w.world.sysroot.join("usr/bin/getent"), "changed\n").unwrap();
+    let verified = (w.command(&["verify", "food", "--flavor", "openvz"], false))
+        .output()
+        .unwrap();
     let said = String::from_utf8_lossy(&verified.stdout);
     assert!(
         !verified.status.success() && said.contains("/usr/bin/getent (package glibc)"),
         "{said}"
     );
-    let out = common::appliance(
-        ws,
-        &[
-            "--sysroot",
-            sysroot,
-            "compile",
-            "groups/food.kdl",
-            "--pool",
-            repo,
-        ],
-    );
+    let out = w.command(&compile, true).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -230,19 +223,9 @@ fn host_drift_is_named_and_the_archive_taken_or_the_compile_refused() {
         "{stderr}"
     );
     // Without glibc's archive, nothing can supply the changed file.
-    std::fs::remove_file(mine.repo.join("glibc-2.36-1.x86_64.rpm")).unwrap();
-    std::fs::remove_dir_all(mine.repo.join("repodata")).unwrap();
-    let refused = common::fails(
-        ws,
-        &[
-            "--sysroot",
-            sysroot,
-            "compile",
-            "groups/food.kdl",
-            "--pool",
-            repo,
-        ],
-    );
+    std::fs::remove_file(w.world.repo.join("glibc-2.36-1.x86_64.rpm")).unwrap();
+    std::fs::remove_dir_all(w.world.repo.join("repodata")).unwrap();
+    let refused = common::refused(w.command(&compile, true));
     assert!(
         refused.contains("/usr/bin/getent of glibc-2.36-1.x86_64 differs on the host"),
         "{refused}"

@@ -155,16 +155,6 @@ pub enum ConfigureError {
 /// when the tree refuses one.
 pub(super) const PRELUDE: &str = r#"set -u
 fail() { echo "appliance-step: $1"; exit "$2"; }
-guard() {
-    if [ -e "$1" ] || [ -L "$1" ]; then mv -f "$1" "$1.appliance-real"; fi
-    printf '#!/bin/sh\n%s\n' "$2" > "$1" && chmod 0755 "$1"
-}
-unguard() {
-    rm -f "$1"
-    if [ -e "$1.appliance-real" ] || [ -L "$1.appliance-real" ]; then
-        mv -f "$1.appliance-real" "$1"
-    fi
-}
 asked() {
     printf 'appliance-asked: %s %s\n' "$1" "$(printf '%s' "$2" | tr '\n' ' ')"
     exit 108
@@ -219,7 +209,17 @@ ask_all() {
 
 /// The script PID 1 runs inside a dpkg tree: guards, preinsts, configure, triggers, what
 /// the group asked, purges, audit, guards off.
-const DPKG_SCRIPT: &str = r#"guard /usr/sbin/policy-rc.d 'exit 101' || fail "installing policy-rc.d" 101
+const DPKG_SCRIPT: &str = r#"guard() {
+    if [ -e "$1" ] || [ -L "$1" ]; then mv -f "$1" "$1.appliance-real"; fi
+    printf '#!/bin/sh\n%s\n' "$2" > "$1" && chmod 0755 "$1"
+}
+unguard() {
+    rm -f "$1"
+    if [ -e "$1.appliance-real" ] || [ -L "$1.appliance-real" ]; then
+        mv -f "$1.appliance-real" "$1"
+    fi
+}
+guard /usr/sbin/policy-rc.d 'exit 101' || fail "installing policy-rc.d" 101
 guard /usr/sbin/start-stop-daemon 'echo "appliance: start-stop-daemon not run during configuration" >&2' \
     || fail "replacing start-stop-daemon" 101
 guard /usr/sbin/update-initramfs 'exit 0' || fail "replacing update-initramfs" 101

@@ -231,3 +231,46 @@ fn host_drift_is_named_and_the_archive_taken_or_the_compile_refused() {
         "{refused}"
     );
 }
+
+/// A file whose header names an owner the configured tree has no account for belongs to
+/// root, as rpm leaves it, with a warning: never a name with another account's id.
+#[test]
+fn an_owner_the_tree_lacks_becomes_root_with_a_warning() {
+    let w = RpmWorkspace::new();
+    let spec = common::rpm_world::spec(
+        "stray",
+        "1.0",
+        "1",
+        "BuildArch: noarch",
+        &format!(
+            "%install\n{}\n%files\n%attr(0640,nobodyhere,nogrouphere) /usr/share/stray/file\n",
+            common::rpm_world::put("%{buildroot}/usr/share/stray/file", "0640", "stray\n")
+        ),
+    );
+    let built = common::rpm_world::build_rpm(&w.ws().join("build"), &spec);
+    std::fs::copy(&built, w.world.repo.join("stray-1.0-1.noarch.rpm")).unwrap();
+    std::fs::write(
+        w.ws().join("groups/stray.kdl"),
+        "group stray version=\"1.0\" {\n    flavors openvz\n    package stray\n    package busybox\n}\n",
+    )
+    .unwrap();
+    let out = w
+        .command(&["compile", "groups/stray.kdl"], true)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "/usr/share/stray/file of stray: owner nobodyhere:nogrouphere is not an account of \
+             the tree: root owns it, as rpm does"
+        ),
+        "{stderr}"
+    );
+    let files =
+        common::succeeds(w.command(&["show", "stray", "--flavor", "openvz", "--files"], false));
+    let line = (files.lines())
+        .find(|l| l.ends_with("/usr/share/stray/file  (stray)"))
+        .unwrap_or_else(|| panic!("no stray file in:\n{files}"));
+    assert!(line.contains(" 0640 root:root "), "{line}");
+}

@@ -51,6 +51,16 @@ pub fn check(path: &str) -> Result<(), PathProblem> {
     Ok(())
 }
 
+/// The ancestors of an absolute path, nearest first, `/` excluded.
+pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut current = path;
+    std::iter::from_fn(move || {
+        let i = current.rfind('/').filter(|&i| i > 0)?;
+        current = &current[..i];
+        Some(current)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use std::io;
 
 use goblin::elf::Elf;
 
+use super::path::ancestors;
 use super::{FileEntry, FileKind, Lock, Subtrees};
 
 /// Why a tree could not be trimmed.
@@ -131,16 +132,6 @@ fn is_nss(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     path == "/etc/nsswitch.conf"
         || (path.starts_with("/usr/lib/") && name.starts_with("libnss_") && name.contains(".so"))
-}
-
-/// The ancestors of an absolute path, nearest first, `/` excluded.
-fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    let mut current = path;
-    std::iter::from_fn(move || {
-        let i = current.rfind('/').filter(|&i| i > 0)?;
-        current = &current[..i];
-        Some(current)
-    })
 }
 
 /// The lock's entries by path, for resolving paths as the kernel would.

@@ -197,8 +197,7 @@ pub fn gather(
             }
         };
         let name = catalog.package(index).name.clone();
-        // The root is the output itself, never an entry.
-        for (file, digest) in read.files.into_iter().filter(|(f, _)| f.path != "/") {
+        for (file, digest) in read.files {
             let entry = entry(&file, &name, digest);
             if let Some(bytes) = read.kept.get(&file.path) {
                 if is_sysusers(&file.path) {
@@ -223,6 +222,15 @@ pub fn gather(
             false => read.header.blob(),
         });
         gathered.scriptlets.push((name, read.header.scriptlets()?));
+    }
+    // rpm makes the folders a package's files need and no package owns, as root 0755.
+    let unowned: Vec<String> = (entries.keys())
+        .flat_map(|path| crate::lock::path::ancestors(path))
+        .filter(|dir| !entries.contains_key(*dir))
+        .map(str::to_string)
+        .collect();
+    for dir in unowned {
+        entries.insert(dir.clone(), FileEntry::directory(&dir));
     }
     gathered.tree.entries = entries.into_values().collect();
     Ok(gathered)

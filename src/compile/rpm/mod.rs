@@ -33,9 +33,8 @@ pub fn compile_recipe(
     universe: &RpmUniverse,
     configurations: &Configurations,
 ) -> Result<Compiled> {
-    let mut request = super::resolve::request(recipe);
-    request.essential = false;
-    let resolution = resolve_rpm(universe, &request)?;
+    // rpm's rules have no essential packages: the resolver leaves that field alone.
+    let resolution = resolve_rpm(universe, &super::resolve::request(recipe))?;
     let packages: Vec<LockedPackage> = (resolution.chosen.iter())
         .map(|c| {
             let p = universe.packages()[c.index];
@@ -91,16 +90,23 @@ pub fn compile_recipe(
     let entries: Vec<FileEntry> = (done.captured.entries.into_iter())
         .map(|mut e| {
             if e.package.is_some() {
-                match (accounts.uid_of(&e.user), accounts.gid_of(&e.group)) {
-                    (Some(uid), Some(gid)) => (e.uid, e.gid) = (uid, gid),
-                    _ => warnings.push(format!(
+                let (uid, gid) = (accounts.uid_of(&e.user), accounts.gid_of(&e.group));
+                if uid.is_none() || gid.is_none() {
+                    warnings.push(format!(
                         "{} of {}: owner {}:{} is not an account of the tree: root owns it, \
                          as rpm does",
                         e.path,
                         e.package.as_deref().unwrap_or_default(),
                         e.user,
                         e.group
-                    )),
+                    ));
+                }
+                (e.uid, e.gid) = (uid.unwrap_or(0), gid.unwrap_or(0));
+                if uid.is_none() {
+                    e.user = "root".into();
+                }
+                if gid.is_none() {
+                    e.group = "root".into();
                 }
             }
             e

@@ -274,3 +274,32 @@ fn an_owner_the_tree_lacks_becomes_root_with_a_warning() {
         .unwrap_or_else(|| panic!("no stray file in:\n{files}"));
     assert!(line.contains(" 0640 root:root "), "{line}");
 }
+
+/// A sysroot whose rpm database is a Berkeley DB is an RPM one that compile cannot read:
+/// it says so, with the conversion to run, rather than taking it for a root without a
+/// database; `--backend rpm` says the same, and nothing is stored.
+#[test]
+fn a_berkeley_db_rpm_database_is_refused_with_its_conversion() {
+    let w = RpmWorkspace::new();
+    let db = w.world.sysroot.join("var/lib/rpm");
+    std::fs::remove_dir_all(&db).unwrap();
+    std::fs::create_dir_all(&db).unwrap();
+    // A Berkeley DB hash file's magic, at offset 12.
+    let mut bdb = vec![0u8; 4096];
+    bdb[12..16].copy_from_slice(&0x0006_1561u32.to_le_bytes());
+    std::fs::write(db.join("Packages"), bdb).unwrap();
+    for backend in [&[][..], &["--backend", "rpm"][..]] {
+        let mut args = vec!["compile", "groups/food.kdl"];
+        args.extend_from_slice(backend);
+        let refused = common::refused(w.command(&args, true));
+        assert!(
+            refused.contains("var/lib/rpm/Packages: a Berkeley DB rpm database")
+                && refused.contains("--rebuilddb --define '_db_backend sqlite'"),
+            "{refused}"
+        );
+    }
+    assert!(
+        !w.ws().join("store/repo.sqlite").exists(),
+        "a lock was stored"
+    );
+}

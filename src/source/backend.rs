@@ -26,11 +26,11 @@ impl Backend {
     }
 
     /// The backend of the system under `sysroot`: dpkg when it has a dpkg status file,
-    /// else RPM when it has an rpmdb; `None` when it has neither.
+    /// else RPM when it has an rpm database (of any format); `None` when it has neither.
     pub fn detect(sysroot: &Path) -> Option<Backend> {
         if sysroot.join("var/lib/dpkg/status").is_file() {
             Some(Backend::Dpkg)
-        } else if Rpmdb::locate(sysroot).is_some() {
+        } else if Rpmdb::present(sysroot) {
             Some(Backend::Rpm)
         } else {
             None

@@ -30,14 +30,13 @@ pub struct RpmCatalog {
 impl RpmCatalog {
     /// Reads the rpmdb under `sysroot` (if it has one) and the archives in `dirs`.
     pub fn read(sysroot: &Path, dirs: &[PathBuf]) -> Result<RpmCatalog, RpmError> {
-        let rpmdb = Rpmdb::locate(sysroot);
-        let installed = match &rpmdb {
-            Some(_) => Rpmdb::read(sysroot)?.packages,
-            None => Vec::new(),
-        };
         let mut catalog = RpmCatalog::archives(dirs)?;
-        catalog.installed = installed;
-        catalog.rpmdb = rpmdb.and_then(|p| p.strip_prefix(sysroot).ok().map(Path::to_path_buf));
+        // A database rpm cannot read here (Berkeley DB, ndb) is refused, not taken for none.
+        if Rpmdb::present(sysroot) {
+            let rpmdb = Rpmdb::read(sysroot)?;
+            catalog.rpmdb = rpmdb.path.strip_prefix(sysroot).ok().map(Path::to_path_buf);
+            catalog.installed = rpmdb.packages;
+        }
         Ok(catalog)
     }
 

@@ -14,6 +14,23 @@ use crate::source::Origin;
 /// Where rpm keeps its database under a root, newest layout first.
 const LOCATIONS: [&str; 2] = ["usr/lib/sysimage/rpm", "var/lib/rpm"];
 
+/// A database file found under a sysroot.
+struct Found {
+    path: PathBuf,
+    /// Its format's name.
+    format: &'static str,
+    /// The folder, relative to the sysroot.
+    dir: &'static str,
+}
+
+/// Each format's main file, with its name; rpm 4.16+'s sqlite, the only one read here,
+/// first, so a sysroot that was converted and still holds the old files anywhere is read.
+const FORMATS: [(&str, &str); 3] = [
+    ("rpmdb.sqlite", "sqlite"),
+    ("Packages", "Berkeley DB"),
+    ("Packages.db", "ndb"),
+];
+
 /// The installed packages of a sysroot.
 #[derive(Debug, Clone)]
 pub struct Rpmdb {
@@ -35,36 +52,47 @@ pub struct InstalledRpm {
 
 impl Rpmdb {
     /// The `rpmdb.sqlite` of `sysroot` (`usr/lib/sysimage/rpm/` first, then
-    /// `var/lib/rpm/`), if there is one: how a sysroot is known to be an RPM one.
+    /// `var/lib/rpm/`), if there is one: the database that can be read.
     pub fn locate(sysroot: &Path) -> Option<PathBuf> {
-        LOCATIONS
-            .iter()
-            .map(|dir| sysroot.join(dir).join("rpmdb.sqlite"))
-            .find(|path| path.is_file())
+        Rpmdb::find(sysroot, &FORMATS[..1]).map(|found| found.path)
+    }
+
+    /// Whether `sysroot` has an rpm database in any of rpm's formats: how a sysroot is
+    /// known to be an RPM one, even one [`Rpmdb::read`] must refuse.
+    pub fn present(sysroot: &Path) -> bool {
+        Rpmdb::find(sysroot, &FORMATS).is_some()
+    }
+
+    /// The first main file of `formats` in either location, formats in order.
+    fn find(sysroot: &Path, formats: &[(&str, &'static str)]) -> Option<Found> {
+        (formats.iter())
+            .flat_map(|&(file, format)| {
+                (LOCATIONS.iter()).map(move |dir| Found {
+                    path: sysroot.join(dir).join(file),
+                    format,
+                    dir,
+                })
+            })
+            .find(|found| found.path.is_file())
     }
 
     /// Reads every package of `sysroot`'s rpmdb. A Berkeley DB (`Packages`) or ndb
     /// (`Packages.db`) database is refused with the command that converts it.
     pub fn read(sysroot: &Path) -> Result<Rpmdb, RpmError> {
-        let Some(path) = Rpmdb::locate(sysroot) else {
-            for dir in LOCATIONS {
-                for (file, format) in [("Packages", "Berkeley DB"), ("Packages.db", "ndb")] {
-                    let path = sysroot.join(dir).join(file);
-                    if path.is_file() {
-                        return Err(RpmError::Backend {
-                            path,
-                            format,
-                            root: sysroot.to_path_buf(),
-                            dbpath: format!("/{dir}"),
-                        });
-                    }
-                }
-            }
+        let Some(Found { path, format, dir }) = Rpmdb::find(sysroot, &FORMATS) else {
             return Err(RpmError::Database {
-                path: sysroot.join(LOCATIONS[1]).join("rpmdb.sqlite"),
+                path: sysroot.join(LOCATIONS[1]).join(FORMATS[0].0),
                 message: format!("no rpm database (nor under /{})", LOCATIONS[0]),
             });
         };
+        if format != FORMATS[0].1 {
+            return Err(RpmError::Backend {
+                path,
+                format,
+                root: sysroot.to_path_buf(),
+                dbpath: format!("/{dir}"),
+            });
+        }
         let database = |message: String| RpmError::Database {
             path: path.clone(),
             message,

@@ -243,9 +243,7 @@ impl Surveyed {
             Backend::Dpkg => Pool::survey(dirs)
                 .map(Surveyed::Deb)
                 .map_err(|e| e.to_string()),
-            Backend::Rpm => {
-                (RpmCatalog::archives(dirs).map(Surveyed::Rpm)).map_err(|e| e.to_string())
-            }
+            Backend::Rpm => Ok(Surveyed::Rpm(RpmCatalog::archives(dirs))),
         }
     }
 

@@ -34,6 +34,22 @@ pub const INFO_FILES: [&str; 9] = [
     "symbols",
 ];
 
+/// Opens each of `paths` with `open`, in order: in parallel, unless this thread already
+/// works for a rayon pool. A caller there may be filling a value other tasks wait for (the
+/// pool materialise surveys when a file first needs it), and a nested parallel loop lets
+/// this thread take up one of those tasks while it waits: it would wait on itself.
+pub(crate) fn open_all<T: Send>(
+    paths: &[std::path::PathBuf],
+    open: impl Fn(&std::path::Path) -> T + Sync,
+) -> Vec<T> {
+    use rayon::prelude::*;
+    if rayon::current_thread_index().is_some() {
+        paths.iter().map(|p| open(p)).collect()
+    } else {
+        paths.par_iter().map(|p| open(p)).collect()
+    }
+}
+
 /// How a package may satisfy dependencies across architectures (Debian `Multi-Arch:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -6,8 +6,6 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use super::Package;
 use super::deb::{DebArchive, DebError};
 
@@ -63,8 +61,7 @@ impl Pool {
             paths.extend(here);
         }
         // Opening reads only the control members, but there may be thousands of them.
-        let opened: Vec<Result<DebArchive, DebError>> =
-            paths.par_iter().map(|p| DebArchive::open(p)).collect();
+        let opened = super::open_all(&paths, DebArchive::open);
         let mut seen = HashSet::new();
         let mut pool = Pool {
             archives: Vec::new(),

@@ -1,10 +1,9 @@
 //! The RPM package universe of one compile, by preference: the sysroot's rpmdb, then the
-//! archives of the pool folders, each folder read as a createrepo_c repository when it
-//! has `repodata/repomd.xml` and surveyed for `*.rpm` files otherwise.
+//! archives of the pool folders and createrepo_c repositories ([`RpmPool`]).
 
 use std::path::{Path, PathBuf};
 
-use super::{InstalledRpm, Repodata, RpmError, RpmPackage, RpmPool, Rpmdb};
+use super::{InstalledRpm, RpmError, RpmPackage, RpmPool, Rpmdb};
 
 /// Where a package of the catalog is described.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +22,9 @@ pub struct RpmCatalog {
     pub rpmdb: Option<PathBuf>,
     /// The archives of the pool folders and repositories, in folder order.
     pub archives: Vec<RpmPackage>,
+    /// Later archives of a package in `archives`: never resolved, but tried in turn for
+    /// bytes the first does not hold.
+    pub shadowed: Vec<RpmPackage>,
     /// Archives that could not be read, with why.
     pub unreadable: Vec<(PathBuf, String)>,
 }
@@ -30,7 +32,7 @@ pub struct RpmCatalog {
 impl RpmCatalog {
     /// Reads the rpmdb under `sysroot` (if it has one) and the archives in `dirs`.
     pub fn read(sysroot: &Path, dirs: &[PathBuf]) -> Result<RpmCatalog, RpmError> {
-        let mut catalog = RpmCatalog::archives(dirs)?;
+        let mut catalog = RpmCatalog::archives(dirs);
         // A database rpm cannot read here (Berkeley DB, ndb) is refused, not taken for none.
         if Rpmdb::present(sysroot) {
             let rpmdb = Rpmdb::read(sysroot)?;
@@ -41,24 +43,15 @@ impl RpmCatalog {
     }
 
     /// The archives in `dirs` alone: what materialise takes bytes from.
-    pub fn archives(dirs: &[PathBuf]) -> Result<RpmCatalog, RpmError> {
-        let mut archives = Vec::new();
-        let mut unreadable = Vec::new();
-        for dir in dirs {
-            if dir.join("repodata/repomd.xml").is_file() {
-                archives.extend(Repodata::read(dir)?.packages);
-            } else if dir.is_dir() {
-                let pool = RpmPool::survey(std::slice::from_ref(dir));
-                archives.extend(pool.archives);
-                unreadable.extend(pool.unreadable);
-            }
-        }
-        Ok(RpmCatalog {
+    pub fn archives(dirs: &[PathBuf]) -> RpmCatalog {
+        let pool = RpmPool::survey(dirs);
+        RpmCatalog {
             installed: Vec::new(),
             rpmdb: None,
-            archives,
-            unreadable,
-        })
+            archives: pool.archives,
+            shadowed: pool.shadowed,
+            unreadable: pool.unreadable,
+        }
     }
 
     /// The packages in universe order: installed, then archives. An index into this
@@ -84,13 +77,15 @@ impl RpmCatalog {
         }
     }
 
-    /// The archives of exactly `name`, `evr` and `arch`, in folder order.
+    /// The archives of exactly `name`, `evr` and `arch`, in folder order, shadowed ones
+    /// after.
     pub fn candidates<'c>(
         &'c self,
         name: &'c str,
         evr: &'c str,
         arch: &'c str,
     ) -> impl Iterator<Item = &'c RpmPackage> + 'c {
-        (self.archives.iter()).filter(move |p| p.name == name && p.evr == evr && p.arch == arch)
+        (self.archives.iter().chain(&self.shadowed))
+            .filter(move |p| p.name == name && p.evr == evr && p.arch == arch)
     }
 }

@@ -21,7 +21,7 @@ pub use archive::{RpmArchive, digest};
 pub use error::RpmError;
 pub(crate) use header::HEADER_MAGIC;
 pub use header::{DigestAlgorithm, FileTrigger, HeaderFile, RpmHeader, Scriptlet, Scriptlets};
-pub use pool::{Repodata, RpmPool};
+pub use pool::RpmPool;
 pub use rpmdb::{InstalledRpm, Rpmdb};
 
 /// One RPM package's metadata, as the RPM resolver and the compile stages need it.

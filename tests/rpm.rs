@@ -303,3 +303,48 @@ fn a_berkeley_db_rpm_database_is_refused_with_its_conversion() {
         "a lock was stored"
     );
 }
+
+/// An archive whose payload lies about a file's bytes, or ends early, is refused naming
+/// the archive (and the file, when the lie is one file's), and nothing is stored.
+#[test]
+fn hostile_archives_are_refused_naming_the_archive_and_nothing_is_stored() {
+    let w = RpmWorkspace::new();
+    const MARKER: &str = "bytes the header vouches for\n";
+    // An uncompressed payload, so the file's bytes can be edited in place.
+    let spec = common::rpm_world::spec(
+        "evil",
+        "1.0",
+        "1",
+        "BuildArch: noarch\n%define _binary_payload w0.ufdio",
+        &format!(
+            "%install\n{}\n%files\n/usr/share/evil/data\n",
+            common::rpm_world::put("%{buildroot}/usr/share/evil/data", "0644", MARKER)
+        ),
+    );
+    let built = std::fs::read(common::rpm_world::build_rpm(&w.ws().join("build"), &spec)).unwrap();
+    let archive = w.world.repo.join("evil-1.0-1.noarch.rpm");
+    std::fs::write(
+        w.ws().join("groups/evil.kdl"),
+        "group evil version=\"1.0\" {\n    flavors openvz\n    package evil\n}\n",
+    )
+    .unwrap();
+    let at = (built.windows(MARKER.len()))
+        .position(|w| w == MARKER.as_bytes())
+        .expect("the payload is not stored as is");
+    let mut lying = built.clone();
+    lying[at] ^= 0x20;
+    let truncated = built[..at].to_vec();
+    for (bytes, names_the_file) in [(lying, true), (truncated, false)] {
+        std::fs::write(&archive, bytes).unwrap();
+        let refused = common::refused(w.command(&["compile", "groups/evil.kdl"], true));
+        assert!(refused.contains("evil-1.0-1.noarch.rpm"), "{refused}");
+        assert!(
+            !names_the_file || refused.contains("/usr/share/evil/data"),
+            "{refused}"
+        );
+        assert!(
+            !w.ws().join("store/repo.sqlite").exists(),
+            "a lock was stored"
+        );
+    }
+}

@@ -55,11 +55,16 @@ impl Context {
         self.workspace.store_dir().join("pool")
     }
 
-    /// The folders of `.deb` archives, by preference: `store/pool`, apt's cache, then
-    /// the `--pool` folders.
+    /// The folders of archives, by preference: `store/pool`, apt's cache, then the
+    /// `--pool` folders (a `file://` URL, as a repository's base URL is written, names
+    /// its folder).
     fn pool_dirs(&self, more: &[PathBuf]) -> Vec<PathBuf> {
         let mut dirs = vec![self.pool_dir(), self.sysroot.join("var/cache/apt/archives")];
-        dirs.extend(more.iter().cloned());
+        dirs.extend(more.iter().map(|dir| {
+            let text = dir.to_string_lossy();
+            text.strip_prefix("file://")
+                .map_or_else(|| dir.clone(), PathBuf::from)
+        }));
         dirs
     }
 

@@ -127,6 +127,10 @@ fn an_rpm_sysroot_compiles_into_a_working_rpm_system() {
     let ws = w.ws();
     let compiled = w.ok(&["compile", "groups/food.kdl"]);
     assert!(compiled.contains("stored: 9 packages"), "{compiled}");
+    // The repository given as a base URL is the same pool.
+    let url = format!("file://{}", w.world.repo.display());
+    let again = common::succeeds(w.command(&["compile", "groups/food.kdl", "--pool", &url], false));
+    assert!(again.contains("unchanged"), "{again}");
     let shown = common::succeeds(w.command(&["show", "food", "--flavor", "openvz"], false));
     // The obsoleted oldfood stays out, the i686 libfoo too, and the rich `or` takes
     // food-data at its newest, since food-data-alt conflicts with it.

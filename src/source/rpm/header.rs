@@ -305,12 +305,20 @@ impl RpmHeader {
         })
     }
 
-    /// `name-evr.arch`, for messages; what cannot be read is left out.
+    /// `name-evr.arch`, for messages; what cannot be read is left out. It reads the tags
+    /// itself: an error about the header names the package, so the readers that make
+    /// errors must not be what names it.
     pub fn nevra(&self) -> String {
-        let text = |tag| self.metadata.header.get_entry_data_as_string(tag).ok();
+        let header = &self.metadata.header;
+        let text = |tag| (header.get_entry_data_as_string(tag).ok()).filter(|t| !t.is_empty());
         let name = text(IndexTag::RPMTAG_NAME).unwrap_or("?");
-        match (self.evr(), text(IndexTag::RPMTAG_ARCH)) {
-            (Ok(evr), Some(arch)) => format!("{name}-{evr}.{arch}"),
+        let version = text(IndexTag::RPMTAG_VERSION);
+        let release = text(IndexTag::RPMTAG_RELEASE);
+        match (version, release, text(IndexTag::RPMTAG_ARCH)) {
+            (Some(version), Some(release), Some(arch)) => {
+                let epoch = header.get_entry_data_as_u32(IndexTag::RPMTAG_EPOCH).ok();
+                format!("{name}-{}.{arch}", evr(epoch, version, release))
+            }
             _ => name.to_string(),
         }
     }
@@ -586,12 +594,8 @@ impl RpmHeader {
         let version = self.required(IndexTag::RPMTAG_VERSION)?;
         let release = self.required(IndexTag::RPMTAG_RELEASE)?;
         let header = &self.metadata.header;
-        Ok(
-            match self.optional(IndexTag::RPMTAG_EPOCH, |t| header.get_entry_data_as_u32(t))? {
-                Some(epoch) => format!("{epoch}:{version}-{release}"),
-                None => format!("{version}-{release}"),
-            },
-        )
+        let epoch = self.optional(IndexTag::RPMTAG_EPOCH, |t| header.get_entry_data_as_u32(t))?;
+        Ok(evr(epoch, version, release))
     }
 
     /// One relation tag triple as capabilities, with each entry's flags.
@@ -725,6 +729,14 @@ fn file_path(dir: &str, base: &str) -> Result<String, String> {
     match path::check(&joined) {
         Ok(()) => Ok(joined),
         Err(problem) => bad(&format!("path {problem}")),
+    }
+}
+
+/// The EVR as rpm prints it: `EPOCH:VERSION-RELEASE`, the epoch left out when absent.
+fn evr(epoch: Option<u32>, version: &str, release: &str) -> String {
+    match epoch {
+        Some(epoch) => format!("{epoch}:{version}-{release}"),
+        None => format!("{version}-{release}"),
     }
 }
 
@@ -1115,6 +1127,22 @@ mod tests {
             // What lists files refuses the same header.
             assert!(header.package(Origin::Pool, None).is_err());
         }
+    }
+
+    #[test]
+    fn a_header_without_its_version_is_an_error_naming_the_package() {
+        // Naming the package in the error once read the version again, and again.
+        let metadata = hello(CompressionType::Gzip).metadata;
+        let lying = edited(&metadata, |entries| {
+            entries.retain(|(tag, _)| *tag != IndexTag::RPMTAG_VERSION as u32)
+        });
+        let header = RpmHeader::from_blob(&blob(&lying)).unwrap();
+        let err = header.package(Origin::Pool, None).unwrap_err().to_string();
+        assert!(
+            err.contains("hello: RPMTAG_VERSION is missing or empty"),
+            "{err}"
+        );
+        assert_eq!(header.nevra(), "hello");
     }
 
     #[test]

@@ -473,7 +473,7 @@ impl RpmHeader {
                 missingok: flag(MISSINGOK),
             });
         }
-        mark_hard_links(&mut files);
+        mark_hard_links(&mut files).map_err(|(path, why)| self.path_error(&path, &why))?;
         Ok(files)
     }
 
@@ -742,32 +742,39 @@ fn evr(epoch: Option<u32>, version: &str, release: &str) -> String {
 
 /// Marks the hard link sets of `files`: regular, non-ghost files sharing an inode.
 /// The first path of a set in sort order stays a file; the others become hard links
-/// to it.
-fn mark_hard_links(files: &mut [HeaderFile]) {
-    let mut first: HashMap<(u32, u32), String> = HashMap::new();
+/// to it. A member whose size or digest is not the first's is refused: (its path, why).
+fn mark_hard_links(files: &mut [HeaderFile]) -> Result<(), (String, String)> {
+    let mut first: HashMap<(u32, u32), &HeaderFile> = HashMap::new();
     for f in files
         .iter()
         .filter(|f| f.kind == FileKind::File && !f.ghost)
     {
-        first
-            .entry(f.inode)
-            .and_modify(|p| {
-                if f.path < *p {
-                    p.clone_from(&f.path);
-                }
-            })
-            .or_insert_with(|| f.path.clone());
+        let leader = first.entry(f.inode).or_insert(f);
+        if f.path < leader.path {
+            *leader = f;
+        }
     }
+    // One inode has one content: members that say otherwise would let the payload
+    // vouch for bytes the lock then takes for another path.
+    let leaders: HashMap<(u32, u32), (String, u64, Option<(DigestAlgorithm, String)>)> = (first
+        .into_iter())
+    .map(|(inode, f)| (inode, (f.path.clone(), f.size, f.digest.clone())))
+    .collect();
     for f in files.iter_mut() {
         if f.kind == FileKind::File
             && !f.ghost
-            && let Some(leader) = first.get(&f.inode)
+            && let Some((leader, size, digest)) = leaders.get(&f.inode)
             && *leader != f.path
         {
+            if f.size != *size || f.digest != *digest {
+                let why = format!("shares its inode with {leader} but not its size and digest");
+                return Err((f.path.clone(), why));
+            }
             f.kind = FileKind::Hardlink;
             f.target = Some(leader.clone());
         }
     }
+    Ok(())
 }
 
 /// `texts` owned.
@@ -1143,6 +1150,29 @@ mod tests {
             "{err}"
         );
         assert_eq!(header.nevra(), "hello");
+    }
+
+    #[test]
+    fn hard_links_that_disagree_about_their_content_are_refused() {
+        let metadata = hello(CompressionType::Gzip).metadata;
+        let files = RpmHeader::from_blob(&blob(&metadata))
+            .unwrap()
+            .files()
+            .unwrap();
+        let b = (files.iter().position(|f| f.path == "/usr/lib/hello/b")).unwrap();
+        let mut sizes: Vec<u32> = (metadata.header)
+            .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILESIZES)
+            .unwrap();
+        sizes[b] += 1;
+        let lying = edited(&metadata, |entries| {
+            set(entries, IndexTag::RPMTAG_FILESIZES, IndexData::Int32(sizes))
+        });
+        let header = RpmHeader::from_blob(&blob(&lying)).unwrap();
+        let err = header.files().unwrap_err().to_string();
+        assert!(
+            err.contains("file /usr/lib/hello/b: shares its inode with /usr/lib/hello/a"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -744,35 +744,32 @@ fn evr(epoch: Option<u32>, version: &str, release: &str) -> String {
 /// The first path of a set in sort order stays a file; the others become hard links
 /// to it. A member whose size or digest is not the first's is refused: (its path, why).
 fn mark_hard_links(files: &mut [HeaderFile]) -> Result<(), (String, String)> {
-    let mut first: HashMap<(u32, u32), &HeaderFile> = HashMap::new();
-    for f in files
-        .iter()
-        .filter(|f| f.kind == FileKind::File && !f.ghost)
-    {
-        let leader = first.entry(f.inode).or_insert(f);
-        if f.path < leader.path {
-            *leader = f;
+    let is_content = |f: &HeaderFile| f.kind == FileKind::File && !f.ghost;
+    let mut leaders: HashMap<(u32, u32), usize> = HashMap::new();
+    for (i, f) in files.iter().enumerate().filter(|(_, f)| is_content(f)) {
+        let leader = leaders.entry(f.inode).or_insert(i);
+        if f.path < files[*leader].path {
+            *leader = i;
         }
     }
-    // One inode has one content: members that say otherwise would let the payload
-    // vouch for bytes the lock then takes for another path.
-    let leaders: HashMap<(u32, u32), (String, u64, Option<(DigestAlgorithm, String)>)> = (first
-        .into_iter())
-    .map(|(inode, f)| (inode, (f.path.clone(), f.size, f.digest.clone())))
-    .collect();
-    for f in files.iter_mut() {
-        if f.kind == FileKind::File
-            && !f.ghost
-            && let Some((leader, size, digest)) = leaders.get(&f.inode)
-            && *leader != f.path
-        {
-            if f.size != *size || f.digest != *digest {
-                let why = format!("shares its inode with {leader} but not its size and digest");
-                return Err((f.path.clone(), why));
-            }
-            f.kind = FileKind::Hardlink;
-            f.target = Some(leader.clone());
+    for i in 0..files.len() {
+        let f = &files[i];
+        let Some(&leader) = leaders.get(&f.inode).filter(|&&l| l != i && is_content(f)) else {
+            continue;
+        };
+        let lead = &files[leader];
+        // One inode has one content: members that say otherwise would let the payload
+        // vouch for bytes the lock then takes for another path.
+        if f.size != lead.size || f.digest != lead.digest {
+            let why = format!(
+                "shares its inode with {} but not its size and digest",
+                lead.path
+            );
+            return Err((f.path.clone(), why));
         }
+        let target = lead.path.clone();
+        files[i].kind = FileKind::Hardlink;
+        files[i].target = Some(target);
     }
     Ok(())
 }

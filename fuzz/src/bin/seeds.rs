@@ -112,7 +112,58 @@ fn write_all(dir: &Path) -> std::io::Result<()> {
     put("deb", "data-tar", &[&[1u8, 0][..], &data].concat())?;
     put("overlay_tar", "rich", &data)?;
     put("overlay_tar", "empty", &tar_of(|_| Ok(()))?)?;
+    for (name, compression) in [
+        ("none", rpm::CompressionType::None),
+        ("gzip", rpm::CompressionType::Gzip),
+        ("xz", rpm::CompressionType::Xz),
+        ("zstd", rpm::CompressionType::Zstd),
+    ] {
+        let mut bytes = Vec::new();
+        rpm_package(compression)?
+            .write(&mut bytes)
+            .map_err(std::io::Error::other)?;
+        // Even first byte: the whole archive.
+        put("rpm", &format!("rpm-{name}"), &[&[0u8][..], &bytes].concat())?;
+        if name == "gzip" {
+            // Odd first byte: the main header alone, as an rpmdb holds it.
+            let file = dir.join("rpm/.seed.rpm");
+            fs::write(&file, &bytes)?;
+            let archive = appliance::source::rpm::RpmArchive::open(&file);
+            fs::remove_file(&file)?;
+            let blob = archive.map_err(std::io::Error::other)?.header.blob();
+            put("rpm", "header", &[&[1u8][..], &blob].concat())?;
+        }
+    }
     Ok(())
+}
+
+/// A small package with what the RPM reader checks: a folder, files (one set-uid, two
+/// hard-linked), a symlink, a config file, a ghost, relations and scriptlets.
+fn rpm_package(compression: rpm::CompressionType) -> std::io::Result<rpm::Package> {
+    use rpm::FileOptions;
+    let mut b = rpm::PackageBuilder::new("seed", "1.0", "MIT", "x86_64", "a seed");
+    b.using_config(
+        rpm::BuildConfig::default()
+            .compression(compression)
+            .source_date(1_600_000_000),
+    );
+    let built = (|| {
+        b.with_dir_entry(FileOptions::dir("/usr/share/seed"))?
+            .with_file_contents("hello\n", FileOptions::new("/usr/bin/seed").permissions(0o4755))?
+            .with_file_contents("same\n", FileOptions::new("/usr/lib/seed/a").hardlink("pair"))?
+            .with_file_contents("same\n", FileOptions::new("/usr/lib/seed/b").hardlink("pair"))?
+            .with_symlink(FileOptions::symlink("/usr/bin/sd", "seed"))?
+            .with_file_contents("x=1\n", FileOptions::new("/etc/seed.conf").config().noreplace())?
+            .with_ghost(FileOptions::ghost("/var/log/seed.log"))?
+            .requires(rpm::Dependency::any("/bin/sh"))
+            .requires(rpm::Dependency::any("(a or b)"))
+            .provides(rpm::Dependency::eq("seed-api", "2"))
+            .obsoletes(rpm::Dependency::less("oldseed", "2"))
+            .pre_install_script("echo pre")
+            .post_install_script("echo post");
+        b.build()
+    })();
+    built.map_err(std::io::Error::other)
 }
 
 /// `bytes` as each member compression a `.deb` may use, with its name suffix.

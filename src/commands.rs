@@ -5,20 +5,25 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
+use crate::bundle;
 use crate::compile::{self, Compiled, Configurations, Settings, compile_recipe};
 use crate::error::{Error, Result, excerpt};
+use crate::gc::{self, StoreLock, Swept};
+use crate::history::{self, HistoryError, LogEntry, Reference};
 use crate::lang::Flavor;
-use crate::lock::scan::Accounts;
+use crate::lock::Backend;
 use crate::lock::{FileEntry, Lock, LockedPackage, Reason};
 use crate::materialise::{self, Format, Sources};
-use crate::repo::{BlobStore, Repository, StoredLock};
+use crate::registry;
+use crate::repo::{BlobStore, Located, RepoError, Repository, StoredLock};
 use crate::resolve::rpm::RpmUniverse;
 use crate::resolve::{Prefer, Universe};
-use crate::source::apt::AptLists;
-use crate::source::backend::Backend;
-use crate::source::catalog::{Catalog, Stale};
+use crate::sbom::{self, Sbom};
+use crate::source::accounts::Accounts;
 use crate::source::dpkg::DpkgDatabase;
-use crate::source::pool::Pool;
+use crate::source::dpkg::apt::AptLists;
+use crate::source::dpkg::catalog::{Catalog, Stale};
+use crate::source::dpkg::pool::Pool;
 use crate::source::rpm::catalog::RpmCatalog;
 use crate::workspace::{Recipe, Workspace};
 
@@ -112,6 +117,52 @@ impl Context {
             None => only_group(repo)?,
         };
         Ok((group, self.workspace.flavor(&lookup.flavor)?))
+    }
+
+    /// Loads the lock a [`Reference`] names. Its flavor is the reference's own, else
+    /// `flavor` (`--flavor`), else the only one its group was compiled for.
+    fn refer(&self, repo: &Repository, text: &str, flavor: Option<&str>) -> Result<StoredLock> {
+        let (reference, canonical) = self.resolve(repo, text, flavor)?;
+        let version = reference.version.as_deref();
+        Ok((repo.load(&reference.group, &canonical, version)).map_err(unknown(text))?)
+    }
+
+    /// The [`Reference`] `text` parsed, with the canonical flavor it names (see
+    /// [`Context::refer`]).
+    fn resolve(
+        &self,
+        repo: &Repository,
+        text: &str,
+        flavor: Option<&str>,
+    ) -> Result<(Reference, String)> {
+        let reference: Reference = text.parse()?;
+        let canonical = match reference.flavor.as_deref().or(flavor) {
+            Some(spec) => self.workspace.flavor(spec)?.canonical(),
+            None => {
+                let revisions = (repo.history(&reference.group, None)).map_err(unknown(text))?;
+                let known: BTreeSet<String> = revisions.into_iter().map(|r| r.flavor).collect();
+                match <[String; 1]>::try_from(Vec::from_iter(known)) {
+                    Ok([only]) => only,
+                    Err(known) => {
+                        return Err(HistoryError::SeveralFlavors {
+                            reference: text.to_string(),
+                            group: reference.group,
+                            known,
+                        }
+                        .into());
+                    }
+                }
+            }
+        };
+        Ok((reference, canonical))
+    }
+}
+
+/// What the repository said of the reference `text`, naming it.
+fn unknown(text: &str) -> impl FnOnce(RepoError) -> HistoryError + '_ {
+    move |source| HistoryError::Unknown {
+        reference: text.to_string(),
+        source: Box::new(source),
     }
 }
 
@@ -224,9 +275,11 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     // A path that is no repository, or a damaged one, is told before the work (and the
     // downloads into the pool) that could not be stored.
     Repository::check(&ctx.repo_path)?;
+    // Until the locks are stored, no sweep may take the archives and blobs they use.
+    let _store = StoreLock::shared(ctx.workspace.root())?;
     let backend = match opts.backend {
         Some(backend) => backend,
-        None => Backend::detect(&ctx.sysroot).ok_or_else(|| {
+        None => crate::source::backend::detect(&ctx.sysroot).ok_or_else(|| {
             Error::Usage(format!(
                 "{} holds no package database (neither var/lib/dpkg/status nor an rpmdb.sqlite \
                  under usr/lib/sysimage/rpm or var/lib/rpm): pass --backend dpkg or rpm",
@@ -523,8 +576,9 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
     let (stored, flavor) = ctx.load(&repo, &opts.lookup)?;
     let group = &stored.lock.group;
     let flavor_name = flavor.name.clone().unwrap_or_else(|| "custom".into());
-    let images = ctx.workspace.store_dir().join("images");
-    let output = images.join(format!("{group}-{flavor_name}"));
+    let images = gc::images_dir(&ctx.workspace.store_dir());
+    let name = format!("{group}-{flavor_name}");
+    let output = images.join(&name);
     if flavor.flag("xen") {
         return Err(Error::Usage(format!(
             "flavor {flavor_name} is a Xen guest, which qemu does not boot: build it with \
@@ -538,7 +592,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
     };
     let options = materialise::Options {
         if_newer: true,
-        lock_file: Some(images.join(format!(".{group}-{flavor_name}.lock"))),
+        lock_file: Some(gc::image_lock(&images, &name)),
         mtime: source_date_epoch()?,
         force: false,
         protected: ctx.protected(),
@@ -611,8 +665,9 @@ fn choose_format(
     Ok(format)
 }
 
-/// Every entry's mtime: `SOURCE_DATE_EPOCH` when set (as reproducible-builds.org
-/// defines it), else 0, so the same lock always gives the same bytes.
+/// The mtime of entries the lock does not date: `SOURCE_DATE_EPOCH` when set (as
+/// reproducible-builds.org defines it), else 0, so the same lock always gives the same
+/// bytes.
 fn source_date_epoch() -> Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(text) => text.trim().parse().map_err(|_| {
@@ -707,6 +762,511 @@ pub fn list(ctx: &Context, json: bool, out: &mut dyn Write) -> Result<()> {
         .map_err(stdout_error)?;
     }
     Ok(())
+}
+
+/// What `appliance log` was asked.
+pub struct LogOptions {
+    /// The group; `None` means the repository's only group.
+    pub group: Option<String>,
+    /// Only this flavor's revisions (a name or canonical string); `None`: every flavor's.
+    pub flavor: Option<String>,
+    /// Print the revisions as JSON.
+    pub json: bool,
+}
+
+/// Prints a group's revisions, newest first, each with what changed from the revision
+/// stored before it for the same flavor.
+pub fn log(ctx: &Context, opts: &LogOptions, out: &mut dyn Write) -> Result<()> {
+    let repo = ctx.existing_repo()?;
+    let group = match &opts.group {
+        Some(group) => group.clone(),
+        None => only_group(&repo)?,
+    };
+    let flavor = match &opts.flavor {
+        Some(spec) => Some(ctx.workspace.flavor(spec)?.canonical()),
+        None => None,
+    };
+    let mut previous: HashMap<String, StoredLock> = HashMap::new();
+    let mut entries = Vec::new();
+    for r in repo.history(&group, flavor.as_deref())? {
+        let spec = format!("{}-{}", r.version, r.revision);
+        let stored = repo.load(&r.group, &r.flavor, Some(&spec))?;
+        let flavor = r.flavor.clone();
+        entries.push(LogEntry::new(r, &stored, previous.get(&flavor)));
+        previous.insert(flavor, stored);
+    }
+    entries.reverse();
+    if opts.json {
+        return write_json(out, &entries);
+    }
+    for e in &entries {
+        writeln!(
+            out,
+            "{}  {}  {}  {} packages  {} files  {}",
+            e.address,
+            e.time.as_deref().unwrap_or("-"),
+            short(&e.revision.lock_id),
+            e.revision.packages,
+            e.revision.files,
+            e.summary
+        )
+        .map_err(stdout_error)?;
+    }
+    Ok(())
+}
+
+/// What `appliance diff` was asked.
+pub struct DiffOptions {
+    /// The old lock's reference ([`Reference`]).
+    pub from: String,
+    /// The new lock's reference.
+    pub to: String,
+    /// The flavor of a reference that names none (a name or canonical string).
+    pub flavor: Option<String>,
+    /// List every path new, gone or changed.
+    pub files: bool,
+    /// Print the diff as JSON.
+    pub json: bool,
+}
+
+/// Prints what changed from one stored lock to another.
+pub fn diff(ctx: &Context, opts: &DiffOptions, out: &mut dyn Write) -> Result<()> {
+    let repo = ctx.existing_repo()?;
+    let from = ctx.refer(&repo, &opts.from, opts.flavor.as_deref())?;
+    let to = ctx.refer(&repo, &opts.to, opts.flavor.as_deref())?;
+    let diff = history::diff(&from.lock, &to.lock);
+    if opts.json {
+        return write_json(out, &history::diff_json(&from, &to, &diff, opts.files));
+    }
+    let text = history::diff_text(&from, &to, &diff, opts.files);
+    out.write_all(text.as_bytes()).map_err(stdout_error)
+}
+
+/// What `appliance export` was asked.
+pub struct ExportOptions {
+    /// The lock's reference ([`Reference`]).
+    pub reference: String,
+    /// The flavor of a reference that names none.
+    pub flavor: Option<String>,
+    /// The bundle file.
+    pub output: PathBuf,
+    /// More folders of archives to take packages from (`--pool DIR`).
+    pub pools: Vec<PathBuf>,
+    /// Replace OUT even when appliance did not make it.
+    pub force: bool,
+    /// Print what was written as JSON.
+    pub json: bool,
+}
+
+/// Writes a stored lock and the bytes it needs as one bundle file.
+pub fn export(ctx: &Context, opts: &ExportOptions, out: &mut dyn Write) -> Result<()> {
+    let repo = ctx.existing_repo()?;
+    let stored = ctx.refer(&repo, &opts.reference, opts.flavor.as_deref())?;
+    let options = bundle::ExportOptions {
+        out: opts.output.clone(),
+        force: opts.force,
+    };
+    let exported = bundle::export(
+        &stored,
+        &ctx.sources(&opts.pools),
+        &ctx.protected(),
+        &options,
+    )?;
+    for warning in &exported.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let address = stored.lock.address(stored.revision);
+    if opts.json {
+        let value = serde_json::json!({
+            "address": address, "lock_id": stored.lock_id, "output": opts.output,
+            "bytes": exported.bytes, "manifest": exported.manifest,
+            "archives": exported.archives, "blobs": exported.blobs,
+            "downloaded": exported.downloaded,
+        });
+        return write_json(out, &value);
+    }
+    let downloaded = match exported.downloaded.len() {
+        0 => String::new(),
+        n => format!(" ({n} downloaded)"),
+    };
+    writeln!(
+        out,
+        "{address} -> {}: {} archives{downloaded}, {} blobs, {} bytes",
+        opts.output.display(),
+        exported.archives,
+        exported.blobs,
+        exported.bytes
+    )
+    .map_err(stdout_error)
+}
+
+/// Checks a bundle and stores its lock, blobs and archives.
+pub fn import(ctx: &Context, file: &Path, json: bool, out: &mut dyn Write) -> Result<()> {
+    // It writes blobs and archives before their lock is stored, as compile does: a
+    // sweep meanwhile would take them for garbage.
+    let _store = StoreLock::shared(ctx.workspace.root())?;
+    let imported = bundle::import(file, &ctx.workspace.store_dir(), &ctx.repo_path)?;
+    if json {
+        return write_json(out, &imported);
+    }
+    writeln!(out, "{}", stored_line(&imported)).map_err(stdout_error)
+}
+
+/// What an import or a pull stored, in one line.
+fn stored_line(imported: &bundle::Imported) -> String {
+    let status = if imported.unchanged {
+        "unchanged"
+    } else {
+        "stored"
+    };
+    format!(
+        "{} {status}: lock {}, {} archives, {} blobs",
+        imported.address,
+        short(&imported.lock_id),
+        imported.archives,
+        imported.blobs
+    )
+}
+
+/// How `push` and `pull` reach a registry.
+pub struct RemoteOptions {
+    /// Plain http instead of TLS.
+    pub insecure: bool,
+    /// More certificate authorities to trust (a PEM file).
+    pub ca_file: Option<PathBuf>,
+    /// A user name whose password is on standard input; else the docker configuration.
+    pub username: Option<String>,
+}
+
+impl RemoteOptions {
+    /// The connection these options ask for, reading the password now.
+    fn connection(&self) -> Result<registry::Connection> {
+        let login = match &self.username {
+            Some(user) => registry::Login::with_password_from(user, std::io::stdin().lock())?,
+            None => registry::Login::docker_config(),
+        };
+        Ok(registry::Connection {
+            insecure: self.insecure,
+            ca_file: self.ca_file.clone(),
+            login,
+        })
+    }
+}
+
+/// What `appliance push` was asked.
+pub struct PushOptions {
+    /// The lock's reference ([`Reference`]).
+    pub reference: String,
+    /// The flavor of a reference that names none.
+    pub flavor: Option<String>,
+    /// `REGISTRY/REPOSITORY[:TAG]`.
+    pub target: String,
+    /// More folders of archives to take packages from (`--pool DIR`).
+    pub pools: Vec<PathBuf>,
+    /// Documents to attach as referrers, each `TYPE=FILE`, after the lock's SBOM.
+    pub attach: Vec<String>,
+    /// Attach no SBOM of the lock (`--no-sbom`).
+    pub no_sbom: bool,
+    /// How to reach the registry.
+    pub remote: RemoteOptions,
+    /// Print what was pushed as JSON.
+    pub json: bool,
+}
+
+/// Pushes a stored lock's bundle artifact to a registry, and attaches documents to it.
+pub fn push(ctx: &Context, opts: &PushOptions, out: &mut dyn Write) -> Result<()> {
+    let target = registry::parse_reference(&opts.target)?;
+    let attached = (opts.attach.iter())
+        .map(|spec| attachment(spec))
+        .collect::<Result<Vec<_>>>()?;
+    let repo = ctx.existing_repo()?;
+    let stored = ctx.refer(&repo, &opts.reference, opts.flavor.as_deref())?;
+    let connection = opts.remote.connection()?;
+    let sources = ctx.sources(&opts.pools);
+    let artifact = bundle::Artifact::of(&stored, &sources)?;
+    for warning in artifact.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    // The lock's SPDX SBOM goes with it, so whoever pulls it can audit it first.
+    let mut documents = Vec::new();
+    if !opts.no_sbom {
+        let sbom = Sbom::gather(&stored, &sources, Path::new(&opts.target))?;
+        for warning in &sbom.warnings {
+            eprintln!("warning: {warning}");
+        }
+        documents.push(registry::Document {
+            artifact_type: SPDX_JSON.to_string(),
+            media_type: SPDX_JSON.to_string(),
+            bytes: sbom.render(sbom::Format::Spdx),
+        });
+    }
+    documents.extend(attached);
+    let pushed = registry::push(&artifact, &stored.lock, target, &connection, &documents)?;
+    let address = stored.lock.address(stored.revision);
+    if opts.json {
+        let value = serde_json::json!({
+            "address": address, "lock_id": stored.lock_id, "pushed": pushed,
+            "archives": artifact.archives, "blobs": artifact.blobs,
+            "downloaded": artifact.downloaded,
+        });
+        return write_json(out, &value);
+    }
+    let mut text = format!(
+        "{address} -> {} ({}): {} blobs uploaded ({} bytes), {} already there ({} bytes)\n",
+        pushed.reference,
+        pushed.digest,
+        pushed.uploaded.blobs,
+        pushed.uploaded.bytes,
+        pushed.skipped.blobs,
+        pushed.skipped.bytes
+    );
+    for referrer in &pushed.referrers {
+        let listed = match &referrer.fallback_tag {
+            Some(tag) => format!("listed under tag {tag}"),
+            None => "listed by the registry".to_string(),
+        };
+        text += &format!(
+            "  referrer {} ({}): {listed}\n",
+            referrer.digest, referrer.artifact_type
+        );
+    }
+    out.write_all(text.as_bytes()).map_err(stdout_error)
+}
+
+/// The media type of an SPDX JSON document, as SPDX registers it.
+const SPDX_JSON: &str = "application/spdx+json";
+
+/// A document to attach, from `TYPE=FILE`: TYPE is its artifact type and its layer's
+/// media type.
+fn attachment(spec: &str) -> Result<registry::Document> {
+    let Some((media_type, file)) = spec
+        .split_once('=')
+        .filter(|(t, f)| t.contains('/') && !f.is_empty())
+    else {
+        return Err(Error::Usage(format!(
+            "--attach {}: write MEDIA_TYPE=FILE, as in application/spdx+json=web.spdx.json",
+            excerpt(spec)
+        )));
+    };
+    let bytes = std::fs::read(file).map_err(|source| Error::Io {
+        path: PathBuf::from(file),
+        source,
+    })?;
+    Ok(registry::Document {
+        artifact_type: media_type.to_string(),
+        media_type: media_type.to_string(),
+        bytes,
+    })
+}
+
+/// Pulls a lock's bundle artifact from a registry and stores it as `import` does.
+pub fn pull(
+    ctx: &Context,
+    source: &str,
+    remote: &RemoteOptions,
+    json: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let reference = registry::parse_reference(source)?;
+    let connection = remote.connection()?;
+    let store = ctx.workspace.store_dir();
+    let pulled = registry::pull(reference, &connection, &store, &ctx.repo_path)?;
+    if json {
+        return write_json(out, &pulled);
+    }
+    writeln!(
+        out,
+        "{} ({}) -> {}; {} blobs downloaded ({} bytes)",
+        pulled.reference,
+        pulled.digest,
+        stored_line(&pulled.imported),
+        pulled.downloaded.blobs,
+        pulled.downloaded.bytes
+    )
+    .map_err(stdout_error)
+}
+
+/// What `appliance sbom` was asked.
+pub struct SbomOptions {
+    /// The lock's reference ([`Reference`]).
+    pub reference: String,
+    /// The flavor of a reference that names none (a name or canonical string).
+    pub flavor: Option<String>,
+    /// The standard to write.
+    pub format: sbom::Format,
+    /// `-o FILE`; `None` writes the document to standard output.
+    pub output: Option<PathBuf>,
+    /// `--force`: replace a FILE appliance did not make.
+    pub force: bool,
+    /// More folders of archives to read license files from (`--pool DIR`).
+    pub pools: Vec<PathBuf>,
+}
+
+/// Writes the SBOM of a stored lock to standard output, or to FILE as any output is
+/// written (atomically, never over a file appliance did not make unless forced).
+pub fn sbom(ctx: &Context, opts: &SbomOptions, out: &mut dyn Write) -> Result<()> {
+    let repo = ctx.existing_repo()?;
+    let stored = ctx.refer(&repo, &opts.reference, opts.flavor.as_deref())?;
+    let sources = ctx.sources(&opts.pools);
+    let named = opts.output.as_deref().unwrap_or(Path::new("-"));
+    let sbom = Sbom::gather(&stored, &sources, named)?;
+    for warning in &sbom.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let bytes = sbom.render(opts.format);
+    let Some(output) = &opts.output else {
+        return out.write_all(&bytes).map_err(stdout_error);
+    };
+    let kind = ("sbom", opts.format.as_str());
+    let warnings = materialise::write_document(
+        &stored.lock_id,
+        kind,
+        &bytes,
+        output,
+        &sources,
+        &ctx.protected(),
+        opts.force,
+    )?;
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    writeln!(
+        out,
+        "{} -> {}: {} SBOM of {} packages",
+        stored.lock.address(stored.revision),
+        output.display(),
+        opts.format.as_str(),
+        stored.lock.packages.len()
+    )
+    .map_err(stdout_error)
+}
+
+/// What `appliance gc` was asked.
+pub struct GcOptions {
+    /// How many revisions of each group and flavor to keep, the newest (at least 1).
+    pub keep: usize,
+    /// Count what would go, removing nothing.
+    pub dry_run: bool,
+    /// Print what went as JSON.
+    pub json: bool,
+}
+
+/// Removes the revisions beyond the newest `keep` of each group and flavor, then
+/// whatever of the store no kept revision uses.
+pub fn gc(ctx: &Context, opts: &GcOptions, out: &mut dyn Write) -> Result<()> {
+    collect(ctx, opts.dry_run, opts.json, out, |repo| {
+        Ok(repo.surplus(opts.keep)?)
+    })
+}
+
+/// What `appliance rm` was asked.
+pub struct RmOptions {
+    /// The revision's reference ([`Reference`]); it must name one revision exactly.
+    pub reference: String,
+    /// The flavor, when the reference names none (a name or canonical string).
+    pub flavor: Option<String>,
+    /// Print what went as JSON.
+    pub json: bool,
+}
+
+/// Removes one revision, then whatever of the store no remaining revision uses.
+pub fn rm(ctx: &Context, opts: &RmOptions, out: &mut dyn Write) -> Result<()> {
+    let text = opts.reference.as_str();
+    collect(ctx, false, opts.json, out, |repo| {
+        let (reference, canonical) = ctx.resolve(repo, text, opts.flavor.as_deref())?;
+        let version = reference.version.as_deref();
+        let exact = repo.exact(&reference.group, &canonical, version);
+        Ok(vec![exact.map_err(unknown(text))?])
+    })
+}
+
+/// What `gc` and `rm` removed, as `--json` prints it.
+#[derive(serde::Serialize)]
+struct Collected<'a> {
+    /// Whether nothing was removed, only counted.
+    dry_run: bool,
+    /// The revisions removed, as (address, lock id).
+    revisions: Vec<RemovedRevision<'a>>,
+    #[serde(flatten)]
+    swept: Swept,
+    /// The bytes of every file removed.
+    bytes: u64,
+}
+
+#[derive(serde::Serialize)]
+struct RemovedRevision<'a> {
+    address: String,
+    lock_id: &'a str,
+}
+
+/// Removes the revisions `choose` picks from the repository (nothing with `dry_run`),
+/// then sweeps the store of what the others do not use, holding the store's lock
+/// throughout; prints what went.
+fn collect(
+    ctx: &Context,
+    dry_run: bool,
+    json: bool,
+    out: &mut dyn Write,
+    choose: impl FnOnce(&Repository) -> Result<Vec<Located>>,
+) -> Result<()> {
+    let store = ctx.workspace.store_dir();
+    let _store = StoreLock::exclusive(ctx.workspace.root(), || {
+        eprintln!(
+            "waiting for the compile that is storing to {} to finish",
+            store.display()
+        );
+    })?;
+    // Read-only first: a missing repository is an error, not a new empty one.
+    let repo = ctx.existing_repo()?;
+    repo.check_pages()?;
+    let doomed = choose(&repo)?;
+    let used = if dry_run {
+        repo.in_use(&doomed)?
+    } else {
+        drop(repo);
+        let mut repo = Repository::open(&ctx.repo_path)?;
+        repo.remove(&doomed)?;
+        repo.in_use(&[])?
+    };
+    let swept = gc::sweep(&store, &used, dry_run)?;
+    let collected = Collected {
+        dry_run,
+        revisions: (doomed.iter())
+            .map(|r| RemovedRevision {
+                address: r.address(),
+                lock_id: &r.lock_id,
+            })
+            .collect(),
+        bytes: swept.bytes(),
+        swept,
+    };
+    if json {
+        return write_json(out, &collected);
+    }
+    let verb = if dry_run { "would remove" } else { "removed" };
+    let mut text = String::new();
+    for r in &collected.revisions {
+        text += &format!("{verb} {}  {}\n", r.address, short(r.lock_id));
+    }
+    let size = |bytes: u64| history::size_change(i128::from(bytes)).replacen('+', "", 1);
+    let counted =
+        |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let tallied = |tally: gc::Tally, one: &str, many: &str| {
+        format!(
+            "{} ({})",
+            counted(tally.count, one, many),
+            size(tally.bytes)
+        )
+    };
+    text += &format!(
+        "{verb} {}, {}, {}, {}; {} in all\n",
+        counted(collected.revisions.len() as u64, "revision", "revisions"),
+        tallied(swept.blobs, "blob", "blobs"),
+        tallied(swept.archives, "archive", "archives"),
+        tallied(swept.images, "image", "images"),
+        size(collected.bytes),
+    );
+    out.write_all(text.as_bytes()).map_err(stdout_error)
 }
 
 /// What `appliance show` was asked.

@@ -14,10 +14,10 @@ pub enum Error {
     Dpkg(#[from] crate::source::dpkg::DpkgError),
     /// A package archive could not be read.
     #[error(transparent)]
-    Deb(Box<crate::source::deb::DebError>),
+    Deb(Box<crate::source::dpkg::deb::DebError>),
     /// apt's lists could not be read, or a package could not be fetched.
     #[error(transparent)]
-    Apt(Box<crate::source::apt::AptError>),
+    Apt(Box<crate::source::dpkg::apt::AptError>),
     /// An RPM database, archive, header or repodata folder could not be read.
     #[error(transparent)]
     Rpm(#[from] crate::source::rpm::RpmError),
@@ -26,7 +26,10 @@ pub enum Error {
     RpmDrift(#[from] crate::compile::HostDrift),
     /// The host's files could not be scanned.
     #[error(transparent)]
-    Scan(#[from] crate::lock::scan::ScanError),
+    Scan(#[from] crate::source::dpkg::scan::ScanError),
+    /// A tree's `etc/passwd` or `etc/group` could not be read.
+    #[error(transparent)]
+    Accounts(#[from] crate::source::accounts::AccountsError),
     /// A flavor without a kernel would get one.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -61,6 +64,15 @@ pub enum Error {
     /// A lock could not be assembled.
     #[error(transparent)]
     Assemble(#[from] crate::lock::AssembleError),
+    /// A reference to a stored lock is malformed, ambiguous or unknown.
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
+    /// A bundle could not be written, or is refused.
+    #[error(transparent)]
+    Bundle(Box<crate::bundle::BundleError>),
+    /// A push or pull failed: the registry, its answer, the credentials.
+    #[error(transparent)]
+    Registry(Box<crate::registry::RegistryError>),
     /// The repository or blob store failed.
     #[error(transparent)]
     Repo(#[from] crate::repo::RepoError),
@@ -93,6 +105,15 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// Whether the command's standard output was closed by its reader (`| head`): the
+    /// reader has what it wanted, so the command ends quietly, as ripgrep does.
+    pub fn is_closed_stdout(&self) -> bool {
+        matches!(self, Error::Io { path, source }
+            if path.as_os_str() == "-" && source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
 impl From<crate::lang::LangError> for Error {
     fn from(err: crate::lang::LangError) -> Error {
         Error::Lang(Box::new(err))
@@ -117,14 +138,26 @@ impl From<crate::compile::AlteredError> for Error {
     }
 }
 
-impl From<crate::source::deb::DebError> for Error {
-    fn from(err: crate::source::deb::DebError) -> Error {
+impl From<crate::bundle::BundleError> for Error {
+    fn from(err: crate::bundle::BundleError) -> Error {
+        Error::Bundle(Box::new(err))
+    }
+}
+
+impl From<crate::registry::RegistryError> for Error {
+    fn from(err: crate::registry::RegistryError) -> Error {
+        Error::Registry(Box::new(err))
+    }
+}
+
+impl From<crate::source::dpkg::deb::DebError> for Error {
+    fn from(err: crate::source::dpkg::deb::DebError) -> Error {
         Error::Deb(Box::new(err))
     }
 }
 
-impl From<crate::source::apt::AptError> for Error {
-    fn from(err: crate::source::apt::AptError) -> Error {
+impl From<crate::source::dpkg::apt::AptError> for Error {
+    fn from(err: crate::source::dpkg::apt::AptError) -> Error {
         Error::Apt(Box::new(err))
     }
 }

@@ -2,22 +2,31 @@
 //!
 //! Data flows one way: [`lang`] definitions (found through [`workspace`]) -> [`resolve`]
 //! -> [`lock`] -> [`repo`] -> [`materialise`] -> output. [`source`] describes the
-//! package universe the resolver chooses from; [`boot`] runs an image output under qemu.
+//! package universe the resolver chooses from; [`archive`] reads the members of package
+//! archives and overlay tarballs into lock entries; [`boot`] runs an image output under
+//! qemu.
 
+pub mod archive;
 pub mod boot;
+pub mod bundle;
 pub mod commands;
 pub mod compile;
 pub mod confine;
 mod error;
+pub mod gc;
+pub mod history;
 pub mod lang;
 pub mod lock;
 pub mod materialise;
 mod progress;
+pub mod registry;
 pub mod repo;
 pub mod resolve;
+pub mod sbom;
 mod scratch;
 pub mod source;
 pub mod system;
+mod uuid;
 pub mod workspace;
 
 pub use error::{Error, Result};

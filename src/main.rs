@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use appliance::commands::{
-    self, BootOptions, CompileOptions, Context, Lookup, MaterialiseOptions, ShowOptions,
+    self, BootOptions, CompileOptions, Context, DiffOptions, ExportOptions, GcOptions, LogOptions,
+    Lookup, MaterialiseOptions, PushOptions, RemoteOptions, RmOptions, SbomOptions, ShowOptions,
 };
+use appliance::lock::Backend;
 use appliance::resolve::Prefer;
-use appliance::source::backend::Backend;
-use clap::{Parser, Subcommand};
+use appliance::sbom;
+use clap::{Args, Parser, Subcommand};
 
 /// Build exact, reproducible operating-system appliances from short KDL groups.
 #[derive(Parser)]
@@ -26,6 +28,31 @@ struct Cli {
     sysroot: PathBuf,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How `push` and `pull` reach the registry.
+#[derive(Args)]
+struct Remote {
+    /// Speak plain http: TLS is the default.
+    #[arg(long)]
+    insecure: bool,
+    /// Trust the certificate authorities of this PEM file too (a registry's own CA).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// Log in as USER with the password read from standard input (else the docker
+    /// config.json's credentials for the registry, if any).
+    #[arg(long, value_name = "USER")]
+    username: Option<String>,
+}
+
+impl From<Remote> for RemoteOptions {
+    fn from(remote: Remote) -> RemoteOptions {
+        RemoteOptions {
+            insecure: remote.insecure,
+            ca_file: remote.ca_file,
+            username: remote.username,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -62,6 +89,7 @@ enum Command {
     },
     /// Rehydrate a stored lock into a chroot, tarball, OpenVZ template, image or OCI layout.
     #[command(
+        visible_alias = "materialize",
         after_help = "Example:\n  appliance materialise base --flavor openvz --format chroot -o /tmp/base\n  appliance materialise base --flavor openvz -o base.tar.zst"
     )]
     Materialise {
@@ -162,6 +190,201 @@ Example:\n  appliance boot minimal --flavor kvm\n  appliance boot minimal --flav
         #[arg(long)]
         json: bool,
     },
+    /// Show a group's revisions, newest first, each with what changed from the one
+    /// stored before it for the same flavor.
+    #[command(
+        after_help = "Example:\n  appliance log web\n  appliance log web --flavor openvz --json"
+    )]
+    Log {
+        /// The group (may be left out when the repository holds one group).
+        group: Option<String>,
+        /// Only this flavor's revisions (default: every flavor's).
+        #[arg(long, value_name = "F")]
+        flavor: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare two stored locks: packages upgraded, downgraded, added and removed with
+    /// their size change, and with --files every path new, gone or changed.
+    #[command(
+        after_help = "A reference is GROUP=VERSION-REVISION[FLAVOR] as `appliance list` prints it, or \
+shorter: GROUP=VERSION-REVISION, GROUP=VERSION (its latest revision) or GROUP (its newest), each with \
+an optional [FLAVOR] (a canonical string or a flavor's name). A reference without a flavor takes \
+--flavor, else the only flavor its group was compiled for.\n\n\
+Example:\n  appliance diff web=1.0-1 web=1.0-2 --flavor openvz\n  appliance diff 'web[openvz]' 'web[kvm]' --files"
+    )]
+    Diff {
+        /// The old lock.
+        from: String,
+        /// The new lock.
+        to: String,
+        /// The flavor of a reference that names none.
+        #[arg(long, value_name = "F")]
+        flavor: Option<String>,
+        /// List every path new, gone or changed, and what changed.
+        #[arg(long)]
+        files: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a stored lock and every byte a machine without its packages needs (the
+    /// package archives, the blobs) as one bundle: an OCI image layout in a tar file.
+    #[command(
+        after_help = "REF is a lock reference as `appliance diff` takes it (GROUP, GROUP=VERSION, \
+GROUP=VERSION-REVISION, each with an optional [FLAVOR]). Archives come from the pool folders, else \
+`apt-get download` (dpkg locks only), each checked against the lock.\n\n\
+Example:\n  appliance export web=1.0-2 --flavor openvz -o web.bundle\n  appliance import web.bundle"
+    )]
+    Export {
+        /// The lock.
+        reference: String,
+        /// The bundle file to write.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: PathBuf,
+        /// The flavor of a reference that names none.
+        #[arg(long, value_name = "F")]
+        flavor: Option<String>,
+        /// Another folder of archives to take packages from (after store/pool and
+        /// /var/cache/apt/archives).
+        #[arg(long, value_name = "DIR")]
+        pool: Vec<PathBuf>,
+        /// Replace FILE even when appliance did not make it.
+        #[arg(long)]
+        force: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a bundle whole and store its lock, blobs and package archives; nothing is
+    /// stored unless every member is what the lock needs.
+    #[command(after_help = "Example:\n  appliance import web.bundle")]
+    Import {
+        /// The bundle file.
+        file: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a stored lock's software bill of materials: SPDX 2.3 or CycloneDX 1.6 JSON,
+    /// every package with its package URL and its license where its copyright file or
+    /// header says.
+    #[command(
+        after_help = "REF is a reference as `appliance diff` takes it: GROUP=VERSION-REVISION[FLAVOR] \
+as `appliance list` prints it, or shorter. The document goes to standard output (it is the JSON \
+output), or with -o to FILE, written beside it and renamed into place.\n\n\
+Example:\n  appliance sbom web --flavor openvz\n  appliance sbom 'web=1.0-3[openvz]' --format cyclonedx -o web.cdx.json"
+    )]
+    Sbom {
+        /// The lock.
+        reference: String,
+        /// The flavor of a reference that names none.
+        #[arg(long, value_name = "F")]
+        flavor: Option<String>,
+        /// The standard: spdx (2.3) or cyclonedx (1.6).
+        #[arg(long, value_name = "spdx|cyclonedx", default_value = "spdx")]
+        format: sbom::Format,
+        /// Write to FILE instead of standard output.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Replace FILE even when appliance did not make it; never the workspace, the
+        /// store, the repository or the sysroot.
+        #[arg(long)]
+        force: bool,
+        /// Another folder of package archives to read license files from.
+        #[arg(long, value_name = "DIR")]
+        pool: Vec<PathBuf>,
+    },
+    /// Remove old revisions, keeping the newest N of each group and flavor, then every
+    /// blob, pool archive and cached image no kept revision uses; print what went.
+    #[command(
+        after_help = "The newest revision of a group and flavor is the one materialise takes without \
+--version (the highest version, then its latest revision); it always stays. The default keeps one \
+more, to go back to or diff against.\n\n\
+Example:\n  appliance gc --dry-run\n  appliance gc --keep 1"
+    )]
+    Gc {
+        /// How many revisions of each group and flavor to keep, newest first (at least 1).
+        #[arg(long, value_name = "N", default_value_t = 2,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        keep: u32,
+        /// Print what would be removed, removing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove one revision, then every blob, pool archive and cached image no remaining
+    /// revision uses.
+    #[command(
+        after_help = "REF names one revision exactly: GROUP=VERSION-REVISION, with [FLAVOR] or --flavor \
+when the group was compiled for several. A reference that could mean several revisions (`web`, \
+`web=1.0`) is refused with the revisions it could mean.\n\n\
+Example:\n  appliance rm web=1.0-1 --flavor openvz\n  appliance rm 'web=1.0-1[kvm]'"
+    )]
+    Rm {
+        /// The revision.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// The flavor of a reference that names none.
+        #[arg(long, value_name = "F")]
+        flavor: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Push a stored lock to an OCI registry as the artifact a bundle holds: only the
+    /// blobs the registry lacks are sent, then the manifest, then the tag.
+    #[command(
+        after_help = "REF is a lock reference as `appliance export` takes it. TARGET is \
+REGISTRY/REPOSITORY[:TAG]; without a tag, GROUP-VERSION-FLAVOR (e.g. web-1.0-openvz-x86_64). \
+Credentials: --username with the password on standard input, else the docker config.json \
+($DOCKER_CONFIG or ~/.docker). TLS unless --insecure.\n\n\
+Example:\n  appliance push web=1.0-2 registry.example.com/team/web\n  \
+appliance push web registry.example.com/team/web:stable --attach application/spdx+json=web.spdx.json"
+    )]
+    Push {
+        /// The lock.
+        reference: String,
+        /// REGISTRY/REPOSITORY[:TAG].
+        target: String,
+        /// The flavor of a reference that names none.
+        #[arg(long, value_name = "F")]
+        flavor: Option<String>,
+        /// Another folder of archives to take packages from (after store/pool and
+        /// /var/cache/apt/archives).
+        #[arg(long, value_name = "DIR")]
+        pool: Vec<PathBuf>,
+        /// Attach FILE to the pushed lock as an OCI referrer of artifact and media type
+        /// TYPE (repeatable).
+        #[arg(long, value_name = "TYPE=FILE")]
+        attach: Vec<String>,
+        /// Attach no SBOM: by default the lock's SPDX 2.3 SBOM is attached as a referrer.
+        #[arg(long)]
+        no_sbom: bool,
+        #[command(flatten)]
+        remote: Remote,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pull a lock from an OCI registry and store it as `import` stores a bundle: every
+    /// layer is checked against its digest as it streams, then the whole against the lock.
+    #[command(
+        after_help = "SOURCE is REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:DIGEST.\n\n\
+Example:\n  appliance pull registry.example.com/team/web:web-1.0-openvz-x86_64"
+    )]
+    Pull {
+        /// REGISTRY/REPOSITORY[:TAG|@sha256:DIGEST].
+        source: String,
+        #[command(flatten)]
+        remote: Remote,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a stored lock: its packages, and with --files its files.
     #[command(after_help = "Example:\n  appliance show base --flavor openvz --files")]
     Show {
@@ -221,6 +444,7 @@ fn main() -> ExitCode {
     let _ = out.flush();
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(err) if err.is_closed_stdout() => ExitCode::SUCCESS,
         Err(err) => {
             commands::report(&err);
             ExitCode::FAILURE
@@ -304,6 +528,109 @@ fn run(
             out,
         )),
         Command::List { json } => done(commands::list(&ctx()?, json, out)),
+        Command::Log {
+            group,
+            flavor,
+            json,
+        } => done(commands::log(
+            &ctx()?,
+            &LogOptions {
+                group,
+                flavor,
+                json,
+            },
+            out,
+        )),
+        Command::Diff {
+            from,
+            to,
+            flavor,
+            files,
+            json,
+        } => done(commands::diff(
+            &ctx()?,
+            &DiffOptions {
+                from,
+                to,
+                flavor,
+                files,
+                json,
+            },
+            out,
+        )),
+        Command::Sbom {
+            reference,
+            flavor,
+            format,
+            output,
+            force,
+            pool,
+        } => done(commands::sbom(
+            &ctx()?,
+            &SbomOptions {
+                reference,
+                flavor,
+                format,
+                output,
+                force,
+                pools: pool,
+            },
+            out,
+        )),
+        Command::Gc {
+            keep,
+            dry_run,
+            json,
+        } => done(commands::gc(
+            &ctx()?,
+            &GcOptions {
+                keep: keep as usize,
+                dry_run,
+                json,
+            },
+            out,
+        )),
+        Command::Rm {
+            reference,
+            flavor,
+            json,
+        } => done(commands::rm(
+            &ctx()?,
+            &RmOptions {
+                reference,
+                flavor,
+                json,
+            },
+            out,
+        )),
+        Command::Push {
+            reference,
+            target,
+            flavor,
+            pool,
+            attach,
+            no_sbom,
+            remote,
+            json,
+        } => done(commands::push(
+            &ctx()?,
+            &PushOptions {
+                reference,
+                flavor,
+                target,
+                pools: pool,
+                attach,
+                no_sbom,
+                remote: remote.into(),
+                json,
+            },
+            out,
+        )),
+        Command::Pull {
+            source,
+            remote,
+            json,
+        } => done(commands::pull(&ctx()?, &source, &remote.into(), json, out)),
         Command::Show {
             group,
             flavor,
@@ -323,6 +650,26 @@ fn run(
             },
             out,
         )),
+        Command::Export {
+            reference,
+            output,
+            flavor,
+            pool,
+            force,
+            json,
+        } => done(commands::export(
+            &ctx()?,
+            &ExportOptions {
+                reference,
+                flavor,
+                output,
+                pools: pool,
+                force,
+                json,
+            },
+            out,
+        )),
+        Command::Import { file, json } => done(commands::import(&ctx()?, &file, json, out)),
         Command::Flavors { json } => done(commands::flavors(&ctx()?, json, out)),
         Command::Boot {
             group,

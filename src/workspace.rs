@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::lang::diag::{SourceFile, suggest};
-use crate::lang::flavor::parse_flavor;
+use crate::lang::flavor::{BUILTIN_FLAGS, parse_flavor};
 use crate::lang::group::{Include, Known, parse_group};
 pub use crate::lang::{
-    Account, AccountKind, FileStatement, Flavor, GroupDef, Hostfile, LangError, Location, Overlay,
-    Preseed, Removal, Statement, UnitChange,
+    Account, AccountKind, Exclude, FileStatement, Flavor, GroupDef, Hostfile, LangError, Location,
+    Overlay, Preseed, Removal, Statement, UnitChange,
 };
 use crate::lock::Reason;
 use crate::resolve::Prefer;
@@ -42,8 +42,8 @@ pub struct Recipe {
     pub packages: Vec<PackageRequest>,
     /// `remove` names, in order.
     pub removes: Vec<Removal>,
-    /// `exclude` globs, in order.
-    pub excludes: Vec<String>,
+    /// What `exclude` statements leave out, globs in order.
+    pub excludes: Exclude,
     /// `hostfile` statements, in order.
     pub hostfiles: Vec<Hostfile>,
     /// `paths` globs: when any, the tree is trimmed to them and what they need to run.
@@ -142,9 +142,21 @@ impl Workspace {
         if spec.trim_start().starts_with('[') {
             let parsed = Flavor::parse_canonical(spec)?;
             let canonical = parsed.canonical();
-            return Ok(self
-                .flavors()?
-                .into_iter()
+            let flavors = self.flavors()?;
+            let mut known: BTreeSet<&str> = BUILTIN_FLAGS.into_iter().collect();
+            known.extend(
+                flavors
+                    .iter()
+                    .flat_map(|f| f.flags.keys().map(String::as_str)),
+            );
+            if let Some(flag) = parsed.flags.keys().find(|f| !known.contains(f.as_str())) {
+                return Err(LangError::UnknownFlag {
+                    spec: spec.to_string(),
+                    flag: flag.clone(),
+                    help: suggest(flag, known.iter().copied(), "flags"),
+                });
+            }
+            return Ok((flavors.into_iter())
                 .find(|f| f.canonical() == canonical)
                 .unwrap_or(parsed));
         }
@@ -203,7 +215,7 @@ impl Workspace {
                 flavor: flavor.clone(),
                 packages: Vec::new(),
                 removes: Vec::new(),
-                excludes: Vec::new(),
+                excludes: Exclude::default(),
                 hostfiles: Vec::new(),
                 paths: Vec::new(),
                 overlays: Vec::new(),
@@ -245,10 +257,11 @@ impl Workspace {
     /// The names group files may use: flags, flavors and groups of the workspace.
     fn known(&self) -> Result<Known, LangError> {
         let flavors = self.flavors()?;
+        let builtin = BUILTIN_FLAGS.map(String::from);
         Ok(Known {
-            flags: flavors
-                .iter()
+            flags: (flavors.iter())
                 .flat_map(|f| f.flags.keys().cloned())
+                .chain(builtin)
                 .collect(),
             flavors: flavors.into_iter().filter_map(|f| f.name).collect(),
             groups: kdl_names(&self.groups_dir())?,
@@ -349,7 +362,7 @@ impl Expander<'_> {
                     });
                 }
                 Statement::Remove(removals) => self.recipe.removes.extend_from_slice(removals),
-                Statement::Exclude(globs) => self.recipe.excludes.extend_from_slice(globs),
+                Statement::Exclude(exclude) => self.recipe.excludes.extend(exclude),
                 Statement::Hostfile(hostfile) => self.recipe.hostfiles.push(hostfile.clone()),
                 Statement::Paths(globs) => self.recipe.paths.extend_from_slice(globs),
                 Statement::Overlay(overlay) => self.recipe.overlays.push(overlay.clone()),

@@ -103,6 +103,37 @@ impl World {
     }
 }
 
+/// `appliance show ... | head`: a reader that closes the pipe ends the command quietly
+/// and successfully, as ripgrep does, never `error: -: Broken pipe`.
+#[test]
+fn a_closed_standard_output_ends_the_command_quietly_and_materialize_is_materialise() {
+    let w = World::new(&[("base", BASE)]);
+    w.ok(&["compile", "groups/base.kdl"]);
+    for args in [
+        &["show", "base", "--flavor", "openvz", "--files"][..],
+        &["list", "--json"],
+    ] {
+        // The reader is gone before the command writes a byte.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut command = common::command(&w.ws, &w.args(args));
+        let out = command.stdout(writer).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+    // The American spelling is the same command.
+    let tar = w.out("us.tar");
+    w.ok(&[
+        "materialize",
+        "base",
+        "--flavor",
+        "openvz",
+        "-o",
+        tar.to_str().unwrap(),
+    ]);
+    assert!(tar.is_file());
+}
+
 #[test]
 fn compile_is_stored_once_and_recompile_is_unchanged() {
     let w = World::new(&[("base", BASE)]);
@@ -414,6 +445,10 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
             "stmt",
             "group stmt version=\"1.0\" {\n    flavors openvz\n    pakage bash\n}\n",
         ),
+        (
+            "v1",
+            "group v1 version=\"1.0\" {\n    flavors openvz\n    hostfile \"/etc/x\" secret=true\n}\n",
+        ),
     ]);
     w.ok(&["compile", "groups/base.kdl"]);
     let before = w.ok(&["list"]);
@@ -436,8 +471,21 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     assert!(err.contains("loop -> loop2 -> loop"), "{err}");
     let err = w.fails(&["compile", "groups/stmt.kdl"]);
     assert!(err.contains("pakage") && err.contains("package"), "{err}");
+    let err = w.fails(&["compile", "groups/v1.kdl"]);
+    assert!(
+        err.contains("groups/v1.kdl:3:30") && err.contains("KDL v2 writes `#true`"),
+        "{err}"
+    );
     let err = w.fails(&["compile", "groups/base.kdl", "--flavor", "opnvz"]);
     assert!(err.contains("openvz"), "{err}");
+    // A typo inside a canonical string names no flavor that exists: refused, not stored.
+    let canonical = "[!kernel,opnvz is: x86_64]";
+    let err = w.fails(&["compile", "groups/base.kdl", "--flavor", canonical]);
+    assert!(
+        err.contains("unknown flag `opnvz` in flavor `[!kernel,opnvz is: x86_64]`")
+            && err.contains("did you mean `openvz`?"),
+        "{err}"
+    );
     let err = w.fails(&["materialise", "nope", "--flavor", "openvz"]);
     assert!(err.contains("base"), "{err}");
     let err = w.fails(&["why", "libc7", "--group", "base", "--flavor", "openvz"]);

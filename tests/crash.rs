@@ -1,5 +1,5 @@
-//! Crash safety, end to end through the binary: `materialise` and `compile` are killed
-//! with SIGKILL at points spread over a run. After each kill, OUT is absent, the
+//! Crash safety, end to end through the binary: `materialise`, `compile`, `gc` and `rm`
+//! are killed with SIGKILL at points spread over a run. After each kill, OUT is absent, the
 //! previous output or the complete new one; the repository passes SQLite's integrity
 //! check and every revision in it loads with a verified lock id; the blob store holds
 //! only complete blobs under final names. The next run then succeeds and leaves no
@@ -257,4 +257,100 @@ fn compile_survives_sigkill() {
         "compile: {TRIALS} trials over a {duration:.2?} run: {killed} killed mid-run ({left_temporaries} leaving blob temporaries or scratch folders that the next run removed), {} finished; {TRIALS} survived",
         TRIALS - killed
     ));
+}
+
+/// Kills `args` (`gc` or `rm`) at points spread over a run, each time over a repository
+/// that a compile has just given one more revision (new host files, so new blobs).
+/// After each kill the repository is intact, the newest revision is still there, and
+/// every revision left materialises: no blob a kept lock needs is gone. The next sweep
+/// then finishes and leaves no temporaries.
+fn collection_survives_kills(what: &str, args: impl Fn(&World) -> Vec<String>) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let w = compiled();
+    let repo = w.ws.join("store/repo.sqlite");
+    let run = |args: &[String]| w.command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let revision = |address: &str| -> u32 {
+        let tail = address
+            .split('[')
+            .next()
+            .unwrap()
+            .rsplit('-')
+            .next()
+            .unwrap();
+        tail.parse().unwrap()
+    };
+    let newest = || {
+        let held = verified_revisions(&repo);
+        held.into_iter()
+            .max_by_key(|(address, _)| revision(address))
+            .unwrap()
+    };
+    // Every revision left materialises, its hostfile bytes from the blob store alone
+    // (the host's files have changed since).
+    let materialises = |trial: usize| {
+        for (address, _) in verified_revisions(&repo) {
+            let version = address
+                .split('=')
+                .nth(1)
+                .unwrap()
+                .split('[')
+                .next()
+                .unwrap();
+            let out = format!("check-{trial}.tar");
+            common::succeeds(w.command(&common::materialise_revision("big", version, &out)));
+            fs::remove_file(w.ws.join(&out)).unwrap();
+            fs::remove_file(w.ws.join(format!(".{out}.appliance-stamp"))).unwrap();
+        }
+    };
+
+    // How long an unkilled run takes.
+    w.host_files("srv/trial", 2);
+    w.ok(&["compile", "groups/big.kdl"]);
+    let start = Instant::now();
+    common::succeeds(run(&args(&w)));
+    let duration = start.elapsed();
+
+    let mut killed = 0;
+    for (i, delay) in delays(TRIALS, duration).into_iter().enumerate() {
+        w.host_files("srv/trial", i + 3);
+        w.ok(&["compile", "groups/big.kdl"]);
+        let kept = newest();
+        let args = args(&w);
+        let was_killed = killed_after(run(&args), delay);
+        killed += usize::from(was_killed);
+        assert!(
+            verified_revisions(&repo).contains(&kept),
+            "trial {i}: the newest went"
+        );
+        let (_, temporaries) = blob_store(&w.ws.join("store/blobs"));
+        assert!(temporaries.is_empty(), "trial {i}: {temporaries:?}");
+        materialises(i);
+        // A sweep that removes no revision finishes what the killed run began.
+        w.ok(&["gc", "--keep", "1000"]);
+        materialises(i);
+        let left = names(&w.ws.join("store"));
+        assert_eq!(left, ["blobs", "repo.sqlite"], "trial {i}: leftovers");
+    }
+    report(&format!(
+        "{what}: {TRIALS} trials over a {duration:.2?} run: {killed} killed mid-run, {} finished; {TRIALS} survived",
+        TRIALS - killed
+    ));
+}
+
+#[test]
+fn gc_survives_sigkill() {
+    collection_survives_kills("gc", |_| vec!["gc".into(), "--keep".into(), "1".into()]);
+}
+
+#[test]
+fn rm_survives_sigkill() {
+    // The oldest revision each time.
+    collection_survives_kills("rm", |w| {
+        let repo = appliance::repo::Repository::open_read_only(&w.ws.join("store/repo.sqlite"));
+        let oldest = repo.unwrap().revisions().unwrap().remove(0);
+        vec![
+            "rm".into(),
+            format!("big={}-{}", oldest.version, oldest.revision),
+        ]
+    });
 }

@@ -430,7 +430,7 @@ fn hostile_overlay_names_and_links_are_refused() {
                 file("a/appliance-hostile-canary", "x"),
             ],
             vec![
-                "entry `a/appliance-hostile-canary` would be written through /a, a symlink of the same overlay"
+                "entry `a/appliance-hostile-canary` would be written through /a, a symlink of the archive"
                     .into(),
             ],
         ),
@@ -449,7 +449,7 @@ fn hostile_overlay_names_and_links_are_refused() {
         (
             "hardlink-absolute.tar",
             vec![hardlink("passwd", "/etc/passwd")],
-            vec!["entry `passwd` is a hard link to `/etc/passwd`, which is not an earlier regular file of the tarball".into()],
+            vec!["entry `passwd` is a hard link to `/etc/passwd`, which is not an earlier regular file of the archive".into()],
         ),
         (
             "hardlink-dotdot.tar",
@@ -469,12 +469,12 @@ fn hostile_overlay_names_and_links_are_refused() {
         (
             "relink.tar",
             vec![file("f", "1"), hardlink("h", "f"), file("f", "2")],
-            vec!["entry `f` replaces a file that earlier hard links of the tarball point at".into()],
+            vec!["entry `f` replaces a file that earlier hard links of the archive point at".into()],
         ),
         (
             "dir-replaced.tar",
             vec![dir("d/"), file("d/x", "1"), symlink("d", "/etc")],
-            vec!["entry `d` replaces a directory that earlier entries of the tarball are in".into()],
+            vec!["entry `d` replaces a directory that earlier entries of the archive are in".into()],
         ),
         (
             "nul.tar",
@@ -483,6 +483,22 @@ fn hostile_overlay_names_and_links_are_refused() {
                 ..file("etc/ab", "x")
             }],
             vec!["contains a NUL byte".into()],
+        ),
+        // What the shared member reader refuses in a `.deb` too.
+        (
+            "root-file.tar",
+            vec![file("./", "x")],
+            vec!["entry `./` is the root of the tree but not a directory".into()],
+        ),
+        (
+            "through-file.tar",
+            vec![file("f", "x"), file("f/g", "y")],
+            vec!["entry `f/g` would be written through /f, a file of the archive".into()],
+        ),
+        (
+            "hardlink-later.tar",
+            vec![hardlink("h", "later"), file("later", "x")],
+            vec!["entry `h` is a hard link to `later`, which is not an earlier regular file".into()],
         ),
         (
             "sparse.tar",
@@ -668,12 +684,12 @@ fn hostile_pool_debs_are_refused_with_the_archive_and_entry_named() {
         (
             "dotdot.deb",
             tree(vec![file("./usr/../../escape", "x")]),
-            "entry ./usr/../../escape: path climbs out of the tree with `..`",
+            "entry ./usr/../../escape: has a `..` component",
         ),
         (
             "absolute.deb",
             tree(vec![file("/etc/appliance-hostile-canary", "x")]),
-            "entry /etc/appliance-hostile-canary: absolute path in the archive",
+            "entry /etc/appliance-hostile-canary: is an absolute name",
         ),
         (
             "through-etc.deb",
@@ -694,22 +710,22 @@ fn hostile_pool_debs_are_refused_with_the_archive_and_entry_named() {
         (
             "hardlink-out.deb",
             tree(vec![hardlink("./usr/share/pw", "/etc/passwd")]),
-            "entry ./usr/share/pw: hard link target /etc/passwd: absolute path in the archive",
+            "entry ./usr/share/pw: is a hard link to `/etc/passwd`, which is not an earlier regular file of the archive",
         ),
         (
             "hardlink-dotdot.deb",
             tree(vec![hardlink("./usr/share/pw", "../../etc/passwd")]),
-            "entry ./usr/share/pw: hard link target ../../etc/passwd: path climbs out of the tree",
+            "entry ./usr/share/pw: is a hard link to `../../etc/passwd`",
         ),
         (
             "hardlink-missing.deb",
             tree(vec![hardlink("./usr/share/x", "./usr/share/none")]),
-            "hard link to /usr/share/none, which is not an earlier regular file",
+            "is a hard link to `./usr/share/none`, which is not an earlier regular file",
         ),
         (
             "duplicate.deb",
             tree(vec![file("./usr/share/f", "1"), file("./usr/share/f", "2")]),
-            "entry ./usr/share/f: /usr/share/f appears twice in the archive",
+            "entry ./usr/share/f: appears twice in the archive",
         ),
         (
             "huge.deb",
@@ -717,7 +733,34 @@ fn hostile_pool_debs_are_refused_with_the_archive_and_entry_named() {
                 size: 1 << 40,
                 ..file("./usr/share/big", "a few bytes")
             }]),
-            "entry ./usr/share/big: truncated",
+            "entry ./usr/share/big: is truncated",
+        ),
+        // What the shared member reader refuses in an overlay tarball too.
+        (
+            "root-file.deb",
+            vec![file("./", "x")],
+            "entry ./: is the root of the tree but not a directory",
+        ),
+        (
+            "through-file.deb",
+            tree(vec![
+                file("./usr/share/f", "x"),
+                file("./usr/share/f/g", "y"),
+            ]),
+            "entry ./usr/share/f/g: would be written through /usr/share/f, a file of the archive",
+        ),
+        (
+            "hardlink-to-dir.deb",
+            tree(vec![hardlink("./usr/share/x", "./usr/share")]),
+            "entry ./usr/share/x: is a hard link to `./usr/share`, which is not an earlier regular file",
+        ),
+        (
+            "hardlink-later.deb",
+            tree(vec![
+                hardlink("./usr/share/x", "./usr/share/later"),
+                file("./usr/share/later", "x"),
+            ]),
+            "entry ./usr/share/x: is a hard link to `./usr/share/later`",
         ),
         (
             "nul.deb",
@@ -725,7 +768,7 @@ fn hostile_pool_debs_are_refused_with_the_archive_and_entry_named() {
                 pax_path: Some(b"./usr/share/a\0b".to_vec()),
                 ..file("./usr/share/ab", "x")
             }]),
-            "name contains a NUL byte",
+            "contains a NUL byte",
         ),
     ];
     for (name, entries, wanted) in cases {
@@ -802,6 +845,23 @@ fn truncated_pool_debs_are_clear_errors() {
             "damaged package archive: member data.tar.xz is truncated",
         ),
         ("mid-xz.deb", mid_xz, "cannot read member data.tar.xz"),
+        // As an overlay's: a data.tar cut after a whole entry, at a block boundary.
+        (
+            "no-end.deb",
+            {
+                let data = tar_bytes(&tree(vec![file("./usr/share/f", "x")]));
+                deb(&data[..data.len() - 1024])
+            },
+            "cannot read member data.tar.xz: it ends without the end-of-archive blocks",
+        ),
+        (
+            "sparse.deb",
+            deb(&tar_bytes(&tree(vec![raw(
+                "./usr/share/s",
+                tar::EntryType::GNUSparse,
+            )]))),
+            "cannot read member data.tar.xz",
+        ),
         ("magic-only.deb", b"!<arch>\n".to_vec(), "no members"),
         ("empty.deb", Vec::new(), "damaged package archive"),
     ];
@@ -959,18 +1019,14 @@ fn names_no_filesystem_or_dpkg_can_hold_are_refused_at_compile() {
         (
             "newline.deb",
             tree(vec![file("./usr/share/evil\n/bin", "x")]),
-            "entry ./usr/share/evil\\n/bin: path contains a newline, which dpkg's file lists cannot hold",
+            "entry ./usr/share/evil\\n/bin: contains a newline, which dpkg's file lists cannot hold",
         ),
         (
             "long-name.deb",
             tree(vec![named(format!("./usr/share/{long}"))]),
-            "path has a component of 256 bytes",
+            "has a component of 256 bytes",
         ),
-        (
-            "deep.deb",
-            tree(vec![named(deep)]),
-            "path is 4233 bytes long",
-        ),
+        ("deep.deb", tree(vec![named(deep)]), "is 4233 bytes long"),
     ];
     for (name, entries, wanted) in cases {
         let group = w.evil_deb(name, &deb(&tar_bytes(&entries)));

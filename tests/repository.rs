@@ -139,15 +139,31 @@ fn a_repository_an_earlier_appliance_made_is_read_and_adopted() {
     let w = world();
     w.ok(COMPILE);
     let repo = w.ws.join("store/repo.sqlite");
-    // As the previous schema left it: the same tables and version, no application id.
+    let listed = w.ok(&["list"]);
+    // As the last unmarked schema (version 2) left it: no application id, no columns
+    // for files' times and documentation marks.
     rusqlite::Connection::open(&repo)
         .unwrap()
-        .pragma_update(None, "application_id", 0)
+        .execute_batch(
+            "PRAGMA application_id = 0; PRAGMA user_version = 2;
+             ALTER TABLE package_files DROP COLUMN mtime;
+             ALTER TABLE package_files DROP COLUMN documentation;
+             ALTER TABLE lock_files DROP COLUMN mtime;
+             ALTER TABLE lock_files DROP COLUMN documentation;",
+        )
         .unwrap();
     let bytes = digest(&repo);
-    let listed = w.ok(&["list"]);
-    assert!(listed.contains("base=1.0-1"), "{listed}");
-    w.ok(READERS[1]);
+    // A reader does not migrate: it says what does, and writes nothing.
+    for reader in &READERS[..2] {
+        let out = w.command(reader).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && stderr.contains("schema version 2, older than this appliance's")
+                && stderr.contains("run `appliance compile` to upgrade it"),
+            "{stderr}"
+        );
+    }
     assert_eq!(digest(&repo), bytes, "a command that reads wrote");
     assert_eq!(names(&w.ws.join("store")), ["blobs", "repo.sqlite"]);
 

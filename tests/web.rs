@@ -562,3 +562,76 @@ fn openvz_template_fits_a_container(ws: &Path) {
         "byte-identical"
     );
 }
+
+/// Web travels as Conary's groups did: pushed to a real registry (plain http, then TLS
+/// with htpasswd credentials), pulled into a fresh workspace whose sysroot is an empty
+/// folder, and materialised there into the very OpenVZ template this machine makes.
+#[test]
+fn web_travels_through_a_registry_to_a_machine_without_its_packages() {
+    if !is_root() {
+        eprintln!("skipped: compiling web configures it as root");
+        return;
+    }
+    let (ws, _) = web("openvz");
+    let dir = tempfile::tempdir().unwrap();
+    let template = |ws: &Path, sysroot: &Path, out: &Path| {
+        let mut args = vec!["--sysroot", sysroot.to_str().unwrap()];
+        args.extend(["materialise", "web", "--flavor", "openvz"]);
+        args.extend(["--format", "openvz", "-o", out.to_str().unwrap()]);
+        ok(ws, &args);
+        digest(out)
+    };
+    let here = template(&ws, Path::new("/"), &dir.path().join("here.tar.gz"));
+    let docker = dir.path().join("docker");
+    let tls = common::registry::secured(&dir.path().join("tls"));
+    let password = dir.path().join("password");
+    fs::write(&password, "wonderland\n").unwrap();
+    for secured in [None, Some(&tls)] {
+        let name = if secured.is_some() {
+            "secured"
+        } else {
+            "plain"
+        };
+        let registry = common::registry::Registry::start(&dir.path().join(name), secured);
+        let ca = tls.ca.to_str().unwrap();
+        let remote: &[&str] = match secured {
+            None => &["--insecure"],
+            Some(_) => &["--ca-file", ca, "--username", "alice"],
+        };
+        let appliance = |ws: &Path, args: &[&str]| {
+            let mut command = common::command(ws, &[args, remote].concat());
+            command.env("DOCKER_CONFIG", &docker);
+            command.stdin(fs::File::open(&password).unwrap());
+            common::succeeds(command)
+        };
+        let target = registry.at("team/web");
+        let pushed = appliance(&ws, &["push", "web", &target, "--flavor", "openvz"]);
+        assert!(
+            pushed.contains(":web-1.0-openvz-x86_64 (sha256:"),
+            "{pushed}"
+        );
+        if secured.is_none() {
+            let manifest = registry.raw("team/web:web-1.0-openvz-x86_64");
+            let artifact = "application/vnd.appliance.lock.v1+json";
+            assert_eq!(manifest["artifactType"], artifact, "{manifest}");
+        }
+
+        let there = dir.path().join(format!("{name}-workspace"));
+        example_workspace(&there);
+        let empty = dir.path().join(format!("{name}-empty"));
+        fs::create_dir(&empty).unwrap();
+        let source = format!("{target}:web-1.0-openvz-x86_64");
+        let sysroot = ["--sysroot", empty.to_str().unwrap()];
+        appliance(&there, &[&sysroot[..], &["pull", &source]].concat());
+        let out = dir.path().join(format!("{name}.tar.gz"));
+        assert_eq!(
+            template(&there, &empty, &out),
+            here,
+            "{name}: another template"
+        );
+        assert!(
+            names(&empty).is_empty(),
+            "materialise wrote into the sysroot"
+        );
+    }
+}

@@ -18,9 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use appliance::lock::FileKind;
-use appliance::source::deb::DebArchive;
+use appliance::source::dpkg::deb::DebArchive;
 use appliance::source::dpkg::{Conffile, parse_status};
-use appliance::source::{Origin, Package, rules};
+use appliance::source::Origin;
+use appliance::source::dpkg::{Package, rules};
 use appliance::system::installed_stanza;
 use appliance_fuzz::{check_entries, control_tar, deb};
 use libfuzzer_sys::fuzz_target;

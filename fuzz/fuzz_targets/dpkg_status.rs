@@ -14,8 +14,9 @@ use std::cmp::Ordering;
 use std::path::Path;
 
 use appliance::source::dpkg::{parse_control, parse_md5sums, parse_status};
-use appliance::source::version::compare;
-use appliance::source::{Origin, Package};
+use appliance::source::dpkg::version::compare;
+use appliance::source::Origin;
+use appliance::source::dpkg::Package;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -65,7 +66,7 @@ fn package(p: &Package, versions: &mut Vec<String>) {
         // A relation prints back as something that parses to itself.
         let shown = r.to_string();
         assert_eq!(
-            appliance::source::Relation::parse(&shown).as_ref(),
+            appliance::source::dpkg::Relation::parse(&shown).as_ref(),
             Ok(r),
             "{shown:?}"
         );

@@ -11,8 +11,8 @@
 use std::path::Path;
 
 use appliance::lock::FileKind;
-use appliance::lock::extra::overlay_tar;
-use appliance::lock::scan::Accounts;
+use appliance::compile::extra::overlay_tar;
+use appliance::source::accounts::Accounts;
 use appliance_fuzz::check_entries;
 use libfuzzer_sys::fuzz_target;
 

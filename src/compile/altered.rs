@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::error::excerpt;
-use crate::lock::scan::{Accounts, read_ids};
 use crate::resolve::{self, Request, Resolution, Universe};
-use crate::source::catalog::{Catalog, Provenance};
+use crate::source::accounts::{Accounts, read_ids};
+use crate::source::dpkg::catalog::{Catalog, Provenance};
 
 /// dpkg's statoverride database, relative to the sysroot.
 const STATOVERRIDE: &str = "var/lib/dpkg/statoverride";

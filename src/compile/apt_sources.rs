@@ -14,9 +14,10 @@
 use std::fs;
 use std::path::Path;
 
+use super::extra;
 use crate::error::{Error, Result};
-use crate::lock::extra::{self, Extra, ExtraError, Layers, Statement};
-use crate::lock::scan::Accounts;
+use crate::lock::extra::{Extra, ExtraError, Layers, Statement};
+use crate::source::accounts::Accounts;
 
 /// apt's list of sources, and its folder of more.
 const SOURCES_LIST: &str = "/etc/apt/sources.list";

@@ -23,8 +23,8 @@ use super::stage;
 use crate::confine::{IdShift, Subordinate};
 use crate::error::{Error, Result};
 use crate::lock::Lock;
-use crate::lock::scan::Accounts;
 use crate::scratch::{self, Temp};
+use crate::source::accounts::Accounts;
 
 /// The stem of job files in the store.
 const JOB_STEM: &str = "configure-job";

@@ -7,13 +7,16 @@ use std::collections::HashMap;
 
 use super::Settings;
 use super::apt_sources;
+use super::extra;
 use super::gather::Tree;
 use crate::error::{Error, Result, excerpt};
 use crate::lang::{FileStatement, Site};
-use crate::lock::extra::{self, ExtraError, Layers};
-use crate::lock::scan::Accounts;
-use crate::lock::{self, FileEntry, FileKind, Lock, LockedPackage, Parts, Subtrees};
+use crate::lock::extra::{ExtraError, Layers, Statement};
+use crate::lock::{
+    self, Documentation, Exclusion, FileEntry, FileKind, Lock, LockedPackage, Parts, Subtrees,
+};
 use crate::resolve::RESOLVER_VERSION;
+use crate::source::accounts::Accounts;
 use crate::system;
 use crate::workspace::Recipe;
 
@@ -67,26 +70,26 @@ pub fn assemble(
     // at a path (the recipe keeps each kind in its own list, so this is the order).
     // What the statements are laid over: the packages' entries that stay (an excluded
     // one cannot be cut off) and the generated system files.
-    let excludes = Subtrees::new(&recipe.excludes)?;
+    let excludes = exclusion(recipe)?;
     let mut layers = Layers::new(
         (package_entries.iter())
-            .filter(|e| !excludes.matches(&e.path))
+            .filter(|e| !excludes.drops(e))
             .chain(&group_files),
     );
     let hostfiles = (recipe.hostfiles.iter()).flat_map(|h| {
-        (h.globs.iter()).map(|glob| (extra::Statement::Hostfile(glob.clone()), h.secret, &h.site))
+        (h.globs.iter()).map(|glob| (Statement::Hostfile(glob.clone()), h.secret, &h.site))
     });
-    let overlays = (recipe.overlays.iter())
-        .map(|o| (extra::Statement::Overlay(o.path.clone()), o.secret, &o.site));
+    let overlays =
+        (recipe.overlays.iter()).map(|o| (Statement::Overlay(o.path.clone()), o.secret, &o.site));
     for (statement, secret, site) in hostfiles.chain(overlays) {
         let made = match &statement {
-            extra::Statement::Hostfile(glob) => extra::hostfiles(
+            Statement::Hostfile(glob) => extra::hostfiles(
                 &settings.sysroot,
                 std::slice::from_ref(glob),
                 &accounts,
                 secret,
             ),
-            extra::Statement::Overlay(path) => extra::overlay(path, &accounts, secret),
+            Statement::Overlay(path) => extra::overlay(path, &accounts, secret),
         };
         let made = made
             .and_then(|made| layers.add(&statement, &made).map(|()| made))
@@ -96,7 +99,7 @@ pub fn assemble(
     }
     if packages.iter().any(|p| p.name == "apt") {
         let taken = |path: &str| {
-            excludes.matches(path)
+            excludes.drops_path(path)
                 || present(path)
                 || group_files.iter().any(|e| e.path == path)
                 || recipe.files.iter().any(|f| f.path == path)
@@ -115,7 +118,7 @@ pub fn assemble(
         packages,
         package_entries,
         group_files,
-    ))?;
+    )?)?;
     if !recipe.paths.is_empty() {
         // Bytes of entries no package owns are the blobs compile made for them.
         let made: HashMap<String, &[u8]> = (blobs.iter())
@@ -190,16 +193,27 @@ fn at_statement(err: ExtraError, site: &Site) -> Error {
     }
 }
 
+/// What `recipe`'s `exclude` statements leave out.
+fn exclusion(recipe: &Recipe) -> Result<Exclusion> {
+    let excludes = &recipe.excludes;
+    let marks = [
+        (excludes.docs, Documentation::Doc),
+        (excludes.licenses, Documentation::License),
+    ];
+    let marks = (marks.into_iter()).filter_map(|(asked, mark)| asked.then_some(mark));
+    Ok(Exclusion::new(&excludes.globs, marks.collect())?)
+}
+
 /// The parts of `recipe`'s lock with these packages and entries: the staged tree's and
 /// the final one's.
 pub fn parts(
     recipe: &Recipe,
-    backend: crate::source::backend::Backend,
+    backend: crate::lock::Backend,
     packages: Vec<LockedPackage>,
     package_entries: Vec<FileEntry>,
     group_files: Vec<FileEntry>,
-) -> Parts {
-    Parts {
+) -> Result<Parts> {
+    Ok(Parts {
         group: recipe.group.clone(),
         version: recipe.version.clone(),
         flavor: recipe.flavor.canonical(),
@@ -212,7 +226,7 @@ pub fn parts(
         modules: recipe.modules.clone(),
         packages,
         package_entries,
-        excludes: recipe.excludes.clone(),
+        excludes: exclusion(recipe)?,
         group_files,
-    }
+    })
 }

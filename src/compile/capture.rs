@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
+use super::extra::read_no_follow;
 use crate::confine::IdShift;
-use crate::lock::extra::read_no_follow;
 use crate::lock::{FileEntry, FileKind};
 
 /// Paths configuration writes that no template may carry, with why.

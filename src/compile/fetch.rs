@@ -11,10 +11,10 @@ use super::Settings;
 use crate::error::Result;
 use crate::lock::{FileEntry, FileKind};
 use crate::resolve::Resolution;
-use crate::source::apt::{self, AptError, AptGet};
-use crate::source::catalog::{Catalog, Provenance};
-use crate::source::deb::{DebArchive, canonical_usrmerge};
 use crate::source::dpkg::Conffile;
+use crate::source::dpkg::apt::{self, AptError, AptGet};
+use crate::source::dpkg::catalog::{Catalog, Provenance};
+use crate::source::dpkg::deb::{DebArchive, canonical_usrmerge};
 use crate::system::{self, PackageRecord};
 
 /// base-passwd's master of `/etc/group`, which fixes the `tty` group of `/dev`.
@@ -170,7 +170,7 @@ impl ArchivePackage {
         PackageRecord {
             name: &p.name,
             arch: &p.arch,
-            multi_arch_same: p.multi_arch == crate::source::MultiArch::Same,
+            multi_arch_same: p.multi_arch == crate::source::dpkg::MultiArch::Same,
             stanza: &self.stanza,
             files: &self.listed,
             md5sums: &self.md5sums,

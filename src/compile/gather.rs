@@ -9,9 +9,9 @@ use md5::Digest;
 
 use super::fetch::{ArchivePackage, Fetched, MASTER_GROUP};
 use crate::error::{Error, Result};
-use crate::lock::scan::scan_installed;
 use crate::lock::{FileEntry, FileKind};
-use crate::source::catalog::Catalog;
+use crate::source::dpkg::catalog::Catalog;
+use crate::source::dpkg::scan::scan_installed;
 use crate::system::{self, PackageRecord};
 
 /// The chosen packages' file entries with the bytes that only archives hold.
@@ -65,8 +65,9 @@ pub struct Gathered<'a> {
 }
 
 /// The entries of the chosen packages: installed ones scanned on the host, archive ones
-/// as their archives say, and their records. One entry per path, installed first; merged /usr's top-level
-/// links are added when archives bring `/usr/bin` and friends and nothing else did.
+/// as their archives say, and their records. One entry per path, installed first; merged
+/// /usr's top-level links are added when archives bring `/usr/bin` and friends and
+/// nothing else did.
 pub fn gather<'a>(
     sysroot: &Path,
     catalog: &'a Catalog,
@@ -139,14 +140,14 @@ fn records<'a>(catalog: &'a Catalog, fetched: &'a Fetched) -> Result<Vec<Package
     let (installed, archived) = records.split_at_mut(fetched.installed.len());
     for (record, &i) in installed.iter_mut().zip(&fetched.installed) {
         let package = &catalog.installed.packages[i];
-        for name in crate::source::INFO_FILES {
+        for name in crate::source::dpkg::INFO_FILES {
             if let Some(text) = package.info_file(name)? {
                 record.info.push((name, text));
             }
         }
     }
     for (record, archive) in archived.iter_mut().zip(&fetched.archives) {
-        for name in crate::source::INFO_FILES {
+        for name in crate::source::dpkg::INFO_FILES {
             if let Some(text) = archive.archive.info_file(name) {
                 record.info.push((name, text.to_string()));
             }

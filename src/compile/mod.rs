@@ -10,9 +10,9 @@ use std::path::PathBuf;
 
 use crate::error::Result;
 use crate::lock::LockedPackage;
-use crate::lock::scan::Accounts;
 use crate::resolve::Universe;
-use crate::source::catalog::Catalog;
+use crate::source::accounts::Accounts;
+use crate::source::dpkg::catalog::Catalog;
 use crate::system;
 use crate::workspace::Recipe;
 
@@ -23,6 +23,7 @@ mod assemble;
 mod capture;
 mod check;
 mod configure;
+pub mod extra;
 mod fetch;
 mod gather;
 mod resolve;
@@ -57,7 +58,7 @@ pub struct Settings {
     /// Where the configure stage stages trees (`store/`).
     pub scratch: PathBuf,
     /// The package manager whose packages the locks hold.
-    pub backend: crate::source::backend::Backend,
+    pub backend: crate::lock::Backend,
 }
 
 /// Compiles one recipe. `accounts` are the host's, which owners of an unconfigured
@@ -168,7 +169,7 @@ fn configured(
         packages,
         gathered.tree.entries.clone(),
         system.entries,
-    ))?;
+    )?)?;
     let records = &gathered.records;
     let dpkg_version = (records.iter())
         .find(|r| r.name == "dpkg")

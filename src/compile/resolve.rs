@@ -8,9 +8,10 @@ use super::Settings;
 use super::altered::Altered;
 use crate::error::{Result, excerpt};
 use crate::lock::LockedPackage;
+use crate::resolve::rpm::RpmUniverse;
 use crate::resolve::{Request, Resolution, Universe, Wanted};
-use crate::source::Package;
-use crate::source::catalog::Catalog;
+use crate::source::dpkg::Package;
+use crate::source::dpkg::catalog::Catalog;
 use crate::workspace::Recipe;
 
 /// What the resolver chose for a recipe.
@@ -79,17 +80,7 @@ pub fn resolve(
     let mut request = request(recipe);
     let mut altered = Altered::read(&settings.sysroot)?;
     let locked = altered.resolve(catalog, universe, &mut request)?;
-    let mut warnings = Vec::new();
-    if !recipe.flavor.flag("kernel") {
-        refuse_kernel(recipe, universe, &locked)?;
-    } else if !(locked.chosen.iter()).any(|c| is_kernel(universe.packages()[c.index])) {
-        warnings.push(format!(
-            "group {} has no kernel for flavor {}, so its image cannot boot: add a kernel \
-             package under `when kernel {{ package linux-image-amd64 }}`",
-            recipe.group,
-            recipe.flavor.canonical()
-        ));
-    }
+    let mut warnings = kernel_rule(recipe, universe, &locked)?;
     // Maintainer scripts may use any essential package (`sed`, `grep`): one the group
     // removes is there while the tree is configured, and purged after, as a minimal
     // image is made with dpkg. The tree is built from that fuller closure.
@@ -181,40 +172,95 @@ impl miette::Diagnostic for UnwantedKernel {
     }
 }
 
-/// Whether `package` is a kernel: Debian's kernel images are `linux-image-*` packages
-/// (the versioned image and the metapackages that pull it in) and provide `linux-image`.
-fn is_kernel(package: &Package) -> bool {
-    package.name.starts_with("linux-image-")
-        || package.provides.iter().any(|p| p.name == "linux-image")
+/// What the kernel rule needs to know of the packages a resolution indexes, whichever
+/// package manager's they are.
+pub trait Kernels {
+    /// The name of package `index`.
+    fn name(&self, index: usize) -> &str;
+    /// Whether package `index` provides `capability`.
+    fn provides(&self, index: usize, capability: &str) -> bool;
+    /// Whether package `index` is a kernel.
+    fn is_kernel(&self, index: usize) -> bool;
+    /// The kernel package a group of this package manager names, for the hint.
+    fn example(&self) -> &'static str;
 }
 
-/// Refuses a resolution that holds a kernel, naming the group line that brought it in.
-fn refuse_kernel(
+impl Kernels for Universe<'_> {
+    fn name(&self, index: usize) -> &str {
+        &self.packages()[index].name
+    }
+
+    fn provides(&self, index: usize, capability: &str) -> bool {
+        (self.packages()[index].provides.iter()).any(|p| p.name == capability)
+    }
+
+    /// Debian's kernel images are `linux-image-*` packages (the versioned image and the
+    /// metapackages that pull it in) and provide `linux-image`.
+    fn is_kernel(&self, index: usize) -> bool {
+        self.name(index).starts_with("linux-image-") || self.provides(index, "linux-image")
+    }
+
+    fn example(&self) -> &'static str {
+        "linux-image-amd64"
+    }
+}
+
+impl Kernels for RpmUniverse<'_> {
+    fn name(&self, index: usize) -> &str {
+        &self.packages()[index].name
+    }
+
+    fn provides(&self, index: usize, capability: &str) -> bool {
+        (self.packages()[index].provides.iter()).any(|p| p.name == capability)
+    }
+
+    /// Fedora's and RHEL's kernels are `kernel` (which pulls in the rest) and
+    /// `kernel-core` (the image), which provide `kernel` and `installonlypkg(kernel)`.
+    fn is_kernel(&self, index: usize) -> bool {
+        matches!(self.name(index), "kernel" | "kernel-core")
+            || self.provides(index, "kernel")
+            || self.provides(index, "installonlypkg(kernel)")
+    }
+
+    fn example(&self) -> &'static str {
+        "kernel-core"
+    }
+}
+
+/// The kernel rule of `recipe`'s flavor over `resolution`: with the `kernel` flag off, a
+/// kernel in the closure is refused, naming the group line that brought it in; with it
+/// on, a closure without one gets a warning (returned).
+pub fn kernel_rule(
     recipe: &Recipe,
-    universe: &Universe,
+    packages: &impl Kernels,
     resolution: &Resolution,
-) -> Result<(), UnwantedKernel> {
-    let packages = universe.packages();
-    let Some(kernel) = (resolution.chosen.iter())
+) -> Result<Vec<String>, UnwantedKernel> {
+    let kernel = (resolution.chosen.iter())
         .map(|c| c.index)
-        .find(|&i| is_kernel(packages[i]))
-    else {
-        return Ok(());
+        .find(|&i| packages.is_kernel(i));
+    let Some(kernel) = kernel.filter(|_| !recipe.flavor.flag("kernel")) else {
+        let warning = format!(
+            "group {} has no kernel for flavor {}, so its image cannot boot: add a kernel \
+             package under `when kernel {{ package {} }}`",
+            recipe.group,
+            recipe.flavor.canonical(),
+            packages.example()
+        );
+        let missing = kernel.is_none() && recipe.flavor.flag("kernel");
+        return Ok(missing.then_some(warning).into_iter().collect());
     };
     let chain = resolution.chain(kernel);
     let first = chain.first().map_or(kernel, |&i| i);
-    let named = packages[first].name.clone();
-    let request = recipe
-        .packages
-        .iter()
-        .find(|r| r.name == named || packages[first].provides.iter().any(|p| p.name == r.name));
+    let named = packages.name(first).to_string();
+    let request =
+        (recipe.packages.iter()).find(|r| r.name == named || packages.provides(first, &r.name));
     let location = request.map_or_else(|| "essential".to_string(), |r| r.location.to_string());
     let mut names = vec![recipe.group.clone()];
-    names.extend(chain.iter().map(|&i| packages[i].name.clone()));
+    names.extend(chain.iter().map(|&i| packages.name(i).to_string()));
     Err(UnwantedKernel {
         location,
         named: request.map_or(named, |r| r.name.clone()),
-        kernel: packages[kernel].name.clone(),
+        kernel: packages.name(kernel).to_string(),
         flavor: recipe.flavor.canonical(),
         chain: names,
     })

@@ -120,6 +120,17 @@ pub enum LangError {
         /// The nearest flavor names.
         help: String,
     },
+    /// A canonical flavor string with a flag no flavor file sets and appliance does not
+    /// read itself: a typo, which would store a lock for a flavor that does not exist.
+    #[error("unknown flag `{flag}` in flavor `{spec}`: no flavor file sets it")]
+    UnknownFlag {
+        /// The canonical string given.
+        spec: String,
+        /// The flag.
+        flag: String,
+        /// The nearest known flags.
+        help: String,
+    },
     /// A canonical flavor string that does not parse.
     #[error("malformed flavor string `{text}`: {reason}")]
     BadFlavorString {
@@ -158,9 +169,9 @@ impl Diagnostic for LangError {
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         let help = match self {
-            LangError::UnknownGroup { help, .. } | LangError::UnknownFlavor { help, .. } => {
-                Some(help.as_str())
-            }
+            LangError::UnknownGroup { help, .. }
+            | LangError::UnknownFlavor { help, .. }
+            | LangError::UnknownFlag { help, .. } => Some(help.as_str()),
             _ => self.diag().and_then(|d| d.help.as_deref()),
         };
         help.map(|h| Box::new(h) as Box<dyn fmt::Display>)
@@ -285,12 +296,20 @@ impl SourceFile {
             let what = first
                 .and_then(|d| d.message.clone())
                 .unwrap_or_else(|| "unexpected input".to_string());
+            let at = self.text.get(span.offset()..span.offset() + span.len());
+            // KDL v1 wrote bare keywords, a habit v2 refuses without saying why.
+            let v1_keyword = match at {
+                Some(word @ ("true" | "false" | "null" | "inf" | "-inf" | "nan")) => Some(format!(
+                    "KDL v2 writes `#{word}`: a bare `{word}` is KDL v1"
+                )),
+                _ => None,
+            };
             let diag = self.diag(
                 span,
                 first
                     .and_then(|d| d.label.clone())
                     .unwrap_or_else(|| "here".to_string()),
-                first.and_then(|d| d.help.clone()),
+                v1_keyword.or_else(|| first.and_then(|d| d.help.clone())),
             );
             let message = if diag.text.is_empty() {
                 format!("{what} at end of input")

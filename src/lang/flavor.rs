@@ -28,6 +28,10 @@ const ARCHES: &[(&str, &str)] = &[
 /// Output formats a flavor may default to (`format` in a flavor file).
 pub const FORMATS: &[&str] = &["chroot", "tar", "openvz", "image", "oci"];
 
+/// The flags appliance reads itself (`kernel` makes a virtual machine, `openvz` and
+/// `xen` choose what an output holds), known whether or not a flavor file sets them.
+pub const BUILTIN_FLAGS: [&str; 3] = ["kernel", "openvz", "xen"];
+
 /// The Debian architecture of an instruction set name (`x86_64` -> `amd64`).
 pub fn debian_arch(arch: &str) -> Option<&'static str> {
     ARCHES.iter().find(|(a, _)| *a == arch).map(|(_, d)| *d)
@@ -376,6 +380,21 @@ mod tests {
         let f = Flavor::parse_canonical(" [ openvz , !kernel  is:  i686 ] ").unwrap();
         assert_eq!(f.canonical(), "[!kernel,openvz is: i686]");
         assert_eq!(f.debian_arch(), "i386");
+    }
+
+    #[test]
+    fn a_kdl_v1_keyword_gets_the_v2_spelling() {
+        let err = parse("flavor xen {\n    arch x86_64\n    use openvz=true\n}\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("flavors/xen.kdl:3:16: invalid KDL"),
+            "{err}"
+        );
+        let help = miette::Diagnostic::help(&err).map(|h| h.to_string());
+        assert_eq!(
+            help.as_deref(),
+            Some("KDL v2 writes `#true`: a bare `true` is KDL v1")
+        );
     }
 
     #[test]

@@ -67,8 +67,8 @@ pub enum Statement {
     },
     /// `remove NAME...`: drop packages an included group named.
     Remove(Vec<Removal>),
-    /// `exclude GLOB...`: paths left out of the tree.
-    Exclude(Vec<String>),
+    /// `exclude [GLOB...] [docs=#true] [licenses=#true]`: what is left out of the tree.
+    Exclude(Exclude),
     /// `hostfile GLOB...`: host files copied in at compile time.
     Hostfile(Hostfile),
     /// `overlay "path"`: a folder or tarball laid over the tree.
@@ -120,6 +120,28 @@ pub struct Removal {
     pub name: String,
     /// Where the name is written.
     pub location: Location,
+}
+
+/// What `exclude` statements leave out of the tree: paths matching globs (a directory
+/// with its subtree), and the files packages mark as documentation or licenses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exclude {
+    /// The globs: absolute and normalised.
+    pub globs: Vec<String>,
+    /// `docs=#true`: files marked as documentation (rpm's `%doc`; on Debian, below
+    /// `/usr/share/doc`, `/usr/share/man` and `/usr/share/info`, copyright files aside).
+    pub docs: bool,
+    /// `licenses=#true`: license texts (rpm's `%license`; Debian's copyright files).
+    pub licenses: bool,
+}
+
+impl Exclude {
+    /// Adds what `other` leaves out.
+    pub fn extend(&mut self, other: &Exclude) {
+        self.globs.extend_from_slice(&other.globs);
+        self.docs |= other.docs;
+        self.licenses |= other.licenses;
+    }
 }
 
 /// A `hostfile GLOB... [secret=#true]` statement.
@@ -284,8 +306,9 @@ fn allowed_props(statement: &str) -> Option<&'static [&'static str]> {
         "hostfile" | "overlay" => &["secret", "when"],
         "user" => &["uid", "group", "home", "shell", "system", "when"],
         "group" => &["gid", "system", "when"],
-        "include" | "remove" | "exclude" | "paths" | "module" | "cmd" | "prefer" | "debconf"
-        | "enable" | "disable" => &["when"],
+        "exclude" => &["docs", "licenses", "when"],
+        "include" | "remove" | "paths" | "module" | "cmd" | "prefer" | "debconf" | "enable"
+        | "disable" => &["when"],
         _ => return None,
     })
 }
@@ -520,13 +543,13 @@ impl Parser<'_> {
                     })
                     .collect::<Result<_, LangError>>()?,
             ),
-            "exclude" => Statement::Exclude(self.globs(node)?),
+            "exclude" => Statement::Exclude(self.exclude(node, &props)?),
             "hostfile" => Statement::Hostfile(Hostfile {
-                globs: self.globs(node)?,
+                globs: self.globs(node, 1, "glob patterns")?,
                 secret: self.secret(&props)?,
                 site: Site::new(src, node.name().span()),
             }),
-            "paths" => Statement::Paths(self.globs(node)?),
+            "paths" => Statement::Paths(self.globs(node, 1, "glob patterns")?),
             "overlay" => Statement::Overlay(Overlay {
                 path: self.overlay(node)?,
                 secret: self.secret(&props)?,
@@ -781,8 +804,30 @@ impl Parser<'_> {
             .map_or(Ok(false), |entry| prop_bool(self.src, "`secret`", entry))
     }
 
-    fn globs(&self, node: &KdlNode) -> Result<Vec<String>, LangError> {
-        string_args(self.src, node, 1, usize::MAX, "glob patterns")?
+    /// An `exclude`: globs, marks, or both, but something.
+    fn exclude(
+        &self,
+        node: &KdlNode,
+        props: &BTreeMap<&str, &KdlEntry>,
+    ) -> Result<Exclude, LangError> {
+        let mark = |name: &str| {
+            (props.get(name)).map_or(Ok(false), |entry| {
+                prop_bool(self.src, &format!("`{name}`"), entry)
+            })
+        };
+        let (docs, licenses) = (mark("docs")?, mark("licenses")?);
+        let what = "glob patterns, `docs=#true` or `licenses=#true`";
+        let globs = self.globs(node, usize::from(!docs && !licenses), what)?;
+        Ok(Exclude {
+            globs,
+            docs,
+            licenses,
+        })
+    }
+
+    /// The node's glob arguments, at least `min` of them (`what` says what is missing).
+    fn globs(&self, node: &KdlNode, min: usize, what: &str) -> Result<Vec<String>, LangError> {
+        string_args(self.src, node, min, usize::MAX, what)?
             .into_iter()
             .map(|(glob, entry)| {
                 let problem = match Glob::new(glob) {
@@ -1271,7 +1316,10 @@ mod tests {
             if condition.text == "xen" && body == &[Statement::Module(vec!["xen-blkfront".into()])]));
         assert_eq!(
             s[6],
-            Statement::Exclude(vec!["/usr/share/doc/*".into(), "/usr/share/man/*".into()])
+            Statement::Exclude(Exclude {
+                globs: vec!["/usr/share/doc/*".into(), "/usr/share/man/*".into()],
+                ..Exclude::default()
+            })
         );
         let Statement::Hostfile(hostfile) = &s[7] else {
             panic!("{:?}", s[7])
@@ -1715,6 +1763,41 @@ mod tests {
         );
         let (msg, _) = error("  paths \"usr/bin/*\"");
         assert!(msg.contains("2:9: glob `usr/bin/*` never matches"), "{msg}");
+    }
+
+    #[test]
+    fn exclude_takes_globs_marks_or_both_but_something() {
+        let group = |body: &str| parse(&format!("group web version=\"1.0\" {{\n{body}\n}}\n"));
+        let def = group("  exclude docs=#true\n  exclude \"/a\" licenses=#true").unwrap();
+        assert_eq!(
+            def.statements,
+            [
+                Statement::Exclude(Exclude {
+                    docs: true,
+                    ..Exclude::default()
+                }),
+                Statement::Exclude(Exclude {
+                    globs: vec!["/a".into()],
+                    licenses: true,
+                    ..Exclude::default()
+                }),
+            ]
+        );
+        for body in ["  exclude", "  exclude docs=#false"] {
+            let (msg, _) = error(body);
+            assert!(
+                msg.starts_with("groups/web.kdl:2:3: `exclude` needs glob patterns, `docs=#true` or `licenses=#true`"),
+                "{msg}"
+            );
+        }
+        let (msg, _) = error("  exclude docs=1");
+        assert!(msg.contains("`docs` must be #true or #false"), "{msg}");
+        let (msg, help) = error("  exclude \"/a\" doc=#true");
+        assert!(
+            msg.ends_with("unknown property `doc` for `exclude`"),
+            "{msg}"
+        );
+        assert!(help.starts_with("did you mean `docs`?"), "{help}");
     }
 
     #[test]

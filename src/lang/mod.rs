@@ -14,6 +14,6 @@ pub use diag::{Diag, LangError, Location, Site};
 pub use expr::{Expr, ExprError, Term, TermKind};
 pub use flavor::{FORMATS, Flavor, debian_arch, parse_flavor_text};
 pub use group::{
-    Account, AccountKind, Condition, FileStatement, GroupDef, Hostfile, Include, Known, Overlay,
-    Preseed, Removal, Statement, UnitChange, parse_group_text,
+    Account, AccountKind, Condition, Exclude, FileStatement, GroupDef, Hostfile, Include, Known,
+    Overlay, Preseed, Removal, Statement, UnitChange, parse_group_text,
 };

@@ -1,10 +1,10 @@
-//! Putting a lock together: package entries, `exclude` globs and group files.
+//! Putting a lock together: package entries, what `exclude` leaves out, and group files.
 
 use std::collections::{BTreeMap, HashMap};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use super::{FileEntry, FileKind, Inputs, Lock, LockedPackage};
+use super::{Documentation, FileEntry, FileKind, Inputs, Lock, LockedPackage};
 use crate::error::excerpt;
 
 /// A lock could not be assembled from its parts.
@@ -52,8 +52,8 @@ pub struct Parts {
     pub packages: Vec<LockedPackage>,
     /// Entries of the chosen packages (one per path, sorted, parents present).
     pub package_entries: Vec<FileEntry>,
-    /// `exclude` globs: an entry goes when it or one of its ancestors matches.
-    pub excludes: Vec<String>,
+    /// What the group's `exclude` statements leave out of the package entries.
+    pub excludes: Exclusion,
     /// Group `file` entries; they replace package entries at the same path.
     pub group_files: Vec<FileEntry>,
 }
@@ -61,11 +61,11 @@ pub struct Parts {
 /// Builds the lock: applies excludes, keeps hard links pointing at kept files, adds group
 /// files (with root-owned parent directories where none exist), and normalises.
 pub fn assemble(parts: Parts) -> Result<Lock, AssembleError> {
-    let excludes = Subtrees::new(&parts.excludes)?;
+    let excludes = &parts.excludes;
     let mut kept: BTreeMap<String, FileEntry> = BTreeMap::new();
     let mut excluded: HashMap<String, FileEntry> = HashMap::new();
     for entry in parts.package_entries {
-        if excludes.matches(&entry.path) {
+        if excludes.drops(&entry) {
             excluded.insert(entry.path.clone(), entry);
         } else {
             kept.insert(entry.path.clone(), entry);
@@ -88,6 +88,35 @@ pub fn assemble(parts: Parts) -> Result<Lock, AssembleError> {
     };
     lock.normalise();
     Ok(lock)
+}
+
+/// What a group leaves out of its tree: the paths its `exclude` globs match (a
+/// directory with its subtree) and the files marked as documentation it names.
+pub struct Exclusion {
+    paths: Subtrees,
+    marks: Vec<Documentation>,
+}
+
+impl Exclusion {
+    /// The exclusion of `globs` and of files with one of `marks`; a bad glob is an error
+    /// naming it.
+    pub fn new(globs: &[String], marks: Vec<Documentation>) -> Result<Exclusion, AssembleError> {
+        Ok(Exclusion {
+            paths: Subtrees::new(globs)?,
+            marks,
+        })
+    }
+
+    /// Whether `entry` is left out.
+    pub fn drops(&self, entry: &FileEntry) -> bool {
+        self.drops_path(&entry.path)
+            || (entry.documentation).is_some_and(|mark| self.marks.contains(&mark))
+    }
+
+    /// Whether whatever lies at `path` is left out, whatever it is marked.
+    pub fn drops_path(&self, path: &str) -> bool {
+        self.paths.matches(path)
+    }
 }
 
 /// Path globs where a matching directory takes its subtree: a group's `exclude` globs,
@@ -222,7 +251,11 @@ mod tests {
             modules: vec![],
             packages: vec![],
             package_entries: entries,
-            excludes: excludes.iter().map(|s| s.to_string()).collect(),
+            excludes: Exclusion::new(
+                &excludes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                Vec::new(),
+            )
+            .unwrap(),
             group_files,
         }
     }
@@ -253,6 +286,32 @@ mod tests {
                 "/usr/share/doc"
             ]
         );
+    }
+
+    #[test]
+    fn marks_drop_the_files_they_name_and_never_a_folder() {
+        let marked = |path: &str, mark| FileEntry {
+            documentation: Some(mark),
+            ..file(path, "aa")
+        };
+        let entries = vec![
+            FileEntry::directory("/"),
+            FileEntry::directory("/doc"),
+            marked("/doc/README", Documentation::Doc),
+            marked("/doc/COPYING", Documentation::License),
+            file("/doc/keep", "bb"),
+        ];
+        let with = |marks: Vec<Documentation>| {
+            let mut parts = parts(entries.clone(), &[], vec![]);
+            parts.excludes = Exclusion::new(&[], marks).unwrap();
+            paths(&assemble(parts).unwrap()).join(" ")
+        };
+        assert_eq!(with(vec![]), "/ /doc /doc/COPYING /doc/README /doc/keep");
+        assert_eq!(
+            with(vec![Documentation::Doc]),
+            "/ /doc /doc/COPYING /doc/keep"
+        );
+        assert_eq!(with(Documentation::ALL.to_vec()), "/ /doc /doc/keep");
     }
 
     #[test]
@@ -316,7 +375,9 @@ mod tests {
 
     #[test]
     fn bad_glob_is_named() {
-        let err = assemble(parts(vec![], &["/usr/[share"], vec![])).unwrap_err();
+        let err = Exclusion::new(&["/usr/[share".to_string()], vec![])
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("/usr/[share"), "{err}");
     }
 }

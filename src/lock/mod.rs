@@ -4,19 +4,19 @@
 //! declaration order, packages and files sorted), and its id is the BLAKE3 of that.
 
 mod assemble;
+mod backend;
 pub mod extra;
 mod merkle;
 pub mod path;
-pub mod scan;
+
 mod trim;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::source::backend::Backend;
-
-pub use assemble::{AssembleError, Parts, Subtrees, assemble};
+pub use assemble::{AssembleError, Exclusion, Parts, Subtrees, assemble};
+pub use backend::Backend;
 pub use merkle::merkle_root;
 pub use trim::{TrimError, trim};
 
@@ -76,6 +76,51 @@ impl fmt::Display for FileKind {
     }
 }
 
+/// What a package marks a file as besides its content: documentation or a license.
+/// Directories are never marked, so a kept license never loses its folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Documentation {
+    /// rpm's `%doc` (rpmbuild also marks manual and info pages so); on Debian, what
+    /// policy puts below `/usr/share/doc`, `/usr/share/man` and `/usr/share/info`.
+    Doc,
+    /// rpm's `%license`; on Debian, a package's `/usr/share/doc/NAME/copyright`.
+    License,
+}
+
+impl Documentation {
+    /// Both marks, to map stored text back without trusting it.
+    pub const ALL: [Documentation; 2] = [Documentation::Doc, Documentation::License];
+
+    /// The lower-case name used in the lock and in the repository.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Documentation::Doc => "doc",
+            Documentation::License => "license",
+        }
+    }
+
+    /// The mark Debian policy gives the entry at `path` of `kind`: dpkg records none, so
+    /// where a file lies is what says it is documentation.
+    pub fn of_debian_path(path: &str, kind: FileKind) -> Option<Documentation> {
+        if kind == FileKind::Dir {
+            return None;
+        }
+        if let Some(rest) = path.strip_prefix("/usr/share/doc/") {
+            let license = rest
+                .split_once('/')
+                .is_some_and(|(_, name)| name == "copyright");
+            return Some(if license {
+                Documentation::License
+            } else {
+                Documentation::Doc
+            });
+        }
+        let documentation = ["/usr/share/man/", "/usr/share/info/"];
+        (documentation.iter().any(|dir| path.starts_with(dir))).then_some(Documentation::Doc)
+    }
+}
+
 /// One path of the appliance tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
@@ -116,6 +161,15 @@ pub struct FileEntry {
     /// Where the bytes live on the host when that differs from `path` (a dpkg diversion).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// The modification time the package database records for a regular file (rpm's
+    /// `FILEMTIMES`), so that `rpm -V` finds the output as the package left it; `None`
+    /// for everything else, which outputs stamp with the run's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<u32>,
+    /// Whether the package marks the file as documentation or a license text, which
+    /// `exclude docs=#true` and `exclude licenses=#true` drop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documentation: Option<Documentation>,
 }
 
 impl FileEntry {
@@ -138,7 +192,15 @@ impl FileEntry {
             package: None,
             conffile: false,
             origin: None,
+            mtime: None,
+            documentation: None,
         }
+    }
+
+    /// The mtime an output gives this entry: the package's, else `run`'s (the
+    /// `SOURCE_DATE_EPOCH` of the materialise).
+    pub fn mtime_or(&self, run: u64) -> u64 {
+        self.mtime.map_or(run, u64::from)
     }
 }
 
@@ -287,5 +349,37 @@ impl Lock {
             "{}={}-{}{}",
             self.group, self.version, revision, self.flavor
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debian_documentation_is_where_policy_puts_it() {
+        let mark = |path: &str| Documentation::of_debian_path(path, FileKind::File);
+        assert_eq!(mark("/usr/share/doc/bash/README"), Some(Documentation::Doc));
+        assert_eq!(
+            mark("/usr/share/doc/bash/copyright"),
+            Some(Documentation::License)
+        );
+        // Only a package's own copyright file is its license.
+        assert_eq!(
+            mark("/usr/share/doc/bash/x/copyright"),
+            Some(Documentation::Doc)
+        );
+        assert_eq!(
+            mark("/usr/share/man/man1/bash.1.gz"),
+            Some(Documentation::Doc)
+        );
+        assert_eq!(
+            mark("/usr/share/info/bash.info.gz"),
+            Some(Documentation::Doc)
+        );
+        assert_eq!(mark("/usr/share/doc-base/bash"), None);
+        assert_eq!(mark("/usr/bin/bash"), None);
+        let folder = Documentation::of_debian_path("/usr/share/doc/bash", FileKind::Dir);
+        assert_eq!(folder, None);
     }
 }

@@ -1,6 +1,7 @@
 //! Package archives as a byte source: a locked package's `.deb` or `.rpm` (as its lock's
-//! backend says), found in the pool folders (or their createrepo_c repositories), unpacked once per run into a scratch folder beside OUT whose files are named
-//! by their BLAKE3, so a file is then read (and checked) like any other source.
+//! backend says), found in the pool folders (or their createrepo_c repositories),
+//! unpacked once per run into a scratch folder beside OUT whose files are named by their
+//! BLAKE3, so a file is then read (and checked) like any other source.
 //!
 //! Every archive claiming the package's name, version and arch is a candidate, in pool
 //! order; the first that holds the locked bytes supplies them, so a junk or shadowing
@@ -16,12 +17,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::excerpt;
+use crate::lock::Backend;
 use crate::lock::{Lock, LockedPackage};
-use crate::source::backend::Backend;
-use crate::source::deb::{DebArchive, DebError};
-use crate::source::pool::Pool;
-use crate::source::rpm::RpmArchive;
+use crate::source::dpkg::deb::{DebArchive, DebError};
+use crate::source::dpkg::pool::Pool;
 use crate::source::rpm::catalog::RpmCatalog;
+use crate::source::rpm::{RpmArchive, RpmPackage};
 
 use super::plan::Expected;
 
@@ -132,7 +133,7 @@ impl<'a> Archives<'a> {
         once.get_or_init(|| {
             let unpacked = match archive {
                 Candidate::Deb(deb) => self.unpack_deb(deb),
-                Candidate::Rpm(path) => self.unpack_rpm(path),
+                Candidate::Rpm(path, package) => self.unpack_rpm(path, package),
             };
             unpacked.map_err(|e| match e {
                 // Only the scratch folder is written to.
@@ -162,10 +163,12 @@ impl<'a> Archives<'a> {
         })
     }
 
-    /// Unpacks every regular file of the `.rpm` at `path` by content (each checked
-    /// against the header's digest as it is read).
-    fn unpack_rpm(&self, path: &Path) -> Result<(), Unpack> {
-        let archive = RpmArchive::open(path).map_err(|e| Unpack::Archive(e.to_string()))?;
+    /// Unpacks every regular file of `package`'s `.rpm` at `path` by content (each
+    /// checked against the header's digest as it is read; the archive against its
+    /// repository's metadata first, when that listed it).
+    fn unpack_rpm(&self, path: &Path, package: &RpmPackage) -> Result<(), Unpack> {
+        let archive =
+            RpmArchive::open_as(path, package).map_err(|e| Unpack::Archive(e.to_string()))?;
         let mut failed = None;
         let unpacked = archive.for_each_file(|_, bytes| {
             if failed.is_none() {
@@ -209,13 +212,13 @@ enum Unpack {
 }
 
 /// An archive that may hold a locked package's files: a `.deb` the survey read already,
-/// or an `.rpm`, read when unpacked.
+/// or an `.rpm` (its path, and the package the survey saw there), read when unpacked.
 #[derive(Clone, Copy)]
 enum Candidate<'p> {
     /// A `.deb`.
     Deb(&'p DebArchive),
-    /// The path of an `.rpm`.
-    Rpm(&'p Path),
+    /// An `.rpm`.
+    Rpm(&'p Path, &'p RpmPackage),
 }
 
 impl Candidate<'_> {
@@ -223,7 +226,7 @@ impl Candidate<'_> {
     fn path(&self) -> &Path {
         match self {
             Candidate::Deb(deb) => &deb.path,
-            Candidate::Rpm(path) => path,
+            Candidate::Rpm(path, _) => path,
         }
     }
 }
@@ -255,7 +258,7 @@ impl Surveyed {
                 .map(Candidate::Deb)
                 .collect(),
             Surveyed::Rpm(catalog) => (catalog.candidates(name, version, arch))
-                .filter_map(|p| p.archive.as_deref().map(Candidate::Rpm))
+                .filter_map(|p| Some(Candidate::Rpm(p.archive.as_deref()?, p)))
                 .collect(),
         }
     }

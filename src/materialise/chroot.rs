@@ -160,7 +160,7 @@ pub(super) fn populate(
             symlink: matches!(body, Body::Symlink(_)),
             mode,
             caps,
-            mtime,
+            mtime: entry.mtime.map_or(mtime, libc::time_t::from),
         };
         settle(path, entry, &how, out)
     };

@@ -31,14 +31,17 @@ use crate::lock::{FileEntry, Lock};
 
 pub use fetch::{Drifted, Problem};
 pub use image::ImageError;
-pub use openvz::{NotForContainers, template_name};
+pub use openvz::{NotForContainers, OsRelease, os_release, template_name};
 pub use output::Protected;
 pub use plan::LockProblem;
 pub use verify::{HostDifference, HostProblem, Supplier, Verification, verify};
 
+pub(crate) use oci::{Blob, Hashing, rfc3339};
+pub(crate) use output::Target;
+
 use crate::progress::Progress;
 use fetch::{FetchError, Restart};
-use output::Target;
+
 use plan::{Body, Expected, Item, Plan};
 use stamp::{Stamp, Used};
 
@@ -211,7 +214,8 @@ pub struct Options {
     pub if_newer: bool,
     /// A file to hold an exclusive lock on for the whole run (created if missing).
     pub lock_file: Option<PathBuf>,
-    /// Every entry's mtime: `SOURCE_DATE_EPOCH` or 0, chosen by the caller.
+    /// The mtime of every entry the lock gives none ([`FileEntry::mtime`]):
+    /// `SOURCE_DATE_EPOCH` or 0, chosen by the caller.
     pub mtime: u64,
     /// Replace an existing OUT that appliance did not make (`--force`); never what
     /// [`Protected`] and the sources name, a mount point, or a device.
@@ -419,6 +423,23 @@ pub fn is_current(
     Stamp::request(lock_id, format, mtime, &sources.sysroot, out).is_current(&target.stamp(), out)
 }
 
+/// The lock ids the stamp and the claim beside `out` name (see [`Target`]): what the
+/// output there was built from, or is about to be. Unreadable ones name nothing.
+pub fn built_from(out: &Path) -> Vec<String> {
+    let Ok(target) = Target::new(out) else {
+        return Vec::new();
+    };
+    [target.stamp(), target.claim()]
+        .iter()
+        .filter_map(|path| Stamp::lock_id(path))
+        .collect()
+}
+
+/// The stamp and the claim beside `out`: what to remove with it.
+pub fn beside(out: &Path) -> Vec<PathBuf> {
+    Target::new(out).map_or_else(|_| Vec::new(), |t| vec![t.stamp(), t.claim()])
+}
+
 /// Checks `lock` the way materialise does before writing anything (paths, parents,
 /// links, digests, devices), so that compile never stores a lock that no output could
 /// be made from. The first bad entry is a [`MaterialiseError::InvalidLock`].
@@ -510,30 +531,7 @@ pub fn materialise(
     drop(scratch);
     // The bar goes before anything else is reported.
     drop(progress);
-    // OUT's old stamp keeps naming the old OUT until the new one is in place, and the
-    // claim names the new one from then on: whenever this run dies, what is at OUT is
-    // known to be appliance's.
-    let claim = target.claim();
-    request
-        .claim(&claim, &temp.path)
-        .map_err(|e| io_error(out, "write", claim.display(), e))?;
-    if let Err(e) = target.install(temp, &mut warnings) {
-        // Best effort: the claim names the temporary, which is gone.
-        let _ = Stamp::remove(&claim);
-        return Err(e);
-    }
-    match request.write(&stamp_path, out, used) {
-        // The claim stays, and keeps naming OUT, when the stamp cannot be written.
-        Ok(()) => {
-            if let Err(e) = Stamp::remove(&claim) {
-                warnings.push(format!("could not remove {}: {e}", claim.display()));
-            }
-        }
-        Err(e) => warnings.push(format!(
-            "could not write the stamp {} (--if-newer will rebuild): {e}",
-            stamp_path.display()
-        )),
-    }
+    install_stamped(&target, &request, temp, used, &mut warnings)?;
     Ok(Outcome {
         built: true,
         files,
@@ -650,6 +648,69 @@ fn fetch_all<S: Restart>(
     }
 }
 
+/// Puts the complete output `temp` at OUT with `request`'s stamp beside it, built from
+/// the host files in `used`. OUT's old stamp keeps naming the old OUT until the new one
+/// is in place, and the claim names the new one from then on: whenever the run dies,
+/// what is at OUT is known to be appliance's.
+fn install_stamped(
+    target: &Target,
+    request: &Stamp,
+    temp: output::TempPath,
+    used: Used,
+    warnings: &mut Vec<String>,
+) -> Result<(), MaterialiseError> {
+    let out = &target.out;
+    let claim = target.claim();
+    request
+        .claim(&claim, &temp.path)
+        .map_err(|e| io_error(out, "write", claim.display(), e))?;
+    if let Err(e) = target.install(temp, warnings) {
+        // Best effort: the claim names the temporary, which is gone.
+        let _ = Stamp::remove(&claim);
+        return Err(e);
+    }
+    let stamp_path = target.stamp();
+    match request.write(&stamp_path, out, used) {
+        // The claim stays, and keeps naming OUT, when the stamp cannot be written.
+        Ok(()) => {
+            if let Err(e) = Stamp::remove(&claim) {
+                warnings.push(format!("could not remove {}: {e}", claim.display()));
+            }
+        }
+        Err(e) => warnings.push(format!(
+            "could not write the stamp {} (--if-newer will rebuild): {e}",
+            stamp_path.display()
+        )),
+    }
+    Ok(())
+}
+
+/// Writes `bytes`, a document made from lock `lock_id` (`kind` names it and its format:
+/// `("sbom", "spdx")`), to `out` as an output is written: refused where an output may
+/// not go (`force` lifts only the rule against replacing what appliance did not make),
+/// written beside OUT and renamed into place, its stamp beside it. Returns what was not
+/// done that does not fail the write.
+pub fn write_document(
+    lock_id: &str,
+    kind: (&str, &str),
+    bytes: &[u8],
+    out: &Path,
+    sources: &Sources,
+    protected: &Protected,
+    force: bool,
+) -> Result<Vec<String>, MaterialiseError> {
+    let target = Target::new(out)?;
+    target.check_replace(sources, protected, force)?;
+    target.remove_stale();
+    let (temp, mut file) = target.temp_file()?;
+    let written = io::Write::write_all(&mut file, bytes).and_then(|()| file.sync_all());
+    written.map_err(|e| io_error(out, "write", temp.path.display(), e))?;
+    let request = Stamp::document(lock_id, kind, &sources.sysroot, out);
+    let mut warnings = Vec::new();
+    install_stamped(&target, &request, temp, Used::starting_now(), &mut warnings)?;
+    Ok(warnings)
+}
+
 /// Runs `work` with the byte sources of `lock`: when there are pool folders, archives
 /// are unpacked into a private scratch folder that goes when `work` returns.
 fn with_supply<R>(
@@ -671,19 +732,54 @@ fn with_supply<R>(
 /// The bytes of a (small) regular file of a lock, checked against it; `out` is what
 /// they are read for, as errors name it.
 fn read_entry(
-    (entry, expected): (&FileEntry, Expected),
+    content: (&FileEntry, Expected),
     supply: &Supply,
     out: &Path,
 ) -> Result<Vec<u8>, MaterialiseError> {
+    read_checked(content, supply, out)?.map_err(|drifted| MaterialiseError::Drift {
+        out: out.to_path_buf(),
+        files: vec![drifted],
+    })
+}
+
+/// A lock file's bytes, checked against the lock, or why no source holds them as locked.
+pub type Checked = Result<Vec<u8>, Drifted>;
+
+/// [`read_entry`], with a drifted file told apart from a failure to read at all.
+fn read_checked(
+    (entry, expected): (&FileEntry, Expected),
+    supply: &Supply,
+    out: &Path,
+) -> Result<Checked, MaterialiseError> {
     let mut bytes = Vec::new();
     match fetch::fetch(entry, &expected, supply, &mut bytes) {
-        Ok(_) => Ok(bytes),
-        Err(FetchError::Drift(drifted)) => Err(MaterialiseError::Drift {
-            out: out.to_path_buf(),
-            files: vec![drifted],
-        }),
+        Ok(_) => Ok(Ok(bytes)),
+        Err(FetchError::Drift(drifted)) => Ok(Err(drifted)),
         Err(FetchError::Sink(e)) => Err(io_error(out, "read", &entry.path, e)),
     }
+}
+
+/// The bytes of the small regular files of `lock` at `paths`, taken from `sources` as
+/// an output takes them (the host's file, the package's archive, the blob store) and
+/// checked against the lock: per path, `None` when the lock has no regular file there,
+/// else its bytes or why no source holds them as locked. `out` is what they are read
+/// for, as errors name it. For documents made from a lock, such as an SBOM.
+pub fn read_files(
+    lock: &Lock,
+    sources: &Sources,
+    paths: &[String],
+    out: &Path,
+) -> Result<Vec<Option<Checked>>, MaterialiseError> {
+    let plan = Plan::new(lock)?;
+    with_supply(lock, sources, |supply| {
+        (paths.iter())
+            .map(|path| {
+                (plan.file_content(path))
+                    .map(|content| read_checked(content, supply, out))
+                    .transpose()
+            })
+            .collect()
+    })
 }
 
 /// Runs `work` on a pool with more threads than cores: reading a cold tree waits on

@@ -9,8 +9,8 @@
 //! not name one image anyway (every revision of `1.0` has it). So the version goes in the
 //! manifest's `org.opencontainers.image.version` annotation and the lock id in the
 //! config's history. Every JSON document is a struct serialised in its declared field
-//! order and every time is the run's mtime, so the same lock gives the same bytes and the
-//! same digests.
+//! order and every time is the run's mtime or the lock's own, so the same lock gives the
+//! same bytes and the same digests.
 //!
 //! The layer leaves out the lock's char and block devices (its `/dev` directory, links
 //! and `pts`/`shm` folders stay). An OCI runtime mounts a fresh `/dev` and makes the
@@ -229,7 +229,7 @@ fn is_whiteout(path: &str) -> bool {
 
 /// `secs` since the epoch as RFC 3339 in UTC; `None` past year 9999, which has no
 /// four-digit year.
-fn rfc3339(secs: u64) -> Option<String> {
+pub(crate) fn rfc3339(secs: u64) -> Option<String> {
     const LAST: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
     if secs > LAST {
         return None;
@@ -260,14 +260,15 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 }
 
 /// A writer that passes bytes on and keeps their SHA-256 and count.
-struct Hashing<W: Write> {
+pub(crate) struct Hashing<W: Write> {
     inner: W,
     hasher: Sha256,
     size: u64,
 }
 
 impl<W: Write> Hashing<W> {
-    fn new(inner: W) -> Hashing<W> {
+    /// Hashes what goes through to `inner`.
+    pub(crate) fn new(inner: W) -> Hashing<W> {
         Hashing {
             inner,
             hasher: Sha256::new(),
@@ -276,7 +277,7 @@ impl<W: Write> Hashing<W> {
     }
 
     /// The writer back, and the digest and size of everything written through.
-    fn finish(self) -> (W, Blob) {
+    pub(crate) fn finish(self) -> (W, Blob) {
         let blob = Blob {
             hex: hex::encode(self.hasher.finalize()),
             size: self.size,
@@ -301,9 +302,11 @@ impl<W: Write> Write for Hashing<W> {
 
 /// A blob's SHA-256 (hex) and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Blob {
-    hex: String,
-    size: u64,
+pub(crate) struct Blob {
+    /// Lower-case hex.
+    pub(crate) hex: String,
+    /// Bytes.
+    pub(crate) size: u64,
 }
 
 impl Blob {

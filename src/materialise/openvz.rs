@@ -70,6 +70,37 @@ pub(super) fn container_lock(lock: &Lock) -> Result<Lock, MaterialiseError> {
     Ok(container)
 }
 
+/// What a lock's os-release says of its distribution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsRelease {
+    /// `ID`: `debian`, `fedora`.
+    pub id: String,
+    /// `VERSION_ID`, else `VERSION_CODENAME`; `None` when it has neither (Debian's
+    /// testing names no version).
+    pub version: Option<String>,
+}
+
+/// The distribution the lock's own `/etc/os-release` (else `/usr/lib/os-release`)
+/// names, its bytes taken and checked as an output's are; `None` when the lock has
+/// neither as a regular file, or it names no `ID`.
+pub fn os_release(lock: &Lock, sources: &Sources) -> Result<Option<OsRelease>, MaterialiseError> {
+    let plan = Plan::new(lock)?;
+    let Some(release) = ["/etc/os-release", "/usr/lib/os-release"]
+        .into_iter()
+        .find_map(|path| plan.file_content(path))
+    else {
+        return Ok(None);
+    };
+    let out = Path::new(&release.0.path);
+    let bytes = with_supply(lock, sources, |supply| read_entry(release, supply, out))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let field = |key: &str| os_release_field(&text, key);
+    Ok(field("ID").map(|id| OsRelease {
+        id,
+        version: field("VERSION_ID").or_else(|| field("VERSION_CODENAME")),
+    }))
+}
+
 /// The template's file name, `debian-12-x86_64-web.tar.gz`: the distribution and its
 /// version from the lock's os-release, the flavor's arch and the group.
 pub fn template_name(
@@ -77,23 +108,13 @@ pub fn template_name(
     sources: &Sources,
     compression: Compression,
 ) -> Result<String, MaterialiseError> {
-    let plan = Plan::new(lock)?;
-    let release = ["/etc/os-release", "/usr/lib/os-release"]
-        .into_iter()
-        .find_map(|path| plan.file_content(path))
-        .ok_or_else(|| MaterialiseError::NoOsRelease {
-            group: lock.group.clone(),
-        })?;
-    let out = Path::new(&release.0.path);
-    let bytes = with_supply(lock, sources, |supply| read_entry(release, supply, out))?;
-    let text = String::from_utf8_lossy(&bytes);
-    let field = |key: &str| os_release_field(&text, key);
-    let distro = field("ID").ok_or_else(|| MaterialiseError::NoOsRelease {
+    let release = os_release(lock, sources)?.ok_or_else(|| MaterialiseError::NoOsRelease {
         group: lock.group.clone(),
     })?;
-    let version = field("VERSION_ID")
-        .or_else(|| field("VERSION_CODENAME"))
-        .unwrap_or_else(|| "unknown".to_string());
+    let (distro, version) = (
+        release.id,
+        release.version.unwrap_or_else(|| "unknown".to_string()),
+    );
     let arch = Flavor::parse_canonical(&lock.flavor)
         .map(|f| f.arch)
         .unwrap_or_else(|_| "unknown".to_string());

@@ -59,6 +59,25 @@ impl Stamp {
             Format::Chroot => u64::from(unsafe { libc::geteuid() }) + 1,
             _ => 0,
         };
+        Stamp::encode_request(lock_id, (format_name, variant), mtime, sysroot, owner, out)
+    }
+
+    /// The stamp of a document of lock `lock_id` of kind `kind` (`sbom`, with its
+    /// format as the variant) written to `out`: it says appliance made OUT, and no
+    /// output's request is ever the same, so `--if-newer` never takes it for one.
+    pub fn document(lock_id: &str, kind: (&str, &str), sysroot: &Path, out: &Path) -> Stamp {
+        Stamp::encode_request(lock_id, (kind.0, Some(kind.1)), 0, sysroot, 0, out)
+    }
+
+    /// The encoded request: `format` is a format's name and variant.
+    fn encode_request(
+        lock_id: &str,
+        (format_name, variant): (&str, Option<&str>),
+        mtime: u64,
+        sysroot: &Path,
+        owner: u64,
+        out: &Path,
+    ) -> Stamp {
         // An image's xen.cfg names OUT's absolute path, as `absolute` makes it.
         let out = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
         // The fields in the order `Reader::request` skips them.
@@ -168,6 +187,17 @@ impl Stamp {
         let sum = blake3::hash(&w.buf);
         w.buf.extend_from_slice(sum.as_bytes());
         w.buf
+    }
+
+    /// The lock id the stamp (or claim) at `stamp` was written for, whatever the rest of
+    /// its request; `None` for anything but a whole stamp.
+    pub fn lock_id(stamp: &Path) -> Option<String> {
+        let bytes = read_stamp(stamp)?;
+        let mut r = Reader {
+            buf: verified(&bytes)?,
+        };
+        r.bytes()?; // appliance's version
+        String::from_utf8(r.bytes()?.to_vec()).ok()
     }
 
     /// Removes a stamp or claim that no longer describes anything.

@@ -2,9 +2,9 @@
 //!
 //! Entries follow the lock's path order, named `./usr/bin/bash` (directories with a
 //! trailing `/`, the root as `./`), with the lock's owners, names, modes and devices and
-//! one fixed mtime, so an unprivileged user writes root-owned entries and two runs give
-//! the same bytes. Whatever ustar cannot hold (long names, large ids and sizes,
-//! capabilities) goes in PAX records.
+//! the run's mtime (or the entry's own, where the lock records the package's), so an
+//! unprivileged user writes root-owned entries and two runs give the same bytes. Whatever
+//! ustar cannot hold (long names, large ids and sizes, capabilities) goes in PAX records.
 
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -273,7 +273,7 @@ fn headers(member: &Member, mtime: u64) -> io::Result<(Header, PaxRecords)> {
     header.set_mode(meta.mode);
     header.set_uid(meta.uid.into());
     header.set_gid(meta.gid.into());
-    header.set_mtime(mtime);
+    header.set_mtime(meta.mtime_or(mtime));
     header.set_size(member.size);
 
     let path = name(member.path, member.kind == EntryType::Directory);
@@ -455,6 +455,18 @@ mod tests {
         let (header, pax) = headers(&short, 0).unwrap();
         assert!(pax.is_empty());
         assert_eq!(header.path_bytes().as_ref(), b"./etc/");
+    }
+
+    #[test]
+    fn a_package_s_time_for_a_file_beats_the_run_s() {
+        let mtime = |meta: &FileEntry| {
+            let (header, _) = headers(&Member::new(meta, EntryType::Regular), 7).unwrap();
+            header.mtime().unwrap()
+        };
+        let mut meta = file("/usr/bin/x", b"x");
+        assert_eq!(mtime(&meta), 7);
+        meta.mtime = Some(1_600_000_000);
+        assert_eq!(mtime(&meta), 1_600_000_000);
     }
 
     #[test]

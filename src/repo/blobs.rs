@@ -57,6 +57,56 @@ impl BlobStore {
         Ok(store)
     }
 
+    /// The blob store at `dir` as it is, for reading and listing: nothing is made,
+    /// narrowed or cleaned up, unlike [`BlobStore::open`], and a missing folder is a
+    /// store without blobs.
+    pub fn existing(dir: &Path) -> BlobStore {
+        BlobStore {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Every blob stored under its final name, with its length in bytes; temporaries
+    /// and anything else in the folders are not blobs. No store is no blob.
+    pub fn list(&self) -> Result<Vec<(String, u64)>, RepoError> {
+        let listing = |dir: &Path| match fs::read_dir(dir) {
+            Ok(entries) => Ok(entries.flatten().collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(RepoError::io(dir, "listing the blob store", source)),
+        };
+        let mut blobs = Vec::new();
+        for shard in listing(&self.dir)? {
+            for blob in listing(&shard.path())? {
+                let Some(digest) = blob.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                let placed = is_digest(&digest) && shard.file_name() == OsStr::new(&digest[..2]);
+                match blob.metadata() {
+                    Ok(meta) if placed && meta.is_file() => blobs.push((digest, meta.len())),
+                    _ => {}
+                }
+            }
+        }
+        Ok(blobs)
+    }
+
+    /// Removes the blob `digest` (gone already is fine), and its shard folder when that
+    /// leaves it empty.
+    pub fn remove(&self, digest: &str) -> Result<(), RepoError> {
+        let path = self.path(digest);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(RepoError::io(&path, "removing a blob", e));
+            }
+            _ => {}
+        }
+        // A shard still holding anything stays: remove_dir refuses it.
+        if let Some(shard) = path.parent() {
+            let _ = fs::remove_dir(shard);
+        }
+        Ok(())
+    }
+
     /// Removes the stale temporaries of every shard; returns how many went.
     fn remove_stale(&self) -> usize {
         let Ok(shards) = fs::read_dir(&self.dir) else {

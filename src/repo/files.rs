@@ -3,15 +3,16 @@
 use rusqlite::{Row, Statement};
 
 use super::Fault;
-use crate::lock::{FileEntry, FileKind};
+use crate::lock::{Documentation, FileEntry, FileKind};
 
 /// The entry columns of both file tables, in binding and reading order. Each table puts
 /// its owner column first (`package` or `lock`); `lock_files` adds `package` last.
 pub(super) const ENTRY_COLUMNS: &str = "path, kind, mode, uid, gid, user_name, group_name, \
-     size, digest, target, dev_major, dev_minor, caps, conffile, origin";
+     size, digest, target, dev_major, dev_minor, caps, conffile, origin, mtime, \
+     documentation";
 
 /// How many columns [`ENTRY_COLUMNS`] names.
-pub(super) const ENTRY_COLUMN_COUNT: usize = 15;
+pub(super) const ENTRY_COLUMN_COUNT: usize = 17;
 
 /// Every kind, to map the stored text back without trusting it.
 const KINDS: [FileKind; 7] = [
@@ -59,7 +60,9 @@ pub(super) fn bind_entry(
     stmt.raw_bind_parameter(13, minor)?;
     stmt.raw_bind_parameter(14, &entry.caps)?;
     stmt.raw_bind_parameter(15, entry.conffile)?;
-    stmt.raw_bind_parameter(16, &entry.origin)
+    stmt.raw_bind_parameter(16, &entry.origin)?;
+    stmt.raw_bind_parameter(17, entry.mtime)?;
+    stmt.raw_bind_parameter(18, entry.documentation.map(Documentation::as_str))
 }
 
 /// Reads the entry columns at the start of `row`; `package` comes from the caller
@@ -71,6 +74,14 @@ pub(super) fn read_entry(row: &Row<'_>, package: Option<String>) -> Result<FileE
         .into_iter()
         .find(|kind| kind.as_str() == kind_text)
         .ok_or_else(|| Fault::Corrupt(format!("file {path} has unknown kind `{kind_text}`")))?;
+    let documentation = match row.get::<_, Option<String>>(16)? {
+        None => None,
+        Some(text) => Some(
+            (Documentation::ALL.into_iter())
+                .find(|mark| mark.as_str() == text)
+                .ok_or_else(|| Fault::Corrupt(format!("file {path} has unknown mark `{text}`")))?,
+        ),
+    };
     let major: Option<u32> = row.get(10)?;
     let minor: Option<u32> = row.get(11)?;
     Ok(FileEntry {
@@ -88,6 +99,8 @@ pub(super) fn read_entry(row: &Row<'_>, package: Option<String>) -> Result<FileE
         package,
         conffile: row.get(13)?,
         origin: row.get(14)?,
+        mtime: row.get(15)?,
+        documentation,
         path,
     })
 }
@@ -103,7 +116,7 @@ mod tests {
             sql.starts_with("INSERT INTO lock_files (lock, path, kind,"),
             "{sql}"
         );
-        assert!(sql.ends_with("origin, package) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"), "{sql}");
+        assert!(sql.ends_with("origin, mtime, documentation, package) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"), "{sql}");
         assert_eq!(ENTRY_COLUMNS.split(',').count(), ENTRY_COLUMN_COUNT);
     }
 }

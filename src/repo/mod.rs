@@ -7,6 +7,7 @@
 
 mod blobs;
 mod files;
+mod remove;
 mod schema;
 
 use std::borrow::Cow;
@@ -19,9 +20,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::lock::{FileEntry, Inputs, Lock, LockedPackage};
-use crate::source::version;
+use crate::source::dpkg::version;
 
 pub use blobs::BlobStore;
+pub use remove::InUse;
 
 /// Creates the store's folder `dir` with permissions `mode`, and its missing parents with
 /// 0755 (the umask may narrow both): never the 0777 a bare `create_dir_all` asks for,
@@ -180,6 +182,18 @@ pub enum RepoError {
         address: String,
         /// The revisions stored for that group, version and flavor.
         known: Vec<u32>,
+    },
+    /// A reference names a version or a group, where one exact revision is needed.
+    #[error(
+        "it names no exact revision (GROUP=VERSION-REVISION) in repository {path}; it \
+         could mean: {}",
+        candidates.join(", ")
+    )]
+    Inexact {
+        /// The repository file.
+        path: PathBuf,
+        /// The addresses of the revisions it could mean, oldest first.
+        candidates: Vec<String>,
     },
     /// A stored lock cannot be read back as it was stored: its rows are damaged.
     #[error("repository {path} is damaged at {address}: {detail}")]
@@ -375,7 +389,7 @@ impl Located {
 }
 
 /// One stored revision, as `appliance list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RevisionSummary {
     /// Group name.
     pub group: String,
@@ -550,6 +564,54 @@ impl Repository {
 
     /// Every stored revision, sorted by group, version (dpkg ordering), flavor, revision.
     pub fn revisions(&self) -> Result<Vec<RevisionSummary>, RepoError> {
+        let mut summaries = self.summaries()?;
+        summaries.sort_by(|a, b| {
+            a.group
+                .cmp(&b.group)
+                .then_with(|| by_version(&a.version, &b.version))
+                .then_with(|| a.flavor.cmp(&b.flavor))
+                .then_with(|| a.revision.cmp(&b.revision))
+        });
+        Ok(summaries)
+    }
+
+    /// The revisions of `group` in the order they were stored, of every flavor or only
+    /// of the canonical `flavor`. A group or flavor with none is an error listing what
+    /// the repository holds instead.
+    pub fn history(
+        &self,
+        group: &str,
+        flavor: Option<&str>,
+    ) -> Result<Vec<RevisionSummary>, RepoError> {
+        let revisions: Vec<_> = (self.summaries()?.into_iter())
+            .filter(|r| r.group == group)
+            .collect();
+        if revisions.is_empty() {
+            return Err(RepoError::UnknownGroup {
+                path: self.path.clone(),
+                group: group.to_string(),
+                known: self.groups()?,
+            });
+        }
+        let Some(flavor) = flavor else {
+            return Ok(revisions);
+        };
+        let (kept, others): (Vec<_>, Vec<_>) =
+            revisions.into_iter().partition(|r| r.flavor == flavor);
+        if kept.is_empty() {
+            let known: BTreeSet<String> = others.into_iter().map(|r| r.flavor).collect();
+            return Err(RepoError::UnknownFlavor {
+                path: self.path.clone(),
+                group: group.to_string(),
+                flavor: flavor.to_string(),
+                known: known.into_iter().collect(),
+            });
+        }
+        Ok(kept)
+    }
+
+    /// Every stored revision, in the order they were stored.
+    fn summaries(&self) -> Result<Vec<RevisionSummary>, RepoError> {
         // Packages sharing a name (one per architecture) share their file list, which a
         // loaded lock holds once: count it once per name.
         let sql = "
@@ -563,7 +625,8 @@ impl Repository {
             FROM locks l
             JOIN group_versions gv ON gv.id = l.group_version
             JOIN groups g ON g.id = gv.group_id
-            JOIN flavors f ON f.id = l.flavor";
+            JOIN flavors f ON f.id = l.flavor
+            ORDER BY l.id";
         let doing = || "listing revisions".to_string();
         let mut stmt = self.conn.prepare(sql).doing(&self.path, doing)?;
         let rows = stmt
@@ -580,15 +643,7 @@ impl Repository {
                 })
             })
             .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>);
-        let mut summaries = rows.doing(&self.path, doing)?;
-        summaries.sort_by(|a, b| {
-            a.group
-                .cmp(&b.group)
-                .then_with(|| by_version(&a.version, &b.version))
-                .then_with(|| a.flavor.cmp(&b.flavor))
-                .then_with(|| a.revision.cmp(&b.revision))
-        });
-        Ok(summaries)
+        rows.doing(&self.path, doing)
     }
 
     /// The names of the groups the repository holds locks of, sorted.
@@ -1090,6 +1145,7 @@ fn package_row(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
     use std::sync::{Arc, Barrier};
 
     use super::*;
@@ -1539,6 +1595,45 @@ mod tests {
         assert_eq!(first.files, sample("1.9").files.len() as u64);
     }
 
+    #[test]
+    fn history_keeps_the_storing_order_and_names_what_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut repo = open(&dir);
+        // 2.0 stored before 1.0: history keeps that order, where `revisions` sorts.
+        for lock in [sample("2.0"), kvm("1.0"), sample("1.0")] {
+            repo.store(&lock).unwrap();
+        }
+        const KVM: &str = "[kvm is: x86_64]";
+        let keys = |list: Vec<RevisionSummary>| -> Vec<(String, String)> {
+            list.into_iter().map(|r| (r.version, r.flavor)).collect()
+        };
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            (list.iter())
+                .map(|(v, f)| (v.to_string(), f.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            keys(repo.history("web", None).unwrap()),
+            pairs(&[("2.0", XEN), ("1.0", KVM), ("1.0", XEN)])
+        );
+        assert_eq!(
+            keys(repo.history("web", Some(XEN)).unwrap()),
+            pairs(&[("2.0", XEN), ("1.0", XEN)])
+        );
+        let err = repo.history("db", None).unwrap_err();
+        assert!(matches!(err, RepoError::UnknownGroup { .. }), "{err}");
+        assert!(err.to_string().ends_with("it holds groups: web"), "{err}");
+        let err = repo
+            .history("web", Some("[openvz is: x86_64]"))
+            .unwrap_err();
+        assert!(matches!(err, RepoError::UnknownFlavor { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with(&format!("compiled for: {KVM}, {XEN}")),
+            "{err}"
+        );
+    }
+
     /// Stores `locks` from one thread each, all opening a new repository at once.
     fn store_concurrently(locks: Vec<Lock>) -> Vec<Stored> {
         let dir = tempfile::tempdir().unwrap();
@@ -1597,6 +1692,111 @@ mod tests {
         lock.normalise();
         repo.store(&lock).unwrap();
         assert_eq!(repo.load("web", XEN, None).unwrap().lock, lock);
+    }
+
+    #[test]
+    fn surplus_is_beyond_the_newest_by_version_then_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut repo = open(&dir);
+        // 2.0 stored first: the newest is 2.0's latest revision, whatever the order.
+        let mut changed = sample("1.0");
+        changed.cmd.clear();
+        for lock in [sample("2.0"), sample("1.0"), changed, kvm("1.0")] {
+            repo.store(&lock).unwrap();
+        }
+        let keys =
+            |list: Vec<Located>| -> Vec<String> { list.iter().map(Located::address).collect() };
+        assert_eq!(
+            keys(repo.surplus(1).unwrap()),
+            ["web=1.0-1[xen is: x86_64]", "web=1.0-2[xen is: x86_64]"]
+        );
+        assert_eq!(
+            keys(repo.surplus(2).unwrap()),
+            ["web=1.0-1[xen is: x86_64]"]
+        );
+        assert!(repo.surplus(3).unwrap().is_empty());
+        // Never the newest, even asked to keep none.
+        assert_eq!(repo.surplus(0).unwrap(), repo.surplus(1).unwrap());
+    }
+
+    #[test]
+    fn removing_revisions_takes_the_rows_only_they_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut repo = open(&dir);
+        let first = sample("1.0");
+        let mut second = sample("1.0");
+        second.files[0].mode = 0o700;
+        repo.store(&first).unwrap();
+        repo.store(&second).unwrap();
+        let (packages, package_files) = (count(&repo, "packages"), count(&repo, "package_files"));
+        let both = repo.in_use(&[]).unwrap();
+        let old = repo.exact("web", XEN, Some("1.0-1")).unwrap();
+        // What a dry run counts is what the removal leaves.
+        let without_old = repo.in_use(std::slice::from_ref(&old)).unwrap();
+        repo.remove(std::slice::from_ref(&old)).unwrap();
+        // The packages are shared: their rows stay.
+        assert_eq!(
+            (count(&repo, "packages"), count(&repo, "package_files")),
+            (packages, package_files)
+        );
+        assert_eq!(repo.load("web", XEN, None).unwrap().lock, second);
+        let used = repo.in_use(&[]).unwrap();
+        assert_eq!(used, without_old);
+        assert_eq!(used.lock_ids, HashSet::from([second.id()]));
+        assert_eq!((used.digests, used.packages), (both.digests, both.packages));
+        // Removing what is gone already changes nothing; the last revision takes every row.
+        repo.remove(&[old]).unwrap();
+        let last = repo.exact("web", XEN, Some("1.0-2")).unwrap();
+        repo.remove(&[last]).unwrap();
+        for table in [
+            "locks",
+            "lock_files",
+            "lock_packages",
+            "packages",
+            "package_files",
+            "groups",
+            "group_versions",
+            "flavors",
+        ] {
+            assert_eq!(count(&repo, table), 0, "{table}");
+        }
+        repo.check_pages().unwrap();
+    }
+
+    #[test]
+    fn exact_wants_a_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut repo = open(&dir);
+        let mut changed = sample("1.0");
+        changed.cmd.clear();
+        for lock in [sample("1.0"), changed, sample("2.0-1")] {
+            repo.store(&lock).unwrap();
+        }
+        let exact = repo.exact("web", XEN, Some("1.0-2")).unwrap();
+        assert_eq!((exact.version.as_str(), exact.revision), ("1.0", 2));
+        // `2.0-1` is a stored version: its revision must be said.
+        let exact = repo.exact("web", XEN, Some("2.0-1-1")).unwrap();
+        assert_eq!((exact.version.as_str(), exact.revision), ("2.0-1", 1));
+        for (spec, could) in [
+            (
+                None,
+                "web=1.0-1[xen is: x86_64], web=1.0-2[xen is: x86_64], web=2.0-1-1[xen is: x86_64]",
+            ),
+            (
+                Some("1.0"),
+                "web=1.0-1[xen is: x86_64], web=1.0-2[xen is: x86_64]",
+            ),
+            (Some("2.0-1"), "web=2.0-1-1[xen is: x86_64]"),
+        ] {
+            let err = repo.exact("web", XEN, spec).unwrap_err();
+            assert!(matches!(err, RepoError::Inexact { .. }), "{err}");
+            assert!(
+                err.to_string().ends_with(&format!("could mean: {could}")),
+                "{err}"
+            );
+        }
+        let err = repo.exact("web", XEN, Some("1.0-3")).unwrap_err();
+        assert!(matches!(err, RepoError::UnknownRevision { .. }), "{err}");
     }
 
     #[test]

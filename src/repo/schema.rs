@@ -53,7 +53,7 @@ const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Migration `i` takes `user_version` from `i` to `i + 1`. Append only: a migration that
 /// has shipped never changes, because existing repositories have already run it.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The first schema.
 ///
@@ -147,6 +147,15 @@ CREATE TABLE lock_files (
 
 /// The kernel modules a lock's images load at boot (`module` statements), as JSON.
 const V2: &str = "ALTER TABLE locks ADD COLUMN modules TEXT NOT NULL DEFAULT '[]';";
+
+/// What a package database records of a file beyond the first schema: its mtime (rpm's
+/// `FILEMTIMES`) and whether it is documentation (`doc`, `license`); NULL for none.
+const V3: &str = "
+ALTER TABLE package_files ADD COLUMN mtime INTEGER;
+ALTER TABLE package_files ADD COLUMN documentation TEXT;
+ALTER TABLE lock_files ADD COLUMN mtime INTEGER;
+ALTER TABLE lock_files ADD COLUMN documentation TEXT;
+";
 
 /// What an existing SQLite database holds.
 pub(super) enum Contents {
@@ -426,14 +435,23 @@ mod tests {
     }
 
     /// A database as an earlier appliance left it: schema `version`, no application id.
+    /// What undoes migration `i`, for each migration.
+    const UNDO: [&str; MIGRATIONS.len()] = [
+        "",
+        "ALTER TABLE locks DROP COLUMN modules",
+        "ALTER TABLE package_files DROP COLUMN mtime; \
+         ALTER TABLE package_files DROP COLUMN documentation; \
+         ALTER TABLE lock_files DROP COLUMN mtime; \
+         ALTER TABLE lock_files DROP COLUMN documentation",
+    ];
+
     fn unmarked(path: &Path, version: usize) {
         let (conn, _) = connect(path).unwrap();
         drop(conn);
         let conn = Connection::open(path).unwrap();
-        if version < MIGRATIONS.len() {
-            // Undo what the later migrations did, so the file is as that version made it.
-            conn.execute_batch("ALTER TABLE locks DROP COLUMN modules")
-                .unwrap();
+        // Undo what the later migrations did, so the file is as that version made it.
+        for undo in UNDO[version..].iter().rev() {
+            conn.execute_batch(undo).unwrap();
         }
         conn.pragma_update(None, "user_version", version).unwrap();
         conn.pragma_update(None, "application_id", 0).unwrap();

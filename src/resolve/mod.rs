@@ -18,8 +18,9 @@ use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::lock::Reason;
-use crate::source::version::compare;
-use crate::source::{MultiArch, Op, Origin, Package, Relation};
+use crate::source::dpkg::version::compare;
+use crate::source::dpkg::{MultiArch, Package, Relation};
+use crate::source::{Op, Origin};
 
 pub use error::{Conflict, ConflictKind, Problem, ResolveError};
 use universe::Satisfier;

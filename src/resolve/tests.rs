@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::source::Origin;
-use crate::source::relation::parse_dependencies;
+use crate::source::dpkg::relation::parse_dependencies;
 
 /// A pool package of the native arch with the given `Depends`.
 fn pkg(name: &str, version: &str, depends: &str) -> Package {
@@ -12,7 +12,7 @@ fn pkg(name: &str, version: &str, depends: &str) -> Package {
     }
 }
 
-/// `name (<< version)`, built by hand: `Relation::parse` in `source::relation` cuts
+/// `name (<< version)`, built by hand: `Relation::parse` in `source::dpkg::relation` cuts
 /// the text at the first `<` (meant for build profiles), so it rejects `<<` and `<=`.
 fn lt(name: &str, version: &str) -> Relation {
     Relation {

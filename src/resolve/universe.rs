@@ -2,8 +2,9 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::source::version::satisfies;
-use crate::source::{MultiArch, Origin, Package, Relation};
+use crate::source::Origin;
+use crate::source::dpkg::version::satisfies;
+use crate::source::dpkg::{MultiArch, Package, Relation};
 
 /// Names at least this similar (Jaro-Winkler) to an unknown name are offered as
 /// suggestions; below it, the hints are noise on a full Debian archive.
@@ -229,7 +230,7 @@ impl<'a> Universe<'a> {
         .filter(|p| self.arch_matches(p, qualifier, depender_arch))
         .map(|p| p.version.as_str())
         .collect();
-        real.sort_by(|a, b| crate::source::version::compare(a, b));
+        real.sort_by(|a, b| crate::source::dpkg::version::compare(a, b));
         real.dedup();
         let provided: BTreeSet<String> = (self.provided.get(relation.name.as_str()).into_iter())
             .flatten()

@@ -3,61 +3,17 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use super::rpm::Rpmdb;
+use crate::lock::Backend;
 
-/// The package manager whose packages, rules and database a lock is made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// Debian's: `.deb` archives, `var/lib/dpkg/status`, apt's lists.
-    #[default]
-    Dpkg,
-    /// RPM: `.rpm` archives, `rpmdb.sqlite`, createrepo_c folders.
-    Rpm,
-}
-
-impl Backend {
-    /// Whether this is dpkg, which locks leave unsaid so that theirs keep the ids they
-    /// had before there was a choice.
-    pub fn is_dpkg(&self) -> bool {
-        *self == Backend::Dpkg
-    }
-
-    /// The backend of the system under `sysroot`: dpkg when it has a dpkg status file,
-    /// else RPM when it has an rpm database (of any format); `None` when it has neither.
-    pub fn detect(sysroot: &Path) -> Option<Backend> {
-        if sysroot.join("var/lib/dpkg/status").is_file() {
-            Some(Backend::Dpkg)
-        } else if Rpmdb::present(sysroot) {
-            Some(Backend::Rpm)
-        } else {
-            None
-        }
-    }
-
-    /// The architecture name this package manager gives `flavor`'s instruction set
-    /// (rpm's names are the flavors'; dpkg says `amd64` for `x86_64`).
-    pub fn arch(self, flavor: &crate::lang::Flavor) -> &str {
-        match self {
-            Backend::Dpkg => flavor.debian_arch(),
-            Backend::Rpm => &flavor.arch,
-        }
-    }
-}
-
-impl std::str::FromStr for Backend {
-    type Err = String;
-
-    fn from_str(word: &str) -> Result<Backend, String> {
-        match word {
-            "dpkg" => Ok(Backend::Dpkg),
-            "rpm" => Ok(Backend::Rpm),
-            _ => Err(format!(
-                "`{}` is no backend: write `dpkg` or `rpm`",
-                crate::error::excerpt(word)
-            )),
-        }
+/// The backend of the system under `sysroot`: dpkg when it has a dpkg status file,
+/// else RPM when it has an rpm database (of any format); `None` when it has neither.
+pub fn detect(sysroot: &Path) -> Option<Backend> {
+    if sysroot.join("var/lib/dpkg/status").is_file() {
+        Some(Backend::Dpkg)
+    } else if Rpmdb::present(sysroot) {
+        Some(Backend::Rpm)
+    } else {
+        None
     }
 }

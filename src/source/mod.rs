@@ -1,38 +1,18 @@
 //! Package sources: where the package universe of a compile comes from.
 //!
 //! A source only describes packages (their metadata and, for installed ones, which
-//! paths they own); it never knows about locks, tarballs or outputs.
+//! paths they own); it never knows about tarballs or outputs. Each package manager has
+//! its folder ([`dpkg`], [`rpm`]); what they share is here.
 
-pub mod apt;
+pub mod accounts;
 pub mod backend;
-pub mod catalog;
 pub mod compression;
-pub mod deb;
 pub mod dpkg;
-pub mod pool;
-pub mod relation;
 pub mod rpm;
-pub mod rules;
-pub mod version;
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
-
-pub use relation::{Dependency, Op, Relation, RelationParseError};
-
-/// The control files dpkg keeps in `info/` beside a package's file list: its maintainer
-/// scripts and what they and dpkg's triggers read (debconf templates, triggers, shared
-/// library information).
-pub const INFO_FILES: [&str; 9] = [
-    "preinst",
-    "postinst",
-    "prerm",
-    "postrm",
-    "config",
-    "templates",
-    "triggers",
-    "shlibs",
-    "symbols",
-];
 
 /// Opens each of `paths` with `open`, in order: in parallel, unless this thread already
 /// works for a rayon pool. A caller there may be filling a value other tasks wait for (the
@@ -48,21 +28,6 @@ pub(crate) fn open_all<T: Send>(
     } else {
         paths.par_iter().map(|p| open(p)).collect()
     }
-}
-
-/// How a package may satisfy dependencies across architectures (Debian `Multi-Arch:`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MultiArch {
-    /// No `Multi-Arch` field: only same-arch dependents.
-    #[default]
-    No,
-    /// `Multi-Arch: same`: co-installable across architectures.
-    Same,
-    /// `Multi-Arch: foreign`: satisfies dependents of any architecture.
-    Foreign,
-    /// `Multi-Arch: allowed`: satisfies `name:any` dependencies.
-    Allowed,
 }
 
 /// Where a package in the universe comes from, in order of preference.
@@ -88,55 +53,49 @@ impl Origin {
     }
 }
 
-/// One package's metadata, as the resolver needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Package {
-    /// Package name, without architecture qualifier (`libc6`).
-    pub name: String,
-    /// Full Debian version string, epoch and revision included (`1:9.2p1-2+deb12u3`).
-    pub version: String,
-    /// Debian architecture (`amd64`, `all`, `i386`).
-    pub arch: String,
-    /// The `Multi-Arch` field.
-    pub multi_arch: MultiArch,
-    /// `Essential: yes`.
-    pub essential: bool,
-    /// `Depends`: every entry must hold; each entry is a list of alternatives.
-    pub depends: Vec<Dependency>,
-    /// `Pre-Depends`, treated like `Depends` for the closure.
-    pub pre_depends: Vec<Dependency>,
-    /// `Provides`: virtual names, optionally versioned (`= 1.0`).
-    pub provides: Vec<Relation>,
-    /// `Conflicts`.
-    pub conflicts: Vec<Relation>,
-    /// `Breaks`, treated like `Conflicts` for a set installed together.
-    pub breaks: Vec<Relation>,
-    /// Where this package comes from.
-    pub origin: Origin,
+/// A version comparison operator: of a Debian relation, an rpm dependency, or a group's
+/// `version=` constraint (written the Debian way whichever the package manager).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Op {
+    /// `<<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `=`
+    Eq,
+    /// `>=`
+    Ge,
+    /// `>>`
+    Gt,
 }
 
-impl Package {
-    /// A package with no relations and no `Essential` or `Multi-Arch`, for tests to
-    /// build universes from.
-    #[cfg(test)]
-    pub fn bare(name: &str, version: &str, arch: &str, origin: Origin) -> Package {
-        Package {
-            name: name.into(),
-            version: version.into(),
-            arch: arch.into(),
-            multi_arch: MultiArch::No,
-            essential: false,
-            depends: Vec::new(),
-            pre_depends: Vec::new(),
-            provides: Vec::new(),
-            conflicts: Vec::new(),
-            breaks: Vec::new(),
-            origin,
-        }
+impl Op {
+    /// Parses a Debian operator; the obsolete `<` and `>` mean `<=` and `>=`, as in dpkg.
+    pub fn parse(text: &str) -> Option<Op> {
+        Some(match text {
+            "<<" => Op::Lt,
+            "<=" | "<" => Op::Le,
+            "=" => Op::Eq,
+            ">=" | ">" => Op::Ge,
+            ">>" => Op::Gt,
+            _ => return None,
+        })
     }
 
-    /// `name:arch`, the key dpkg uses for `Multi-Arch: same` packages and messages.
-    pub fn qualified_name(&self) -> String {
-        format!("{}:{}", self.name, self.arch)
+    /// The operator as Debian writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Lt => "<<",
+            Op::Le => "<=",
+            Op::Eq => "=",
+            Op::Ge => ">=",
+            Op::Gt => ">>",
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }

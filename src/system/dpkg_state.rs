@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::Generated;
-use crate::source::MultiArch;
+use crate::source::dpkg::MultiArch;
 use crate::source::dpkg::{Conffile, Diversion, InstalledPackage};
 
 /// What dpkg's database says of one package, whatever source it came from.

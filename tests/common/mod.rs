@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod registry;
 pub mod rpm_world;
+pub mod travel;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -242,6 +244,21 @@ pub fn materialise<'a>(group: &'a str, format: &'a str, out: &'a str) -> Vec<&'a
         "openvz",
         "--format",
         format,
+        "-o",
+        out,
+    ]
+}
+
+/// The arguments of a materialise of revision `version` of `group` for flavor openvz
+/// to `out`, its format by OUT's name.
+pub fn materialise_revision<'a>(group: &'a str, version: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
+        "materialise",
+        group,
+        "--flavor",
+        "openvz",
+        "--version",
+        version,
         "-o",
         out,
     ]

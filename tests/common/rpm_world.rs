@@ -8,7 +8,8 @@
 //!   `/sbin`, `/lib`, `/lib64` are links into `/usr`), `/tmp` 1777 and `/root` 0550: lock
 //!   entries for directories, links and odd modes.
 //! - `setup` 2.14-1 (noarch): `/etc/passwd` and `/etc/group` as `%config(noreplace)`, the
-//!   accounts a tree's owners are named from and that scriptlets add to.
+//!   accounts a tree's owners are named from and that scriptlets add to; as Fedora's
+//!   setup does, `%verify(not md5 size mtime)`, since every useradd changes them.
 //! - `glibc` 2.36-1: the host's `ld-linux-x86-64.so.2` (in `/usr/lib64`, where the
 //!   programs' interpreter path `/lib64/...` leads), the other libraries `ldd` says the
 //!   shipped programs need (`libc.so.6`, in `/usr/lib`, which the host's loader searches
@@ -424,8 +425,9 @@ fn members() -> Vec<Member> {
             "1",
             "BuildArch: noarch",
             &format!(
-                "%install\n{}{}\n%files\n%config(noreplace) /etc/passwd\n\
-                 %config(noreplace) /etc/group\n",
+                "%install\n{}{}\n%files\n\
+                 %verify(not md5 size mtime) %config(noreplace) /etc/passwd\n\
+                 %verify(not md5 size mtime) %config(noreplace) /etc/group\n",
                 put("%{buildroot}/etc/passwd", "0644", PASSWD),
                 put("%{buildroot}/etc/group", "0644", GROUP)
             ),
@@ -680,7 +682,8 @@ fn food() -> String {
         put("%{buildroot}/etc/food.conf", "0644", "port = 7070\n"),
         "mkdir -p %{buildroot}/var/lib/food %{buildroot}/var/log\n\
          touch %{buildroot}/var/log/food.log\n\
-         install -D -m 0755 food %{buildroot}/usr/sbin/food\n"
+         install -D -m 0755 food %{buildroot}/usr/sbin/food\n\
+         install -D -m 0644 README %{buildroot}/usr/share/man/man8/food.8\n"
             .to_string(),
     ]
     .concat();
@@ -704,7 +707,7 @@ fn food() -> String {
              useradd -r -g food -d /var/lib/food -s /sbin/nologin food\n\n\
              %post\necho initialised > /var/lib/food/initialised\n\
              chown food:food /var/lib/food/initialised\n\n\
-             %files\n/usr/sbin/food\n/usr/lib/sysusers.d/food.conf\n\
+             %files\n/usr/sbin/food\n/usr/lib/sysusers.d/food.conf\n/usr/share/man/man8/food.8*\n\
              %config(noreplace) /etc/food.conf\n%ghost %attr(0640,root,root) /var/log/food.log\n\
              %attr(0750,food,food) %dir /var/lib/food\n%doc README\n%license COPYING\n"
         ),

@@ -14,7 +14,7 @@ use super::scriptlets::Scriptlet as Step;
 use super::sysusers::SysusersFile;
 use crate::compile::gather::Tree;
 use crate::error::Result;
-use crate::lock::{FileEntry, FileKind};
+use crate::lock::{Documentation, FileEntry, FileKind};
 use crate::source::rpm::catalog::{RpmCatalog, RpmProvenance};
 use crate::source::rpm::{
     HeaderFile, RpmArchive, RpmError, RpmHeader, RpmPackage, Scriptlet, Scriptlets, digest,
@@ -273,7 +273,7 @@ fn from_host(sysroot: &Path, header: &RpmHeader) -> std::result::Result<Read, Ho
                 path: file.path.clone(),
                 why,
             };
-            let bytes = match crate::lock::extra::read_no_follow(&at) {
+            let bytes = match crate::compile::extra::read_no_follow(&at) {
                 Ok(bytes) => bytes,
                 Err(_) if file.missingok => continue,
                 Err(e) => return Err(drift(format!("cannot be read on the host: {e}"))),
@@ -315,7 +315,7 @@ fn from_archive(package: &RpmPackage, every_file: bool, dirs: &mut Vec<PathBuf>)
     if let Some(dir) = path.parent() {
         dirs.push(dir.to_path_buf());
     }
-    let archive = RpmArchive::open(path)?;
+    let archive = RpmArchive::open_as(path, package)?;
     let mut digests = std::collections::HashMap::new();
     let mut kept = std::collections::HashMap::new();
     archive.for_each_file(|file, bytes| {
@@ -367,5 +367,14 @@ fn entry(file: &HeaderFile, package: &str, digest: Option<String>) -> FileEntry 
         package: Some(package.to_string()),
         conffile: file.config,
         origin: None,
+        // A hard link's member carries the time too, so no extractor stamps the shared
+        // inode with another.
+        mtime: matches!(file.kind, FileKind::File | FileKind::Hardlink).then_some(file.mtime),
+        documentation: match file.kind {
+            FileKind::Dir => None,
+            _ if file.license => Some(Documentation::License),
+            _ if file.doc => Some(Documentation::Doc),
+            _ => None,
+        },
     }
 }

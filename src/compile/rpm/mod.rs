@@ -35,6 +35,7 @@ pub fn compile_recipe(
 ) -> Result<Compiled> {
     // rpm's rules have no essential packages: the resolver leaves that field alone.
     let resolution = resolve_rpm(universe, &super::resolve::request(recipe))?;
+    let mut warnings = super::resolve::kernel_rule(recipe, universe, &resolution)?;
     let packages: Vec<LockedPackage> = (resolution.chosen.iter())
         .map(|c| {
             let p = universe.packages()[c.index];
@@ -63,7 +64,7 @@ pub fn compile_recipe(
         packages.clone(),
         tree.entries.clone(),
         system.entries,
-    ))?;
+    )?)?;
     let has = |path: &str| tree.entry(path).is_some();
     let setup = setup::requests(recipe, assemble::machine(recipe), has, true)?;
     let job = Job {
@@ -86,7 +87,7 @@ pub fn compile_recipe(
     // Owners are names in a header; their ids are the configured tree's, which the
     // packages' own scripts made.
     let accounts = done.accounts;
-    let mut warnings = setup.warnings;
+    warnings.extend(setup.warnings);
     let entries: Vec<FileEntry> = (done.captured.entries.into_iter())
         .map(|mut e| {
             if e.package.is_some() {

@@ -63,19 +63,11 @@ pub(super) struct Geometry {
 /// the journal and the filesystem's own metadata.
 pub(super) fn geometry(plan: &Plan, lock_id: &str) -> Geometry {
     let uuid = |context: &str| {
-        let mut bytes = blake3::derive_key(context, lock_id.as_bytes());
-        // An RFC 4122 random (version 4) UUID, as mke2fs would make one.
-        bytes[6] = (bytes[6] & 0x0f) | 0x40;
-        bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        let hex = hex::encode(&bytes[..16]);
-        format!(
-            "{}-{}-{}-{}-{}",
-            &hex[..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        )
+        let key = blake3::derive_key(context, lock_id.as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&key[..16]);
+        // A random (version 4) UUID, as mke2fs would make one.
+        crate::uuid::text(bytes, 4)
     };
     let mut blocks = 0u64;
     let mut names = 0u64;
@@ -295,8 +287,16 @@ fn inode(
         entry.gid,
         kind | entry.mode
     );
-    for field in ["atime", "mtime", "ctime", "crtime"] {
-        let _ = writeln!(script, "sif {path} {field} @{mtime}");
+    // The package's time where it records one, as rpm would leave it; the change and
+    // birth times are this image's making, the run's time.
+    let modified = entry.mtime.map_or(mtime, libc::time_t::from);
+    for (field, time) in [
+        ("atime", modified),
+        ("mtime", modified),
+        ("ctime", mtime),
+        ("crtime", mtime),
+    ] {
+        let _ = writeln!(script, "sif {path} {field} @{time}");
     }
     Ok(())
 }

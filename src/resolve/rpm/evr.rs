@@ -9,7 +9,7 @@ use crate::source::rpm::Capability;
 
 /// Orders two EVRs as rpm 4.18's `rpmverCmp`: a missing epoch is 0, and releases are
 /// compared only when both sides have one (`foo >= 1.2` takes every `1.2-*`).
-pub(super) fn compare(a: &str, b: &str) -> Ordering {
+pub(crate) fn compare(a: &str, b: &str) -> Ordering {
     let (a_epoch, a_version, a_release) = Evr::parse_values(a);
     let (b_epoch, b_version, b_release) = Evr::parse_values(b);
     let (a_release, b_release) = if a_release.is_empty() || b_release.is_empty() {

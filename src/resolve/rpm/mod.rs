@@ -17,7 +17,7 @@
 //! the error names the obsoleter. Obsoletes of a package's own name are upgrades, which
 //! the preference already decides.
 
-mod evr;
+pub(crate) mod evr;
 mod rich;
 mod universe;
 

@@ -20,6 +20,7 @@ fn pkg(name: &str, evr: &str) -> RpmPackage {
         files: Vec::new(),
         origin: Origin::Pool,
         archive: None,
+        listing: None,
     }
 }
 

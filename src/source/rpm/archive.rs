@@ -10,15 +10,15 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use rpm::IndexTag;
-use sha2::Digest as _;
-
 use super::RpmPackage;
+use super::checksum::{Hashing, algorithm_name, digest};
 use super::error::RpmError;
-use super::header::{DigestAlgorithm, HEADER_MAGIC, HeaderFile, RpmHeader, blob_len};
+use super::header::{HEADER_MAGIC, HeaderFile, RpmHeader, blob_len};
+use crate::archive::{self, Problem, Tree};
 use crate::lock::FileKind;
 use crate::source::Origin;
-use crate::source::deb::KeptBytes;
+use crate::source::dpkg::deb::KeptBytes;
+use rpm::IndexTag;
 
 /// The magic that starts a `.rpm` (its lead).
 const LEAD_MAGIC: [u8; 4] = [0xed, 0xab, 0xee, 0xdb];
@@ -93,11 +93,60 @@ impl RpmArchive {
         })
     }
 
+    /// Opens the archive at `path` as the one of `package`. When a repository's metadata
+    /// listed the package, the file must have the listed checksum (checked first: it
+    /// covers every byte) and its header the package's name, EVR and arch; otherwise
+    /// the archive was swapped or damaged since the metadata was written, and is
+    /// refused naming it, the repository and both values.
+    pub fn open_as(path: &Path, package: &RpmPackage) -> Result<RpmArchive, RpmError> {
+        let Some(listing) = &package.listing else {
+            return RpmArchive::open(path);
+        };
+        let unlisted = |what, actual: String, expected: String| RpmError::Unlisted {
+            archive: path.to_path_buf(),
+            repository: listing.repository.clone(),
+            what,
+            actual,
+            expected,
+        };
+        let io_error = |source| RpmError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io_error)?;
+        let actual = Hashing::new(BufReader::with_capacity(BUFFER, file), listing.algorithm)
+            .finish()
+            .map_err(io_error)?;
+        if actual != listing.checksum {
+            let algorithm = algorithm_name(listing.algorithm);
+            let expected = format!("{algorithm}:{}", listing.checksum);
+            return Err(unlisted(
+                "checksum",
+                format!("{algorithm}:{actual}"),
+                expected,
+            ));
+        }
+        let archive = RpmArchive::open(path)?;
+        // Metadata cannot tell an epoch of 0 from none (createrepo_c writes 0 for both).
+        let bare = |p: &RpmPackage| {
+            format!(
+                "{}-{}.{}",
+                p.name,
+                p.evr.strip_prefix("0:").unwrap_or(&p.evr),
+                p.arch
+            )
+        };
+        if bare(&archive.package) != bare(package) {
+            return Err(unlisted("NEVRA", archive.package.nevra(), package.nevra()));
+        }
+        Ok(archive)
+    }
+
     /// Reads the payload once and hands each regular file's content to `visit`, with
     /// its header entry (the first path of a hard link set), after checking it.
     ///
-    /// Refused, naming the archive and the entry: cpio names that are absolute, climb
-    /// with `..` or are not files of the header; a member twice; a member of another
+    /// Refused, naming the archive and the entry: cpio names [`archive::member_path`]
+    /// refuses or that are not files of the header; a member twice; a member of another
     /// kind than the header says (content where it says symlink); a member below a
     /// path the header makes a symlink or file; a `%ghost` with a member; content whose
     /// size or digest is not the header's; content given twice for a hard link set, or
@@ -114,6 +163,7 @@ impl RpmArchive {
         };
         let by_path: HashMap<&str, &HeaderFile> =
             self.files.iter().map(|f| (f.path.as_str(), f)).collect();
+        let listed = Tree::listed(self.files.iter().map(|f| (f.path.as_str(), f.kind)));
         // Hard link sets by inode: how many members, the file that stands for them.
         let mut sets: HashMap<(u32, u32), (usize, &HeaderFile)> = HashMap::new();
         for f in self.files.iter().filter(|f| is_content(f)) {
@@ -151,20 +201,16 @@ impl RpmArchive {
                 entry: name.clone(),
                 message,
             };
-            let path = member_path(&name).map_err(refuse)?;
+            let problem = |problem: Problem| refuse(problem.to_string());
+            let path = archive::member_path(name.as_bytes()).map_err(problem)?;
             let Some(header_file) = by_path.get(path.as_str()) else {
                 return Err(refuse(format!("{path} is not a file of the header")));
             };
             if !seen.insert(path.clone()) {
-                return Err(refuse("appears twice in the payload".to_string()));
+                return Err(problem(Problem::Twice));
             }
-            if let Some(ancestor) = non_dir_ancestor(&by_path, &path) {
-                return Err(refuse(format!(
-                    "would be written through {}, a {} of the header",
-                    ancestor.path,
-                    ancestor.kind.as_str()
-                )));
-            }
+            // Checked against the header, which lists every path before any member.
+            listed.through(&path).map_err(problem)?;
             if header_file.ghost {
                 return Err(refuse(
                     "is a %ghost, which has no payload member".to_string(),
@@ -299,46 +345,6 @@ fn read_checked(member: &mut impl Read, file: &HeaderFile) -> Result<Vec<u8>, St
     Ok(bytes)
 }
 
-/// `bytes`' digest with `algorithm`, lower-case hex.
-pub fn digest(algorithm: DigestAlgorithm, bytes: &[u8]) -> String {
-    match algorithm {
-        DigestAlgorithm::Md5 => hex::encode(md5::Md5::digest(bytes)),
-        DigestAlgorithm::Sha1 => hex::encode(<sha1::Sha1 as sha1::Digest>::digest(bytes)),
-        DigestAlgorithm::Sha224 => hex::encode(sha2::Sha224::digest(bytes)),
-        DigestAlgorithm::Sha256 => hex::encode(sha2::Sha256::digest(bytes)),
-        DigestAlgorithm::Sha384 => hex::encode(sha2::Sha384::digest(bytes)),
-        DigestAlgorithm::Sha512 => hex::encode(sha2::Sha512::digest(bytes)),
-    }
-}
-
-/// The header path of cpio name `name` (`./usr/bin/x` -> `/usr/bin/x`), or why it is
-/// refused. rpm writes every name as `./` and a normalised path.
-fn member_path(name: &str) -> Result<String, String> {
-    let Some(relative) = name.strip_prefix("./") else {
-        return Err(if name.starts_with('/') {
-            "absolute path in the payload".to_string()
-        } else {
-            "name does not start with `./`".to_string()
-        });
-    };
-    if relative.split('/').any(|c| c == "..") {
-        return Err("path climbs out of the tree with `..`".to_string());
-    }
-    Ok(format!("/{relative}"))
-}
-
-/// The nearest ancestor of `path` that the header lists as something other than a
-/// directory.
-fn non_dir_ancestor<'h>(
-    files: &HashMap<&str, &'h HeaderFile>,
-    path: &str,
-) -> Option<&'h HeaderFile> {
-    path.match_indices('/')
-        .map(|(i, _)| &path[..i])
-        .filter(|a| !a.is_empty())
-        .find_map(|a| files.get(a).filter(|f| f.kind != FileKind::Dir).copied())
-}
-
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -441,7 +447,7 @@ mod tests {
                     m[i].name = "./../etc/passwd".into();
                 }),
                 "./../etc/passwd",
-                "climbs out",
+                "has a `..` component",
             ),
             (
                 Box::new(move |m| {
@@ -449,7 +455,7 @@ mod tests {
                     m[i].name = "/usr/bin/ping".into();
                 }),
                 "/usr/bin/ping",
-                "absolute path",
+                "is an absolute name",
             ),
             (
                 Box::new(|m| {
@@ -539,7 +545,7 @@ mod tests {
                     m.push(copy);
                 }),
                 "./usr/bin/ping",
-                "appears twice",
+                "appears twice in the archive",
             ),
         ];
         for (edit, entry, why) in cases {

@@ -89,6 +89,28 @@ pub enum RpmError {
         /// What is wrong.
         message: String,
     },
+    /// An archive a createrepo_c repository lists is not the one its metadata
+    /// describes: swapped for another package's, or damaged.
+    #[error(
+        "{}: not the archive repository {} lists: its {what} is {}, the metadata says {}",
+        archive.display(),
+        repository.display(),
+        excerpt(.actual),
+        excerpt(.expected)
+    )]
+    Unlisted {
+        /// The `.rpm` file.
+        archive: PathBuf,
+        /// The repository folder.
+        repository: PathBuf,
+        /// What differs: `checksum` (the values prefixed by the algorithm,
+        /// `sha256:...`) or `NEVRA`.
+        what: &'static str,
+        /// What the archive has.
+        actual: String,
+        /// What the metadata says.
+        expected: String,
+    },
 }
 
 /// `package NAME: `, or nothing.

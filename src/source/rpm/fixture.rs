@@ -177,3 +177,35 @@ pub fn with_payload(package: &rpm::Package, edit: impl FnOnce(&mut Vec<Member>))
         payload: gz.finish().expect("compressing"),
     }
 }
+
+/// `world-1.0-3.noarch`: no epoch, a versioned require of `hello` with its epoch, a
+/// file require another package meets, a `Requires(pre)`, an obsolete with a release.
+pub fn world() -> rpm::Package {
+    let mut b = PackageBuilder::new("world", "1.0", "MIT", "noarch", "the world");
+    b.using_config(rpm::BuildConfig::default().source_date(1_600_000_000));
+    b.release("3");
+    let ok = "building the fixture";
+    b.with_file_contents("earth\n", FileOptions::new("/usr/share/world/earth"))
+        .expect(ok)
+        .with_file_contents("a & b <c>\n", FileOptions::new("/etc/world & more.conf"))
+        .expect(ok);
+    b.requires(Dependency::greater_eq("hello", "2:1.0"))
+        .requires(Dependency::any("/usr/bin/hello"))
+        .requires(Dependency::script_pre("/bin/sh"))
+        .requires(Dependency::any("(hello if greeter)"))
+        .obsoletes(Dependency::less("planet", "1.0-1"))
+        .provides(Dependency::eq("globe", "1.0-3"));
+    b.build().expect(ok)
+}
+
+/// Makes `dir` a createrepo_c repository of the `.rpm` files below it (with `args`,
+/// such as `--general-compress-type xz`), with the real `createrepo_c`.
+pub fn createrepo(dir: &std::path::Path, args: &[&str]) {
+    let made = std::process::Command::new("createrepo_c")
+        .args(["--quiet", "--no-database"])
+        .args(args)
+        .arg(dir)
+        .output()
+        .expect("running createrepo_c");
+    assert!(made.status.success(), "createrepo_c: {made:?}");
+}

@@ -10,7 +10,7 @@ use rpm::{DependencyFlags, FileFlags, IndexTag, PackageMetadata};
 
 use super::caps;
 use super::error::RpmError;
-use super::{Capability, Requirement, RpmPackage};
+use super::{Capability, Requirement, RpmPackage, provide_self};
 use crate::error::excerpt;
 use crate::lock::{FileKind, path};
 use crate::source::{Op, Origin};
@@ -93,7 +93,7 @@ impl DigestAlgorithm {
     }
 
     /// How many hex digits one of its digests has.
-    fn hex_len(self) -> usize {
+    pub(crate) fn hex_len(self) -> usize {
         match self {
             DigestAlgorithm::Md5 => 32,
             DigestAlgorithm::Sha1 => 40,
@@ -133,6 +133,8 @@ pub struct HeaderFile {
     /// (`RPMTAG_FILEDEVICES`, `RPMTAG_FILEINODES`): equal for the files of a hard link
     /// set.
     pub inode: (u32, u32),
+    /// `RPMTAG_FILEMTIMES`: what rpm sets the file's mtime to, and `rpm -V` checks.
+    pub mtime: u32,
     /// The `security.capability` xattr as lower-case hex, from `RPMTAG_FILECAPS`.
     pub caps: Option<String>,
     /// `%config`.
@@ -254,13 +256,7 @@ impl RpmHeader {
             .into_iter()
             .map(|(capability, _)| capability)
             .collect();
-        let own = Capability {
-            name: name.to_string(),
-            constraint: Some((Op::Eq, evr.clone())),
-        };
-        if !provides.contains(&own) {
-            provides.push(own);
-        }
+        provide_self(&mut provides, name, &evr);
         let pre = DependencyFlags::PREREQ | DependencyFlags::SCRIPT_PRE;
         let requires = self
             .dependencies(
@@ -302,6 +298,7 @@ impl RpmHeader {
             files,
             origin,
             archive,
+            listing: None,
         })
     }
 
@@ -376,6 +373,7 @@ impl RpmHeader {
         let flags = number_array(IndexTag::RPMTAG_FILEFLAGS)?;
         let inodes = number_array(IndexTag::RPMTAG_FILEINODES)?;
         let devices = number_array(IndexTag::RPMTAG_FILEDEVICES)?;
+        let mtimes = number_array(IndexTag::RPMTAG_FILEMTIMES)?;
         let rdevs = u16s(IndexTag::RPMTAG_FILERDEVS)?;
         per_file(IndexTag::RPMTAG_FILERDEVS, rdevs.as_ref().map(Vec::len))?;
         // Caps are optional even with files (rpm leaves the tag out when none has any).
@@ -464,6 +462,7 @@ impl RpmHeader {
                 target,
                 device,
                 inode: (devices[i], inodes[i]),
+                mtime: mtimes[i],
                 caps,
                 config: flag(CONFIG),
                 noreplace: flag(NOREPLACE),
@@ -657,6 +656,11 @@ impl RpmHeader {
             out.push((capability, flag));
         }
         Ok(out)
+    }
+
+    /// The `License` tag, `None` when the header lacks it: what an SBOM states.
+    pub fn license(&self) -> Result<Option<&str>, RpmError> {
+        self.text(IndexTag::RPMTAG_LICENSE)
     }
 
     /// The text of string tag `tag`, `None` when the header lacks it.

@@ -1,79 +1,116 @@
 //! The `.rpm` archives of pool folders, offered to the RPM resolver as one package
-//! source (the RPM counterpart of [`crate::source::pool`]).
+//! source (the RPM counterpart of [`crate::source::dpkg::pool`]).
 
 use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::RpmPackage;
 use super::archive::RpmArchive;
+use super::error::RpmError;
+use super::{RpmPackage, repodata};
 
-/// The packages of the `.rpm` archives of some folders.
+/// The packages of some folders: the `.rpm` archives of plain folders, the metadata of
+/// createrepo_c repositories.
 #[derive(Debug, Default)]
 pub struct RpmPool {
-    /// Folders in the order given, each one's archives sorted by path; an archive of a
+    /// Folders in the order given, each one's packages sorted by archive path; a
     /// package (name, evr, arch) already seen goes to `shadowed`.
     pub archives: Vec<RpmPackage>,
     /// Later archives of a package already in `archives`, in the same order: never
     /// resolved, but tried in turn for bytes the first does not hold.
     pub shadowed: Vec<RpmPackage>,
-    /// What could not be read (a folder or an archive), and why.
+    /// What could not be read (a folder, an archive, a repository's metadata file), and
+    /// why.
     pub unreadable: Vec<(PathBuf, String)>,
 }
 
+/// What a folder offers.
+enum Found {
+    /// An archive of a plain folder, to be opened.
+    Archive(PathBuf),
+    /// The packages a repository's metadata lists.
+    Listed(Vec<RpmPackage>),
+}
+
 impl RpmPool {
-    /// Opens every `*.rpm` directly in each of `dirs` (not in subfolders), or, in a
-    /// createrepo_c repository (a folder with `repodata/repomd.xml`), anywhere below it;
-    /// source packages (`.src.rpm`, or a source header) are skipped, a missing folder too.
+    /// Opens every `*.rpm` directly in each of `dirs` (not in subfolders), except in a
+    /// createrepo_c repository (a folder with `repodata/repomd.xml`), whose packages
+    /// are read from its metadata and no archive is opened; source packages
+    /// (`.src.rpm`, a source header, arch `src` in metadata) are skipped, a missing
+    /// folder too.
     pub fn survey(dirs: &[PathBuf]) -> RpmPool {
         let mut pool = RpmPool::default();
-        let mut paths = Vec::new();
+        let mut found = Vec::new();
         for dir in dirs {
-            let repository = dir.join("repodata/repomd.xml").is_file();
-            match rpm_files(dir, repository) {
-                Ok(here) => paths.extend(here),
+            if dir.join("repodata/repomd.xml").is_file() {
+                match repodata::read(dir) {
+                    Ok(listed) => found.push(Found::Listed(listed)),
+                    Err(e) => pool.unreadable.push((failed_file(&e, dir), e.to_string())),
+                }
+                continue;
+            }
+            match rpm_files(dir) {
+                Ok(here) => found.extend(here.into_iter().map(Found::Archive)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => pool.unreadable.push((dir.clone(), e.to_string())),
             }
         }
-        let opened = crate::source::open_all(&paths, |p| {
-            (
-                p.to_path_buf(),
-                RpmArchive::open(p).map_err(|e| e.to_string()),
-            )
-        });
+        let paths: Vec<PathBuf> = (found.iter())
+            .filter_map(|f| match f {
+                Found::Archive(path) => Some(path.clone()),
+                Found::Listed(_) => None,
+            })
+            .collect();
+        let mut opened = crate::source::open_all(&paths, |p| {
+            RpmArchive::open(p).map_err(|e| (p.to_path_buf(), e.to_string()))
+        })
+        .into_iter();
         let mut seen = HashSet::new();
-        for (path, archive) in opened {
-            match archive {
-                Ok(archive) if archive.header.is_source() => {}
-                Ok(archive) => {
-                    let p = archive.package;
-                    if seen.insert((p.name.clone(), p.evr.clone(), p.arch.clone())) {
-                        pool.archives.push(p);
-                    } else {
-                        pool.shadowed.push(p);
+        for found in found {
+            let packages = match found {
+                Found::Listed(packages) => packages,
+                // `opened` holds one result per archive, in order.
+                Found::Archive(_) => match opened.next() {
+                    Some(Ok(archive)) if !archive.header.is_source() => vec![archive.package],
+                    Some(Err(unreadable)) => {
+                        pool.unreadable.push(unreadable);
+                        continue;
                     }
+                    Some(Ok(_)) | None => continue,
+                },
+            };
+            for package in packages {
+                let id = (
+                    package.name.clone(),
+                    package.evr.clone(),
+                    package.arch.clone(),
+                );
+                if seen.insert(id) {
+                    pool.archives.push(package);
+                } else {
+                    pool.shadowed.push(package);
                 }
-                Err(message) => pool.unreadable.push((path, message)),
             }
         }
         pool
     }
 }
 
-/// The binary `.rpm` files directly in `dir` (and, with `deep`, in the folders below it
-/// but `repodata/`), sorted; links to folders are not followed.
-fn rpm_files(dir: &Path, deep: bool) -> io::Result<Vec<PathBuf>> {
+/// The file a repository's refusal names (a metadata file), else its folder.
+fn failed_file(error: &RpmError, dir: &Path) -> PathBuf {
+    match error {
+        RpmError::Repodata { path, .. } | RpmError::Io { path, .. } => path.clone(),
+        _ => dir.to_path_buf(),
+    }
+}
+
+/// The binary `.rpm` files directly in `dir`, sorted.
+fn rpm_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut here = Vec::new();
     for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
+        let path = entry?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        if deep && entry.file_type()?.is_dir() && name.as_deref() != Some("repodata") {
-            here.extend(rpm_files(&path, deep)?);
-            continue;
-        }
         let binary = name.is_some_and(|n| n.ends_with(".rpm") && !n.ends_with(".src.rpm"));
         if binary && path.is_file() {
             here.push(path);
@@ -116,24 +153,25 @@ mod tests {
     }
 
     #[test]
-    fn a_repository_is_surveyed_below_its_folder() {
+    fn unreadable_repository_metadata_is_reported_not_passed_over_for_its_archives() {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
-        fs::create_dir_all(repo.join("Packages/h")).unwrap();
+        fs::create_dir_all(repo.join("Packages")).unwrap();
         fs::create_dir_all(repo.join("repodata")).unwrap();
-        fs::write(repo.join("repodata/repomd.xml"), "<repomd/>").unwrap();
-        fs::write(repo.join("repodata/stray.rpm"), b"not read").unwrap();
-        let package = hello(CompressionType::Gzip);
-        package
-            .write_file(repo.join("Packages/h/hello.rpm"))
+        let repomd = repo.join("repodata/repomd.xml");
+        fs::write(&repomd, "<repomd/>").unwrap();
+        (hello(CompressionType::Gzip))
+            .write_file(repo.join("Packages/hello.rpm"))
             .unwrap();
         let pool = RpmPool::survey(std::slice::from_ref(&repo));
-        let found: Vec<_> = pool
-            .archives
-            .iter()
-            .filter_map(|p| p.archive.clone())
-            .collect();
-        assert_eq!(found, [repo.join("Packages/h/hello.rpm")]);
-        assert!(pool.unreadable.is_empty(), "{:?}", pool.unreadable);
+        assert!(pool.archives.is_empty(), "{:?}", pool.archives);
+        let [(path, why)] = pool.unreadable.as_slice() else {
+            panic!("{:?}", pool.unreadable);
+        };
+        assert_eq!(*path, repomd);
+        assert_eq!(
+            *why,
+            format!("{}: names no primary metadata", repomd.display())
+        );
     }
 }

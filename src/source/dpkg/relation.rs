@@ -6,52 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::{self, Broken};
 use crate::error::excerpt;
-
-/// A version comparison operator in a relation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Op {
-    /// `<<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `=`
-    Eq,
-    /// `>=`
-    Ge,
-    /// `>>`
-    Gt,
-}
-
-impl Op {
-    /// Parses a Debian operator; the obsolete `<` and `>` mean `<=` and `>=`, as in dpkg.
-    pub fn parse(text: &str) -> Option<Op> {
-        Some(match text {
-            "<<" => Op::Lt,
-            "<=" | "<" => Op::Le,
-            "=" => Op::Eq,
-            ">=" | ">" => Op::Ge,
-            ">>" => Op::Gt,
-            _ => return None,
-        })
-    }
-
-    /// The operator as Debian writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Lt => "<<",
-            Op::Le => "<=",
-            Op::Eq => "=",
-            Op::Ge => ">=",
-            Op::Gt => ">>",
-        }
-    }
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::source::Op;
 
 /// One package relation: `name[:arch] [(op version)]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -61,7 +61,7 @@ impl Pool {
             paths.extend(here);
         }
         // Opening reads only the control members, but there may be thousands of them.
-        let opened = super::open_all(&paths, DebArchive::open);
+        let opened = crate::source::open_all(&paths, DebArchive::open);
         let mut seen = HashSet::new();
         let mut pool = Pool {
             archives: Vec::new(),
@@ -153,7 +153,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::source::deb::testing::simple_deb;
+    use crate::source::dpkg::deb::testing::simple_deb;
 
     fn put(dir: &Path, name: &str, bytes: &[u8]) {
         fs::create_dir_all(dir).unwrap();

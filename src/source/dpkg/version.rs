@@ -2,7 +2,7 @@
 
 use std::cmp::Ordering;
 
-use super::Op;
+use crate::source::Op;
 
 /// Compares two Debian version strings the way dpkg does.
 ///

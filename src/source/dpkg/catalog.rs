@@ -5,9 +5,9 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::DpkgDatabase;
 use super::Package;
 use super::apt::AptLists;
-use super::dpkg::DpkgDatabase;
 use super::pool::Pool;
 use super::version::compare;
 
@@ -136,7 +136,7 @@ impl Catalog {
 mod tests {
     use super::*;
     use crate::source::Origin;
-    use crate::source::apt::AptPackage;
+    use crate::source::dpkg::apt::AptPackage;
 
     fn listed(name: &str, version: &str, arch: &str, security: bool) -> AptPackage {
         AptPackage {

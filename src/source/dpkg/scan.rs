@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{FileEntry, FileKind};
-use crate::source::dpkg::{DpkgDatabase, InstalledPackage};
+use super::{DpkgDatabase, InstalledPackage};
+use crate::lock::{Documentation, FileEntry, FileKind};
+use crate::source::accounts::{Accounts, AccountsError};
 
 /// How many symlinks one path may cross, as Linux's `MAXSYMLINKS`.
 const MAX_LINKS: u32 = 40;
@@ -27,14 +28,9 @@ const HASH_BUFFER: usize = 256 * 1024;
 /// Why the installed files could not be scanned.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    /// `etc/passwd` or `etc/group` of the sysroot exists but cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Accounts {
-        /// The file.
-        path: PathBuf,
-        /// The underlying error.
-        source: io::Error,
-    },
+    /// `etc/passwd` or `etc/group` of the sysroot cannot be read.
+    #[error(transparent)]
+    Accounts(#[from] AccountsError),
     /// A host path needed by the scan cannot be examined or read.
     #[error("cannot read {} ({}): {source}", path.display(), owner(package.as_deref()))]
     Io {
@@ -87,81 +83,6 @@ fn owner(package: Option<&str>) -> String {
         Some(p) => format!("package {p}"),
         None => "no package".to_string(),
     }
-}
-
-/// User and group names of a sysroot, for recording owners by name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Accounts {
-    users: HashMap<u32, String>,
-    groups: HashMap<u32, String>,
-}
-
-impl Accounts {
-    /// Reads `etc/passwd` and `etc/group` under `sysroot`; a missing file names nobody.
-    pub fn read(sysroot: &Path) -> Result<Accounts, ScanError> {
-        Ok(Accounts {
-            users: read_ids(&sysroot.join("etc/passwd"))?,
-            groups: read_ids(&sysroot.join("etc/group"))?,
-        })
-    }
-
-    /// The name of user `uid`, or `""` when the sysroot does not know it.
-    pub fn user(&self, uid: u32) -> &str {
-        self.users.get(&uid).map_or("", String::as_str)
-    }
-
-    /// The name of group `gid`, or `""` when the sysroot does not know it.
-    pub fn group(&self, gid: u32) -> &str {
-        self.groups.get(&gid).map_or("", String::as_str)
-    }
-
-    /// The id of user `name` (a group `file` statement's owner); a number is taken as is.
-    pub fn uid_of(&self, name: &str) -> Option<u32> {
-        id_of(&self.users, name)
-    }
-
-    /// The id of group `name`; a number is taken as is.
-    pub fn gid_of(&self, name: &str) -> Option<u32> {
-        id_of(&self.groups, name)
-    }
-}
-
-fn id_of(names: &HashMap<u32, String>, name: &str) -> Option<u32> {
-    name.parse().ok().or_else(|| {
-        names
-            .iter()
-            .filter(|(_, n)| n.as_str() == name)
-            .map(|(id, _)| *id)
-            .min()
-    })
-}
-
-/// Reads `name:password:id:...` lines. Like glibc, the first name for an id wins and
-/// lines that do not parse (comments, NIS `+` entries) are passed over.
-pub(crate) fn read_ids(path: &Path) -> Result<HashMap<u32, String>, ScanError> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(source) => {
-            return Err(ScanError::Accounts {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let mut ids = HashMap::new();
-    for line in text.lines() {
-        let mut fields = line.split(':');
-        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
-            continue;
-        };
-        if let Ok(id) = id.parse::<u32>()
-            && !name.is_empty()
-        {
-            ids.entry(id).or_insert_with(|| name.to_string());
-        }
-    }
-    Ok(ids)
 }
 
 /// The result of scanning installed packages.
@@ -501,6 +422,7 @@ fn build(
         .collect();
 
     let entry = |path: String, found: Found, c: Option<&Candidate>| FileEntry {
+        documentation: Documentation::of_debian_path(&path, found.kind),
         path,
         kind: found.kind,
         mode: found.mode,
@@ -520,6 +442,7 @@ fn build(
         package: c.and_then(|c| c.package).map(str::to_string),
         conffile: c.is_some_and(|c| c.conffile),
         origin: c.and_then(|c| c.origin.clone()),
+        mtime: None,
     };
     let mut entries = BTreeMap::new();
     let mut links = Vec::new();
@@ -649,8 +572,9 @@ fn hash(host: &Path, buffer: &mut [u8]) -> io::Result<(u64, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::Origin;
+    use crate::source::dpkg::Package;
     use crate::source::dpkg::{Conffile, Diversion};
-    use crate::source::{Origin, Package};
     use std::ffi::CString;
     use std::os::unix::fs::{PermissionsExt, symlink};
 

@@ -3,9 +3,9 @@
 //! The universe is every `var/lib/apt/lists/*_Packages` index under a sysroot, plain or
 //! compressed with lz4 or gzip (apt keeps them so when `Acquire::GzipIndexes` is set, as
 //! Docker images do); indexes in any other compression are reported in
-//! [`AptLists::compressed`] so the caller can say why a host's lists look empty. A package from the lists is fetched with `apt-get download` at exactly the
-//! listed version and checked against the list's `Size` and `SHA256` before it enters
-//! the pool.
+//! [`AptLists::compressed`] so the caller can say why a host's lists look empty. A
+//! package from the lists is fetched with `apt-get download` at exactly the listed
+//! version and checked against the list's `Size` and `SHA256` before it enters the pool.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -17,7 +17,8 @@ use sha2::{Digest, Sha256};
 
 use rayon::prelude::*;
 
-use super::dpkg::{DpkgError, Fields, Stanza, stanzas};
+use super::DpkgError;
+use super::database::{Fields, Stanza, stanzas};
 use super::{Origin, Package};
 use crate::error::excerpt;
 use crate::scratch::Temp;
@@ -68,7 +69,7 @@ impl AptPackage {
 
 /// apt's `QuoteString`: bytes in `bad`, `%`, spaces, control and non-ASCII bytes become
 /// `%xx` (lower-case hex).
-fn apt_quote(text: &str, bad: &str) -> String {
+pub(crate) fn apt_quote(text: &str, bad: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if bad.as_bytes().contains(&byte) || byte == b'%' || !byte.is_ascii_graphic() {
@@ -717,7 +718,10 @@ mod tests {
         assert_eq!(hello.package.conflicts[0].name, "hello-traditional");
 
         let crypt = find(&lists, "libcrypt1", "1:4.4.33-2");
-        assert_eq!(crypt.package.multi_arch, crate::source::MultiArch::Same);
+        assert_eq!(
+            crypt.package.multi_arch,
+            crate::source::dpkg::MultiArch::Same
+        );
         assert_eq!(crypt.package.pre_depends[0][0].name, "libc6");
     }
 

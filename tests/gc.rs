@@ -1,0 +1,363 @@
+//! `appliance gc` and `appliance rm` end to end through the binary, over a store whose
+//! packages all come from archives in `store/pool/` (the sysroot's dpkg database is
+//! empty), so a lock's bytes are the pool's and the blob store's alone: after a
+//! collection, every kept revision still materialises with `--sysroot` an empty folder.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{World, build_deb, snapshot};
+
+const OPENVZ: &str = "[!kernel,openvz is: x86_64]";
+
+/// Revision 1: bash and mawk.
+const FIRST: &str = r#"group base version="1.0" {
+    flavors openvz
+    package bash
+    package mawk
+    file "/etc/hostname" mode=0o644 content="one\n"
+}
+"#;
+
+/// Revision 2: coreutils instead of mawk, another hostname.
+const SECOND: &str = r#"group base version="1.0" {
+    flavors openvz
+    package bash
+    package coreutils
+    file "/etc/hostname" mode=0o644 content="two\n"
+}
+"#;
+
+/// Revision 3: the pool's newer bash, another hostname.
+const THIRD: &str = r#"group base version="1.0" {
+    flavors openvz
+    prefer newest
+    package bash
+    package coreutils
+    file "/etc/hostname" mode=0o644 content="three\n"
+}
+"#;
+
+/// Builds `name_version_amd64.deb` into the store's pool; returns its path.
+fn pooled(w: &World, name: &str, version: &str, files: &[(&str, &str)]) -> PathBuf {
+    let build = w.dir.path().join("debs");
+    fs::create_dir_all(&build).unwrap();
+    build_deb(&build, name, version, files, &[], &[]);
+    let file = format!("{name}_{version}_amd64.deb");
+    let pool = w.ws.join("store/pool");
+    fs::create_dir_all(&pool).unwrap();
+    fs::copy(build.join(&file), pool.join(&file)).unwrap();
+    pool.join(file)
+}
+
+fn compile(w: &World, group: &str) {
+    fs::write(w.ws.join("groups/base.kdl"), group).unwrap();
+    w.ok(&["compile", "groups/base.kdl", "--offline"]);
+}
+
+/// The store's pool archives, by name.
+struct Archives {
+    old_bash: PathBuf,
+    mawk: PathBuf,
+}
+
+/// A world whose store holds revisions 1, 2 and 3 of `base` for openvz, every package
+/// from `store/pool/`.
+fn three_revisions() -> (World, Archives) {
+    let w = World::new(&[], &[("base", FIRST)]);
+    let old_bash = pooled(&w, "bash", "5.2-1", &[("/usr/bin/bash", "old bash\n")]);
+    let mawk = pooled(&w, "mawk", "1.3-1", &[("/usr/bin/mawk", "mawk\n")]);
+    pooled(&w, "coreutils", "9.1-1", &[("/usr/bin/ls", "ls\n")]);
+    compile(&w, FIRST);
+    compile(&w, SECOND);
+    pooled(&w, "bash", "5.2-2", &[("/usr/bin/bash", "new bash\n")]);
+    compile(&w, THIRD);
+    (w, Archives { old_bash, mawk })
+}
+
+/// The revisions `list` shows, as `VERSION-REVISION`.
+fn revisions(w: &World) -> Vec<String> {
+    (w.ok(&["list"]).lines())
+        .map(|line| {
+            line.split(OPENVZ)
+                .next()
+                .unwrap()
+                .trim_start_matches("base=")
+                .to_string()
+        })
+        .collect()
+}
+
+/// Materialises `version` as a tarball with `--sysroot` an empty folder; returns its
+/// BLAKE3.
+fn tarball(w: &World, version: &str) -> String {
+    let empty = w.dir.path().join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let out = format!("{version}.tar");
+    let mut args = vec!["--sysroot", empty.to_str().unwrap()];
+    args.extend(common::materialise_revision("base", version, &out));
+    let mut command = common::command(&w.ws, &args);
+    command.env("TMPDIR", &w.tmp);
+    common::succeeds(command);
+    let digest = common::digest(&w.ws.join(&out));
+    fs::remove_file(w.ws.join(&out)).unwrap();
+    fs::remove_file(w.ws.join(format!(".{out}.appliance-stamp"))).unwrap();
+    digest
+}
+
+/// Builds a chroot of `version` where `appliance boot` caches images, as `name`.
+fn cached_image(w: &World, version: &str, name: &str) -> PathBuf {
+    let out = format!("store/images/{name}");
+    let mut args = common::materialise_revision("base", version, &out);
+    args.extend(["--format", "chroot"]);
+    w.ok(&args);
+    w.ws.join(out)
+}
+
+fn blob(w: &World, content: &str) -> PathBuf {
+    blob_path(w, &blake3::hash(content.as_bytes()).to_hex())
+}
+
+fn blob_path(w: &World, digest: &str) -> PathBuf {
+    w.ws.join("store/blobs").join(&digest[..2]).join(digest)
+}
+
+/// Every blob of the store, with its length.
+fn stored_blobs(w: &World) -> BTreeMap<String, u64> {
+    let (names, others) = common::blob_store(&w.ws.join("store/blobs"));
+    assert!(others.is_empty(), "{others:?}");
+    (names.into_iter())
+        .map(|name| {
+            let len = len(&blob_path(w, &name));
+            (name, len)
+        })
+        .collect()
+}
+
+/// A size as `gc` prints it.
+fn size(bytes: u64) -> String {
+    appliance::history::size_change(i128::from(bytes)).replacen('+', "", 1)
+}
+
+fn len(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().len()
+}
+
+fn tree_len(path: &Path) -> u64 {
+    let meta = fs::symlink_metadata(path).unwrap();
+    if !meta.is_dir() {
+        return if meta.is_file() { meta.len() } else { 0 };
+    }
+    fs::read_dir(path)
+        .unwrap()
+        .map(|e| tree_len(&e.unwrap().path()))
+        .sum()
+}
+
+#[test]
+fn gc_keeps_the_newest_revisions_and_what_they_use() {
+    let (w, archives) = three_revisions();
+    assert_eq!(revisions(&w), ["1.0-1", "1.0-2", "1.0-3"]);
+    let before = tarball(&w, "1.0-3");
+    let old_image = cached_image(&w, "1.0-1", "base-old");
+    let new_image = cached_image(&w, "1.0-3", "base-openvz");
+    let blobs = [blob(&w, "one\n"), blob(&w, "two\n")];
+    for path in blobs.iter().chain([&archives.old_bash, &archives.mawk]) {
+        assert!(path.exists(), "{}", path.display());
+    }
+    let freed_archives = len(&archives.old_bash) + len(&archives.mawk);
+    let freed_image = tree_len(&old_image);
+    let blobs_before = stored_blobs(&w);
+
+    let printed = w.ok(&["gc", "--keep", "1"]);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 3, "{printed}");
+    assert!(
+        lines[0].starts_with(&format!("removed base=1.0-1{OPENVZ}  ")),
+        "{printed}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("removed base=1.0-2{OPENVZ}  ")),
+        "{printed}"
+    );
+    // Their hostnames, and what configuring made differently (dpkg's status).
+    let after = stored_blobs(&w);
+    let gone: Vec<_> = (blobs_before.iter())
+        .filter(|(name, _)| !after.contains_key(*name))
+        .collect();
+    assert!(gone.len() > 2, "{gone:?}");
+    let freed_blobs: u64 = gone.iter().map(|(_, len)| **len).sum();
+    assert_eq!(
+        lines[2],
+        format!(
+            "removed 2 revisions, {} blobs ({}), 2 archives ({}), 1 image ({}); {} in all",
+            gone.len(),
+            size(freed_blobs),
+            size(freed_archives),
+            size(freed_image),
+            size(freed_blobs + freed_archives + freed_image)
+        ),
+        "{printed}"
+    );
+    assert_eq!(revisions(&w), ["1.0-3"]);
+    for path in blobs
+        .iter()
+        .chain([&archives.old_bash, &archives.mawk, &old_image])
+    {
+        assert!(!path.exists(), "{} stayed", path.display());
+    }
+    let old_stamp = w.ws.join("store/images/.base-old.appliance-stamp");
+    assert!(!old_stamp.exists());
+    assert!(new_image.is_dir() && blob(&w, "three\n").exists());
+    // The kept revision's bytes are all still in the store.
+    assert_eq!(tarball(&w, "1.0-3"), before);
+    common::verified_revisions(&w.ws.join("store/repo.sqlite"));
+
+    // Nothing more to collect; the newest always stays.
+    let again = w.ok(&["gc", "--keep", "1"]);
+    assert_eq!(
+        again,
+        "removed 0 revisions, 0 blobs (0 B), 0 archives (0 B), 0 images (0 B); 0 B in all\n"
+    );
+    let refused = w.command(&["gc", "--keep", "0"]).output().unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("'0' for '--keep <N>'"),
+        "{err}"
+    );
+    assert_eq!(revisions(&w), ["1.0-3"]);
+}
+
+#[test]
+fn gc_dry_run_changes_nothing_and_json_says_what_went() {
+    let (w, _) = three_revisions();
+    // The default keeps two.
+    let store = w.ws.join("store");
+    let before = snapshot(&store);
+    let dry = w.ok(&["gc", "--dry-run"]);
+    assert_eq!(snapshot(&store), before, "a dry run changed the store");
+    assert!(
+        dry.starts_with(&format!("would remove base=1.0-1{OPENVZ}  ")),
+        "{dry}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(&w.ok(&["gc", "--json"])).unwrap();
+    assert_eq!(json["dry_run"], false, "{json}");
+    let removed = json["revisions"].as_array().unwrap();
+    assert_eq!(removed.len(), 1, "{json}");
+    assert_eq!(
+        removed[0]["address"],
+        format!("base=1.0-1{OPENVZ}"),
+        "{json}"
+    );
+    assert_eq!(removed[0]["lock_id"].as_str().unwrap().len(), 64, "{json}");
+    assert_eq!(json["archives"]["count"], 1, "{json}");
+    assert_eq!(
+        json["images"],
+        serde_json::json!({"count": 0, "bytes": 0}),
+        "{json}"
+    );
+    let [blobs, archives, _] = ["blobs", "archives", "images"].map(|k| {
+        (
+            json[k]["count"].as_u64().unwrap(),
+            json[k]["bytes"].as_u64().unwrap(),
+        )
+    });
+    assert!(blobs.0 >= 1, "{json}");
+    assert_eq!(
+        json["bytes"].as_u64().unwrap(),
+        blobs.1 + archives.1,
+        "{json}"
+    );
+    // The dry run said exactly what the run did.
+    let said = format!(
+        "would remove 1 revision, {} blobs ({}), 1 archive ({}), 0 images (0 B); {} in all\n",
+        blobs.0,
+        size(blobs.1),
+        size(archives.1),
+        size(blobs.1 + archives.1)
+    );
+    assert!(dry.ends_with(&said), "{dry}\n{said}");
+    assert_eq!(revisions(&w), ["1.0-2", "1.0-3"]);
+    tarball(&w, "1.0-2");
+}
+
+#[test]
+fn rm_removes_exactly_the_revision_named() {
+    let (w, archives) = three_revisions();
+    let store = w.ws.join("store");
+    let before = snapshot(&store);
+    for (reference, says) in [
+        ("base", "could mean: base=1.0-1"),
+        (
+            "base=1.0",
+            "it names no exact revision (GROUP=VERSION-REVISION)",
+        ),
+        ("base=1.0-9", "revisions: 1, 2, 3"),
+        ("base=2.0-1", "versions: 1.0"),
+        ("web=1.0-1", "holds no group `web`"),
+        ("base=1.0-1[kvm]", "never compiled for flavor"),
+        ("base=", "is no lock reference"),
+    ] {
+        let err = w.fails(&["rm", reference]);
+        assert!(err.contains(says), "{reference}: {err}");
+        assert!(
+            err.contains(&format!("`{reference}`")),
+            "{reference}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{reference}: {err}");
+        assert_eq!(snapshot(&store), before, "{reference} changed the store");
+    }
+    let err = w.fails(&["rm", "base=1.0"]);
+    assert!(
+        err.contains(&format!(
+            "could mean: base=1.0-1{OPENVZ}, base=1.0-2{OPENVZ}, base=1.0-3{OPENVZ}"
+        )),
+        "{err}"
+    );
+
+    // Revision 1 alone used mawk and the first hostname.
+    let printed = w.ok(&["rm", "base=1.0-1", "--flavor", "openvz"]);
+    assert!(
+        printed.starts_with(&format!("removed base=1.0-1{OPENVZ}  ")),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("removed 1 revision, ")
+            && printed.contains(" blobs (")
+            && printed.contains(", 1 archive ("),
+        "{printed}"
+    );
+    assert_eq!(revisions(&w), ["1.0-2", "1.0-3"]);
+    assert!(!archives.mawk.exists() && !blob(&w, "one\n").exists());
+    assert!(archives.old_bash.exists(), "revision 2 still uses it");
+    let json: serde_json::Value =
+        serde_json::from_str(&w.ok(&["rm", &format!("base=1.0-2{OPENVZ}"), "--json"])).unwrap();
+    assert_eq!(
+        json["revisions"][0]["address"],
+        format!("base=1.0-2{OPENVZ}"),
+        "{json}"
+    );
+    assert_eq!(json["archives"]["count"], 1, "{json}");
+    assert_eq!(revisions(&w), ["1.0-3"]);
+    tarball(&w, "1.0-3");
+    // The last revision goes with its group.
+    w.ok(&["rm", "base=1.0-3"]);
+    assert_eq!(w.ok(&["list"]), "");
+    let err = w.fails(&["rm", "base=1.0-3"]);
+    assert!(err.contains("holds no group `base`; it is empty"), "{err}");
+    common::verified_revisions(&w.ws.join("store/repo.sqlite"));
+}
+
+#[test]
+fn gc_and_rm_want_a_repository() {
+    let w = World::new(&[], &[("base", FIRST)]);
+    for args in [&["gc"][..], &["rm", "base=1.0-1"]] {
+        let err = w.fails(args);
+        assert!(err.contains("run `appliance compile` first"), "{err}");
+        assert!(!w.ws.join("store/repo.sqlite").exists());
+    }
+}

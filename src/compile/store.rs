@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use crate::error::Result;
 use crate::lock::Lock;
 use crate::repo::{BlobStore, Repository, Stored};
+use crate::source::dpkg::catalog::Stale;
 
 /// A lock ready to store, with the bytes its generated and archive entries point at.
 pub struct Compiled {
@@ -19,6 +20,8 @@ pub struct Compiled {
     pub blobs: Vec<Vec<u8>>,
     /// How long the packages' maintainer scripts ran, when they did.
     pub configured: Option<std::time::Duration>,
+    /// The locked packages older than apt's candidates (dpkg locks only).
+    pub stale: Vec<Stale>,
 }
 
 impl Compiled {
@@ -47,6 +50,7 @@ impl Compiled {
             warnings,
             blobs,
             configured,
+            stale: Vec::new(),
         }
     }
 

@@ -1,0 +1,127 @@
+//! A batch of recipes compiled over one catalog: the backend's sources read once, one
+//! universe per architecture, then each recipe through the stages.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use super::{Compiled, Configurations, Settings, compile_recipe};
+use crate::error::{Result, excerpt};
+use crate::lock::Backend;
+use crate::resolve::Universe;
+use crate::resolve::rpm::RpmUniverse;
+use crate::source::accounts::Accounts;
+use crate::source::dpkg::DpkgDatabase;
+use crate::source::dpkg::apt::AptLists;
+use crate::source::dpkg::catalog::Catalog;
+use crate::source::dpkg::pool::Pool;
+use crate::source::rpm::catalog::RpmCatalog;
+use crate::workspace::Recipe;
+
+/// What a batch made: a lock per recipe, and what the user should know about the
+/// sources they were made from.
+pub struct Batch {
+    /// One per recipe, in the recipes' order.
+    pub compiled: Vec<Compiled>,
+    /// About the sources, not any one lock (archives that disagree, refused stanzas).
+    pub warnings: Vec<String>,
+}
+
+/// Compiles every recipe over the catalog of `settings.backend`, read from the sysroot
+/// and `pool_dirs`; nothing is stored.
+pub fn compile_all(
+    settings: &Settings,
+    pool_dirs: &[PathBuf],
+    recipes: Vec<Recipe>,
+) -> Result<Batch> {
+    match settings.backend {
+        Backend::Dpkg => compile_dpkg(settings, pool_dirs, recipes),
+        Backend::Rpm => compile_rpm(settings, pool_dirs, recipes),
+    }
+}
+
+/// Compiles over the dpkg catalog: the host's dpkg database, the pool's `.deb`
+/// archives and apt's lists.
+fn compile_dpkg(settings: &Settings, pool_dirs: &[PathBuf], recipes: Vec<Recipe>) -> Result<Batch> {
+    let mut warnings = Vec::new();
+    let pool = Pool::scan(pool_dirs)?;
+    for (first, other) in pool.conflicts()? {
+        let p = &first.package;
+        warnings.push(format!(
+            "{} and {} both hold {} {} ({}) but differ: the lock takes the first",
+            first.path.display(),
+            other.path.display(),
+            excerpt(&p.name),
+            excerpt(&p.version),
+            p.arch
+        ));
+    }
+    let apt = AptLists::read(&settings.sysroot)?;
+    if let Some(first) = apt.refused.first() {
+        warnings.push(format!(
+            "apt's lists hold {} stanzas dpkg would refuse; they are left out, \
+             and a compile that needs one of their packages fails (the first: {first})",
+            apt.refused.len()
+        ));
+    }
+    let catalog = Catalog::new(
+        DpkgDatabase::read(&settings.sysroot)?,
+        pool,
+        apt,
+        &settings.pool_dir,
+    );
+    let accounts = Accounts::read(&settings.sysroot)?;
+    let mut universes: HashMap<String, Universe> = HashMap::new();
+    let configurations = Configurations::default();
+    let mut compiled = Vec::new();
+    for recipe in recipes {
+        let arch = settings.backend.arch(&recipe.flavor).to_string();
+        let universe = universes.entry(arch.clone()).or_insert_with(|| {
+            let refused = (catalog.apt.refused_packages())
+                .map(|(name, why)| (name, format!("its stanza in apt's lists is refused: {why}")));
+            Universe::new(catalog.packages(), &arch).refusing(refused)
+        });
+        let mut c = compile_recipe(
+            settings,
+            &recipe,
+            &catalog,
+            universe,
+            &accounts,
+            &configurations,
+        )?;
+        let locked = (c.lock.packages.iter())
+            .map(|p| (p.name.as_str(), p.version.as_str(), p.arch.as_str()));
+        c.stale = catalog.stale(locked);
+        compiled.push(c);
+    }
+    Ok(Batch { compiled, warnings })
+}
+
+/// Compiles over the RPM catalog: the sysroot's rpmdb and the pool folders' `.rpm`
+/// archives and createrepo_c repositories.
+fn compile_rpm(settings: &Settings, pool_dirs: &[PathBuf], recipes: Vec<Recipe>) -> Result<Batch> {
+    let mut warnings = Vec::new();
+    let catalog = RpmCatalog::read(&settings.sysroot, pool_dirs)?;
+    if let Some((path, why)) = catalog.unreadable.first() {
+        warnings.push(format!(
+            "{} .rpm files in the pool folders cannot be read and are left out (the first: {}: {why})",
+            catalog.unreadable.len(),
+            path.display()
+        ));
+    }
+    let configurations = Configurations::default();
+    let mut universes: HashMap<String, RpmUniverse> = HashMap::new();
+    let mut compiled = Vec::new();
+    for recipe in recipes {
+        let arch = settings.backend.arch(&recipe.flavor).to_string();
+        let universe = (universes.entry(arch.clone()))
+            .or_insert_with(|| RpmUniverse::new(catalog.packages(), &arch));
+        compiled.push(super::rpm_recipe(
+            settings,
+            &recipe,
+            &catalog,
+            universe,
+            &configurations,
+        )?);
+    }
+    Ok(Batch { compiled, warnings })
+}

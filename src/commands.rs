@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::bundle;
 use crate::compile::{self, Compiled, Configurations, Settings, compile_recipe};
-use crate::error::{Error, Result, excerpt};
+use crate::error::{Error, Result};
+use crate::excerpt::excerpt;
 use crate::gc::{self, StoreLock, Swept};
 use crate::history::{self, HistoryError, LogEntry, Reference};
 use crate::lang::Flavor;

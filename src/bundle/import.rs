@@ -21,7 +21,8 @@ use super::{
     ARTIFACT, Archive, BLAKE3, BLOB, BundleError, DEB, LOCK_ID, PACKAGE_ARCH, PACKAGE_NAME,
     PACKAGE_VERSION, RPM, needed_blobs,
 };
-use crate::error::{Result, excerpt};
+use crate::error::Result;
+use crate::excerpt::excerpt;
 use crate::lock::Backend;
 use crate::lock::Lock;
 use crate::repo::{BlobStore, Repository, create_folder};

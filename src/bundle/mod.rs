@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::lock::Backend;
 use crate::lock::{FileKind, Lock, LockedPackage};
 use crate::source::dpkg::deb::DebArchive;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::resolve::{self, Request, Resolution, Universe};
 use crate::source::accounts::{Accounts, read_ids};
 use crate::source::dpkg::catalog::{Catalog, Provenance};

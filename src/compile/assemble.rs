@@ -9,7 +9,8 @@ use super::Settings;
 use super::apt_sources;
 use super::extra;
 use super::gather::Tree;
-use crate::error::{Error, Result, excerpt};
+use crate::error::{Error, Result};
+use crate::excerpt::excerpt;
 use crate::lang::{FileStatement, Site};
 use crate::lock::extra::{ExtraError, Layers, Statement};
 use crate::lock::{

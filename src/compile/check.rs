@@ -1,7 +1,8 @@
 //! The check stage: the whole lock, before it is stored, against what any output must
 //! be able to write.
 
-use crate::error::{Error, Result, excerpt};
+use crate::error::{Error, Result};
+use crate::excerpt::excerpt;
 use crate::lock::Lock;
 use crate::materialise::{self, LockProblem, MaterialiseError};
 

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::lock::{FileEntry, Lock};
 
 pub use fetch::{Drifted, Problem};

@@ -18,7 +18,7 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 
 pub use credentials::Login;
 pub use pull::{Pulled, pull};

@@ -19,7 +19,8 @@ use crate::bundle::{
     self, ARTIFACT, BundleError, Descriptor, Imported, MANIFEST, Manifest, Members, Refuse,
     blob_of, describe,
 };
-use crate::error::{Result, excerpt};
+use crate::error::Result;
+use crate::excerpt::excerpt;
 use crate::materialise::Hashing;
 
 /// What a pull did.

@@ -162,46 +162,5 @@ impl From<crate::source::dpkg::apt::AptError> for Error {
     }
 }
 
-/// Whether `e` says the filesystem is full, however deep a wrapper (an archive writer's,
-/// a compressor's) put the system's error.
-pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
-    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc::ENOSPC) {
-        return true;
-    }
-    let mut inner = e
-        .get_ref()
-        .map(|inner| inner as &(dyn std::error::Error + 'static));
-    while let Some(cause) = inner {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return is_no_space(io);
-        }
-        inner = cause.source();
-    }
-    false
-}
-
 /// Results of library commands.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-#[cfg(test)]
-mod tests {
-    use std::io;
-
-    use super::is_no_space;
-
-    #[test]
-    fn a_full_disk_is_seen_through_wrappers() {
-        let full = || io::Error::from_raw_os_error(libc::ENOSPC);
-        assert!(is_no_space(&full()));
-        assert!(is_no_space(&io::Error::other(full())));
-        // The tar crate's way: its own error type, the system's error as its source.
-        #[derive(Debug, thiserror::Error)]
-        #[error("appending")]
-        struct Wrapper(#[source] io::Error);
-        assert!(is_no_space(&io::Error::other(Wrapper(full()))));
-        assert!(!is_no_space(&io::Error::from_raw_os_error(libc::EACCES)));
-        assert!(!is_no_space(&io::Error::other(Wrapper(io::Error::other(
-            "x"
-        )))));
-    }
-}

@@ -391,7 +391,7 @@ fn io_error(
     path: impl fmt::Display,
     e: io::Error,
 ) -> MaterialiseError {
-    if crate::error::is_no_space(&e) {
+    if crate::scratch::is_no_space(&e) {
         MaterialiseError::NoSpace {
             out: out.to_path_buf(),
             path: path.to_string(),

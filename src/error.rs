@@ -21,49 +21,13 @@ pub enum Error {
     /// An RPM database, archive, header or repodata folder could not be read.
     #[error(transparent)]
     Rpm(#[from] crate::source::rpm::RpmError),
-    /// An installed RPM package's files changed on the host, with no archive to take.
-    #[error(transparent)]
-    RpmDrift(#[from] crate::compile::HostDrift),
-    /// The host's files could not be scanned.
-    #[error(transparent)]
-    Scan(#[from] crate::source::dpkg::scan::ScanError),
-    /// A tree's `etc/passwd` or `etc/group` could not be read.
+    /// The host's `etc/passwd` or `etc/group` could not be read.
     #[error(transparent)]
     Accounts(#[from] crate::source::accounts::AccountsError),
-    /// A flavor without a kernel would get one.
+    /// A recipe could not be compiled.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Kernel(Box<crate::compile::UnwantedKernel>),
-    /// A compiled tree would be refused by every output.
-    #[error(transparent)]
-    Unwritable(Box<crate::compile::UnwritableTree>),
-    /// A host package whose files were altered has no archive to take its metadata from.
-    #[error(transparent)]
-    Altered(Box<crate::compile::AlteredError>),
-    /// The packages' maintainer scripts could not be run, or failed.
-    #[error(transparent)]
-    Configure(#[from] crate::compile::ConfigureError),
-    /// A group statement its tree cannot carry out.
-    #[error(transparent)]
-    Setup(#[from] crate::compile::SetupError),
-    /// The configured tree could not be read back.
-    #[error(transparent)]
-    Capture(#[from] crate::compile::CaptureError),
-    /// The packages cannot be resolved.
-    #[error(transparent)]
-    Resolve(#[from] crate::resolve::ResolveError),
-    /// A `hostfile` or `overlay` statement could not be turned into entries.
-    #[error(transparent)]
-    Extra(#[from] crate::lock::extra::ExtraError),
-    /// An RPM tree's rpm database could not be written.
-    #[error(transparent)]
-    Rpmdb(#[from] crate::system::RpmdbError),
-    /// A lock could not be trimmed to its group's `paths`.
-    #[error(transparent)]
-    Trim(#[from] crate::lock::TrimError),
-    /// A lock could not be assembled.
-    #[error(transparent)]
-    Assemble(#[from] crate::lock::AssembleError),
+    Compile(Box<crate::compile::CompileError>),
     /// A reference to a stored lock is malformed, ambiguous or unknown.
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
@@ -120,21 +84,9 @@ impl From<crate::lang::LangError> for Error {
     }
 }
 
-impl From<crate::compile::UnwantedKernel> for Error {
-    fn from(err: crate::compile::UnwantedKernel) -> Error {
-        Error::Kernel(Box::new(err))
-    }
-}
-
-impl From<crate::compile::UnwritableTree> for Error {
-    fn from(err: crate::compile::UnwritableTree) -> Error {
-        Error::Unwritable(Box::new(err))
-    }
-}
-
-impl From<crate::compile::AlteredError> for Error {
-    fn from(err: crate::compile::AlteredError) -> Error {
-        Error::Altered(Box::new(err))
+impl From<crate::compile::CompileError> for Error {
+    fn from(err: crate::compile::CompileError) -> Error {
+        Error::Compile(Box::new(err))
     }
 }
 
@@ -164,3 +116,32 @@ impl From<crate::source::dpkg::apt::AptError> for Error {
 
 /// Results of library commands.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use miette::{Diagnostic, SourceSpan};
+
+    use super::Error;
+    use crate::compile::CompileError;
+    use crate::lang::diag::SourceFile;
+
+    #[test]
+    fn a_statement_error_keeps_its_span_through_the_compile_wrapper() {
+        let src = SourceFile::new("groups/web.kdl".into(), "overlay \"x\"\n".to_string());
+        let err = src.invalid(
+            SourceSpan::from(0..11),
+            "copies a secret",
+            "here",
+            Some("write `secret=#true`".into()),
+        );
+        let wrapped = Error::from(CompileError::from(err));
+        assert!(matches!(wrapped, Error::Compile(_)));
+        assert!(wrapped.source_code().is_some());
+        assert_eq!(wrapped.labels().map(Iterator::count), Some(1));
+        assert_eq!(
+            wrapped.help().map(|h| h.to_string()).as_deref(),
+            Some("write `secret=#true`")
+        );
+        assert_eq!(wrapped.to_string(), "groups/web.kdl:1:1: copies a secret");
+    }
+}

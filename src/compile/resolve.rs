@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::Settings;
 use super::altered::Altered;
-use crate::error::Result;
+use super::error::Result;
 use crate::excerpt::excerpt;
 use crate::lock::LockedPackage;
 use crate::resolve::rpm::RpmUniverse;

@@ -31,6 +31,9 @@ pub enum Error {
     /// A reference to a stored lock is malformed, ambiguous or unknown.
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
+    /// The store could not be locked or swept.
+    #[error(transparent)]
+    Gc(Box<crate::gc::GcError>),
     /// A bundle could not be written, or is refused.
     #[error(transparent)]
     Bundle(Box<crate::bundle::BundleError>),
@@ -87,6 +90,12 @@ impl From<crate::lang::LangError> for Error {
 impl From<crate::compile::CompileError> for Error {
     fn from(err: crate::compile::CompileError) -> Error {
         Error::Compile(Box::new(err))
+    }
+}
+
+impl From<crate::gc::GcError> for Error {
+    fn from(err: crate::gc::GcError) -> Error {
+        Error::Gc(Box::new(err))
     }
 }
 

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Read, Write};
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::lock::path::{self, PathProblem};
 use crate::lock::{FileEntry, FileKind};
 

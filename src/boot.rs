@@ -135,7 +135,7 @@ impl Forward {
     /// `HOST:GUEST`, each a port from 1 to 65535.
     pub fn parse(text: &str) -> Result<Forward, BootError> {
         let bad = |reason: String| BootError::BadForward {
-            text: crate::error::excerpt(text).to_string(),
+            text: crate::excerpt::excerpt(text).to_string(),
             reason,
         };
         let (host, guest) = text
@@ -144,7 +144,7 @@ impl Forward {
         let port = |which: &str, value: &str| match value.parse::<u16>() {
             Ok(0) | Err(_) => Err(bad(format!(
                 "the {which} port `{}` is not a port from 1 to 65535",
-                crate::error::excerpt(value)
+                crate::excerpt::excerpt(value)
             ))),
             Ok(port) => Ok(port),
         };

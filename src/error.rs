@@ -21,52 +21,19 @@ pub enum Error {
     /// An RPM database, archive, header or repodata folder could not be read.
     #[error(transparent)]
     Rpm(#[from] crate::source::rpm::RpmError),
-    /// An installed RPM package's files changed on the host, with no archive to take.
-    #[error(transparent)]
-    RpmDrift(#[from] crate::compile::HostDrift),
-    /// The host's files could not be scanned.
-    #[error(transparent)]
-    Scan(#[from] crate::source::dpkg::scan::ScanError),
-    /// A tree's `etc/passwd` or `etc/group` could not be read.
+    /// The host's `etc/passwd` or `etc/group` could not be read.
     #[error(transparent)]
     Accounts(#[from] crate::source::accounts::AccountsError),
-    /// A flavor without a kernel would get one.
+    /// A recipe could not be compiled.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Kernel(Box<crate::compile::UnwantedKernel>),
-    /// A compiled tree would be refused by every output.
-    #[error(transparent)]
-    Unwritable(Box<crate::compile::UnwritableTree>),
-    /// A host package whose files were altered has no archive to take its metadata from.
-    #[error(transparent)]
-    Altered(Box<crate::compile::AlteredError>),
-    /// The packages' maintainer scripts could not be run, or failed.
-    #[error(transparent)]
-    Configure(#[from] crate::compile::ConfigureError),
-    /// A group statement its tree cannot carry out.
-    #[error(transparent)]
-    Setup(#[from] crate::compile::SetupError),
-    /// The configured tree could not be read back.
-    #[error(transparent)]
-    Capture(#[from] crate::compile::CaptureError),
-    /// The packages cannot be resolved.
-    #[error(transparent)]
-    Resolve(#[from] crate::resolve::ResolveError),
-    /// A `hostfile` or `overlay` statement could not be turned into entries.
-    #[error(transparent)]
-    Extra(#[from] crate::lock::extra::ExtraError),
-    /// An RPM tree's rpm database could not be written.
-    #[error(transparent)]
-    Rpmdb(#[from] crate::system::RpmdbError),
-    /// A lock could not be trimmed to its group's `paths`.
-    #[error(transparent)]
-    Trim(#[from] crate::lock::TrimError),
-    /// A lock could not be assembled.
-    #[error(transparent)]
-    Assemble(#[from] crate::lock::AssembleError),
+    Compile(Box<crate::compile::CompileError>),
     /// A reference to a stored lock is malformed, ambiguous or unknown.
     #[error(transparent)]
     History(#[from] crate::history::HistoryError),
+    /// The store could not be locked or swept.
+    #[error(transparent)]
+    Gc(Box<crate::gc::GcError>),
     /// A bundle could not be written, or is refused.
     #[error(transparent)]
     Bundle(Box<crate::bundle::BundleError>),
@@ -120,21 +87,15 @@ impl From<crate::lang::LangError> for Error {
     }
 }
 
-impl From<crate::compile::UnwantedKernel> for Error {
-    fn from(err: crate::compile::UnwantedKernel) -> Error {
-        Error::Kernel(Box::new(err))
+impl From<crate::compile::CompileError> for Error {
+    fn from(err: crate::compile::CompileError) -> Error {
+        Error::Compile(Box::new(err))
     }
 }
 
-impl From<crate::compile::UnwritableTree> for Error {
-    fn from(err: crate::compile::UnwritableTree) -> Error {
-        Error::Unwritable(Box::new(err))
-    }
-}
-
-impl From<crate::compile::AlteredError> for Error {
-    fn from(err: crate::compile::AlteredError) -> Error {
-        Error::Altered(Box::new(err))
+impl From<crate::gc::GcError> for Error {
+    fn from(err: crate::gc::GcError) -> Error {
+        Error::Gc(Box::new(err))
     }
 }
 
@@ -162,87 +123,34 @@ impl From<crate::source::dpkg::apt::AptError> for Error {
     }
 }
 
-/// How many characters of an input value an error quotes: a 70,000-character package
-/// name must not make a 70 KB line.
-const EXCERPT_CHARS: usize = 100;
-
-/// An input value as an error message quotes it: its first 100 characters, then
-/// `... (N bytes)` when there are more, with control characters escaped (`\n`), so a
-/// quoted value never breaks the one line the message is.
-pub(crate) struct Excerpt<'a>(&'a str);
-
-/// [`Excerpt`] of `text`, for every error that quotes an input value.
-pub(crate) fn excerpt(text: &str) -> Excerpt<'_> {
-    Excerpt(text)
-}
-
-impl std::fmt::Display for Excerpt<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut chars = self.0.chars();
-        for c in chars.by_ref().take(EXCERPT_CHARS) {
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                std::fmt::Write::write_char(f, c)?;
-            }
-        }
-        if chars.next().is_some() {
-            write!(f, "... ({} bytes)", self.0.len())?;
-        }
-        Ok(())
-    }
-}
-
-/// Whether `e` says the filesystem is full, however deep a wrapper (an archive writer's,
-/// a compressor's) put the system's error.
-pub(crate) fn is_no_space(e: &std::io::Error) -> bool {
-    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc::ENOSPC) {
-        return true;
-    }
-    let mut inner = e
-        .get_ref()
-        .map(|inner| inner as &(dyn std::error::Error + 'static));
-    while let Some(cause) = inner {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return is_no_space(io);
-        }
-        inner = cause.source();
-    }
-    false
-}
-
 /// Results of library commands.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
-    use std::io;
+    use miette::{Diagnostic, SourceSpan};
 
-    use super::{excerpt, is_no_space};
-
-    #[test]
-    fn an_excerpt_is_short_and_one_line() {
-        assert_eq!(excerpt("libc6").to_string(), "libc6");
-        assert_eq!(excerpt("a\nb\t\u{1}c").to_string(), "a\\nb\\t\\u{1}c");
-        let huge = "é".repeat(70_000);
-        let shown = excerpt(&huge).to_string();
-        assert_eq!(shown, format!("{}... (140000 bytes)", "é".repeat(100)));
-        assert_eq!(excerpt(&"x".repeat(100)).to_string(), "x".repeat(100));
-    }
+    use super::Error;
+    use crate::compile::CompileError;
+    use crate::lang::diag::SourceFile;
 
     #[test]
-    fn a_full_disk_is_seen_through_wrappers() {
-        let full = || io::Error::from_raw_os_error(libc::ENOSPC);
-        assert!(is_no_space(&full()));
-        assert!(is_no_space(&io::Error::other(full())));
-        // The tar crate's way: its own error type, the system's error as its source.
-        #[derive(Debug, thiserror::Error)]
-        #[error("appending")]
-        struct Wrapper(#[source] io::Error);
-        assert!(is_no_space(&io::Error::other(Wrapper(full()))));
-        assert!(!is_no_space(&io::Error::from_raw_os_error(libc::EACCES)));
-        assert!(!is_no_space(&io::Error::other(Wrapper(io::Error::other(
-            "x"
-        )))));
+    fn a_statement_error_keeps_its_span_through_the_compile_wrapper() {
+        let src = SourceFile::new("groups/web.kdl".into(), "overlay \"x\"\n".to_string());
+        let err = src.invalid(
+            SourceSpan::from(0..11),
+            "copies a secret",
+            "here",
+            Some("write `secret=#true`".into()),
+        );
+        let wrapped = Error::from(CompileError::from(err));
+        assert!(matches!(wrapped, Error::Compile(_)));
+        assert!(wrapped.source_code().is_some());
+        assert_eq!(wrapped.labels().map(Iterator::count), Some(1));
+        assert_eq!(
+            wrapped.help().map(|h| h.to_string()).as_deref(),
+            Some("write `secret=#true`")
+        );
+        assert_eq!(wrapped.to_string(), "groups/web.kdl:1:1: copies a secret");
     }
 }

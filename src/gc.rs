@@ -21,11 +21,39 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::materialise;
-use crate::repo::{BlobStore, InUse};
+use crate::repo::{BlobStore, InUse, RepoError};
 use crate::scratch::{self, Temp, remove_tree};
+use crate::source::dpkg::deb::DebError;
 use crate::source::dpkg::pool::Pool;
+
+/// What makes taking the store's lock, or sweeping it, fail.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    /// The blob store could not be listed, or a blob removed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The pool's archives could not be surveyed.
+    #[error(transparent)]
+    Deb(Box<DebError>),
+    /// A file or folder of the store could not be read, locked or removed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+}
+
+impl From<DebError> for GcError {
+    fn from(err: DebError) -> GcError {
+        GcError::Deb(Box::new(err))
+    }
+}
+
+/// Results of the store's lock and sweep.
+pub type Result<T, E = GcError> = std::result::Result<T, E>;
 
 /// A lock on the store, taken on the workspace folder that holds it (`flock` on the
 /// folder itself, so nothing is created, not even `store/` by a compile refused before
@@ -285,8 +313,8 @@ fn tree_size(path: &Path) -> u64 {
         .sum()
 }
 
-fn io_error(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
-    move |source| Error::Io {
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> GcError + '_ {
+    move |source| GcError::Io {
         path: path.to_path_buf(),
         source,
     }

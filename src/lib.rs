@@ -13,6 +13,7 @@ pub mod commands;
 pub mod compile;
 pub mod confine;
 mod error;
+mod excerpt;
 pub mod gc;
 pub mod history;
 pub mod lang;

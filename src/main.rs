@@ -712,7 +712,7 @@ fn run(
             out,
         )),
         Command::ConfigureJob { file } => {
-            appliance::compile::serve_configure_job(&file, out).map(|()| 0)
+            done(appliance::compile::serve_configure_job(&file, out).map_err(Into::into))
         }
     }
 }

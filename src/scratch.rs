@@ -16,6 +16,9 @@
 //! A creator checks, once it holds the lock, that the name still holds what it locked:
 //! a cleaner that took a just-made, not yet locked temporary for a leftover and removed
 //! it only makes the creator pick the next name, never build in a removed folder.
+//!
+//! [`is_no_space`] tells a full disk, the usual way for filling a temporary to fail,
+//! from other write errors, so that callers can say so.
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -273,6 +276,24 @@ fn make_writable(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether `e` says the filesystem is full, however deep a wrapper (an archive writer's,
+/// a compressor's) put the system's error.
+pub(crate) fn is_no_space(e: &io::Error) -> bool {
+    if e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc::ENOSPC) {
+        return true;
+    }
+    let mut inner = e
+        .get_ref()
+        .map(|inner| inner as &(dyn std::error::Error + 'static));
+    while let Some(cause) = inner {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            return is_no_space(io);
+        }
+        inner = cause.source();
+    }
+    false
+}
+
 /// A pid no process has (past the kernel's maximum), for tests of stale temporaries.
 #[cfg(test)]
 pub(crate) fn dead_pid() -> u32 {
@@ -399,5 +420,21 @@ mod tests {
         .unwrap();
         assert!(temp.path.is_dir());
         assert_eq!(names(dir.path()).len(), 1);
+    }
+
+    #[test]
+    fn a_full_disk_is_seen_through_wrappers() {
+        let full = || io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(is_no_space(&full()));
+        assert!(is_no_space(&io::Error::other(full())));
+        // The tar crate's way: its own error type, the system's error as its source.
+        #[derive(Debug, thiserror::Error)]
+        #[error("appending")]
+        struct Wrapper(#[source] io::Error);
+        assert!(is_no_space(&io::Error::other(Wrapper(full()))));
+        assert!(!is_no_space(&io::Error::from_raw_os_error(libc::EACCES)));
+        assert!(!is_no_space(&io::Error::other(Wrapper(io::Error::other(
+            "x"
+        )))));
     }
 }

@@ -119,6 +119,8 @@ fn host_secrets_are_refused_at_the_statement_and_nothing_is_stored() {
             err.contains("write `secret=#true` on this statement"),
             "{err}"
         );
+        // The statement is shown with its label, though a compile error wraps it.
+        assert!(err.contains("copies a secret"), "{err}");
         assert!(!err.contains(MARK), "{err}");
         assert_eq!(contents(&store), before, "{statement} changed the store");
         assert!(!holds_mark(&before), "{statement}");

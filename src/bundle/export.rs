@@ -12,12 +12,12 @@ use std::io::{self, BufWriter, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use super::Result;
 use super::layout::{
     BLOBS, Descriptor, EMPTY, EMPTY_BYTES, INDEX, ImageLayout, Index, MANIFEST, Manifest,
     TarWriter, blob_of, blob_of_file, to_json,
 };
 use super::{ARTIFACT, Archive, BLAKE3, BLOB, BundleError, LOCK_ID, TITLE, needed_blobs};
-use crate::error::Result;
 use crate::lock::Backend;
 use crate::lock::{FileKind, Lock, LockedPackage};
 use crate::materialise::{Protected, Sources, Target};
@@ -489,7 +489,10 @@ fn download(package: &LockedPackage, into: &Path) -> Result<Archive> {
         .filter(|p| p.extension().is_some_and(|e| e == "deb"))
         .collect();
     let [deb] = debs.as_slice() else {
-        return Err(refuse(format!("apt-get download left {} archives", debs.len())).into());
+        return Err(refuse(format!(
+            "apt-get download left {} archives",
+            debs.len()
+        )));
     };
     let archive = Archive::read(deb, Backend::Dpkg).map_err(refuse)?;
     if !archive.is_of(package) {
@@ -497,7 +500,7 @@ fn download(package: &LockedPackage, into: &Path) -> Result<Archive> {
             "apt-get download gave {} {} ({})",
             archive.name, archive.version, archive.arch
         );
-        return Err(refuse(found).into());
+        return Err(refuse(found));
     }
     Ok(archive)
 }

@@ -12,6 +12,7 @@ use std::io::{self, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use super::Result;
 use super::export::FLAVOR;
 use super::layout::{
     BLOBS, Blob, Descriptor, EMPTY, EMPTY_BYTES, Hashing, INDEX, ImageLayout, Index, MANIFEST,
@@ -21,7 +22,7 @@ use super::{
     ARTIFACT, Archive, BLAKE3, BLOB, BundleError, DEB, LOCK_ID, PACKAGE_ARCH, PACKAGE_NAME,
     PACKAGE_VERSION, RPM, needed_blobs,
 };
-use crate::error::{Result, excerpt};
+use crate::excerpt::excerpt;
 use crate::lock::Backend;
 use crate::lock::Lock;
 use crate::repo::{BlobStore, Repository, create_folder};
@@ -51,7 +52,7 @@ pub struct Imported {
 pub fn import(bundle: &Path, store: &Path, repo_path: &Path) -> Result<Imported> {
     let source = bundle.display().to_string();
     take(&source, store, repo_path, |work, refuse| {
-        Ok(Members::read(bundle, work, refuse)?)
+        Members::read(bundle, work, refuse)
     })
 }
 
@@ -60,29 +61,41 @@ pub(crate) type Refuse<'a> = &'a dyn Fn(&str, String) -> BundleError;
 
 /// Imports the layout `fill` copies into a private folder of the store (the members of a
 /// bundle file, or an artifact pulled from a registry, `source` naming it in errors):
-/// checks it whole, then stores its blobs, its archives and last its lock.
-pub(crate) fn take(
+/// checks it whole, then stores its blobs, its archives and last its lock. `fill` fails
+/// with its own error (a registry's), which a bundle's wraps.
+pub(crate) fn take<E: From<BundleError>>(
     source: &str,
     store: &Path,
     repo_path: &Path,
-    fill: impl FnOnce(&Path, Refuse) -> Result<Members>,
-) -> Result<Imported> {
-    // A path that is no repository is told before the layout is read.
-    Repository::check(repo_path)?;
-    create_folder(store, 0o755).map_err(BundleError::io(store, "making the store folder"))?;
-    let stem = std::ffi::OsStr::new(".import");
-    scratch::remove_stale(store, |found| found == stem);
-    let work = Temp::dir(store, stem, 0o700).map_err(BundleError::io(
-        store,
-        "making a folder to unpack the bundle in",
-    ))?;
+    fill: impl FnOnce(&Path, Refuse) -> Result<Members, E>,
+) -> Result<Imported, E> {
+    let work = work_folder(store, repo_path)?;
     let refuse = |member: &str, reason: String| BundleError::Refused {
         bundle: source.to_string(),
         member: member.to_string(),
         reason,
     };
     let members = fill(&work.path, &refuse)?;
-    let checked = members.check(&refuse)?;
+    Ok(put(members, store, repo_path, &refuse)?)
+}
+
+/// A private folder of `store` to copy a layout into, once `repo_path` is known to be a
+/// repository (told before the layout is read).
+fn work_folder(store: &Path, repo_path: &Path) -> Result<Temp> {
+    Repository::check(repo_path)?;
+    create_folder(store, 0o755).map_err(BundleError::io(store, "making the store folder"))?;
+    let stem = std::ffi::OsStr::new(".import");
+    scratch::remove_stale(store, |found| found == stem);
+    Temp::dir(store, stem, 0o700).map_err(BundleError::io(
+        store,
+        "making a folder to unpack the bundle in",
+    ))
+}
+
+/// Checks `members` whole, then stores their blobs in `store/blobs`, their archives in
+/// `store/pool` and last their lock in the repository at `repo_path`.
+fn put(members: Members, store: &Path, repo_path: &Path, refuse: Refuse) -> Result<Imported> {
+    let checked = members.check(refuse)?;
 
     let pool = store.join("pool");
     let mut moves = Vec::new();
@@ -95,10 +108,10 @@ pub(crate) fn take(
                     "{} holds another archive of that name: move it away first",
                     to.display()
                 );
-                return Err(refuse(&member_name(&blob.hex), reason).into());
+                return Err(refuse(&member_name(&blob.hex), reason));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => moves.push((&archive.path, to)),
-            Err(e) => return Err(BundleError::io(&to, "reading a pool archive")(e).into()),
+            Err(e) => return Err(BundleError::io(&to, "reading a pool archive")(e)),
         }
     }
 

@@ -16,10 +16,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::lock::Backend;
 use crate::lock::{FileKind, Lock, LockedPackage};
-use crate::source::dpkg::deb::DebArchive;
+use crate::materialise::MaterialiseError;
+use crate::repo::RepoError;
+use crate::source::dpkg::apt::AptError;
+use crate::source::dpkg::deb::{DebArchive, DebError};
 use crate::source::rpm::RpmArchive;
 
 pub use export::{Artifact, ExportOptions, Exported, Layer, export};
@@ -124,7 +127,34 @@ pub enum BundleError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The pool's archives could not be surveyed, or one could not be read.
+    #[error(transparent)]
+    Deb(Box<DebError>),
+    /// A locked package could not be downloaded with apt.
+    #[error(transparent)]
+    Apt(Box<AptError>),
+    /// The output file could not be checked, replaced or written.
+    #[error(transparent)]
+    Materialise(#[from] MaterialiseError),
+    /// The repository or the blob store failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
 }
+
+impl From<DebError> for BundleError {
+    fn from(err: DebError) -> BundleError {
+        BundleError::Deb(Box::new(err))
+    }
+}
+
+impl From<AptError> for BundleError {
+    fn from(err: AptError) -> BundleError {
+        BundleError::Apt(Box::new(err))
+    }
+}
+
+/// Results of writing and taking bundles.
+pub type Result<T, E = BundleError> = std::result::Result<T, E>;
 
 impl BundleError {
     /// An I/O error while `doing` something to `path`.

@@ -29,9 +29,8 @@ pub(super) fn stdout_error(source: std::io::Error) -> Error {
 /// Prints an error for a person: language errors with their source snippet, others as
 /// one `error:` line followed by their causes.
 pub fn report(err: &Error) {
-    if let Error::Lang(diagnostic) = err
-        && miette::Diagnostic::source_code(diagnostic.as_ref()).is_some()
-    {
+    // Transparent wrappers (a compile's) hand on the span of the statement at fault.
+    if miette::Diagnostic::source_code(err).is_some() {
         let theme = if std::io::stderr().is_terminal() {
             miette::GraphicalTheme::unicode()
         } else {
@@ -39,10 +38,7 @@ pub fn report(err: &Error) {
         };
         let mut text = String::new();
         let handler = miette::GraphicalReportHandler::new_themed(theme);
-        if handler
-            .render_report(&mut text, diagnostic.as_ref())
-            .is_ok()
-        {
+        if handler.render_report(&mut text, err).is_ok() {
             eprint!("error: {text}");
             return;
         }

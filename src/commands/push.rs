@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use super::present::{stdout_error, write_json};
 use super::{Context, RemoteOptions};
 use crate::bundle;
-use crate::error::{Error, Result, excerpt};
+use crate::error::{Error, Result};
+use crate::excerpt::excerpt;
 use crate::registry;
 use crate::sbom::{self, Sbom};
 

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::error::excerpt;
+use super::error::{CompileError, Result};
+use crate::excerpt::excerpt;
 use crate::resolve::{self, Request, Resolution, Universe};
 use crate::source::accounts::{Accounts, read_ids};
 use crate::source::dpkg::catalog::{Catalog, Provenance};
@@ -82,7 +83,7 @@ pub struct Altered {
 impl Altered {
     /// Reads the statoverrides, base-passwd's masters and the accounts under `sysroot`.
     /// Without masters, only root's id 0 counts as static.
-    pub fn read(sysroot: &Path) -> crate::Result<Altered> {
+    pub fn read(sysroot: &Path) -> Result<Altered> {
         let path = sysroot.join(STATOVERRIDE);
         let overrides = match std::fs::read_to_string(&path) {
             Ok(text) => text
@@ -96,7 +97,7 @@ impl Altered {
                 })
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-            Err(source) => return Err(crate::Error::Io { path, source }),
+            Err(source) => return Err(CompileError::Io { path, source }),
         };
         let [users, groups] = MASTERS.map(|master| read_ids(&sysroot.join(master)));
         let fixed =
@@ -120,7 +121,7 @@ impl Altered {
         catalog: &Catalog,
         universe: &Universe,
         request: &mut Request,
-    ) -> crate::Result<Resolution> {
+    ) -> Result<Resolution> {
         loop {
             let resolution = resolve::resolve(universe, request)?;
             let fresh: Vec<usize> = (resolution.chosen.iter())

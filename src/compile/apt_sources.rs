@@ -14,8 +14,8 @@
 use std::fs;
 use std::path::Path;
 
+use super::error::{CompileError, Result};
 use super::extra;
-use crate::error::{Error, Result};
 use crate::lock::extra::{Extra, ExtraError, Layers, Statement};
 use crate::source::accounts::Accounts;
 
@@ -79,11 +79,11 @@ fn names_in(sysroot: &Path, dir: &str, suffixes: &[&str]) -> Result<Vec<String>>
     let items = match fs::read_dir(&host) {
         Ok(items) => items,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(Error::Io { path: host, source }),
+        Err(source) => return Err(CompileError::Io { path: host, source }),
     };
     let mut names = Vec::new();
     for item in items {
-        let item = item.map_err(|source| Error::Io {
+        let item = item.map_err(|source| CompileError::Io {
             path: host.clone(),
             source,
         })?;
@@ -111,11 +111,10 @@ fn take(
         Ok(made) => made,
         Err(ExtraError::NoMatch { .. }) => return Ok(None),
         Err(secret @ ExtraError::Secret { .. }) => {
-            return Err(Error::Usage(format!(
-                "the tree has apt, so compile takes the host's apt sources and keyrings, but \
-                 {secret}; take it on purpose with `hostfile \"{path}\" secret=#true`, or \
-                 leave it out with `exclude \"{path}\"`"
-            )));
+            return Err(CompileError::AptSourceSecret {
+                path: path.to_string(),
+                secret: Box::new(secret),
+            });
         }
         Err(other) => return Err(other.into()),
     };

@@ -17,11 +17,11 @@ use serde::{Deserialize, Serialize};
 
 use super::capture::{self, Captured};
 use super::configure::{self, ConfigureError, Environment, Unpacked};
+use super::error::{CompileError, Result};
 use super::rpm::scriptlets::{self, RpmScripts};
 use super::setup::{self, UnitFile};
 use super::stage;
 use crate::confine::{IdShift, Subordinate};
-use crate::error::{Error, Result};
 use crate::lock::Lock;
 use crate::scratch::{self, Temp};
 use crate::source::accounts::Accounts;
@@ -113,7 +113,7 @@ impl Configurations {
             &job.scripts.anonymous(),
         ))
         .map(|json| blake3::hash(&json))
-        .map_err(|e| Error::Usage(e.to_string()))?;
+        .map_err(CompileError::Job)?;
         let known = (self.0.lock()).map_or(None, |done| done.get(&key).cloned());
         if let Some(done) = known {
             return Ok(Done { took: None, ..done });
@@ -136,13 +136,13 @@ fn run(job: &Job) -> Result<Done> {
     let subordinate = Subordinate::of_caller().map_err(ConfigureError::from)?;
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
+        move |source| CompileError::Io { path, source }
     };
     std::fs::create_dir_all(&job.scratch).map_err(io(&job.scratch))?;
     scratch::remove_stale(&job.scratch, |stem| stem == JOB_STEM);
     let (temp, mut file): (Temp, _) =
         Temp::file(&job.scratch, OsStr::new(JOB_STEM), 0o600).map_err(io(&job.scratch))?;
-    let json = serde_json::to_vec(job).map_err(|e| Error::Usage(e.to_string()))?;
+    let json = serde_json::to_vec(job).map_err(CompileError::Job)?;
     file.write_all(&json).map_err(io(&temp.path))?;
     let exe = std::env::current_exe().map_err(io(Path::new("/proc/self/exe")))?;
     let mut command = Command::new(exe);
@@ -189,16 +189,18 @@ fn run_here(job: &Job) -> Result<Done> {
 
 /// The child's side: reads the job in `file`, runs it and writes what it made to `out`.
 pub fn serve(file: &Path, out: &mut dyn Write) -> Result<()> {
-    let io = |source| Error::Io {
+    let io = |source| CompileError::Io {
         path: file.to_path_buf(),
         source,
     };
     let json = std::fs::read(file).map_err(io)?;
-    let job: Job = serde_json::from_slice(&json)
-        .map_err(|e| Error::Usage(format!("{}: not a configure job: {e}", file.display())))?;
+    let job: Job = serde_json::from_slice(&json).map_err(|reason| CompileError::NotAJob {
+        path: file.to_path_buf(),
+        reason,
+    })?;
     let done = run_here(&job)?;
-    serde_json::to_writer(&mut *out, &done).map_err(|e| Error::Usage(e.to_string()))?;
-    out.flush().map_err(|source| Error::Io {
+    serde_json::to_writer(&mut *out, &done).map_err(CompileError::Job)?;
+    out.flush().map_err(|source| CompileError::Io {
         path: "-".into(),
         source,
     })

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 
 use super::Settings;
 use super::apt_sources;
+use super::error::{CompileError, OwnerKind, Result};
 use super::extra;
 use super::gather::Tree;
-use crate::error::{Error, Result, excerpt};
 use crate::lang::{FileStatement, Site};
 use crate::lock::extra::{ExtraError, Layers, Statement};
 use crate::lock::{
@@ -150,19 +150,16 @@ pub fn machine(recipe: &Recipe) -> system::Machine {
 
 /// The entry of a `file` statement, owned by the tree's accounts of its names.
 fn file_entry(settings: &Settings, accounts: &Accounts, file: &FileStatement) -> Result<FileEntry> {
-    let unknown = |role: &str, name: &str, what: &str, table: &str| {
-        Error::Usage(format!(
-            "{}: {role} `{}` of {} is not a {what} of the system ({table} under {})",
-            file.location,
-            excerpt(name),
-            excerpt(&file.path),
-            settings.sysroot.display()
-        ))
+    let unknown = |account: OwnerKind, name: &str| CompileError::UnknownAccount {
+        location: file.location.to_string(),
+        account,
+        name: name.to_string(),
+        path: file.path.clone(),
+        sysroot: settings.sysroot.clone(),
     };
-    let uid = (accounts.uid_of(&file.user))
-        .ok_or_else(|| unknown("owner", &file.user, "user", "etc/passwd"))?;
-    let gid = (accounts.gid_of(&file.group))
-        .ok_or_else(|| unknown("group", &file.group, "group", "etc/group"))?;
+    let uid = (accounts.uid_of(&file.user)).ok_or_else(|| unknown(OwnerKind::User, &file.user))?;
+    let gid =
+        (accounts.gid_of(&file.group)).ok_or_else(|| unknown(OwnerKind::Group, &file.group))?;
     Ok(FileEntry {
         kind: FileKind::File,
         mode: file.mode,
@@ -178,9 +175,9 @@ fn file_entry(settings: &Settings, accounts: &Accounts, file: &FileStatement) ->
 
 /// A statement's error, pointing at the statement when the fix is there: a secret it
 /// would copy without saying `secret=#true`.
-fn at_statement(err: ExtraError, site: &Site) -> Error {
+fn at_statement(err: ExtraError, site: &Site) -> CompileError {
     match err {
-        secret @ ExtraError::Secret { .. } => Error::from(site.invalid(
+        secret @ ExtraError::Secret { .. } => CompileError::from(site.invalid(
             secret.to_string(),
             "copies a secret",
             Some(
@@ -189,7 +186,7 @@ fn at_statement(err: ExtraError, site: &Site) -> Error {
                     .to_string(),
             ),
         )),
-        other => Error::from(other),
+        other => CompileError::from(other),
     }
 }
 

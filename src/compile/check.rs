@@ -1,7 +1,8 @@
 //! The check stage: the whole lock, before it is stored, against what any output must
 //! be able to write.
 
-use crate::error::{Error, Result, excerpt};
+use super::error::{CompileError, Result};
+use crate::excerpt::excerpt;
 use crate::lock::Lock;
 use crate::materialise::{self, LockProblem, MaterialiseError};
 
@@ -30,12 +31,12 @@ pub fn check(lock: &Lock) -> Result<()> {
         MaterialiseError::InvalidLock { path, problem } => {
             let package =
                 (lock.files.iter().find(|e| e.path == path)).and_then(|e| e.package.clone());
-            Error::from(UnwritableTree {
+            CompileError::from(UnwritableTree {
                 path,
                 package,
                 problem,
             })
         }
-        other => Error::from(other),
+        other => CompileError::from(other),
     })
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use md5::Digest;
 
 use super::Settings;
-use crate::error::Result;
+use super::error::Result;
 use crate::lock::{FileEntry, FileKind};
 use crate::resolve::Resolution;
 use crate::source::dpkg::Conffile;

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use md5::Digest;
 
+use super::error::{CompileError, Result};
 use super::fetch::{ArchivePackage, Fetched, MASTER_GROUP};
-use crate::error::{Error, Result};
 use crate::lock::{FileEntry, FileKind};
 use crate::source::dpkg::catalog::Catalog;
 use crate::source::dpkg::scan::scan_installed;
@@ -178,7 +178,7 @@ fn pristine_conffiles(
             let bytes = match std::fs::read(&host) {
                 Ok(bytes) => bytes,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(Error::Io { path: host, source }),
+                Err(source) => return Err(CompileError::Io { path: host, source }),
             };
             if hex::encode(md5::Md5::digest(&bytes)) == conffile.md5 {
                 continue;
@@ -234,7 +234,7 @@ pub fn unpacked_system(
     let master = (tree.entry(MASTER_GROUP))
         .map(|entry| tree.bytes(sysroot, entry))
         .transpose()
-        .map_err(|source| Error::Io {
+        .map_err(|source| CompileError::Io {
             path: sysroot.join(MASTER_GROUP.trim_start_matches('/')),
             source,
         })?;

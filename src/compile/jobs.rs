@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::error::Result;
 use super::{Compiled, Configurations, Settings, compile_recipe};
-use crate::error::{Result, excerpt};
+use crate::excerpt::excerpt;
 use crate::lock::Backend;
 use crate::resolve::Universe;
 use crate::resolve::rpm::RpmUniverse;

@@ -8,13 +8,13 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use crate::error::Result;
 use crate::lock::LockedPackage;
 use crate::resolve::Universe;
 use crate::source::accounts::Accounts;
 use crate::source::dpkg::catalog::Catalog;
 use crate::system;
 use crate::workspace::Recipe;
+use error::Result;
 
 mod altered;
 mod apt_sources;
@@ -23,6 +23,7 @@ mod assemble;
 mod capture;
 mod check;
 mod configure;
+mod error;
 pub mod extra;
 mod fetch;
 mod gather;
@@ -39,6 +40,7 @@ pub use as_root::serve as serve_configure_job;
 pub use capture::CaptureError;
 pub use check::UnwritableTree;
 pub use configure::ConfigureError;
+pub use error::{CompileError, OwnerKind};
 pub use jobs::{Batch, compile_all};
 pub use resolve::UnwantedKernel;
 pub use rpm::HostDrift;

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 
 use super::Settings;
 use super::altered::Altered;
-use crate::error::{Result, excerpt};
+use super::error::Result;
+use crate::excerpt::excerpt;
 use crate::lock::LockedPackage;
 use crate::resolve::rpm::RpmUniverse;
 use crate::resolve::{Request, Resolution, Universe, Wanted};

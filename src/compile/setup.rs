@@ -12,8 +12,8 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+use super::error::{CompileError, Result};
 use crate::confine::IdShift;
-use crate::error::{Error, Result};
 use crate::lang::Location;
 use crate::system::{self, Machine, Network};
 use crate::workspace::Recipe;
@@ -97,7 +97,7 @@ pub fn place_units(units: &[UnitFile], root: &Path, ids: IdShift) -> Result<()> 
     let owner = ids.outside(0);
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
+        move |source| CompileError::Io { path, source }
     };
     for file in units {
         let parent = Path::new(&file.path).parent().unwrap_or(Path::new("/"));

@@ -10,8 +10,8 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
+use super::error::{CompileError, Result};
 use crate::confine::IdShift;
-use crate::error::{Error, Result};
 use crate::lock::Lock;
 use crate::materialise::{self, Sources};
 use crate::repo::BlobStore;
@@ -44,7 +44,7 @@ pub fn stage(
 ) -> Result<Staged> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
+        move |source| CompileError::Io { path, source }
     };
     std::fs::create_dir_all(store).map_err(io(store))?;
     scratch::remove_stale(store, |stem| stem == STEM);

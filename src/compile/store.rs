@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::error::Result;
+use super::error::Result;
 use crate::lock::Lock;
 use crate::repo::{BlobStore, Repository, Stored};
 use crate::source::dpkg::catalog::Stale;

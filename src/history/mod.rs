@@ -8,7 +8,7 @@ mod render;
 
 use serde::Serialize;
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::repo::{RepoError, RevisionSummary, StoredLock};
 
 pub use diff::{Aspect, FileChange, LockDiff, PackageChange, Setting, compare_versions, diff};

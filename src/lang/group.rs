@@ -20,7 +20,7 @@ use super::node::{
     no_block, one_arg, prop_bool, prop_string, props, repr, string_args, top_node, value_span,
     verbatim_start,
 };
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::resolve::Prefer;
 use crate::source::Op;
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use super::{Documentation, FileEntry, FileKind, Inputs, Lock, LockedPackage};
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 
 /// A lock could not be assembled from its parts.
 #[derive(Debug, thiserror::Error)]

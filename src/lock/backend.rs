@@ -40,7 +40,7 @@ impl std::str::FromStr for Backend {
             "rpm" => Ok(Backend::Rpm),
             _ => Err(format!(
                 "`{}` is no backend: write `dpkg` or `rpm`",
-                crate::error::excerpt(word)
+                crate::excerpt::excerpt(word)
             )),
         }
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use super::{FileEntry, FileKind};
 use crate::archive::Problem;
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 
 /// Entries for one or more statements and the contents of their regular files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! Normalising a path (`./`, `//`, `..`) is its reader's business: tar members, group
 //! statements and lock entries each spell paths their own way.
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 
 /// The longest name (one path component) a Linux filesystem takes.
 pub const NAME_MAX: usize = 255;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::lock::Backend;
 use crate::lock::{Lock, LockedPackage};
 use crate::source::dpkg::deb::{DebArchive, DebError};

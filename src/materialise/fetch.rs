@@ -12,7 +12,7 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::lock::FileEntry;
 
 use super::archives::Unavailable;

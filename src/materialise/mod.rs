@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::lock::{FileEntry, Lock};
 
 pub use fetch::{Drifted, Problem};
@@ -391,7 +391,7 @@ fn io_error(
     path: impl fmt::Display,
     e: io::Error,
 ) -> MaterialiseError {
-    if crate::error::is_no_space(&e) {
+    if crate::scratch::is_no_space(&e) {
         MaterialiseError::NoSpace {
             out: out.to_path_buf(),
             path: path.to_string(),

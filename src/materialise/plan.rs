@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::lock::path::{self, PathProblem};
 use crate::lock::{FileEntry, FileKind, Lock};
 

@@ -18,7 +18,8 @@ use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
 
-use crate::error::excerpt;
+use crate::bundle::BundleError;
+use crate::excerpt::excerpt;
 
 pub use credentials::Login;
 pub use pull::{Pulled, pull};
@@ -94,6 +95,15 @@ pub enum RegistryError {
         /// The system's error.
         source: std::io::Error,
     },
+    /// A pulled artifact is refused, or cannot be stored, as a bundle would be.
+    #[error(transparent)]
+    Bundle(Box<BundleError>),
+}
+
+impl From<BundleError> for RegistryError {
+    fn from(err: BundleError) -> RegistryError {
+        RegistryError::Bundle(Box::new(err))
+    }
 }
 
 /// How to reach a registry: the transport and whose credentials.

@@ -19,7 +19,7 @@ use crate::bundle::{
     self, ARTIFACT, BundleError, Descriptor, Imported, MANIFEST, Manifest, Members, Refuse,
     blob_of, describe,
 };
-use crate::error::{Result, excerpt};
+use crate::excerpt::excerpt;
 use crate::materialise::Hashing;
 
 /// What a pull did.
@@ -43,7 +43,7 @@ pub fn pull(
     connection: &Connection,
     store: &Path,
     repo_path: &Path,
-) -> Result<Pulled> {
+) -> Result<Pulled, RegistryError> {
     let session = Session::open(remote.reference, connection, RegistryOperation::Pull)?;
     let source = session.reference.whole();
     let (bytes, _) = session.run(MANIFEST_PULL, async {
@@ -62,8 +62,7 @@ pub fn pull(
             registry: session.registry().to_string(),
             doing: MANIFEST_PULL.into(),
             said: format!("its bytes hash to {digest}, not to the digest asked"),
-        }
-        .into());
+        });
     }
     let not_a_lock = |reason: String| RegistryError::NotALock {
         reference: source.clone(),
@@ -76,14 +75,14 @@ pub fn pull(
             "its artifactType is {}, not {ARTIFACT}",
             excerpt(&manifest.artifact_type)
         );
-        return Err(not_a_lock(reason).into());
+        return Err(not_a_lock(reason));
     }
     let descriptor = Descriptor {
         artifact_type: Some(manifest.artifact_type.clone()),
         ..Descriptor::new(MANIFEST, &blob, BTreeMap::new())
     };
     let mut downloaded = Transfer::default();
-    let imported = bundle::take(&source, store, repo_path, |work, refuse| {
+    let imported = bundle::take::<RegistryError>(&source, store, repo_path, |work, refuse| {
         let path = work.join(&blob.hex);
         std::fs::write(&path, &bytes).map_err(BundleError::io(&path, "writing the manifest"))?;
         let mut blobs = BTreeMap::from([(blob.hex.clone(), (path, blob.size))]);
@@ -120,7 +119,7 @@ fn fetch(
     name: &str,
     path: &Path,
     refuse: Refuse,
-) -> Result<()> {
+) -> Result<(), RegistryError> {
     let doing = format!("downloading {name}");
     let oci = OciDescriptor {
         media_type: layer.media_type.clone(),
@@ -157,8 +156,7 @@ fn fetch(
                     registry: session.registry().to_string(),
                     doing,
                     said: e.to_string(),
-                }
-                .into());
+                });
             }
         }
     }

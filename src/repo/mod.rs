@@ -220,7 +220,7 @@ pub enum RepoError {
 impl RepoError {
     /// A filesystem error about `path` while `doing`; a full disk is told as such.
     fn io(path: &Path, doing: &'static str, source: io::Error) -> RepoError {
-        if crate::error::is_no_space(&source) {
+        if crate::scratch::is_no_space(&source) {
             RepoError::NoSpace {
                 path: path.to_path_buf(),
                 doing: doing.to_string(),

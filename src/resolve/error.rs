@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 
 /// A relation that cannot be satisfied, or a conflict in the chosen set.
 ///

@@ -120,7 +120,7 @@ impl std::str::FromStr for Prefer {
             "newest" => Ok(Prefer::Newest),
             _ => Err(format!(
                 "`{}` is no preference: write `installed` or `newest`",
-                crate::error::excerpt(word)
+                crate::excerpt::excerpt(word)
             )),
         }
     }

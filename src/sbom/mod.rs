@@ -52,7 +52,7 @@ impl FromStr for Format {
             "cyclonedx" => Ok(Format::CycloneDx),
             other => Err(format!(
                 "unknown SBOM format `{}` (sbom writes spdx or cyclonedx)",
-                crate::error::excerpt(other)
+                crate::excerpt::excerpt(other)
             )),
         }
     }

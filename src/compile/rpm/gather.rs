@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 use super::scriptlets::Scriptlet as Step;
 use super::sysusers::SysusersFile;
+use crate::compile::error::{CompileError, Result};
 use crate::compile::gather::Tree;
-use crate::error::Result;
 use crate::lock::{Documentation, FileEntry, FileKind};
 use crate::source::rpm::catalog::{RpmCatalog, RpmProvenance};
 use crate::source::rpm::{
@@ -304,8 +304,9 @@ fn from_host(sysroot: &Path, header: &RpmHeader) -> std::result::Result<Read, Ho
 
 /// The archive of `package` (every package the catalog does not have installed has one).
 fn archive_path(package: &RpmPackage) -> Result<&Path> {
-    (package.archive.as_deref())
-        .ok_or_else(|| crate::error::Error::Usage(format!("{} has no archive", package.nevra())))
+    (package.archive.as_deref()).ok_or_else(|| CompileError::NoArchive {
+        package: package.nevra(),
+    })
 }
 
 /// A package's files as its archive holds them (checked while read); `dirs` gets the

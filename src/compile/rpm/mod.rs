@@ -11,8 +11,8 @@ mod sysusers;
 
 use crate::compile::as_root::{Job, Scripts};
 use crate::compile::assemble::{self, Configured};
+use crate::compile::error::Result;
 use crate::compile::{Compiled, Configurations, Settings, check, setup};
-use crate::error::Result;
 use crate::lock::{self, FileEntry, LockedPackage};
 use crate::resolve::rpm::{RpmUniverse, resolve_rpm};
 use crate::source::rpm::catalog::RpmCatalog;

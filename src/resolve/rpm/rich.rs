@@ -6,7 +6,7 @@
 use std::fmt;
 
 use super::evr::relation_text;
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::source::Op;
 use crate::source::rpm::Capability;
 

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use super::DpkgError;
 use super::database::{Fields, Stanza, stanzas};
 use super::{Origin, Package};
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::scratch::Temp;
 
 /// Where apt keeps its lists, relative to the sysroot.

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::relation::{Relation, RelationParseError, parse_dependencies};
 use super::rules::{self, Broken};
 use super::{MultiArch, Origin, Package};
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 
 /// Fields dpkg writes itself once a package is installed: a package's own control file
 /// holding one is refused, as dpkg refuses it ("not allowed in this context").

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use super::{DpkgError, parse_control, parse_md5sums};
 use super::{Origin, Package};
 use crate::archive::{self, CopyError, Fault, Repeat, Stop, TarEntry, Tree};
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::lock::{Documentation, FileEntry, FileKind};
 
 /// The global header of an `ar` archive.

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::rules::{self, Broken};
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::source::Op;
 
 /// One package relation: `name[:arch] [(op version)]`.

@@ -3,7 +3,7 @@
 //! status) and every relation in it is held to them, so that no package enters a lock
 //! whose status stanza dpkg inside the appliance would refuse, or read as another.
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 
 /// The largest epoch dpkg takes (it keeps it in an `int`).
 const EPOCH_MAX: u64 = i32::MAX as u64;

@@ -4,7 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 
 /// Why an rpmdb, a `.rpm` archive, a header or a `createrepo_c` folder is refused.
 #[derive(Debug, thiserror::Error)]

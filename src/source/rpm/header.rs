@@ -11,7 +11,7 @@ use rpm::{DependencyFlags, FileFlags, IndexTag, PackageMetadata};
 use super::caps;
 use super::error::RpmError;
 use super::{Capability, Requirement, RpmPackage, provide_self};
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::lock::{FileKind, path};
 use crate::source::{Op, Origin};
 

@@ -17,7 +17,7 @@ use super::checksum::{Hashing, algorithm_name, algorithm_named};
 use super::error::RpmError;
 use super::header::DigestAlgorithm;
 use super::{Capability, Listing, Requirement, RpmPackage, provide_self};
-use crate::error::excerpt;
+use crate::excerpt::excerpt;
 use crate::source::compression::Compression;
 use crate::source::{Op, Origin};
 

@@ -14,7 +14,7 @@ use crate::lang::flavor::{BUILTIN_FLAGS, parse_flavor};
 use crate::lang::group::{Include, Known, parse_group};
 pub use crate::lang::{
     Account, AccountKind, Exclude, FileStatement, Flavor, GroupDef, Hostfile, LangError, Location,
-    Overlay, Preseed, Removal, Statement, UnitChange,
+    Overlay, PathsGlob, Preseed, Removal, Statement, UnitChange,
 };
 use crate::lock::Reason;
 use crate::resolve::Prefer;
@@ -47,7 +47,7 @@ pub struct Recipe {
     /// `hostfile` statements, in order.
     pub hostfiles: Vec<Hostfile>,
     /// `paths` globs: when any, the tree is trimmed to them and what they need to run.
-    pub paths: Vec<String>,
+    pub paths: Vec<PathsGlob>,
     /// `overlay` statements (folders or tarballs, absolute), in order.
     pub overlays: Vec<Overlay>,
     /// `file` statements; a later statement for the same path replaces an earlier one.

@@ -7,9 +7,9 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use common::{FakePackage, appliance, fake_sysroot, fake_workspace};
+use common::{FakePackage, appliance, fake_sysroot, fake_workspace, is_root};
 
 fn packages() -> Vec<FakePackage> {
     vec![
@@ -195,4 +195,90 @@ fn a_hostfile_glob_matching_nothing_fails_at_its_statement() {
         "{err}"
     );
     assert!(err.contains("hostfile \"/etc/nothing-*.conf\""), "{err}");
+}
+
+#[test]
+fn an_unmet_package_request_fails_at_its_statement() {
+    let web = |body: &str| {
+        format!("group web version=\"1.0\" {{\n    flavors small\n    package bash\n{body}}}\n")
+    };
+    // A misspelled name: the statement, its line, and the nearest names.
+    let w = World::new(&[("web", &web("    package bsh\n"))]);
+    let err = w.refused("web");
+    assert!(
+        err.contains("groups/web.kdl:4:5: web -> bsh: no such package (did you mean bash"),
+        "{err}"
+    );
+    assert!(err.contains("package bsh"), "{err}");
+    assert!(err.contains("asked for here"), "{err}");
+
+    // A version no source has.
+    w.group("web", &web("    package coreutils version=\">= 99\"\n"));
+    let err = w.refused("web");
+    assert!(
+        err.contains("groups/web.kdl:4:5: web -> coreutils (>= 99): only 9.1-1 available"),
+        "{err}"
+    );
+    assert!(err.contains("package coreutils version=\">= 99\""), "{err}");
+
+    // A dependency deep in the chain fails: the statement that began the chain, in
+    // the included group's file.
+    w.group(
+        "base",
+        "group base version=\"1\" {\n    package mawk\n    package nginx-light\n}\n",
+    );
+    w.group("web", &web("    include base\n"));
+    let err = w.refused("web");
+    assert!(
+        err.contains(
+            "groups/base.kdl:3:5: web -> nginx-light -> libssl3 (>= 3.0.9): only 3.0.8-1 available"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("needs libssl3 (>= 3.0.9)"), "{err}");
+}
+
+/// The RPM resolver's requests point at their statements too, and its idle removes
+/// are warned about the same way.
+#[test]
+fn rpm_requests_and_removes_are_located() {
+    if !is_root() {
+        eprintln!("skipped: the RPM world needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    common::example_workspace(ws);
+    let world = common::rpm_world::rpm_world().copy_to(&ws.join("world"));
+    let group = |body: &str| {
+        let text = format!("group boxed version=\"1.0\" {{\n    package busybox\n{body}}}\n");
+        fs::write(ws.join("groups/boxed.kdl"), text).unwrap();
+    };
+    let compile = |ws: &Path| {
+        let args = [
+            "--sysroot",
+            world.sysroot.to_str().unwrap(),
+            "compile",
+            "groups/boxed.kdl",
+            "--flavor",
+            "openvz",
+            "--pool",
+            world.repo.to_str().unwrap(),
+        ];
+        appliance(ws, &args)
+    };
+    group("    package busybx\n");
+    let out = compile(ws);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "groups/boxed.kdl:3:5: boxed -> busybx: no such package (did you mean busybox"
+        ),
+        "{err}"
+    );
+    assert!(
+        !ws.join("store/repo.sqlite").exists(),
+        "a refused compile stored"
+    );
 }

@@ -17,8 +17,8 @@ use super::diag::{LangError, Location, Site, SourceFile, suggest};
 use super::expr::{Expr, TermKind};
 use super::flavor::{arch_names, debian_arch};
 use super::node::{
-    no_block, one_arg, prop_bool, prop_string, props, repr, string_args, top_node, value_span,
-    verbatim_start,
+    no_block, one_arg, prop_bool, prop_string, props, repr, statement_span, string_args, top_node,
+    value_span, verbatim_start,
 };
 use crate::error::excerpt;
 use crate::resolve::Prefer;
@@ -62,8 +62,8 @@ pub enum Statement {
         name: String,
         /// Version constraint.
         constraint: Option<(Op, String)>,
-        /// The statement.
-        location: Location,
+        /// The statement, for a request the packages cannot meet.
+        site: Site,
     },
     /// `remove NAME...`: drop packages an included group named.
     Remove(Vec<Removal>),
@@ -538,7 +538,7 @@ impl Parser<'_> {
                         .get("version")
                         .map(|e| self.constraint(e))
                         .transpose()?,
-                    location: self.location(node.name().span()),
+                    site: Site::new(src, statement_span(node)),
                 }
             }
             "remove" => Statement::Remove(
@@ -1311,14 +1311,18 @@ mod tests {
         let Statement::Package {
             name,
             constraint,
-            location,
+            site,
         } = &s[2]
         else {
             panic!("{:?}", s[2])
         };
         assert_eq!(name, "openssh-server");
         assert_eq!(constraint, &Some((Op::Ge, "1:9.2".to_string())));
-        assert_eq!(location.to_string(), "groups/web.kdl:6:5");
+        assert_eq!(site.location().to_string(), "groups/web.kdl:6:5");
+        // An error found later (by the resolver) marks the whole statement.
+        let later = site.invalid("x", "here", None);
+        let statement = "package openssh-server version=\">= 1:9.2\"";
+        assert_eq!(later.diag().unwrap().span.len(), statement.len());
         let Statement::When { condition, body } = &s[3] else {
             panic!("{:?}", s[3])
         };

@@ -267,7 +267,7 @@ pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, Res
         chosen_by_name: HashMap::new(),
         graph: DiGraph::new(),
     };
-    for wanted in &request.wanted {
+    for (position, wanted) in request.wanted.iter().enumerate() {
         let (name, arch) = match wanted.name.split_once(':') {
             Some((name, arch)) => (name, Some(arch.to_string())),
             None => (wanted.name.as_str(), None),
@@ -284,6 +284,7 @@ pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, Res
             slot: None,
             arch: universe.native_arch().to_string(),
             root: wanted.root.clone(),
+            wanted: Some(position),
             reason: wanted.reason.clone(),
         };
         resolver.satisfy(std::slice::from_ref(&relation), &asker)?;
@@ -310,6 +311,9 @@ struct Slot {
     parent: Option<usize>,
     /// The first link of this package's chain.
     root: String,
+    /// The position in [`Request::wanted`] of the request that began this package's
+    /// chain; `None` for a chain that began at the essential packages.
+    wanted: Option<usize>,
 }
 
 /// Who asks for a relation: it decides the arch, the reason and the error chain.
@@ -317,6 +321,8 @@ struct Asker {
     slot: Option<usize>,
     arch: String,
     root: String,
+    /// As [`Slot::wanted`].
+    wanted: Option<usize>,
     reason: Reason,
 }
 
@@ -422,6 +428,7 @@ impl<'u> Resolver<'u> {
             reason: asker.reason.clone(),
             parent: asker.slot,
             root: asker.root.clone(),
+            wanted: asker.wanted,
         });
         self.slot_of.insert(index, slot);
         let name = &self.universe.packages()[index].name;
@@ -447,7 +454,12 @@ impl<'u> Resolver<'u> {
             let mut chain = self.asker_chain(asker);
             chain.push(entry());
             let problem = Problem::Refused(why.to_string());
-            return Err(ResolveError { chain, problem });
+            let wanted = asker.wanted;
+            return Err(ResolveError {
+                chain,
+                problem,
+                wanted,
+            });
         }
         let satisfiers: Vec<Vec<Satisfier>> = (alternatives.iter())
             .map(|r| universe.satisfiers(r, &asker.arch))
@@ -491,7 +503,12 @@ impl<'u> Resolver<'u> {
         };
         let mut chain = self.asker_chain(asker);
         chain.push(entry());
-        Err(ResolveError { chain, problem })
+        let wanted = asker.wanted;
+        Err(ResolveError {
+            chain,
+            problem,
+            wanted,
+        })
     }
 
     /// Why `relation` cannot be satisfied, given everything that satisfies it.
@@ -553,6 +570,7 @@ impl<'u> Resolver<'u> {
             slot: None,
             arch: native.to_string(),
             root: ESSENTIAL_ROOT.to_string(),
+            wanted: None,
             reason: Reason::Essential,
         };
         for candidates in by_name.values() {
@@ -571,6 +589,7 @@ impl<'u> Resolver<'u> {
             slot: Some(slot),
             arch: package.arch.clone(),
             root: self.slots[slot].root.clone(),
+            wanted: self.slots[slot].wanted,
             reason: Reason::Dependency {
                 of: package.name.clone(),
             },
@@ -604,6 +623,7 @@ impl<'u> Resolver<'u> {
                 return Err(ResolveError {
                     chain: self.chain_of(slot),
                     problem: Problem::Refused(why.to_string()),
+                    wanted: self.slots[slot].wanted,
                 });
             }
         }
@@ -642,6 +662,7 @@ impl<'u> Resolver<'u> {
                                 provided: matched.provided,
                                 other_chain: self.chain_of(other),
                             })),
+                            wanted: self.slots[slot].wanted,
                         });
                     }
                 }

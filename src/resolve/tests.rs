@@ -531,6 +531,48 @@ fn removed_packages_are_never_chosen() {
 }
 
 #[test]
+fn a_failure_names_the_request_its_chain_began_at() {
+    let packages = || {
+        vec![
+            pkg("aa", "1", ""),
+            pkg("bb", "1", "cc"),
+            pkg("cc", "1", "libssl3 (>= 3.0.9)"),
+            pkg("libssl3", "3.0.8", ""),
+        ]
+    };
+    let all = packages();
+    let universe = Universe::new(&all, "amd64");
+    // Deep in the chain, the request that began it.
+    let err = resolve(&universe, &want(&["aa", "bb"])).unwrap_err();
+    assert_eq!(err.wanted, Some(1));
+    assert_eq!(
+        err.to_string(),
+        "web -> bb -> cc -> libssl3 (>= 3.0.9): only 3.0.8 available"
+    );
+    let err = resolve(&universe, &want(&["aa", "ab"])).unwrap_err();
+    assert_eq!(err.wanted, Some(1));
+    let err = resolve(&universe, &want(&["aa (>= 2)"])).unwrap_err();
+    assert_eq!((err.wanted, err.chain.len()), (Some(0), 2));
+    // A conflict names the chain of the package declaring it.
+    let mut clash = pkg("dd", "1", "");
+    clash.conflicts = rels("aa");
+    let all = [packages(), vec![clash]].concat();
+    let universe = Universe::new(&all, "amd64");
+    let err = resolve(&universe, &want(&["aa", "dd"])).unwrap_err();
+    assert_eq!(err.wanted, Some(1), "{err}");
+    // What the essential packages bring began at no request.
+    let mut dpkg = pkg("dpkg", "1", "missing");
+    dpkg.essential = true;
+    let all = [dpkg];
+    let universe = Universe::new(&all, "amd64");
+    let request = Request {
+        essential: true,
+        ..want(&[])
+    };
+    assert_eq!(resolve(&universe, &request).unwrap_err().wanted, None);
+}
+
+#[test]
 fn conflicts_and_breaks_are_errors() {
     let mta = |name: &str, version: &str| {
         let mut p = provides(pkg(name, version, ""), "mail-transport-agent");

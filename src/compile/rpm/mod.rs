@@ -11,6 +11,7 @@ mod sysusers;
 
 use crate::compile::as_root::{Job, Scripts};
 use crate::compile::assemble::{self, Configured};
+use crate::compile::resolve::at_request;
 use crate::compile::{Compiled, Configurations, Settings, check, setup};
 use crate::error::Result;
 use crate::lock::{self, FileEntry, LockedPackage};
@@ -34,7 +35,8 @@ pub fn compile_recipe(
     configurations: &Configurations,
 ) -> Result<Compiled> {
     // rpm's rules have no essential packages: the resolver leaves that field alone.
-    let resolution = resolve_rpm(universe, &super::resolve::request(recipe))?;
+    let resolution = resolve_rpm(universe, &super::resolve::request(recipe))
+        .map_err(|err| at_request(err, recipe))?;
     let mut warnings = super::resolve::kernel_rule(recipe, universe, &resolution)?;
     let packages: Vec<LockedPackage> = (resolution.chosen.iter())
         .map(|c| {

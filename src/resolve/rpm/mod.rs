@@ -71,8 +71,8 @@ pub const RPMLIB_FEATURES: &[(&str, &str)] = &[
 /// rpm has no essential packages.
 pub fn resolve_rpm(universe: &RpmUniverse, request: &Request) -> Result<Resolution, ResolveError> {
     let mut resolver = Resolver::new(universe, request);
-    for wanted in &request.wanted {
-        resolver.want(wanted)?;
+    for (position, wanted) in request.wanted.iter().enumerate() {
+        resolver.want(position, wanted)?;
     }
     resolver.close()?;
     resolver.check_conflicts()?;
@@ -88,6 +88,8 @@ struct Asker {
     /// Whether the group named the arch (`foo.i686`).
     exact: bool,
     root: String,
+    /// The position in [`Request::wanted`] of the request that began the chain.
+    wanted: Option<usize>,
     reason: Reason,
 }
 
@@ -162,8 +164,9 @@ impl<'u> Resolver<'u> {
         self.universe.packages()[self.slots[slot].index]
     }
 
-    /// Satisfies one wanted name: a package, a capability, a path, or `name.arch`.
-    fn want(&mut self, wanted: &Wanted) -> Result<(), ResolveError> {
+    /// Satisfies one wanted name, request `position` of the request: a package, a
+    /// capability, a path, or `name.arch`.
+    fn want(&mut self, position: usize, wanted: &Wanted) -> Result<(), ResolveError> {
         let universe = self.universe;
         let split = (wanted.name.rsplit_once('.'))
             .filter(|(name, _)| !universe.knows(&wanted.name) && !universe.named(name).is_empty());
@@ -179,6 +182,7 @@ impl<'u> Resolver<'u> {
             arch: arch.unwrap_or(universe.arch()).to_string(),
             exact: arch.is_some(),
             root: wanted.root.clone(),
+            wanted: Some(position),
             reason: wanted.reason.clone(),
         };
         let capability = Capability {
@@ -213,6 +217,7 @@ impl<'u> Resolver<'u> {
             arch: package.arch.clone(),
             exact: false,
             root: self.slots[slot].root.clone(),
+            wanted: self.slots[slot].wanted,
             reason: Reason::Dependency {
                 of: package.name.clone(),
             },
@@ -667,6 +672,7 @@ impl<'u> Resolver<'u> {
             reason: asker.reason.clone(),
             parent: asker.slot,
             root: asker.root.clone(),
+            wanted: asker.wanted,
         });
         self.slot_of.insert(index, slot);
         let name = self.universe.packages()[index].name.as_str();
@@ -696,7 +702,11 @@ impl<'u> Resolver<'u> {
         };
         chain.extend(context.iter().cloned());
         chain.push(what.to_string());
-        ResolveError { chain, problem }
+        ResolveError {
+            chain,
+            problem,
+            wanted: asker.wanted,
+        }
     }
 
     /// Orders slots by their package's (name, arch, EVR).
@@ -727,6 +737,7 @@ impl<'u> Resolver<'u> {
                         ResolveError {
                             chain,
                             problem: Problem::Malformed(why),
+                            wanted: self.slots[slot].wanted,
                         }
                     })?
                 } else {
@@ -746,6 +757,7 @@ impl<'u> Resolver<'u> {
                         provided: matches!(&expr, Expr::Cap(c) if c.name != other_package.name),
                         other_chain: self.chain_of(other),
                     })),
+                    wanted: self.slots[slot].wanted,
                 });
             }
         }

@@ -295,10 +295,11 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         backend,
     };
     let pool_dirs = ctx.pool_dirs(&opts.pools);
-    let compiled = match backend {
+    let mut compiled = match backend {
         Backend::Dpkg => compile_dpkg(ctx, opts, &settings, &pool_dirs, jobs)?,
         Backend::Rpm => compile_rpm(&settings, &pool_dirs, jobs)?,
     };
+    compile::warn_idle_removes(&mut compiled);
     // Only now that every lock is made does anything get written.
     let mut repo = Repository::open(&ctx.repo_path)?;
     if repo.adopted() {

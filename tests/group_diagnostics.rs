@@ -198,6 +198,25 @@ fn a_hostfile_glob_matching_nothing_fails_at_its_statement() {
 }
 
 #[test]
+fn a_remove_that_removes_nothing_is_a_warning_once_or_per_flavor() {
+    const BASE: &str = "group base version=\"1\" {\n    package bash\n    package mawk when=openvz\n    package coreutils\n}\n";
+    const WEB: &str = "group web version=\"1.0\" {\n    flavors openvz small\n    include base\n    remove emacs\n    remove mawk\n    remove coreutils\n}\n";
+    let w = World::new(&[("base", BASE), ("web", WEB)]);
+    let stderr = w.compiles("web");
+    // Nothing asks for emacs in either flavor: said once, without a flavor.
+    let emacs = "warning: groups/web.kdl:4:12: remove emacs: no package in web needs it, so it removes nothing\n";
+    assert_eq!(stderr.matches(emacs).count(), 1, "{stderr}");
+    // mawk is asked for in openvz only: the remove is idle in small alone.
+    let mawk = "warning: groups/web.kdl:5:12: remove mawk: no package in web [small] needs it, so it removes nothing\n";
+    assert_eq!(stderr.matches(mawk).count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("remove mawk").count(), 1, "{stderr}");
+    // coreutils is asked for everywhere: removed, no warning.
+    assert!(!stderr.contains("remove coreutils"), "{stderr}");
+    assert!(w.paths("web").contains(&"/usr/bin/bash".to_string()));
+    assert!(!w.paths("web").contains(&"/usr/bin/ls".to_string()));
+}
+
+#[test]
 fn an_unmet_package_request_fails_at_its_statement() {
     let web = |body: &str| {
         format!("group web version=\"1.0\" {{\n    flavors small\n    package bash\n{body}}}\n")
@@ -280,5 +299,14 @@ fn rpm_requests_and_removes_are_located() {
     assert!(
         !ws.join("store/repo.sqlite").exists(),
         "a refused compile stored"
+    );
+
+    group("    remove emacs\n");
+    let out = compile(ws);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: groups/boxed.kdl:3:12: remove emacs: no package in boxed needs it, so it removes nothing"),
+        "{err}"
     );
 }

@@ -3,7 +3,8 @@
 //! [`gather`] the chosen packages' entries and dpkg records, [`stage`] them unpacked in
 //! scratch, [`configure`] them with their own maintainer scripts, [`capture`] what
 //! configuration made, [`assemble`] the lock with the machine files and the group's own
-//! files, [`check`] it as outputs will, and [`store`] it with its bytes.
+//! files, [`check`] it as outputs will, and [`store`] it with its bytes. [`removes`]
+//! tells of the `remove` statements that removed nothing.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ mod configure;
 pub mod extra;
 mod fetch;
 mod gather;
+mod removes;
 mod resolve;
 pub(crate) mod rpm;
 mod setup;
@@ -38,6 +40,7 @@ pub use as_root::serve as serve_configure_job;
 pub use capture::CaptureError;
 pub use check::UnwritableTree;
 pub use configure::ConfigureError;
+pub use removes::{Removes, warn_idle as warn_idle_removes};
 pub use resolve::UnwantedKernel;
 pub use rpm::HostDrift;
 pub use rpm::compile_recipe as rpm_recipe;
@@ -116,6 +119,7 @@ pub fn compile_recipe(
             )],
         }
     };
+    let removes = Removes::new(recipe, &resolved.locked.idle_removes);
     let mut warnings = resolved.warnings;
     warnings.extend(setup.warnings);
     warnings.append(&mut configured.warnings);
@@ -130,6 +134,7 @@ pub fn compile_recipe(
         tree.missing,
         warnings,
         took,
+        removes,
     ))
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use super::removes::Removes;
 use crate::error::Result;
 use crate::lock::Lock;
 use crate::repo::{BlobStore, Repository, Stored};
@@ -19,6 +20,8 @@ pub struct Compiled {
     pub blobs: Vec<Vec<u8>>,
     /// How long the packages' maintainer scripts ran, when they did.
     pub configured: Option<std::time::Duration>,
+    /// The group's `remove` statements, for warnings about those that removed nothing.
+    pub removes: Removes,
 }
 
 impl Compiled {
@@ -30,6 +33,7 @@ impl Compiled {
         missing: Vec<(String, String)>,
         warnings: Vec<String>,
         configured: Option<std::time::Duration>,
+        removes: Removes,
     ) -> Compiled {
         let wanted: HashSet<&str> = (lock.files.iter())
             .filter_map(|e| e.digest.as_deref())
@@ -47,6 +51,7 @@ impl Compiled {
             warnings,
             blobs,
             configured,
+            removes,
         }
     }
 

@@ -8,11 +8,12 @@
 //! fixed order, so the same inputs always give the same result.
 
 mod error;
+mod removals;
 pub mod rpm;
 mod universe;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -23,6 +24,7 @@ use crate::source::dpkg::{MultiArch, Package, Relation};
 use crate::source::{Op, Origin};
 
 pub use error::{Conflict, ConflictKind, Problem, ResolveError};
+use removals::Removals;
 use universe::Satisfier;
 pub use universe::Universe;
 
@@ -176,6 +178,9 @@ pub struct Resolution {
     pulled_by: Vec<Option<usize>>,
     /// Universe index -> position in `chosen`.
     position: HashMap<usize, usize>,
+    /// The names [`Request::removes`] gives that kept no candidate out: nothing asked
+    /// for them, so removing them changed nothing. In request order.
+    pub idle_removes: Vec<String>,
 }
 
 impl Resolution {
@@ -261,7 +266,7 @@ pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, Res
         universe,
         prefer: request.prefer,
         avoid: request.avoid.clone(),
-        removes: request.removes.iter().map(String::as_str).collect(),
+        removes: Removals::new(&request.removes),
         slots: Vec::new(),
         slot_of: HashMap::new(),
         chosen_by_name: HashMap::new(),
@@ -272,7 +277,7 @@ pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, Res
             Some((name, arch)) => (name, Some(arch.to_string())),
             None => (wanted.name.as_str(), None),
         };
-        if resolver.removes.contains(name) {
+        if resolver.removes.removes(name) {
             continue;
         }
         let relation = Relation {
@@ -330,7 +335,7 @@ struct Resolver<'u> {
     universe: &'u Universe<'u>,
     prefer: Prefer,
     avoid: BTreeSet<usize>,
-    removes: HashSet<&'u str>,
+    removes: Removals<'u>,
     slots: Vec<Slot>,
     /// Universe index -> slot.
     slot_of: HashMap<usize, usize>,
@@ -345,9 +350,10 @@ impl<'u> Resolver<'u> {
         self.universe.packages()[self.slots[slot].index]
     }
 
+    /// Whether package `index` is kept out by a remove (which is then marked used).
     fn is_removed(&self, index: usize) -> bool {
         self.removes
-            .contains(self.universe.packages()[index].name.as_str())
+            .removes(self.universe.packages()[index].name.as_str())
     }
 
     /// The chosen package that keeps `index` out: dpkg installs one instance of a name,
@@ -672,7 +678,12 @@ impl<'u> Resolver<'u> {
     }
 
     fn finish(self) -> Resolution {
-        assemble(&self.slots, self.sorted_slots(), &self.graph)
+        assemble(
+            &self.slots,
+            self.sorted_slots(),
+            &self.graph,
+            self.removes.idle(),
+        )
     }
 }
 
@@ -691,8 +702,14 @@ fn chain_of(slots: &[Slot], slot: usize, label: impl Fn(usize) -> String) -> Vec
 }
 
 /// The resolution of the chosen `slots`, listed in `order`; node `i` of `graph` is slot
-/// `i`, an edge running from a package to a dependency it needs.
-fn assemble(slots: &[Slot], order: Vec<usize>, graph: &DiGraph<usize, ()>) -> Resolution {
+/// `i`, an edge running from a package to a dependency it needs. `idle_removes` are the
+/// removes that kept nothing out.
+fn assemble(
+    slots: &[Slot],
+    order: Vec<usize>,
+    graph: &DiGraph<usize, ()>,
+    idle_removes: Vec<String>,
+) -> Resolution {
     let mut position_of_slot = vec![0; order.len()];
     for (position, &slot) in order.iter().enumerate() {
         position_of_slot[slot] = position;
@@ -730,6 +747,7 @@ fn assemble(slots: &[Slot], order: Vec<usize>, graph: &DiGraph<usize, ()>) -> Re
         graph: sorted,
         pulled_by,
         position,
+        idle_removes,
     }
 }
 

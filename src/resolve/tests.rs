@@ -531,6 +531,35 @@ fn removed_packages_are_never_chosen() {
 }
 
 #[test]
+fn removes_that_keep_nothing_out_are_idle() {
+    let essential = |mut p: Package| {
+        p.essential = true;
+        p
+    };
+    let packages = vec![
+        pkg("aa", "1", "xx | yy"),
+        pkg("xx", "1", ""),
+        pkg("yy", "1", ""),
+        pkg("bb", "1", ""),
+        essential(pkg("sed", "4", "")),
+        pkg("emacs", "29", ""),
+    ];
+    let universe = Universe::new(&packages, "amd64");
+    let request = Request {
+        essential: true,
+        // Kept out: a wanted name, an alternative, an essential package. Idle: a
+        // package nothing asks for, one that does not exist, and a repeat of it.
+        removes: ["bb", "xx", "sed", "emacs", "emcas", "emacs"]
+            .map(String::from)
+            .to_vec(),
+        ..want(&["aa", "bb"])
+    };
+    let resolution = resolve(&universe, &request).unwrap();
+    assert_eq!(render(&universe, &resolution), ["aa=1", "yy=1"]);
+    assert_eq!(resolution.idle_removes, ["emacs", "emcas"]);
+}
+
+#[test]
 fn a_failure_names_the_request_its_chain_began_at() {
     let packages = || {
         vec![

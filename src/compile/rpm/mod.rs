@@ -12,7 +12,7 @@ mod sysusers;
 use crate::compile::as_root::{Job, Scripts};
 use crate::compile::assemble::{self, Configured};
 use crate::compile::resolve::at_request;
-use crate::compile::{Compiled, Configurations, Settings, check, setup};
+use crate::compile::{Compiled, Configurations, Removes, Settings, check, setup};
 use crate::error::Result;
 use crate::lock::{self, FileEntry, LockedPackage};
 use crate::resolve::rpm::{RpmUniverse, resolve_rpm};
@@ -133,5 +133,6 @@ pub fn compile_recipe(
         Vec::new(),
         warnings,
         done.took,
+        Removes::new(recipe, &resolution.idle_removes),
     ))
 }

@@ -26,6 +26,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use super::removals::Removals;
 use super::universe::Satisfier;
 use super::{
     Conflict, ConflictKind, Prefer, Problem, Ranked, Request, Resolution, ResolveError, Slot,
@@ -116,7 +117,7 @@ struct Resolver<'u> {
     universe: &'u RpmUniverse<'u>,
     prefer: Prefer,
     avoid: &'u BTreeSet<usize>,
-    removes: HashSet<&'u str>,
+    removes: Removals<'u>,
     /// Universe index -> the installable packages of other names obsoleting it.
     obsoleted_by: HashMap<usize, Vec<usize>>,
     slots: Vec<Slot>,
@@ -131,9 +132,10 @@ struct Resolver<'u> {
 
 impl<'u> Resolver<'u> {
     fn new(universe: &'u RpmUniverse<'u>, request: &'u Request) -> Resolver<'u> {
-        let removes: HashSet<&str> = request.removes.iter().map(String::as_str).collect();
+        let removes = Removals::new(&request.removes);
         let mut obsoleted_by: HashMap<usize, Vec<usize>> = HashMap::new();
         for (index, package) in universe.packages().iter().enumerate() {
+            // Every package is looked at here, chosen or not: no remove is used yet.
             if removes.contains(package.name.as_str()) || !universe.is_native(&package.arch) {
                 continue;
             }
@@ -174,7 +176,7 @@ impl<'u> Resolver<'u> {
             Some((name, arch)) => (name, Some(arch)),
             None => (wanted.name.as_str(), None),
         };
-        if self.removes.contains(name) {
+        if self.removes.removes(name) {
             return Ok(());
         }
         let asker = Asker {
@@ -598,8 +600,9 @@ impl<'u> Resolver<'u> {
         }
     }
 
+    /// Whether package `index` is kept out by a remove (which is then marked used).
     fn is_removed(&self, index: usize) -> bool {
-        (self.removes).contains(self.universe.packages()[index].name.as_str())
+        (self.removes).removes(self.universe.packages()[index].name.as_str())
     }
 
     fn is_obsoleted(&self, index: usize) -> bool {
@@ -765,7 +768,12 @@ impl<'u> Resolver<'u> {
     }
 
     fn finish(self) -> Resolution {
-        assemble(&self.slots, self.sorted_slots(), &self.graph)
+        assemble(
+            &self.slots,
+            self.sorted_slots(),
+            &self.graph,
+            self.removes.idle(),
+        )
     }
 }
 

@@ -14,7 +14,7 @@ use crate::lang::flavor::{BUILTIN_FLAGS, parse_flavor};
 use crate::lang::group::{Include, Known, parse_group};
 pub use crate::lang::{
     Account, AccountKind, Exclude, FileStatement, Flavor, GroupDef, Hostfile, LangError, Location,
-    Overlay, Preseed, Removal, Statement, UnitChange,
+    Overlay, PathsGlob, Preseed, Removal, Site, Statement, UnitChange,
 };
 use crate::lock::Reason;
 use crate::resolve::Prefer;
@@ -47,7 +47,7 @@ pub struct Recipe {
     /// `hostfile` statements, in order.
     pub hostfiles: Vec<Hostfile>,
     /// `paths` globs: when any, the tree is trimmed to them and what they need to run.
-    pub paths: Vec<String>,
+    pub paths: Vec<PathsGlob>,
     /// `overlay` statements (folders or tarballs, absolute), in order.
     pub overlays: Vec<Overlay>,
     /// `file` statements; a later statement for the same path replaces an earlier one.
@@ -77,8 +77,8 @@ pub struct PackageRequest {
     pub constraint: Option<(Op, String)>,
     /// The group naming it and the include chain that reached that group.
     pub reason: Reason,
-    /// The statement.
-    pub location: Location,
+    /// The statement, in whichever group file it is written.
+    pub site: Site,
 }
 
 impl Workspace {
@@ -344,7 +344,7 @@ impl Expander<'_> {
                 Statement::Package {
                     name,
                     constraint,
-                    location,
+                    site,
                 } => {
                     let via = self
                         .stack
@@ -358,7 +358,7 @@ impl Expander<'_> {
                             group: def.name.clone(),
                             via,
                         },
-                        location: location.clone(),
+                        site: site.clone(),
                     });
                 }
                 Statement::Remove(removals) => self.recipe.removes.extend_from_slice(removals),
@@ -614,8 +614,14 @@ mod tests {
             ]
         );
         assert_eq!(r.packages[3].constraint, Some((Op::Ge, "1.22".into())));
-        assert_eq!(r.packages[0].location.to_string(), "groups/base.kdl:2:5");
-        assert_eq!(r.packages[3].location.to_string(), "groups/web.kdl:5:5");
+        assert_eq!(
+            r.packages[0].site.location().to_string(),
+            "groups/base.kdl:2:5"
+        );
+        assert_eq!(
+            r.packages[3].site.location().to_string(),
+            "groups/web.kdl:5:5"
+        );
         assert_eq!(r.removes.len(), 1);
         assert_eq!(r.removes[0].location.to_string(), "groups/web.kdl:6:12");
         assert_eq!(r.modules, ["ext4", "xen-blkfront"]);

@@ -10,10 +10,12 @@ use super::apt_sources;
 use super::error::{CompileError, OwnerKind, Result};
 use super::extra;
 use super::gather::Tree;
+use crate::excerpt::excerpt;
+use crate::lang::diag::nearest;
 use crate::lang::{FileStatement, Site};
 use crate::lock::extra::{ExtraError, Layers, Statement};
 use crate::lock::{
-    self, Documentation, Exclusion, FileEntry, FileKind, Lock, LockedPackage, Parts, Subtrees,
+    self, Documentation, Exclusion, FileEntry, FileKind, Lock, LockedPackage, Parts, TrimError,
 };
 use crate::resolve::RESOLVER_VERSION;
 use crate::source::accounts::Accounts;
@@ -133,7 +135,8 @@ pub fn assemble(
             )),
             (None, None) => Ok(Vec::new()),
         };
-        lock::trim(&mut lock, &Subtrees::new(&recipe.paths)?, content)?;
+        let globs: Vec<String> = recipe.paths.iter().map(|p| p.glob.clone()).collect();
+        lock::trim(&mut lock, &globs, content).map_err(|err| at_glob(err, recipe))?;
         lock.normalise();
     }
     Ok(Assembled { lock, blobs })
@@ -174,9 +177,14 @@ fn file_entry(settings: &Settings, accounts: &Accounts, file: &FileStatement) ->
 }
 
 /// A statement's error, pointing at the statement when the fix is there: a secret it
-/// would copy without saying `secret=#true`.
+/// would copy without saying `secret=#true`, a glob that matches nothing.
 fn at_statement(err: ExtraError, site: &Site) -> CompileError {
     match err {
+        none @ ExtraError::NoMatch { .. } => CompileError::from(site.invalid(
+            none.to_string(),
+            "matches nothing",
+            Some("a `hostfile` glob names files of the host (under --sysroot)".to_string()),
+        )),
         secret @ ExtraError::Secret { .. } => CompileError::from(site.invalid(
             secret.to_string(),
             "copies a secret",
@@ -188,6 +196,48 @@ fn at_statement(err: ExtraError, site: &Site) -> CompileError {
         )),
         other => CompileError::from(other),
     }
+}
+
+/// A `paths` glob that matches nothing in the tree, as an error at the glob that names
+/// what the tree has near what it names; any other trimming error as it is.
+fn at_glob(err: TrimError, recipe: &Recipe) -> CompileError {
+    let TrimError::NoMatch {
+        index,
+        glob,
+        folder,
+        missing,
+        names,
+    } = &err
+    else {
+        return err.into();
+    };
+    let Some(written) = recipe.paths.get(*index) else {
+        return err.into();
+    };
+    let inside = |name: &str| format!("{}/{name}", folder.trim_end_matches('/'));
+    let help = match missing {
+        Some(name) => {
+            let near: Vec<String> = (nearest(name, names.iter().map(String::as_str)).into_iter())
+                .map(|n| format!("`{}`", inside(n)))
+                .collect();
+            let lacks = format!("the tree has no {}", excerpt(&inside(name)));
+            if near.is_empty() {
+                lacks
+            } else {
+                format!("did you mean {}? {lacks}", near.join(" or "))
+            }
+        }
+        None => format!("nothing in {} matches it", excerpt(folder)),
+    };
+    CompileError::from(written.site.invalid(
+        format!(
+            "`paths` glob `{}` matches nothing in the tree for flavor {}",
+            excerpt(glob),
+            recipe.flavor.canonical()
+        ),
+        "matches nothing",
+        Some(help),
+    ))
 }
 
 /// What `recipe`'s `exclude` statements leave out.

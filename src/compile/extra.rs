@@ -30,7 +30,7 @@ use globset::{GlobBuilder, GlobMatcher};
 
 use crate::archive::{self, Fault, Member, Problem, Repeat, Tree};
 use crate::lock::extra::{Extra, ExtraError, Refusal, Secret, Statement};
-use crate::lock::{FileEntry, FileKind, path};
+use crate::lock::{FileEntry, FileKind, has_wildcard, path};
 use crate::source::accounts::Accounts;
 use crate::source::dpkg::scan;
 
@@ -55,10 +55,6 @@ pub fn hostfiles(
         }
     }
     Ok(extra)
-}
-
-fn has_wildcard(component: &str) -> bool {
-    component.contains(['*', '?', '[', '{', '\\'])
 }
 
 fn hostfile(

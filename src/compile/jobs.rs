@@ -34,10 +34,13 @@ pub fn compile_all(
     pool_dirs: &[PathBuf],
     recipes: Vec<Recipe>,
 ) -> Result<Batch> {
-    match settings.backend {
-        Backend::Dpkg => compile_dpkg(settings, pool_dirs, recipes),
-        Backend::Rpm => compile_rpm(settings, pool_dirs, recipes),
-    }
+    let mut batch = match settings.backend {
+        Backend::Dpkg => compile_dpkg(settings, pool_dirs, recipes)?,
+        Backend::Rpm => compile_rpm(settings, pool_dirs, recipes)?,
+    };
+    // Whether a `remove` removed nothing is known only across a group's flavors.
+    super::removes::warn_idle(&mut batch.compiled);
+    Ok(batch)
 }
 
 /// Compiles over the dpkg catalog: the host's dpkg database, the pool's `.deb`

@@ -3,7 +3,8 @@
 //! [`gather`] the chosen packages' entries and dpkg records, [`stage`] them unpacked in
 //! scratch, [`configure`] them with their own maintainer scripts, [`capture`] what
 //! configuration made, [`assemble`] the lock with the machine files and the group's own
-//! files, [`check`] it as outputs will, and [`store`] it with its bytes.
+//! files, [`check`] it as outputs will, and [`store`] it with its bytes. [`removes`]
+//! tells of the `remove` statements that removed nothing.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -28,6 +29,7 @@ pub mod extra;
 mod fetch;
 mod gather;
 mod jobs;
+mod removes;
 mod resolve;
 pub(crate) mod rpm;
 mod setup;
@@ -42,6 +44,7 @@ pub use check::UnwritableTree;
 pub use configure::ConfigureError;
 pub use error::{CompileError, OwnerKind};
 pub use jobs::{Batch, compile_all};
+pub use removes::Removes;
 pub use resolve::UnwantedKernel;
 pub use rpm::HostDrift;
 pub use rpm::compile_recipe as rpm_recipe;
@@ -120,6 +123,7 @@ pub fn compile_recipe(
             )],
         }
     };
+    let removes = Removes::new(recipe, &resolved.locked.idle_removes);
     let mut warnings = resolved.warnings;
     warnings.extend(setup.warnings);
     warnings.append(&mut configured.warnings);
@@ -134,6 +138,7 @@ pub fn compile_recipe(
         tree.missing,
         warnings,
         took,
+        removes,
     ))
 }
 

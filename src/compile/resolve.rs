@@ -6,11 +6,11 @@ use std::collections::HashSet;
 
 use super::Settings;
 use super::altered::Altered;
-use super::error::Result;
+use super::error::{CompileError, Result};
 use crate::excerpt::excerpt;
 use crate::lock::LockedPackage;
 use crate::resolve::rpm::RpmUniverse;
-use crate::resolve::{Request, Resolution, Universe, Wanted};
+use crate::resolve::{Request, Resolution, ResolveError, Universe, Wanted};
 use crate::source::dpkg::Package;
 use crate::source::dpkg::catalog::Catalog;
 use crate::workspace::Recipe;
@@ -71,6 +71,25 @@ pub(super) fn request(recipe: &Recipe) -> Request {
     }
 }
 
+/// A resolution failure as an error at the `package` statement whose request began the
+/// failing chain, in whichever group file it is written, with the chain and problem as
+/// its message; a failure in the essential packages' chain, which no statement began,
+/// as it is.
+pub(super) fn at_request(err: ResolveError, recipe: &Recipe) -> CompileError {
+    let Some(request) = err.wanted.and_then(|i| recipe.packages.get(i)) else {
+        return CompileError::from(err);
+    };
+    // The chain is the group, the packages pulled in, and the relation that failed.
+    let label = match err.chain.len() {
+        0..=2 => "asked for here".to_string(),
+        _ => format!(
+            "needs {}",
+            excerpt(err.chain.last().map_or("", String::as_str))
+        ),
+    };
+    CompileError::from(request.site.invalid(err.to_string(), label, None))
+}
+
 /// Resolves `recipe` over `universe`, holding its flavor's kernel flag.
 pub fn resolve(
     settings: &Settings,
@@ -80,7 +99,11 @@ pub fn resolve(
 ) -> Result<Resolved> {
     let mut request = request(recipe);
     let mut altered = Altered::read(&settings.sysroot)?;
-    let locked = altered.resolve(catalog, universe, &mut request)?;
+    let at_statement = |err: CompileError| match err {
+        CompileError::Resolve(err) => at_request(err, recipe),
+        other => other,
+    };
+    let locked = (altered.resolve(catalog, universe, &mut request)).map_err(at_statement)?;
     let mut warnings = kernel_rule(recipe, universe, &locked)?;
     // Maintainer scripts may use any essential package (`sed`, `grep`): one the group
     // removes is there while the tree is configured, and purged after, as a minimal
@@ -97,14 +120,16 @@ pub fn resolve(
         });
     }
     // All removals wait for the purge: one may be what an essential package needs.
-    let fuller = altered.resolve(
-        catalog,
-        universe,
-        &mut Request {
-            removes: Vec::new(),
-            ..request
-        },
-    )?;
+    let fuller = altered
+        .resolve(
+            catalog,
+            universe,
+            &mut Request {
+                removes: Vec::new(),
+                ..request
+            },
+        )
+        .map_err(at_statement)?;
     warnings.extend(altered.check(&fuller, universe, catalog, settings.offline)?);
     let kept: HashSet<usize> = locked.chosen.iter().map(|c| c.index).collect();
     let gone: Vec<&Package> = (fuller.chosen.iter())
@@ -255,7 +280,10 @@ pub fn kernel_rule(
     let named = packages.name(first).to_string();
     let request =
         (recipe.packages.iter()).find(|r| r.name == named || packages.provides(first, &r.name));
-    let location = request.map_or_else(|| "essential".to_string(), |r| r.location.to_string());
+    let location = request.map_or_else(
+        || "essential".to_string(),
+        |r| r.site.location().to_string(),
+    );
     let mut names = vec![recipe.group.clone()];
     names.extend(chain.iter().map(|&i| packages.name(i).to_string()));
     Err(UnwantedKernel {

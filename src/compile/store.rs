@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use super::error::Result;
+use super::removes::Removes;
 use crate::lock::Lock;
 use crate::repo::{BlobStore, Repository, Stored};
 use crate::source::dpkg::catalog::Stale;
@@ -22,6 +23,8 @@ pub struct Compiled {
     pub configured: Option<std::time::Duration>,
     /// The locked packages older than apt's candidates (dpkg locks only).
     pub stale: Vec<Stale>,
+    /// The group's `remove` statements, for warnings about those that removed nothing.
+    pub removes: Removes,
 }
 
 impl Compiled {
@@ -33,6 +36,7 @@ impl Compiled {
         missing: Vec<(String, String)>,
         warnings: Vec<String>,
         configured: Option<std::time::Duration>,
+        removes: Removes,
     ) -> Compiled {
         let wanted: HashSet<&str> = (lock.files.iter())
             .filter_map(|e| e.digest.as_deref())
@@ -51,6 +55,7 @@ impl Compiled {
             blobs,
             configured,
             stale: Vec::new(),
+            removes,
         }
     }
 

@@ -333,6 +333,22 @@ fn snippet(text: &str) -> String {
     }
 }
 
+/// The (at most three) `candidates` nearest to `word`, nearest first: those a typo of
+/// a third of its characters (one at least) away.
+pub(crate) fn nearest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Vec<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    let mut close: Vec<(usize, &str)> = (candidates.into_iter())
+        .map(|k| (strsim::damerau_levenshtein(word, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .collect();
+    close.sort_unstable();
+    close.dedup();
+    close.into_iter().take(3).map(|(_, k)| k).collect()
+}
+
 /// A help line naming the known `what` nearest to `word`, then all of them (shortened).
 pub(crate) fn suggest<'a>(
     word: &str,
@@ -346,20 +362,10 @@ pub(crate) fn suggest<'a>(
     if known.is_empty() {
         return format!("no {what} are defined");
     }
-    let limit = (word.chars().count() / 3).max(1);
-    let mut close: Vec<(usize, &str)> = known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(word, k), *k))
-        .filter(|(d, _)| *d <= limit)
-        .collect();
-    close.sort_unstable();
     let mut help = String::new();
+    let close = nearest(word, known.iter().copied());
     if !close.is_empty() {
-        let names: Vec<String> = close
-            .iter()
-            .take(3)
-            .map(|(_, k)| format!("`{k}`"))
-            .collect();
+        let names: Vec<String> = close.iter().map(|k| format!("`{k}`")).collect();
         help = format!("did you mean {}? ", names.join(" or "));
     }
     help.push_str(&format!(
@@ -408,6 +414,14 @@ mod tests {
         assert_eq!(suggest("x", [], "flags"), "no flags are defined");
         let far = suggest("zzzzzz", ["xen"], "flags");
         assert_eq!(far, "known flags: xen");
+    }
+
+    #[test]
+    fn nearest_names_are_a_typo_away() {
+        let names = ["bash", "sh", "ls", "dash", "bashbug"];
+        assert_eq!(nearest("bsh", names), ["bash", "sh"]);
+        assert_eq!(nearest("bashbgu", names), ["bashbug"]);
+        assert!(nearest("zzz", names).is_empty());
     }
 
     #[test]

@@ -17,8 +17,8 @@ use super::diag::{LangError, Location, Site, SourceFile, suggest};
 use super::expr::{Expr, TermKind};
 use super::flavor::{arch_names, debian_arch};
 use super::node::{
-    no_block, one_arg, prop_bool, prop_string, props, repr, string_args, top_node, value_span,
-    verbatim_start,
+    no_block, one_arg, prop_bool, prop_string, props, repr, statement_span, string_args, top_node,
+    value_span, verbatim_start,
 };
 use crate::excerpt::excerpt;
 use crate::resolve::Prefer;
@@ -62,8 +62,8 @@ pub enum Statement {
         name: String,
         /// Version constraint.
         constraint: Option<(Op, String)>,
-        /// The statement.
-        location: Location,
+        /// The statement, for a request the packages cannot meet.
+        site: Site,
     },
     /// `remove NAME...`: drop packages an included group named.
     Remove(Vec<Removal>),
@@ -74,7 +74,7 @@ pub enum Statement {
     /// `overlay "path"`: a folder or tarball laid over the tree.
     Overlay(Overlay),
     /// `paths GLOB...`: trim the tree to these paths and what they need to run.
-    Paths(Vec<String>),
+    Paths(Vec<PathsGlob>),
     /// `module NAME...`: kernel modules for the initramfs.
     Module(Vec<String>),
     /// `cmd ARG...`: the command of container outputs.
@@ -120,6 +120,15 @@ pub struct Removal {
     pub name: String,
     /// Where the name is written.
     pub location: Location,
+}
+
+/// One glob of a `paths` statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathsGlob {
+    /// The glob: absolute and normalised.
+    pub glob: String,
+    /// Where the glob is written, for one that matches nothing in the tree.
+    pub site: Site,
 }
 
 /// What `exclude` statements leave out of the tree: paths matching globs (a directory
@@ -529,7 +538,7 @@ impl Parser<'_> {
                         .get("version")
                         .map(|e| self.constraint(e))
                         .transpose()?,
-                    location: self.location(node.name().span()),
+                    site: Site::new(src, statement_span(node)),
                 }
             }
             "remove" => Statement::Remove(
@@ -549,7 +558,14 @@ impl Parser<'_> {
                 secret: self.secret(&props)?,
                 site: Site::new(src, node.name().span()),
             }),
-            "paths" => Statement::Paths(self.globs(node, 1, "glob patterns")?),
+            "paths" => Statement::Paths(
+                (self.located_globs(node, 1, "glob patterns")?.into_iter())
+                    .map(|(glob, span)| PathsGlob {
+                        glob,
+                        site: Site::new(src, span),
+                    })
+                    .collect(),
+            ),
             "overlay" => Statement::Overlay(Overlay {
                 path: self.overlay(node)?,
                 secret: self.secret(&props)?,
@@ -827,6 +843,17 @@ impl Parser<'_> {
 
     /// The node's glob arguments, at least `min` of them (`what` says what is missing).
     fn globs(&self, node: &KdlNode, min: usize, what: &str) -> Result<Vec<String>, LangError> {
+        let globs = self.located_globs(node, min, what)?;
+        Ok(globs.into_iter().map(|(glob, _)| glob).collect())
+    }
+
+    /// [`Parser::globs`], each with the span of its value.
+    fn located_globs(
+        &self,
+        node: &KdlNode,
+        min: usize,
+        what: &str,
+    ) -> Result<Vec<(String, SourceSpan)>, LangError> {
         string_args(self.src, node, min, usize::MAX, what)?
             .into_iter()
             .map(|(glob, entry)| {
@@ -847,7 +874,7 @@ impl Parser<'_> {
                     )),
                     None => {
                         self.normalised(node, glob, entry)?;
-                        Ok(glob.to_string())
+                        Ok((glob.to_string(), value_span(entry)))
                     }
                 }
             })
@@ -1284,14 +1311,18 @@ mod tests {
         let Statement::Package {
             name,
             constraint,
-            location,
+            site,
         } = &s[2]
         else {
             panic!("{:?}", s[2])
         };
         assert_eq!(name, "openssh-server");
         assert_eq!(constraint, &Some((Op::Ge, "1:9.2".to_string())));
-        assert_eq!(location.to_string(), "groups/web.kdl:6:5");
+        assert_eq!(site.location().to_string(), "groups/web.kdl:6:5");
+        // An error found later (by the resolver) marks the whole statement.
+        let later = site.invalid("x", "here", None);
+        let statement = "package openssh-server version=\">= 1:9.2\"";
+        assert_eq!(later.diag().unwrap().span.len(), statement.len());
         let Statement::When { condition, body } = &s[3] else {
             panic!("{:?}", s[3])
         };
@@ -1757,9 +1788,18 @@ mod tests {
         let Statement::When { body, .. } = &def.statements[0] else {
             panic!("{:?}", def.statements[0])
         };
+        let Statement::Paths(globs) = &body[0] else {
+            panic!("{:?}", body[0])
+        };
+        let written: Vec<(&str, String)> = (globs.iter())
+            .map(|g| (g.glob.as_str(), g.site.location().to_string()))
+            .collect();
         assert_eq!(
-            body[0],
-            Statement::Paths(vec!["/usr/sbin/nginx".into(), "/etc/nginx".into()])
+            written,
+            [
+                ("/usr/sbin/nginx", "groups/web.kdl:2:11".to_string()),
+                ("/etc/nginx", "groups/web.kdl:2:29".to_string())
+            ]
         );
         let (msg, _) = error("  paths \"usr/bin/*\"");
         assert!(msg.contains("2:9: glob `usr/bin/*` never matches"), "{msg}");

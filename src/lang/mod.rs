@@ -15,5 +15,5 @@ pub use expr::{Expr, ExprError, Term, TermKind};
 pub use flavor::{FORMATS, Flavor, debian_arch, parse_flavor_text};
 pub use group::{
     Account, AccountKind, Condition, Exclude, FileStatement, GroupDef, Hostfile, Include, Known,
-    Overlay, Preseed, Removal, Statement, UnitChange, parse_group_text,
+    Overlay, PathsGlob, Preseed, Removal, Statement, UnitChange, parse_group_text,
 };

@@ -19,6 +19,16 @@ pub(crate) fn value_span(entry: &KdlEntry) -> SourceSpan {
     SourceSpan::from((span.offset() + span.len() - len, len))
 }
 
+/// The span of a statement as written: its name and entries, without its terminator
+/// (kdl's node span takes the whitespace and line break around it too).
+pub(crate) fn statement_span(node: &KdlNode) -> SourceSpan {
+    let start = node.name().span().offset();
+    let end = (node.entries().iter())
+        .map(|e| e.span().offset() + e.span().len())
+        .fold(start + node.name().span().len(), usize::max);
+    SourceSpan::from(start..end)
+}
+
 /// Where the decoded text of a string value starts in the source, when it is written
 /// verbatim (bare, quoted or raw without escapes): then offsets inside it map 1:1.
 pub(crate) fn verbatim_start(entry: &KdlEntry, value: &str) -> Option<usize> {
@@ -282,6 +292,18 @@ mod tests {
         let entries = doc.nodes()[0].entries();
         assert_eq!(verbatim_start(&entries[0], "a\tb"), None);
         assert_eq!(verbatim_start(&entries[1], "r"), Some(11));
+    }
+
+    #[test]
+    fn statement_spans_cover_the_name_and_entries_only() {
+        let (src, doc) = parse("  package nginx version=\">= 1\" // why\nnext\n");
+        let span = statement_span(&doc.nodes()[0]);
+        assert_eq!(
+            &src.text[span.offset()..][..span.len()],
+            "package nginx version=\">= 1\""
+        );
+        let span = statement_span(&doc.nodes()[1]);
+        assert_eq!(&src.text[span.offset()..][..span.len()], "next");
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::excerpt::excerpt;
 /// A lock could not be assembled from its parts.
 #[derive(Debug, thiserror::Error)]
 pub enum AssembleError {
-    /// An `exclude` pattern is not a valid glob.
-    #[error("exclude pattern `{pattern}` is not a valid glob: {message}")]
+    /// An `exclude` or `paths` pattern is not a valid glob.
+    #[error("pattern `{pattern}` is not a valid glob: {message}")]
     BadGlob {
         /// The pattern as written in the group.
         pattern: String,
@@ -146,20 +146,31 @@ impl Subtrees {
     /// Whether `path` or one of its ancestors matches (an excluded directory takes
     /// everything below it, or its children would be orphans).
     pub fn matches(&self, path: &str) -> bool {
-        if self.0.is_empty() || path == "/" {
-            return false;
-        }
-        let mut prefix = path;
-        loop {
-            if self.0.is_match(prefix) {
-                return true;
-            }
-            match prefix.rfind('/') {
-                Some(0) | None => return false,
-                Some(i) => prefix = &prefix[..i],
-            }
-        }
+        !self.0.is_empty() && subtree_roots(path).any(|p| self.0.is_match(p))
     }
+
+    /// The positions of the patterns that `path` or one of its ancestors matches, in
+    /// order.
+    pub fn which(&self, path: &str) -> Vec<usize> {
+        let mut found: Vec<usize> = subtree_roots(path)
+            .flat_map(|p| self.0.matches(p))
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+}
+
+/// `path` and its ancestors, nearest first, without `/`: the subtrees it lies in.
+fn subtree_roots(path: &str) -> impl Iterator<Item = &str> {
+    let own = (path != "/").then_some(path);
+    own.into_iter().chain(super::path::ancestors(path))
+}
+
+/// Whether a component of a glob holds glob syntax (a wildcard, a class, an
+/// alternation or an escape), rather than naming one entry.
+pub fn has_wildcard(component: &str) -> bool {
+    component.contains(['*', '?', '[', '{', '\\'])
 }
 
 /// When the first path of a hard-link set is excluded, the first kept link becomes the

@@ -15,7 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use assemble::{AssembleError, Exclusion, Parts, Subtrees, assemble};
+pub use assemble::{AssembleError, Exclusion, Parts, Subtrees, assemble, has_wildcard};
 pub use backend::Backend;
 pub use merkle::merkle_root;
 pub use trim::{TrimError, trim};

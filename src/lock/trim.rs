@@ -9,6 +9,11 @@
 //! `file`, `hostfile` and `overlay` entries) stay, except dpkg's database, which would
 //! describe packages whose files are gone; such a symlink stays when what it points at
 //! does, and so does any symlink to a kept folder (`/bin -> usr/bin`).
+//!
+//! A glob names paths as the tree holds them, and also as its symlinked folders lead
+//! it: with merged /usr, `/bin/bash` (Debian's own name) keeps `/usr/bin/bash` and the
+//! `/bin` link. A glob that matches nothing either way is an error: it is a typo, or
+//! names what no package of the tree has, and the tree would silently lack it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -16,11 +21,30 @@ use std::io;
 use goblin::elf::Elf;
 
 use super::path::ancestors;
-use super::{FileEntry, FileKind, Lock, Subtrees};
+use super::{AssembleError, FileEntry, FileKind, Lock, Subtrees, has_wildcard};
 
 /// Why a tree could not be trimmed.
 #[derive(Debug, thiserror::Error)]
 pub enum TrimError {
+    /// A glob matches no path of the tree, as written or through the tree's symlinks.
+    #[error("paths: `{glob}` matches nothing in the tree")]
+    NoMatch {
+        /// The glob's position among the globs trimmed to.
+        index: usize,
+        /// The glob.
+        glob: String,
+        /// Where a near miss would be: the deepest folder the glob's start leads to
+        /// through the tree's symlinks (`/usr/bin` for `/bin/bsh`).
+        folder: String,
+        /// The name the glob gives next, which that folder lacks, when it is no
+        /// wildcard (`bsh`).
+        missing: Option<String>,
+        /// The names in `folder`, when `missing` is one.
+        names: Vec<String>,
+    },
+    /// A glob, or its form through the tree's symlinks, is not a valid glob.
+    #[error(transparent)]
+    Glob(#[from] AssembleError),
     /// A kept program links a library that no entry of the lock supplies.
     #[error("paths: {object} needs {library}, which the lock does not have (looked in {})", .searched.join(", "))]
     MissingLibrary {
@@ -55,18 +79,43 @@ const DEFAULT_DIRS: &[&str] = &["/lib", "/usr/lib", "/lib64", "/usr/lib64"];
 /// How many symlinks one path may pass through, as Linux allows (`ELOOP`).
 const MAX_LINKS: usize = 40;
 
-/// Trims `lock` to `paths` and what they need; `content` gives a file entry's bytes.
+/// Trims `lock` to the paths `globs` name (absolute globs, a folder with its subtree)
+/// and what they need; `content` gives a file entry's bytes. A glob that matches
+/// nothing is an error naming its position in `globs`.
 pub fn trim(
     lock: &mut Lock,
-    paths: &Subtrees,
+    globs: &[String],
     content: impl Fn(&FileEntry) -> io::Result<Vec<u8>>,
 ) -> Result<(), TrimError> {
     let tree = Tree::new(&lock.files);
+    // Each glob as written, and as the tree's symlinked folders lead it; `owner[k]` is
+    // the glob pattern `k` stands for.
+    let walks: Vec<Walk> = globs.iter().map(|g| tree.through_links(g)).collect();
+    let mut patterns = Vec::new();
+    let mut owner = Vec::new();
+    for (i, (glob, walk)) in globs.iter().zip(&walks).enumerate() {
+        patterns.push(glob.clone());
+        owner.push(i);
+        if walk.glob != *glob {
+            patterns.push(walk.glob.clone());
+            owner.push(i);
+        }
+    }
+    let paths = Subtrees::new(&patterns)?;
+    let matching: Vec<Vec<usize>> = (lock.files.iter()).map(|e| paths.which(&e.path)).collect();
+    let mut matched = vec![false; globs.len()];
+    matching
+        .iter()
+        .flatten()
+        .for_each(|&k| matched[owner[k]] = true);
+    if let Some(index) = matched.iter().position(|m| !m) {
+        return Err(tree.no_match(index, &globs[index], &walks[index]));
+    }
     let search = tree.library_dirs(&content)?;
     let mut kept = vec![false; lock.files.len()];
     let mut queue: Vec<usize> = Vec::new();
     for (i, entry) in lock.files.iter().enumerate() {
-        let named = paths.matches(&entry.path);
+        let named = !matching[i].is_empty();
         let unowned = entry.package.is_none()
             && entry.kind != FileKind::Symlink
             && !entry.path.starts_with("/var/lib/dpkg/");
@@ -134,6 +183,17 @@ fn is_nss(path: &str) -> bool {
         || (path.starts_with("/usr/lib/") && name.starts_with("libnss_") && name.contains(".so"))
 }
 
+/// Where a glob's literal start leads through the tree's symlinks.
+struct Walk {
+    /// The glob with that start replaced by where it leads (the glob itself when no
+    /// symlink is on the way).
+    glob: String,
+    /// The deepest entry reached, when the tree has `/`.
+    reached: Option<usize>,
+    /// The first component the walk did not reach, when it is no wildcard.
+    missing: Option<String>,
+}
+
 /// The lock's entries by path, for resolving paths as the kernel would.
 struct Tree<'a> {
     files: &'a [FileEntry],
@@ -189,6 +249,63 @@ impl<'a> Tree<'a> {
             pending.extend(components(target).rev().map(str::to_string));
         }
         (links, self.index(if at.is_empty() { "/" } else { &at }))
+    }
+
+    /// Follows the components of `glob` before its first wildcard through the tree's
+    /// symlinks, as far as the tree has them: `/bin/ba*` leads to `/usr/bin/ba*` when
+    /// `/bin` links to `usr/bin`. A symlink last is followed too, so `/bin` leads to
+    /// `/usr/bin` and its subtree.
+    fn through_links(&self, glob: &str) -> Walk {
+        let parts: Vec<&str> = components(glob).collect();
+        let literal = parts.iter().take_while(|c| !has_wildcard(c)).count();
+        let mut at = String::new();
+        let mut reached = self.index("/");
+        let mut followed = 0;
+        for part in &parts[..literal] {
+            let Some(i) = self.resolve(&format!("{at}/{part}")).1 else {
+                break;
+            };
+            at = self.files[i].path.trim_end_matches('/').to_string();
+            reached = Some(i);
+            followed += 1;
+        }
+        // The part reached is a path of the tree, whose names may hold glob syntax.
+        let mut led = globset::escape(&at);
+        for part in &parts[followed..] {
+            led = format!("{led}/{part}");
+        }
+        Walk {
+            glob: if followed == 0 { glob.to_string() } else { led },
+            reached,
+            missing: (followed < literal).then(|| parts[followed].to_string()),
+        }
+    }
+
+    /// The error for glob `index`, `glob`, which matches nothing: with the folder its
+    /// walk reached and, when it lacks a name the glob gives, the names it has.
+    fn no_match(&self, index: usize, glob: &str, walk: &Walk) -> TrimError {
+        let folder = walk
+            .reached
+            .map_or("/", |i| self.files[i].path.as_str())
+            .to_string();
+        let names = match &walk.missing {
+            Some(_) => {
+                let inside = |path: &'a str| {
+                    let (parent, name) = path.rsplit_once('/')?;
+                    let parent = if parent.is_empty() { "/" } else { parent };
+                    (parent == folder && !name.is_empty()).then(|| name.to_string())
+                };
+                self.files.iter().filter_map(|e| inside(&e.path)).collect()
+            }
+            None => Vec::new(),
+        };
+        TrimError::NoMatch {
+            index,
+            glob: glob.to_string(),
+            folder,
+            missing: walk.missing.clone(),
+            names,
+        }
     }
 
     /// The folders libraries are looked for in after RPATH and RUNPATH: those the
@@ -404,7 +521,7 @@ mod tests {
                 ..FileEntry::directory("/var/lib/dpkg/status")
             },
         ]);
-        let paths = Subtrees::new(&["/usr/share/keep".to_string()]).unwrap();
+        let paths = ["/usr/share/keep".to_string()];
         trim(&mut lock, &paths, |e| Ok(e.path.as_bytes().to_vec())).unwrap();
         let left: Vec<&str> = lock.files.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
@@ -430,7 +547,7 @@ mod tests {
             dir("/usr/bin"),
             file("/usr/bin/prog", &program),
         ]);
-        let paths = Subtrees::new(&["/usr/bin/prog".to_string()]).unwrap();
+        let paths = ["/usr/bin/prog".to_string()];
         let err = trim(&mut lock, &paths, |_| Ok(program.clone())).unwrap_err();
         let TrimError::MissingLibrary {
             object, searched, ..
@@ -440,6 +557,99 @@ mod tests {
         };
         assert_eq!(object, "/usr/bin/prog");
         assert!(searched.contains(&"/usr/lib64".to_string()), "{err}");
+    }
+
+    /// A merged-/usr tree: `/bin` and `/sbin` link into `/usr`.
+    fn merged_usr() -> Vec<FileEntry> {
+        vec![
+            FileEntry::directory("/"),
+            link("/bin", "usr/bin", Some("base-files")),
+            link("/sbin", "/usr/sbin", Some("base-files")),
+            dir("/usr"),
+            dir("/usr/bin"),
+            file("/usr/bin/bash", b"bash"),
+            file("/usr/bin/sh", b"sh"),
+            file("/usr/bin/ls", b"ls"),
+            file("/usr/bin/[", b"test"),
+            dir("/usr/sbin"),
+            file("/usr/sbin/nginx", b"nginx"),
+        ]
+    }
+
+    fn trimmed(globs: &[&str]) -> Result<Vec<String>, TrimError> {
+        let mut lock = lock_of(merged_usr());
+        let globs: Vec<String> = globs.iter().map(|g| g.to_string()).collect();
+        trim(&mut lock, &globs, |e| Ok(e.path.as_bytes().to_vec()))?;
+        Ok(lock.files.into_iter().map(|e| e.path).collect())
+    }
+
+    #[test]
+    fn globs_are_followed_through_symlinked_folders() {
+        let tree = merged_usr();
+        let tree = Tree::new(&tree);
+        let led = |glob: &str| tree.through_links(glob).glob;
+        assert_eq!(led("/bin/bash"), "/usr/bin/bash");
+        assert_eq!(led("/bin/ba*"), "/usr/bin/ba*");
+        assert_eq!(led("/sbin"), "/usr/sbin");
+        assert_eq!(led("/usr/bin/bash"), "/usr/bin/bash");
+        assert_eq!(led("/bin/bsh"), "/usr/bin/bsh");
+        assert_eq!(led("**/bash"), "**/bash");
+        // Where the walk leads is a name of the tree, taken literally.
+        let odd = [
+            FileEntry::directory("/"),
+            link("/cfg", "srv/a[1]", None),
+            dir("/srv"),
+            dir("/srv/a[1]"),
+        ];
+        let odd = Tree::new(&odd);
+        assert_eq!(odd.through_links("/cfg/*").glob, "/srv/a[[]1[]]/*");
+
+        // Debian's own name keeps the file and the link on the way.
+        for glob in ["/bin/bash", "/bin/ba*", "/usr/bin/bash"] {
+            let kept = trimmed(&[glob]).unwrap();
+            assert_eq!(kept, ["/", "/bin", "/usr", "/usr/bin", "/usr/bin/bash"]);
+        }
+        // A symlinked folder named takes the folder's subtree.
+        let kept = trimmed(&["/sbin"]).unwrap();
+        assert_eq!(kept, ["/", "/sbin", "/usr", "/usr/sbin", "/usr/sbin/nginx"]);
+    }
+
+    #[test]
+    fn a_glob_that_matches_nothing_names_itself_and_the_near_names() {
+        let err = trimmed(&["/usr/sbin/nginx", "/bin/bsh"]).unwrap_err();
+        let TrimError::NoMatch {
+            index,
+            glob,
+            folder,
+            missing,
+            names,
+        } = &err
+        else {
+            panic!("{err}")
+        };
+        assert_eq!((*index, glob.as_str()), (1, "/bin/bsh"));
+        assert_eq!(
+            (folder.as_str(), missing.as_deref()),
+            ("/usr/bin", Some("bsh"))
+        );
+        assert_eq!(names, &["[", "bash", "ls", "sh"]);
+        assert_eq!(
+            err.to_string(),
+            "paths: `/bin/bsh` matches nothing in the tree"
+        );
+        // A wildcard that matches nothing has no name to miss.
+        let err = trimmed(&["/usr/bin/zz*"]).unwrap_err();
+        assert!(
+            matches!(&err, TrimError::NoMatch { folder, missing: None, names, .. }
+                if folder == "/usr/bin" && names.is_empty()),
+            "{err:?}"
+        );
+        let err = trimmed(&["/opt/app/*"]).unwrap_err();
+        assert!(
+            matches!(&err, TrimError::NoMatch { folder, missing: Some(m), .. }
+                if folder == "/" && m == "opt"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub struct ResolveError {
     pub chain: Vec<String>,
     /// What went wrong at the end of the chain.
     pub problem: Problem,
+    /// The position in [`super::Request::wanted`] of the request whose chain this is,
+    /// which the caller can point at; `None` for a chain that began at the essential
+    /// packages.
+    pub wanted: Option<usize>,
 }
 
 /// What is wrong with one relation or with the chosen set.

@@ -8,11 +8,12 @@
 //! fixed order, so the same inputs always give the same result.
 
 mod error;
+mod removals;
 pub mod rpm;
 mod universe;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -23,6 +24,7 @@ use crate::source::dpkg::{MultiArch, Package, Relation};
 use crate::source::{Op, Origin};
 
 pub use error::{Conflict, ConflictKind, Problem, ResolveError};
+use removals::Removals;
 use universe::Satisfier;
 pub use universe::Universe;
 
@@ -176,6 +178,9 @@ pub struct Resolution {
     pulled_by: Vec<Option<usize>>,
     /// Universe index -> position in `chosen`.
     position: HashMap<usize, usize>,
+    /// The names [`Request::removes`] gives that kept no candidate out: nothing asked
+    /// for them, so removing them changed nothing. In request order.
+    pub idle_removes: Vec<String>,
 }
 
 impl Resolution {
@@ -261,18 +266,18 @@ pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, Res
         universe,
         prefer: request.prefer,
         avoid: request.avoid.clone(),
-        removes: request.removes.iter().map(String::as_str).collect(),
+        removes: Removals::new(&request.removes),
         slots: Vec::new(),
         slot_of: HashMap::new(),
         chosen_by_name: HashMap::new(),
         graph: DiGraph::new(),
     };
-    for wanted in &request.wanted {
+    for (position, wanted) in request.wanted.iter().enumerate() {
         let (name, arch) = match wanted.name.split_once(':') {
             Some((name, arch)) => (name, Some(arch.to_string())),
             None => (wanted.name.as_str(), None),
         };
-        if resolver.removes.contains(name) {
+        if resolver.removes.removes(name) {
             continue;
         }
         let relation = Relation {
@@ -284,6 +289,7 @@ pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, Res
             slot: None,
             arch: universe.native_arch().to_string(),
             root: wanted.root.clone(),
+            wanted: Some(position),
             reason: wanted.reason.clone(),
         };
         resolver.satisfy(std::slice::from_ref(&relation), &asker)?;
@@ -310,6 +316,9 @@ struct Slot {
     parent: Option<usize>,
     /// The first link of this package's chain.
     root: String,
+    /// The position in [`Request::wanted`] of the request that began this package's
+    /// chain; `None` for a chain that began at the essential packages.
+    wanted: Option<usize>,
 }
 
 /// Who asks for a relation: it decides the arch, the reason and the error chain.
@@ -317,6 +326,8 @@ struct Asker {
     slot: Option<usize>,
     arch: String,
     root: String,
+    /// As [`Slot::wanted`].
+    wanted: Option<usize>,
     reason: Reason,
 }
 
@@ -324,7 +335,7 @@ struct Resolver<'u> {
     universe: &'u Universe<'u>,
     prefer: Prefer,
     avoid: BTreeSet<usize>,
-    removes: HashSet<&'u str>,
+    removes: Removals<'u>,
     slots: Vec<Slot>,
     /// Universe index -> slot.
     slot_of: HashMap<usize, usize>,
@@ -339,9 +350,10 @@ impl<'u> Resolver<'u> {
         self.universe.packages()[self.slots[slot].index]
     }
 
+    /// Whether package `index` is kept out by a remove (which is then marked used).
     fn is_removed(&self, index: usize) -> bool {
         self.removes
-            .contains(self.universe.packages()[index].name.as_str())
+            .removes(self.universe.packages()[index].name.as_str())
     }
 
     /// The chosen package that keeps `index` out: dpkg installs one instance of a name,
@@ -422,6 +434,7 @@ impl<'u> Resolver<'u> {
             reason: asker.reason.clone(),
             parent: asker.slot,
             root: asker.root.clone(),
+            wanted: asker.wanted,
         });
         self.slot_of.insert(index, slot);
         let name = &self.universe.packages()[index].name;
@@ -447,7 +460,12 @@ impl<'u> Resolver<'u> {
             let mut chain = self.asker_chain(asker);
             chain.push(entry());
             let problem = Problem::Refused(why.to_string());
-            return Err(ResolveError { chain, problem });
+            let wanted = asker.wanted;
+            return Err(ResolveError {
+                chain,
+                problem,
+                wanted,
+            });
         }
         let satisfiers: Vec<Vec<Satisfier>> = (alternatives.iter())
             .map(|r| universe.satisfiers(r, &asker.arch))
@@ -491,7 +509,12 @@ impl<'u> Resolver<'u> {
         };
         let mut chain = self.asker_chain(asker);
         chain.push(entry());
-        Err(ResolveError { chain, problem })
+        let wanted = asker.wanted;
+        Err(ResolveError {
+            chain,
+            problem,
+            wanted,
+        })
     }
 
     /// Why `relation` cannot be satisfied, given everything that satisfies it.
@@ -553,6 +576,7 @@ impl<'u> Resolver<'u> {
             slot: None,
             arch: native.to_string(),
             root: ESSENTIAL_ROOT.to_string(),
+            wanted: None,
             reason: Reason::Essential,
         };
         for candidates in by_name.values() {
@@ -571,6 +595,7 @@ impl<'u> Resolver<'u> {
             slot: Some(slot),
             arch: package.arch.clone(),
             root: self.slots[slot].root.clone(),
+            wanted: self.slots[slot].wanted,
             reason: Reason::Dependency {
                 of: package.name.clone(),
             },
@@ -604,6 +629,7 @@ impl<'u> Resolver<'u> {
                 return Err(ResolveError {
                     chain: self.chain_of(slot),
                     problem: Problem::Refused(why.to_string()),
+                    wanted: self.slots[slot].wanted,
                 });
             }
         }
@@ -642,6 +668,7 @@ impl<'u> Resolver<'u> {
                                 provided: matched.provided,
                                 other_chain: self.chain_of(other),
                             })),
+                            wanted: self.slots[slot].wanted,
                         });
                     }
                 }
@@ -651,7 +678,12 @@ impl<'u> Resolver<'u> {
     }
 
     fn finish(self) -> Resolution {
-        assemble(&self.slots, self.sorted_slots(), &self.graph)
+        assemble(
+            &self.slots,
+            self.sorted_slots(),
+            &self.graph,
+            self.removes.idle(),
+        )
     }
 }
 
@@ -670,8 +702,14 @@ fn chain_of(slots: &[Slot], slot: usize, label: impl Fn(usize) -> String) -> Vec
 }
 
 /// The resolution of the chosen `slots`, listed in `order`; node `i` of `graph` is slot
-/// `i`, an edge running from a package to a dependency it needs.
-fn assemble(slots: &[Slot], order: Vec<usize>, graph: &DiGraph<usize, ()>) -> Resolution {
+/// `i`, an edge running from a package to a dependency it needs. `idle_removes` are the
+/// removes that kept nothing out.
+fn assemble(
+    slots: &[Slot],
+    order: Vec<usize>,
+    graph: &DiGraph<usize, ()>,
+    idle_removes: Vec<String>,
+) -> Resolution {
     let mut position_of_slot = vec![0; order.len()];
     for (position, &slot) in order.iter().enumerate() {
         position_of_slot[slot] = position;
@@ -709,6 +747,7 @@ fn assemble(slots: &[Slot], order: Vec<usize>, graph: &DiGraph<usize, ()>) -> Re
         graph: sorted,
         pulled_by,
         position,
+        idle_removes,
     }
 }
 

@@ -531,6 +531,77 @@ fn removed_packages_are_never_chosen() {
 }
 
 #[test]
+fn removes_that_keep_nothing_out_are_idle() {
+    let essential = |mut p: Package| {
+        p.essential = true;
+        p
+    };
+    let packages = vec![
+        pkg("aa", "1", "xx | yy"),
+        pkg("xx", "1", ""),
+        pkg("yy", "1", ""),
+        pkg("bb", "1", ""),
+        essential(pkg("sed", "4", "")),
+        pkg("emacs", "29", ""),
+    ];
+    let universe = Universe::new(&packages, "amd64");
+    let request = Request {
+        essential: true,
+        // Kept out: a wanted name, an alternative, an essential package. Idle: a
+        // package nothing asks for, one that does not exist, and a repeat of it.
+        removes: ["bb", "xx", "sed", "emacs", "emcas", "emacs"]
+            .map(String::from)
+            .to_vec(),
+        ..want(&["aa", "bb"])
+    };
+    let resolution = resolve(&universe, &request).unwrap();
+    assert_eq!(render(&universe, &resolution), ["aa=1", "yy=1"]);
+    assert_eq!(resolution.idle_removes, ["emacs", "emcas"]);
+}
+
+#[test]
+fn a_failure_names_the_request_its_chain_began_at() {
+    let packages = || {
+        vec![
+            pkg("aa", "1", ""),
+            pkg("bb", "1", "cc"),
+            pkg("cc", "1", "libssl3 (>= 3.0.9)"),
+            pkg("libssl3", "3.0.8", ""),
+        ]
+    };
+    let all = packages();
+    let universe = Universe::new(&all, "amd64");
+    // Deep in the chain, the request that began it.
+    let err = resolve(&universe, &want(&["aa", "bb"])).unwrap_err();
+    assert_eq!(err.wanted, Some(1));
+    assert_eq!(
+        err.to_string(),
+        "web -> bb -> cc -> libssl3 (>= 3.0.9): only 3.0.8 available"
+    );
+    let err = resolve(&universe, &want(&["aa", "ab"])).unwrap_err();
+    assert_eq!(err.wanted, Some(1));
+    let err = resolve(&universe, &want(&["aa (>= 2)"])).unwrap_err();
+    assert_eq!((err.wanted, err.chain.len()), (Some(0), 2));
+    // A conflict names the chain of the package declaring it.
+    let mut clash = pkg("dd", "1", "");
+    clash.conflicts = rels("aa");
+    let all = [packages(), vec![clash]].concat();
+    let universe = Universe::new(&all, "amd64");
+    let err = resolve(&universe, &want(&["aa", "dd"])).unwrap_err();
+    assert_eq!(err.wanted, Some(1), "{err}");
+    // What the essential packages bring began at no request.
+    let mut dpkg = pkg("dpkg", "1", "missing");
+    dpkg.essential = true;
+    let all = [dpkg];
+    let universe = Universe::new(&all, "amd64");
+    let request = Request {
+        essential: true,
+        ..want(&[])
+    };
+    assert_eq!(resolve(&universe, &request).unwrap_err().wanted, None);
+}
+
+#[test]
 fn conflicts_and_breaks_are_errors() {
     let mta = |name: &str, version: &str| {
         let mut p = provides(pkg(name, version, ""), "mail-transport-agent");

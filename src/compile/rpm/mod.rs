@@ -12,7 +12,8 @@ mod sysusers;
 use crate::compile::as_root::{Job, Scripts};
 use crate::compile::assemble::{self, Configured};
 use crate::compile::error::Result;
-use crate::compile::{Compiled, Configurations, Settings, check, setup};
+use crate::compile::resolve::at_request;
+use crate::compile::{Compiled, Configurations, Removes, Settings, check, setup};
 use crate::lock::{self, FileEntry, LockedPackage};
 use crate::resolve::rpm::{RpmUniverse, resolve_rpm};
 use crate::source::rpm::catalog::RpmCatalog;
@@ -34,7 +35,8 @@ pub fn compile_recipe(
     configurations: &Configurations,
 ) -> Result<Compiled> {
     // rpm's rules have no essential packages: the resolver leaves that field alone.
-    let resolution = resolve_rpm(universe, &super::resolve::request(recipe))?;
+    let resolution = resolve_rpm(universe, &super::resolve::request(recipe))
+        .map_err(|err| at_request(err, recipe))?;
     let mut warnings = super::resolve::kernel_rule(recipe, universe, &resolution)?;
     let packages: Vec<LockedPackage> = (resolution.chosen.iter())
         .map(|c| {
@@ -131,5 +133,6 @@ pub fn compile_recipe(
         Vec::new(),
         warnings,
         done.took,
+        Removes::new(recipe, &resolution.idle_removes),
     ))
 }

@@ -26,6 +26,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 
+use super::removals::Removals;
 use super::universe::Satisfier;
 use super::{
     Conflict, ConflictKind, Prefer, Problem, Ranked, Request, Resolution, ResolveError, Slot,
@@ -71,8 +72,8 @@ pub const RPMLIB_FEATURES: &[(&str, &str)] = &[
 /// rpm has no essential packages.
 pub fn resolve_rpm(universe: &RpmUniverse, request: &Request) -> Result<Resolution, ResolveError> {
     let mut resolver = Resolver::new(universe, request);
-    for wanted in &request.wanted {
-        resolver.want(wanted)?;
+    for (position, wanted) in request.wanted.iter().enumerate() {
+        resolver.want(position, wanted)?;
     }
     resolver.close()?;
     resolver.check_conflicts()?;
@@ -88,6 +89,8 @@ struct Asker {
     /// Whether the group named the arch (`foo.i686`).
     exact: bool,
     root: String,
+    /// The position in [`Request::wanted`] of the request that began the chain.
+    wanted: Option<usize>,
     reason: Reason,
 }
 
@@ -114,7 +117,7 @@ struct Resolver<'u> {
     universe: &'u RpmUniverse<'u>,
     prefer: Prefer,
     avoid: &'u BTreeSet<usize>,
-    removes: HashSet<&'u str>,
+    removes: Removals<'u>,
     /// Universe index -> the installable packages of other names obsoleting it.
     obsoleted_by: HashMap<usize, Vec<usize>>,
     slots: Vec<Slot>,
@@ -129,9 +132,10 @@ struct Resolver<'u> {
 
 impl<'u> Resolver<'u> {
     fn new(universe: &'u RpmUniverse<'u>, request: &'u Request) -> Resolver<'u> {
-        let removes: HashSet<&str> = request.removes.iter().map(String::as_str).collect();
+        let removes = Removals::new(&request.removes);
         let mut obsoleted_by: HashMap<usize, Vec<usize>> = HashMap::new();
         for (index, package) in universe.packages().iter().enumerate() {
+            // Every package is looked at here, chosen or not: no remove is used yet.
             if removes.contains(package.name.as_str()) || !universe.is_native(&package.arch) {
                 continue;
             }
@@ -162,8 +166,9 @@ impl<'u> Resolver<'u> {
         self.universe.packages()[self.slots[slot].index]
     }
 
-    /// Satisfies one wanted name: a package, a capability, a path, or `name.arch`.
-    fn want(&mut self, wanted: &Wanted) -> Result<(), ResolveError> {
+    /// Satisfies one wanted name, request `position` of the request: a package, a
+    /// capability, a path, or `name.arch`.
+    fn want(&mut self, position: usize, wanted: &Wanted) -> Result<(), ResolveError> {
         let universe = self.universe;
         let split = (wanted.name.rsplit_once('.'))
             .filter(|(name, _)| !universe.knows(&wanted.name) && !universe.named(name).is_empty());
@@ -171,7 +176,7 @@ impl<'u> Resolver<'u> {
             Some((name, arch)) => (name, Some(arch)),
             None => (wanted.name.as_str(), None),
         };
-        if self.removes.contains(name) {
+        if self.removes.removes(name) {
             return Ok(());
         }
         let asker = Asker {
@@ -179,6 +184,7 @@ impl<'u> Resolver<'u> {
             arch: arch.unwrap_or(universe.arch()).to_string(),
             exact: arch.is_some(),
             root: wanted.root.clone(),
+            wanted: Some(position),
             reason: wanted.reason.clone(),
         };
         let capability = Capability {
@@ -213,6 +219,7 @@ impl<'u> Resolver<'u> {
             arch: package.arch.clone(),
             exact: false,
             root: self.slots[slot].root.clone(),
+            wanted: self.slots[slot].wanted,
             reason: Reason::Dependency {
                 of: package.name.clone(),
             },
@@ -593,8 +600,9 @@ impl<'u> Resolver<'u> {
         }
     }
 
+    /// Whether package `index` is kept out by a remove (which is then marked used).
     fn is_removed(&self, index: usize) -> bool {
-        (self.removes).contains(self.universe.packages()[index].name.as_str())
+        (self.removes).removes(self.universe.packages()[index].name.as_str())
     }
 
     fn is_obsoleted(&self, index: usize) -> bool {
@@ -667,6 +675,7 @@ impl<'u> Resolver<'u> {
             reason: asker.reason.clone(),
             parent: asker.slot,
             root: asker.root.clone(),
+            wanted: asker.wanted,
         });
         self.slot_of.insert(index, slot);
         let name = self.universe.packages()[index].name.as_str();
@@ -696,7 +705,11 @@ impl<'u> Resolver<'u> {
         };
         chain.extend(context.iter().cloned());
         chain.push(what.to_string());
-        ResolveError { chain, problem }
+        ResolveError {
+            chain,
+            problem,
+            wanted: asker.wanted,
+        }
     }
 
     /// Orders slots by their package's (name, arch, EVR).
@@ -727,6 +740,7 @@ impl<'u> Resolver<'u> {
                         ResolveError {
                             chain,
                             problem: Problem::Malformed(why),
+                            wanted: self.slots[slot].wanted,
                         }
                     })?
                 } else {
@@ -746,6 +760,7 @@ impl<'u> Resolver<'u> {
                         provided: matches!(&expr, Expr::Cap(c) if c.name != other_package.name),
                         other_chain: self.chain_of(other),
                     })),
+                    wanted: self.slots[slot].wanted,
                 });
             }
         }
@@ -753,7 +768,12 @@ impl<'u> Resolver<'u> {
     }
 
     fn finish(self) -> Resolution {
-        assemble(&self.slots, self.sorted_slots(), &self.graph)
+        assemble(
+            &self.slots,
+            self.sorted_slots(),
+            &self.graph,
+            self.removes.idle(),
+        )
     }
 }
 

@@ -605,6 +605,48 @@ fn an_unsatisfiable_requirement_shows_the_chain_and_reasons() {
 }
 
 #[test]
+fn a_failure_names_the_request_its_chain_began_at() {
+    let packages = [
+        requires(pkg("nginx", "1.24-1"), &["openssl-libs >= 1:3.1"]),
+        requires(pkg("openssl-libs", "1:3.0.9-1"), &[]),
+        requires(pkg("site", "1-1"), &["nginx"]),
+        conflicts(pkg("old", "1-1"), &["site"]),
+    ];
+    assert_eq!(
+        failure(&packages, &["openssl-libs", "site"]).wanted,
+        Some(1)
+    );
+    assert_eq!(failure(&packages, &["site", "ngnix"]).wanted, Some(1));
+    assert_eq!(failure(&packages, &["nginx >= 2"]).wanted, Some(0));
+    let fine = [pkg("site", "1-1"), conflicts(pkg("old", "1-1"), &["site"])];
+    assert_eq!(failure(&fine, &["site", "old"]).wanted, Some(1));
+}
+
+#[test]
+fn removes_that_keep_nothing_out_are_idle() {
+    let packages = [
+        requires(pkg("app", "1-1"), &["(mta or postfix)"]),
+        provides(pkg("exim", "4-1"), &["mta"]),
+        pkg("postfix", "3-1"),
+        pkg("tool", "1-1"),
+        pkg("emacs", "29-1"),
+    ];
+    let universe = RpmUniverse::new(&packages, "x86_64");
+    let request = Request {
+        removes: ["exim", "tool", "emacs", "emcas"]
+            .map(String::from)
+            .to_vec(),
+        ..want(&["app", "tool"])
+    };
+    let resolution = resolve_rpm(&universe, &request).unwrap();
+    assert_eq!(
+        render(&universe, &resolution),
+        ["app-1-1.x86_64", "postfix-3-1.x86_64"]
+    );
+    assert_eq!(resolution.idle_removes, ["emacs", "emcas"]);
+}
+
+#[test]
 fn the_input_order_does_not_change_the_result() {
     let packages = vec![
         requires(

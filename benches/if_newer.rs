@@ -138,7 +138,7 @@ fn bench_group(ws: &Path, group: &str, runs: usize, reference: Duration) {
             assert!(materialise::is_current(
                 &stored.lock_id,
                 &sources,
-                format,
+                &format,
                 &out,
                 0
             ));
@@ -156,7 +156,7 @@ fn bench_group(ws: &Path, group: &str, runs: usize, reference: Duration) {
                 &stored.lock,
                 &stored.lock_id,
                 &sources,
-                format,
+                &format,
                 &out,
                 &opts,
             )

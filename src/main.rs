@@ -105,6 +105,9 @@ enum Command {
         /// An image's root disk: raw, qcow2 or vmdk (default raw).
         #[arg(long, value_name = "KIND")]
         disk: Option<String>,
+        /// The name an OCI layout gives its image, as `OUT:TAG` takes it (default latest).
+        #[arg(long, value_name = "TAG")]
+        tag: Option<String>,
         /// Output path (default: `GROUP-FLAVOR` in the current folder).
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
@@ -486,6 +489,7 @@ fn run(
             flavor,
             format,
             disk,
+            tag,
             output,
             version,
             if_newer,
@@ -502,6 +506,7 @@ fn run(
                 },
                 format,
                 disk,
+                tag,
                 output,
                 if_newer,
                 lock_file: lock,

@@ -13,10 +13,10 @@ use crate::lang::diag::{SourceFile, suggest};
 use crate::lang::flavor::{BUILTIN_FLAGS, parse_flavor};
 use crate::lang::group::{Include, Known, parse_group};
 pub use crate::lang::{
-    Account, AccountKind, Exclude, FileStatement, Flavor, GroupDef, Hostfile, LangError, Location,
-    Overlay, PathsGlob, Preseed, Removal, Site, Statement, UnitChange,
+    Account, AccountKind, ContainerSetting, Exclude, FileStatement, Flavor, GroupDef, Hostfile,
+    LangError, Location, Overlay, PathsGlob, Preseed, Removal, RunAs, Site, Statement, UnitChange,
 };
-use crate::lock::Reason;
+use crate::lock::{Container, Reason};
 use crate::resolve::Prefer;
 use crate::source::Op;
 
@@ -56,6 +56,12 @@ pub struct Recipe {
     pub modules: Vec<String>,
     /// The command of container outputs: the last `cmd` reached.
     pub cmd: Vec<String>,
+    /// The rest of a container output's config, the container statements reached laid
+    /// over each other in order (see [`ContainerSetting::apply`]).
+    pub container: Container,
+    /// The last `run-as` reached (the one `container.user` comes from), for compile to
+    /// check its names against the tree's accounts.
+    pub run_as: Option<RunAs>,
     /// Which version of each package name to take: the last `prefer` reached.
     pub prefer: Prefer,
     /// `user` and `group` statements, in order.
@@ -222,6 +228,8 @@ impl Workspace {
                 files: Vec::new(),
                 modules: Vec::new(),
                 cmd: Vec::new(),
+                container: Container::default(),
+                run_as: None,
                 prefer: Prefer::default(),
                 accounts: Vec::new(),
                 preseeds: Vec::new(),
@@ -374,6 +382,12 @@ impl Expander<'_> {
                     }
                 }
                 Statement::Cmd(cmd) => self.recipe.cmd = cmd.clone(),
+                Statement::Container(setting) => {
+                    setting.apply(&mut self.recipe.container);
+                    if let ContainerSetting::RunAs(run_as) = setting {
+                        self.recipe.run_as = Some(run_as.clone());
+                    }
+                }
                 Statement::Prefer(prefer) => self.recipe.prefer = *prefer,
                 Statement::File(file) => {
                     self.recipe.files.retain(|f| f.path != file.path);
@@ -693,6 +707,42 @@ mod tests {
         assert_eq!(r.packages[0].reason, named("base", &[]));
         assert_eq!(r.files[0].content, b"base\n");
         assert_eq!(r.cmd, ["/bin/sh"]);
+    }
+
+    #[test]
+    fn container_settings_are_laid_over_each_other_through_includes() {
+        let (_dir, ws) = workspace(&[
+            (
+                "groups/runtime.kdl",
+                "group runtime version=\"1\" {\n    env \"LANG=C\" \"TZ=UTC\"\n    expose 80\n    run-as \"nobody\"\n    label \"tier=base\"\n}",
+            ),
+            (
+                "groups/app.kdl",
+                "group app version=\"1\" {\n    include runtime\n    env \"LANG=C.UTF-8\"\n    when openvz { expose \"53/udp\"; run-as \"app:app\"; }\n    workdir \"/srv\"\n    entrypoint \"/init\"\n}",
+            ),
+        ]);
+        let r = recipe(&ws, "app", "openvz").unwrap();
+        let c = &r.container;
+        let env: Vec<(&str, &str)> = (c.env.iter())
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(env, [("LANG", "C.UTF-8"), ("TZ", "UTC")]);
+        let ports: Vec<&str> = c.ports.iter().map(String::as_str).collect();
+        assert_eq!(ports, ["53/udp", "80/tcp"]);
+        assert_eq!(c.user.as_deref(), Some("app:app"));
+        let run_as = r.run_as.as_ref().unwrap();
+        assert_eq!(run_as.site.location().to_string(), "groups/app.kdl:4:43");
+        assert_eq!(c.labels["tier"], "base");
+        assert_eq!(c.workdir.as_deref(), Some("/srv"));
+        assert_eq!(c.entrypoint, ["/init"]);
+        // Another flavor skips the `when`: the included group's user stays.
+        let r = recipe(&ws, "app", "xen").unwrap();
+        assert_eq!(r.container.user.as_deref(), Some("nobody"));
+        assert_eq!(
+            r.run_as.unwrap().site.location().to_string(),
+            "groups/runtime.kdl:4:12"
+        );
+        assert!(recipe(&ws, "base", "xen").unwrap().container.is_empty());
     }
 
     #[test]

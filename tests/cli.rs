@@ -696,7 +696,8 @@ fn concurrent_materialise_with_a_lock_file_builds_once() {
                         lock_file: Some(lock_file.clone()),
                         ..Options::default()
                     };
-                    let (start, stored, sources, out) = (&start, &stored, &sources, &out);
+                    let (start, stored, sources, out, format) =
+                        (&start, &stored, &sources, &out, &format);
                     scope.spawn(move || {
                         start.wait();
                         materialise(&stored.lock, &stored.lock_id, sources, format, out, &opts)

@@ -64,7 +64,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         &stored.lock,
         &stored.lock_id,
         &sources,
-        Format::Image(disk),
+        &Format::Image(disk),
         &output,
         &options,
     )?;

@@ -17,6 +17,8 @@ pub struct MaterialiseOptions {
     pub format: Option<String>,
     /// `--disk`: an image's disk kind.
     pub disk: Option<String>,
+    /// `--tag`: the name of an OCI layout's image.
+    pub tag: Option<String>,
     /// `-o OUT`; default `GROUP-FLAVOR` in the current folder.
     pub output: Option<PathBuf>,
     /// `--if-newer`.
@@ -40,6 +42,7 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
     let format = choose_format(
         opts.format.as_deref(),
         opts.disk.as_deref(),
+        opts.tag.as_deref(),
         &flavor,
         &output,
     )?;
@@ -62,7 +65,7 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
     if opts.if_newer && named {
         let located =
             repo.locate_id(&group, &flavor.canonical(), opts.lookup.version.as_deref())?;
-        if materialise::is_current(&located.lock_id, &sources, format, &output, options.mtime) {
+        if materialise::is_current(&located.lock_id, &sources, &format, &output, options.mtime) {
             return up_to_date(out, &located.address(), &output);
         }
     }
@@ -70,11 +73,11 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
     // An OpenVZ template goes by the name vzctl knows it by, in the current folder or
     // in the folder OUT names (vzctl's template cache). OUT ending in `/` names a folder
     // even before it exists, and it is made.
-    let output = match (format, &opts.output) {
+    let output = match (&format, &opts.output) {
         (Format::Openvz(compression), None) => PathBuf::from(materialise::template_name(
             &stored.lock,
             &sources,
-            compression,
+            *compression,
         )?),
         (Format::Openvz(compression), Some(dir)) if dir.is_dir() || names_folder(dir) => {
             std::fs::create_dir_all(dir).map_err(|source| Error::Io {
@@ -84,7 +87,7 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
             dir.join(materialise::template_name(
                 &stored.lock,
                 &sources,
-                compression,
+                *compression,
             )?)
         }
         _ => output,
@@ -93,7 +96,7 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
         &stored.lock,
         &stored.lock_id,
         &sources,
-        format,
+        &format,
         &output,
         &options,
     )?;
@@ -126,11 +129,12 @@ fn up_to_date(out: &mut dyn Write, address: &str, output: &Path) -> Result<()> {
 
 /// `--format` wins; then the flavor's own format, when OUT's name fits it (an OpenVZ
 /// template is a `.tar.gz` or `.tar.xz`, the other formats are folders); then a tar
-/// extension on OUT; then a chroot. `--disk` sets an image's disk kind and goes with no
-/// other format.
+/// extension on OUT; then a chroot. `--disk` sets an image's disk kind and `--tag` an
+/// OCI image's name; each goes with no other format.
 fn choose_format(
     explicit: Option<&str>,
     disk: Option<&str>,
+    tag: Option<&str>,
     flavor: &Flavor,
     output: &Path,
 ) -> Result<Format> {
@@ -142,15 +146,22 @@ fn choose_format(
     };
     let by_name = explicit.or_else(|| flavor.format.as_deref().filter(|f| fits(f)));
     let mut format = Format::choose(by_name, output)?;
+    let misplaced = |option: &str, wanted: &str, format: &Format| {
+        Error::Usage(format!(
+            "{option} goes with the {wanted} format, not {}",
+            format.describe().0
+        ))
+    };
     if let Some(disk) = disk {
         match &mut format {
             Format::Image(kind) => *kind = materialise::Disk::parse(disk)?,
-            other => {
-                return Err(Error::Usage(format!(
-                    "--disk goes with the image format, not {}",
-                    other.describe().0
-                )));
-            }
+            other => return Err(misplaced("--disk", "image", other)),
+        }
+    }
+    if let Some(tag) = tag {
+        match &mut format {
+            Format::Oci(name) => *name = materialise::Tag::parse(tag)?,
+            other => return Err(misplaced("--tag", "oci", other)),
         }
     }
     Ok(format)

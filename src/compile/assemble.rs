@@ -11,8 +11,8 @@ use super::error::{CompileError, OwnerKind, Result};
 use super::extra;
 use super::gather::Tree;
 use crate::excerpt::excerpt;
-use crate::lang::diag::nearest;
-use crate::lang::{FileStatement, Site};
+use crate::lang::diag::{nearest, suggest};
+use crate::lang::{FileStatement, RunAs, Site};
 use crate::lock::extra::{ExtraError, Layers, Statement};
 use crate::lock::{
     self, Documentation, Exclusion, FileEntry, FileKind, Lock, LockedPackage, Parts, TrimError,
@@ -64,6 +64,9 @@ pub fn assemble(
         warnings: _,
         took: _,
     } = configured;
+    if let Some(run_as) = &recipe.run_as {
+        check_run_as(&accounts, run_as)?;
+    }
     let present = |path: &str| package_entries.iter().any(|e| e.path == path);
     let machine_files = system::machine_files(machine(recipe), present);
     group_files.extend(machine_files.entries);
@@ -176,6 +179,33 @@ fn file_entry(settings: &Settings, accounts: &Accounts, file: &FileStatement) ->
     })
 }
 
+/// Refuses a `run-as` naming a user or group the tree's accounts lack: no runtime could
+/// find it in the image's `/etc/passwd` or `/etc/group`. Ids need no account.
+fn check_run_as(accounts: &Accounts, run_as: &RunAs) -> Result<()> {
+    let missing = if accounts.uid_of(&run_as.user).is_none() {
+        let known = suggest(&run_as.user, accounts.user_names(), "users");
+        Some(("user", &run_as.user, "etc/passwd", known))
+    } else {
+        (run_as.group.as_ref())
+            .filter(|group| accounts.gid_of(group).is_none())
+            .map(|group| {
+                let known = suggest(group, accounts.group_names(), "groups");
+                ("group", group, "etc/group", known)
+            })
+    };
+    let Some((role, name, table, known)) = missing else {
+        return Ok(());
+    };
+    Err(CompileError::from(run_as.site.invalid(
+        format!(
+            "`run-as` names {role} `{}`, which the tree's {table} lacks",
+            excerpt(name)
+        ),
+        format!("no such {role}"),
+        Some(format!("{known}; a `{role}` statement makes an account")),
+    )))
+}
+
 /// A statement's error, pointing at the statement when the fix is there: a secret it
 /// would copy without saying `secret=#true`, a glob that matches nothing.
 fn at_statement(err: ExtraError, site: &Site) -> CompileError {
@@ -270,10 +300,71 @@ pub fn parts(
             backend,
         },
         cmd: recipe.cmd.clone(),
+        container: recipe.container.clone(),
         modules: recipe.modules.clone(),
         packages,
         package_entries,
         excludes: exclusion(recipe)?,
         group_files,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::lang::{ContainerSetting, Known, Statement, parse_group_text};
+
+    /// The `run-as` of a group holding only `run-as SPEC`.
+    fn run_as(spec: &str) -> RunAs {
+        let text = format!("group g version=\"1\" {{\n    run-as {spec}\n}}\n");
+        let def = parse_group_text(Path::new("groups/g.kdl"), &text, &Known::default()).unwrap();
+        match def.statements.into_iter().next() {
+            Some(Statement::Container(ContainerSetting::RunAs(run_as))) => run_as,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_as_names_the_tree_s_accounts_or_ids() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        let passwd = "root:x:0:0::/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\n";
+        std::fs::write(root.path().join("etc/passwd"), passwd).unwrap();
+        std::fs::write(root.path().join("etc/group"), "root:x:0:\nadm:x:4:\n").unwrap();
+        let accounts = Accounts::read(root.path()).unwrap();
+        for good in [
+            "\"www-data\"",
+            "\"www-data:adm\"",
+            "\"1000:1000\"",
+            "0",
+            "\"root:4\"",
+        ] {
+            check_run_as(&accounts, &run_as(good)).unwrap();
+        }
+        let refused = |spec: &str| {
+            check_run_as(&accounts, &run_as(spec))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refused("\"www\""),
+            "groups/g.kdl:2:12: `run-as` names user `www`, which the tree's etc/passwd lacks"
+        );
+        assert_eq!(
+            refused("\"www-data:www-data\""),
+            "groups/g.kdl:2:12: `run-as` names group `www-data`, which the tree's etc/group lacks"
+        );
+        let err = check_run_as(&accounts, &run_as("\"www-dat\"")).unwrap_err();
+        let CompileError::Lang(lang) = &err else {
+            panic!("{err:?}")
+        };
+        let help = miette::Diagnostic::help(lang.as_ref()).unwrap().to_string();
+        assert!(help.starts_with("did you mean `www-data`?"), "{help}");
+        assert!(
+            help.ends_with("a `user` statement makes an account"),
+            "{help}"
+        );
+    }
 }

@@ -154,6 +154,9 @@ pub enum Setting {
     Backend,
     /// The container command.
     Cmd,
+    /// The rest of the container config (`env`, `run-as`, `workdir`, `expose`, `label`,
+    /// `entrypoint`).
+    Container,
     /// The kernel modules loaded at boot.
     Modules,
 }
@@ -169,6 +172,7 @@ impl Setting {
             Setting::Resolver => "resolver",
             Setting::Backend => "backend",
             Setting::Cmd => "cmd",
+            Setting::Container => "container config",
             Setting::Modules => "modules",
         }
     }
@@ -341,6 +345,7 @@ fn settings(old: &Lock, new: &Lock) -> Vec<Setting> {
                 backend,
             },
         cmd,
+        container,
         modules,
         packages: _,
         files: _,
@@ -353,6 +358,7 @@ fn settings(old: &Lock, new: &Lock) -> Vec<Setting> {
         (Setting::Resolver, *resolver != new.inputs.resolver),
         (Setting::Backend, *backend != new.inputs.backend),
         (Setting::Cmd, *cmd != new.cmd),
+        (Setting::Container, *container != new.container),
         (Setting::Modules, *modules != new.modules),
     ]
     .into_iter()
@@ -635,11 +641,15 @@ mod tests {
         let mut new = old.clone();
         new.cmd = vec!["/bin/sh".into()];
         new.version = "1.1".into();
+        new.container.workdir = Some("/srv".into());
         let d = diff(&old, &new);
-        assert_eq!(d.settings, [Setting::Version, Setting::Cmd]);
+        assert_eq!(
+            d.settings,
+            [Setting::Version, Setting::Cmd, Setting::Container]
+        );
         assert_eq!(
             d.to_string(),
-            "packages and files unchanged, version, cmd changed"
+            "packages and files unchanged, version, cmd, container config changed"
         );
         new.files.push(file("/x", "bash", 1));
         assert_eq!(

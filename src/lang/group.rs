@@ -13,6 +13,7 @@ use globset::Glob;
 use kdl::{KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
+use super::container::{self, ContainerSetting};
 use super::diag::{LangError, Location, Site, SourceFile, suggest};
 use super::expr::{Expr, TermKind};
 use super::flavor::{arch_names, debian_arch};
@@ -79,6 +80,9 @@ pub enum Statement {
     Module(Vec<String>),
     /// `cmd ARG...`: the command of container outputs.
     Cmd(Vec<String>),
+    /// `env`, `label`, `run-as`, `workdir`, `expose` or `entrypoint`: the rest of a
+    /// container output's config.
+    Container(ContainerSetting),
     /// `file "/path" ...`: a file written into the tree.
     File(FileStatement),
     /// `prefer installed|newest`: which version of each package name to take.
@@ -268,7 +272,7 @@ pub struct Known {
     pub groups: BTreeSet<String>,
 }
 
-/// Statement names, for suggestions.
+/// Statement names besides the container ones, for suggestions.
 const STATEMENTS: &[&str] = &[
     "cmd", "debconf", "disable", "enable", "exclude", "file", "flavors", "group", "hostfile",
     "include", "module", "overlay", "package", "paths", "prefer", "remove", "summary", "user",
@@ -318,6 +322,7 @@ fn allowed_props(statement: &str) -> Option<&'static [&'static str]> {
         "exclude" => &["docs", "licenses", "when"],
         "include" | "remove" | "paths" | "module" | "cmd" | "prefer" | "debconf" | "enable"
         | "disable" => &["when"],
+        name if container::STATEMENTS.contains(&name) => &["when"],
         _ => return None,
     })
 }
@@ -513,14 +518,13 @@ impl Parser<'_> {
             ));
         }
         let Some(allowed) = allowed_props(name) else {
-            return Err(super::node::unknown_node(
-                src,
-                node,
-                "statement",
-                STATEMENTS,
-            ));
+            let known: Vec<&str> = (STATEMENTS.iter().chain(&container::STATEMENTS))
+                .copied()
+                .collect();
+            return Err(super::node::unknown_node(src, node, "statement", &known));
         };
         no_block(src, node)?;
+        container::pairs_as_properties(src, node)?;
         let props = props(src, node, allowed)?;
         let many = |what| string_args(src, node, 1, usize::MAX, what);
         let statement = match name {
@@ -589,6 +593,9 @@ impl Parser<'_> {
                 })?)
             }
             "user" | "group" => Statement::Account(self.account(node, &props)?),
+            name if container::STATEMENTS.contains(&name) => {
+                Statement::Container(container::setting(src, node)?)
+            }
             "debconf" => Statement::Debconf(
                 many("preseed lines")?
                     .into_iter()
@@ -1018,15 +1025,22 @@ impl Parser<'_> {
         if valid {
             return Ok(name.to_string());
         }
+        let rule = "account names are lowercase letters, digits, `_` and `-`, starting with a \
+                    letter or `_`, at most 32 characters";
+        // `user "NAME:GROUP"` is how Dockerfiles say whom a container runs as.
+        let help = if name.contains(':') {
+            format!(
+                "{rule}; to run a container as an account, write `run-as \"{}\"`",
+                excerpt(name)
+            )
+        } else {
+            rule.to_string()
+        };
         Err(self.src.invalid(
             value_span(entry),
             format!("`{}` is not an account name", excerpt(name)),
             "not an account name",
-            Some(
-                "account names are lowercase letters, digits, `_` and `-`, starting with a \
-                 letter or `_`, at most 32 characters"
-                    .to_string(),
-            ),
+            Some(help),
         ))
     }
 
@@ -1205,7 +1219,7 @@ fn strings(args: Vec<(&str, &KdlEntry)>) -> Vec<String> {
 /// `path` with its empty and `.` components left out and each `..` taking away the
 /// component before it, as the kernel would read it were there no symlinks: `/etc/../x`
 /// is `/x`, `/etc//x/` is `/etc/x`. A relative path stays relative.
-fn normal_form(path: &str) -> String {
+pub(super) fn normal_form(path: &str) -> String {
     let mut kept: Vec<&str> = Vec::new();
     for component in path.split('/') {
         match component {

@@ -4,12 +4,14 @@
 //! for; conditions inside groups are [`expr`] flag expressions. Everything that points
 //! into a file fails with a [`LangError`] naming `path:line:column`.
 
+pub(crate) mod container;
 pub(crate) mod diag;
 pub(crate) mod expr;
 pub(crate) mod flavor;
 pub(crate) mod group;
 mod node;
 
+pub use container::{ContainerSetting, RunAs};
 pub use diag::{Diag, LangError, Location, Site};
 pub use expr::{Expr, ExprError, Term, TermKind};
 pub use flavor::{FORMATS, Flavor, debian_arch, parse_flavor_text};

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use super::{Documentation, FileEntry, FileKind, Inputs, Lock, LockedPackage};
+use super::{Container, Documentation, FileEntry, FileKind, Inputs, Lock, LockedPackage};
 use crate::excerpt::excerpt;
 
 /// A lock could not be assembled from its parts.
@@ -46,6 +46,8 @@ pub struct Parts {
     pub inputs: Inputs,
     /// Container command.
     pub cmd: Vec<String>,
+    /// The rest of the container config.
+    pub container: Container,
     /// Kernel modules images load at boot.
     pub modules: Vec<String>,
     /// The chosen packages with their reasons.
@@ -82,6 +84,7 @@ pub fn assemble(parts: Parts) -> Result<Lock, AssembleError> {
         flavor: parts.flavor,
         inputs: parts.inputs,
         cmd: parts.cmd,
+        container: parts.container,
         modules: parts.modules,
         packages: parts.packages,
         files: kept.into_values().collect(),
@@ -259,6 +262,7 @@ mod tests {
             flavor: "[is: x86_64]".into(),
             inputs: Inputs::default(),
             cmd: vec![],
+            container: Container::default(),
             modules: vec![],
             packages: vec![],
             package_entries: entries,

@@ -5,6 +5,7 @@
 
 mod assemble;
 mod backend;
+mod container;
 pub mod extra;
 mod merkle;
 pub mod path;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use assemble::{AssembleError, Exclusion, Parts, Subtrees, assemble, has_wildcard};
 pub use backend::Backend;
+pub use container::Container;
 pub use merkle::merkle_root;
 pub use trim::{TrimError, trim};
 
@@ -283,6 +285,10 @@ pub struct Lock {
     /// The command for container outputs (`cmd` in the group).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cmd: Vec<String>,
+    /// The rest of a container's config (`env`, `run-as`, `workdir`, `expose`, `label`,
+    /// `entrypoint`); left out of the canonical form when empty.
+    #[serde(default, skip_serializing_if = "Container::is_empty")]
+    pub container: Container,
     /// The kernel modules an image of the lock loads at boot (`module` statements), in
     /// first-mention order; their dependencies are found when the image is made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -304,6 +310,7 @@ impl Lock {
             flavor: "[is: x86_64]".to_string(),
             inputs: Inputs::default(),
             cmd: Vec::new(),
+            container: Container::default(),
             modules: Vec::new(),
             packages: Vec::new(),
             files,

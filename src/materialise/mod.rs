@@ -36,6 +36,7 @@ pub use output::Protected;
 pub use plan::LockProblem;
 pub use verify::{HostDifference, HostProblem, Supplier, Verification, verify};
 
+pub use oci::Tag;
 pub(crate) use oci::{Blob, Hashing, rfc3339};
 pub(crate) use output::Target;
 
@@ -122,7 +123,7 @@ impl Disk {
 }
 
 /// The kind of output to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
     /// A directory tree.
     Chroot,
@@ -132,8 +133,8 @@ pub enum Format {
     Openvz(Compression),
     /// A bootable set in a directory: kernel, initramfs and a root disk of this kind.
     Image(Disk),
-    /// An OCI image layout directory with one layer.
-    Oci,
+    /// An OCI image layout directory with one layer, its image named by this tag.
+    Oci(Tag),
 }
 
 impl Format {
@@ -156,21 +157,22 @@ impl Format {
                 }),
             },
             Some("image") => Ok(Format::Image(Disk::Raw)),
-            Some("oci") => Ok(Format::Oci),
+            Some("oci") => Ok(Format::Oci(Tag::default())),
             Some(other) => Err(MaterialiseError::UnknownFormat {
                 name: other.to_string(),
             }),
         }
     }
 
-    /// The format's name and its variant (compression or disk), as stamps record them.
-    pub fn describe(self) -> (&'static str, Option<&'static str>) {
+    /// The format's name and its variant (compression, disk or tag), as stamps record
+    /// them.
+    pub fn describe(&self) -> (&'static str, Option<&str>) {
         match self {
             Format::Chroot => ("chroot", None),
             Format::Tar(c) => ("tar", Some(c.as_str())),
             Format::Openvz(c) => ("openvz", Some(c.as_str())),
             Format::Image(disk) => ("image", Some(disk.as_str())),
-            Format::Oci => ("oci", None),
+            Format::Oci(tag) => ("oci", Some(tag.as_str())),
         }
     }
 }
@@ -312,6 +314,14 @@ pub enum MaterialiseError {
         /// Why.
         reason: String,
     },
+    /// `--tag` names no tag the distribution grammar allows.
+    #[error(
+        "bad tag `{tag}`: a tag is 1 to 128 ASCII letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"
+    )]
+    BadTag {
+        /// The tag given (shortened).
+        tag: String,
+    },
     /// A lock entry an OCI layer cannot carry: unpackers take the name for a whiteout.
     #[error(
         "{path}: an OCI layer cannot hold a name starting with `.wh.` (unpackers take it for a deletion)"
@@ -413,7 +423,7 @@ fn io_error(
 pub fn is_current(
     lock_id: &str,
     sources: &Sources,
-    format: Format,
+    format: &Format,
     out: &Path,
     mtime: u64,
 ) -> bool {
@@ -456,7 +466,7 @@ pub fn materialise(
     lock: &Lock,
     lock_id: &str,
     sources: &Sources,
-    format: Format,
+    format: &Format,
     out: &Path,
     opts: &Options,
 ) -> Result<Outcome, MaterialiseError> {
@@ -508,17 +518,17 @@ pub fn materialise(
     let (temp, files) = match format {
         Format::Chroot => chroot::build(&plan, &supply, &target, mtime, &progress, &mut warnings)?,
         Format::Tar(compression) | Format::Openvz(compression) => {
-            tarball::build(&plan, &supply, compression, &target, opts.mtime, &progress)?
+            tarball::build(&plan, &supply, *compression, &target, opts.mtime, &progress)?
         }
-        Format::Oci => oci::build(
-            &plan, &supply, lock, lock_id, &target, opts.mtime, &progress,
+        Format::Oci(tag) => oci::build(
+            &plan, &supply, lock, lock_id, tag, &target, opts.mtime, &progress,
         )?,
         Format::Image(disk) => image::build(
             &plan,
             lock,
             lock_id,
             &supply,
-            disk,
+            *disk,
             &target,
             mtime,
             &progress,

@@ -3,14 +3,17 @@
 //!
 //! OUT gets `oci-layout`, `index.json` and `blobs/sha256/` with three blobs: the layer
 //! (the lock's tar stream from [`tarball::write`], gzipped), the image config and the
-//! manifest. `index.json` names the manifest `latest` (`org.opencontainers.image.ref.name`)
-//! and nothing else: with a second descriptor (say the group's version as a ref),
+//! manifest. `index.json` names the manifest by one tag (`org.opencontainers.image.ref.name`),
+//! `latest` unless `--tag` gives another ([`Tag`]), and nothing else: with a second
+//! descriptor (say the group's version as a ref),
 //! `skopeo` refuses `oci:OUT` without a tag ("more than one image"), and the version does
 //! not name one image anyway (every revision of `1.0` has it). So the version goes in the
 //! manifest's `org.opencontainers.image.version` annotation and the lock id in the
 //! config's history. Every JSON document is a struct serialised in its declared field
 //! order and every time is the run's mtime or the lock's own, so the same lock gives the
-//! same bytes and the same digests.
+//! same bytes and the same digests. The config's `User`, `ExposedPorts`, `Env`,
+//! `Entrypoint`, `Cmd`, `WorkingDir` and `Labels` are the lock's `cmd` and container
+//! settings, maps sorted by key.
 //!
 //! The layer leaves out the lock's char and block devices (its `/dev` directory, links
 //! and `pts`/`shm` folders stay). An OCI runtime mounts a fresh `/dev` and makes the
@@ -20,6 +23,10 @@
 //! cannot store them (rpm-ostree grew `ignore-devices` for such images, and minideb
 //! dropped its nodes for that reason). apko does write five nodes into its layers; here
 //! the runtimes' view wins. FIFOs stay: anyone may make one.
+
+mod tag;
+
+pub use tag::Tag;
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
@@ -43,10 +50,9 @@ const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-/// The one name `index.json` gives the image.
-const REF_NAME: &str = "latest";
-/// The search path of Debian's login shells, which Docker's images use too.
-const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The search path of Debian's login shells, which Docker's images use too; an `env`
+/// statement setting `PATH` replaces it.
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Instruction set (as flavors name it) to the OCI platform's GOARCH-style architecture
 /// and variant.
@@ -61,13 +67,16 @@ const PLATFORMS: &[(&str, &str, Option<&str>)] = &[
     ("riscv64", "riscv64", None),
 ];
 
-/// Writes the image layout of `lock` (whose id is `lock_id`) in a temporary directory
-/// beside OUT; returns it and the number of layer members, the root not counted.
+/// Writes the image layout of `lock` (whose id is `lock_id`), its image named `tag`, in
+/// a temporary directory beside OUT; returns it and the number of layer members, the
+/// root not counted.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn build(
     plan: &Plan,
     supply: &Supply,
     lock: &Lock,
     lock_id: &str,
+    tag: &Tag,
     target: &Target,
     mtime: u64,
     progress: &Progress,
@@ -92,10 +101,7 @@ pub(super) fn build(
         architecture: platform.architecture,
         variant: platform.variant,
         os: platform.os,
-        config: RunConfig {
-            env: vec![PATH.to_string()],
-            cmd: lock.cmd.clone(),
-        },
+        config: RunConfig::of(lock),
         rootfs: RootFs {
             kind: "layers",
             diff_ids: vec![diff_id.name()],
@@ -126,10 +132,7 @@ pub(super) fn build(
         media_type: INDEX,
         manifests: vec![Descriptor {
             platform: Some(platform),
-            annotations: BTreeMap::from([(
-                "org.opencontainers.image.ref.name",
-                REF_NAME.to_string(),
-            )]),
+            annotations: BTreeMap::from([("org.opencontainers.image.ref.name", tag.to_string())]),
             ..Descriptor::new(MANIFEST, &manifest)
         }],
     };
@@ -412,14 +415,52 @@ struct Image {
     history: Vec<History>,
 }
 
-/// What a container of the image runs by default.
+/// What a container of the image runs by default, in the specification's field order;
+/// what the lock leaves unset is left out.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct RunConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    exposed_ports: BTreeMap<String, Empty>,
     env: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    entrypoint: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     cmd: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    working_dir: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
 }
+
+impl RunConfig {
+    /// The config of `lock`: its `cmd` and container settings, with the standard `PATH`
+    /// unless an `env` sets one. Variables are sorted by name.
+    fn of(lock: &Lock) -> RunConfig {
+        let container = &lock.container;
+        let mut env = BTreeMap::from([("PATH", PATH)]);
+        env.extend((container.env.iter()).map(|(name, value)| (name.as_str(), value.as_str())));
+        RunConfig {
+            user: container.user.clone(),
+            exposed_ports: (container.ports.iter())
+                .map(|port| (port.clone(), Empty {}))
+                .collect(),
+            env: (env.iter())
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect(),
+            entrypoint: container.entrypoint.clone(),
+            cmd: lock.cmd.clone(),
+            working_dir: container.workdir.clone(),
+            labels: container.labels.clone(),
+        }
+    }
+}
+
+/// The empty object the specification gives each exposed port.
+#[derive(Serialize)]
+struct Empty {}
 
 /// The layers' uncompressed digests.
 #[derive(Serialize)]

@@ -50,7 +50,13 @@ pub(crate) struct Stamp {
 impl Stamp {
     /// The stamp a build of lock `lock_id` in `format` with entry mtime `mtime`, reading
     /// host files under `sysroot`, into `out` would leave.
-    pub fn request(lock_id: &str, format: Format, mtime: u64, sysroot: &Path, out: &Path) -> Stamp {
+    pub fn request(
+        lock_id: &str,
+        format: &Format,
+        mtime: u64,
+        sysroot: &Path,
+        out: &Path,
+    ) -> Stamp {
         let (format_name, variant) = format.describe();
         // A chroot's owners and devices depend on who builds it: root writes the lock's,
         // anyone else owns every file and makes no device. No other format's bytes do.
@@ -551,7 +557,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
-    use crate::materialise::{Compression, Disk};
+    use crate::materialise::{Compression, Disk, Tag};
 
     const TAR: Format = Format::Tar(Compression::Gzip);
     const NEVER_RACY: i128 = i128::MAX;
@@ -598,7 +604,7 @@ mod tests {
         }
 
         fn request(&self) -> Stamp {
-            Stamp::request("id1", TAR, 7, &self.sysroot, &self.out)
+            Stamp::request("id1", &TAR, 7, &self.sysroot, &self.out)
         }
 
         fn current(&self) -> bool {
@@ -632,28 +638,32 @@ mod tests {
         let other_root = b.dir.path().join("other-root");
         let other_out = b.dir.path().join("elsewhere/out.tar.gz");
         for other in [
-            Stamp::request("id2", TAR, 7, &b.sysroot, &b.out),
-            Stamp::request("id1", Format::Tar(Compression::Xz), 7, &b.sysroot, &b.out),
+            Stamp::request("id2", &TAR, 7, &b.sysroot, &b.out),
+            Stamp::request("id1", &Format::Tar(Compression::Xz), 7, &b.sysroot, &b.out),
             Stamp::request(
                 "id1",
-                Format::Openvz(Compression::Gzip),
+                &Format::Openvz(Compression::Gzip),
                 7,
                 &b.sysroot,
                 &b.out,
             ),
-            Stamp::request("id1", Format::Chroot, 7, &b.sysroot, &b.out),
-            Stamp::request("id1", Format::Image(Disk::Raw), 7, &b.sysroot, &b.out),
-            Stamp::request("id1", Format::Oci, 7, &b.sysroot, &b.out),
-            Stamp::request("id1", TAR, 8, &b.sysroot, &b.out),
-            Stamp::request("id1", TAR, 7, &other_root, &b.out),
-            Stamp::request("id1", TAR, 7, &b.sysroot, &other_out),
+            Stamp::request("id1", &Format::Chroot, 7, &b.sysroot, &b.out),
+            Stamp::request("id1", &Format::Image(Disk::Raw), 7, &b.sysroot, &b.out),
+            Stamp::request("id1", &Format::Oci(Tag::default()), 7, &b.sysroot, &b.out),
+            Stamp::request("id1", &TAR, 8, &b.sysroot, &b.out),
+            Stamp::request("id1", &TAR, 7, &other_root, &b.out),
+            Stamp::request("id1", &TAR, 7, &b.sysroot, &other_out),
         ] {
             assert!(!other.is_current(&b.stamp, &b.out), "{other:?}");
         }
         // Variants of one format are told apart too.
-        let raw = Stamp::request("id1", Format::Image(Disk::Raw), 7, &b.sysroot, &b.out);
-        let qcow2 = Stamp::request("id1", Format::Image(Disk::Qcow2), 7, &b.sysroot, &b.out);
+        let raw = Stamp::request("id1", &Format::Image(Disk::Raw), 7, &b.sysroot, &b.out);
+        let qcow2 = Stamp::request("id1", &Format::Image(Disk::Qcow2), 7, &b.sysroot, &b.out);
         assert_ne!(raw, qcow2);
+        let tagged = |tag| Format::Oci(Tag::parse(tag).unwrap());
+        let latest = Stamp::request("id1", &tagged("latest"), 7, &b.sysroot, &b.out);
+        let v1 = Stamp::request("id1", &tagged("v1"), 7, &b.sysroot, &b.out);
+        assert_ne!(latest, v1);
         // Nothing was left beside the stamp.
         let mut names: Vec<_> = fs::read_dir(b.dir.path())
             .unwrap()

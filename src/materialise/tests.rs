@@ -127,7 +127,12 @@ impl Fixture {
         self.dir.path().join("outs").join(name)
     }
 
-    fn run(&self, format: Format, out: &Path, opts: &Options) -> Result<Outcome, MaterialiseError> {
+    fn run(
+        &self,
+        format: &Format,
+        out: &Path,
+        opts: &Options,
+    ) -> Result<Outcome, MaterialiseError> {
         materialise(&self.lock, "lock-1", &self.sources, format, out, opts)
     }
 
@@ -222,9 +227,9 @@ fn tar_is_byte_identical_across_runs_for_every_compression() {
         let second = fx.out(&format!("two.{ext}"));
         let format = Format::choose(None, &first).unwrap();
         assert_eq!(format, Format::Tar(compression));
-        let outcome = fx.run(format, &first, &opts()).unwrap();
+        let outcome = fx.run(&format, &first, &opts()).unwrap();
         assert!(outcome.built);
-        fx.run(format, &second, &opts()).unwrap();
+        fx.run(&format, &second, &opts()).unwrap();
         let bytes = fs::read(&first).unwrap();
         assert_eq!(
             bytes,
@@ -308,7 +313,7 @@ fn tar_holds_the_locks_names_owners_modes_and_links() {
     let fx = Fixture::new();
     let out = fx.out("out.tar");
     let outcome = fx
-        .run(Format::Tar(Compression::None), &out, &opts())
+        .run(&Format::Tar(Compression::None), &out, &opts())
         .unwrap();
     assert_eq!(
         outcome.files,
@@ -374,7 +379,7 @@ fn tar_holds_the_locks_names_owners_modes_and_links() {
 fn chroot_reproduces_the_tree() {
     let fx = Fixture::new();
     let out = fx.out("root");
-    let outcome = fx.run(Format::Chroot, &out, &opts()).unwrap();
+    let outcome = fx.run(&Format::Chroot, &out, &opts()).unwrap();
     assert!(outcome.built);
     assert_eq!(fx.outs(), [".root.appliance-stamp", "root"]);
 
@@ -435,7 +440,7 @@ fn chroot_reproduces_the_tree() {
 fn a_second_build_replaces_the_tree_and_leaves_nothing_else() {
     let mut fx = Fixture::new();
     let out = fx.out("root");
-    fx.run(Format::Chroot, &out, &opts()).unwrap();
+    fx.run(&Format::Chroot, &out, &opts()).unwrap();
     fs::write(fx.sources.sysroot.join("etc/hostname"), b"db\n").unwrap();
     let hostname = fx
         .lock
@@ -444,7 +449,7 @@ fn a_second_build_replaces_the_tree_and_leaves_nothing_else() {
         .find(|f| f.path == "/etc/hostname")
         .unwrap();
     *hostname = file("/etc/hostname", b"db\n");
-    fx.run(Format::Chroot, &out, &opts()).unwrap();
+    fx.run(&Format::Chroot, &out, &opts()).unwrap();
     assert_eq!(fs::read(out.join("etc/hostname")).unwrap(), b"db\n");
     assert_eq!(fx.outs(), [".root.appliance-stamp", "root"]);
 }
@@ -454,7 +459,7 @@ fn drift_lists_every_bad_file_and_leaves_out_alone() {
     for format in [Format::Chroot, Format::Tar(Compression::Gzip)] {
         let fx = Fixture::new();
         let out = fx.out("out");
-        fx.run(format, &out, &opts()).unwrap();
+        fx.run(&format, &out, &opts()).unwrap();
         let before = fx.outs();
         let snapshot = |p: &Path| match format {
             Format::Chroot => fs::read(p.join("etc/hostname")).unwrap(),
@@ -468,7 +473,7 @@ fn drift_lists_every_bad_file_and_leaves_out_alone() {
         fs::remove_file(root.join("usr/bin/tool")).unwrap();
         std::os::unix::fs::symlink("/bin/sh", root.join("usr/bin/tool")).unwrap();
 
-        let err = fx.run(format, &out, &opts()).unwrap_err();
+        let err = fx.run(&format, &out, &opts()).unwrap_err();
         let MaterialiseError::Drift { files, .. } = &err else {
             panic!("expected drift, got {err}");
         };
@@ -504,7 +509,7 @@ fn a_blob_stands_in_for_a_host_file_that_differs() {
         fs::write(fx.sources.sysroot.join("etc/hostname"), b"WEB\n").unwrap();
 
         let out = fx.out("out");
-        fx.run(format, &out, &opts()).unwrap();
+        fx.run(&format, &out, &opts()).unwrap();
         let got = match format {
             Format::Chroot => fs::read(out.join("etc/hostname")).unwrap(),
             _ => {
@@ -544,7 +549,7 @@ fn hostile_locks_are_refused_before_anything_is_written() {
     ];
     for (bad, lock) in hostile {
         for format in [Format::Chroot, Format::Tar(Compression::None)] {
-            let err = materialise(&lock, "id", &fx.sources, format, &out, &opts()).unwrap_err();
+            let err = materialise(&lock, "id", &fx.sources, &format, &out, &opts()).unwrap_err();
             assert!(
                 matches!(&err, MaterialiseError::InvalidLock { path, .. } if path == bad),
                 "{err}"
@@ -568,13 +573,13 @@ fn if_newer_rebuilds_when_the_request_or_a_host_file_it_read_changes() {
             ..opts()
         };
         let built = |lock_id: &str, opts: &Options| {
-            materialise(&fx.lock, lock_id, &fx.sources, format, &out, opts)
+            materialise(&fx.lock, lock_id, &fx.sources, &format, &out, opts)
                 .unwrap()
                 .built
         };
         assert!(built("lock-1", &opts));
         assert!(!built("lock-1", &opts), "{format:?}");
-        assert!(is_current("lock-1", &fx.sources, format, &out, MTIME));
+        assert!(is_current("lock-1", &fx.sources, &format, &out, MTIME));
 
         // Another lock id, or another mtime, is another request.
         assert!(built("lock-2", &opts));
@@ -596,7 +601,7 @@ fn if_newer_rebuilds_when_the_request_or_a_host_file_it_read_changes() {
 
         // Without the host files it read, it cannot be current, nor be built.
         fs::remove_dir_all(&fx.sources.sysroot).unwrap();
-        let gone = materialise(&fx.lock, "lock-2", &fx.sources, format, &out, &later);
+        let gone = materialise(&fx.lock, "lock-2", &fx.sources, &format, &out, &later);
         assert!(
             matches!(gone, Err(MaterialiseError::Drift { .. })),
             "{gone:?}"
@@ -623,10 +628,10 @@ fn files_from_the_blob_store_are_covered_by_the_lock_id() {
         ..opts()
     };
     let format = Format::Tar(Compression::None);
-    assert!(fx.run(format, &out, &opts).unwrap().built);
+    assert!(fx.run(&format, &out, &opts).unwrap().built);
     // A host file appearing where the lock has one changes nothing the build read.
     write_sysroot(&fx.sources.sysroot);
-    assert!(!fx.run(format, &out, &opts).unwrap().built);
+    assert!(!fx.run(&format, &out, &opts).unwrap().built);
 }
 
 #[test]
@@ -640,7 +645,7 @@ fn concurrent_runs_sharing_a_lock_file_build_once() {
     };
     let builds: usize = std::thread::scope(|scope| {
         let runs: Vec<_> = (0..8)
-            .map(|_| scope.spawn(|| fx.run(Format::Tar(Compression::Gzip), &out, &opts)))
+            .map(|_| scope.spawn(|| fx.run(&Format::Tar(Compression::Gzip), &out, &opts)))
             .collect();
         runs.into_iter()
             .map(|run| usize::from(run.join().unwrap().unwrap().built))
@@ -681,7 +686,7 @@ fn a_lock_file_excludes_other_threads_of_this_process() {
 fn refuses_to_replace_the_sysroot() {
     let fx = Fixture::new();
     let err = fx
-        .run(Format::Chroot, &fx.sources.sysroot, &opts())
+        .run(&Format::Chroot, &fx.sources.sysroot, &opts())
         .unwrap_err();
     assert!(
         matches!(err, MaterialiseError::UnsafeOutput { .. }),
@@ -695,11 +700,11 @@ fn a_run_killed_before_its_stamp_leaves_an_out_it_may_replace() {
     for format in [Format::Chroot, Format::Tar(Compression::None)] {
         let fx = Fixture::new();
         let out = fx.out("out");
-        fx.run(format, &out, &opts()).unwrap();
+        fx.run(&format, &out, &opts()).unwrap();
         // What a run does up to its death right after installing: the claim, then OUT
         // exchanged for a new build (the stamp still names the old OUT).
         let target = Target::new(&out).unwrap();
-        let request = Stamp::request("lock-2", format, MTIME, &fx.sources.sysroot, &out);
+        let request = Stamp::request("lock-2", &format, MTIME, &fx.sources.sysroot, &out);
         let build = || match format {
             Format::Chroot => {
                 let temp = target.temp_dir().unwrap();
@@ -715,12 +720,12 @@ fn a_run_killed_before_its_stamp_leaves_an_out_it_may_replace() {
         let temp = build();
         request.claim(&target.claim(), &temp.path).unwrap();
         target.install(temp, &mut Vec::new()).unwrap();
-        fx.run(format, &out, &opts()).unwrap();
+        fx.run(&format, &out, &opts()).unwrap();
         assert_eq!(fx.outs(), [".out.appliance-stamp", "out"], "{format:?}");
 
         // Without the claim, the new OUT would be nobody's.
         target.install(build(), &mut Vec::new()).unwrap();
-        let err = fx.run(format, &out, &opts()).unwrap_err();
+        let err = fx.run(&format, &out, &opts()).unwrap_err();
         assert!(matches!(err, MaterialiseError::Foreign { .. }), "{err}");
     }
 }
@@ -729,7 +734,7 @@ fn a_run_killed_before_its_stamp_leaves_an_out_it_may_replace() {
 fn permissions_survive_a_read_only_tree_being_replaced() {
     let fx = Fixture::new();
     let out = fx.out("root");
-    fx.run(Format::Chroot, &out, &opts()).unwrap();
+    fx.run(&Format::Chroot, &out, &opts()).unwrap();
     assert_eq!(
         fs::metadata(out.join("usr/share/ro"))
             .unwrap()
@@ -738,7 +743,7 @@ fn permissions_survive_a_read_only_tree_being_replaced() {
             & 0o777,
         0o555
     );
-    let outcome = fx.run(Format::Chroot, &out, &opts()).unwrap();
+    let outcome = fx.run(&Format::Chroot, &out, &opts()).unwrap();
     assert!(
         outcome.warnings.iter().all(|w| !w.contains("previous")),
         "{:?}",
@@ -759,7 +764,7 @@ fn a_lock_the_host_supplies_never_reads_the_pool() {
         (Format::Chroot, "root"),
         (Format::Tar(Compression::None), "t.tar"),
     ] {
-        fx.run(format, &fx.out(name), &opts()).unwrap();
+        fx.run(&format, &fx.out(name), &opts()).unwrap();
     }
     // The scratch folder for unpacked archives is gone with the run.
     assert_eq!(

@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use crate::lock::{FileEntry, Inputs, Lock, LockedPackage};
+use crate::lock::{Container, FileEntry, Inputs, Lock, LockedPackage};
 use crate::source::dpkg::version;
 
 pub use blobs::BlobStore;
@@ -828,14 +828,24 @@ fn read_lock(
     version: &str,
     flavor: &str,
 ) -> Result<(Lock, String, i64), Fault> {
-    let (lock_id, inputs, cmd, modules, created): (String, String, String, String, i64) = conn
-        .query_row(
-            "SELECT lock_id, inputs, cmd, modules, created FROM locks WHERE id = ?1",
-            [row],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )?;
+    type Row = (String, String, String, String, String, i64);
+    let (lock_id, inputs, cmd, container, modules, created): Row = conn.query_row(
+        "SELECT lock_id, inputs, cmd, container, modules, created FROM locks WHERE id = ?1",
+        [row],
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        },
+    )?;
     let inputs: Inputs = from_json(&inputs, "inputs")?;
     let cmd: Vec<String> = from_json(&cmd, "cmd")?;
+    let container: Container = from_json(&container, "container")?;
     let modules: Vec<String> = from_json(&modules, "modules")?;
 
     let package_files = format!(
@@ -895,6 +905,7 @@ fn read_lock(
         flavor: flavor.to_string(),
         inputs,
         cmd,
+        container,
         modules,
         packages,
         files,
@@ -1047,8 +1058,8 @@ fn write_lock(tx: &Transaction<'_>, lock: &Lock, lock_id: &str) -> rusqlite::Res
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     tx.execute(
-        "INSERT INTO locks (group_version, flavor, revision, lock_id, merkle_root, inputs, cmd, modules, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO locks (group_version, flavor, revision, lock_id, merkle_root, inputs, cmd, container, modules, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             group_version,
             flavor,
@@ -1057,6 +1068,7 @@ fn write_lock(tx: &Transaction<'_>, lock: &Lock, lock_id: &str) -> rusqlite::Res
             lock.merkle_root(),
             to_json(&lock.inputs),
             to_json(&lock.cmd),
+            to_json(&lock.container),
             to_json(&lock.modules),
             created
         ],
@@ -1234,6 +1246,12 @@ mod tests {
                 backend: Default::default(),
             },
             cmd: vec!["/usr/sbin/nginx".to_string(), "-g".to_string()],
+            container: Container {
+                user: Some("www-data".to_string()),
+                env: [("LANG".to_string(), "C.UTF-8".to_string())].into(),
+                ports: ["80/tcp".to_string()].into(),
+                ..Container::default()
+            },
             modules: vec!["virtio_blk".to_string()],
             packages: vec![
                 package(

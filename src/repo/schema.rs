@@ -53,7 +53,7 @@ const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Migration `i` takes `user_version` from `i` to `i + 1`. Append only: a migration that
 /// has shipped never changes, because existing repositories have already run it.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The first schema.
 ///
@@ -156,6 +156,10 @@ ALTER TABLE package_files ADD COLUMN documentation TEXT;
 ALTER TABLE lock_files ADD COLUMN mtime INTEGER;
 ALTER TABLE lock_files ADD COLUMN documentation TEXT;
 ";
+
+/// A lock's container config besides `cmd` (`env`, `run-as`, `workdir`, `expose`,
+/// `label`, `entrypoint`), as JSON; `{}` for none, which every earlier lock has.
+const V4: &str = "ALTER TABLE locks ADD COLUMN container TEXT NOT NULL DEFAULT '{}';";
 
 /// What an existing SQLite database holds.
 pub(super) enum Contents {
@@ -443,6 +447,7 @@ mod tests {
          ALTER TABLE package_files DROP COLUMN documentation; \
          ALTER TABLE lock_files DROP COLUMN mtime; \
          ALTER TABLE lock_files DROP COLUMN documentation",
+        "ALTER TABLE locks DROP COLUMN container",
     ];
 
     fn unmarked(path: &Path, version: usize) {

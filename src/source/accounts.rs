@@ -51,6 +51,16 @@ impl Accounts {
     pub fn gid_of(&self, name: &str) -> Option<u32> {
         id_of(&self.groups, name)
     }
+
+    /// Every user name, in no order.
+    pub fn user_names(&self) -> impl Iterator<Item = &str> {
+        self.users.values().map(String::as_str)
+    }
+
+    /// Every group name, in no order.
+    pub fn group_names(&self) -> impl Iterator<Item = &str> {
+        self.groups.values().map(String::as_str)
+    }
 }
 
 fn id_of(names: &HashMap<u32, String>, name: &str) -> Option<u32> {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::lock::{FileEntry, FileKind};
+use crate::lock::{Container, FileEntry, FileKind};
 use crate::materialise::plan::tests::{entry, file, link, lock_of};
 use crate::materialise::{Format, Options, Outcome, Sources, materialise};
 
@@ -99,11 +99,16 @@ impl Fixture {
     }
 
     fn run(&self, out: &Path) -> Result<Outcome, MaterialiseError> {
+        self.run_tagged(out, Tag::default())
+    }
+
+    fn run_tagged(&self, out: &Path, tag: Tag) -> Result<Outcome, MaterialiseError> {
         let opts = Options {
             mtime: MTIME,
             ..Options::default()
         };
-        materialise(&self.lock, "lock-1", &self.sources, Format::Oci, out, &opts)
+        let format = Format::Oci(tag);
+        materialise(&self.lock, "lock-1", &self.sources, &format, out, &opts)
     }
 
     fn outs(&self) -> Vec<String> {
@@ -286,6 +291,43 @@ fn without_a_cmd_the_config_has_none() {
 }
 
 #[test]
+fn container_settings_fill_the_config_in_the_spec_s_order_and_the_tag_names_the_image() {
+    let mut fx = Fixture::new();
+    fx.lock.container = Container {
+        user: Some("www-data:www-data".into()),
+        ports: ["80/tcp", "53/udp", "443/tcp"].map(String::from).into(),
+        env: [("PATH", "/opt/bin"), ("LANG", "C.UTF-8")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+        entrypoint: vec!["/usr/bin/tini".into(), "--".into()],
+        workdir: Some("/srv".into()),
+        labels: [("tier", "front"), ("org.example.a", "1")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into(),
+    };
+    let out = fx.out("o");
+    fx.run_tagged(&out, Tag::parse("v1.0").unwrap()).unwrap();
+    let index = json_file(&out.join("index.json"));
+    assert_eq!(
+        index["manifests"][0]["annotations"],
+        json!({"org.opencontainers.image.ref.name": "v1.0"})
+    );
+    let manifest: Value = serde_json::from_slice(&blob(&out, &index["manifests"][0])).unwrap();
+    let config = String::from_utf8(blob(&out, &manifest["config"])).unwrap();
+    // The raw text, since the order is the point: the specification's, maps sorted.
+    let expected = concat!(
+        r#""config":{"User":"www-data:www-data","#,
+        r#""ExposedPorts":{"443/tcp":{},"53/udp":{},"80/tcp":{}},"#,
+        r#""Env":["LANG=C.UTF-8","PATH=/opt/bin"],"#,
+        r#""Entrypoint":["/usr/bin/tini","--"],"#,
+        r#""Cmd":["/usr/sbin/nginx","-g","daemon off;"],"#,
+        r#""WorkingDir":"/srv","#,
+        r#""Labels":{"org.example.a":"1","tier":"front"}},"#,
+    );
+    assert!(config.contains(expected), "{config}");
+}
+
+#[test]
 fn platforms_follow_the_flavors_instruction_set() {
     let of = |arch: &str| Platform::of(&format!("[!kernel,openvz is: {arch}]")).unwrap();
     assert_eq!(
@@ -398,7 +440,16 @@ fn if_newer_skips_a_layout_built_from_the_same_lock() {
         mtime: MTIME,
         ..Options::default()
     };
-    let run = || materialise(&fx.lock, "lock-1", &fx.sources, Format::Oci, &out, &opts);
+    let run = || {
+        materialise(
+            &fx.lock,
+            "lock-1",
+            &fx.sources,
+            &Format::Oci(Tag::default()),
+            &out,
+            &opts,
+        )
+    };
     assert!(run().unwrap().built);
     assert!(!run().unwrap().built, "current");
     // The host files it was built from are part of what it is current with.

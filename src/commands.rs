@@ -531,9 +531,17 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
     if !outcome.built {
         return up_to_date(out, &address, &output);
     }
+    // xen.cfg names the image's files relative to its folder, where xl must run.
+    let start = match format {
+        Format::Image(_) if flavor.flag("xen") => format!(
+            "; on a Xen host: cd {} && xl create xen.cfg",
+            output.display()
+        ),
+        _ => String::new(),
+    };
     writeln!(
         out,
-        "{address} -> {}: {} entries, {} bytes",
+        "{address} -> {}: {} entries, {} bytes{start}",
         output.display(),
         outcome.files,
         outcome.bytes
@@ -583,7 +591,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         return Err(Error::Usage(format!(
             "flavor {flavor_name} is a Xen guest, which qemu does not boot: build it with \
              `appliance materialise {group} --flavor {flavor_name} --format image -o OUT` and \
-             start it on a Xen host with `xl create OUT/xen.cfg`"
+             start it on a Xen host with `cd OUT && xl create xen.cfg`"
         )));
     }
     let disk = match opts.disk.as_deref() {

@@ -578,7 +578,7 @@ pub struct BootOptions {
 /// Materialises the lock's image into `store/images/GROUP-FLAVOR` (unless it is current)
 /// and boots it under qemu on this terminal; returns qemu's exit code.
 pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i32> {
-    let accel = crate::boot::Accel::parse(&opts.accel)?;
+    let accel = crate::boot::Accel::parse(&opts.accel)?.resolve()?;
     let forwards = crate::boot::Forward::parse_all(&opts.forwards)?;
     let repo = ctx.existing_repo()?;
     let (stored, flavor) = ctx.load(&repo, &opts.lookup)?;
@@ -630,6 +630,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
     )
     .and_then(|()| out.flush())
     .map_err(stdout_error)?;
+    eprintln!("boot: {accel}");
     let guest = crate::boot::Guest {
         image: output,
         disk,
@@ -638,7 +639,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         args: opts.args.clone(),
         forwards,
     };
-    Ok(guest.run()?)
+    Ok(guest.run(out)?)
 }
 
 /// `--format` wins; then the flavor's own format, when OUT's name fits it (an OpenVZ

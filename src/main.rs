@@ -130,10 +130,13 @@ enum Command {
     #[command(
         after_help = "The image goes to store/images/GROUP-FLAVOR. The guest's console is this terminal \
 (Ctrl-A X quits qemu); the guest powers off when its program ends, and boot exits with qemu's code. \
+Without a program, input that is not a terminal is typed on the guest's console once its program has \
+started, and its end as ^D: a shell there runs it and exits. \
 What the guest writes to its disk is discarded: every boot starts from the lock. \
 Its NIC is on qemu's user network (an address by DHCP, NAT to the host's network); --forward HOST:GUEST \
 makes the guest's TCP port GUEST reachable at 127.0.0.1:HOST.\n\n\
-Example:\n  appliance boot minimal --flavor kvm\n  appliance boot minimal --flavor kvm -- /bin/bash -c 'uname -a'\n  appliance boot web --flavor kvm --forward 8080:80 --forward 2222:22"
+Example:\n  appliance boot minimal --flavor kvm\n  appliance boot minimal --flavor kvm -- /bin/bash -c 'uname -a'\n  \
+echo 'uname -a' | appliance boot minimal --flavor kvm\n  appliance boot web --flavor kvm --forward 8080:80 --forward 2222:22"
     )]
     Boot {
         /// The group (may be left out when the repository holds one group).

@@ -31,6 +31,7 @@ use crate::lock::{FileEntry, Lock};
 
 pub use fetch::{Drifted, Problem};
 pub use image::ImageError;
+pub(crate) use image::{INIT_SAYS, INIT_UP};
 pub use openvz::{NotForContainers, OsRelease, os_release, template_name};
 pub use output::Protected;
 pub use plan::LockProblem;

@@ -37,6 +37,9 @@ use kernel::Kernel;
 use machine::Machine;
 use modules::ModuleIndex;
 
+/// The init's words on the console that `appliance boot` waits for.
+pub(crate) use config::{SAYS as INIT_SAYS, UP as INIT_UP};
+
 /// Why an image cannot be made from a lock.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

@@ -11,7 +11,7 @@ use appliance::commands::{
 use appliance::lock::Backend;
 use appliance::resolve::Prefer;
 use appliance::sbom;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// Build exact, reproducible operating-system appliances from short KDL groups.
 #[derive(Parser)]
@@ -428,6 +428,26 @@ Example:\n  appliance pull registry.example.com/team/web:web-1.0-openvz-x86_64"
         #[arg(long, value_name = "V")]
         version: Option<String>,
     },
+    /// Print a shell completion script for appliance on standard output.
+    #[command(
+        after_help = "Example:\n  appliance completions bash > /etc/bash_completion.d/appliance\n  \
+appliance completions zsh > /usr/local/share/zsh/site-functions/_appliance\n  \
+appliance completions fish > ~/.config/fish/completions/appliance.fish"
+    )]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: appliance::manual::Shell,
+    },
+    /// Write appliance's man pages into DIR: appliance.1 and appliance-COMMAND.1 for
+    /// each command; print their paths.
+    #[command(
+        after_help = "Example:\n  appliance man -o /usr/local/share/man/man1\n  man appliance-boot"
+    )]
+    Man {
+        /// The folder to write the pages in (made if missing).
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: PathBuf,
+    },
     /// Stage, configure and capture a compile's tree as root of a user namespace: what
     /// `compile` runs for a user other than root. Not for people.
     #[command(hide = true)]
@@ -714,6 +734,10 @@ fn run(
             },
             out,
         )),
+        Command::Completions { shell } => {
+            done(appliance::manual::completions(Cli::command(), shell, out))
+        }
+        Command::Man { output } => done(appliance::manual::man_pages(Cli::command(), &output, out)),
         Command::ConfigureJob { file } => {
             appliance::compile::serve_configure_job(&file, out).map(|()| 0)
         }

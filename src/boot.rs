@@ -3,65 +3,22 @@
 //! virtio NIC on qemu's user network (NAT and DHCP), with host ports forwarded to the
 //! guest's on request.
 
+mod accel;
+mod console;
+
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
 
 use crate::materialise::Disk;
 
+pub use accel::{Accel, Choice};
+
 /// The emulator `appliance boot` runs.
 pub const QEMU: &str = "qemu-system-x86_64";
-
-/// How qemu runs the guest's CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accel {
-    /// KVM when this machine can use it, else TCG.
-    Auto,
-    /// Hardware virtualisation through /dev/kvm.
-    Kvm,
-    /// qemu's own emulation: slower, works anywhere.
-    Tcg,
-}
-
-impl Accel {
-    /// The accelerator `--accel` names (`auto`, `kvm` or `tcg`).
-    pub fn parse(name: &str) -> Result<Accel, BootError> {
-        match name {
-            "auto" => Ok(Accel::Auto),
-            "kvm" => Ok(Accel::Kvm),
-            "tcg" => Ok(Accel::Tcg),
-            other => Err(BootError::UnknownAccel {
-                name: other.to_string(),
-            }),
-        }
-    }
-
-    /// KVM or TCG: `Auto` takes KVM only when /dev/kvm opens for writing and the CPU
-    /// offers hardware virtualisation (a /dev/kvm without vmx or svm, as some nested
-    /// guests have, hangs the guest at its first instructions).
-    pub fn resolve(self) -> Accel {
-        match self {
-            Accel::Auto if kvm_usable() => Accel::Kvm,
-            Accel::Auto => Accel::Tcg,
-            chosen => chosen,
-        }
-    }
-}
-
-fn kvm_usable() -> bool {
-    let opens = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .is_ok();
-    let cpu = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let virtualises = cpu
-        .lines()
-        .filter(|l| l.starts_with("flags"))
-        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
-    opens && virtualises
-}
 
 /// Why a boot could not start.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +51,21 @@ pub enum BootError {
     /// qemu could not be started.
     #[error("cannot run {QEMU}: {0}")]
     Qemu(io::Error),
+    /// `--accel kvm` on a machine whose /dev/kvm cannot be opened.
+    #[error("--accel kvm, but {reason}: boot with --accel tcg")]
+    NoKvm {
+        /// Why not.
+        reason: String,
+    },
+    /// qemu opened KVM but failed to run the guest on it.
+    #[error(
+        "KVM cannot run the guest on this machine (qemu: {detail}), as happens under nested \
+         virtualisation: boot it with --accel tcg"
+    )]
+    KvmFailed {
+        /// The first thing qemu said about KVM.
+        detail: String,
+    },
     /// A `--forward` that is not `HOST:GUEST` with two ports.
     #[error("bad --forward `{text}`: {reason} (write HOST:GUEST, two TCP ports, like 8080:80)")]
     BadForward {
@@ -180,8 +152,8 @@ pub struct Guest {
     pub image: PathBuf,
     /// The kind of its disk.
     pub disk: Disk,
-    /// How to run the CPU.
-    pub accel: Accel,
+    /// How to run the CPU (as [`Accel::resolve`] chose).
+    pub accel: Choice,
     /// Memory in MiB.
     pub memory_mb: u32,
     /// The program (and its arguments) the guest's init runs instead of its default.
@@ -212,7 +184,7 @@ impl Guest {
         command
             .args(["-nographic", "-no-reboot", "-m"])
             .arg(self.memory_mb.to_string());
-        match self.accel.resolve() {
+        match self.accel.accel {
             Accel::Kvm => command.args(["-accel", "kvm", "-cpu", "host"]),
             _ => command.args(["-accel", "tcg"]),
         };
@@ -231,12 +203,46 @@ impl Guest {
     }
 
     /// Boots the guest on this terminal and returns qemu's exit code (the guest's init
-    /// powers off when its program ends, which ends qemu with 0).
-    pub fn run(&self) -> Result<i32, BootError> {
-        let status = self.command()?.status().map_err(|e| match e.kind() {
+    /// powers off when its program ends, which ends qemu with 0). Input that is not a
+    /// terminal is typed on the console of a guest running its own program, and its end
+    /// as ^D (see [`console`]); the console's output then goes through `out`, else qemu
+    /// writes it to this process's stdout itself. A qemu that fails on KVM is told as
+    /// [`BootError::KvmFailed`], rather than by what it said.
+    pub fn run(&self, out: &mut dyn Write) -> Result<i32, BootError> {
+        let mut command = self.command()?;
+        let typed = console::types_input(!self.args.is_empty());
+        command.stderr(Stdio::piped());
+        if typed {
+            command.stdin(Stdio::piped()).stdout(Stdio::piped());
+        }
+        let terminal = console::SavedTerminal::save();
+        let mut qemu = command.spawn().map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => BootError::QemuMissing,
             _ => BootError::Qemu(e),
         })?;
+        let under_kvm = self.accel.accel == Accel::Kvm;
+        let stderr = qemu.stderr.take().map(|stderr| {
+            thread::spawn(move || accel::relay_stderr(stderr, io::stderr(), under_kvm))
+        });
+        if let (true, Some(stdin), Some(stdout)) = (typed, qemu.stdin.take(), qemu.stdout.take()) {
+            let (up, started) = mpsc::channel();
+            // Not waited for: it may be blocked reading input when qemu ends.
+            thread::spawn(move || console::type_input(io::stdin(), stdin, started));
+            console::watch(stdout, out, up);
+        }
+        let status = qemu.wait().map_err(BootError::Qemu)?;
+        drop(terminal);
+        let said = stderr
+            .and_then(|relay| relay.join().ok())
+            .unwrap_or_default();
+        if !status.success()
+            && let Some(err) = accel::kvm_failed(&said)
+        {
+            return Err(err);
+        }
+        for line in said {
+            eprintln!("{line}");
+        }
         Ok(status.code().unwrap_or(1))
     }
 }
@@ -370,7 +376,7 @@ mod tests {
         let guest = Guest {
             image: dir.path().to_path_buf(),
             disk: Disk::Qcow2,
-            accel: Accel::Tcg,
+            accel: Accel::Tcg.resolve().unwrap(),
             memory_mb: 256,
             args: strings(&["/bin/sh", "-c", "echo hi"]),
             forwards: Forward::parse_all(&strings(&["8080:80", "2222:22"])).unwrap(),
@@ -416,6 +422,5 @@ mod tests {
         fs::remove_file(dir.path().join("initrd.img")).unwrap();
         let err = guest.command().unwrap_err();
         assert!(err.to_string().contains("initrd.img"), "{err}");
-        assert!(Accel::parse("xen").is_err());
     }
 }

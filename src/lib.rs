@@ -4,7 +4,7 @@
 //! -> [`lock`] -> [`repo`] -> [`materialise`] -> output. [`source`] describes the
 //! package universe the resolver chooses from; [`archive`] reads the members of package
 //! archives and overlay tarballs into lock entries; [`boot`] runs an image output under
-//! qemu.
+//! qemu; [`manual`] writes the command line's completion scripts and man pages.
 
 pub mod archive;
 pub mod boot;
@@ -18,6 +18,7 @@ pub mod gc;
 pub mod history;
 pub mod lang;
 pub mod lock;
+pub mod manual;
 pub mod materialise;
 mod progress;
 pub mod registry;

@@ -11,7 +11,7 @@ use appliance::commands::{
 use appliance::lock::Backend;
 use appliance::resolve::Prefer;
 use appliance::sbom;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 /// Build exact, reproducible operating-system appliances from short KDL groups.
 #[derive(Parser)]
@@ -133,10 +133,13 @@ enum Command {
     #[command(
         after_help = "The image goes to store/images/GROUP-FLAVOR. The guest's console is this terminal \
 (Ctrl-A X quits qemu); the guest powers off when its program ends, and boot exits with qemu's code. \
+Without a program, input that is not a terminal is typed on the guest's console once its program has \
+started, and its end as ^D: a shell there runs it and exits. \
 What the guest writes to its disk is discarded: every boot starts from the lock. \
 Its NIC is on qemu's user network (an address by DHCP, NAT to the host's network); --forward HOST:GUEST \
 makes the guest's TCP port GUEST reachable at 127.0.0.1:HOST.\n\n\
-Example:\n  appliance boot minimal --flavor kvm\n  appliance boot minimal --flavor kvm -- /bin/bash -c 'uname -a'\n  appliance boot web --flavor kvm --forward 8080:80 --forward 2222:22"
+Example:\n  appliance boot minimal --flavor kvm\n  appliance boot minimal --flavor kvm -- /bin/bash -c 'uname -a'\n  \
+echo 'uname -a' | appliance boot minimal --flavor kvm\n  appliance boot web --flavor kvm --forward 8080:80 --forward 2222:22"
     )]
     Boot {
         /// The group (may be left out when the repository holds one group).
@@ -428,6 +431,26 @@ Example:\n  appliance pull registry.example.com/team/web:web-1.0-openvz-x86_64"
         #[arg(long, value_name = "V")]
         version: Option<String>,
     },
+    /// Print a shell completion script for appliance on standard output.
+    #[command(
+        after_help = "Example:\n  appliance completions bash > /etc/bash_completion.d/appliance\n  \
+appliance completions zsh > /usr/local/share/zsh/site-functions/_appliance\n  \
+appliance completions fish > ~/.config/fish/completions/appliance.fish"
+    )]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: appliance::manual::Shell,
+    },
+    /// Write appliance's man pages into DIR: appliance.1 and appliance-COMMAND.1 for
+    /// each command; print their paths.
+    #[command(
+        after_help = "Example:\n  appliance man -o /usr/local/share/man/man1\n  man appliance-boot"
+    )]
+    Man {
+        /// The folder to write the pages in (made if missing).
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: PathBuf,
+    },
     /// Stage, configure and capture a compile's tree as root of a user namespace: what
     /// `compile` runs for a user other than root. Not for people.
     #[command(hide = true)]
@@ -716,6 +739,10 @@ fn run(
             },
             out,
         )),
+        Command::Completions { shell } => {
+            done(appliance::manual::completions(Cli::command(), shell, out))
+        }
+        Command::Man { output } => done(appliance::manual::man_pages(Cli::command(), &output, out)),
         Command::ConfigureJob { file } => {
             done(appliance::compile::serve_configure_job(&file, out).map_err(Into::into))
         }

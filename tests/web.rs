@@ -191,17 +191,14 @@ fn web_xen_image_is_a_kernel_an_initramfs_a_disk_and_an_xl_config() {
     assert_eq!(&kernel[0x202..0x206], b"HdrS", "vmlinuz is a bzImage");
     let cfg = fs::read_to_string(out.join("xen.cfg")).unwrap();
     for line in [
-        format!("kernel = \"{}/vmlinuz\"", out.display()),
-        format!("ramdisk = \"{}/initrd.img\"", out.display()),
-        "extra = \"console=hvc0 root=/dev/xvda panic=-1\"".to_string(),
-        "vif = [ \"\" ]".to_string(),
+        "kernel = \"vmlinuz\"",
+        "ramdisk = \"initrd.img\"",
+        "extra = \"console=hvc0 root=/dev/xvda panic=-1\"",
+        "vif = [ \"\" ]",
     ] {
         assert!(cfg.lines().any(|l| l == line), "{line} not in:\n{cfg}");
     }
-    assert!(
-        cfg.contains(&format!("target={}/disk.raw", out.display())),
-        "{cfg}"
-    );
+    assert!(cfg.contains("target=disk.raw\""), "{cfg}");
     let initrd = tool(
         "cpio",
         &["-t", "-F", out.join("initrd.img").to_str().unwrap()],

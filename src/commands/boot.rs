@@ -28,7 +28,7 @@ pub struct BootOptions {
 /// Materialises the lock's image into `store/images/GROUP-FLAVOR` (unless it is current)
 /// and boots it under qemu on this terminal; returns qemu's exit code.
 pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i32> {
-    let accel = crate::boot::Accel::parse(&opts.accel)?;
+    let accel = crate::boot::Accel::parse(&opts.accel)?.resolve()?;
     let forwards = crate::boot::Forward::parse_all(&opts.forwards)?;
     let repo = ctx.existing_repo()?;
     let (stored, flavor) = ctx.load(&repo, &opts.lookup)?;
@@ -41,7 +41,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         return Err(Error::Usage(format!(
             "flavor {flavor_name} is a Xen guest, which qemu does not boot: build it with \
              `appliance materialise {group} --flavor {flavor_name} --format image -o OUT` and \
-             start it on a Xen host with `xl create OUT/xen.cfg`"
+             start it on a Xen host with `cd OUT && xl create xen.cfg`"
         )));
     }
     let disk = match opts.disk.as_deref() {
@@ -80,6 +80,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
     )
     .and_then(|()| out.flush())
     .map_err(stdout_error)?;
+    eprintln!("boot: {accel}");
     let guest = crate::boot::Guest {
         image: output,
         disk,
@@ -88,5 +89,5 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         args: opts.args.clone(),
         forwards,
     };
-    Ok(guest.run()?)
+    Ok(guest.run(out)?)
 }

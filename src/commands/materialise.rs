@@ -107,9 +107,17 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
     if !outcome.built {
         return up_to_date(out, &address, &output);
     }
+    // xen.cfg names the image's files relative to its folder, where xl must run.
+    let start = match format {
+        Format::Image(_) if flavor.flag("xen") => format!(
+            "; on a Xen host: cd {} && xl create xen.cfg",
+            output.display()
+        ),
+        _ => String::new(),
+    };
     writeln!(
         out,
-        "{address} -> {}: {} entries, {} bytes",
+        "{address} -> {}: {} entries, {} bytes{start}",
         output.display(),
         outcome.files,
         outcome.bytes

@@ -31,6 +31,7 @@ use crate::lock::{FileEntry, Lock};
 
 pub use fetch::{Drifted, Problem};
 pub use image::ImageError;
+pub(crate) use image::{INIT_SAYS, INIT_UP};
 pub use openvz::{NotForContainers, OsRelease, os_release, template_name};
 pub use output::Protected;
 pub use plan::LockProblem;
@@ -430,7 +431,7 @@ pub fn is_current(
     let Ok(target) = Target::new(out) else {
         return false;
     };
-    Stamp::request(lock_id, format, mtime, &sources.sysroot, out).is_current(&target.stamp(), out)
+    Stamp::request(lock_id, format, mtime, &sources.sysroot).is_current(&target.stamp(), out)
 }
 
 /// The lock ids the stamp and the claim beside `out` name (see [`Target`]): what the
@@ -472,7 +473,7 @@ pub fn materialise(
 ) -> Result<Outcome, MaterialiseError> {
     let target = Target::new(out)?;
     let stamp_path = target.stamp();
-    let request = Stamp::request(lock_id, format, opts.mtime, &sources.sysroot, out);
+    let request = Stamp::request(lock_id, format, opts.mtime, &sources.sysroot);
     // A stamp is only ever written for a valid lock: a current OUT needs no plan.
     let current = || opts.if_newer && request.is_current(&stamp_path, out);
     if current() {
@@ -715,7 +716,7 @@ pub fn write_document(
     let (temp, mut file) = target.temp_file()?;
     let written = io::Write::write_all(&mut file, bytes).and_then(|()| file.sync_all());
     written.map_err(|e| io_error(out, "write", temp.path.display(), e))?;
-    let request = Stamp::document(lock_id, kind, &sources.sysroot, out);
+    let request = Stamp::document(lock_id, kind, &sources.sysroot);
     let mut warnings = Vec::new();
     install_stamped(&target, &request, temp, Used::starting_now(), &mut warnings)?;
     Ok(warnings)

@@ -2,8 +2,8 @@
 //!
 //! A stamp holds everything that decides OUT's bytes or where they were read from: the
 //! request (appliance's version, lock id, format and its variant, mtime, sysroot, the
-//! user whose rights shape a chroot, OUT's absolute path), which filesystem object OUT
-//! was right after the build, and the identity of every host file the build read
+//! user whose rights shape a chroot), which filesystem object OUT was right after the
+//! build, and the identity of every host file the build read
 //! (device, inode, size, mtime and ctime to the nanosecond). Files that came from pool
 //! archives or the blob store are not listed: they are checked against the lock's
 //! digests, so the lock id covers them.
@@ -32,7 +32,7 @@ use super::Format;
 use crate::scratch::Temp;
 
 /// The first bytes of a stamp; the last one is the encoding's version.
-const MAGIC: &[u8; 16] = b"appliance stamp\x02";
+const MAGIC: &[u8; 16] = b"appliance stamp\x03";
 
 /// How long before a build a host file's ctime must be for its stat to be trusted.
 /// File times come from a clock that ticks every few milliseconds, and some
@@ -49,14 +49,10 @@ pub(crate) struct Stamp {
 
 impl Stamp {
     /// The stamp a build of lock `lock_id` in `format` with entry mtime `mtime`, reading
-    /// host files under `sysroot`, into `out` would leave.
-    pub fn request(
-        lock_id: &str,
-        format: &Format,
-        mtime: u64,
-        sysroot: &Path,
-        out: &Path,
-    ) -> Stamp {
+    /// host files under `sysroot`, would leave. Where OUT is plays no part: no output's
+    /// bytes depend on it (an image's xen.cfg names its files relative to it), so a
+    /// folder moved with OUT and its stamp in it stays current.
+    pub fn request(lock_id: &str, format: &Format, mtime: u64, sysroot: &Path) -> Stamp {
         let (format_name, variant) = format.describe();
         // A chroot's owners and devices depend on who builds it: root writes the lock's,
         // anyone else owns every file and makes no device. No other format's bytes do.
@@ -65,14 +61,14 @@ impl Stamp {
             Format::Chroot => u64::from(unsafe { libc::geteuid() }) + 1,
             _ => 0,
         };
-        Stamp::encode_request(lock_id, (format_name, variant), mtime, sysroot, owner, out)
+        Stamp::encode_request(lock_id, (format_name, variant), mtime, sysroot, owner)
     }
 
     /// The stamp of a document of lock `lock_id` of kind `kind` (`sbom`, with its
-    /// format as the variant) written to `out`: it says appliance made OUT, and no
-    /// output's request is ever the same, so `--if-newer` never takes it for one.
-    pub fn document(lock_id: &str, kind: (&str, &str), sysroot: &Path, out: &Path) -> Stamp {
-        Stamp::encode_request(lock_id, (kind.0, Some(kind.1)), 0, sysroot, 0, out)
+    /// format as the variant): it says appliance made OUT, and no output's request is
+    /// ever the same, so `--if-newer` never takes it for one.
+    pub fn document(lock_id: &str, kind: (&str, &str), sysroot: &Path) -> Stamp {
+        Stamp::encode_request(lock_id, (kind.0, Some(kind.1)), 0, sysroot, 0)
     }
 
     /// The encoded request: `format` is a format's name and variant.
@@ -82,10 +78,7 @@ impl Stamp {
         mtime: u64,
         sysroot: &Path,
         owner: u64,
-        out: &Path,
     ) -> Stamp {
-        // An image's xen.cfg names OUT's absolute path, as `absolute` makes it.
-        let out = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
         // The fields in the order `Reader::request` skips them.
         let mut w = Writer::default();
         w.bytes(env!("CARGO_PKG_VERSION").as_bytes());
@@ -95,7 +88,6 @@ impl Stamp {
         w.uint(mtime);
         w.bytes(sysroot.as_os_str().as_bytes());
         w.uint(owner);
-        w.bytes(out.as_os_str().as_bytes());
         Stamp { header: w.buf }
     }
 
@@ -518,7 +510,6 @@ impl<'a> Reader<'a> {
         self.uint()?; // mtime
         self.bytes()?; // sysroot
         self.uint()?; // owner
-        self.bytes()?; // OUT
         Some(())
     }
 
@@ -604,7 +595,7 @@ mod tests {
         }
 
         fn request(&self) -> Stamp {
-            Stamp::request("id1", &TAR, 7, &self.sysroot, &self.out)
+            Stamp::request("id1", &TAR, 7, &self.sysroot)
         }
 
         fn current(&self) -> bool {
@@ -636,33 +627,25 @@ mod tests {
         let b = Built::stat_only();
         assert!(b.current());
         let other_root = b.dir.path().join("other-root");
-        let other_out = b.dir.path().join("elsewhere/out.tar.gz");
         for other in [
-            Stamp::request("id2", &TAR, 7, &b.sysroot, &b.out),
-            Stamp::request("id1", &Format::Tar(Compression::Xz), 7, &b.sysroot, &b.out),
-            Stamp::request(
-                "id1",
-                &Format::Openvz(Compression::Gzip),
-                7,
-                &b.sysroot,
-                &b.out,
-            ),
-            Stamp::request("id1", &Format::Chroot, 7, &b.sysroot, &b.out),
-            Stamp::request("id1", &Format::Image(Disk::Raw), 7, &b.sysroot, &b.out),
-            Stamp::request("id1", &Format::Oci(Tag::default()), 7, &b.sysroot, &b.out),
-            Stamp::request("id1", &TAR, 8, &b.sysroot, &b.out),
-            Stamp::request("id1", &TAR, 7, &other_root, &b.out),
-            Stamp::request("id1", &TAR, 7, &b.sysroot, &other_out),
+            Stamp::request("id2", &TAR, 7, &b.sysroot),
+            Stamp::request("id1", &Format::Tar(Compression::Xz), 7, &b.sysroot),
+            Stamp::request("id1", &Format::Openvz(Compression::Gzip), 7, &b.sysroot),
+            Stamp::request("id1", &Format::Chroot, 7, &b.sysroot),
+            Stamp::request("id1", &Format::Image(Disk::Raw), 7, &b.sysroot),
+            Stamp::request("id1", &Format::Oci(Tag::default()), 7, &b.sysroot),
+            Stamp::request("id1", &TAR, 8, &b.sysroot),
+            Stamp::request("id1", &TAR, 7, &other_root),
         ] {
             assert!(!other.is_current(&b.stamp, &b.out), "{other:?}");
         }
         // Variants of one format are told apart too.
-        let raw = Stamp::request("id1", &Format::Image(Disk::Raw), 7, &b.sysroot, &b.out);
-        let qcow2 = Stamp::request("id1", &Format::Image(Disk::Qcow2), 7, &b.sysroot, &b.out);
+        let raw = Stamp::request("id1", &Format::Image(Disk::Raw), 7, &b.sysroot);
+        let qcow2 = Stamp::request("id1", &Format::Image(Disk::Qcow2), 7, &b.sysroot);
         assert_ne!(raw, qcow2);
         let tagged = |tag| Format::Oci(Tag::parse(tag).unwrap());
-        let latest = Stamp::request("id1", &tagged("latest"), 7, &b.sysroot, &b.out);
-        let v1 = Stamp::request("id1", &tagged("v1"), 7, &b.sysroot, &b.out);
+        let latest = Stamp::request("id1", &tagged("latest"), 7, &b.sysroot);
+        let v1 = Stamp::request("id1", &tagged("v1"), 7, &b.sysroot);
         assert_ne!(latest, v1);
         // Nothing was left beside the stamp.
         let mut names: Vec<_> = fs::read_dir(b.dir.path())
@@ -671,6 +654,36 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, [".out.tar.gz.appliance-stamp", "out.tar.gz", "root"]);
+    }
+
+    #[test]
+    fn a_folder_moved_with_out_and_its_stamp_stays_current_and_a_copy_does_not() {
+        let b = Built::stat_only();
+        let images = b.dir.path().join("images");
+        let out = images.join("web");
+        fs::create_dir_all(&out).unwrap();
+        fs::write(out.join("disk.raw"), b"disk").unwrap();
+        let stamp = |dir: &Path| dir.join(".web.appliance-stamp");
+        let request = Stamp::request("id1", &Format::Image(Disk::Raw), 7, &b.sysroot);
+        let used = Used::racy_from(NEVER_RACY);
+        used.host_file(
+            &b.host("a"),
+            &fs::symlink_metadata(b.host("a")).unwrap(),
+            blake3::hash(b"hello"),
+        );
+        request.write(&stamp(&images), &out, used).unwrap();
+        assert!(request.is_current(&stamp(&images), &out));
+
+        let moved = b.dir.path().join("moved");
+        fs::rename(&images, &moved).unwrap();
+        assert!(request.is_current(&stamp(&moved), &moved.join("web")));
+
+        // A copy's bytes are not known to be the build's: it is built again.
+        let copy = b.dir.path().join("copy");
+        fs::create_dir_all(copy.join("web")).unwrap();
+        fs::copy(moved.join("web/disk.raw"), copy.join("web/disk.raw")).unwrap();
+        fs::copy(stamp(&moved), stamp(&copy)).unwrap();
+        assert!(!request.is_current(&stamp(&copy), &copy.join("web")));
     }
 
     /// Something done to a host file after the build.

@@ -704,7 +704,7 @@ fn a_run_killed_before_its_stamp_leaves_an_out_it_may_replace() {
         // What a run does up to its death right after installing: the claim, then OUT
         // exchanged for a new build (the stamp still names the old OUT).
         let target = Target::new(&out).unwrap();
-        let request = Stamp::request("lock-2", &format, MTIME, &fx.sources.sysroot, &out);
+        let request = Stamp::request("lock-2", &format, MTIME, &fx.sources.sysroot);
         let build = || match format {
             Format::Chroot => {
                 let temp = target.temp_dir().unwrap();

@@ -930,6 +930,11 @@ impl Console {
         stdin.write_all(bytes).and_then(|()| stdin.flush()).unwrap();
     }
 
+    /// Ends the input, as a pipe whose writer is done.
+    pub fn end_input(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
     /// Reads the rest until the console closes or `deadline`, then gives the process 10
     /// more seconds to end: its exit code, or `None` when it had to be killed.
     pub fn finish(mut self, deadline: std::time::Instant) -> (String, Option<i32>) {

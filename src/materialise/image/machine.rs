@@ -2,8 +2,6 @@
 //! disk needs, how the kernel is started (`cmdline`), and for Xen the `xl` domain
 //! configuration.
 
-use std::path::Path;
-
 use crate::lang::Flavor;
 use crate::materialise::Disk;
 
@@ -63,47 +61,33 @@ impl Machine {
         format!("console={console} root={} panic=-1", self.root_device())
     }
 
-    /// The `xl create` configuration of a Xen guest whose files are in `dir` (an
-    /// absolute path: xl reads paths relative to where it runs, not to the file).
-    pub fn xen_cfg(name: &str, dir: &Path, disk: Disk) -> Result<String, ImageError> {
-        let format = match disk {
-            Disk::Raw => "raw",
-            Disk::Qcow2 => "qcow2",
-            Disk::Vmdk => return Err(ImageError::XenVmdk),
-        };
-        let quoted = |file: &str| {
-            let path = dir.join(file).display().to_string();
-            if path.contains(['"', '\n', ',']) {
-                Err(ImageError::Unrepresentable {
-                    path: path.clone(),
-                    reason: "xl configuration strings cannot hold `\"`, `,` or a newline"
-                        .to_string(),
-                })
-            } else {
-                Ok(path)
-            }
-        };
+    /// The `xl create` configuration of a Xen guest whose files are beside it. Their
+    /// paths are relative, so that the folder works wherever it is copied (a dom0 is
+    /// seldom the machine that built it); xl reads them from the folder it runs in:
+    /// `cd OUT && xl create xen.cfg`.
+    pub fn xen_cfg(name: &str, disk: Disk) -> Result<String, ImageError> {
+        if matches!(disk, Disk::Vmdk) {
+            return Err(ImageError::XenVmdk);
+        }
+        let format = disk.as_str();
         Ok(format!(
-            "# xl domain configuration: xl create {cfg}\n\
+            "# xl domain configuration; its paths are relative to this folder, so start it\n\
+             # from here: cd THIS-FOLDER && xl create xen.cfg\n\
              name = \"{name}\"\n\
              type = \"pv\"\n\
-             kernel = \"{kernel}\"\n\
-             ramdisk = \"{ramdisk}\"\n\
+             kernel = \"vmlinuz\"\n\
+             ramdisk = \"initrd.img\"\n\
              extra = \"{extra}\"\n\
              memory = 512\n\
              vcpus = 1\n\
-             disk = [ \"format={format}, vdev=xvda, access=rw, target={target}\" ]\n\
+             disk = [ \"format={format}, vdev=xvda, access=rw, target=disk.{format}\" ]\n\
              # One NIC (xen-netfront), which the guest brings up by DHCP, on xl.conf's default\n\
              # bridge (xenbr0 unless set there); [ \"bridge=NAME\" ] picks another.\n\
              vif = [ \"\" ]\n\
              on_poweroff = \"destroy\"\n\
              on_reboot = \"destroy\"\n\
              on_crash = \"destroy\"\n",
-            cfg = quoted("xen.cfg")?,
-            kernel = quoted("vmlinuz")?,
-            ramdisk = quoted("initrd.img")?,
             extra = Machine::Xen.cmdline(),
-            target = quoted(&format!("disk.{}", disk.as_str()))?,
         ))
     }
 }
@@ -145,27 +129,29 @@ mod tests {
     }
 
     #[test]
-    fn xen_cfg_names_the_image_files() {
-        let cfg = Machine::xen_cfg("web", Path::new("/srv/web-xen"), Disk::Qcow2).unwrap();
-        assert!(cfg.contains("kernel = \"/srv/web-xen/vmlinuz\"\n"), "{cfg}");
+    fn xen_cfg_names_the_image_files_beside_it() {
+        let cfg = Machine::xen_cfg("web", Disk::Qcow2).unwrap();
+        assert!(cfg.contains("\nname = \"web\"\n"), "{cfg}");
+        assert!(cfg.contains("\nkernel = \"vmlinuz\"\n"), "{cfg}");
+        assert!(cfg.contains("\nramdisk = \"initrd.img\"\n"), "{cfg}");
         assert!(
-            cfg.contains("ramdisk = \"/srv/web-xen/initrd.img\"\n"),
+            cfg.contains("\nextra = \"console=hvc0 root=/dev/xvda panic=-1\"\n"),
             "{cfg}"
         );
         assert!(
-            cfg.contains("extra = \"console=hvc0 root=/dev/xvda panic=-1\"\n"),
-            "{cfg}"
-        );
-        assert!(
-            cfg.contains("format=qcow2, vdev=xvda, access=rw, target=/srv/web-xen/disk.qcow2"),
+            cfg.contains("[ \"format=qcow2, vdev=xvda, access=rw, target=disk.qcow2\" ]"),
             "{cfg}"
         );
         assert!(
             cfg.contains("\nvif = [ \"\" ]\n"),
             "the guest has a NIC: {cfg}"
         );
+        assert!(
+            !cfg.contains("= \"/") && !cfg.contains("target=/"),
+            "no absolute path: {cfg}"
+        );
         assert!(matches!(
-            Machine::xen_cfg("web", Path::new("/srv"), Disk::Vmdk),
+            Machine::xen_cfg("web", Disk::Vmdk),
             Err(ImageError::XenVmdk)
         ));
     }

@@ -37,6 +37,9 @@ use kernel::Kernel;
 use machine::Machine;
 use modules::ModuleIndex;
 
+/// The init's words on the console that `appliance boot` waits for.
+pub(crate) use config::{SAYS as INIT_SAYS, UP as INIT_UP};
+
 /// Why an image cannot be made from a lock.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
@@ -179,13 +182,9 @@ pub(super) fn build(
     let out = &target.out;
     let machine = Machine::of_flavor(&lock.flavor)?;
     // Made first, so that its errors, like every error about the lock, come before the
-    // long disk build. It names OUT's final place: the files are renamed there.
+    // long disk build.
     let xen_cfg = match machine {
-        Machine::Xen => {
-            let at =
-                std::path::absolute(out).map_err(|e| io_error(out, "resolve", out.display(), e))?;
-            Some(Machine::xen_cfg(&lock.group, &at, disk)?)
-        }
+        Machine::Xen => Some(Machine::xen_cfg(&lock.group, disk)?),
         Machine::Kvm => None,
     };
     let kernel = kernel::choose(plan, &lock.flavor)?;

@@ -3,10 +3,19 @@
 //!
 //! This file is compiled twice: into the library, which renders it when it builds an
 //! image, and into the init (with `--cfg appliance_init`), which parses it at boot. One
-//! definition of the format serves both sides.
+//! definition of the format serves both sides, and so do the words the init says on the
+//! console that `appliance boot` waits for.
 
 /// Where the configuration sits in the initramfs.
 pub const PATH: &str = "/init.conf";
+
+/// How each line the init writes on the console begins.
+pub const SAYS: &str = "appliance-init: ";
+
+/// What the init says, after the group's name, as it starts the guest's program
+/// (`appliance-init: GROUP up, running PROGRAM`): the console is the program's from
+/// then on, and `appliance boot` types its input only then.
+pub const UP: &str = " up, running ";
 
 /// The boot plan of one image.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -67,7 +67,7 @@ fn main() {
 }
 
 fn say(message: &str) {
-    eprintln!("appliance-init: {message}");
+    eprintln!("{}{message}", config::SAYS);
 }
 
 /// Everything up to the program's end; returns only to power off.
@@ -95,7 +95,7 @@ fn boot() -> Result<(), String> {
     let program = if !args.is_empty() {
         args
     } else if Path::new("/sbin/init").exists() {
-        say(&format!("{} up, running /sbin/init", config.group));
+        say(&format!("{}{}/sbin/init", config.group, config::UP));
         let err = Command::new("/sbin/init").env("PATH", PATH_ENV).exec();
         return Err(format!("cannot run /sbin/init: {err}"));
     } else if !config.cmd.is_empty() {
@@ -107,7 +107,7 @@ fn boot() -> Result<(), String> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    say(&format!("{} up, running {}", config.group, shown.join(" ")));
+    say(&format!("{}{}{}", config.group, config::UP, shown.join(" ")));
     let status = run(&program)?;
     say(&format!("{} {status}", shown[0]));
     Ok(())

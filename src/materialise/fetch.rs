@@ -201,11 +201,13 @@ pub(crate) fn host_path(entry: &FileEntry, sources: &Sources) -> PathBuf {
     sources.sysroot.join(path.trim_start_matches('/'))
 }
 
-/// `<blobs>/<first two hex digits>/<hex>`, when there is a blob store.
+/// Where the blob store keeps the expected bytes, when there is one.
 fn blob_path(expected: &Expected, sources: &Sources) -> Option<PathBuf> {
-    let hex = expected.digest.to_hex();
     let blobs = sources.blobs.as_ref()?;
-    Some(blobs.join(&hex[..2]).join(hex.as_str()))
+    Some(crate::repo::blob_path(
+        blobs,
+        expected.digest.to_hex().as_str(),
+    ))
 }
 
 enum Failure {
@@ -404,7 +406,7 @@ mod tests {
     fn put_blob(dir: &Path, content: &[u8]) {
         let hex = blake3::hash(content).to_hex();
         put(
-            &dir.join("blobs").join(&hex[..2]).join(hex.as_str()),
+            &crate::repo::blob_path(&dir.join("blobs"), hex.as_str()),
             content,
         );
     }

@@ -199,6 +199,15 @@ pub(crate) struct Supply<'a> {
 }
 
 impl<'a> Supply<'a> {
+    /// The supply of a run of `lock` starting now, reading `sources`; their package
+    /// archives, when there are pool folders, are unpacked into `scratch`, which the
+    /// caller makes only when [`Sources::takes_archives`].
+    fn for_lock(lock: &'a Lock, sources: &'a Sources, scratch: Option<&'a Path>) -> Supply<'a> {
+        let archives = (scratch.filter(|_| sources.takes_archives()))
+            .map(|dir| archives::Archives::new(lock, &sources.pool, dir));
+        Supply::new(sources, archives)
+    }
+
     /// The supply of a run starting now, reading `sources` and, if given, `archives`.
     fn new(sources: &'a Sources, archives: Option<archives::Archives<'a>>) -> Supply<'a> {
         Supply {
@@ -206,6 +215,13 @@ impl<'a> Supply<'a> {
             archives,
             used: Used::starting_now(),
         }
+    }
+}
+
+impl Sources {
+    /// Whether a run needs a scratch folder to unpack package archives in.
+    fn takes_archives(&self) -> bool {
+        !self.pool.is_empty()
     }
 }
 
@@ -507,12 +523,13 @@ pub fn materialise(
     }
 
     // Unpacked archive files live beside OUT until the run ends, whatever its outcome.
-    let scratch = (!sources.pool.is_empty())
+    let scratch = (sources.takes_archives())
         .then(|| target.temp_dir())
         .transpose()?;
-    let supply = Supply::new(
+    let supply = Supply::for_lock(
+        lock,
         sources,
-        (scratch.as_ref()).map(|dir| archives::Archives::new(lock, &sources.pool, &dir.path)),
+        scratch.as_ref().map(|dir| dir.path.as_path()),
     );
     let progress = Progress::new();
     let mut warnings = Vec::new();
@@ -563,10 +580,7 @@ pub fn stage(
     ids: crate::confine::IdShift,
 ) -> Result<(usize, Vec<String>), MaterialiseError> {
     let plan = Plan::new(lock)?;
-    let supply = Supply::new(
-        sources,
-        (!sources.pool.is_empty()).then(|| archives::Archives::new(lock, &sources.pool, scratch)),
-    );
+    let supply = Supply::for_lock(lock, sources, Some(scratch));
     let mut warnings = Vec::new();
     let made = chroot::populate(
         &plan,
@@ -729,13 +743,14 @@ fn with_supply<R>(
     sources: &Sources,
     work: impl FnOnce(&Supply) -> Result<R, MaterialiseError>,
 ) -> Result<R, MaterialiseError> {
-    let scratch = (!sources.pool.is_empty())
+    let scratch = (sources.takes_archives())
         .then(|| crate::scratch::private_dir("appliance-archives"))
         .transpose()
         .map_err(|e| io_error(Path::new("."), "create", "a scratch folder", e))?;
-    let supply = Supply::new(
+    let supply = Supply::for_lock(
+        lock,
         sources,
-        (scratch.as_ref()).map(|dir| archives::Archives::new(lock, &sources.pool, &dir.path)),
+        scratch.as_ref().map(|dir| dir.path.as_path()),
     );
     work(&supply)
 }

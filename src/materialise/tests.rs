@@ -503,8 +503,9 @@ fn a_blob_stands_in_for_a_host_file_that_differs() {
         let blobs = fx.dir.path().join("blobs");
         let wanted = b"web\n";
         let hex = blake3::hash(wanted).to_hex();
-        fs::create_dir_all(blobs.join(&hex[..2])).unwrap();
-        fs::write(blobs.join(&hex[..2]).join(hex.as_str()), wanted).unwrap();
+        let path = crate::repo::blob_path(&blobs, hex.as_str());
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, wanted).unwrap();
         fx.sources.blobs = Some(blobs);
         fs::write(fx.sources.sysroot.join("etc/hostname"), b"WEB\n").unwrap();
 
@@ -617,8 +618,9 @@ fn files_from_the_blob_store_are_covered_by_the_lock_id() {
     // Every file comes from the blob store: the host has none of them.
     for (_, content) in contents() {
         let hex = blake3::hash(&content).to_hex();
-        fs::create_dir_all(blobs.join(&hex[..2])).unwrap();
-        fs::write(blobs.join(&hex[..2]).join(hex.as_str()), content).unwrap();
+        let path = crate::repo::blob_path(&blobs, hex.as_str());
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
     }
     fs::remove_dir_all(&fx.sources.sysroot).unwrap();
     fs::create_dir(&fx.sources.sysroot).unwrap();

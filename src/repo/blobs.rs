@@ -155,11 +155,18 @@ impl BlobStore {
     /// tampered lock, maps to a path inside the store that `put` never writes, so it can
     /// never point outside the store.
     pub fn path(&self, digest: &str) -> PathBuf {
-        if !is_digest(digest) {
-            return self.dir.join("invalid-digest");
-        }
-        self.dir.join(&digest[..2]).join(digest)
+        blob_path(&self.dir, digest)
     }
+}
+
+/// Where the blob with `digest` lives in a blob store rooted at `dir`:
+/// `<dir>/<first two hex digits>/<hex>`. The one statement of the layout, for the store
+/// and for whoever reads it (materialise takes bytes from it by path alone).
+pub fn blob_path(dir: &Path, digest: &str) -> PathBuf {
+    if !is_digest(digest) {
+        return dir.join("invalid-digest");
+    }
+    dir.join(&digest[..2]).join(digest)
 }
 
 /// Whether `text` is a 64-character lower-case hex digest, as blobs are named.

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use crate::lock::{Container, FileEntry, Inputs, Lock, LockedPackage};
 use crate::source::dpkg::version;
 
-pub use blobs::BlobStore;
+pub use blobs::{BlobStore, blob_path};
 pub use remove::InUse;
 
 /// Creates the store's folder `dir` with permissions `mode`, and its missing parents with

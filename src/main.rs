@@ -86,6 +86,9 @@ enum Command {
         /// Name every locked package older than apt's lists' candidate, not the first few.
         #[arg(long, short)]
         verbose: bool,
+        /// Print the locks made, with their warnings, as one JSON document.
+        #[arg(long)]
+        json: bool,
     },
     /// Rehydrate a stored lock into a chroot, tarball, OpenVZ template, image or OCI layout.
     #[command(
@@ -508,6 +511,7 @@ fn run(
             offline,
             prefer,
             verbose,
+            json,
         } => done(commands::compile(
             &ctx()?,
             &CompileOptions {
@@ -518,6 +522,7 @@ fn run(
                 offline,
                 prefer,
                 verbose,
+                json,
             },
             out,
         )),

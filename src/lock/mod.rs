@@ -9,6 +9,7 @@ mod container;
 pub mod extra;
 mod merkle;
 pub mod path;
+mod present;
 
 mod trim;
 mod why;
@@ -21,6 +22,7 @@ pub use assemble::{AssembleError, Exclusion, Parts, Subtrees, assemble, has_wild
 pub use backend::Backend;
 pub use container::Container;
 pub use merkle::merkle_root;
+pub use present::{file_json, lock_json};
 pub use trim::{TrimError, trim};
 pub use why::{Chain, NotInLock, Why, why};
 

@@ -87,3 +87,41 @@ fn modes_are_octal_strings_in_json() {
         "{text}"
     );
 }
+
+#[test]
+fn verify_json_says_what_supplies_a_drifted_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new(&packages(), &[("base", BASE)]);
+    w.ok(&["compile", "groups/base.kdl"]);
+    let bash = w.sysroot.join("usr/bin/bash");
+    std::fs::write(&bash, "changed").unwrap();
+    let libc = w.sysroot.join("usr/lib/x86_64-linux-gnu/libc.so.6");
+    std::fs::set_permissions(&libc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = w.command(&["verify", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let rows = json.as_array().unwrap();
+    let row = |path: &str| rows.iter().find(|r| r["path"] == path).unwrap();
+    // Drifted bytes and no pool or blob to take them from: why, not who.
+    let bash = row("/usr/bin/bash");
+    assert_eq!(bash["package"], "bash");
+    assert!(
+        bash["origin"].is_null() && bash["supplied_by"].is_null(),
+        "{text}"
+    );
+    assert!(
+        bash["unsupplied"].as_str().unwrap().contains("bash"),
+        "{text}"
+    );
+    // Only the mode differs: materialise takes it from the lock, so neither is set.
+    let libc = row("/usr/lib/x86_64-linux-gnu/libc.so.6");
+    assert_eq!(
+        libc["problems"][0], "wrong mode (lock: 0644, host: 0600)",
+        "{text}"
+    );
+    assert!(
+        libc["supplied_by"].is_null() && libc["unsupplied"].is_null(),
+        "{text}"
+    );
+}

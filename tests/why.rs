@@ -67,12 +67,17 @@ fn why_shows_every_chain_of_the_only_group_and_flavor() {
     let old = w.ok(&["why", "libc6", "--group", "base", "--flavor", "openvz"]);
     assert_eq!(old, why);
 
-    // `show` names its lock the same way.
+    // `show`, `verify` and `materialise` name their lock the same way.
     let show = w.ok(&["show"]);
     assert!(
         show.starts_with("base=1.0-1[!kernel,openvz is: x86_64]\n"),
         "{show}"
     );
+    let verify = w.ok(&["verify"]);
+    assert!(verify.contains("host paths match the lock"), "{verify}");
+    let tar = w.ws.join("base.tar");
+    w.ok(&["materialise", "-o", tar.to_str().unwrap()]);
+    assert!(tar.is_file());
 }
 
 #[test]

@@ -140,6 +140,9 @@ fn why_refuses_what_it_cannot_name() {
         w.ok(&["why", "mawk", "tools"])
             .starts_with("tools -> mawk\n")
     );
+    // An unknown group: the ones there are.
+    let err = w.fails(&["why", "libc6", "nope"]);
+    assert!(err.contains("nope") && err.contains("base, tools"), "{err}");
 
     // A group compiled for two flavors and no --flavor: an error listing them.
     let plain = "[!kernel is: x86_64]";

@@ -43,6 +43,9 @@ pub enum Error {
     /// The repository or blob store failed.
     #[error(transparent)]
     Repo(#[from] crate::repo::RepoError),
+    /// `why` was asked about a package the lock does not hold.
+    #[error(transparent)]
+    NotInLock(#[from] crate::lock::NotInLock),
     /// An output could not be built.
     #[error(transparent)]
     Materialise(#[from] crate::materialise::MaterialiseError),

@@ -86,6 +86,9 @@ enum Command {
         /// Name every locked package older than apt's lists' candidate, not the first few.
         #[arg(long, short)]
         verbose: bool,
+        /// Print the locks made, with their warnings, as one JSON document.
+        #[arg(long)]
+        json: bool,
     },
     /// Rehydrate a stored lock into a chroot, tarball, OpenVZ template, image or OCI layout.
     #[command(
@@ -95,9 +98,9 @@ enum Command {
     Materialise {
         /// The group (may be left out when the repository holds one group).
         group: Option<String>,
-        /// The flavor to materialise.
+        /// The flavor to materialise (may be left out when the group was compiled for one).
         #[arg(long, value_name = "F")]
-        flavor: String,
+        flavor: Option<String>,
         /// Output format: chroot, tar, openvz, image or oci (default: tar for a tar
         /// extension, else the flavor's format, else chroot).
         #[arg(long, value_name = "FMT")]
@@ -144,9 +147,10 @@ echo 'uname -a' | appliance boot minimal --flavor kvm\n  appliance boot web --fl
     Boot {
         /// The group (may be left out when the repository holds one group).
         group: Option<String>,
-        /// The flavor to boot (a kernel flavor such as kvm).
+        /// The flavor to boot, a kernel flavor such as kvm (may be left out when the group was
+        /// compiled for one).
         #[arg(long, value_name = "F")]
-        flavor: String,
+        flavor: Option<String>,
         /// The lock version: `1.0` (its latest revision) or `1.0-2`; default the newest.
         #[arg(long, value_name = "V")]
         version: Option<String>,
@@ -176,9 +180,9 @@ echo 'uname -a' | appliance boot minimal --flavor kvm\n  appliance boot web --fl
     Verify {
         /// The group (may be left out when the repository holds one group).
         group: Option<String>,
-        /// The flavor.
+        /// The flavor (may be left out when the group was compiled for one).
         #[arg(long, value_name = "F")]
-        flavor: String,
+        flavor: Option<String>,
         /// The lock version; default the newest.
         #[arg(long, value_name = "V")]
         version: Option<String>,
@@ -392,13 +396,15 @@ Example:\n  appliance pull registry.example.com/team/web:web-1.0-openvz-x86_64"
         json: bool,
     },
     /// Show a stored lock: its packages, and with --files its files.
-    #[command(after_help = "Example:\n  appliance show base --flavor openvz --files")]
+    #[command(
+        after_help = "Example:\n  appliance show\n  appliance show base --flavor openvz --files"
+    )]
     Show {
-        /// The group.
-        group: String,
-        /// The flavor.
+        /// The group (may be left out when the repository holds one group).
+        group: Option<String>,
+        /// The flavor (may be left out when the group was compiled for one).
         #[arg(long, value_name = "F")]
-        flavor: String,
+        flavor: Option<String>,
         /// The lock version (`1.0` or `1.0-2`); default the newest.
         #[arg(long, value_name = "V")]
         version: Option<String>,
@@ -416,20 +422,31 @@ Example:\n  appliance pull registry.example.com/team/web:web-1.0-openvz-x86_64"
         #[arg(long)]
         json: bool,
     },
-    /// Explain why a package is in a lock: the chain back to the group that named it.
-    #[command(after_help = "Example:\n  appliance why libc6 --group base --flavor openvz")]
+    /// Explain why a package is in a lock: every chain of dependencies back to a group
+    /// that names a package, or to the essential packages.
+    #[command(
+        after_help = "Chains are printed shortest first, at most 20; each ends at the first package a group \
+names or that is essential.\n\n\
+Example:\n  appliance why libc6\n  appliance why libc6 base --flavor openvz --json"
+    )]
     Why {
-        /// The package.
+        /// The package (`NAME` or `NAME:ARCH`).
         package: String,
-        /// The group.
-        #[arg(long, value_name = "G")]
-        group: String,
-        /// The flavor.
+        /// The group (may be left out when the repository holds one group).
+        #[arg(conflicts_with = "group_option")]
+        group: Option<String>,
+        /// The group, as earlier versions took it.
+        #[arg(long = "group", value_name = "G", hide = true)]
+        group_option: Option<String>,
+        /// The flavor (may be left out when the group was compiled for one).
         #[arg(long, value_name = "F")]
-        flavor: String,
+        flavor: Option<String>,
         /// The lock version; default the newest.
         #[arg(long, value_name = "V")]
         version: Option<String>,
+        /// Print the chains as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print a shell completion script for appliance on standard output.
     #[command(
@@ -494,6 +511,7 @@ fn run(
             offline,
             prefer,
             verbose,
+            json,
         } => done(commands::compile(
             &ctx()?,
             &CompileOptions {
@@ -504,6 +522,7 @@ fn run(
                 offline,
                 prefer,
                 verbose,
+                json,
             },
             out,
         )),
@@ -669,7 +688,7 @@ fn run(
             &ctx()?,
             &ShowOptions {
                 lookup: Lookup {
-                    group: Some(group),
+                    group,
                     flavor,
                     version,
                 },
@@ -727,16 +746,19 @@ fn run(
         Command::Why {
             package,
             group,
+            group_option,
             flavor,
             version,
+            json,
         } => done(commands::why(
             &ctx()?,
             &package,
             &Lookup {
-                group: Some(group),
+                group: group.or(group_option),
                 flavor,
                 version,
             },
+            json,
             out,
         )),
         Command::Completions { shell } => {

@@ -1025,7 +1025,7 @@ fn a_host_package_with_altered_files_is_taken_from_its_archive_or_refused() {
         let bash = files.into_iter().find(|f| f["path"] == "/usr/bin/bash");
         let bash = bash.unwrap();
         (
-            bash["mode"].as_u64().unwrap(),
+            u32::from_str_radix(bash["mode"].as_str().unwrap(), 8).unwrap(),
             bash["gid"].as_u64().unwrap(),
         )
     };

@@ -3,8 +3,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use serde::Serialize;
+
 use super::Context;
-use super::present::{short, stdout_error};
+use super::present::{short, stdout_error, write_json};
 use crate::compile::{self, Settings};
 use crate::error::{Error, Result};
 use crate::excerpt::excerpt;
@@ -30,6 +32,34 @@ pub struct CompileOptions {
     pub prefer: Option<Prefer>,
     /// `--verbose`: every stale package, not the first few.
     pub verbose: bool,
+    /// `--json`: one JSON document of the locks made on standard output.
+    pub json: bool,
+}
+
+/// `compile --json`: the locks made, and the warnings of the whole compile.
+#[derive(Serialize)]
+struct Compiled {
+    locks: Vec<Made>,
+    warnings: Vec<String>,
+}
+
+/// One lock of `compile --json`.
+#[derive(Serialize)]
+struct Made {
+    address: String,
+    group: String,
+    version: String,
+    revision: u32,
+    flavor: String,
+    lock_id: String,
+    /// `stored` (a new revision) or `unchanged` (the latest revision already held it).
+    status: &'static str,
+    packages: usize,
+    files: usize,
+    /// How long the maintainer scripts ran, in seconds; `None` when this compile ran
+    /// none for the lock (another flavor's tree was the same).
+    configured_seconds: Option<f64>,
+    warnings: Vec<String>,
 }
 
 /// How many stale packages the one-line report names.
@@ -131,35 +161,62 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         );
     }
     let blobs = BlobStore::open(&ctx.blobs_dir())?;
+    let mut made = Vec::new();
     for c in batch.compiled {
         let stored = c.store(&mut repo, &blobs)?;
-        let status = if stored.unchanged {
-            "unchanged"
-        } else {
-            "stored"
+        let mut warnings = c.warnings.clone();
+        warnings.extend(stale_report(&c.stale, opts.verbose));
+        if let Some((package, path)) = c.missing.first() {
+            warnings.push(format!(
+                "{} paths listed by dpkg are absent on the host and not in the lock (first: {path} of {package})",
+                c.missing.len()
+            ));
+        }
+        let lock = &c.lock;
+        let one = Made {
+            address: lock.address(stored.revision),
+            group: lock.group.clone(),
+            version: lock.version.clone(),
+            revision: stored.revision,
+            flavor: lock.flavor.clone(),
+            lock_id: stored.lock_id,
+            status: if stored.unchanged {
+                "unchanged"
+            } else {
+                "stored"
+            },
+            packages: lock.packages.len(),
+            files: lock.files.len(),
+            configured_seconds: c.configured.map(|took| took.as_secs_f64()),
+            warnings,
         };
-        let configured = (c.configured)
-            .map(|took| format!(", configured in {:.1} s", took.as_secs_f64()))
-            .unwrap_or_default();
-        writeln!(
-            out,
-            "{} {status}: {} packages, {} files, lock {}{configured}",
-            c.lock.address(stored.revision),
-            c.lock.packages.len(),
-            c.lock.files.len(),
-            short(&stored.lock_id),
-        )
-        .map_err(stdout_error)?;
-        let stale = stale_report(&c.stale, opts.verbose);
-        for warning in c.warnings.iter().chain(&stale) {
+        if !opts.json {
+            let configured = (one.configured_seconds)
+                .map(|seconds| format!(", configured in {seconds:.1} s"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "{} {}: {} packages, {} files, lock {}{configured}",
+                one.address,
+                one.status,
+                one.packages,
+                one.files,
+                short(&one.lock_id),
+            )
+            .map_err(stdout_error)?;
+        }
+        // On stderr with --json too, for whoever watches the run.
+        for warning in &one.warnings {
             eprintln!("warning: {warning}");
         }
-        if let Some((package, path)) = c.missing.first() {
-            eprintln!(
-                "warning: {} paths listed by dpkg are absent on the host and not in the lock (first: {path} of {package})",
-                c.missing.len()
-            );
-        }
+        made.push(one);
+    }
+    if opts.json {
+        let compiled = Compiled {
+            locks: made,
+            warnings: batch.warnings,
+        };
+        return write_json(out, &compiled);
     }
     Ok(())
 }

@@ -93,13 +93,26 @@ impl Context {
     }
 
     /// The group and the flavor a command names, choosing the only group when none is
-    /// given.
+    /// given, and the only flavor that group was compiled for when no flavor is.
     pub(super) fn name(&self, repo: &Repository, lookup: &Lookup) -> Result<(String, Flavor)> {
         let group = match &lookup.group {
             Some(group) => group.clone(),
             None => only_group(repo)?,
         };
-        Ok((group, self.workspace.flavor(&lookup.flavor)?))
+        let flavor = match &lookup.flavor {
+            Some(spec) => self.workspace.flavor(spec)?,
+            None => {
+                let several = |known: Vec<String>| {
+                    Error::Usage(format!(
+                        "group {group} was compiled for several flavors ({}): pass --flavor",
+                        known.join(", ")
+                    ))
+                };
+                self.workspace
+                    .flavor(&only_flavor(repo, &group, &group, several)?)?
+            }
+        };
+        Ok((group, flavor))
     }
 
     /// Loads the lock a [`Reference`] names. Its flavor is the reference's own, else
@@ -127,22 +140,32 @@ impl Context {
         let canonical = match reference.flavor.as_deref().or(flavor) {
             Some(spec) => self.workspace.flavor(spec)?.canonical(),
             None => {
-                let revisions = (repo.history(&reference.group, None)).map_err(unknown(text))?;
-                let known: BTreeSet<String> = revisions.into_iter().map(|r| r.flavor).collect();
-                match <[String; 1]>::try_from(Vec::from_iter(known)) {
-                    Ok([only]) => only,
-                    Err(known) => {
-                        return Err(HistoryError::SeveralFlavors {
-                            reference: text.to_string(),
-                            group: reference.group,
-                            known,
-                        }
-                        .into());
-                    }
-                }
+                let several = |known| HistoryError::SeveralFlavors {
+                    reference: text.to_string(),
+                    group: reference.group.clone(),
+                    known,
+                };
+                only_flavor(repo, &reference.group, text, several)?
             }
         };
         Ok((reference, canonical))
+    }
+}
+
+/// The canonical flavor of the only one `group` was compiled for, for a command given
+/// none; `text` is what the command was given, and `several` the error when the group
+/// was compiled for several (the canonical flavors).
+fn only_flavor<E: Into<Error>>(
+    repo: &Repository,
+    group: &str,
+    text: &str,
+    several: impl FnOnce(Vec<String>) -> E,
+) -> Result<String> {
+    let revisions = (repo.history(group, None)).map_err(unknown(text))?;
+    let known: BTreeSet<String> = revisions.into_iter().map(|r| r.flavor).collect();
+    match <[String; 1]>::try_from(Vec::from_iter(known)) {
+        Ok([only]) => Ok(only),
+        Err(known) => Err(several(known).into()),
     }
 }
 
@@ -173,8 +196,9 @@ pub(super) fn only_group(repo: &Repository) -> Result<String> {
 pub struct Lookup {
     /// The group; `None` means the repository's only group.
     pub group: Option<String>,
-    /// A flavor name or canonical flavor string.
-    pub flavor: String,
+    /// A flavor name or canonical flavor string; `None` means the only flavor the group
+    /// was compiled for.
+    pub flavor: Option<String>,
     /// `1.0` or `1.0-2`; `None` means the newest.
     pub version: Option<String>,
 }

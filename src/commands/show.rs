@@ -5,7 +5,7 @@ use std::io::Write;
 use super::present::{stdout_error, write_json};
 use super::{Context, Lookup};
 use crate::error::Result;
-use crate::lock::FileEntry;
+use crate::lock::{FileEntry, lock_json};
 
 /// What `appliance show` was asked.
 pub struct ShowOptions {
@@ -27,7 +27,7 @@ pub fn show(ctx: &Context, opts: &ShowOptions, out: &mut dyn Write) -> Result<()
             "address": lock.address(stored.revision),
             "lock_id": stored.lock_id,
             "merkle_root": lock.merkle_root(),
-            "lock": lock,
+            "lock": lock_json(lock),
         });
         return write_json(out, &value);
     }

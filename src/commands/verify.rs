@@ -28,7 +28,7 @@ pub fn verify(
                 serde_json::json!({
                     "path": d.path, "origin": d.origin, "package": d.package,
                     "problems": d.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                    "supplied_by": d.fallback.as_ref().and_then(|f| f.as_ref().ok()).map(ToString::to_string),
+                    "supplied_by": d.fallback.as_ref().and_then(|f| f.as_ref().ok()).map(|s| s.as_str()),
                     "unsupplied": d.fallback.as_ref().and_then(|f| f.as_ref().err()),
                 })
             })

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::diff::{Aspect, FileChange, LockDiff, PackageChange};
-use crate::lock::FileEntry;
+use crate::lock::{FileEntry, file_json};
 use crate::repo::StoredLock;
 
 /// A time in seconds since the Unix epoch as RFC 3339 in UTC; `None` before 1970 or
@@ -191,13 +191,7 @@ fn package_json(change: &PackageChange<'_>) -> Value {
 }
 
 fn path_json(change: &FileChange<'_>) -> Value {
-    let entry = |f: Option<&FileEntry>| {
-        f.map(|f| {
-            let mut value = serde_json::to_value(f).unwrap_or_default();
-            value["mode"] = json!(format!("{:04o}", f.mode));
-            value
-        })
-    };
+    let entry = |f: Option<&FileEntry>| f.map(file_json);
     json!({
         "path": change.path,
         "change": change.state(),

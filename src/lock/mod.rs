@@ -9,8 +9,10 @@ mod container;
 pub mod extra;
 mod merkle;
 pub mod path;
+mod present;
 
 mod trim;
+mod why;
 
 use std::fmt;
 
@@ -20,7 +22,9 @@ pub use assemble::{AssembleError, Exclusion, Parts, Subtrees, assemble, has_wild
 pub use backend::Backend;
 pub use container::Container;
 pub use merkle::merkle_root;
+pub use present::{file_json, lock_json};
 pub use trim::{TrimError, trim};
+pub use why::{Chain, NotInLock, Why, why};
 
 /// The kind of a filesystem entry in a lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -218,10 +222,15 @@ pub enum Reason {
         /// Groups that included it, outermost first.
         via: Vec<String>,
     },
-    /// Pulled in by a `Depends` or `Pre-Depends` of another package.
+    /// Pulled in by a `Depends` or `Pre-Depends` (rpm: a `Requires`) of another package.
     Dependency {
-        /// The depending package's name.
+        /// The name of the package that pulled it in first.
         of: String,
+        /// The names of every other locked package that depends on it, sorted. Left out
+        /// of the canonical form when empty, so locks stored before it existed load and
+        /// keep their ids.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        also: Vec<String>,
     },
     /// `Essential: yes`: Debian packages may rely on it without declaring it.
     Essential,
@@ -238,7 +247,10 @@ impl fmt::Display for Reason {
                     via.join(" -> ")
                 )
             }
-            Reason::Dependency { of } => write!(f, "dependency of {of}"),
+            Reason::Dependency { of, also } if also.is_empty() => write!(f, "dependency of {of}"),
+            Reason::Dependency { of, also } => {
+                write!(f, "dependency of {of}, {}", also.join(", "))
+            }
             Reason::Essential => f.write_str("essential"),
         }
     }

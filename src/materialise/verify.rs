@@ -93,6 +93,16 @@ pub enum Supplier {
     BlobStore,
 }
 
+impl Supplier {
+    /// The word naming the supplier in JSON: `archive` or `blob-store`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Supplier::Archive => "archive",
+            Supplier::BlobStore => "blob-store",
+        }
+    }
+}
+
 impl fmt::Display for Supplier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -1276,6 +1276,7 @@ mod tests {
                     "i386",
                     Reason::Dependency {
                         of: "nginx".to_string(),
+                        also: Vec::new(),
                     },
                 ),
             ],

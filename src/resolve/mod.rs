@@ -29,7 +29,7 @@ use universe::Satisfier;
 pub use universe::Universe;
 
 /// Resolver rules version, recorded in every lock; bump it when results can change.
-pub const RESOLVER_VERSION: u32 = 3;
+pub const RESOLVER_VERSION: u32 = 4;
 
 /// The first link of the chain of packages added because they are essential.
 const ESSENTIAL_ROOT: &str = "essential";
@@ -598,6 +598,7 @@ impl<'u> Resolver<'u> {
             wanted: self.slots[slot].wanted,
             reason: Reason::Dependency {
                 of: package.name.clone(),
+                also: Vec::new(),
             },
         };
         for entry in package.pre_depends.iter().chain(&package.depends) {
@@ -678,11 +679,13 @@ impl<'u> Resolver<'u> {
     }
 
     fn finish(self) -> Resolution {
+        let packages = self.universe.packages();
         assemble(
             &self.slots,
             self.sorted_slots(),
             &self.graph,
             self.removes.idle(),
+            |index| packages[index].name.as_str(),
         )
     }
 }
@@ -703,12 +706,14 @@ fn chain_of(slots: &[Slot], slot: usize, label: impl Fn(usize) -> String) -> Vec
 
 /// The resolution of the chosen `slots`, listed in `order`; node `i` of `graph` is slot
 /// `i`, an edge running from a package to a dependency it needs. `idle_removes` are the
-/// removes that kept nothing out.
-fn assemble(
+/// removes that kept nothing out. `name` names the package at a universe index: a
+/// dependency's reason lists every chosen package that depends on it, not only the first.
+fn assemble<'n>(
     slots: &[Slot],
     order: Vec<usize>,
     graph: &DiGraph<usize, ()>,
     idle_removes: Vec<String>,
+    name: impl Fn(usize) -> &'n str,
 ) -> Resolution {
     let mut position_of_slot = vec![0; order.len()];
     for (position, &slot) in order.iter().enumerate() {
@@ -736,10 +741,22 @@ fn assemble(
     let position = (order.iter().enumerate())
         .map(|(position, &slot)| (slots[slot].index, position))
         .collect();
-    let chosen = (order.into_iter())
-        .map(|slot| Chosen {
-            index: slots[slot].index,
-            reason: slots[slot].reason.clone(),
+    let chosen = (order.into_iter().enumerate())
+        .map(|(position, slot)| {
+            let mut reason = slots[slot].reason.clone();
+            if let Reason::Dependency { of, also } = &mut reason {
+                let dependents =
+                    sorted.neighbors_directed(NodeIndex::new(position), Direction::Incoming);
+                let names: BTreeSet<&str> = dependents
+                    .map(|node| name(sorted[node]))
+                    .filter(|depender| depender != of)
+                    .collect();
+                *also = names.into_iter().map(str::to_string).collect();
+            }
+            Chosen {
+                index: slots[slot].index,
+                reason,
+            }
         })
         .collect();
     Resolution {

@@ -101,8 +101,12 @@ fn reason_of(universe: &Universe, resolution: &Resolution, name: &str) -> Reason
         .unwrap()
 }
 
-fn dependency_of(of: &str) -> Reason {
-    Reason::Dependency { of: of.into() }
+/// A dependency pulled in first by `of`, with `also` depending on it too.
+fn dependency_of(of: &str, also: &[&str]) -> Reason {
+    Reason::Dependency {
+        of: of.into(),
+        also: also.iter().map(|name| name.to_string()).collect(),
+    }
 }
 
 #[test]
@@ -121,7 +125,11 @@ fn closure_takes_pre_depends_first_and_walks_breadth_first() {
         render(&universe, &resolution),
         ["aa=1", "dd=1", "pp=1", "zz=1"]
     );
-    assert_eq!(reason_of(&universe, &resolution, "zz"), dependency_of("pp"));
+    // Pre-Depends came first, so `pp` pulled `zz` in; `dd` depends on it too.
+    assert_eq!(
+        reason_of(&universe, &resolution, "zz"),
+        dependency_of("pp", &["dd"])
+    );
     assert_eq!(reason_of(&universe, &resolution, "aa"), named());
 
     // Breadth-first: `y` is chosen for `a` before `b`'s `x | y` is looked at.
@@ -412,7 +420,7 @@ fn virtual_packages_respect_provided_versions() {
     );
     assert_eq!(
         reason_of(&universe, &resolution, "postfix"),
-        dependency_of("aa")
+        dependency_of("aa", &[])
     );
 
     let packages = vec![
@@ -756,7 +764,7 @@ fn essential_packages_and_their_closure() {
     assert_eq!(reason_of(&universe, &resolution, "dpkg"), Reason::Essential);
     assert_eq!(
         reason_of(&universe, &resolution, "tar"),
-        dependency_of("dpkg")
+        dependency_of("dpkg", &[])
     );
 
     assert_eq!(solve(packages(), &want(&["tar"])), ["tar=1.34"]);

@@ -161,7 +161,7 @@ impl<'a> Sbom<'a> {
     /// brought it: a group named it, or it is essential.
     fn brought_by(&self, package: &LockedPackage) -> Option<usize> {
         match &package.reason {
-            Reason::Dependency { of } => {
+            Reason::Dependency { of, .. } => {
                 (self.stored.lock.packages.iter()).position(|p| &p.name == of)
             }
             Reason::Named { .. } | Reason::Essential => None,

@@ -222,6 +222,7 @@ impl<'u> Resolver<'u> {
             wanted: self.slots[slot].wanted,
             reason: Reason::Dependency {
                 of: package.name.clone(),
+                also: Vec::new(),
             },
         };
         for requirement in &package.requires {
@@ -768,11 +769,13 @@ impl<'u> Resolver<'u> {
     }
 
     fn finish(self) -> Resolution {
+        let packages = self.universe.packages();
         assemble(
             &self.slots,
             self.sorted_slots(),
             &self.graph,
             self.removes.idle(),
+            |index| packages[index].name.as_str(),
         )
     }
 }

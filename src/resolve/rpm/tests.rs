@@ -586,8 +586,9 @@ fn an_unsatisfiable_requirement_shows_the_chain_and_reasons() {
     );
 
     let fine = [
-        requires(pkg("nginx", "1.24-1"), &["pcre"]),
-        pkg("pcre", "8-1"),
+        requires(pkg("nginx", "1.24-1"), &["pcre", "zlib"]),
+        requires(pkg("pcre", "8-1"), &["zlib"]),
+        pkg("zlib", "1.3-1"),
     ];
     let universe = RpmUniverse::new(&fine, "x86_64");
     let resolution = resolve_rpm(&universe, &want(&["nginx"])).unwrap();
@@ -596,12 +597,21 @@ fn an_unsatisfiable_requirement_shows_the_chain_and_reasons() {
         .iter()
         .map(|c: &Chosen| &c.reason)
         .collect();
+    let dependency = |of: &str, also: &[&str]| Reason::Dependency {
+        of: of.into(),
+        also: also.iter().map(|name| name.to_string()).collect(),
+    };
+    // zlib was pulled in by nginx, and pcre requires it too.
     assert_eq!(
         reasons,
-        [&named(), &Reason::Dependency { of: "nginx".into() }]
+        [
+            &named(),
+            &dependency("nginx", &[]),
+            &dependency("nginx", &["pcre"])
+        ]
     );
     assert_eq!(resolution.chain(1), [0, 1]);
-    assert_eq!(resolution.dependencies(0), [1]);
+    assert_eq!(resolution.dependencies(0), [1, 2]);
 }
 
 #[test]

@@ -109,13 +109,14 @@ pub(super) fn document(sbom: &Sbom) -> Document {
     depends.insert(APPLIANCE.to_string(), Vec::new());
     for (package, purl) in lock.packages.iter().zip(&purls) {
         depends.entry(purl.clone()).or_default();
-        let from = sbom
-            .brought_by(package)
-            .map_or(APPLIANCE, |at| purls[at].as_str());
-        depends
-            .entry(from.to_string())
-            .or_default()
-            .push(purl.clone());
+        let by = sbom.brought_by(package);
+        let froms = by.iter().map(|at| purls[*at].as_str());
+        for from in froms.chain(by.is_empty().then_some(APPLIANCE)) {
+            depends
+                .entry(from.to_string())
+                .or_default()
+                .push(purl.clone());
+        }
     }
     Document {
         bom_format: "CycloneDX",

@@ -157,15 +157,19 @@ impl<'a> Sbom<'a> {
         crate::uuid::text(bytes, 5)
     }
 
-    /// The package (its index) whose dependency `package` is; `None` when the appliance
-    /// brought it: a group named it, or it is essential.
-    fn brought_by(&self, package: &LockedPackage) -> Option<usize> {
-        match &package.reason {
-            Reason::Dependency { of, .. } => {
-                (self.stored.lock.packages.iter()).position(|p| &p.name == of)
-            }
-            Reason::Named { .. } | Reason::Essential => None,
-        }
+    /// The packages (their indexes) that depend on `package`, each once; none when the
+    /// appliance brought it: a group named it, or it is essential.
+    fn brought_by(&self, package: &LockedPackage) -> Vec<usize> {
+        let packages = &self.stored.lock.packages;
+        let mut by: Vec<usize> = match &package.reason {
+            Reason::Dependency { of, also } => (std::iter::once(of).chain(also))
+                .filter_map(|name| packages.iter().position(|p| &p.name == name))
+                .collect(),
+            Reason::Named { .. } | Reason::Essential => Vec::new(),
+        };
+        by.sort_unstable();
+        by.dedup();
+        by
     }
 
     /// The creating tool, `appliance` and its version.

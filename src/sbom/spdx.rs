@@ -133,10 +133,11 @@ pub(super) fn document(sbom: &Sbom) -> Document {
     // What brought each package in: the group that named it, or the package whose
     // dependency it is; an essential package, Debian's own rule.
     for (package, id) in lock.packages.iter().zip(&ids) {
-        let from = sbom
-            .brought_by(package)
-            .map_or(APPLIANCE, |at| ids[at].as_str());
-        relationships.push(relationship(from, "DEPENDS_ON", id));
+        let by = sbom.brought_by(package);
+        let froms = by.iter().map(|at| ids[*at].as_str());
+        for from in froms.chain(by.is_empty().then_some(APPLIANCE)) {
+            relationships.push(relationship(from, "DEPENDS_ON", id));
+        }
     }
     Document {
         spdx_version: "SPDX-2.3",

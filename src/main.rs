@@ -108,7 +108,8 @@ enum Command {
         /// The name an OCI layout gives its image, as `OUT:TAG` takes it (default latest).
         #[arg(long, value_name = "TAG")]
         tag: Option<String>,
-        /// Output path (default: `GROUP-FLAVOR` in the current folder).
+        /// Output path (default: `GROUP-FLAVOR` in the current folder, with `.tar`, `.image`
+        /// or `.oci` for those formats).
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
         /// The lock version: `1.0` (its latest revision) or `1.0-2`; default the newest.

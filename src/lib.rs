@@ -27,6 +27,7 @@ pub mod resolve;
 pub mod sbom;
 mod scratch;
 pub mod source;
+mod stderr;
 pub mod system;
 mod uuid;
 pub mod workspace;

@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::process::{Output, Stdio};
 
 use common::{FakePackage, World};
 
@@ -102,4 +103,48 @@ fn each_format_has_its_own_default_output_and_the_line_says_what_was_written() {
         &fs::read(w.ws.join("b.tar.zst")).unwrap()[..4],
         b"\x28\xb5\x2f\xfd"
     );
+}
+
+/// Runs `args` in `w` with stderr a pipe whose reader is gone, as in
+/// `appliance ... 2>&1 | head -1` once head has its line.
+fn with_broken_stderr(w: &World, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut command = w.command(args);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(writer);
+    command.output().unwrap()
+}
+
+#[test]
+fn a_broken_standard_error_loses_its_lines_but_not_the_command() {
+    let w = world();
+    // The compile warns (the closure has no dpkg, so the tree is not configured) and
+    // still stores its lock; the warning is what cannot be written.
+    let compiled = with_broken_stderr(&w, &["compile", "groups/base.kdl"]);
+    assert!(compiled.status.success(), "{compiled:?}");
+    assert!(
+        String::from_utf8_lossy(&compiled.stdout).contains(" stored: "),
+        "{compiled:?}"
+    );
+    let stderr = w
+        .command(&["compile", "groups/base.kdl"])
+        .output()
+        .unwrap()
+        .stderr;
+    assert!(
+        String::from_utf8_lossy(&stderr).contains("warning: group base is not configured"),
+        "the warning the broken pipe lost is no longer there to lose"
+    );
+    // A failure's report cannot be written either: the exit code still says so.
+    let failed = with_broken_stderr(&w, &["materialise", "nope", "--flavor", "openvz"]);
+    assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    let built = with_broken_stderr(
+        &w,
+        &["materialise", "base", "--flavor", "openvz", "-o", "b.tar"],
+    );
+    assert!(built.status.success(), "{built:?}");
+    assert!(w.ws.join("b.tar").is_file());
 }

@@ -69,7 +69,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         &options,
     )?;
     for warning in &outcome.warnings {
-        eprintln!("warning: {warning}");
+        crate::stderr::warning(warning);
     }
     let state = if outcome.built { "built" } else { "up to date" };
     writeln!(
@@ -80,7 +80,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
     )
     .and_then(|()| out.flush())
     .map_err(stdout_error)?;
-    eprintln!("boot: {accel}");
+    crate::stderr::line(format_args!("boot: {accel}"));
     let guest = crate::boot::Guest {
         image: output,
         disk,

@@ -120,15 +120,15 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     };
     let batch = compile::compile_all(&settings, &ctx.pool_dirs(&opts.pools), jobs)?;
     for warning in &batch.warnings {
-        eprintln!("warning: {warning}");
+        crate::stderr::warning(warning);
     }
     // Only now that every lock is made does anything get written.
     let mut repo = Repository::open(&ctx.repo_path)?;
     if repo.adopted() {
-        eprintln!(
+        crate::stderr::line(format_args!(
             "note: repository {} was made by an earlier appliance: marked it as appliance's",
             ctx.repo_path.display()
-        );
+        ));
     }
     let blobs = BlobStore::open(&ctx.blobs_dir())?;
     for c in batch.compiled {
@@ -152,13 +152,13 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         .map_err(stdout_error)?;
         let stale = stale_report(&c.stale, opts.verbose);
         for warning in c.warnings.iter().chain(&stale) {
-            eprintln!("warning: {warning}");
+            crate::stderr::warning(warning);
         }
         if let Some((package, path)) = c.missing.first() {
-            eprintln!(
-                "warning: {} paths listed by dpkg are absent on the host and not in the lock (first: {path} of {package})",
+            crate::stderr::warning(format_args!(
+                "{} paths listed by dpkg are absent on the host and not in the lock (first: {path} of {package})",
                 c.missing.len()
-            );
+            ));
         }
     }
     Ok(())

@@ -102,7 +102,7 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
         &options,
     )?;
     for warning in &outcome.warnings {
-        eprintln!("warning: {warning}");
+        crate::stderr::warning(warning);
     }
     let address = stored.lock.address(stored.revision);
     if !outcome.built {

@@ -20,7 +20,7 @@ pub mod lang;
 pub mod lock;
 pub mod manual;
 pub mod materialise;
-mod progress;
+pub mod progress;
 pub mod registry;
 pub mod repo;
 pub mod resolve;

@@ -9,6 +9,7 @@ use appliance::commands::{
     Lookup, MaterialiseOptions, PushOptions, RemoteOptions, RmOptions, SbomOptions, ShowOptions,
 };
 use appliance::lock::Backend;
+use appliance::progress::{Reporter, Verbosity};
 use appliance::resolve::Prefer;
 use appliance::sbom;
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -26,6 +27,12 @@ struct Cli {
     /// Read the host's packages and files under this root.
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
     sysroot: PathBuf,
+    /// Say more: a line per finished stage on stderr, and every stale package.
+    #[arg(long, short, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Say nothing on stderr but warnings and errors: no progress.
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,9 +90,6 @@ enum Command {
         /// or `newest` (from any source); replaces the groups' `prefer` statements.
         #[arg(long, value_name = "installed|newest")]
         prefer: Option<Prefer>,
-        /// Name every locked package older than apt's lists' candidate, not the first few.
-        #[arg(long, short)]
-        verbose: bool,
     },
     /// Rehydrate a stored lock into a chroot, tarball, OpenVZ template, image or OCI layout.
     #[command(
@@ -466,7 +470,19 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     // Made only by the commands that work in a workspace.
-    let ctx = || Context::new(cli.workspace.as_deref(), cli.repo.as_deref(), &cli.sysroot);
+    let verbosity = match (cli.verbose, cli.quiet) {
+        (true, _) => Verbosity::Verbose,
+        (_, true) => Verbosity::Quiet,
+        _ => Verbosity::Normal,
+    };
+    let ctx = || {
+        Context::new(
+            cli.workspace.as_deref(),
+            cli.repo.as_deref(),
+            &cli.sysroot,
+            Reporter::new(verbosity),
+        )
+    };
     let result = run(&ctx, cli.command, &mut out);
     let _ = out.flush();
     match result {
@@ -494,7 +510,6 @@ fn run(
             backend,
             offline,
             prefer,
-            verbose,
         } => done(commands::compile(
             &ctx()?,
             &CompileOptions {
@@ -504,7 +519,6 @@ fn run(
                 backend,
                 offline,
                 prefer,
-                verbose,
             },
             out,
         )),

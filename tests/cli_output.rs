@@ -148,3 +148,73 @@ fn a_broken_standard_error_loses_its_lines_but_not_the_command() {
     assert!(built.status.success(), "{built:?}");
     assert!(w.ws.join("b.tar").is_file());
 }
+
+/// The lines of `text`, progress or not: anything that is neither a warning nor its
+/// indented continuation.
+fn progress_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|line| !line.starts_with("warning: ") && !line.starts_with("  "))
+        .collect()
+}
+
+#[test]
+fn progress_off_a_terminal_is_a_line_per_stage_with_v_and_nothing_otherwise() {
+    let w = world();
+    // stderr is a pipe here, not a terminal.
+    let stderr = |args: &[&str]| {
+        let out = w.command(args).stdin(Stdio::null()).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {text}");
+        text
+    };
+    let verbose = stderr(&["compile", "groups/base.kdl", "-v"]);
+    let stages = progress_lines(&verbose);
+    for stage in [
+        "compile: read ",
+        "compile base[openvz]: resolve 2 packages (",
+        "compile base[openvz]: fetch 0 archives (",
+        "compile base[openvz]: gather ",
+        "compile base[openvz]: assemble ",
+        "compile base[openvz]: store (",
+    ] {
+        assert!(
+            stages
+                .iter()
+                .any(|line| line.starts_with(stage) && line.ends_with(" s)")),
+            "no `{stage}` line in:\n{verbose}"
+        );
+    }
+    // Without -v, and with -q, the warnings (the tree is not configured: no dpkg) are
+    // all there is.
+    for args in [
+        &["compile", "groups/base.kdl"][..],
+        &["-q", "compile", "groups/base.kdl"],
+    ] {
+        let said = stderr(args);
+        assert!(progress_lines(&said).is_empty(), "{args:?}:\n{said}");
+        assert!(
+            said.contains("warning: group base is not configured"),
+            "{said}"
+        );
+    }
+    let quiet = stderr(&[
+        "materialise",
+        "base",
+        "--flavor",
+        "openvz",
+        "-q",
+        "-o",
+        "q.tar",
+    ]);
+    assert_eq!(quiet, "");
+    // As clap refuses any usage error: exit code 2.
+    let both = w
+        .command(&["compile", "groups/base.kdl", "-v", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2), "{both:?}");
+    assert!(
+        String::from_utf8_lossy(&both.stderr).contains("'--verbose' cannot be used with '--quiet'"),
+        "{both:?}"
+    );
+}

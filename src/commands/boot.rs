@@ -54,6 +54,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         mtime: source_date_epoch()?,
         force: false,
         protected: ctx.protected(),
+        report: ctx.report,
     };
     let sources = ctx.sources(&[]);
     std::fs::create_dir_all(&images).map_err(|source| Error::Io {

@@ -28,8 +28,6 @@ pub struct CompileOptions {
     pub offline: bool,
     /// `--prefer`: replaces every group's own `prefer` statement.
     pub prefer: Option<Prefer>,
-    /// `--verbose`: every stale package, not the first few.
-    pub verbose: bool,
 }
 
 /// How many stale packages the one-line report names.
@@ -117,7 +115,10 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         offline: opts.offline,
         scratch: ctx.workspace.store_dir(),
         backend,
+        report: ctx.report,
     };
+    // The batch's locks come in the recipes' order.
+    let subjects: Vec<String> = jobs.iter().map(compile::subject).collect();
     let batch = compile::compile_all(&settings, &ctx.pool_dirs(&opts.pools), jobs)?;
     for warning in &batch.warnings {
         crate::stderr::warning(warning);
@@ -131,8 +132,10 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         ));
     }
     let blobs = BlobStore::open(&ctx.blobs_dir())?;
-    for c in batch.compiled {
+    for (c, subject) in batch.compiled.into_iter().zip(&subjects) {
+        let stage = ctx.report.stage(subject, "store");
         let stored = c.store(&mut repo, &blobs)?;
+        stage.done("");
         let status = if stored.unchanged {
             "unchanged"
         } else {
@@ -150,7 +153,8 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
             short(&stored.lock_id),
         )
         .map_err(stdout_error)?;
-        let stale = stale_report(&c.stale, opts.verbose);
+        // -v names every stale package.
+        let stale = stale_report(&c.stale, ctx.report.verbose());
         for warning in c.warnings.iter().chain(&stale) {
             crate::stderr::warning(warning);
         }

@@ -53,6 +53,7 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
         mtime: source_date_epoch()?,
         force: opts.force,
         protected: ctx.protected(),
+        report: ctx.report,
     };
     let sources = ctx.sources(&opts.pools);
     // A current output is told from the lock id and the stamp alone: reading the lock's

@@ -41,7 +41,7 @@ pub use oci::Tag;
 pub(crate) use oci::{Blob, Hashing, rfc3339};
 pub(crate) use output::Target;
 
-use crate::progress::Progress;
+use crate::progress::{Progress, Reporter};
 use fetch::{FetchError, Restart};
 
 use plan::{Body, Expected, Item, Plan};
@@ -306,6 +306,8 @@ pub struct Options {
     pub force: bool,
     /// What the caller knows no output may replace.
     pub protected: Protected,
+    /// Where progress goes (by default, nowhere).
+    pub report: Reporter,
 }
 
 /// What a run did.
@@ -609,7 +611,7 @@ pub fn materialise(
         sources,
         (scratch.as_ref()).map(|dir| archives::Archives::new(lock, &sources.pool, &dir.path)),
     );
-    let progress = Progress::new();
+    let progress = opts.report.progress();
     let mut warnings = Vec::new();
     let (temp, files) = match format {
         Format::Chroot => chroot::build(&plan, &supply, &target, mtime, &progress, &mut warnings)?,
@@ -670,7 +672,8 @@ pub fn stage(
         root,
         0,
         chroot::Metadata::Shifted(ids),
-        &Progress::new(),
+        // Compile's configure stage has its own spinner, which a bar would fight.
+        &Progress::hidden(),
         &mut warnings,
     )?;
     Ok((made, warnings))

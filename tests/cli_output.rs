@@ -5,7 +5,7 @@
 mod common;
 
 use std::fs;
-use std::process::{Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use common::{FakePackage, World};
 
@@ -141,6 +141,17 @@ fn a_broken_standard_error_loses_its_lines_but_not_the_command() {
     // A failure's report cannot be written either: the exit code still says so.
     let failed = with_broken_stderr(&w, &["materialise", "nope", "--flavor", "openvz"]);
     assert_eq!(failed.status.code(), Some(1), "{failed:?}");
+    // `2>&-`: no stderr at all.
+    let sysroot = w.sysroot.to_str().unwrap();
+    let closed = common::through(
+        &["sh", "-c", "exec \"$@\" 2>&-", "sh"],
+        &w.ws,
+        &["--sysroot", sysroot, "compile", "groups/base.kdl"],
+    )
+    .env("TMPDIR", &w.tmp)
+    .output()
+    .unwrap();
+    assert!(closed.status.success(), "{closed:?}");
     let built = with_broken_stderr(
         &w,
         &["materialise", "base", "--flavor", "openvz", "-o", "b.tar"],
@@ -216,5 +227,41 @@ fn progress_off_a_terminal_is_a_line_per_stage_with_v_and_nothing_otherwise() {
     assert!(
         String::from_utf8_lossy(&both.stderr).contains("'--verbose' cannot be used with '--quiet'"),
         "{both:?}"
+    );
+}
+
+/// Progress on a terminal: util-linux's `script` gives the run a pseudo-terminal, whose
+/// output (stderr's, stdout going to /dev/null) comes back on script's stdout.
+#[test]
+fn a_terminal_shows_stages_and_bars_unless_quiet() {
+    let w = world();
+    let binary = env!("CARGO_BIN_EXE_appliance");
+    let sysroot = w.sysroot.to_str().unwrap();
+    let run = |flag: &str| {
+        let line =
+            format!("'{binary}' --sysroot '{sysroot}' {flag} compile groups/base.kdl >/dev/null");
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(&w.ws)
+            .env("TMPDIR", &w.tmp)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).replace('\r', "")
+    };
+    let quiet = run("-q");
+    let plain = run("");
+    eprintln!("PLAIN {plain:?}");
+    assert!(
+        quiet.contains("warning: group base is not configured"),
+        "{quiet}"
+    );
+    assert!(progress_lines(&quiet).is_empty(), "{quiet:?}");
+    // The terminal is one: -v's lines come back through it.
+    let verbose = run("-v");
+    assert!(
+        verbose.contains("compile base[openvz]: resolve 2 packages ("),
+        "{verbose:?}"
     );
 }

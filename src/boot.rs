@@ -241,7 +241,7 @@ impl Guest {
             return Err(err);
         }
         for line in said {
-            eprintln!("{line}");
+            crate::stderr::line(line);
         }
         Ok(status.code().unwrap_or(1))
     }

@@ -9,6 +9,7 @@ use appliance::commands::{
     Lookup, MaterialiseOptions, PushOptions, RemoteOptions, RmOptions, SbomOptions, ShowOptions,
 };
 use appliance::lock::Backend;
+use appliance::progress::{Reporter, Verbosity};
 use appliance::resolve::Prefer;
 use appliance::sbom;
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -26,6 +27,12 @@ struct Cli {
     /// Read the host's packages and files under this root.
     #[arg(long, global = true, value_name = "DIR", default_value = "/")]
     sysroot: PathBuf,
+    /// Say more: a line per finished stage on stderr, and every stale package.
+    #[arg(long, short, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Say nothing on stderr but warnings and errors: no progress.
+    #[arg(long, short, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,9 +90,6 @@ enum Command {
         /// or `newest` (from any source); replaces the groups' `prefer` statements.
         #[arg(long, value_name = "installed|newest")]
         prefer: Option<Prefer>,
-        /// Name every locked package older than apt's lists' candidate, not the first few.
-        #[arg(long, short)]
-        verbose: bool,
         /// Print the locks made, with their warnings, as one JSON document.
         #[arg(long)]
         json: bool,
@@ -111,7 +115,8 @@ enum Command {
         /// The name an OCI layout gives its image, as `OUT:TAG` takes it (default latest).
         #[arg(long, value_name = "TAG")]
         tag: Option<String>,
-        /// Output path (default: `GROUP-FLAVOR` in the current folder).
+        /// Output path (default: `GROUP-FLAVOR` in the current folder, with `.tar`, `.image`
+        /// or `.oci` for those formats).
         #[arg(short = 'o', long = "output", value_name = "OUT")]
         output: Option<PathBuf>,
         /// The lock version: `1.0` (its latest revision) or `1.0-2`; default the newest.
@@ -482,7 +487,19 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     // Made only by the commands that work in a workspace.
-    let ctx = || Context::new(cli.workspace.as_deref(), cli.repo.as_deref(), &cli.sysroot);
+    let verbosity = match (cli.verbose, cli.quiet) {
+        (true, _) => Verbosity::Verbose,
+        (_, true) => Verbosity::Quiet,
+        _ => Verbosity::Normal,
+    };
+    let ctx = || {
+        Context::new(
+            cli.workspace.as_deref(),
+            cli.repo.as_deref(),
+            &cli.sysroot,
+            Reporter::new(verbosity),
+        )
+    };
     let result = run(&ctx, cli.command, &mut out);
     let _ = out.flush();
     match result {
@@ -510,7 +527,6 @@ fn run(
             backend,
             offline,
             prefer,
-            verbose,
             json,
         } => done(commands::compile(
             &ctx()?,
@@ -521,7 +537,6 @@ fn run(
                 backend,
                 offline,
                 prefer,
-                verbose,
                 json,
             },
             out,

@@ -47,12 +47,17 @@ fn options(help: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
-/// The README's global options paragraph: the line that introduces them.
-fn global_options() -> &'static str {
-    README
-        .lines()
-        .find(|l| l.starts_with("Global options"))
-        .expect("the README has a `Global options` line")
+/// The README's global options: the paragraph that begins `Global options`.
+fn global_options() -> String {
+    let lines: Vec<&str> = (README.lines())
+        .skip_while(|l| !l.starts_with("Global options"))
+        .take_while(|l| !l.trim().is_empty())
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "the README has a `Global options` paragraph"
+    );
+    lines.join(" ")
 }
 
 #[test]

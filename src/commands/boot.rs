@@ -54,6 +54,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         mtime: source_date_epoch()?,
         force: false,
         protected: ctx.protected(),
+        report: ctx.report,
     };
     let sources = ctx.sources(&[]);
     std::fs::create_dir_all(&images).map_err(|source| Error::Io {
@@ -69,7 +70,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         &options,
     )?;
     for warning in &outcome.warnings {
-        eprintln!("warning: {warning}");
+        crate::stderr::warning(warning);
     }
     let state = if outcome.built { "built" } else { "up to date" };
     writeln!(
@@ -80,7 +81,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
     )
     .and_then(|()| out.flush())
     .map_err(stdout_error)?;
-    eprintln!("boot: {accel}");
+    crate::stderr::line(format_args!("boot: {accel}"));
     let guest = crate::boot::Guest {
         image: output,
         disk,

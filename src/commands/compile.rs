@@ -30,8 +30,6 @@ pub struct CompileOptions {
     pub offline: bool,
     /// `--prefer`: replaces every group's own `prefer` statement.
     pub prefer: Option<Prefer>,
-    /// `--verbose`: every stale package, not the first few.
-    pub verbose: bool,
     /// `--json`: one JSON document of the locks made on standard output.
     pub json: bool,
 }
@@ -147,25 +145,30 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         offline: opts.offline,
         scratch: ctx.workspace.store_dir(),
         backend,
+        report: ctx.report,
     };
+    // The batch's locks come in the recipes' order.
+    let subjects: Vec<String> = jobs.iter().map(compile::subject).collect();
     let batch = compile::compile_all(&settings, &ctx.pool_dirs(&opts.pools), jobs)?;
     for warning in &batch.warnings {
-        eprintln!("warning: {warning}");
+        crate::stderr::warning(warning);
     }
     // Only now that every lock is made does anything get written.
     let mut repo = Repository::open(&ctx.repo_path)?;
     if repo.adopted() {
-        eprintln!(
+        crate::stderr::line(format_args!(
             "note: repository {} was made by an earlier appliance: marked it as appliance's",
             ctx.repo_path.display()
-        );
+        ));
     }
     let blobs = BlobStore::open(&ctx.blobs_dir())?;
     let mut made = Vec::new();
-    for c in batch.compiled {
+    for (c, subject) in batch.compiled.into_iter().zip(&subjects) {
+        let stage = ctx.report.stage(subject, "store");
         let stored = c.store(&mut repo, &blobs)?;
+        stage.done("");
         let mut warnings = c.warnings.clone();
-        warnings.extend(stale_report(&c.stale, opts.verbose));
+        warnings.extend(stale_report(&c.stale, ctx.report.verbose()));
         if let Some((package, path)) = c.missing.first() {
             warnings.push(format!(
                 "{} paths listed by dpkg are absent on the host and not in the lock (first: {path} of {package})",
@@ -207,7 +210,7 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         }
         // On stderr with --json too, for whoever watches the run.
         for warning in &one.warnings {
-            eprintln!("warning: {warning}");
+            crate::stderr::warning(warning);
         }
         made.push(one);
     }

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::history::{HistoryError, Reference};
 use crate::lang::Flavor;
 use crate::materialise::{self, Sources};
+use crate::progress::Reporter;
 use crate::repo::{RepoError, Repository, StoredLock};
 use crate::workspace::Workspace;
 
@@ -18,11 +19,19 @@ pub struct Context {
     pub repo_path: PathBuf,
     /// The root under which host packages and files are read.
     pub sysroot: PathBuf,
+    /// Where the work tells its progress (`-v`, `-q`).
+    pub report: Reporter,
 }
 
 impl Context {
-    /// Finds the workspace (explicit, or upward from the current folder) and the repository.
-    pub fn new(workspace: Option<&Path>, repo: Option<&Path>, sysroot: &Path) -> Result<Context> {
+    /// Finds the workspace (explicit, or upward from the current folder) and the
+    /// repository; the work's progress goes to `report`.
+    pub fn new(
+        workspace: Option<&Path>,
+        repo: Option<&Path>,
+        sysroot: &Path,
+        report: Reporter,
+    ) -> Result<Context> {
         let cwd = std::env::current_dir().map_err(|source| Error::Io {
             path: PathBuf::from("."),
             source,
@@ -36,6 +45,7 @@ impl Context {
             workspace,
             repo_path,
             sysroot: sysroot.to_path_buf(),
+            report,
         })
     }
 

@@ -39,7 +39,7 @@ pub fn export(ctx: &Context, opts: &ExportOptions, out: &mut dyn Write) -> Resul
         &options,
     )?;
     for warning in &exported.warnings {
-        eprintln!("warning: {warning}");
+        crate::stderr::warning(warning);
     }
     let address = stored.lock.address(stored.revision);
     if opts.json {

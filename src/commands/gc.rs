@@ -80,10 +80,10 @@ fn collect(
 ) -> Result<()> {
     let store = ctx.workspace.store_dir();
     let _store = StoreLock::exclusive(ctx.workspace.root(), || {
-        eprintln!(
+        crate::stderr::line(format_args!(
             "waiting for the compile that is storing to {} to finish",
             store.display()
-        );
+        ));
     })?;
     // Read-only first: a missing repository is an error, not a new empty one.
     let repo = ctx.existing_repo()?;

@@ -19,7 +19,8 @@ pub struct MaterialiseOptions {
     pub disk: Option<String>,
     /// `--tag`: the name of an OCI layout's image.
     pub tag: Option<String>,
-    /// `-o OUT`; default `GROUP-FLAVOR` in the current folder.
+    /// `-o OUT`; default named after the lock and the format in the current folder
+    /// (see [`Format::default_output`]).
     pub output: Option<PathBuf>,
     /// `--if-newer`.
     pub if_newer: bool,
@@ -35,23 +36,24 @@ pub struct MaterialiseOptions {
 pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write) -> Result<()> {
     let repo = ctx.existing_repo()?;
     let (group, flavor) = ctx.name(&repo, &opts.lookup)?;
-    let output = opts.output.clone().unwrap_or_else(|| {
-        let flavor_name = flavor.name.clone().unwrap_or_else(|| "custom".into());
-        PathBuf::from(format!("{group}-{flavor_name}"))
-    });
+    // Without -o, the format is chosen as for an OUT without an extension, and OUT is
+    // named after it, so that each format of a lock has its own default.
+    let stem = format!("{group}-{}", flavor.name.as_deref().unwrap_or("custom"));
     let format = choose_format(
         opts.format.as_deref(),
         opts.disk.as_deref(),
         opts.tag.as_deref(),
         &flavor,
-        &output,
+        opts.output.as_deref().unwrap_or(Path::new(&stem)),
     )?;
+    let output = (opts.output.clone()).unwrap_or_else(|| format.default_output(&stem));
     let options = materialise::Options {
         if_newer: opts.if_newer,
         lock_file: opts.lock_file.clone(),
         mtime: source_date_epoch()?,
         force: opts.force,
         protected: ctx.protected(),
+        report: ctx.report,
     };
     let sources = ctx.sources(&opts.pools);
     // A current output is told from the lock id and the stamp alone: reading the lock's
@@ -101,7 +103,7 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
         &options,
     )?;
     for warning in &outcome.warnings {
-        eprintln!("warning: {warning}");
+        crate::stderr::warning(warning);
     }
     let address = stored.lock.address(stored.revision);
     if !outcome.built {
@@ -117,7 +119,7 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
     };
     writeln!(
         out,
-        "{address} -> {}: {} entries, {} bytes{start}",
+        "{address} -> {} ({format}): {} entries, {} bytes{start}",
         output.display(),
         outcome.files,
         outcome.bytes
@@ -146,10 +148,12 @@ fn choose_format(
     flavor: &Flavor,
     output: &Path,
 ) -> Result<Format> {
-    let by_extension = Format::choose(None, output)?;
+    // An extension appliance does not write is told by the last choice, unless
+    // `--format` names a folder.
+    let by_extension = Format::choose(None, output).ok();
     let fits = |name: &str| match Format::choose(Some(name), output) {
         Ok(Format::Openvz(_)) => true,
-        Ok(_) => by_extension == Format::Chroot,
+        Ok(_) => by_extension == Some(Format::Chroot),
         Err(_) => false,
     };
     let by_name = explicit.or_else(|| flavor.format.as_deref().filter(|f| fits(f)));

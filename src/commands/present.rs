@@ -39,19 +39,19 @@ pub fn report(err: &Error) {
         let mut text = String::new();
         let handler = miette::GraphicalReportHandler::new_themed(theme);
         if handler.render_report(&mut text, err).is_ok() {
-            eprint!("error: {text}");
+            crate::stderr::print(format_args!("error: {text}"));
             return;
         }
     }
-    eprintln!("error: {err}");
+    crate::stderr::line(format_args!("error: {err}"));
     if let Some(help) = miette::Diagnostic::help(err) {
-        eprintln!("  help: {help}");
+        crate::stderr::line(format_args!("  help: {help}"));
     }
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
         let text = cause.to_string();
         if !err.to_string().contains(&text) {
-            eprintln!("  caused by: {text}");
+            crate::stderr::line(format_args!("  caused by: {text}"));
         }
         source = cause.source();
     }

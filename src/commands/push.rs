@@ -43,14 +43,14 @@ pub fn push(ctx: &Context, opts: &PushOptions, out: &mut dyn Write) -> Result<()
     let sources = ctx.sources(&opts.pools);
     let artifact = bundle::Artifact::of(&stored, &sources)?;
     for warning in artifact.warnings() {
-        eprintln!("warning: {warning}");
+        crate::stderr::warning(warning);
     }
     // The lock's SPDX SBOM goes with it, so whoever pulls it can audit it first.
     let mut documents = Vec::new();
     if !opts.no_sbom {
         let sbom = Sbom::gather(&stored, &sources, Path::new(&opts.target))?;
         for warning in &sbom.warnings {
-            eprintln!("warning: {warning}");
+            crate::stderr::warning(warning);
         }
         documents.push(registry::Document {
             artifact_type: SPDX_JSON.to_string(),

@@ -34,7 +34,7 @@ pub fn sbom(ctx: &Context, opts: &SbomOptions, out: &mut dyn Write) -> Result<()
     let named = opts.output.as_deref().unwrap_or(Path::new("-"));
     let sbom = Sbom::gather(&stored, &sources, named)?;
     for warning in &sbom.warnings {
-        eprintln!("warning: {warning}");
+        crate::stderr::warning(warning);
     }
     let bytes = sbom.render(opts.format);
     let Some(output) = &opts.output else {
@@ -51,7 +51,7 @@ pub fn sbom(ctx: &Context, opts: &SbomOptions, out: &mut dyn Write) -> Result<()
         opts.force,
     )?;
     for warning in &warnings {
-        eprintln!("warning: {warning}");
+        crate::stderr::warning(warning);
     }
     writeln!(
         out,

@@ -10,6 +10,7 @@ use md5::Digest;
 use super::Settings;
 use super::error::Result;
 use crate::lock::{FileEntry, FileKind};
+use crate::progress::Stage;
 use crate::resolve::Resolution;
 use crate::source::dpkg::Conffile;
 use crate::source::dpkg::apt::{self, AptError, AptGet};
@@ -42,15 +43,19 @@ impl Fetched {
 
 /// Finds or downloads the archive of every package of `resolution` the host does not
 /// have installed; `every_file` keeps all their bytes (the recipe trims to `paths`).
+/// `stage` shows how many of them are done.
 pub fn fetch(
     settings: &Settings,
     catalog: &Catalog,
     resolution: &Resolution,
     every_file: bool,
+    stage: &Stage,
 ) -> Result<Fetched> {
     let mut installed = Vec::new();
     let mut archives = Vec::new();
-    for chosen in &resolution.chosen {
+    let total = resolution.chosen.len();
+    for (done, chosen) in resolution.chosen.iter().enumerate() {
+        stage.status(format_args!("{done}/{total} packages"));
         match catalog.provenance(chosen.index) {
             Provenance::Installed(i) => installed.push(i),
             Provenance::Pool(i) => archives.push(DebArchive::open(&catalog.pool.archives[i].path)?),

@@ -10,6 +10,7 @@ use md5::Digest;
 use super::error::{CompileError, Result};
 use super::fetch::{ArchivePackage, Fetched, MASTER_GROUP};
 use crate::lock::{FileEntry, FileKind};
+use crate::progress::Progress;
 use crate::source::dpkg::catalog::Catalog;
 use crate::source::dpkg::scan::scan_installed;
 use crate::system::{self, PackageRecord};
@@ -72,9 +73,10 @@ pub fn gather<'a>(
     sysroot: &Path,
     catalog: &'a Catalog,
     fetched: &'a Fetched,
+    progress: &Progress,
 ) -> Result<Gathered<'a>> {
     let (installed, archives) = (&fetched.installed, &fetched.archives);
-    let scan = scan_installed(sysroot, &catalog.installed, installed)?;
+    let scan = scan_installed(sysroot, &catalog.installed, installed, progress)?;
     let mut entries: BTreeMap<String, FileEntry> = scan
         .entries
         .into_iter()

@@ -47,6 +47,7 @@ pub fn compile_all(
 /// archives and apt's lists.
 fn compile_dpkg(settings: &Settings, pool_dirs: &[PathBuf], recipes: Vec<Recipe>) -> Result<Batch> {
     let mut warnings = Vec::new();
+    let stage = settings.report.stage("compile", "read");
     let pool = Pool::scan(pool_dirs)?;
     for (first, other) in pool.conflicts()? {
         let p = &first.package;
@@ -74,6 +75,12 @@ fn compile_dpkg(settings: &Settings, pool_dirs: &[PathBuf], recipes: Vec<Recipe>
         &settings.pool_dir,
     );
     let accounts = Accounts::read(&settings.sysroot)?;
+    stage.done(format_args!(
+        "{} installed packages, {} pool archives, {} packages of apt's lists",
+        catalog.installed.packages.len(),
+        catalog.pool.archives.len(),
+        catalog.apt.packages.len()
+    ));
     let mut universes: HashMap<String, Universe> = HashMap::new();
     let configurations = Configurations::default();
     let mut compiled = Vec::new();
@@ -104,7 +111,9 @@ fn compile_dpkg(settings: &Settings, pool_dirs: &[PathBuf], recipes: Vec<Recipe>
 /// archives and createrepo_c repositories.
 fn compile_rpm(settings: &Settings, pool_dirs: &[PathBuf], recipes: Vec<Recipe>) -> Result<Batch> {
     let mut warnings = Vec::new();
+    let stage = settings.report.stage("compile", "read");
     let catalog = RpmCatalog::read(&settings.sysroot, pool_dirs)?;
+    stage.done(format_args!("{} packages", catalog.packages().count()));
     if let Some((path, why)) = catalog.unreadable.first() {
         warnings.push(format!(
             "{} .rpm files in the pool folders cannot be read and are left out (the first: {}: {why})",

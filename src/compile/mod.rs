@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::lock::LockedPackage;
+use crate::progress::Reporter;
 use crate::resolve::Universe;
 use crate::source::accounts::Accounts;
 use crate::source::dpkg::catalog::Catalog;
@@ -66,6 +67,8 @@ pub struct Settings {
     pub scratch: PathBuf,
     /// The package manager whose packages the locks hold.
     pub backend: crate::lock::Backend,
+    /// Where the stages tell their progress.
+    pub report: Reporter,
 }
 
 /// Compiles one recipe. `accounts` are the host's, which owners of an unconfigured
@@ -78,14 +81,22 @@ pub fn compile_recipe(
     accounts: &Accounts,
     configurations: &Configurations,
 ) -> Result<Compiled> {
+    let subject = subject(recipe);
+    let stage = settings.report.stage(&subject, "resolve");
     let resolved = resolve::resolve(settings, recipe, catalog, universe)?;
+    stage.done(format_args!("{} packages", resolved.built().chosen.len()));
+    let stage = settings.report.stage(&subject, "fetch");
     let fetched = fetch::fetch(
         settings,
         catalog,
         resolved.built(),
         !recipe.paths.is_empty(),
+        &stage,
     )?;
-    let gathered = gather::gather(&settings.sysroot, catalog, &fetched)?;
+    stage.done(format_args!("{} archives", fetched.archives.len()));
+    let mut stage = settings.report.stage(&subject, "gather");
+    let gathered = gather::gather(&settings.sysroot, catalog, &fetched, &stage.progress())?;
+    stage.done(format_args!("{} files", gathered.tree.entries.len()));
     let packages = resolved.packages(universe);
     let tree = &gathered.tree;
     let has = |path: &str| tree.entry(path).is_some();
@@ -100,7 +111,8 @@ pub fn compile_recipe(
             essential: configure::essential_closure(universe, resolved.built()),
             setup: &setup,
         };
-        configured(
+        let stage = settings.report.stage(&subject, "configure");
+        let configured = configured(
             settings,
             recipe,
             catalog,
@@ -108,7 +120,14 @@ pub fn compile_recipe(
             &gathered,
             asked,
             configurations,
-        )?
+        )?;
+        // A tree another flavor configured is taken as it was.
+        stage.done(if configured.took.is_some() {
+            ""
+        } else {
+            "reused"
+        });
+        configured
     } else {
         let system = unpacked(settings, catalog, &gathered, system::Unpacked::No)?;
         Configured {
@@ -128,8 +147,10 @@ pub fn compile_recipe(
     warnings.extend(setup.warnings);
     warnings.append(&mut configured.warnings);
     let took = configured.took;
+    let stage = settings.report.stage(&subject, "assemble");
     let assembled = assemble::assemble(settings, recipe, packages, configured, &gathered.tree)?;
     check::check(&assembled.lock)?;
+    stage.done(format_args!("{} files", assembled.lock.files.len()));
     let tree = gathered.tree;
     warnings.extend(tree.warnings);
     Ok(Compiled::new(
@@ -140,6 +161,13 @@ pub fn compile_recipe(
         took,
         removes,
     ))
+}
+
+/// What a recipe's stages are reported as: `compile GROUP[FLAVOR]`, by the flavor's
+/// name when it has one.
+pub(crate) fn subject(recipe: &Recipe) -> String {
+    let flavor = (recipe.flavor.name.clone()).unwrap_or_else(|| recipe.flavor.canonical());
+    format!("compile {}[{flavor}]", recipe.group)
 }
 
 /// What the configure stage is asked besides the tree.

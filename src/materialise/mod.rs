@@ -41,7 +41,7 @@ pub use oci::Tag;
 pub(crate) use oci::{Blob, Hashing, rfc3339};
 pub(crate) use output::Target;
 
-use crate::progress::Progress;
+use crate::progress::{Progress, Reporter};
 use fetch::{FetchError, Restart};
 
 use plan::{Body, Expected, Item, Plan};
@@ -71,21 +71,83 @@ impl Compression {
         }
     }
 
-    /// The compression a tarball name asks for, if it has a tar extension at all.
-    fn from_extension(out: &Path) -> Option<Compression> {
-        let name = out.file_name()?.to_string_lossy().to_ascii_lowercase();
-        [
-            (".tar", Compression::None),
-            (".tar.gz", Compression::Gzip),
-            (".tgz", Compression::Gzip),
-            (".tar.xz", Compression::Xz),
-            (".txz", Compression::Xz),
-            (".tar.zst", Compression::Zstd),
-            (".tzst", Compression::Zstd),
-        ]
-        .into_iter()
-        .find(|(ext, _)| name.ends_with(ext))
-        .map(|(_, compression)| compression)
+    /// The extension a tarball of this compression is named with by default.
+    pub fn extension(self) -> &'static str {
+        (TAR_EXTENSIONS.iter())
+            .find(|(_, c)| *c == self)
+            .map_or(".tar", |(ext, _)| ext)
+    }
+
+    /// The compression a tarball name asks for, if it has a tar extension at all; an
+    /// extension of a compressed tar that appliance does not write (`.tar.bz2`) is an
+    /// error, so that no OUT is silently left uncompressed.
+    fn from_extension(out: &Path) -> Result<Option<Compression>, MaterialiseError> {
+        let Some(name) = out.file_name() else {
+            return Ok(None);
+        };
+        let name = name.to_string_lossy().to_ascii_lowercase();
+        if let Some((ext, compression)) = UNWRITTEN_TAR_EXTENSIONS
+            .iter()
+            .find(|(ext, _)| name.ends_with(ext))
+        {
+            return Err(MaterialiseError::UnwrittenCompression {
+                out: out.to_path_buf(),
+                extension: ext,
+                compression,
+            });
+        }
+        Ok(TAR_EXTENSIONS
+            .iter()
+            .find(|(ext, _)| name.ends_with(ext))
+            .map(|(_, compression)| *compression))
+    }
+}
+
+/// Every tar extension appliance writes, each compression's default first. The one
+/// place names map to compressions.
+const TAR_EXTENSIONS: [(&str, Compression); 7] = [
+    (".tar", Compression::None),
+    (".tar.gz", Compression::Gzip),
+    (".tgz", Compression::Gzip),
+    (".tar.xz", Compression::Xz),
+    (".txz", Compression::Xz),
+    (".tar.zst", Compression::Zstd),
+    (".tzst", Compression::Zstd),
+];
+
+/// Extensions of compressed tars that appliance does not write, with the compression
+/// they name (lower case: names are compared so).
+const UNWRITTEN_TAR_EXTENSIONS: [(&str, &str); 13] = [
+    (".tar.bz2", "bzip2"),
+    (".tar.bz", "bzip2"),
+    (".tbz2", "bzip2"),
+    (".tbz", "bzip2"),
+    (".tb2", "bzip2"),
+    (".tar.lz4", "lz4"),
+    (".tar.lzma", "lzma"),
+    (".tlz", "lzma"),
+    (".tar.lz", "lzip"),
+    (".tar.lzo", "lzop"),
+    (".tar.z", "compress"),
+    (".taz", "compress"),
+    (".tar.br", "brotli"),
+];
+
+impl fmt::Display for Format {
+    /// The format and its variant as the result line names them: `tar, zstd`,
+    /// `tar, uncompressed`, `image, raw disk`, `oci, tag latest`, `chroot`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Format::Chroot => f.write_str("chroot"),
+            Format::Tar(Compression::None) | Format::Openvz(Compression::None) => {
+                write!(f, "{}, uncompressed", self.describe().0)
+            }
+            Format::Tar(c) | Format::Openvz(c) => {
+                write!(f, "{}, {}", self.describe().0, c.as_str())
+            }
+            Format::Image(disk) => write!(f, "image, {} disk", disk.as_str()),
+            Format::Oci(tag) => write!(f, "oci, tag {}", tag.as_str()),
+        }
     }
 }
 
@@ -143,8 +205,14 @@ impl Format {
     /// (none when it has no tar extension); an OpenVZ template is gzipped unless OUT
     /// ends in `.tar.xz`; an image's disk is raw (see [`Disk::parse`]). Without
     /// `--format`, a tar extension means tar and anything else a chroot.
+    /// An extension of a compressed tar appliance does not write is an error unless
+    /// `--format` names a folder format.
     pub fn choose(name: Option<&str>, out: &Path) -> Result<Format, MaterialiseError> {
-        let by_extension = Compression::from_extension(out);
+        let folder = matches!(name, Some("chroot" | "image" | "oci"));
+        let by_extension = match Compression::from_extension(out) {
+            Err(_) if folder => None,
+            other => other?,
+        };
         match name {
             None => Ok(by_extension.map_or(Format::Chroot, Format::Tar)),
             Some("chroot") => Ok(Format::Chroot),
@@ -163,6 +231,19 @@ impl Format {
                 name: other.to_string(),
             }),
         }
+    }
+
+    /// The name OUT gets when `-o` is left out, from `stem` (`GROUP-FLAVOR`): a chroot
+    /// is `stem`, a tar `stem.tar` with its compression's extension, an image
+    /// `stem.image`, an OCI layout `stem.oci`, so that no two formats of one lock take
+    /// the same name. (An OpenVZ template is named by [`template_name`] instead.)
+    pub fn default_output(&self, stem: &str) -> PathBuf {
+        PathBuf::from(match self {
+            Format::Chroot => stem.to_string(),
+            Format::Tar(c) | Format::Openvz(c) => format!("{stem}{}", c.extension()),
+            Format::Image(_) => format!("{stem}.image"),
+            Format::Oci(_) => format!("{stem}.oci"),
+        })
     }
 
     /// The format's name and its variant (compression, disk or tag), as stamps record
@@ -241,6 +322,8 @@ pub struct Options {
     pub force: bool,
     /// What the caller knows no output may replace.
     pub protected: Protected,
+    /// Where progress goes (by default, nowhere).
+    pub report: Reporter,
 }
 
 /// What a run did.
@@ -279,6 +362,20 @@ pub enum MaterialiseError {
         /// The format.
         format: &'static str,
         /// The compression OUT's extension asks for.
+        compression: &'static str,
+    },
+    /// OUT's extension names a compressed tar of a compression appliance does not write.
+    #[error(
+        "{}: appliance does not write {compression} ({extension}); a tar's extension is .tar, \
+         .tar.gz or .tgz (gzip), .tar.xz or .txz (xz), or .tar.zst or .tzst (zstd)",
+        .out.display()
+    )]
+    UnwrittenCompression {
+        /// OUT.
+        out: PathBuf,
+        /// The extension, in lower case.
+        extension: &'static str,
+        /// The compression it names.
         compression: &'static str,
     },
     /// The lock has an entry that cannot be written safely; nothing was written.
@@ -531,7 +628,7 @@ pub fn materialise(
         sources,
         scratch.as_ref().map(|dir| dir.path.as_path()),
     );
-    let progress = Progress::new();
+    let progress = opts.report.progress();
     let mut warnings = Vec::new();
     let (temp, files) = match format {
         Format::Chroot => chroot::build(&plan, &supply, &target, mtime, &progress, &mut warnings)?,
@@ -589,7 +686,8 @@ pub fn stage(
         root,
         0,
         chroot::Metadata::Shifted(ids),
-        &Progress::new(),
+        // Compile's configure stage has its own spinner, which a bar would fight.
+        &Progress::hidden(),
         &mut warnings,
     )?;
     Ok((made, warnings))

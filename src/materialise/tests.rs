@@ -189,6 +189,72 @@ fn format_follows_the_flag_then_the_extension() {
     assert!(err.to_string().contains("`zip`"), "{err}");
 }
 
+#[test]
+fn a_compressed_tar_extension_appliance_does_not_write_is_refused() {
+    for (out, compression) in [
+        ("x.tar.bz2", "bzip2"),
+        ("x.TBZ2", "bzip2"),
+        ("x.tar.lz4", "lz4"),
+        ("x.tar.lzma", "lzma"),
+        ("x.tar.Z", "compress"),
+    ] {
+        for name in [None, Some("tar"), Some("openvz")] {
+            let err = Format::choose(name, Path::new(out))
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(&format!("{out}: ")), "{err}");
+            assert!(err.contains(compression), "{err}");
+            assert!(err.contains(".tar.zst"), "{err}");
+        }
+        // A folder format says what OUT is; its name is the user's.
+        assert_eq!(
+            Format::choose(Some("chroot"), Path::new(out)).unwrap(),
+            Format::Chroot
+        );
+    }
+}
+
+#[test]
+fn each_format_has_its_own_default_output_and_says_what_it_wrote() {
+    let named = |format: Format| {
+        let out = format.default_output("web-openvz");
+        (out.to_string_lossy().into_owned(), format.to_string())
+    };
+    assert_eq!(
+        named(Format::Chroot),
+        ("web-openvz".into(), "chroot".into())
+    );
+    assert_eq!(
+        named(Format::Tar(Compression::None)),
+        ("web-openvz.tar".into(), "tar, uncompressed".into())
+    );
+    assert_eq!(
+        named(Format::Tar(Compression::Zstd)),
+        ("web-openvz.tar.zst".into(), "tar, zstd".into())
+    );
+    assert_eq!(
+        named(Format::Image(Disk::Qcow2)),
+        ("web-openvz.image".into(), "image, qcow2 disk".into())
+    );
+    assert_eq!(
+        named(Format::Oci(Tag::default())),
+        ("web-openvz.oci".into(), "oci, tag latest".into())
+    );
+    // A default name is read back as the format it was made for.
+    for compression in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Xz,
+        Compression::Zstd,
+    ] {
+        let out = Format::Tar(compression).default_output("w");
+        assert_eq!(
+            Format::choose(None, &out).unwrap(),
+            Format::Tar(compression)
+        );
+    }
+}
+
 fn decompress(bytes: &[u8], compression: Compression) -> Vec<u8> {
     let mut plain = Vec::new();
     match compression {

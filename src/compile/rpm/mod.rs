@@ -34,6 +34,8 @@ pub fn compile_recipe(
     universe: &RpmUniverse,
     configurations: &Configurations,
 ) -> Result<Compiled> {
+    let subject = super::subject(recipe);
+    let stage = settings.report.stage(&subject, "resolve");
     // rpm's rules have no essential packages: the resolver leaves that field alone.
     let resolution = resolve_rpm(universe, &super::resolve::request(recipe))
         .map_err(|err| at_request(err, recipe))?;
@@ -50,8 +52,11 @@ pub fn compile_recipe(
             }
         })
         .collect();
+    stage.done(format_args!("{} packages", resolution.chosen.len()));
     let order = order::install_order(&resolution);
+    let stage = settings.report.stage(&subject, "gather");
     let gathered = gather::gather(&settings.sysroot, catalog, &order, !recipe.paths.is_empty())?;
+    stage.done(format_args!("{} files", gathered.tree.entries.len()));
     let tree = &gathered.tree;
 
     // The staged tree: the packages' files, their rpmdb, and /dev.
@@ -83,7 +88,9 @@ pub fn compile_recipe(
             source_date_epoch: 0,
         }),
     };
+    let stage = settings.report.stage(&subject, "configure");
     let done = configurations.get(&job)?;
+    stage.done(if done.took.is_some() { "" } else { "reused" });
     let mut blobs = job.blobs;
     blobs.extend(done.captured.blobs);
     // Owners are names in a header; their ids are the configured tree's, which the
@@ -124,8 +131,10 @@ pub fn compile_recipe(
         warnings: Vec::new(),
         took: done.took,
     };
+    let stage = settings.report.stage(&subject, "assemble");
     let assembled = assemble::assemble(settings, recipe, packages, configured, tree)?;
     check::check(&assembled.lock)?;
+    stage.done(format_args!("{} files", assembled.lock.files.len()));
     warnings.extend(gathered.tree.warnings);
     Ok(Compiled::new(
         assembled.lock,

@@ -104,11 +104,13 @@ pub struct Scan {
 /// diversion target when the diverter is chosen, else at the listed path with `origin`
 /// naming where the bytes are. Packages claim paths in name order; unlisted parents
 /// come from the host unowned; files sharing an inode after the first path become hard
-/// links. Paths absent on the host are reported in [`Scan::missing`].
-pub fn scan_installed(
+/// links. Paths absent on the host are reported in [`Scan::missing`]. The hashing is
+/// shown on `progress`.
+pub(crate) fn scan_installed(
     sysroot: &Path,
     db: &DpkgDatabase,
     chosen: &[usize],
+    progress: &Progress,
 ) -> Result<Scan, ScanError> {
     // With the sysroot's own symlinks resolved, `lstat` of `/` is the root directory.
     let sysroot = sysroot.canonicalize().map_err(|source| ScanError::Io {
@@ -130,7 +132,7 @@ pub fn scan_installed(
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(io_threads())
         .build()?;
-    pool.install(|| build(&sysroot, &accounts, candidates))
+    pool.install(|| build(&sysroot, &accounts, candidates, progress))
 }
 
 /// More threads than cores: on a cold tree the scan waits on the disk, not the CPU.
@@ -411,6 +413,7 @@ fn build(
     sysroot: &Path,
     accounts: &Accounts,
     candidates: BTreeMap<String, Candidate<'_>>,
+    progress: &Progress,
 ) -> Result<Scan, ScanError> {
     let candidates: Vec<(String, Candidate)> = candidates.into_iter().collect();
     let found: Vec<Result<Option<Found>, ScanError>> = candidates
@@ -515,7 +518,6 @@ fn build(
 
     let mut entries: Vec<FileEntry> = entries.into_values().collect();
     let files = entries.iter().filter(|e| e.kind == FileKind::File);
-    let progress = Progress::new();
     progress.phase(
         "hashing",
         files.clone().count(),
@@ -610,7 +612,7 @@ mod tests {
         }
 
         fn scan(&self, db: &DpkgDatabase, chosen: &[usize]) -> Result<Scan, ScanError> {
-            scan_installed(self.0.path(), db, chosen)
+            scan_installed(self.0.path(), db, chosen, &Progress::hidden())
         }
     }
 

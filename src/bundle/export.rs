@@ -337,7 +337,7 @@ fn gather(lock: &Lock, sources: &Sources, store: &BlobStore) -> Result<Gathered>
     let mut archives = Vec::new();
     let mut downloaded = Vec::new();
     let mut from_host = Vec::new();
-    for package in &lock.packages {
+    for (index, package) in lock.packages.iter().enumerate() {
         let mut tried = Vec::new();
         let mut found = None;
         for path in candidates.of(package) {
@@ -363,8 +363,10 @@ fn gather(lock: &Lock, sources: &Sources, store: &BlobStore) -> Result<Gathered>
                 if downloads.is_none() {
                     downloads = Some(download_dir()?);
                 }
+                // One folder per package, by its place in the lock: a download that
+                // failed leaves its folder behind, which the next must not reuse.
                 let into = (downloads.as_ref())
-                    .map(|d: &Temp| d.path.join(archives.len().to_string()))
+                    .map(|d: &Temp| d.path.join(index.to_string()))
                     .unwrap_or_default();
                 let archive = match download(package, &into) {
                     Ok(archive) => archive,

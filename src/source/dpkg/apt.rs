@@ -471,8 +471,11 @@ impl Downloader for AptGet {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
+        // apt's errors say why; its warnings (running unsandboxed as root) do not.
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("E:")).collect();
         let detail = match stderr.trim() {
             "" => format!("apt-get {}", output.status),
+            _ if !errors.is_empty() => errors.join("\n"),
             text => text.to_string(),
         };
         let hint = download_hint(&stderr, host_lists_empty());

@@ -297,6 +297,22 @@ fn an_installed_package_no_archive_has_goes_in_as_its_files() {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["archives"], 3, "{json}");
+    assert_eq!(
+        json["downloaded"].as_array().map(Vec::len),
+        Some(2),
+        "{json}"
+    );
+    // What was downloaded is kept in the store's pool: the next export fetches nothing,
+    // and writes the same bundle.
+    let pooled = fs::read_dir(w.ws.join("store/pool")).unwrap().count();
+    assert!(pooled >= 2, "{pooled}");
+    let again = succeeds(b.export(&["base", "-o", "again.bundle", "--pool", "debs", "--json"]));
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert_eq!(again["downloaded"], serde_json::json!([]), "{again}");
+    assert_eq!(
+        fs::read(w.ws.join("base.bundle")).unwrap(),
+        fs::read(w.ws.join("again.bundle")).unwrap()
+    );
 
     let (ws, empty) = elsewhere(w);
     let bundle = w.ws.join("base.bundle");

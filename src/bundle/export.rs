@@ -36,6 +36,9 @@ pub struct ExportOptions {
     pub out: PathBuf,
     /// Replace OUT even when appliance did not make it (never a protected path).
     pub force: bool,
+    /// Where archives `apt-get download` fetches are kept once checked (`store/pool`),
+    /// so the next export or push of the same packages finds them there.
+    pub pool_dir: PathBuf,
 }
 
 /// What an export wrote.
@@ -67,7 +70,7 @@ pub fn export(
     let target = Target::new(&opts.out)?;
     target.check_replace(sources, protected, opts.force)?;
     target.remove_stale();
-    let artifact = Artifact::of(stored, sources)?;
+    let artifact = Artifact::of(stored, sources, &opts.pool_dir)?;
     let index = to_json(&Index {
         schema_version: 2,
         media_type: INDEX.to_string(),
@@ -128,8 +131,6 @@ pub struct Artifact {
     /// Installed packages with no archive to be had (`name=version`, why): their files
     /// go in as blobs read from the host, each checked against the lock.
     pub from_host: Vec<String>,
-    /// The folder of the downloaded archives, which must outlive their reading.
-    _downloads: Option<Temp>,
 }
 
 impl Artifact {
@@ -144,8 +145,9 @@ impl Artifact {
     }
 
     /// The artifact of `stored`, taking archives from `sources`' pool folders (or
-    /// downloading them) and blobs from its blob store, each checked against the lock.
-    pub fn of(stored: &StoredLock, sources: &Sources) -> Result<Artifact> {
+    /// downloading them into `pool_dir`) and blobs from its blob store, each checked
+    /// against the lock.
+    pub fn of(stored: &StoredLock, sources: &Sources, pool_dir: &Path) -> Result<Artifact> {
         let lock = &stored.lock;
         let blobs_dir = sources.blobs.clone().unwrap_or_default();
         let store = BlobStore::existing(&blobs_dir);
@@ -153,8 +155,7 @@ impl Artifact {
             archives,
             downloaded,
             from_host,
-            downloads,
-        } = gather(lock, sources, &store)?;
+        } = gather(lock, sources, pool_dir, &store)?;
         let held: HashMap<&str, &Archive> =
             (archives.iter()).map(|a| (a.name.as_str(), a)).collect();
         let mut layers = vec![Layer::lock(stored)];
@@ -196,7 +197,6 @@ impl Artifact {
             blobs: needed.len(),
             downloaded,
             from_host,
-            _downloads: downloads,
         })
     }
 
@@ -323,14 +323,13 @@ struct Gathered {
     downloaded: Vec<String>,
     /// Installed packages no archive could be had of (`name=version`, why).
     from_host: Vec<String>,
-    /// The folder they were downloaded to, which holds them.
-    downloads: Option<Temp>,
 }
 
 /// The archive of every package of `lock`: from the pools, else downloaded. An
 /// installed package whose version the archive no longer has (a point release moved
-/// on) has none: its files are the host's, as blobs.
-fn gather(lock: &Lock, sources: &Sources, store: &BlobStore) -> Result<Gathered> {
+/// on) has none: its files are the host's, as blobs. A downloaded archive, once checked,
+/// is kept in `pool_dir`.
+fn gather(lock: &Lock, sources: &Sources, pool_dir: &Path, store: &BlobStore) -> Result<Gathered> {
     let backend = lock.inputs.backend;
     let candidates = Candidates::survey(backend, &sources.pool)?;
     let mut downloads = None;
@@ -361,7 +360,7 @@ fn gather(lock: &Lock, sources: &Sources, store: &BlobStore) -> Result<Gathered>
             (Some(archive), _) => archive,
             (None, Backend::Dpkg) => {
                 if downloads.is_none() {
-                    downloads = Some(download_dir()?);
+                    downloads = Some(download_dir(pool_dir)?);
                 }
                 // One folder per package, by its place in the lock: a download that
                 // failed leaves its folder behind, which the next must not reuse.
@@ -379,7 +378,7 @@ fn gather(lock: &Lock, sources: &Sources, store: &BlobStore) -> Result<Gathered>
                 };
                 check(lock, package, &archive, store)?;
                 downloaded.push(format!("{}={}", package.name, package.version));
-                archive
+                archive.keep_in(pool_dir)?
             }
             (None, Backend::Rpm) => {
                 return Err(tried.pop().unwrap_or_else(|| BundleError::NoArchive {
@@ -398,7 +397,6 @@ fn gather(lock: &Lock, sources: &Sources, store: &BlobStore) -> Result<Gathered>
         archives,
         downloaded,
         from_host,
-        downloads,
     })
 }
 
@@ -457,17 +455,15 @@ impl Candidates {
     }
 }
 
-/// A private folder for the downloads, searchable by apt's `_apt` user, which fetches.
-fn download_dir() -> Result<Temp, BundleError> {
-    let dir = crate::scratch::private_dir("appliance-export").map_err(BundleError::io(
-        &std::env::temp_dir(),
-        "making a download folder",
-    ))?;
-    fs::set_permissions(&dir.path, fs::Permissions::from_mode(0o755)).map_err(BundleError::io(
-        &dir.path,
-        "opening the download folder to apt",
-    ))?;
-    Ok(dir)
+/// A folder for the downloads inside `pool_dir` (so a checked archive is renamed into
+/// the pool, never copied), searchable by apt's `_apt` user, which fetches; removed with
+/// whatever is left in it when dropped, and left by a killed run to the next one.
+fn download_dir(pool_dir: &Path) -> Result<Temp, BundleError> {
+    let stem = std::ffi::OsStr::new(".export-download");
+    crate::repo::create_folder(pool_dir, 0o755)
+        .map_err(BundleError::io(pool_dir, "making the pool folder"))?;
+    crate::scratch::remove_stale(pool_dir, |found| found == stem);
+    Temp::dir(pool_dir, stem, 0o755).map_err(BundleError::io(pool_dir, "making a download folder"))
 }
 
 /// Downloads `package` at its locked version into the new folder `into` with apt's own

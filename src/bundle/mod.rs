@@ -185,6 +185,19 @@ pub(crate) struct Archive {
 }
 
 impl Archive {
+    /// Moves the archive into `pool_dir` under its own file name, where the next run's
+    /// pool survey finds it, and gives it back at its new place.
+    fn keep_in(mut self, pool_dir: &Path) -> Result<Archive, BundleError> {
+        let name = self.path.file_name().unwrap_or_default();
+        let kept = pool_dir.join(name);
+        std::fs::rename(&self.path, &kept).map_err(BundleError::io(
+            &kept,
+            "keeping a downloaded archive in the pool",
+        ))?;
+        self.path = kept;
+        Ok(self)
+    }
+
     /// Reads the archive at `path` of the kind `backend` takes, every file's content
     /// checked as it goes (an `.rpm`'s against its header); `Err` says why it cannot.
     fn read(path: &Path, backend: Backend) -> Result<Archive, String> {

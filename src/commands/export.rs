@@ -31,6 +31,7 @@ pub fn export(ctx: &Context, opts: &ExportOptions, out: &mut dyn Write) -> Resul
     let options = bundle::ExportOptions {
         out: opts.output.clone(),
         force: opts.force,
+        pool_dir: ctx.pool_dir(),
     };
     let exported = bundle::export(
         &stored,

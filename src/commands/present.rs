@@ -37,7 +37,8 @@ pub fn report(err: &Error) {
             miette::GraphicalTheme::unicode_nocolor()
         };
         let mut text = String::new();
-        let handler = miette::GraphicalReportHandler::new_themed(theme);
+        // Unwrapped, as rustc and cargo print: a message is found whole by grep and by tests.
+        let handler = miette::GraphicalReportHandler::new_themed(theme).with_wrap_lines(false);
         if handler.render_report(&mut text, err).is_ok() {
             crate::stderr::print(format_args!("error: {text}"));
             return;

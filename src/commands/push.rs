@@ -41,7 +41,7 @@ pub fn push(ctx: &Context, opts: &PushOptions, out: &mut dyn Write) -> Result<()
     let stored = ctx.refer(&repo, &opts.reference, opts.flavor.as_deref())?;
     let connection = opts.remote.connection()?;
     let sources = ctx.sources(&opts.pools);
-    let artifact = bundle::Artifact::of(&stored, &sources)?;
+    let artifact = bundle::Artifact::of(&stored, &sources, &ctx.pool_dir())?;
     for warning in artifact.warnings() {
         crate::stderr::warning(warning);
     }

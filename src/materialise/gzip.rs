@@ -9,6 +9,7 @@
 //! a constant, so the output is the same on any number of threads.
 
 use std::io::{self, Write};
+use std::sync::mpsc::{self, Receiver};
 
 use crc32fast::Hasher;
 use flate2::{Compress, Compression, FlushCompress, Status};
@@ -28,21 +29,28 @@ const LEVEL: u32 = 6;
 /// is neither fast nor best), OS 255, so nothing varies per run or per machine.
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 
-/// A writer that gzips what it is given into `W`. Blocks are compressed a batch at a
-/// time, so at most a few blocks per thread are held; [`ParallelGzip::finish`] ends the
-/// stream and must be called, as dropping the writer loses what it buffers.
+/// A block compressed: its deflate bytes and the CRC-32 of its input.
+type Compressed = (Vec<u8>, Hasher);
+
+/// A writer that gzips what it is given into `W`. Input is gathered into batches of
+/// blocks; a full batch is compressed on rayon's pool while the next one fills, and
+/// written before the one after is handed over, so at most two batches are held.
+/// [`ParallelGzip::finish`] ends the stream and must be called, as dropping the writer
+/// loses what it buffers.
 pub(super) struct ParallelGzip<W: Write> {
     inner: W,
     /// The previous block's last [`WINDOW`] bytes (none before the first block),
-    /// then the input not yet compressed.
+    /// then the input not yet handed over.
     pending: Vec<u8>,
-    /// Where the input not yet compressed starts in `pending`.
+    /// Where the input not yet handed over starts in `pending`.
     start: usize,
     /// Blocks per batch: enough to keep every thread busy. The bytes do not depend on it.
     batch: usize,
-    /// CRC-32 of the input compressed so far.
+    /// The batch being compressed, whose blocks come back here.
+    in_flight: Option<Receiver<io::Result<Vec<Compressed>>>>,
+    /// CRC-32 of the input written so far.
     crc: Hasher,
-    /// Bytes of input compressed so far.
+    /// Bytes of input handed over so far.
     size: u64,
 }
 
@@ -56,46 +64,64 @@ impl<W: Write> ParallelGzip<W> {
             pending: Vec::with_capacity(WINDOW + batch * BLOCK),
             start: 0,
             batch,
+            in_flight: None,
             crc: Hasher::new(),
             size: 0,
         })
     }
 
-    /// Compresses the pending input, the last block ending the stream when `last`, and
-    /// writes the blocks in order; keeps the last [`WINDOW`] bytes to prime the next.
-    fn compress_pending(&mut self, last: bool) -> io::Result<()> {
-        let (start, input) = (self.start, &self.pending[self.start..]);
-        // Full blocks are never final; at the end the rest, even empty, ends the stream.
-        let full = input.len() / BLOCK;
-        let blocks: Vec<(usize, usize, bool)> = (0..full)
-            .map(|k| (start + k * BLOCK, start + (k + 1) * BLOCK, false))
-            .chain(last.then_some((start + full * BLOCK, self.pending.len(), true)))
-            .collect();
-        let pending = &self.pending;
-        let compressed: Vec<io::Result<(Vec<u8>, Hasher)>> = blocks
-            .par_iter()
-            .map(|&(from, to, end)| {
-                let dictionary = &pending[from.saturating_sub(WINDOW)..from];
-                compress_block(dictionary, &pending[from..to], end)
-            })
-            .collect();
-        for block in compressed {
-            let (bytes, crc) = block?;
+    /// Hands the full batch in `pending` over to be compressed, keeping its last
+    /// [`WINDOW`] bytes to prime the next, once the batch before it is written.
+    fn hand_over(&mut self) -> io::Result<()> {
+        let mut next = Vec::with_capacity(WINDOW + self.batch * BLOCK);
+        next.extend_from_slice(&self.pending[self.pending.len() - WINDOW..]);
+        let batch = std::mem::replace(&mut self.pending, next);
+        let start = std::mem::replace(&mut self.start, WINDOW);
+        self.size += (batch.len() - start) as u64;
+        self.write_in_flight()?;
+        let (done, blocks) = mpsc::sync_channel(1);
+        let job = move || {
+            // The receiver is gone only when the writer failed and was dropped.
+            let _ = done.send(compress_blocks(&batch, start, false));
+        };
+        // A worker of the pool that waited for a job queued behind it could wait
+        // forever: there, the batch is compressed before going on.
+        if rayon::current_thread_index().is_some() {
+            job();
+        } else {
+            rayon::spawn(job);
+        }
+        self.in_flight = Some(blocks);
+        Ok(())
+    }
+
+    /// Waits for the batch being compressed, if any, and writes its blocks in order.
+    fn write_in_flight(&mut self) -> io::Result<()> {
+        let Some(blocks) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let blocks = blocks
+            .recv()
+            .map_err(|_| io::Error::other("a gzip worker stopped"))??;
+        self.write_blocks(blocks)
+    }
+
+    /// Writes compressed blocks in order, adding their CRC-32s to the stream's.
+    fn write_blocks(&mut self, blocks: Vec<Compressed>) -> io::Result<()> {
+        for (bytes, crc) in blocks {
             self.inner.write_all(&bytes)?;
             self.crc.combine(&crc);
         }
-        let done = blocks.last().map_or(start, |&(_, to, _)| to);
-        self.size += (done - start) as u64;
-        let keep = done.saturating_sub(WINDOW);
-        self.pending.drain(..keep);
-        self.start = done - keep;
         Ok(())
     }
 
     /// Compresses what is left, ends the stream with its CRC-32 and length, and gives
     /// back the writer under it.
     pub(super) fn finish(mut self) -> io::Result<W> {
-        self.compress_pending(true)?;
+        self.write_in_flight()?;
+        let blocks = compress_blocks(&self.pending, self.start, true)?;
+        self.size += (self.pending.len() - self.start) as u64;
+        self.write_blocks(blocks)?;
         self.inner.write_all(&self.crc.finalize().to_le_bytes())?;
         // ISIZE is the length modulo 2^32.
         self.inner.write_all(&(self.size as u32).to_le_bytes())?;
@@ -109,7 +135,7 @@ impl<W: Write> Write for ParallelGzip<W> {
         let n = buf.len().min(room);
         self.pending.extend_from_slice(&buf[..n]);
         if n == room {
-            self.compress_pending(false)?;
+            self.hand_over()?;
         }
         Ok(n)
     }
@@ -121,9 +147,27 @@ impl<W: Write> Write for ParallelGzip<W> {
     }
 }
 
+/// Compresses the blocks of `buf` after `start` in parallel, each primed with the
+/// [`WINDOW`] bytes before it: full blocks end with a sync flush and, when `last`, the
+/// rest (even empty) ends the stream.
+fn compress_blocks(buf: &[u8], start: usize, last: bool) -> io::Result<Vec<Compressed>> {
+    let full = (buf.len() - start) / BLOCK;
+    let blocks: Vec<(usize, usize, bool)> = (0..full)
+        .map(|k| (start + k * BLOCK, start + (k + 1) * BLOCK, false))
+        .chain(last.then_some((start + full * BLOCK, buf.len(), true)))
+        .collect();
+    blocks
+        .par_iter()
+        .map(|&(from, to, end)| {
+            let dictionary = &buf[from.saturating_sub(WINDOW)..from];
+            compress_block(dictionary, &buf[from..to], end)
+        })
+        .collect()
+}
+
 /// Raw deflate of one block primed with `dictionary`, ended with a sync flush, or
 /// ending the stream when `last`; with the block's CRC-32.
-fn compress_block(dictionary: &[u8], input: &[u8], last: bool) -> io::Result<(Vec<u8>, Hasher)> {
+fn compress_block(dictionary: &[u8], input: &[u8], last: bool) -> io::Result<Compressed> {
     let mut deflate = Compress::new_with_window_bits(Compression::new(LEVEL), false, 15);
     if !dictionary.is_empty() {
         deflate
@@ -221,6 +265,8 @@ mod tests {
         };
         let one = on(1, 1 << 20);
         assert_eq!(on(8, 1 << 20), one);
+        // Outside a pool, batches are compressed in the background on the global one.
+        assert_eq!(gzip(&input, 1 << 20), one);
         assert_eq!(on(2, 4096), one);
         assert_eq!(gunzip(&one), input);
     }

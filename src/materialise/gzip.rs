@@ -1,5 +1,5 @@
 //! Parallel gzip: one gzip member whose deflate stream is made of fixed-size blocks
-//! compressed at once on rayon's pool, as pigz does.
+//! compressed side by side on rayon's pool, as pigz does.
 //!
 //! The input is cut every [`BLOCK`] bytes. Each block is raw deflate at level 6, primed
 //! with the previous block's last 32 KiB as a preset dictionary (so the ratio stays
@@ -17,7 +17,7 @@ use rayon::prelude::*;
 
 /// Bytes of input per block: a constant, never derived from the core count, since the
 /// cut points decide the output's bytes.
-pub(super) const BLOCK: usize = 128 * 1024;
+const BLOCK: usize = 128 * 1024;
 
 /// Deflate's window: how much of the previous block primes the next.
 const WINDOW: usize = 32 * 1024;

@@ -10,6 +10,7 @@
 mod archives;
 mod chroot;
 mod fetch;
+mod gzip;
 mod image;
 mod oci;
 mod openvz;

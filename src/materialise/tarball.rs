@@ -9,7 +9,6 @@
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::GzBuilder;
 use liblzma::stream::{Check, MtStreamBuilder};
 use liblzma::write::XzEncoder;
 use tar::{EntryType, Header};
@@ -17,6 +16,7 @@ use tar::{EntryType, Header};
 use crate::lock::FileEntry;
 
 use super::fetch::{CheckedReader, Drifted, Problem};
+use super::gzip::ParallelGzip;
 use super::output::{Target, TempPath};
 use super::plan::{Body, Expected, Plan};
 use super::{Compression, MaterialiseError, Supply, fetch_all, io_error};
@@ -336,7 +336,7 @@ fn fit(field: &mut [u8], value: &str, key: &'static str, pax: &mut PaxRecords) {
 /// The compressor under the tar stream.
 pub(super) enum Encoder<W: Write> {
     Plain(W),
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(ParallelGzip<W>),
     Xz(XzEncoder<W>),
     Zstd(zstd::Encoder<'static, W>),
 }
@@ -346,10 +346,8 @@ impl<W: Write> Encoder<W> {
     pub(super) fn new(compression: Compression, w: W) -> io::Result<Encoder<W>> {
         Ok(match compression {
             Compression::None => Encoder::Plain(w),
-            // GzBuilder writes mtime 0, no file name and OS 255: nothing varies per run.
-            Compression::Gzip => {
-                Encoder::Gzip(GzBuilder::new().write(w, flate2::Compression::new(6)))
-            }
+            // Fixed blocks compressed in parallel: the same bytes on any core count.
+            Compression::Gzip => Encoder::Gzip(ParallelGzip::new(w)?),
             Compression::Xz => {
                 // The .xz block size follows the preset, not the thread count, so the
                 // output is the same on any machine.

@@ -57,7 +57,7 @@ fn minimal_kvm_image_is_reproducible_valid_and_boots_to_the_disk_bash() {
         ],
     );
     let build_time = started.elapsed();
-    assert!(built.contains("-> a:"), "{built}");
+    assert!(built.contains("-> a (image, raw disk):"), "{built}");
     ok(
         ws,
         &[

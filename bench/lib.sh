@@ -62,8 +62,9 @@ have() {
 
 # Writes COUNT generated packages (scale-1 .. scale-COUNT) of FILES files each into
 # pool $1 (keeping those already there), each file a few hundred distinct bytes under
-# /usr/share/scale/NAME/, built with dpkg-deb, as any archive a pool holds. No
-# maintainer scripts and no dpkg.
+# /usr/share/scale/NAME/, with DEBIAN/md5sums as Debian's archives have (without it
+# compile keeps every file's bytes to sum them, a path real packages do not take),
+# built with dpkg-deb. No maintainer scripts and no dpkg.
 scale_pool() {
     local pool=$1 count=$2 files=$3 i j root name
     mkdir -p "$pool"
@@ -77,6 +78,7 @@ scale_pool() {
         for ((j = 0; j < files; j++)); do
             printf '%s file %d\n%0300d\n' "$name" "$j" "$j" >"$root/usr/share/scale/$name/f$j"
         done
+        (cd "$root" && find usr -type f -print0 | sort -z | xargs -0 md5sum >DEBIAN/md5sums)
         dpkg-deb --root-owner-group -Zgzip --build "$root" "$pool/${name}_1.0_amd64.deb" >/dev/null
         rm -rf "$root"
     done

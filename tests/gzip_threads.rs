@@ -1,6 +1,6 @@
-//! Gzip outputs are compressed in parallel in fixed blocks: end to end through the
-//! binary, a `.tar.gz` and an OCI layout made on 1, 2 and 8 threads are the same bytes,
-//! and the `.tar.gz` passes `gzip -t` and unpacks to the plain tarball.
+//! Compressed outputs are made in parallel: end to end through the binary, a `.tar.gz`
+//! (fixed blocks), a `.tar.zst` (zstd's workers) and an OCI layout made on 1, 2 and 8
+//! threads are the same bytes, and each tarball unpacks to the plain tarball.
 
 mod common;
 
@@ -23,7 +23,7 @@ fn materialise_on(w: &World, threads: usize, format: &str, out: &str) {
 }
 
 #[test]
-fn gzip_outputs_do_not_depend_on_the_thread_count() {
+fn compressed_outputs_do_not_depend_on_the_thread_count() {
     // About 6 MB of content: dozens of 128 KiB blocks, so every thread gets some.
     let w = World::new(&bulky_packages(), &[("big", GROUP)]);
     w.ok(&["compile", "groups/big.kdl"]);
@@ -38,6 +38,17 @@ fn gzip_outputs_do_not_depend_on_the_thread_count() {
         .collect();
     assert_eq!(tarballs[0], tarballs[1], "1 and 2 threads differ");
     assert_eq!(tarballs[0], tarballs[2], "1 and 8 threads differ");
+
+    let zstd: Vec<String> = [1, 2, 8]
+        .iter()
+        .map(|&threads| {
+            let out = format!("t{threads}.tar.zst");
+            materialise_on(&w, threads, "tar", &out);
+            digest(&w.ws.join(out))
+        })
+        .collect();
+    assert_eq!(zstd[0], zstd[1], ".tar.zst on 1 and 2 threads differs");
+    assert_eq!(zstd[0], zstd[2], ".tar.zst on 1 and 8 threads differs");
 
     let tested = Command::new("gzip")
         .arg("-t")
@@ -55,6 +66,16 @@ fn gzip_outputs_do_not_depend_on_the_thread_count() {
     assert!(
         unpacked.stdout == std::fs::read(w.ws.join("plain.tar")).unwrap(),
         "gunzip of the .tar.gz is not the plain tarball"
+    );
+    let unzstd = Command::new("zstd")
+        .args(["-dcq"])
+        .arg(w.ws.join("t8.tar.zst"))
+        .output()
+        .unwrap();
+    assert!(unzstd.status.success(), "zstd -d refused the tarball");
+    assert!(
+        unzstd.stdout == unpacked.stdout,
+        "unzstd of the .tar.zst is not the plain tarball"
     );
 
     // Blobs are named by their SHA-256, the gzipped layer's among them.

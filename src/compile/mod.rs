@@ -95,7 +95,7 @@ pub fn compile_recipe(
     )?;
     stage.done(format_args!("{} archives", fetched.archives.len()));
     let mut stage = settings.report.stage(&subject, "gather");
-    let gathered = gather::gather(&settings.sysroot, catalog, &fetched, &stage.progress())?;
+    let mut gathered = gather::gather(&settings.sysroot, catalog, &fetched, &stage.progress())?;
     stage.done(format_args!("{} files", gathered.tree.entries.len()));
     let packages = resolved.packages(universe);
     let tree = &gathered.tree;
@@ -130,8 +130,10 @@ pub fn compile_recipe(
         configured
     } else {
         let system = unpacked(settings, catalog, &gathered, system::Unpacked::No)?;
+        // Taken, not copied: from here on assemble reads only the tree's bytes, and a
+        // copy of every entry is a large share of a big lock's peak memory.
         Configured {
-            entries: gathered.tree.entries.clone(),
+            entries: std::mem::take(&mut gathered.tree.entries),
             system: system.entries,
             blobs: system.blobs,
             accounts: accounts.clone(),

@@ -57,7 +57,8 @@ pub enum Compression {
     Gzip,
     /// `.tar.xz` / `.txz`: xz preset 6, multi-threaded encoder.
     Xz,
-    /// `.tar.zst` / `.tzst`: zstd level 3 with 2 workers.
+    /// `.tar.zst` / `.tzst`: zstd level 3 on as many workers as rayon has threads (the
+    /// bytes do not depend on how many).
     Zstd,
 }
 

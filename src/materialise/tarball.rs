@@ -361,10 +361,12 @@ impl<W: Write> Encoder<W> {
                 Encoder::Xz(XzEncoder::new_stream(w, stream))
             }
             Compression::Zstd => {
-                // zstd's output does not depend on the number of workers, only on it
-                // being non-zero; two is what the brief measured.
+                // Streaming multithreaded zstd gives the same bytes for any non-zero
+                // worker count (zstd issues 2238, 2327), so it takes every core rayon
+                // has, as `zstd -T0` does; one worker still differs from none.
+                let workers = u32::try_from(rayon::current_num_threads()).unwrap_or(1);
                 let mut encoder = zstd::Encoder::new(w, 3)?;
-                encoder.multithread(2)?;
+                encoder.multithread(workers.max(1))?;
                 encoder.include_checksum(true)?;
                 Encoder::Zstd(encoder)
             }

@@ -149,17 +149,18 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     };
     // The batch's locks come in the recipes' order.
     let subjects: Vec<String> = jobs.iter().map(compile::subject).collect();
-    let batch = compile::compile_all(&settings, &ctx.pool_dirs(&opts.pools), jobs)?;
-    for warning in &batch.warnings {
-        crate::stderr::warning(warning);
-    }
-    // Only now that every lock is made does anything get written.
+    // The repository's index of apt's lists is brought up to date first; no lock is
+    // written until every lock is made.
     let mut repo = Repository::open(&ctx.repo_path)?;
     if repo.adopted() {
         crate::stderr::line(format_args!(
             "note: repository {} was made by an earlier appliance: marked it as appliance's",
             ctx.repo_path.display()
         ));
+    }
+    let batch = compile::compile_all(&settings, &ctx.pool_dirs(&opts.pools), jobs, &mut repo)?;
+    for warning in &batch.warnings {
+        crate::stderr::warning(warning);
     }
     let blobs = BlobStore::open(&ctx.blobs_dir())?;
     let mut made = Vec::new();

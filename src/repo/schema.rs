@@ -583,7 +583,10 @@ mod tests {
                 marked,
                 "another program's SQLite database (application id 0x12345678)",
             ),
-            (late, "another program's SQLite database (tables: flavors,"),
+            (
+                late,
+                "another program's SQLite database (tables: apt_lists, apt_names, apt_stanzas, flavors,",
+            ),
             (text, "a file that is not a SQLite database"),
             (dir.path().to_path_buf(), "a directory"),
         ];

@@ -1,7 +1,7 @@
 //! `appliance compile`: resolves groups into locks and stores them.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -58,6 +58,22 @@ struct Made {
     /// none for the lock (another flavor's tree was the same).
     configured_seconds: Option<f64>,
     warnings: Vec<String>,
+}
+
+/// Removes the repository at `path` that a failed compile made only for its index of
+/// apt's lists, and its folder when `folder_made`, so a failed compile leaves no
+/// repository behind. Best effort: the compile's own error is what the user must hear.
+fn unmake(repo: Repository, path: &Path, folder_made: bool) {
+    drop(repo);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+    if let Some(folder) = path.parent().filter(|_| folder_made) {
+        // Only an empty folder goes: anything else in it was not this compile's.
+        let _ = std::fs::remove_dir(folder);
+    }
 }
 
 /// How many stale packages the one-line report names.
@@ -149,17 +165,30 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     };
     // The batch's locks come in the recipes' order.
     let subjects: Vec<String> = jobs.iter().map(compile::subject).collect();
-    let batch = compile::compile_all(&settings, &ctx.pool_dirs(&opts.pools), jobs)?;
-    for warning in &batch.warnings {
-        crate::stderr::warning(warning);
-    }
-    // Only now that every lock is made does anything get written.
+    // The repository's index of apt's lists is brought up to date first; no lock is
+    // written until every lock is made, and a compile that fails takes back the
+    // repository (and store folder) it made only for the index.
+    let repo_existed = ctx.repo_path.exists();
+    let folder_existed = ctx.repo_path.parent().is_none_or(Path::exists);
     let mut repo = Repository::open(&ctx.repo_path)?;
     if repo.adopted() {
         crate::stderr::line(format_args!(
             "note: repository {} was made by an earlier appliance: marked it as appliance's",
             ctx.repo_path.display()
         ));
+    }
+    let batch = match compile::compile_all(&settings, &ctx.pool_dirs(&opts.pools), jobs, &mut repo)
+    {
+        Ok(batch) => batch,
+        Err(err) => {
+            if !repo_existed {
+                unmake(repo, &ctx.repo_path, !folder_existed);
+            }
+            return Err(err.into());
+        }
+    };
+    for warning in &batch.warnings {
+        crate::stderr::warning(warning);
     }
     let blobs = BlobStore::open(&ctx.blobs_dir())?;
     let mut made = Vec::new();

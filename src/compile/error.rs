@@ -12,6 +12,7 @@ use crate::lang::LangError;
 use crate::lock::extra::ExtraError;
 use crate::lock::{AssembleError, TrimError};
 use crate::materialise::MaterialiseError;
+use crate::repo::AptIndexError;
 use crate::repo::RepoError;
 use crate::resolve::ResolveError;
 use crate::source::accounts::AccountsError;
@@ -209,6 +210,15 @@ boxed_from!(
 
 /// Results of compile's stages.
 pub type Result<T, E = CompileError> = std::result::Result<T, E>;
+
+impl From<AptIndexError> for CompileError {
+    fn from(err: AptIndexError) -> CompileError {
+        match err {
+            AptIndexError::Repo(err) => err.into(),
+            AptIndexError::Apt(err) => err.into(),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -8,11 +8,12 @@ use super::error::Result;
 use super::{Compiled, Configurations, Settings, compile_recipe};
 use crate::excerpt::excerpt;
 use crate::lock::Backend;
+use crate::repo::Repository;
 use crate::resolve::Universe;
 use crate::resolve::rpm::RpmUniverse;
 use crate::source::accounts::Accounts;
 use crate::source::dpkg::DpkgDatabase;
-use crate::source::dpkg::apt::AptLists;
+use crate::source::dpkg::Package;
 use crate::source::dpkg::catalog::Catalog;
 use crate::source::dpkg::pool::Pool;
 use crate::source::rpm::catalog::RpmCatalog;
@@ -28,14 +29,16 @@ pub struct Batch {
 }
 
 /// Compiles every recipe over the catalog of `settings.backend`, read from the sysroot
-/// and `pool_dirs`; nothing is stored.
+/// and `pool_dirs`; apt's lists are read through `repo`'s index of them, which this
+/// brings up to date. Nothing else is stored.
 pub fn compile_all(
     settings: &Settings,
     pool_dirs: &[PathBuf],
     recipes: Vec<Recipe>,
+    repo: &mut Repository,
 ) -> Result<Batch> {
     let mut batch = match settings.backend {
-        Backend::Dpkg => compile_dpkg(settings, pool_dirs, recipes)?,
+        Backend::Dpkg => compile_dpkg(settings, pool_dirs, recipes, repo)?,
         Backend::Rpm => compile_rpm(settings, pool_dirs, recipes)?,
     };
     // Whether a `remove` removed nothing is known only across a group's flavors.
@@ -45,7 +48,12 @@ pub fn compile_all(
 
 /// Compiles over the dpkg catalog: the host's dpkg database, the pool's `.deb`
 /// archives and apt's lists.
-fn compile_dpkg(settings: &Settings, pool_dirs: &[PathBuf], recipes: Vec<Recipe>) -> Result<Batch> {
+fn compile_dpkg(
+    settings: &Settings,
+    pool_dirs: &[PathBuf],
+    recipes: Vec<Recipe>,
+    repo: &mut Repository,
+) -> Result<Batch> {
     let mut warnings = Vec::new();
     let stage = settings.report.stage("compile", "read");
     let pool = Pool::scan(pool_dirs)?;
@@ -60,26 +68,29 @@ fn compile_dpkg(settings: &Settings, pool_dirs: &[PathBuf], recipes: Vec<Recipe>
             p.arch
         ));
     }
-    let apt = AptLists::read(&settings.sysroot)?;
-    if let Some(first) = apt.refused.first() {
+    let installed = DpkgDatabase::read(&settings.sysroot)?;
+    // Only the part of apt's lists the recipes can reach is read: the resolver never
+    // looks beyond the names they ask for, the essential ones and their dependencies.
+    let local: Vec<&Package> = (installed.packages.iter().map(|p| &p.package))
+        .chain(pool.archives.iter().map(|a| &a.package))
+        .collect();
+    let indexed = repo.apt_lists(&settings.sysroot, seeds(&recipes), &local)?;
+    drop(local);
+    if let Some(first) = &indexed.first_refused {
         warnings.push(format!(
             "apt's lists hold {} stanzas dpkg would refuse; they are left out, \
              and a compile that needs one of their packages fails (the first: {first})",
-            apt.refused.len()
+            indexed.refused
         ));
     }
-    let catalog = Catalog::new(
-        DpkgDatabase::read(&settings.sysroot)?,
-        pool,
-        apt,
-        &settings.pool_dir,
-    );
+    let catalog = Catalog::new(installed, pool, indexed.lists, &settings.pool_dir);
     let accounts = Accounts::read(&settings.sysroot)?;
     stage.done(format_args!(
-        "{} installed packages, {} pool archives, {} packages of apt's lists",
+        "{} installed packages, {} pool archives, {} of the {} packages of apt's lists",
         catalog.installed.packages.len(),
         catalog.pool.archives.len(),
-        catalog.apt.packages.len()
+        catalog.apt.packages.len(),
+        indexed.packages
     ));
     let mut universes: HashMap<String, Universe> = HashMap::new();
     let configurations = Configurations::default();
@@ -89,7 +100,7 @@ fn compile_dpkg(settings: &Settings, pool_dirs: &[PathBuf], recipes: Vec<Recipe>
         let universe = universes.entry(arch.clone()).or_insert_with(|| {
             let refused = (catalog.apt.refused_packages())
                 .map(|(name, why)| (name, format!("its stanza in apt's lists is refused: {why}")));
-            Universe::new(catalog.packages(), &arch).refusing(refused)
+            (Universe::new(catalog.packages(), &arch).refusing(refused)).suggesting(&indexed.names)
         });
         let mut c = compile_recipe(
             settings,
@@ -105,6 +116,15 @@ fn compile_dpkg(settings: &Settings, pool_dirs: &[PathBuf], recipes: Vec<Recipe>
         compiled.push(c);
     }
     Ok(Batch { compiled, warnings })
+}
+
+/// The names the recipes ask for (without an arch qualifier) or remove: where the
+/// part of apt's lists a compile reads begins.
+fn seeds(recipes: &[Recipe]) -> Vec<String> {
+    let asked = (recipes.iter()).flat_map(|r| r.packages.iter().map(|p| &p.name));
+    let asked = asked.map(|name| name.split_once(':').map_or(name.as_str(), |(n, _)| n));
+    let removed = (recipes.iter()).flat_map(|r| r.removes.iter().map(|r| r.name.as_str()));
+    asked.chain(removed).map(str::to_string).collect()
 }
 
 /// Compiles over the RPM catalog: the sysroot's rpmdb and the pool folders' `.rpm`

@@ -233,14 +233,14 @@ fn verified(bytes: &[u8]) -> Option<&[u8]> {
 /// Which filesystem object a path is, and its state: any write, truncation, touch,
 /// chmod, chown or rename over it changes one of these.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Identity {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: u32,
-    ctime: i64,
-    ctime_nsec: u32,
+pub(crate) struct Identity {
+    pub(crate) dev: u64,
+    pub(crate) ino: u64,
+    pub(crate) size: u64,
+    pub(crate) mtime: i64,
+    pub(crate) mtime_nsec: u32,
+    pub(crate) ctime: i64,
+    pub(crate) ctime_nsec: u32,
 }
 
 impl Identity {
@@ -250,7 +250,7 @@ impl Identity {
     }
 
     /// Whether both are one object with the same size and mtime, whatever its ctime.
-    fn same_object(&self, other: &Identity) -> bool {
+    pub(crate) fn same_object(&self, other: &Identity) -> bool {
         let kept_by_rename = |id: &Identity| (id.dev, id.ino, id.size, id.mtime, id.mtime_nsec);
         kept_by_rename(self) == kept_by_rename(other)
     }

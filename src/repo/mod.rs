@@ -5,6 +5,7 @@
 //! list is stored once and shared by every lock holding the same package with identical
 //! entries, which keeps a repository of many revisions small.
 
+mod apt_index;
 mod blobs;
 mod files;
 mod remove;
@@ -22,6 +23,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use crate::lock::{Container, FileEntry, Inputs, Lock, LockedPackage};
 use crate::source::dpkg::version;
 
+pub use apt_index::{AptIndexError, IndexedLists};
 pub use blobs::{BlobStore, blob_path};
 pub use remove::InUse;
 

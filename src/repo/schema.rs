@@ -53,7 +53,7 @@ const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Migration `i` takes `user_version` from `i` to `i + 1`. Append only: a migration that
 /// has shipped never changes, because existing repositories have already run it.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The first schema.
 ///
@@ -160,6 +160,41 @@ ALTER TABLE lock_files ADD COLUMN documentation TEXT;
 /// A lock's container config besides `cmd` (`env`, `run-as`, `workdir`, `expose`,
 /// `label`, `entrypoint`), as JSON; `{}` for none, which every earlier lock has.
 const V4: &str = "ALTER TABLE locks ADD COLUMN container TEXT NOT NULL DEFAULT '{}';";
+
+/// The index of apt's lists, so a compile reads only the stanzas its groups can reach:
+/// each list by its identity (rebuilt when that changes), each stanza by name with the
+/// names it needs and provides. The name indexes are made by `repo::apt_index` after
+/// each rebuild's inserts, which is several times faster than maintaining them.
+const V5: &str = "
+CREATE TABLE apt_lists (
+    id INTEGER PRIMARY KEY,
+    path BLOB NOT NULL UNIQUE,
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime INTEGER NOT NULL,
+    mtime_nsec INTEGER NOT NULL,
+    packages INTEGER NOT NULL DEFAULT 0,
+    refused INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE apt_stanzas (
+    list INTEGER NOT NULL REFERENCES apt_lists(id),
+    seq INTEGER NOT NULL,
+    name TEXT,
+    essential INTEGER NOT NULL,
+    refused INTEGER NOT NULL,
+    first_line INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (list, seq)
+) WITHOUT ROWID;
+CREATE TABLE apt_names (
+    list INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    provides INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (list, seq, provides, name)
+) WITHOUT ROWID;
+";
 
 /// What an existing SQLite database holds.
 pub(super) enum Contents {
@@ -448,6 +483,7 @@ mod tests {
          ALTER TABLE lock_files DROP COLUMN mtime; \
          ALTER TABLE lock_files DROP COLUMN documentation",
         "ALTER TABLE locks DROP COLUMN container",
+        "DROP TABLE apt_names; DROP TABLE apt_stanzas; DROP TABLE apt_lists",
     ];
 
     fn unmarked(path: &Path, version: usize) {
@@ -547,7 +583,10 @@ mod tests {
                 marked,
                 "another program's SQLite database (application id 0x12345678)",
             ),
-            (late, "another program's SQLite database (tables: flavors,"),
+            (
+                late,
+                "another program's SQLite database (tables: apt_lists, apt_names, apt_stanzas, flavors,",
+            ),
             (text, "a file that is not a SQLite database"),
             (dir.path().to_path_buf(), "a directory"),
         ];

@@ -29,6 +29,9 @@ pub struct Universe<'a> {
     best_origin: HashMap<&'a str, Origin>,
     /// (name, version, arch) of every installed package.
     installed: HashSet<(&'a str, &'a str, &'a str)>,
+    /// Names known beyond the packages given, for suggestions: all of apt's lists when
+    /// the universe holds only the part of them a compile can reach.
+    more_names: &'a [String],
 }
 
 /// A package that satisfies a relation, and whether it does so through `Provides`.
@@ -91,7 +94,15 @@ impl<'a> Universe<'a> {
             refused: HashMap::new(),
             best_origin,
             installed,
+            more_names: &[],
         }
+    }
+
+    /// The universe with `names` also offered as suggestions for an unknown name: the
+    /// names of the sources it was given only part of.
+    pub fn suggesting(mut self, names: &'a [String]) -> Universe<'a> {
+        self.more_names = names;
+        self
     }
 
     /// Whether `package` is the host's installed version of its name (its archive is the
@@ -262,9 +273,10 @@ impl<'a> Universe<'a> {
 
     /// Up to three known names (real or virtual) closest to an unknown `name`.
     pub(crate) fn nearest_names(&self, name: &str) -> Vec<String> {
+        let more = self.more_names.iter().map(String::as_str);
         nearest(
             name,
-            self.by_name.keys().chain(self.provided.keys()).copied(),
+            (self.by_name.keys().chain(self.provided.keys()).copied()).chain(more),
         )
     }
 

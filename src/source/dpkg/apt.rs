@@ -199,41 +199,12 @@ impl AptLists {
     /// Reads every `var/lib/apt/lists/*_Packages` (plain, `.lz4` or `.gz`) under `sysroot`, sorted by
     /// file name; a missing lists folder reads as empty.
     pub fn read(sysroot: &Path) -> Result<AptLists, AptError> {
-        let dir = sysroot.join(LISTS_DIR);
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(AptLists::default()),
-            Err(source) => return Err(AptError::Io { path: dir, source }),
-        };
-        let mut indexes = Vec::new();
-        let mut compressed = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(io_error(&dir))?;
-            let path = entry.path();
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            // `partial/` and `auxfiles/` are directories; a symlinked list is still a list.
-            if !path.is_file() {
-                continue;
-            }
-            // Docker-style images keep lists compressed (`Acquire::GzipIndexes`): lz4 and
-            // gzip are read; any other compression is reported, not guessed at.
-            if name.ends_with(INDEX_SUFFIX)
-                || name.ends_with(&format!("{INDEX_SUFFIX}.lz4"))
-                || name.ends_with(&format!("{INDEX_SUFFIX}.gz"))
-            {
-                indexes.push(path);
-            } else if name.contains(&format!("{INDEX_SUFFIX}.")) {
-                compressed.push(path);
-            }
-        }
-        indexes.sort();
-        compressed.sort();
+        let files = ListFiles::find(sysroot)?;
         let mut lists = AptLists {
-            compressed,
+            compressed: files.compressed,
             ..AptLists::default()
         };
-        for path in indexes {
+        for path in files.indexes {
             lists.read_index(&path)?;
         }
         Ok(lists)
@@ -260,16 +231,7 @@ impl AptLists {
 impl AptLists {
     /// Appends the packages of the index at `path`, and its refused stanzas.
     fn read_index(&mut self, path: &Path) -> Result<(), AptError> {
-        let raw = fs::read(path).map_err(io_error(path))?;
-        let mut text = String::new();
-        let decoded = match path.extension().and_then(|e| e.to_str()) {
-            Some("lz4") => {
-                lz4_flex::frame::FrameDecoder::new(raw.as_slice()).read_to_string(&mut text)
-            }
-            Some("gz") => flate2::read::GzDecoder::new(raw.as_slice()).read_to_string(&mut text),
-            _ => raw.as_slice().read_to_string(&mut text),
-        };
-        decoded.map_err(io_error(path))?;
+        let text = decode(path)?;
         let security = is_security(path);
         // Stanzas are independent, and a full Debian index has ~64k of them: parse in
         // parallel, keeping file order.
@@ -284,6 +246,168 @@ impl AptLists {
             }
         }
         Ok(())
+    }
+}
+
+/// The index files of a sysroot's apt lists.
+#[derive(Debug, Default)]
+pub(crate) struct ListFiles {
+    /// Indexes that can be read (plain, `.lz4`, `.gz`), sorted.
+    pub(crate) indexes: Vec<PathBuf>,
+    /// Indexes in any other compression, seen but not read, sorted.
+    pub(crate) compressed: Vec<PathBuf>,
+}
+
+impl ListFiles {
+    /// The `var/lib/apt/lists/*_Packages*` files under `sysroot`; a missing lists
+    /// folder has none.
+    pub(crate) fn find(sysroot: &Path) -> Result<ListFiles, AptError> {
+        let dir = sysroot.join(LISTS_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(ListFiles::default()),
+            Err(source) => return Err(AptError::Io { path: dir, source }),
+        };
+        let mut files = ListFiles::default();
+        for entry in entries {
+            let entry = entry.map_err(io_error(&dir))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            // `partial/` and `auxfiles/` are directories; a symlinked list is still a list.
+            if !path.is_file() {
+                continue;
+            }
+            // Docker-style images keep lists compressed (`Acquire::GzipIndexes`): lz4 and
+            // gzip are read; any other compression is reported, not guessed at.
+            if name.ends_with(INDEX_SUFFIX)
+                || name.ends_with(&format!("{INDEX_SUFFIX}.lz4"))
+                || name.ends_with(&format!("{INDEX_SUFFIX}.gz"))
+            {
+                files.indexes.push(path);
+            } else if name.contains(&format!("{INDEX_SUFFIX}.")) {
+                files.compressed.push(path);
+            }
+        }
+        files.indexes.sort();
+        files.compressed.sort();
+        Ok(files)
+    }
+}
+
+/// The text of the index at `path`, decompressed by its extension.
+fn decode(path: &Path) -> Result<String, AptError> {
+    let raw = fs::read(path).map_err(io_error(path))?;
+    let mut text = String::new();
+    let decoded = match path.extension().and_then(|e| e.to_str()) {
+        Some("lz4") => lz4_flex::frame::FrameDecoder::new(raw.as_slice()).read_to_string(&mut text),
+        Some("gz") => flate2::read::GzDecoder::new(raw.as_slice()).read_to_string(&mut text),
+        _ => raw.as_slice().read_to_string(&mut text),
+    };
+    decoded.map_err(io_error(path))?;
+    Ok(text)
+}
+
+/// What the universe index keeps of one stanza of an apt index: enough to find it by
+/// name, follow what it needs, and parse it again as the full read would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IndexedStanza {
+    /// Its `Package` value, read leniently so a refused stanza has one too.
+    pub(crate) name: String,
+    /// The line of its index file it starts on.
+    pub(crate) first_line: usize,
+    /// Its lines, joined with `\n`.
+    pub(crate) text: String,
+    /// Whether the full read refuses it.
+    pub(crate) refused: bool,
+    /// Whether it says `Essential: yes`: the resolver adds those unasked.
+    pub(crate) essential: bool,
+    /// Every name its `Pre-Depends` and `Depends` mention, all alternatives, sorted.
+    pub(crate) needs: Vec<String>,
+    /// The names it provides, sorted.
+    pub(crate) provides: Vec<String>,
+}
+
+/// How many stanzas are parsed side by side before they are handed on: enough to keep
+/// both cores busy, few enough that a 64k-package index is never held parsed at once.
+const INDEX_CHUNK: usize = 4096;
+
+/// Hands `sink` every stanza of the index at `path`, in file order and in chunks, as
+/// the universe index keeps it.
+pub(crate) fn index_stanzas<E: From<AptError>>(
+    path: &Path,
+    mut sink: impl FnMut(Vec<IndexedStanza>) -> Result<(), E>,
+) -> Result<(), E> {
+    let text = decode(path)?;
+    for chunk in stanzas(&text).chunks(INDEX_CHUNK) {
+        sink(
+            chunk
+                .par_iter()
+                .map(|stanza| indexed(stanza, path))
+                .collect(),
+        )?;
+    }
+    Ok(())
+}
+
+/// The package of one stanza kept by the universe index (`text`, which starts on line
+/// `first_line` of the index at `path`), or why it is refused: the same as the full
+/// read of that index gives, line numbers included.
+pub(crate) fn indexed_entry(
+    first_line: usize,
+    text: &str,
+    path: &Path,
+    security: bool,
+) -> Result<AptPackage, DpkgError> {
+    let stanza = Stanza {
+        first_line,
+        lines: text.split('\n').collect(),
+    };
+    index_entry(&stanza, path, security)
+}
+
+/// `stanza` as the universe index keeps it.
+fn indexed(stanza: &Stanza<'_>, path: &Path) -> IndexedStanza {
+    let lenient = || {
+        stanza.lines.iter().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("Package")
+                .then(|| value.trim().to_string())
+        })
+    };
+    let text = stanza.lines.join("\n");
+    let first_line = stanza.first_line;
+    match index_entry(stanza, path, false) {
+        Ok(entry) => {
+            let p = entry.package;
+            let mut needs: Vec<String> = (p.pre_depends.iter().chain(&p.depends))
+                .flatten()
+                .map(|r| r.name.clone())
+                .collect();
+            needs.sort_unstable();
+            needs.dedup();
+            let mut provides: Vec<String> = p.provides.into_iter().map(|r| r.name).collect();
+            provides.sort_unstable();
+            provides.dedup();
+            IndexedStanza {
+                name: p.name,
+                first_line,
+                text,
+                refused: false,
+                essential: p.essential,
+                needs,
+                provides,
+            }
+        }
+        Err(_) => IndexedStanza {
+            name: lenient().unwrap_or_default(),
+            first_line,
+            text,
+            refused: true,
+            essential: false,
+            needs: Vec::new(),
+            provides: Vec::new(),
+        },
     }
 }
 
@@ -322,7 +446,7 @@ fn index_entry(stanza: &Stanza<'_>, path: &Path, security: bool) -> Result<AptPa
 /// security label (`Debian-Security`); with neither file, its name says `-security_`.
 /// The index names its distribution as a prefix of its own name
 /// (`site_dists_bookworm-security` of `site_dists_bookworm-security_main_..._Packages`).
-fn is_security(path: &Path) -> bool {
+pub(crate) fn is_security(path: &Path) -> bool {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
         return false;
     };

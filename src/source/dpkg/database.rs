@@ -200,9 +200,9 @@ fn read_optional(path: &Path) -> Result<Option<String>, DpkgError> {
 /// from the file's text.
 pub(crate) struct Stanza<'a> {
     /// Line number of its first line.
-    first_line: usize,
+    pub(crate) first_line: usize,
     /// Its lines, without newlines or trailing carriage returns.
-    lines: Vec<&'a str>,
+    pub(crate) lines: Vec<&'a str>,
 }
 
 /// Splits deb822 text into paragraphs separated by blank (or whitespace-only) lines.

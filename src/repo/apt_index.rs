@@ -1,0 +1,659 @@
+//! The repository's index of apt's lists, so that a compile reads only the stanzas its
+//! groups can reach instead of parsing every list (a Debian archive is ~64k packages):
+//! each list is kept by its identity and indexed again only when that changes, each
+//! stanza by name, with the names it needs and provides.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use super::{RepoError, Repository, SqlContext};
+use crate::materialise::stamp::Identity;
+use crate::source::dpkg::apt::{self, AptError, AptLists, IndexedStanza};
+use crate::source::dpkg::{DpkgError, Package};
+
+/// Why the index of apt's lists could not be brought up to date or read.
+#[derive(Debug, thiserror::Error)]
+pub enum AptIndexError {
+    /// The repository could not be read or written.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// A list could not be read.
+    #[error(transparent)]
+    Apt(#[from] AptError),
+}
+
+/// The indexes made after a rebuild's inserts: by name (with whether refused, so the
+/// names for suggestions are read from the index alone), by provided name, and the few
+/// essential and refused stanzas.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS apt_stanzas_by_name ON apt_stanzas(name, refused);
+CREATE INDEX IF NOT EXISTS apt_stanzas_essential ON apt_stanzas(name) WHERE essential = 1;
+CREATE INDEX IF NOT EXISTS apt_stanzas_refused ON apt_stanzas(list, seq) WHERE refused = 1;
+CREATE INDEX IF NOT EXISTS apt_names_provided ON apt_names(name) WHERE provides = 1;
+";
+
+/// Dropped before a rebuild inserts, so that SQLite builds them once from sorted rows.
+const DROP_INDEXES: &str = "
+DROP INDEX IF EXISTS apt_stanzas_by_name;
+DROP INDEX IF EXISTS apt_stanzas_essential;
+DROP INDEX IF EXISTS apt_stanzas_refused;
+DROP INDEX IF EXISTS apt_names_provided;
+";
+
+/// What a compile reads of apt's lists through the index.
+#[derive(Debug, Default)]
+pub struct IndexedLists {
+    /// The stanzas the compile can reach, parsed as [`AptLists::read`] would, in list
+    /// then file order; its `refused` are only those of reachable names.
+    pub lists: AptLists,
+    /// How many packages all the lists hold.
+    pub packages: usize,
+    /// How many stanzas of all the lists dpkg would refuse.
+    pub refused: usize,
+    /// The first of those, for the warning that tells of them.
+    pub first_refused: Option<DpkgError>,
+    /// Every package name and provided name of all the lists (refused stanzas aside):
+    /// what an unknown name is compared with for suggestions.
+    pub names: Vec<String>,
+}
+
+/// A list as the index keeps it.
+struct Listed {
+    id: i64,
+    path: PathBuf,
+}
+
+impl Repository {
+    /// apt's lists under `sysroot` as far as a compile can need them: the stanzas of
+    /// every name reachable from `seeds` (the names the groups ask for or remove), from
+    /// the essential packages, and through `Pre-Depends`, `Depends` (every alternative)
+    /// and `Provides` of reachable stanzas and of the `local` packages (installed and
+    /// pool). The index is first brought up to date with the lists.
+    pub fn apt_lists(
+        &mut self,
+        sysroot: &Path,
+        seeds: impl IntoIterator<Item = String>,
+        local: &[&Package],
+    ) -> Result<IndexedLists, AptIndexError> {
+        let apt::ListFiles {
+            indexes,
+            compressed,
+        } = apt::ListFiles::find(sysroot)?;
+        let listed = self.refresh_apt_index(&indexes)?;
+        let reached = self.reachable(&listed, seeds, local)?;
+        let path = &self.path;
+        let conn = &self.conn;
+        let mut indexed = IndexedLists {
+            lists: AptLists {
+                compressed,
+                ..AptLists::default()
+            },
+            ..IndexedLists::default()
+        };
+        let mut read = conn
+            .prepare_cached("SELECT first_line, text FROM apt_stanzas WHERE list = ?1 AND seq = ?2")
+            .doing(path, || "reading the index of apt's lists".into())?;
+        for (position, list) in listed.iter().enumerate() {
+            let security = apt::is_security(&list.path);
+            let stanzas = reached.iter().filter(|(p, _)| *p == position);
+            for &(_, seq) in stanzas {
+                let (first_line, text): (usize, String) = read
+                    .query_row(params![list.id, seq], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .doing(path, || "reading the index of apt's lists".into())?;
+                match apt::indexed_entry(first_line, &text, &list.path, security) {
+                    Ok(package) => indexed.lists.packages.push(package),
+                    Err(refused) => indexed.lists.refused.push(refused),
+                }
+            }
+        }
+        let (packages, refused): (usize, usize) = conn
+            .query_row(
+                "SELECT coalesce(sum(packages), 0), coalesce(sum(refused), 0) FROM apt_lists",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .doing(path, || "counting the index of apt's lists".into())?;
+        indexed.packages = packages;
+        indexed.refused = refused;
+        indexed.first_refused = first_refused(conn, path, &listed)?;
+        indexed.names = names(conn, path)?;
+        Ok(indexed)
+    }
+
+    /// Indexes again the lists whose identity changed and forgets those gone, in one
+    /// transaction; returns every list of `indexes`, in their order.
+    fn refresh_apt_index(&mut self, indexes: &[PathBuf]) -> Result<Vec<Listed>, AptIndexError> {
+        let path = self.path.clone();
+        let doing = || "indexing apt's lists".to_string();
+        let tx = (self.conn)
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .doing(&path, doing)?;
+        let mut known: HashMap<Vec<u8>, (i64, Identity)> = HashMap::new();
+        {
+            let mut stmt = tx
+                .prepare("SELECT id, path, dev, ino, size, mtime, mtime_nsec FROM apt_lists")
+                .doing(&path, doing)?;
+            let rows = stmt
+                .query_map([], |row| {
+                    let identity = Identity {
+                        dev: row.get::<_, i64>(2)? as u64,
+                        ino: row.get::<_, i64>(3)? as u64,
+                        size: row.get::<_, i64>(4)? as u64,
+                        mtime: row.get(5)?,
+                        mtime_nsec: row.get(6)?,
+                        ..Identity::default()
+                    };
+                    Ok((row.get::<_, Vec<u8>>(1)?, (row.get::<_, i64>(0)?, identity)))
+                })
+                .doing(&path, doing)?;
+            for row in rows {
+                let (list, entry) = row.doing(&path, doing)?;
+                known.insert(list, entry);
+            }
+        }
+        let mut listed = Vec::with_capacity(indexes.len());
+        let mut build = Vec::new();
+        for list in indexes {
+            let meta = fs::metadata(list).map_err(|source| AptError::Io {
+                path: list.clone(),
+                source,
+            })?;
+            let now = Identity::from(&meta);
+            match known.remove(list.as_os_str().as_bytes()) {
+                Some((id, then)) if then.same_object(&now) => listed.push(Listed {
+                    id,
+                    path: list.clone(),
+                }),
+                gone => {
+                    known.extend(gone.map(|entry| (list.as_os_str().as_bytes().to_vec(), entry)));
+                    build.push((listed.len(), now));
+                    listed.push(Listed {
+                        id: 0,
+                        path: list.clone(),
+                    });
+                }
+            }
+        }
+        if known.is_empty() && build.is_empty() {
+            return Ok(listed);
+        }
+        tx.execute_batch(DROP_INDEXES).doing_on(&tx, &path, doing)?;
+        for (id, _) in known.values() {
+            for table in [
+                "DELETE FROM apt_names WHERE list = ?1",
+                "DELETE FROM apt_stanzas WHERE list = ?1",
+                "DELETE FROM apt_lists WHERE id = ?1",
+            ] {
+                tx.execute(table, [id]).doing_on(&tx, &path, doing)?;
+            }
+        }
+        for (position, identity) in build {
+            let list = &mut listed[position];
+            list.id = insert_list(&tx, &path, &list.path, &identity)?;
+        }
+        tx.execute_batch(INDEXES).doing_on(&tx, &path, doing)?;
+        tx.commit().doing_on(&self.conn, &path, doing)?;
+        Ok(listed)
+    }
+
+    /// The (position in `listed`, seq) of every stanza a compile asking for `seeds`
+    /// can reach, sorted.
+    fn reachable(
+        &self,
+        listed: &[Listed],
+        seeds: impl IntoIterator<Item = String>,
+        local: &[&Package],
+    ) -> Result<Vec<(usize, i64)>, RepoError> {
+        let path = &self.path;
+        let doing = || "following dependencies in the index of apt's lists".to_string();
+        let mut local_by_name: HashMap<&str, Vec<&Package>> = HashMap::new();
+        for p in local {
+            local_by_name.entry(&p.name).or_default().push(p);
+            for provide in &p.provides {
+                local_by_name.entry(&provide.name).or_default().push(p);
+            }
+        }
+        let mut names: HashSet<String> = seeds.into_iter().collect();
+        names.extend(local.iter().filter(|p| p.essential).map(|p| p.name.clone()));
+        {
+            let mut stmt = (self.conn)
+                .prepare("SELECT DISTINCT name FROM apt_stanzas WHERE essential = 1")
+                .doing(path, doing)?;
+            let rows = stmt.query_map([], |row| row.get(0)).doing(path, doing)?;
+            for name in rows {
+                names.insert(name.doing(path, doing)?);
+            }
+        }
+        let mut named = (self.conn)
+            .prepare_cached(
+                "SELECT list, seq FROM apt_stanzas WHERE name = ?1 \
+                 UNION SELECT list, seq FROM apt_names WHERE name = ?1 AND provides = 1",
+            )
+            .doing(path, doing)?;
+        let mut needs = (self.conn)
+            .prepare_cached(
+                "SELECT name FROM apt_names WHERE list = ?1 AND seq = ?2 AND provides = 0",
+            )
+            .doing(path, doing)?;
+        let mut frontier: Vec<String> = names.iter().cloned().collect();
+        let mut found: BTreeSet<(i64, i64)> = BTreeSet::new();
+        while let Some(name) = frontier.pop() {
+            let mut next: Vec<String> = (local_by_name.get(name.as_str()).into_iter().flatten())
+                .flat_map(|p| p.pre_depends.iter().chain(&p.depends).flatten())
+                .map(|r| r.name.clone())
+                .collect();
+            let keys: Vec<(i64, i64)> = named
+                .query_map([&name], |row| Ok((row.get(0)?, row.get(1)?)))
+                .doing(path, doing)?
+                .collect::<rusqlite::Result<_>>()
+                .doing(path, doing)?;
+            for key in keys {
+                if found.insert(key) {
+                    let rows = needs
+                        .query_map(params![key.0, key.1], |row| row.get(0))
+                        .doing(path, doing)?;
+                    for needed in rows {
+                        next.push(needed.doing(path, doing)?);
+                    }
+                }
+            }
+            for name in next {
+                if names.insert(name.clone()) {
+                    frontier.push(name);
+                }
+            }
+        }
+        let position: HashMap<i64, usize> = (listed.iter().enumerate())
+            .map(|(i, l)| (l.id, i))
+            .collect();
+        let mut reached: Vec<(usize, i64)> = (found.into_iter())
+            .filter_map(|(list, seq)| Some((*position.get(&list)?, seq)))
+            .collect();
+        reached.sort_unstable();
+        Ok(reached)
+    }
+}
+
+/// Adds the list at `list` and its stanzas to the index (within the caller's
+/// transaction), in (list, seq) order so every insert appends; returns its id.
+fn insert_list(
+    conn: &Connection,
+    repo: &Path,
+    list: &Path,
+    identity: &Identity,
+) -> Result<i64, AptIndexError> {
+    let doing = || format!("indexing {}", list.display());
+    conn.execute(
+        "INSERT INTO apt_lists (path, dev, ino, size, mtime, mtime_nsec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            list.as_os_str().as_bytes(),
+            identity.dev as i64,
+            identity.ino as i64,
+            identity.size as i64,
+            identity.mtime,
+            identity.mtime_nsec
+        ],
+    )
+    .doing_on(conn, repo, doing)?;
+    let id = conn.last_insert_rowid();
+    let mut stanza = conn
+        .prepare_cached(
+            "INSERT INTO apt_stanzas (list, seq, name, essential, refused, first_line, text) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .doing(repo, doing)?;
+    let mut name = conn
+        .prepare_cached("INSERT INTO apt_names (list, seq, provides, name) VALUES (?1, ?2, ?3, ?4)")
+        .doing(repo, doing)?;
+    let (mut seq, mut packages, mut refused) = (0i64, 0i64, 0i64);
+    apt::index_stanzas(
+        list,
+        |rows: Vec<IndexedStanza>| -> Result<(), AptIndexError> {
+            for row in rows {
+                stanza
+                    .execute(params![
+                        id,
+                        seq,
+                        row.name,
+                        row.essential,
+                        row.refused,
+                        row.first_line,
+                        row.text
+                    ])
+                    .doing_on(conn, repo, doing)?;
+                for (provides, names) in [(false, &row.needs), (true, &row.provides)] {
+                    for n in names {
+                        name.execute(params![id, seq, provides, n])
+                            .doing_on(conn, repo, doing)?;
+                    }
+                }
+                if row.refused {
+                    refused += 1;
+                } else {
+                    packages += 1;
+                }
+                seq += 1;
+            }
+            Ok(())
+        },
+    )?;
+    conn.execute(
+        "UPDATE apt_lists SET packages = ?2, refused = ?3 WHERE id = ?1",
+        params![id, packages, refused],
+    )
+    .doing_on(conn, repo, doing)?;
+    Ok(id)
+}
+
+/// The first refused stanza of the lists, in their order, parsed again for its error.
+fn first_refused(
+    conn: &Connection,
+    repo: &Path,
+    listed: &[Listed],
+) -> Result<Option<DpkgError>, RepoError> {
+    let doing = || "reading the index of apt's lists".to_string();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT first_line, text FROM apt_stanzas WHERE list = ?1 AND refused = 1 ORDER BY seq LIMIT 1",
+        )
+        .doing(repo, doing)?;
+    for list in listed {
+        let mut rows = stmt.query([list.id]).doing(repo, doing)?;
+        if let Some(row) = rows.next().doing(repo, doing)? {
+            let first_line: usize = row.get(0).doing(repo, doing)?;
+            let text: String = row.get(1).doing(repo, doing)?;
+            return Ok(apt::indexed_entry(first_line, &text, &list.path, false).err());
+        }
+    }
+    Ok(None)
+}
+
+/// Every name of an accepted stanza and every provided name, for suggestions.
+fn names(conn: &Connection, repo: &Path) -> Result<Vec<String>, RepoError> {
+    let doing = || "reading the names of apt's lists".to_string();
+    let mut stmt = conn
+        .prepare(
+            "SELECT DISTINCT name FROM apt_stanzas WHERE refused = 0 \
+             UNION SELECT DISTINCT name FROM apt_names WHERE provides = 1",
+        )
+        .doing(repo, doing)?;
+    let rows = stmt.query_map([], |row| row.get(0)).doing(repo, doing)?;
+    rows.collect::<rusqlite::Result<_>>().doing(repo, doing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::Reason;
+    use crate::resolve::{self, Request, Universe, Wanted};
+
+    const LIST: &str = "var/lib/apt/lists/mirror_dists_bookworm_main_binary-amd64_Packages";
+    const OTHER: &str = "var/lib/apt/lists/other_dists_x_main_binary-amd64_Packages";
+
+    /// An index stanza with `extra` fields (relations), an archive of its own and a
+    /// description the index need not keep.
+    fn stanza(name: &str, version: &str, extra: &str) -> String {
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: amd64\n{extra}\
+             Description: {name}\n a long description\nFilename: pool/{name}.deb\n\
+             Size: 1\nSHA256: {}\n",
+            "ab".repeat(32)
+        )
+    }
+
+    /// A universe with an essential package, a virtual name with two providers,
+    /// alternatives, a conflict, a refused stanza and packages nothing reaches.
+    fn main_list() -> String {
+        [
+            stanza("base-files", "12", "Essential: yes\nPre-Depends: awk\n"),
+            stanza("mawk", "1.3", "Provides: awk\n"),
+            stanza("gawk", "5.2", "Provides: awk\nDepends: libmpfr6\n"),
+            stanza("libmpfr6", "4.2", ""),
+            stanza(
+                "web",
+                "2",
+                "Depends: httpd | nginx (>= 1.22),\n libssl3\nBreaks: old\n",
+            ),
+            stanza("web", "1", "Depends: libssl1\n"),
+            stanza("nginx", "1.22", "Depends: libpcre\n"),
+            stanza("libpcre", "8", ""),
+            stanza("libssl3", "3.0", ""),
+            stanza("libssl1", "1.1", ""),
+            stanza("unrelated", "1", "Depends: libfar\n"),
+            stanza("libfar", "1", ""),
+            "Package: broken\nVersion: not a version\nArchitecture: amd64\n".to_string(),
+        ]
+        .join("\n")
+    }
+
+    fn write(root: &Path, list: &str, text: &str) {
+        let path = root.join(list);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn repo(dir: &Path) -> Repository {
+        Repository::open(&dir.join("store/repo.sqlite")).unwrap()
+    }
+
+    fn names(lists: &AptLists) -> Vec<String> {
+        (lists.packages.iter())
+            .map(|p| format!("{}={}", p.package.name, p.package.version))
+            .collect()
+    }
+
+    /// Every list id and row count, to tell which lists were indexed again.
+    fn rows(repo: &Repository) -> Vec<(i64, i64)> {
+        let mut stmt = (repo.conn)
+            .prepare("SELECT list, count(*) FROM apt_stanzas GROUP BY list ORDER BY list")
+            .unwrap();
+        let rows = stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)));
+        rows.unwrap().map(Result::unwrap).collect()
+    }
+
+    fn request(names: &[&str]) -> Request {
+        Request {
+            wanted: (names.iter())
+                .map(|name| Wanted {
+                    name: name.to_string(),
+                    constraint: None,
+                    reason: Reason::Named {
+                        group: "g".into(),
+                        via: Vec::new(),
+                    },
+                    root: "g".into(),
+                })
+                .collect(),
+            essential: true,
+            ..Request::default()
+        }
+    }
+
+    /// What resolving `wanted` over `lists` chooses, or why it fails.
+    fn resolved(
+        lists: &AptLists,
+        suggest: &[String],
+        wanted: &[&str],
+    ) -> Result<Vec<String>, String> {
+        let refused = (lists.refused_packages()).map(|(name, why)| (name, why.to_string()));
+        let universe = Universe::new(lists.packages.iter().map(|p| &p.package), "amd64")
+            .refusing(refused)
+            .suggesting(suggest);
+        let resolution =
+            resolve::resolve(&universe, &request(wanted)).map_err(|e| e.to_string())?;
+        Ok((resolution.chosen.iter())
+            .map(|c| {
+                let p = universe.packages()[c.index];
+                format!("{}={} {:?}", p.name, p.version, c.reason)
+            })
+            .collect())
+    }
+
+    #[test]
+    fn the_reachable_part_resolves_as_the_whole_lists_do() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), LIST, &main_list());
+        let full = AptLists::read(dir.path()).unwrap();
+        let mut repo = repo(dir.path());
+        for wanted in [
+            &["web"][..],
+            &["nginx", "libssl1"],
+            &["weeb"],
+            &["broken"],
+            &[],
+        ] {
+            let seeds = wanted.iter().map(|s| s.to_string());
+            let part = repo.apt_lists(dir.path(), seeds, &[]).unwrap();
+            assert_eq!(
+                resolved(&part.lists, &part.names, wanted),
+                resolved(&full, &[], wanted),
+                "{wanted:?}"
+            );
+        }
+        let part = repo
+            .apt_lists(dir.path(), ["web".to_string()], &[])
+            .unwrap();
+        assert_eq!(
+            names(&part.lists),
+            [
+                "base-files=12",
+                "mawk=1.3",
+                "gawk=5.2",
+                "libmpfr6=4.2",
+                "web=2",
+                "web=1",
+                "nginx=1.22",
+                "libpcre=8",
+                "libssl3=3.0",
+                "libssl1=1.1"
+            ],
+            "only what `web` and the essential packages reach, in file order"
+        );
+        assert_eq!((part.packages, part.refused), (12, 1));
+        let suggested = resolved(&part.lists, &part.names, &["weeb"]).unwrap_err();
+        assert!(suggested.contains("web"), "{suggested}");
+    }
+
+    #[test]
+    fn a_local_package_s_dependencies_are_reached() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), LIST, &main_list());
+        let mut installed = Package::bare("site", "1", "amd64", crate::source::Origin::Installed);
+        installed.depends = vec![vec![crate::source::dpkg::Relation {
+            name: "unrelated".into(),
+            arch: None,
+            constraint: None,
+        }]];
+        let part = repo(dir.path())
+            .apt_lists(dir.path(), ["site".to_string()], &[&installed])
+            .unwrap();
+        let reached = names(&part.lists);
+        assert!(reached.contains(&"libfar=1".to_string()), "{reached:?}");
+    }
+
+    #[test]
+    fn refused_stanzas_keep_their_error_naming_list_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), LIST, &main_list());
+        let full = AptLists::read(dir.path()).unwrap();
+        let part = repo(dir.path())
+            .apt_lists(dir.path(), ["broken".to_string()], &[])
+            .unwrap();
+        let full: Vec<String> = full.refused.iter().map(ToString::to_string).collect();
+        let part_refused: Vec<String> =
+            part.lists.refused.iter().map(ToString::to_string).collect();
+        assert_eq!(part_refused, full);
+        assert_eq!(
+            part.first_refused.map(|e| e.to_string()),
+            full.first().cloned()
+        );
+        let line = main_list()
+            .lines()
+            .position(|l| l == "Version: not a version")
+            .unwrap()
+            + 1;
+        assert!(
+            full[0].contains(&format!("{LIST}:{line}: package broken: Version")),
+            "{}",
+            full[0]
+        );
+    }
+
+    #[test]
+    fn a_list_is_indexed_again_only_when_it_changed_and_forgotten_when_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), LIST, &main_list());
+        write(dir.path(), OTHER, &stanza("web", "3", ""));
+        let mut repo = repo(dir.path());
+        let seeds = || ["web".to_string()];
+        let first = repo.apt_lists(dir.path(), seeds(), &[]).unwrap();
+        assert_eq!(names(&first.lists).last().unwrap(), "web=3");
+        let indexed = rows(&repo);
+        assert_eq!(indexed.len(), 2);
+        // Marks the index's copy: read back as marked, it was not indexed again.
+        (repo.conn)
+            .execute(
+                "UPDATE apt_stanzas SET text = replace(text, 'Version: 3', 'Version: 3.1')",
+                [],
+            )
+            .unwrap();
+        let warm = repo.apt_lists(dir.path(), seeds(), &[]).unwrap();
+        assert_eq!(
+            names(&warm.lists).last().unwrap(),
+            "web=3.1",
+            "unchanged lists are not indexed again"
+        );
+        assert_eq!(rows(&repo), indexed);
+
+        write(dir.path(), OTHER, &stanza("web", "4", ""));
+        let changed = repo.apt_lists(dir.path(), seeds(), &[]).unwrap();
+        assert_eq!(names(&changed.lists).last().unwrap(), "web=4");
+        let now = rows(&repo);
+        assert_eq!(now[0], indexed[0], "the unchanged list is kept");
+
+        fs::remove_file(dir.path().join(LIST)).unwrap();
+        let gone = repo.apt_lists(dir.path(), seeds(), &[]).unwrap();
+        assert_eq!(names(&gone.lists), ["web=4"]);
+        assert_eq!(
+            rows(&repo),
+            [now[1]],
+            "the vanished list's rows are dropped"
+        );
+        let lists: i64 = (repo.conn)
+            .query_row("SELECT count(*) FROM apt_lists", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(lists, 1);
+    }
+
+    /// The host's own lists, when it has any: the part a compile of the bundled groups
+    /// reads resolves exactly as the whole lists do.
+    #[test]
+    fn the_host_s_lists_resolve_the_same_through_the_index() {
+        let host = Path::new("/");
+        let full = AptLists::read(host).unwrap();
+        if full.is_empty() {
+            eprintln!("the host has no apt lists: skipped");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut repo = repo(dir.path());
+        for wanted in [
+            &["base-files", "bash", "coreutils", "dpkg", "libc-bin"][..],
+            &["nginx", "openssh-server", "systemd", "ifupdown"],
+            &["apache2", "default-mta", "python3"],
+        ] {
+            let seeds = wanted.iter().map(|s| s.to_string());
+            let part = repo.apt_lists(host, seeds, &[]).unwrap();
+            assert!(part.lists.packages.len() < full.packages.len() / 10);
+            assert_eq!(
+                resolved(&part.lists, &part.names, wanted),
+                resolved(&full, &[], wanted),
+                "{wanted:?}"
+            );
+        }
+    }
+}

@@ -1271,5 +1271,30 @@ mod tests {
             fetch(&[&package], pool.path(), &MustNotDownload).unwrap(),
             [path]
         );
+        let fresh = tempfile::tempdir().unwrap();
+        // The mirror answers. With another package in the same run, the error names the
+        // one that fails.
+        let (good, bad) = (
+            Wanted {
+                name: &p.name,
+                version: &p.version,
+                arch: &p.arch,
+            },
+            Wanted {
+                name: &p.name,
+                version: "0.0-no-such-version",
+                arch: &p.arch,
+            },
+        );
+        let (at, err) = download_all(&[good, bad], fresh.path(), &AptGet).unwrap_err();
+        let err = err.to_string();
+        assert_eq!(at, 1, "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "cannot download {}=0.0-no-such-version ({}): E: ",
+                p.name, p.arch
+            )),
+            "{err}"
+        );
     }
 }

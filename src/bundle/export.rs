@@ -449,9 +449,8 @@ impl Candidates {
 /// Downloads the archives of the packages of `lock` at `lacking` (indices, ascending)
 /// at their locked versions with apt's own configuration and lists, in one go, and
 /// reads each: by index, the archive or why an installed package has none. A package
-/// apt cannot download fails the export unless it is installed; then it is left out
-/// and the rest asked for again, so a version the archive no longer has costs one more
-/// run, not a run per package.
+/// apt cannot download fails the export unless it is installed (the mirror keeps only
+/// a point release's newest versions); then its files come from the host.
 fn download(
     lock: &Lock,
     lacking: &[usize],
@@ -462,26 +461,30 @@ fn download(
         return Ok(results);
     }
     let folder = apt::download_folder(pool_dir)?;
-    let mut asked = lacking.to_vec();
-    while !asked.is_empty() {
-        let wanted: Vec<Wanted<'_>> = (asked.iter())
-            .map(|&i| {
-                let p = &lock.packages[i];
-                Wanted {
-                    name: &p.name,
-                    version: &p.version,
-                    arch: &p.arch,
-                }
-            })
-            .collect();
-        let Err((at, why)) = apt::download_all(&wanted, &folder.path, &AptGet) else {
-            break;
-        };
-        let index = asked.remove(at);
-        if lock.packages[index].source != "installed" {
-            return Err(BundleError::Apt(why));
+    let wanted: Vec<Wanted<'_>> = (lacking.iter())
+        .map(|&i| {
+            let p = &lock.packages[i];
+            Wanted {
+                name: &p.name,
+                version: &p.version,
+                arch: &p.arch,
+            }
+        })
+        .collect();
+    let mut failed = apt::download_all(&wanted, &folder.path, &AptGet)
+        .err()
+        .unwrap_or_default();
+    let needed = |at: usize| lock.packages[lacking[at]].source != "installed";
+    if let Some(first) = failed.iter().position(|(at, _)| needed(*at)) {
+        return Err(BundleError::Apt(Box::new(failed.swap_remove(first).1)));
+    }
+    let mut failed = failed.into_iter().peekable();
+    let mut asked = Vec::new();
+    for (at, &index) in lacking.iter().enumerate() {
+        match failed.next_if(|(f, _)| *f == at) {
+            Some((_, why)) => results.push((index, Err(BundleError::Apt(Box::new(why))))),
+            None => asked.push(index),
         }
-        results.push((index, Err(BundleError::Apt(why))));
     }
     let (mut came, unreadable) = read_downloads(&folder.path)?;
     for index in asked {

@@ -364,25 +364,33 @@ pub trait Downloader {
 }
 
 /// Downloads all of `wanted` into `into` with one run of `runner`, which fetches them
-/// in parallel. When that run fails, each is asked for alone, in order, so the error
-/// names the package that fails: `Err((index into wanted, its error))`. The archives
-/// that came before it stay in `into`.
+/// in parallel. When that run fails, each is asked for alone, in order, so the errors
+/// name the packages that fail: `Err` holds each failure (index into `wanted`, its
+/// error), in order, and the others' archives are in `into`. Every one is asked for
+/// even after a failure, so a caller that can do without some (export, for installed
+/// packages the mirror no longer has) pays one more run per package, never more.
 pub fn download_all(
     wanted: &[Wanted<'_>],
     into: &Path,
     runner: &dyn Downloader,
-) -> Result<(), (usize, Box<AptError>)> {
+) -> Result<(), Vec<(usize, AptError)>> {
     match runner.download(wanted, into) {
         Ok(()) => return Ok(()),
-        Err(e) if wanted.len() == 1 => return Err((0, Box::new(e))),
+        Err(e) if wanted.len() == 1 => return Err(vec![(0, e)]),
         // apt's message for many need not say which one failed; asking each alone does.
         Err(_) => {}
     }
-    for (index, one) in wanted.iter().enumerate() {
-        (runner.download(std::slice::from_ref(one), into)).map_err(|e| (index, Box::new(e)))?;
+    let failed: Vec<(usize, AptError)> = (wanted.iter().enumerate())
+        .filter_map(|(index, one)| {
+            (runner.download(std::slice::from_ref(one), into).err()).map(|e| (index, e))
+        })
+        .collect();
+    // None failing alone: the failure came and went (a mirror's hiccup).
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed)
     }
-    // Each alone succeeded: the failure came and went (a mirror's hiccup).
-    Ok(())
 }
 
 /// Fetches exactly each of `packages`' version (never apt's candidate) into `pool_dir`,
@@ -425,7 +433,8 @@ pub fn fetch(
             arch: &pkg.package.arch,
         })
         .collect();
-    download_all(&wanted, &scratch.path, runner).map_err(|(_, e)| *e)?;
+    // The first failure, in the order asked.
+    download_all(&wanted, &scratch.path, runner).map_err(|mut failed| failed.swap_remove(0).1)?;
     // Each checked archive leaves the folder as it is renamed into the pool, so a
     // later package's search never finds it.
     for (pkg, target) in missing {
@@ -1286,7 +1295,8 @@ mod tests {
                 arch: &p.arch,
             },
         );
-        let (at, err) = download_all(&[good, bad], fresh.path(), &AptGet).unwrap_err();
+        let failed = download_all(&[good, bad], fresh.path(), &AptGet).unwrap_err();
+        let [(at, err)] = <[_; 1]>::try_from(failed).unwrap();
         let err = err.to_string();
         assert_eq!(at, 1, "{err}");
         assert!(

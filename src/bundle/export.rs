@@ -372,7 +372,16 @@ fn gather(lock: &Lock, sources: &Sources, pool_dir: &Path, store: &BlobStore) ->
     }
     let mut downloaded = Vec::new();
     let mut from_host = Vec::new();
-    for (index, result) in download(lock, &lacking, pool_dir)? {
+    // The folder outlives the reading: a checked archive leaves it for the pool.
+    let folder = match lacking.is_empty() {
+        true => None,
+        false => Some(apt::download_folder(pool_dir)?),
+    };
+    let fetched = match &folder {
+        Some(folder) => download(lock, &lacking, &folder.path)?,
+        None => Vec::new(),
+    };
+    for (index, result) in fetched {
         let package = &lock.packages[index];
         let name = format!("{}={}", package.name, package.version);
         match result {
@@ -446,21 +455,17 @@ impl Candidates {
     }
 }
 
-/// Downloads the archives of the packages of `lock` at `lacking` (indices, ascending)
-/// at their locked versions with apt's own configuration and lists, in one go, and
+/// Downloads into `folder` the archives of the packages of `lock` at `lacking` (indices,
+/// ascending) at their locked versions with apt's own configuration and lists, in one go, and
 /// reads each: by index, the archive or why an installed package has none. A package
 /// apt cannot download fails the export unless it is installed (the mirror keeps only
 /// a point release's newest versions); then its files come from the host.
 fn download(
     lock: &Lock,
     lacking: &[usize],
-    pool_dir: &Path,
+    folder: &Path,
 ) -> Result<Vec<(usize, Result<Archive>)>> {
     let mut results = Vec::new();
-    if lacking.is_empty() {
-        return Ok(results);
-    }
-    let folder = apt::download_folder(pool_dir)?;
     let wanted: Vec<Wanted<'_>> = (lacking.iter())
         .map(|&i| {
             let p = &lock.packages[i];
@@ -471,7 +476,7 @@ fn download(
             }
         })
         .collect();
-    let mut failed = apt::download_all(&wanted, &folder.path, &AptGet)
+    let mut failed = apt::download_all(&wanted, folder, &AptGet)
         .err()
         .unwrap_or_default();
     let needed = |at: usize| lock.packages[lacking[at]].source != "installed";
@@ -486,7 +491,7 @@ fn download(
             None => asked.push(index),
         }
     }
-    let (mut came, unreadable) = read_downloads(&folder.path)?;
+    let (mut came, unreadable) = read_downloads(folder)?;
     for index in asked {
         let package = &lock.packages[index];
         let archive = match came.iter().position(|a| a.is_of(package)) {

@@ -287,7 +287,9 @@ fn credentials_are_checked_over_tls_from_the_docker_config_or_stdin() {
 }
 
 /// A proxy in front of a registry that kills it (SIGKILL) when the `after`-th blob
-/// upload's request arrives, before passing it on.
+/// upload's request arrives, before passing it on. A connection whose registry side ends
+/// is closed for the client too, as the dead registry's own would be: push has several
+/// requests in flight, and one left waiting for an answer would wait for good.
 fn killing_proxy(registry: Arc<std::sync::Mutex<Registry>>, after: usize) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -318,6 +320,7 @@ fn killing_proxy(registry: Arc<std::sync::Mutex<Registry>>, after: usize) -> u16
             });
             std::thread::spawn(move || {
                 let _ = std::io::copy(&mut server, &mut client);
+                let _ = client.shutdown(std::net::Shutdown::Both);
             });
         }
     });
@@ -333,17 +336,25 @@ fn a_registry_that_dies_mid_push_leaves_no_tag_and_the_next_push_completes() {
     let target = format!("127.0.0.1:{proxy}/base");
     let args = ["push", "base", &target, "--pool", "debs", "--insecure"];
     let err = refused(appliance(&w, &args, ""));
+    // Several blobs are in flight when it dies: whichever failure comes first (its upload,
+    // or the HEAD before it) names its blob's member.
+    let prefix = format!("registry 127.0.0.1:{proxy}: ");
     assert!(
-        err.contains(&format!("registry 127.0.0.1:{proxy}: uploading a blob")),
+        err.contains(&format!("{prefix}uploading "))
+            || err.contains(&format!("{prefix}asking for ")),
         "{err}"
     );
+    assert!(err.contains("blobs/sha256/"), "{err}");
 
     registry.lock().unwrap().run();
     assert_eq!(registry.lock().unwrap().tags("base"), Vec::<String>::new());
     let out = push(&w, &registry.lock().unwrap().at("base"), &["--insecure"]);
-    assert_eq!(out["pushed"]["skipped"]["blobs"], 3, "{out}");
+    // The uploads sent before the registry died may or may not have landed (they were in
+    // flight together): the second push sends exactly what it lacks, and nothing twice.
+    let skipped = out["pushed"]["skipped"]["blobs"].as_u64().unwrap();
+    assert!(skipped <= 3, "{out}");
     let total = 2 + 4 + out["blobs"].as_u64().unwrap();
-    assert_eq!(out["pushed"]["uploaded"]["blobs"], total - 3, "{out}");
+    assert_eq!(out["pushed"]["uploaded"]["blobs"], total - skipped, "{out}");
     let sbom_tag = out["pushed"]["digest"].as_str().unwrap().replace(':', "-");
     assert_eq!(
         registry.lock().unwrap().tags("base"),

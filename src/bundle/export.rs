@@ -1,7 +1,7 @@
 //! `appliance export`: a stored lock and the bytes it needs, written as a bundle.
 //!
-//! Each package's archive comes from the pool folders, else (dpkg only) from
-//! `apt-get download NAME:ARCH=VERSION` into a private folder, and goes in only when
+//! Each package's archive comes from the pool folders, else (dpkg only) from one
+//! `apt-get download NAME:ARCH=VERSION...` of all the missing ones into a private folder, and goes in only when
 //! every file of the package is its archive's or a blob the store holds (what
 //! configuration changed): another archive of the same name and version would
 //! materialise other bytes.
@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::Result;
@@ -22,8 +21,7 @@ use crate::lock::Backend;
 use crate::lock::{FileKind, Lock, LockedPackage};
 use crate::materialise::{Protected, Sources, Target};
 use crate::repo::{BlobStore, StoredLock};
-use crate::scratch::Temp;
-use crate::source::dpkg::apt::{AptGet, Downloader};
+use crate::source::dpkg::apt::{self, AptGet, Wanted};
 use crate::source::dpkg::pool::Pool;
 use crate::source::rpm::catalog::RpmCatalog;
 
@@ -332,18 +330,17 @@ struct Gathered {
 fn gather(lock: &Lock, sources: &Sources, pool_dir: &Path, store: &BlobStore) -> Result<Gathered> {
     let backend = lock.inputs.backend;
     let candidates = Candidates::survey(backend, &sources.pool)?;
-    let mut downloads = None;
-    let mut archives = Vec::new();
-    let mut downloaded = Vec::new();
-    let mut from_host = Vec::new();
+    // By the lock's order; the ones the pools lack are downloaded together afterwards.
+    let mut found = Vec::new();
+    let mut lacking = Vec::new();
     for (index, package) in lock.packages.iter().enumerate() {
         let mut tried = Vec::new();
-        let mut found = None;
+        let mut archive = None;
         for path in candidates.of(package) {
             match Archive::read(&path, backend).map_err(|why| (path.clone(), why)) {
-                Ok(archive) => match check(lock, package, &archive, store) {
+                Ok(candidate) => match check(lock, package, &candidate, store) {
                     Ok(()) => {
-                        found = Some(archive);
+                        archive = Some(candidate);
                         break;
                     }
                     Err(mismatch) => tried.push(mismatch),
@@ -356,45 +353,48 @@ fn gather(lock: &Lock, sources: &Sources, pool_dir: &Path, store: &BlobStore) ->
                 }),
             }
         }
-        let archive = match (found, backend) {
-            (Some(archive), _) => archive,
-            (None, Backend::Dpkg) => {
-                if downloads.is_none() {
-                    downloads = Some(download_dir(pool_dir)?);
+        if archive.is_none() {
+            match backend {
+                Backend::Dpkg => lacking.push(index),
+                Backend::Rpm => {
+                    return Err(tried.pop().unwrap_or_else(|| BundleError::NoArchive {
+                        name: package.name.clone(),
+                        version: package.version.clone(),
+                        arch: package.arch.clone(),
+                        why: "none in the pool folders, and RPM archives are never downloaded: \
+                              put it in a pool (--pool DIR)"
+                            .to_string(),
+                    }));
                 }
-                // One folder per package, by its place in the lock: a download that
-                // failed leaves its folder behind, which the next must not reuse.
-                let into = (downloads.as_ref())
-                    .map(|d: &Temp| d.path.join(index.to_string()))
-                    .unwrap_or_default();
-                let archive = match download(package, &into) {
-                    Ok(archive) => archive,
-                    Err(why) if package.source == "installed" => {
-                        let name = format!("{}={}", package.name, package.version);
-                        from_host.push(format!("{name} ({why})"));
-                        continue;
-                    }
-                    Err(why) => return Err(why),
-                };
+            }
+        }
+        found.push(archive);
+    }
+    let mut downloaded = Vec::new();
+    let mut from_host = Vec::new();
+    // The folder outlives the reading: a checked archive leaves it for the pool.
+    let folder = match lacking.is_empty() {
+        true => None,
+        false => Some(apt::download_folder(pool_dir)?),
+    };
+    let fetched = match &folder {
+        Some(folder) => download(lock, &lacking, &folder.path)?,
+        None => Vec::new(),
+    };
+    for (index, result) in fetched {
+        let package = &lock.packages[index];
+        let name = format!("{}={}", package.name, package.version);
+        match result {
+            Ok(archive) => {
                 check(lock, package, &archive, store)?;
-                downloaded.push(format!("{}={}", package.name, package.version));
-                archive.keep_in(pool_dir)?
+                found[index] = Some(archive.keep_in(pool_dir)?);
+                downloaded.push(name);
             }
-            (None, Backend::Rpm) => {
-                return Err(tried.pop().unwrap_or_else(|| BundleError::NoArchive {
-                    name: package.name.clone(),
-                    version: package.version.clone(),
-                    arch: package.arch.clone(),
-                    why: "none in the pool folders, and RPM archives are never downloaded: \
-                          put it in a pool (--pool DIR)"
-                        .to_string(),
-                }))?;
-            }
-        };
-        archives.push(archive);
+            Err(why) => from_host.push(format!("{name} ({why})")),
+        }
     }
     Ok(Gathered {
-        archives,
+        archives: found.into_iter().flatten().collect(),
         downloaded,
         from_host,
     })
@@ -455,50 +455,86 @@ impl Candidates {
     }
 }
 
-/// A folder for the downloads inside `pool_dir` (so a checked archive is renamed into
-/// the pool, never copied), searchable by apt's `_apt` user, which fetches; removed with
-/// whatever is left in it when dropped, and left by a killed run to the next one.
-fn download_dir(pool_dir: &Path) -> Result<Temp, BundleError> {
-    let stem = std::ffi::OsStr::new(".export-download");
-    crate::repo::create_folder(pool_dir, 0o755)
-        .map_err(BundleError::io(pool_dir, "making the pool folder"))?;
-    crate::scratch::remove_stale(pool_dir, |found| found == stem);
-    Temp::dir(pool_dir, stem, 0o755).map_err(BundleError::io(pool_dir, "making a download folder"))
+/// Downloads into `folder` the archives of the packages of `lock` at `lacking` (indices,
+/// ascending) at their locked versions with apt's own configuration and lists, in one go, and
+/// reads each: by index, the archive or why an installed package has none. A package
+/// apt cannot download fails the export unless it is installed (the mirror keeps only
+/// a point release's newest versions); then its files come from the host.
+fn download(
+    lock: &Lock,
+    lacking: &[usize],
+    folder: &Path,
+) -> Result<Vec<(usize, Result<Archive>)>> {
+    let mut results = Vec::new();
+    let wanted: Vec<Wanted<'_>> = (lacking.iter())
+        .map(|&i| {
+            let p = &lock.packages[i];
+            Wanted {
+                name: &p.name,
+                version: &p.version,
+                arch: &p.arch,
+            }
+        })
+        .collect();
+    let mut failed = apt::download_all(&wanted, folder, &AptGet)
+        .err()
+        .unwrap_or_default();
+    let needed = |at: usize| lock.packages[lacking[at]].source != "installed";
+    if let Some(first) = failed.iter().position(|(at, _)| needed(*at)) {
+        return Err(BundleError::Apt(Box::new(failed.swap_remove(first).1)));
+    }
+    let mut failed = failed.into_iter().peekable();
+    let mut asked = Vec::new();
+    for (at, &index) in lacking.iter().enumerate() {
+        match failed.next_if(|(f, _)| *f == at) {
+            Some((_, why)) => results.push((index, Err(BundleError::Apt(Box::new(why))))),
+            None => asked.push(index),
+        }
+    }
+    let (mut came, unreadable) = read_downloads(folder)?;
+    for index in asked {
+        let package = &lock.packages[index];
+        let archive = match came.iter().position(|a| a.is_of(package)) {
+            Some(at) => Ok(came.swap_remove(at)),
+            None => Err(BundleError::NoArchive {
+                name: package.name.clone(),
+                version: package.version.clone(),
+                arch: package.arch.clone(),
+                why: format!(
+                    "apt-get download left no archive of it{}",
+                    if unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (unreadable: {})", unreadable.join("; "))
+                    }
+                ),
+            }),
+        };
+        match archive {
+            Err(why) if package.source != "installed" => return Err(why),
+            archive => results.push((index, archive)),
+        }
+    }
+    results.sort_by_key(|(index, _)| *index);
+    Ok(results)
 }
 
-/// Downloads `package` at its locked version into the new folder `into` with apt's own
-/// configuration and lists, and reads it.
-fn download(package: &LockedPackage, into: &Path) -> Result<Archive> {
-    fs::create_dir(into).map_err(BundleError::io(into, "making a download folder"))?;
-    fs::set_permissions(into, fs::Permissions::from_mode(0o755))
-        .map_err(BundleError::io(into, "opening the download folder to apt"))?;
-    let (name, version, arch) = (&package.name, &package.version, &package.arch);
-    AptGet.download(name, version, arch, into)?;
-    let refuse = |why: String| BundleError::NoArchive {
-        name: name.clone(),
-        version: version.clone(),
-        arch: arch.clone(),
-        why,
-    };
-    let debs: Vec<PathBuf> = fs::read_dir(into)
-        .map_err(BundleError::io(into, "listing the download folder"))?
+/// The `.deb`s apt left in `dir`, read, and the ones that could not be (`file: why`).
+fn read_downloads(dir: &Path) -> Result<(Vec<Archive>, Vec<String>)> {
+    let mut debs: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(BundleError::io(dir, "listing the download folder"))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e == "deb"))
         .collect();
-    let [deb] = debs.as_slice() else {
-        return Err(refuse(format!(
-            "apt-get download left {} archives",
-            debs.len()
-        )));
-    };
-    let archive = Archive::read(deb, Backend::Dpkg).map_err(refuse)?;
-    if !archive.is_of(package) {
-        let found = format!(
-            "apt-get download gave {} {} ({})",
-            archive.name, archive.version, archive.arch
-        );
-        return Err(refuse(found));
+    debs.sort();
+    let mut archives = Vec::new();
+    let mut unreadable = Vec::new();
+    for deb in debs {
+        match Archive::read(&deb, Backend::Dpkg) {
+            Ok(archive) => archives.push(archive),
+            Err(why) => unreadable.push(format!("{}: {why}", deb.display())),
+        }
     }
-    Ok(archive)
+    Ok((archives, unreadable))
 }

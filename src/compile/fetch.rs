@@ -52,13 +52,14 @@ pub fn fetch(
     stage: &Stage,
 ) -> Result<Fetched> {
     let mut installed = Vec::new();
-    let mut archives = Vec::new();
-    let total = resolution.chosen.len();
-    for (done, chosen) in resolution.chosen.iter().enumerate() {
-        stage.status(format_args!("{done}/{total} packages"));
+    // Where each archive is, in the resolution's order: the pool's, or the index of a
+    // package apt must download, all of which are fetched in one go.
+    let mut places = Vec::new();
+    let mut from_apt = Vec::new();
+    for chosen in &resolution.chosen {
         match catalog.provenance(chosen.index) {
             Provenance::Installed(i) => installed.push(i),
-            Provenance::Pool(i) => archives.push(DebArchive::open(&catalog.pool.archives[i].path)?),
+            Provenance::Pool(i) => places.push(Place::Pool(&catalog.pool.archives[i].path)),
             Provenance::Apt(i) => {
                 let wanted = &catalog.apt.packages[i];
                 if settings.offline {
@@ -68,10 +69,24 @@ pub fn fetch(
                     }
                     .into());
                 }
-                let path = apt::fetch(wanted, &settings.pool_dir, &AptGet)?;
-                archives.push(DebArchive::open(&path)?);
+                places.push(Place::Download(from_apt.len()));
+                from_apt.push(wanted);
             }
         }
+    }
+    if !from_apt.is_empty() {
+        stage.status(format_args!("downloading {} archives", from_apt.len()));
+    }
+    let downloaded = apt::fetch(&from_apt, &settings.pool_dir, &AptGet)?;
+    let total = places.len();
+    let mut archives = Vec::with_capacity(total);
+    for (done, place) in places.into_iter().enumerate() {
+        stage.status(format_args!("{done}/{total} archives"));
+        let path = match place {
+            Place::Pool(path) => path,
+            Place::Download(i) => &downloaded[i],
+        };
+        archives.push(DebArchive::open(path)?);
     }
     let archives = (archives.into_iter())
         .map(|archive| ArchivePackage::read(archive, every_file))
@@ -80,6 +95,14 @@ pub fn fetch(
         installed,
         archives,
     })
+}
+
+/// Where a chosen package's archive is before it is read.
+enum Place<'a> {
+    /// In a pool folder.
+    Pool(&'a Path),
+    /// Downloaded: its index among the archives apt fetches.
+    Download(usize),
 }
 
 /// A chosen package that comes from an archive, read once.

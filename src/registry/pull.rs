@@ -1,7 +1,7 @@
 //! `appliance pull`: a lock's artifact from a registry, imported as `appliance import`
 //! imports a bundle. The manifest must be an appliance lock's; every blob is hashed as
 //! it streams into the import's private folder and refused, named, when its bytes are
-//! not its digest's; then the import checks the whole and stores it.
+//! not its digest's (several at once); then the import checks the whole and stores it.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -9,11 +9,11 @@ use std::io::Write;
 use std::iter;
 use std::path::Path;
 
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt, stream};
 use oci_client::RegistryOperation;
 use oci_client::manifest::OciDescriptor;
 
-use super::push::Transfer;
+use super::push::{IN_FLIGHT, Transfer};
 use super::{Connection, MANIFEST_PULL, RegistryError, Remote, Session};
 use crate::bundle::{
     self, ARTIFACT, BundleError, Descriptor, Imported, MANIFEST, Manifest, Members, Refuse,
@@ -86,6 +86,7 @@ pub fn pull(
         let path = work.join(&blob.hex);
         std::fs::write(&path, &bytes).map_err(BundleError::io(&path, "writing the manifest"))?;
         let mut blobs = BTreeMap::from([(blob.hex.clone(), (path, blob.size))]);
+        let mut wanted = Vec::new();
         for layer in iter::once(&manifest.config).chain(&manifest.layers) {
             let name = describe(layer);
             let Some(hex) = layer.hex() else {
@@ -96,11 +97,18 @@ pub fn pull(
                 continue;
             }
             let path = work.join(hex);
-            fetch(&session, layer, &name, &path, refuse)?;
             downloaded.blobs += 1;
             downloaded.bytes += layer.size;
-            blobs.insert(hex.to_string(), (path, layer.size));
+            blobs.insert(hex.to_string(), (path.clone(), layer.size));
+            wanted.push((layer, name, path));
         }
+        let fetches =
+            (wanted.iter()).map(|(layer, name, path)| fetch(&session, layer, name, path, refuse));
+        session.block_on(
+            stream::iter(fetches)
+                .buffered(IN_FLIGHT)
+                .try_collect::<Vec<()>>(),
+        )?;
         Ok(Members::fetched(&descriptor, blobs))
     })?;
     Ok(Pulled {
@@ -112,13 +120,14 @@ pub fn pull(
 }
 
 /// Downloads the blob `layer` describes into `path`, hashing it as it streams; refuses
-/// it, as `name`, when the registry sends other bytes or more or fewer of them.
-fn fetch(
+/// it, as `name`, when the registry sends other bytes or more or fewer of them. Several
+/// run at once on the session's runtime.
+async fn fetch(
     session: &Session,
     layer: &Descriptor,
     name: &str,
     path: &Path,
-    refuse: Refuse,
+    refuse: Refuse<'_>,
 ) -> Result<(), RegistryError> {
     let doing = format!("downloading {name}");
     let oci = OciDescriptor {
@@ -127,15 +136,14 @@ fn fetch(
         size: i64::try_from(layer.size).unwrap_or(i64::MAX),
         ..OciDescriptor::default()
     };
-    let mut stream = session.run(&doing, async {
-        (session.client())
-            .pull_blob_stream(&session.reference, &oci)
-            .await
-    })?;
+    let mut stream = (session.client())
+        .pull_blob_stream(&session.reference, &oci)
+        .await
+        .map_err(|e| session.error(&doing, e))?;
     let file = File::create(path).map_err(BundleError::io(path, "writing a blob"))?;
     let mut hashing = Hashing::new(file);
     let mut got = 0u64;
-    while let Some(chunk) = session.block_on(stream.stream.next()) {
+    while let Some(chunk) = stream.stream.next().await {
         match chunk {
             Ok(bytes) => {
                 got += bytes.len() as u64;

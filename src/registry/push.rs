@@ -1,16 +1,18 @@
 //! `appliance push`: a lock's artifact into a registry. Every blob the registry lacks
-//! goes first (asked with HEAD, so a second revision sends only what is new), then the
+//! goes first (asked with HEAD, so a second revision sends only what is new; several at
+//! once, as each is a round trip), then the
 //! manifest by its digest, and only then the tag: a push cut short leaves blobs and at
 //! most an untagged manifest, never a tag naming an incomplete artifact.
 
 use std::io::Read;
 
+use futures_util::{StreamExt, TryStreamExt, stream};
 use http::HeaderValue;
 use oci_client::{Reference, RegistryOperation};
 
 use super::referrer::{Attached, Document, attach};
 use super::{Connection, RegistryError, Remote, Session};
-use crate::bundle::{Artifact, Descriptor, MANIFEST};
+use crate::bundle::{Artifact, Descriptor, MANIFEST, describe};
 use crate::lock::Lock;
 
 /// How many blobs and bytes.
@@ -61,18 +63,21 @@ pub fn push(
     };
     let session = Session::open(reference, connection, RegistryOperation::Push)?;
     let target = session.tagged(&tag);
-    let (mut uploaded, mut skipped) = (Transfer::default(), Transfer::default());
-    for layer in artifact.blobs() {
-        let d = &layer.descriptor;
+    let layers: Vec<_> = artifact.blobs().collect();
+    let reads = layers.iter().map(|layer| {
         let read = || {
             let mut bytes = Vec::new();
             layer.reader()?.read_to_end(&mut bytes)?;
             Ok(bytes)
         };
-        let sent = send_blob(&session, &target, d, read)?;
+        (&layer.descriptor, read)
+    });
+    let sent = send_blobs(&session, &target, reads)?;
+    let (mut uploaded, mut skipped) = (Transfer::default(), Transfer::default());
+    for (layer, sent) in layers.iter().zip(sent) {
         let count = if sent { &mut uploaded } else { &mut skipped };
         count.blobs += 1;
-        count.bytes += d.size;
+        count.bytes += layer.descriptor.size;
     }
     let digest = artifact.digest();
     put_manifest(&session, &session.at(&digest), &artifact.manifest, MANIFEST)?;
@@ -91,35 +96,45 @@ pub fn push(
     })
 }
 
-/// Sends the blob `descriptor` describes to the repository of `reference` unless the
-/// registry has it already; its bytes are what `read` gives. Whether it was sent.
-pub(super) fn send_blob(
+/// How many blob requests are under way at once: enough to hide each round trip to
+/// the registry (a bundle has hundreds of blobs), few enough not to crowd it.
+pub(super) const IN_FLIGHT: usize = 8;
+
+/// Sends each blob a descriptor of `blobs` describes to the repository of `reference`
+/// unless the registry has it already (asked with HEAD); its bytes are what its reader
+/// gives. Up to [`IN_FLIGHT`] blobs are asked for or sent at once. Whether each was
+/// sent, in the order of `blobs`; the first failure, naming its blob, ends it.
+pub(super) fn send_blobs<'a, R>(
     session: &Session,
     reference: &Reference,
-    descriptor: &Descriptor,
-    read: impl FnOnce() -> std::io::Result<Vec<u8>>,
-) -> Result<bool, RegistryError> {
-    let digest = &descriptor.digest;
-    let there = session.run("asking for a blob", async {
-        session.client().blob_exists(reference, digest).await
-    })?;
-    if there {
-        return Ok(false);
-    }
-    let bytes = read().map_err(|source| RegistryError::Io {
-        path: descriptor.annotation(crate::bundle::TITLE).into(),
-        doing: "reading a blob to push",
-        source,
-    })?;
-    // As a stream: the client's other ways refuse an empty blob, which a lock may need.
-    let size = bytes.len() as u64;
-    let body = futures_util::stream::iter([Ok(bytes::Bytes::from(bytes))]);
-    session.run("uploading a blob", async {
+    blobs: impl IntoIterator<Item = (&'a Descriptor, R)>,
+) -> Result<Vec<bool>, RegistryError>
+where
+    R: FnOnce() -> std::io::Result<Vec<u8>>,
+{
+    let sends = blobs.into_iter().map(|(descriptor, read)| async move {
+        let digest = &descriptor.digest;
+        let name = describe(descriptor);
+        let there = (session.client().blob_exists(reference, digest).await)
+            .map_err(|e| session.error(&format!("asking for {name}"), e))?;
+        if there {
+            return Ok(false);
+        }
+        let bytes = read().map_err(|source| RegistryError::Io {
+            path: descriptor.annotation(crate::bundle::TITLE).into(),
+            doing: "reading a blob to push",
+            source,
+        })?;
+        // As a stream: the client's other ways refuse an empty blob, which a lock may need.
+        let size = bytes.len() as u64;
+        let body = futures_util::stream::iter([Ok(bytes::Bytes::from(bytes))]);
         (session.client())
             .push_blob_stream(reference, body, digest, Some(size))
             .await
-    })?;
-    Ok(true)
+            .map_err(|e| session.error(&format!("uploading {name}"), e))?;
+        Ok(true)
+    });
+    session.block_on(stream::iter(sends).buffered(IN_FLIGHT).try_collect())
 }
 
 /// Puts the manifest `bytes` of `media_type` at `reference` (a digest or a tag).

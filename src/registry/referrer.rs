@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::push::{put_manifest, send_blob};
+use super::push::{put_manifest, send_blobs};
 use super::{RegistryError, Session, answer};
 use crate::bundle::{
     Descriptor, EMPTY, EMPTY_BYTES, INDEX, Index, MANIFEST, Manifest, blob_of, to_json,
@@ -48,11 +48,9 @@ pub(crate) fn attach(
         &blob_of(&document.bytes),
         BTreeMap::new(),
     );
-    for (descriptor, bytes) in [(&config, EMPTY_BYTES), (&layer, &document.bytes[..])] {
-        send_blob(session, &session.reference, descriptor, || {
-            Ok(bytes.to_vec())
-        })?;
-    }
+    let blobs = [(&config, EMPTY_BYTES), (&layer, &document.bytes[..])];
+    let reads = (blobs.into_iter()).map(|(descriptor, bytes)| (descriptor, || Ok(bytes.to_vec())));
+    send_blobs(session, &session.reference, reads)?;
     let manifest = to_json(&Manifest {
         schema_version: 2,
         media_type: MANIFEST.to_string(),

@@ -124,20 +124,10 @@ pub enum AptError {
         version: String,
     },
     /// The downloader failed.
-    #[error(
-        "cannot download {}={} ({}): {detail}{}",
-        excerpt(.name),
-        excerpt(.version),
-        excerpt(.arch),
-        hint_line(*hint)
-    )]
+    #[error("cannot download {}: {detail}{}", names(.packages), hint_line(*hint))]
     Download {
-        /// Package name.
-        name: String,
-        /// The exact version requested.
-        version: String,
-        /// Architecture requested.
-        arch: String,
+        /// What was asked, each as `name=version (arch)`.
+        packages: Vec<String>,
         /// What went wrong (apt-get's error output, or why it could not run).
         detail: String,
         /// What the user can do about it, when that is known.
@@ -182,6 +172,12 @@ pub enum AptError {
         /// The index file the package came from.
         list: PathBuf,
     },
+}
+
+/// `packages`, each cut to an excerpt, separated by commas.
+fn names(packages: &[String]) -> String {
+    let cut: Vec<String> = packages.iter().map(|p| excerpt(p).to_string()).collect();
+    cut.join(", ")
 }
 
 fn hint_line(hint: Option<&str>) -> String {
@@ -466,43 +462,117 @@ pub(crate) fn is_security(path: &Path) -> bool {
     })
 }
 
-/// Something that puts one package archive, exactly `name=version` for `arch`, into a
-/// directory: `apt-get download` for real, a fake in tests.
-pub trait Downloader {
-    /// Downloads the archive of `name` at exactly `version` into the directory `into`.
-    fn download(&self, name: &str, version: &str, arch: &str, into: &Path) -> Result<(), AptError>;
+/// One archive to download: exactly `name=version` for `arch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted<'a> {
+    /// Package name.
+    pub name: &'a str,
+    /// The exact version (never apt's candidate).
+    pub version: &'a str,
+    /// Architecture.
+    pub arch: &'a str,
 }
 
-/// Fetches exactly `pkg`'s version (never apt's candidate) into `pool_dir`, checks its
-/// size and SHA256 against the list and returns the archive's path. A file with the right
-/// SHA256 already there is reused without downloading. The download goes to a private
-/// directory inside `pool_dir` and is renamed into place only once checked, so the pool
-/// never holds a half-written or wrong archive.
+impl Wanted<'_> {
+    /// `name=version (arch)`, as errors name it.
+    fn label(&self) -> String {
+        format!("{}={} ({})", self.name, self.version, self.arch)
+    }
+}
+
+/// Something that puts package archives, each exactly `name=version` for `arch`, into a
+/// directory: `apt-get download` for real, a fake in tests.
+pub trait Downloader {
+    /// Downloads the archives of all of `wanted` into the directory `into` in one go.
+    fn download(&self, wanted: &[Wanted<'_>], into: &Path) -> Result<(), AptError>;
+}
+
+/// Downloads all of `wanted` into `into` with one run of `runner`, which fetches them
+/// in parallel. When that run fails, each is asked for alone, in order, so the errors
+/// name the packages that fail: `Err` holds each failure (index into `wanted`, its
+/// error), in order, and the others' archives are in `into`. Every one is asked for
+/// even after a failure, so a caller that can do without some (export, for installed
+/// packages the mirror no longer has) pays one more run per package, never more.
+pub fn download_all(
+    wanted: &[Wanted<'_>],
+    into: &Path,
+    runner: &dyn Downloader,
+) -> Result<(), Vec<(usize, AptError)>> {
+    match runner.download(wanted, into) {
+        Ok(()) => return Ok(()),
+        Err(e) if wanted.len() == 1 => return Err(vec![(0, e)]),
+        // apt's message for many need not say which one failed; asking each alone does.
+        Err(_) => {}
+    }
+    let failed: Vec<(usize, AptError)> = (wanted.iter().enumerate())
+        .filter_map(|(index, one)| {
+            (runner.download(std::slice::from_ref(one), into).err()).map(|e| (index, e))
+        })
+        .collect();
+    // None failing alone: the failure came and went (a mirror's hiccup).
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed)
+    }
+}
+
+/// Fetches exactly each of `packages`' version (never apt's candidate) into `pool_dir`,
+/// checks its size and SHA256 against the list and returns the archives' paths, in
+/// order. A file with the right SHA256 already there is reused without downloading; the
+/// others are downloaded together into a private directory inside `pool_dir` and each is
+/// renamed into place only once checked, so the pool never holds a half-written or
+/// wrong archive.
 pub fn fetch(
-    pkg: &AptPackage,
+    packages: &[&AptPackage],
     pool_dir: &Path,
     runner: &dyn Downloader,
-) -> Result<PathBuf, AptError> {
-    let archive_name = pkg.archive_name();
-    let target = pool_dir.join(&archive_name);
-    match digest(&target) {
-        Ok((size, sha256)) if size == pkg.size && sha256 == pkg.sha256 => return Ok(target),
-        // A wrong file there is replaced below; a missing one is simply downloaded.
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(source) => {
-            return Err(AptError::Io {
-                path: target,
-                source,
-            });
+) -> Result<Vec<PathBuf>, AptError> {
+    let targets: Vec<PathBuf> = (packages.iter())
+        .map(|pkg| pool_dir.join(pkg.archive_name()))
+        .collect();
+    let mut missing = Vec::new();
+    for (pkg, target) in packages.iter().zip(&targets) {
+        match digest(target) {
+            Ok((size, sha256)) if size == pkg.size && sha256 == pkg.sha256 => {}
+            // A wrong file there is replaced below; a missing one is simply downloaded.
+            Ok(_) => missing.push((*pkg, target)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing.push((*pkg, target)),
+            Err(source) => {
+                return Err(AptError::Io {
+                    path: target.clone(),
+                    source,
+                });
+            }
         }
     }
-    crate::repo::create_folder(pool_dir, 0o755).map_err(io_error(pool_dir))?;
-    let scratch = scratch(pool_dir)?;
+    if missing.is_empty() {
+        return Ok(targets);
+    }
+    let scratch = download_folder(pool_dir)?;
+    let wanted: Vec<Wanted<'_>> = (missing.iter())
+        .map(|(pkg, _)| Wanted {
+            name: &pkg.package.name,
+            version: &pkg.package.version,
+            arch: &pkg.package.arch,
+        })
+        .collect();
+    // The first failure, in the order asked.
+    download_all(&wanted, &scratch.path, runner).map_err(|mut failed| failed.swap_remove(0).1)?;
+    // Each checked archive leaves the folder as it is renamed into the pool, so a
+    // later package's search never finds it.
+    for (pkg, target) in missing {
+        let downloaded = find_archive(pkg, &scratch.path)?;
+        check_download(pkg, &downloaded)?;
+        fs::rename(&downloaded, target).map_err(io_error(target))?;
+    }
+    Ok(targets)
+}
+
+/// Refuses the archive at `path` unless it has `pkg`'s size and SHA256 from its list.
+fn check_download(pkg: &AptPackage, path: &Path) -> Result<(), AptError> {
+    let (size, sha256) = digest(path).map_err(io_error(path))?;
     let p = &pkg.package;
-    runner.download(&p.name, &p.version, &p.arch, &scratch.path)?;
-    let downloaded = find_archive(pkg, &archive_name, &scratch.path)?;
-    let (size, sha256) = digest(&downloaded).map_err(io_error(&downloaded))?;
     let mismatch = |field, expected: String, found: String| AptError::Mismatch {
         package: format!("{}={}", p.name, p.version),
         field,
@@ -516,14 +586,15 @@ pub fn fetch(
     if sha256 != pkg.sha256 {
         return Err(mismatch("SHA256", pkg.sha256.clone(), sha256));
     }
-    fs::rename(&downloaded, &target).map_err(io_error(&target))?;
-    Ok(target)
+    Ok(())
 }
 
-/// The archive the downloader left in `dir`: apt's name for it, else the only `.deb`
-/// there (apt's quoting may differ from ours for unusual versions).
-fn find_archive(pkg: &AptPackage, expected: &str, dir: &Path) -> Result<PathBuf, AptError> {
-    let path = dir.join(expected);
+/// The archive of `pkg` the downloader left in `dir`: apt's name for it, else a `.deb`
+/// with the list's size and SHA256 (apt's quoting may differ from ours for unusual
+/// versions).
+fn find_archive(pkg: &AptPackage, dir: &Path) -> Result<PathBuf, AptError> {
+    let expected = pkg.archive_name();
+    let path = dir.join(&expected);
     if path.is_file() {
         return Ok(path);
     }
@@ -533,14 +604,17 @@ fn find_archive(pkg: &AptPackage, expected: &str, dir: &Path) -> Result<PathBuf,
         found.push(entry.file_name().to_string_lossy().into_owned());
     }
     found.sort();
-    let debs: Vec<&String> = found.iter().filter(|n| n.ends_with(".deb")).collect();
-    if let [only] = debs.as_slice() {
-        return Ok(dir.join(only));
+    for name in found.iter().filter(|n| n.ends_with(".deb")) {
+        let path = dir.join(name);
+        let sums = digest(&path).map_err(io_error(&path))?;
+        if sums == (pkg.size, pkg.sha256.clone()) {
+            return Ok(path);
+        }
     }
     Err(AptError::NoArchive {
         name: pkg.package.name.clone(),
         version: pkg.package.version.clone(),
-        expected: expected.to_string(),
+        expected,
         dir: dir.to_path_buf(),
         found,
     })
@@ -563,31 +637,35 @@ fn digest(path: &Path) -> io::Result<(u64, String)> {
     Ok((size, hex::encode(hasher.finalize())))
 }
 
-/// A private directory inside the pool for one download (`.apt-download.tmp-<pid>-<n>`),
-/// removed with whatever is left in it when dropped; the ones killed runs left go first.
-fn scratch(pool_dir: &Path) -> Result<Temp, AptError> {
+/// A private directory inside the pool (made if need be) for one run's downloads
+/// (`.apt-download.tmp-<pid>-<n>`), so a checked archive is renamed into the pool,
+/// never copied; removed with whatever is left in it when dropped; the ones killed runs
+/// left go first.
+pub(crate) fn download_folder(pool_dir: &Path) -> Result<Temp, AptError> {
+    crate::repo::create_folder(pool_dir, 0o755).map_err(io_error(pool_dir))?;
     let stem = OsStr::new(".apt-download");
     crate::scratch::remove_stale(pool_dir, |found| found == stem);
     // Searchable by everyone, as apt-get's own download folders are.
     Temp::dir(pool_dir, stem, 0o755).map_err(io_error(pool_dir))
 }
 
-/// The real [`Downloader`]: `apt-get download NAME:ARCH=VERSION` run in the target
-/// directory, using the host's apt configuration and lists.
+/// The real [`Downloader`]: one `apt-get download NAME:ARCH=VERSION...` run in the
+/// target directory, using the host's apt configuration and lists; apt's acquire
+/// system fetches the archives in parallel.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AptGet;
 
 impl Downloader for AptGet {
-    fn download(&self, name: &str, version: &str, arch: &str, into: &Path) -> Result<(), AptError> {
+    fn download(&self, wanted: &[Wanted<'_>], into: &Path) -> Result<(), AptError> {
         let failed = |detail: String, hint| AptError::Download {
-            name: name.to_string(),
-            version: version.to_string(),
-            arch: arch.to_string(),
+            packages: wanted.iter().map(Wanted::label).collect(),
             detail,
             hint,
         };
+        let specs = (wanted.iter()).map(|w| format!("{}:{}={}", w.name, w.arch, w.version));
         let output = Command::new("apt-get")
-            .args(["-q", "download", &format!("{name}:{arch}={version}")])
+            .args(["-q", "download"])
+            .args(specs)
             .current_dir(into)
             .output()
             .map_err(|e| failed(format!("cannot run apt-get: {e}"), None))?;
@@ -640,6 +718,7 @@ fn download_hint(stderr: &str, lists_empty: bool) -> Option<&'static str> {
 mod tests {
     use super::*;
     use std::cell::RefCell;
+    use std::collections::HashMap;
 
     /// Writes `files` (path relative to the root, content) under a new tempdir.
     fn tree(files: &[(&str, &[u8])]) -> tempfile::TempDir {
@@ -759,10 +838,14 @@ mod tests {
             .unwrap()
     }
 
-    /// Writes `bytes` as apt would (or under `file_name`) and records what was asked.
+    /// Writes `bytes` for each package asked for, as apt would (or under `file_name`),
+    /// and records each run's requests; like apt, fails the whole run, writing
+    /// nothing, when it asks for the `failing` package.
     struct FakeDownloader {
         bytes: Vec<u8>,
+        by_name: HashMap<&'static str, &'static [u8]>,
         file_name: Option<String>,
+        failing: Option<&'static str>,
         calls: RefCell<Vec<String>>,
     }
 
@@ -770,28 +853,42 @@ mod tests {
         fn new(bytes: &[u8]) -> FakeDownloader {
             FakeDownloader {
                 bytes: bytes.to_vec(),
+                by_name: HashMap::new(),
                 file_name: None,
+                failing: None,
                 calls: RefCell::new(Vec::new()),
             }
         }
     }
 
     impl Downloader for FakeDownloader {
-        fn download(
-            &self,
-            name: &str,
-            version: &str,
-            arch: &str,
-            into: &Path,
-        ) -> Result<(), AptError> {
-            self.calls
-                .borrow_mut()
-                .push(format!("{name}:{arch}={version}"));
-            let file_name = self
-                .file_name
-                .clone()
-                .unwrap_or_else(|| format!("{name}_{}_{arch}.deb", version.replace(':', "%3a")));
-            fs::write(into.join(file_name), &self.bytes).unwrap();
+        fn download(&self, wanted: &[Wanted<'_>], into: &Path) -> Result<(), AptError> {
+            let specs: Vec<String> = (wanted.iter())
+                .map(|w| format!("{}:{}={}", w.name, w.arch, w.version))
+                .collect();
+            self.calls.borrow_mut().push(specs.join(" "));
+            if let Some(bad) = self
+                .failing
+                .filter(|bad| wanted.iter().any(|w| w.name == *bad))
+            {
+                return Err(AptError::Download {
+                    packages: wanted.iter().map(Wanted::label).collect(),
+                    detail: format!("E: Unable to locate package {bad}"),
+                    hint: None,
+                });
+            }
+            for w in wanted {
+                let file_name = self.file_name.clone().unwrap_or_else(|| {
+                    format!(
+                        "{}_{}_{}.deb",
+                        w.name,
+                        w.version.replace(':', "%3a"),
+                        w.arch
+                    )
+                });
+                let bytes = self.by_name.get(w.name).copied().unwrap_or(&self.bytes);
+                fs::write(into.join(file_name), bytes).unwrap();
+            }
             Ok(())
         }
     }
@@ -976,7 +1073,10 @@ mod tests {
         let pool = tempfile::tempdir().unwrap();
         let old = find(&lists, "hello", "2.10-2");
         let downloader = FakeDownloader::new(HELLO_OLD);
-        let path = fetch(old, pool.path(), &downloader).unwrap();
+        let [path] = fetch(&[old], pool.path(), &downloader)
+            .unwrap()
+            .try_into()
+            .unwrap();
         assert_eq!(*downloader.calls.borrow(), ["hello:amd64=2.10-2"]);
         assert_eq!(path, pool.path().join("hello_2.10-2_amd64.deb"));
         assert_eq!(fs::read(&path).unwrap(), HELLO_OLD);
@@ -996,7 +1096,7 @@ mod tests {
         fs::create_dir(&stale).unwrap();
         fs::write(stale.join("hello_2.10-2_amd64.deb"), b"half").unwrap();
         let old = find(&lists, "hello", "2.10-2");
-        fetch(old, pool.path(), &FakeDownloader::new(HELLO_OLD)).unwrap();
+        fetch(&[old], pool.path(), &FakeDownloader::new(HELLO_OLD)).unwrap();
         assert_eq!(entries(pool.path()), ["hello_2.10-2_amd64.deb"]);
     }
 
@@ -1006,7 +1106,10 @@ mod tests {
         let pool = tree(&[("hello_2.10-3_amd64.deb", HELLO_NEW)]);
         let downloader = FakeDownloader::new(b"must not be used");
         let hello = find(&lists, "hello", "2.10-3");
-        let path = fetch(hello, pool.path(), &downloader).unwrap();
+        let [path] = fetch(&[hello], pool.path(), &downloader)
+            .unwrap()
+            .try_into()
+            .unwrap();
         assert!(downloader.calls.borrow().is_empty());
         assert_eq!(fs::read(path).unwrap(), HELLO_NEW);
     }
@@ -1016,7 +1119,11 @@ mod tests {
         let (_root, lists) = lists();
         let pool = tree(&[("hello_2.10-3_amd64.deb", b"truncated")]);
         let downloader = FakeDownloader::new(HELLO_NEW);
-        let path = fetch(find(&lists, "hello", "2.10-3"), pool.path(), &downloader).unwrap();
+        let hello = find(&lists, "hello", "2.10-3");
+        let [path] = fetch(&[hello], pool.path(), &downloader)
+            .unwrap()
+            .try_into()
+            .unwrap();
         assert_eq!(downloader.calls.borrow().len(), 1);
         assert_eq!(fs::read(path).unwrap(), HELLO_NEW);
     }
@@ -1029,7 +1136,7 @@ mod tests {
         let same_size: Vec<u8> = HELLO_NEW.iter().map(|b| b ^ 1).collect();
         for (bytes, field) in [(&same_size[..], "SHA256"), (&b"short"[..], "size")] {
             let pool = tempfile::tempdir().unwrap();
-            let err = fetch(hello, pool.path(), &FakeDownloader::new(bytes)).unwrap_err();
+            let err = fetch(&[hello], pool.path(), &FakeDownloader::new(bytes)).unwrap_err();
             let AptError::Mismatch {
                 field: found_field, ..
             } = &err
@@ -1055,7 +1162,10 @@ mod tests {
         assert_eq!(crypt.archive_name(), "libcrypt1_1%3a4.4.33-2_amd64.deb");
         let pool = tempfile::tempdir().unwrap();
         let downloader = FakeDownloader::new(CRYPT);
-        let path = fetch(crypt, pool.path(), &downloader).unwrap();
+        let [path] = fetch(&[crypt], pool.path(), &downloader)
+            .unwrap()
+            .try_into()
+            .unwrap();
         assert_eq!(*downloader.calls.borrow(), ["libcrypt1:amd64=1:4.4.33-2"]);
         assert_eq!(path, pool.path().join("libcrypt1_1%3a4.4.33-2_amd64.deb"));
     }
@@ -1074,7 +1184,10 @@ mod tests {
         let pool = tempfile::tempdir().unwrap();
         let mut downloader = FakeDownloader::new(CRYPT);
         downloader.file_name = Some("libcrypt1_4.4.33-2_amd64.deb".into());
-        let path = fetch(crypt, pool.path(), &downloader).unwrap();
+        let [path] = fetch(&[crypt], pool.path(), &downloader)
+            .unwrap()
+            .try_into()
+            .unwrap();
         assert_eq!(path, pool.path().join(crypt.archive_name()));
         assert_eq!(fs::read(path).unwrap(), CRYPT);
     }
@@ -1086,7 +1199,7 @@ mod tests {
         let pool = tempfile::tempdir().unwrap();
         let mut downloader = FakeDownloader::new(HELLO_NEW);
         downloader.file_name = Some("notes.txt".into());
-        let err = fetch(hello, pool.path(), &downloader)
+        let err = fetch(&[hello], pool.path(), &downloader)
             .unwrap_err()
             .to_string();
         assert!(
@@ -1098,29 +1211,84 @@ mod tests {
 
         struct Failing;
         impl Downloader for Failing {
-            fn download(
-                &self,
-                name: &str,
-                version: &str,
-                arch: &str,
-                _: &Path,
-            ) -> Result<(), AptError> {
+            fn download(&self, wanted: &[Wanted<'_>], _: &Path) -> Result<(), AptError> {
                 Err(AptError::Download {
-                    name: name.into(),
-                    version: version.into(),
-                    arch: arch.into(),
+                    packages: wanted.iter().map(Wanted::label).collect(),
                     detail: "E: Unable to locate package hello".into(),
                     hint: download_hint("E: Unable to locate package hello", false),
                 })
             }
         }
-        let err = fetch(hello, pool.path(), &Failing).unwrap_err().to_string();
+        let err = fetch(&[hello], pool.path(), &Failing)
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "cannot download hello=2.10-3 (amd64): E: Unable to locate package hello\n\
              hint: apt's lists may be out of date: run `apt-get update`"
         );
         assert!(entries(pool.path()).is_empty());
+    }
+
+    #[test]
+    fn several_archives_come_in_one_run() {
+        let (_root, lists) = lists();
+        let pool = tree(&[("hello_2.10-2_amd64.deb", HELLO_OLD)]);
+        let wanted = [
+            find(&lists, "hello", "2.10-3"),
+            find(&lists, "hello", "2.10-2"),
+            find(&lists, "libcrypt1", "1:4.4.33-2"),
+        ];
+        let mut downloader = FakeDownloader::new(HELLO_NEW);
+        downloader.by_name.insert("libcrypt1", CRYPT);
+        let paths = fetch(&wanted, pool.path(), &downloader).unwrap();
+        assert_eq!(
+            *downloader.calls.borrow(),
+            ["hello:amd64=2.10-3 libcrypt1:amd64=1:4.4.33-2"],
+            "one run, for what the pool lacks"
+        );
+        let names: Vec<String> = wanted.iter().map(|p| p.archive_name()).collect();
+        assert_eq!(
+            paths,
+            names
+                .iter()
+                .map(|n| pool.path().join(n))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(fs::read(&paths[2]).unwrap(), CRYPT);
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(entries(pool.path()), sorted, "download folder removed");
+    }
+
+    #[test]
+    fn a_failed_run_names_the_package_that_fails() {
+        let (_root, lists) = lists();
+        let pool = tempfile::tempdir().unwrap();
+        let wanted = [
+            find(&lists, "hello", "2.10-3"),
+            find(&lists, "libcrypt1", "1:4.4.33-2"),
+        ];
+        let mut downloader = FakeDownloader::new(HELLO_NEW);
+        downloader.failing = Some("libcrypt1");
+        let err = fetch(&wanted, pool.path(), &downloader).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot download libcrypt1=1:4.4.33-2 (amd64): E: Unable to locate package libcrypt1"
+        );
+        assert_eq!(
+            *downloader.calls.borrow(),
+            [
+                "hello:amd64=2.10-3 libcrypt1:amd64=1:4.4.33-2",
+                "hello:amd64=2.10-3",
+                "libcrypt1:amd64=1:4.4.33-2"
+            ]
+        );
+        assert!(
+            entries(pool.path()).is_empty(),
+            "{:?}",
+            entries(pool.path())
+        );
     }
 
     #[test]
@@ -1186,8 +1354,8 @@ mod tests {
 
     struct MustNotDownload;
     impl Downloader for MustNotDownload {
-        fn download(&self, name: &str, _: &str, _: &str, _: &Path) -> Result<(), AptError> {
-            panic!("{name} downloaded although the pool has it")
+        fn download(&self, wanted: &[Wanted<'_>], _: &Path) -> Result<(), AptError> {
+            panic!("{wanted:?} downloaded although the pool has it")
         }
     }
 
@@ -1205,7 +1373,14 @@ mod tests {
         // apt resolves versions from its lists, so this fails without the network.
         let p = &package.package;
         let err = AptGet
-            .download(&p.name, "0.0-no-such-version", &p.arch, pool.path())
+            .download(
+                &[Wanted {
+                    name: &p.name,
+                    version: "0.0-no-such-version",
+                    arch: &p.arch,
+                }],
+                pool.path(),
+            )
             .unwrap_err()
             .to_string();
         assert!(
@@ -1213,8 +1388,8 @@ mod tests {
             "apt-get's stderr missing: {err}"
         );
         assert!(err.contains("apt-get update"), "{err}");
-        let path = match fetch(&package, pool.path(), &AptGet) {
-            Ok(path) => path,
+        let path = match fetch(&[&package], pool.path(), &AptGet) {
+            Ok(paths) => paths[0].clone(),
             Err(AptError::Download { detail, .. }) if detail.contains("Failed to fetch") => {
                 eprintln!("cannot reach the mirror, skipped: {detail}");
                 return;
@@ -1226,8 +1401,34 @@ mod tests {
         assert_eq!((size, sha256), (package.size, package.sha256.clone()));
         assert_eq!(entries(pool.path()), [package.archive_name()]);
         assert_eq!(
-            fetch(&package, pool.path(), &MustNotDownload).unwrap(),
-            path
+            fetch(&[&package], pool.path(), &MustNotDownload).unwrap(),
+            [path]
+        );
+        let fresh = tempfile::tempdir().unwrap();
+        // The mirror answers. With another package in the same run, the error names the
+        // one that fails.
+        let (good, bad) = (
+            Wanted {
+                name: &p.name,
+                version: &p.version,
+                arch: &p.arch,
+            },
+            Wanted {
+                name: &p.name,
+                version: "0.0-no-such-version",
+                arch: &p.arch,
+            },
+        );
+        let failed = download_all(&[good, bad], fresh.path(), &AptGet).unwrap_err();
+        let [(at, err)] = <[_; 1]>::try_from(failed).unwrap();
+        let err = err.to_string();
+        assert_eq!(at, 1, "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "cannot download {}=0.0-no-such-version ({}): E: ",
+                p.name, p.arch
+            )),
+            "{err}"
         );
     }
 }

@@ -16,7 +16,7 @@ mod oci;
 mod openvz;
 mod output;
 mod plan;
-mod stamp;
+pub(crate) mod stamp;
 mod tarball;
 mod verify;
 

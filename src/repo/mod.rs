@@ -7,6 +7,7 @@
 
 mod blobs;
 mod files;
+mod fingerprints;
 mod remove;
 mod schema;
 
@@ -23,6 +24,7 @@ use crate::lock::{Container, FileEntry, Inputs, Lock, LockedPackage};
 use crate::source::dpkg::version;
 
 pub use blobs::{BlobStore, blob_path};
+pub use fingerprints::{Fingerprint, Fingerprinted};
 pub use remove::InUse;
 
 /// Creates the store's folder `dir` with permissions `mode`, and its missing parents with

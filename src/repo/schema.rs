@@ -53,7 +53,7 @@ const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Migration `i` takes `user_version` from `i` to `i + 1`. Append only: a migration that
 /// has shipped never changes, because existing repositories have already run it.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The first schema.
 ///
@@ -160,6 +160,21 @@ ALTER TABLE lock_files ADD COLUMN documentation TEXT;
 /// A lock's container config besides `cmd` (`env`, `run-as`, `workdir`, `expose`,
 /// `label`, `entrypoint`), as JSON; `{}` for none, which every earlier lock has.
 const V4: &str = "ALTER TABLE locks ADD COLUMN container TEXT NOT NULL DEFAULT '{}';";
+
+/// What answers a compile whose inputs are unchanged: per recipe (the fingerprint's
+/// key), the lock its last compile made, the identities of what that compile read
+/// (`compile::fingerprint`), and the warnings it gave, as JSON lists.
+const V5: &str = "
+CREATE TABLE fingerprints (
+    recipe TEXT PRIMARY KEY,
+    lock INTEGER NOT NULL REFERENCES locks(id),
+    inputs BLOB NOT NULL,
+    folders TEXT NOT NULL,
+    warnings TEXT NOT NULL,
+    batch_warnings TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX fingerprints_by_lock ON fingerprints(lock);
+";
 
 /// What an existing SQLite database holds.
 pub(super) enum Contents {
@@ -448,6 +463,7 @@ mod tests {
          ALTER TABLE lock_files DROP COLUMN mtime; \
          ALTER TABLE lock_files DROP COLUMN documentation",
         "ALTER TABLE locks DROP COLUMN container",
+        "DROP TABLE fingerprints",
     ];
 
     fn unmarked(path: &Path, version: usize) {
@@ -547,7 +563,10 @@ mod tests {
                 marked,
                 "another program's SQLite database (application id 0x12345678)",
             ),
-            (late, "another program's SQLite database (tables: flavors,"),
+            (
+                late,
+                "another program's SQLite database (tables: fingerprints, flavors,",
+            ),
             (text, "a file that is not a SQLite database"),
             (dir.path().to_path_buf(), "a directory"),
         ];

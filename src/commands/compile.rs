@@ -170,6 +170,7 @@ fn store(
             located: &located,
             inputs: &recorded.inputs,
             folders: &recorded.folders,
+            counts: (lock.packages.len(), lock.files.len()),
             warnings: (&warnings, storing.sources_warnings),
         })?;
     }

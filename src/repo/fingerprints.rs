@@ -31,6 +31,8 @@ pub struct Fingerprint<'a> {
     pub inputs: &'a [u8],
     /// See [`Fingerprinted::folders`].
     pub folders: &'a str,
+    /// See [`Fingerprinted::counts`].
+    pub counts: (usize, usize),
     /// See [`Fingerprinted::warnings`].
     pub warnings: (&'a [String], &'a [String]),
 }
@@ -44,8 +46,9 @@ impl Repository {
         let found = self
             .conn
             .query_row(
-                "SELECT l.id, g.name, gv.version, f.canonical, l.revision, l.lock_id,
+                "SELECT g.name, gv.version, f.canonical, l.revision, l.lock_id,
                         fp.inputs, fp.folders, fp.warnings, fp.batch_warnings,
+                        fp.packages, fp.files,
                         (SELECT MAX(m.revision) FROM locks m
                          WHERE m.group_version = l.group_version AND m.flavor = l.flavor)
                  FROM fingerprints fp
@@ -56,22 +59,22 @@ impl Repository {
                  WHERE fp.recipe = ?1",
                 [key],
                 |r| {
-                    let row: i64 = r.get(0)?;
                     let located = Located {
-                        group: r.get(1)?,
-                        version: r.get(2)?,
-                        flavor: r.get(3)?,
-                        revision: r.get(4)?,
-                        lock_id: r.get(5)?,
+                        group: r.get(0)?,
+                        version: r.get(1)?,
+                        flavor: r.get(2)?,
+                        revision: r.get(3)?,
+                        lock_id: r.get(4)?,
                     };
-                    let texts: (String, String) = (r.get(8)?, r.get(9)?);
-                    let latest: u32 = r.get(10)?;
-                    Ok((row, located, r.get(6)?, r.get(7)?, texts, latest))
+                    let texts: (String, String) = (r.get(7)?, r.get(8)?);
+                    let latest: u32 = r.get(11)?;
+                    let counts: (i64, i64) = (r.get(9)?, r.get(10)?);
+                    Ok((located, r.get(5)?, r.get(6)?, texts, latest, counts))
                 },
             )
             .optional()
             .doing(path, doing)?;
-        let Some((row, located, inputs, folders, texts, latest)) = found else {
+        let Some((located, inputs, folders, texts, latest, counts)) = found else {
             return Ok(None);
         };
         let warnings = match (
@@ -85,19 +88,8 @@ impl Repository {
         if located.revision != latest {
             return Ok(None);
         }
-        let count = |table: &str| -> Result<usize, RepoError> {
-            let n: i64 = (self.conn)
-                .query_row(
-                    &format!("SELECT COUNT(*) FROM {table} WHERE lock = ?1"),
-                    [row],
-                    |r| r.get(0),
-                )
-                .doing(path, || {
-                    format!("counting the {table} of {}", located.address())
-                })?;
-            Ok(usize::try_from(n).unwrap_or_default())
-        };
-        let counts = (count("lock_packages")?, count("lock_files")?);
+        let count = |n: i64| usize::try_from(n).unwrap_or_default();
+        let counts = (count(counts.0), count(counts.1));
         Ok(Some(Fingerprinted {
             counts,
             located,
@@ -117,8 +109,8 @@ impl Repository {
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO fingerprints
-                     (recipe, lock, inputs, folders, warnings, batch_warnings)
-                 SELECT ?1, l.id, ?2, ?3, ?4, ?5 FROM locks l
+                     (recipe, lock, packages, files, inputs, folders, warnings, batch_warnings)
+                 SELECT ?1, l.id, ?10, ?11, ?2, ?3, ?4, ?5 FROM locks l
                  JOIN group_versions gv ON gv.id = l.group_version
                  JOIN groups g ON g.id = gv.group_id
                  JOIN flavors f ON f.id = l.flavor
@@ -133,7 +125,9 @@ impl Repository {
                     l.group,
                     l.version,
                     l.flavor,
-                    l.revision
+                    l.revision,
+                    fp.counts.0 as i64,
+                    fp.counts.1 as i64
                 ],
             )
             .doing_on(&self.conn, path, doing)?;

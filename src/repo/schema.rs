@@ -163,11 +163,14 @@ const V4: &str = "ALTER TABLE locks ADD COLUMN container TEXT NOT NULL DEFAULT '
 
 /// What answers a compile whose inputs are unchanged: per recipe (the fingerprint's
 /// key), the lock its last compile made, the identities of what that compile read
-/// (`compile::fingerprint`), and the warnings it gave, as JSON lists.
+/// (`compile::fingerprint`), the lock's package and file counts as compile reports
+/// them, and the warnings it gave, as JSON lists.
 const V5: &str = "
 CREATE TABLE fingerprints (
     recipe TEXT PRIMARY KEY,
     lock INTEGER NOT NULL REFERENCES locks(id),
+    packages INTEGER NOT NULL,
+    files INTEGER NOT NULL,
     inputs BLOB NOT NULL,
     folders TEXT NOT NULL,
     warnings TEXT NOT NULL,

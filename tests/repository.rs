@@ -141,7 +141,8 @@ fn a_repository_an_earlier_appliance_made_is_read_and_adopted() {
     let repo = w.ws.join("store/repo.sqlite");
     let listed = w.ok(&["list"]);
     // As the last unmarked schema (version 2) left it: no application id, no columns
-    // for files' times and documentation marks, nor for locks' container configs.
+    // for files' times and documentation marks, nor for locks' container configs, and
+    // no table of compiles' fingerprints.
     rusqlite::Connection::open(&repo)
         .unwrap()
         .execute_batch(
@@ -150,7 +151,8 @@ fn a_repository_an_earlier_appliance_made_is_read_and_adopted() {
              ALTER TABLE package_files DROP COLUMN documentation;
              ALTER TABLE lock_files DROP COLUMN mtime;
              ALTER TABLE lock_files DROP COLUMN documentation;
-             ALTER TABLE locks DROP COLUMN container;",
+             ALTER TABLE locks DROP COLUMN container;
+             DROP TABLE fingerprints;",
         )
         .unwrap();
     let bytes = digest(&repo);

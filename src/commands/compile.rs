@@ -244,24 +244,22 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         report: ctx.report,
     };
     let pool_dirs = ctx.pool_dirs(&opts.pools);
-    let mut repo = Repository::open(&ctx.repo_path)?;
-    if repo.adopted() {
-        crate::stderr::line(format_args!(
-            "note: repository {} was made by an earlier appliance: marked it as appliance's",
-            ctx.repo_path.display()
-        ));
-    }
+    // Read only, and only a repository that is there: a compile that fails writes
+    // none. One too old to read has no fingerprints to answer from.
+    let known = (ctx.repo_path.exists())
+        .then(|| Repository::open_read_only(&ctx.repo_path).ok())
+        .flatten();
     // Recipes whose inputs are as their last compile found them are answered from the
     // repository; only the others read the package sources.
     let mut answers = Vec::new();
     let mut to_compile = Vec::new();
     for recipe in jobs {
         let key = fingerprint::key(&recipe, &settings, &pool_dirs);
-        let found = key.as_deref().map(|k| repo.fingerprinted(k)).transpose()?;
-        if let Some(found) = found
-            .flatten()
-            .filter(|f| fingerprint::holds(&f.inputs, &f.folders))
-        {
+        let found = match (&known, key.as_deref()) {
+            (Some(repo), Some(key)) => repo.fingerprinted(key)?,
+            _ => None,
+        };
+        if let Some(found) = found.filter(|f| fingerprint::holds(&f.inputs, &f.folders)) {
             if ctx.report.verbose() {
                 crate::stderr::line(format_args!(
                     "compile: fingerprint inputs unchanged ({}): answered from the repository",
@@ -299,7 +297,15 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     for warning in &batch.warnings {
         crate::stderr::warning(warning);
     }
+    drop(known);
     // Only now that every lock is made does anything get written.
+    let mut repo = Repository::open(&ctx.repo_path)?;
+    if repo.adopted() {
+        crate::stderr::line(format_args!(
+            "note: repository {} was made by an earlier appliance: marked it as appliance's",
+            ctx.repo_path.display()
+        ));
+    }
     let blobs = BlobStore::open(&ctx.blobs_dir())?;
     let mut compiled = (batch.compiled.into_iter())
         .zip(&subjects)

@@ -7,14 +7,16 @@ use serde::Serialize;
 
 use super::Context;
 use super::present::{short, stdout_error, write_json};
-use crate::compile::{self, Settings};
+use crate::compile::{self, Settings, fingerprint};
 use crate::error::{Error, Result};
 use crate::excerpt::excerpt;
 use crate::gc::StoreLock;
 use crate::lock::Backend;
-use crate::repo::{BlobStore, Repository};
+use crate::materialise::stamp::Used;
+use crate::repo::{BlobStore, Fingerprint, Fingerprinted, Located, Repository};
 use crate::resolve::Prefer;
 use crate::source::dpkg::catalog::Stale;
+use crate::workspace::Recipe;
 
 /// What `appliance compile` was asked.
 pub struct CompileOptions {
@@ -113,6 +115,100 @@ fn stale_report(stale: &[Stale], every: bool) -> Option<String> {
     })
 }
 
+/// The line of a recipe answered from its fingerprint: what a compile storing nothing
+/// says, with the warnings that compile gave.
+fn answered(found: Fingerprinted) -> Made {
+    let Fingerprinted {
+        located,
+        counts: (packages, files),
+        warnings: (warnings, _),
+        ..
+    } = found;
+    Made {
+        address: located.address(),
+        group: located.group,
+        version: located.version,
+        revision: located.revision,
+        flavor: located.flavor,
+        lock_id: located.lock_id,
+        status: "unchanged",
+        packages,
+        files,
+        configured_seconds: None,
+        warnings,
+    }
+}
+
+/// What storing a compiled recipe needs besides the lock.
+struct Storing<'a> {
+    /// How its stages are reported.
+    subject: &'a str,
+    /// Its fingerprint's key and the inputs recorded before the compile read them;
+    /// `None` for a recipe the fingerprint does not cover.
+    fingerprint: Option<(String, Used)>,
+    /// The batch's warnings about its sources.
+    sources_warnings: &'a [String],
+}
+
+/// Stores a compiled lock, then what answers the next compile of its recipe while
+/// nothing it read changes.
+fn store(
+    ctx: &Context,
+    repo: &mut Repository,
+    blobs: &BlobStore,
+    c: compile::Compiled,
+    storing: Storing,
+) -> Result<Made> {
+    let stage = ctx.report.stage(storing.subject, "store");
+    let stored = c.store(repo, blobs)?;
+    stage.done("");
+    let mut warnings = c.warnings.clone();
+    warnings.extend(stale_report(&c.stale, ctx.report.verbose()));
+    if let Some((package, path)) = c.missing.first() {
+        warnings.push(format!(
+            "{} paths listed by dpkg are absent on the host and not in the lock (first: {path} of {package})",
+            c.missing.len()
+        ));
+    }
+    let lock = &c.lock;
+    let located = Located {
+        group: lock.group.clone(),
+        flavor: lock.flavor.clone(),
+        version: lock.version.clone(),
+        revision: stored.revision,
+        lock_id: stored.lock_id.clone(),
+    };
+    if let Some((key, inputs)) = storing.fingerprint
+        && let Some(recorded) = fingerprint::record(inputs, &ctx.sysroot, lock)
+    {
+        repo.record_fingerprint(&Fingerprint {
+            key: &key,
+            located: &located,
+            inputs: &recorded.inputs,
+            folders: &recorded.folders,
+            counts: (lock.packages.len(), lock.files.len()),
+            warnings: (&warnings, storing.sources_warnings),
+        })?;
+    }
+    Ok(Made {
+        address: lock.address(stored.revision),
+        group: located.group,
+        version: located.version,
+        revision: stored.revision,
+        flavor: located.flavor,
+        lock_id: stored.lock_id,
+        status: if stored.unchanged {
+            "unchanged"
+        } else {
+            "stored"
+        },
+        packages: lock.packages.len(),
+        files: lock.files.len(),
+        configured_seconds: c.configured.map(|took| took.as_secs_f64()),
+        warnings,
+    })
+}
+
 /// Compiles every group for every flavor and stores the locks.
 pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Result<()> {
     let ws = &ctx.workspace;
@@ -163,8 +259,41 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         backend,
         report: ctx.report,
     };
+    let pool_dirs = ctx.pool_dirs(&opts.pools);
+    // Read only, and only a repository that is there: a compile that fails writes
+    // none. One too old to read has no fingerprints to answer from.
+    let known = (ctx.repo_path.exists())
+        .then(|| Repository::open_read_only(&ctx.repo_path).ok())
+        .flatten();
+    // Recipes whose inputs are as their last compile found them are answered from the
+    // repository; only the others read the package sources.
+    let mut answers = Vec::new();
+    let mut to_compile = Vec::new();
+    for recipe in jobs {
+        let key = fingerprint::key(&recipe, &settings, &pool_dirs);
+        let found = match (&known, key.as_deref()) {
+            (Some(repo), Some(key)) => repo.fingerprinted(key)?,
+            _ => None,
+        };
+        if let Some(found) = found.filter(|f| fingerprint::holds(&f.inputs, &f.folders)) {
+            if ctx.report.verbose() {
+                crate::stderr::line(format_args!(
+                    "compile: fingerprint inputs unchanged ({}): answered from the repository",
+                    short(&found.located.lock_id)
+                ));
+            }
+            answers.push(Some(found));
+            continue;
+        }
+        answers.push(None);
+        // Taken before the sources are read: a change made while they are is then seen.
+        let inputs = key.map(|key| (key, fingerprint::inputs(&settings, &pool_dirs)));
+        to_compile.push((recipe, inputs));
+    }
+    let (recipes, mut fingerprints): (Vec<Recipe>, Vec<_>) = to_compile.into_iter().unzip();
     // The batch's locks come in the recipes' order.
-    let subjects: Vec<String> = jobs.iter().map(compile::subject).collect();
+    let subjects: Vec<String> = recipes.iter().map(compile::subject).collect();
+    drop(known);
     // The repository's index of apt's lists is brought up to date first; no lock is
     // written until every lock is made, and a compile that fails takes back the
     // repository (and store folder) it made only for the index.
@@ -177,50 +306,54 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
             ctx.repo_path.display()
         ));
     }
-    let batch = match compile::compile_all(&settings, &ctx.pool_dirs(&opts.pools), jobs, &mut repo)
-    {
-        Ok(batch) => batch,
-        Err(err) => {
-            if !repo_existed {
-                unmake(repo, &ctx.repo_path, !folder_existed);
+    let mut batch = if recipes.is_empty() {
+        compile::Batch {
+            compiled: Vec::new(),
+            warnings: Vec::new(),
+        }
+    } else {
+        match compile::compile_all(&settings, &pool_dirs, recipes, &mut repo) {
+            Ok(batch) => batch,
+            Err(err) => {
+                if !repo_existed {
+                    unmake(repo, &ctx.repo_path, !folder_existed);
+                }
+                return Err(err.into());
             }
-            return Err(err.into());
         }
     };
+    // What the compiled recipes' fingerprints keep: the batch's own warnings.
+    let sources_warnings = batch.warnings.clone();
+    for found in answers.iter().flatten() {
+        for warning in &found.warnings.1 {
+            if !batch.warnings.contains(warning) {
+                batch.warnings.push(warning.clone());
+            }
+        }
+    }
     for warning in &batch.warnings {
         crate::stderr::warning(warning);
     }
     let blobs = BlobStore::open(&ctx.blobs_dir())?;
+    let mut compiled = (batch.compiled.into_iter())
+        .zip(&subjects)
+        .zip(fingerprints.drain(..));
     let mut made = Vec::new();
-    for (c, subject) in batch.compiled.into_iter().zip(&subjects) {
-        let stage = ctx.report.stage(subject, "store");
-        let stored = c.store(&mut repo, &blobs)?;
-        stage.done("");
-        let mut warnings = c.warnings.clone();
-        warnings.extend(stale_report(&c.stale, ctx.report.verbose()));
-        if let Some((package, path)) = c.missing.first() {
-            warnings.push(format!(
-                "{} paths listed by dpkg are absent on the host and not in the lock (first: {path} of {package})",
-                c.missing.len()
-            ));
-        }
-        let lock = &c.lock;
-        let one = Made {
-            address: lock.address(stored.revision),
-            group: lock.group.clone(),
-            version: lock.version.clone(),
-            revision: stored.revision,
-            flavor: lock.flavor.clone(),
-            lock_id: stored.lock_id,
-            status: if stored.unchanged {
-                "unchanged"
-            } else {
-                "stored"
+    for answer in answers {
+        let one = match answer {
+            Some(found) => answered(found),
+            // As many compiled as unanswered, in the same order.
+            None => match compiled.next() {
+                Some(((c, subject), fingerprint)) => {
+                    let stored = Storing {
+                        subject,
+                        fingerprint,
+                        sources_warnings: &sources_warnings,
+                    };
+                    store(ctx, &mut repo, &blobs, c, stored)?
+                }
+                None => break,
             },
-            packages: lock.packages.len(),
-            files: lock.files.len(),
-            configured_seconds: c.configured.map(|took| took.as_secs_f64()),
-            warnings,
         };
         if !opts.json {
             let configured = (one.configured_seconds)

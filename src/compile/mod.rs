@@ -28,6 +28,7 @@ mod configure;
 mod error;
 pub mod extra;
 mod fetch;
+pub(crate) mod fingerprint;
 mod gather;
 mod jobs;
 mod removes;

@@ -110,18 +110,10 @@ impl Stamp {
         let body = verified(bytes)?;
         let rest = body.strip_prefix(self.header.as_slice())?;
         let mut r = Reader { buf: rest };
-        let first = HostFile::default();
-        if Identity::of(out).ok()? != r.identity(&first.identity)? {
+        if Identity::of(out).ok()? != r.identity(&Identity::default())? {
             return None;
         }
-        let count = usize::try_from(r.uint()?).ok()?;
-        // Each file takes at least 10 bytes: a count beyond that is corrupt, not a
-        // reason to reserve memory.
-        let mut files: Vec<HostFile> = Vec::with_capacity(count.min(r.buf.len() / 10));
-        for _ in 0..count {
-            let file = r.host_file(files.last().unwrap_or(&first))?;
-            files.push(file);
-        }
+        let files = r.host_files()?;
         r.buf.is_empty().then_some(files)
     }
 
@@ -175,13 +167,8 @@ impl Stamp {
         let mut w = Writer::default();
         w.buf.extend_from_slice(MAGIC);
         w.buf.extend_from_slice(&self.header);
-        let mut previous = HostFile::default();
-        w.identity(built, &previous.identity);
-        w.uint(files.len() as u64);
-        for file in files {
-            w.host_file(&file, &previous);
-            previous = file;
-        }
+        w.identity(built, &Identity::default());
+        w.host_files(files);
         let sum = blake3::hash(&w.buf);
         w.buf.extend_from_slice(sum.as_bytes());
         w.buf
@@ -292,8 +279,26 @@ impl HostFile {
         Identity::of(&self.path).is_ok_and(|now| now == self.identity)
             && self
                 .digest
-                .is_none_or(|digest| hash_file(&self.path).is_ok_and(|now| now == digest))
+                .is_none_or(|digest| content_digest(&self.path).is_ok_and(|now| now == digest))
     }
+}
+
+/// The BLAKE3 of what a host path holds: a regular file's bytes, a folder's entry
+/// names (sorted), which is what a build that lists it reads.
+fn content_digest(path: &Path) -> io::Result<blake3::Hash> {
+    if !fs::symlink_metadata(path)?.is_dir() {
+        return hash_file(path);
+    }
+    let mut names = (fs::read_dir(path)?)
+        .map(|entry| entry.map(|e| e.file_name()))
+        .collect::<io::Result<Vec<_>>>()?;
+    names.sort();
+    let mut hasher = blake3::Hasher::new();
+    for name in names {
+        hasher.update(name.as_bytes());
+        hasher.update(b"\0");
+    }
+    Ok(hasher.finalize())
 }
 
 /// The BLAKE3 of a regular file's content.
@@ -336,6 +341,48 @@ impl Used {
     /// file whose metadata (taken before reading) is `meta`.
     pub fn host_file(&self, path: &Path, meta: &fs::Metadata, digest: blake3::Hash) {
         self.push(path, Identity::from(meta), || Some(digest));
+    }
+
+    /// Records an input a build is about to read, as it is now: any file, folder or
+    /// link (not followed); a regular file or folder whose identity is racy is kept
+    /// with the digest of its bytes or of its entries' names. A path that cannot be
+    /// examined is not recorded: whoever records inputs tells absence apart themselves.
+    pub fn input(&self, path: &Path) {
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return;
+        };
+        self.push(path, Identity::from(&meta), || content_digest(path).ok());
+    }
+
+    /// Records that a build's result holds `path` as it is described by `meta` (taken
+    /// after the build), with the content `digest` when a regular file: whatever
+    /// changed the file since the build started is racy, and is then checked by that
+    /// digest, so a change made during the build is never taken for the result's.
+    pub fn result_entry(&self, path: &Path, meta: &fs::Metadata, digest: Option<blake3::Hash>) {
+        self.push(path, Identity::from(meta), || digest);
+    }
+
+    /// Whether a file's change time (ctime, from `meta`) falls in the racy window, so
+    /// it may have changed since the build started.
+    pub fn is_racy(&self, meta: &fs::Metadata) -> bool {
+        Identity::from(meta).ctime_nanos() >= self.racy_from
+    }
+
+    /// The files recorded, encoded for [`Used::unchanged`].
+    pub fn encode(self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.host_files(self.into_files());
+        w.buf
+    }
+
+    /// Whether every file [`Used::encode`] wrote into `encoded` is as it was: stats
+    /// them all, and hashes the racy ones. Corrupt bytes mean no.
+    pub fn unchanged(encoded: &[u8]) -> bool {
+        let mut r = Reader { buf: encoded };
+        match r.host_files() {
+            Some(files) if r.buf.is_empty() => files.par_iter().all(HostFile::unchanged),
+            _ => false,
+        }
     }
 
     /// Records a program a build runs (a tool whose version can change the bytes) as
@@ -443,6 +490,16 @@ impl Writer {
         self.uint(id.ctime_nsec.into());
     }
 
+    /// The count, then each file as a delta from the one before.
+    fn host_files(&mut self, files: Vec<HostFile>) {
+        self.uint(files.len() as u64);
+        let mut previous = HostFile::default();
+        for file in files {
+            self.host_file(&file, &previous);
+            previous = file;
+        }
+    }
+
     /// The path as the length it shares with the previous path, then the rest.
     fn host_file(&mut self, file: &HostFile, previous: &HostFile) {
         let (path, last) = (
@@ -523,6 +580,20 @@ impl<'a> Reader<'a> {
             ctime: previous.ctime.wrapping_add(self.int()?),
             ctime_nsec: u32::try_from(self.uint()?).ok()?,
         })
+    }
+
+    /// What [`Writer::host_files`] wrote.
+    fn host_files(&mut self) -> Option<Vec<HostFile>> {
+        let count = usize::try_from(self.uint()?).ok()?;
+        // Each file takes at least 10 bytes: a count beyond that is corrupt, not a
+        // reason to reserve memory.
+        let mut files: Vec<HostFile> = Vec::with_capacity(count.min(self.buf.len() / 10));
+        let first = HostFile::default();
+        for _ in 0..count {
+            let file = self.host_file(files.last().unwrap_or(&first))?;
+            files.push(file);
+        }
+        Some(files)
     }
 
     fn host_file(&mut self, previous: &HostFile) -> Option<HostFile> {

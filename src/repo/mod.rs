@@ -8,6 +8,7 @@
 mod apt_index;
 mod blobs;
 mod files;
+mod fingerprints;
 mod remove;
 mod schema;
 
@@ -25,6 +26,7 @@ use crate::source::dpkg::version;
 
 pub use apt_index::{AptIndexError, IndexedLists};
 pub use blobs::{BlobStore, blob_path};
+pub use fingerprints::{Fingerprint, Fingerprinted};
 pub use remove::InUse;
 
 /// Creates the store's folder `dir` with permissions `mode`, and its missing parents with

@@ -125,7 +125,7 @@ impl Repository {
                 .optional()
                 .doing_on(&tx, path, || format!("finding {}", r.address()))?;
             let Some(row) = row else { continue };
-            for table in ["lock_files", "lock_packages"] {
+            for table in ["fingerprints", "lock_files", "lock_packages"] {
                 tx.execute(&format!("DELETE FROM {table} WHERE lock = ?1"), [row])
                     .doing_on(&tx, path, || format!("removing {}", r.address()))?;
             }

@@ -53,7 +53,7 @@ const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Migration `i` takes `user_version` from `i` to `i + 1`. Append only: a migration that
 /// has shipped never changes, because existing repositories have already run it.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The first schema.
 ///
@@ -194,6 +194,24 @@ CREATE TABLE apt_names (
     name TEXT NOT NULL,
     PRIMARY KEY (list, seq, provides, name)
 ) WITHOUT ROWID;
+";
+
+/// What answers a compile whose inputs are unchanged: per recipe (the fingerprint's
+/// key), the lock its last compile made, the identities of what that compile read
+/// (`compile::fingerprint`), the lock's package and file counts as compile reports
+/// them, and the warnings it gave, as JSON lists.
+const V6: &str = "
+CREATE TABLE fingerprints (
+    recipe TEXT PRIMARY KEY,
+    lock INTEGER NOT NULL REFERENCES locks(id),
+    packages INTEGER NOT NULL,
+    files INTEGER NOT NULL,
+    inputs BLOB NOT NULL,
+    folders TEXT NOT NULL,
+    warnings TEXT NOT NULL,
+    batch_warnings TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX fingerprints_by_lock ON fingerprints(lock);
 ";
 
 /// What an existing SQLite database holds.
@@ -484,6 +502,7 @@ mod tests {
          ALTER TABLE lock_files DROP COLUMN documentation",
         "ALTER TABLE locks DROP COLUMN container",
         "DROP TABLE apt_names; DROP TABLE apt_stanzas; DROP TABLE apt_lists",
+        "DROP TABLE fingerprints",
     ];
 
     fn unmarked(path: &Path, version: usize) {
@@ -585,7 +604,7 @@ mod tests {
             ),
             (
                 late,
-                "another program's SQLite database (tables: apt_lists, apt_names, apt_stanzas, flavors,",
+                "another program's SQLite database (tables: apt_lists, apt_names, apt_stanzas, fingerprints, flavors,",
             ),
             (text, "a file that is not a SQLite database"),
             (dir.path().to_path_buf(), "a directory"),

@@ -21,7 +21,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)
 mb() { awk -v k="$1" 'BEGIN { if (k ~ /^[0-9]+$/) printf "%.1f", k / 1024; else print "-" }'; }
 
 # Runs "$@" with its output thrown away; prints "SECONDS KB", its wall time and peak
-# RSS (GNU time's %e and %M). A failing run stops the benchmark with its messages.
+# RSS (GNU time's %e and %M). A failing run prints its messages and returns 1.
 measure() {
     local out
     out=$(mktemp)
@@ -36,13 +36,14 @@ measure() {
 }
 
 # Runs `setup` (a function name, or `:`) then measures "$@", RUNS times; prints the
-# median seconds and the median peak RSS in KB.
+# median seconds and the median peak RSS in KB, or `failed failed` when a run fails, so
+# that row says so (its ratio `-`) and the other rows are still measured.
 median_of() {
     local setup=$1 times=() rss=() i line
     shift
     for ((i = 0; i < RUNS; i++)); do
         "$setup"
-        line=$(measure "$@")
+        line=$(measure "$@") || { echo "failed failed"; return 0; }
         times+=("${line% *}")
         rss+=("${line#* }")
     done

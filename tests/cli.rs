@@ -19,16 +19,8 @@ use common::{
 const OPENVZ: &str = "[!kernel,openvz is: x86_64]";
 
 fn packages() -> Vec<FakePackage> {
-    vec![
-        FakePackage::new("base-files", "12.4+deb12u5")
-            .essential()
-            .file("/etc/debian_version", "12.5\n"),
-        FakePackage::new("libc6", "2.36-9+deb12u4")
-            .file("/usr/lib/x86_64-linux-gnu/libc.so.6", "not really libc"),
-        FakePackage::new("bash", "5.2.15-2+b2")
-            .depends("base-files (>= 2.1.12), libc6 (>= 2.36)")
-            .file("/bin/bash", "#!fake bash\n")
-            .file("/usr/share/doc/bash/README", "docs\n"),
+    let mut packages = common::core_packages(&[("/usr/share/doc/bash/README", "docs\n")]);
+    packages.extend([
         FakePackage::new("coreutils", "9.1-1")
             .depends("libc6 (>= 2.34)")
             .file("/bin/ls", "fake ls\n"),
@@ -43,7 +35,8 @@ fn packages() -> Vec<FakePackage> {
             .extra("Provides: linux-image\n")
             .file("/boot/vmlinuz-6.1.0-9-amd64", "fake kernel\n"),
         FakePackage::new("linux-image-amd64", "6.1.27-1").depends("linux-image-6.1.0-9-amd64"),
-    ]
+    ]);
+    packages
 }
 
 const BASE: &str = r#"group base version="1.0" {

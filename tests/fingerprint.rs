@@ -29,16 +29,7 @@ fn world() -> World {
 const ANSWERED: &str = "compile: fingerprint inputs unchanged (";
 
 fn packages() -> Vec<FakePackage> {
-    vec![
-        FakePackage::new("base-files", "12.4+deb12u5")
-            .essential()
-            .file("/etc/debian_version", "12.5\n"),
-        FakePackage::new("libc6", "2.36-9+deb12u4")
-            .file("/usr/lib/x86_64-linux-gnu/libc.so.6", "not really libc"),
-        FakePackage::new("bash", "5.2.15-2+b2")
-            .depends("base-files (>= 2.1.12), libc6 (>= 2.36)")
-            .file("/bin/bash", "#!fake bash\n"),
-    ]
+    common::core_packages(&[])
 }
 
 /// A stanza of apt's lists for a package no group asks for.

@@ -12,16 +12,8 @@ use std::path::{Path, PathBuf};
 use common::{FakePackage, appliance, fake_sysroot, fake_workspace, is_root};
 
 fn packages() -> Vec<FakePackage> {
-    vec![
-        FakePackage::new("base-files", "12.4+deb12u5")
-            .essential()
-            .file("/etc/debian_version", "12.5\n"),
-        FakePackage::new("libc6", "2.36-9+deb12u4")
-            .file("/usr/lib/x86_64-linux-gnu/libc.so.6", "not really libc"),
-        FakePackage::new("bash", "5.2.15-2+b2")
-            .depends("base-files, libc6")
-            .file("/bin/bash", "#!fake bash\n")
-            .file("/usr/bin/bashbug", "#!fake bashbug\n"),
+    let mut packages = common::core_packages(&[("/usr/bin/bashbug", "#!fake bashbug\n")]);
+    packages.extend([
         FakePackage::new("coreutils", "9.1-1")
             .depends("libc6")
             .file("/bin/ls", "fake ls\n"),
@@ -30,7 +22,8 @@ fn packages() -> Vec<FakePackage> {
         FakePackage::new("nginx-light", "1.22.1-9")
             .depends("libc6, libssl3 (>= 3.0.9)")
             .file("/usr/sbin/nginx", "fake nginx\n"),
-    ]
+    ]);
+    packages
 }
 
 /// A container flavor of this test's own, beside the project's three.

@@ -12,22 +12,16 @@ const OPENVZ: &str = "[!kernel,openvz is: x86_64]";
 const LEAN: &str = "[!kernel is: x86_64]";
 
 fn packages() -> Vec<FakePackage> {
-    vec![
-        FakePackage::new("base-files", "12.4+deb12u5")
-            .essential()
-            .file("/etc/debian_version", "12.5\n"),
-        FakePackage::new("libc6", "2.36-9+deb12u4")
-            .file("/usr/lib/x86_64-linux-gnu/libc.so.6", "not really libc"),
-        FakePackage::new("bash", "5.2.15-2+b2")
-            .depends("base-files, libc6")
-            .file("/bin/bash", "#!fake bash\n"),
+    let mut packages = common::core_packages(&[]);
+    packages.extend([
         FakePackage::new("coreutils", "9.1-1")
             .depends("libc6")
             .file("/bin/ls", "fake ls\n"),
         FakePackage::new("mawk", "1.3.4-1")
             .extra("Provides: awk\n")
             .file("/usr/bin/mawk", "fake mawk\n"),
-    ]
+    ]);
+    packages
 }
 
 /// The first revision: bash, and awk in the openvz flavor only.

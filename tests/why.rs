@@ -7,20 +7,14 @@ mod common;
 use common::{FakePackage, World};
 
 fn packages() -> Vec<FakePackage> {
-    vec![
-        FakePackage::new("base-files", "12.4+deb12u5")
-            .essential()
-            .file("/etc/debian_version", "12.5\n"),
-        FakePackage::new("libc6", "2.36-9+deb12u4")
-            .file("/usr/lib/x86_64-linux-gnu/libc.so.6", "not really libc"),
-        FakePackage::new("bash", "5.2.15-2+b2")
-            .depends("base-files, libc6")
-            .file("/bin/bash", "#!fake bash\n"),
+    let mut packages = common::core_packages(&[]);
+    packages.extend([
         FakePackage::new("coreutils", "9.1-1")
             .depends("libc6")
             .file("/bin/ls", "fake ls\n"),
         FakePackage::new("mawk", "1.3.4-1").file("/usr/bin/mawk", "fake mawk\n"),
-    ]
+    ]);
+    packages
 }
 
 const BASE: &str = r#"group base version="1.0" {

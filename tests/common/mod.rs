@@ -71,6 +71,26 @@ impl FakePackage {
     }
 }
 
+/// The smallest host most end-to-end tests start from: an essential base-files, libc6,
+/// and a bash depending on both that holds `/bin/bash` and `bash_files` (path, content).
+/// Each test extends the list with the packages it is about.
+pub fn core_packages(bash_files: &[(&str, &str)]) -> Vec<FakePackage> {
+    let bash = (bash_files.iter()).fold(
+        FakePackage::new("bash", "5.2.15-2+b2")
+            .depends("base-files (>= 2.1.12), libc6 (>= 2.36)")
+            .file("/bin/bash", "#!fake bash\n"),
+        |bash, (path, content)| bash.file(path, content),
+    );
+    vec![
+        FakePackage::new("base-files", "12.4+deb12u5")
+            .essential()
+            .file("/etc/debian_version", "12.5\n"),
+        FakePackage::new("libc6", "2.36-9+deb12u4")
+            .file("/usr/lib/x86_64-linux-gnu/libc.so.6", "not really libc"),
+        bash,
+    ]
+}
+
 /// `size` pseudo-random bytes, always the same for the same `seed`.
 pub fn noise(seed: &str, size: usize) -> Vec<u8> {
     let mut bytes = vec![0; size];

@@ -488,21 +488,32 @@ pub trait Downloader {
 }
 
 /// Downloads all of `wanted` into `into` with one run of `runner`, which fetches them
-/// in parallel. When that run fails, each is asked for alone, in order, so the errors
-/// name the packages that fail: `Err` holds each failure (index into `wanted`, its
-/// error), in order, and the others' archives are in `into`. Every one is asked for
-/// even after a failure, so a caller that can do without some (export, for installed
-/// packages the mirror no longer has) pays one more run per package, never more.
+/// in parallel. When that run fails, `Err` holds each failure (index into `wanted`, its
+/// error), in order, and the others' archives are in `into`. apt checks every request
+/// before it downloads any, and names each it cannot satisfy in an `E:` line: those
+/// fail with their own lines and the rest come in one more run. Only when apt's lines
+/// name none of them, or that run fails too, is each asked for alone, in order, so the
+/// errors still name the packages that fail. A caller that can do without some (export,
+/// for installed packages the mirror no longer has) so pays two runs, not one a package.
 pub fn download_all(
     wanted: &[Wanted<'_>],
     into: &Path,
     runner: &dyn Downloader,
 ) -> Result<(), Vec<(usize, AptError)>> {
-    match runner.download(wanted, into) {
+    let failure = match runner.download(wanted, into) {
         Ok(()) => return Ok(()),
         Err(e) if wanted.len() == 1 => return Err(vec![(0, e)]),
-        // apt's message for many need not say which one failed; asking each alone does.
-        Err(_) => {}
+        Err(e) => e,
+    };
+    let named = named_by(&failure, wanted);
+    if !named.is_empty() {
+        let rest: Vec<Wanted<'_>> = (wanted.iter().enumerate())
+            .filter(|(index, _)| !named.iter().any(|(n, _)| n == index))
+            .map(|(_, one)| *one)
+            .collect();
+        if rest.is_empty() || runner.download(&rest, into).is_ok() {
+            return Err(named);
+        }
     }
     let failed: Vec<(usize, AptError)> = (wanted.iter().enumerate())
         .filter_map(|(index, one)| {
@@ -515,6 +526,41 @@ pub fn download_all(
     } else {
         Err(failed)
     }
+}
+
+/// Of `wanted`, those that `failure`'s `E:` lines name as apt writes them (`Version
+/// 'VERSION' for 'NAME'`, `version 'VERSION' of 'NAME:ARCH'`, `package NAME`), each with
+/// an error of its own holding those lines.
+fn named_by(failure: &AptError, wanted: &[Wanted<'_>]) -> Vec<(usize, AptError)> {
+    let AptError::Download { detail, hint, .. } = failure else {
+        return Vec::new();
+    };
+    let errors: Vec<&str> = detail.lines().filter(|l| l.starts_with("E:")).collect();
+    (wanted.iter().enumerate())
+        .filter_map(|(index, one)| {
+            let qualified = format!("{}:{}", one.name, one.arch);
+            // A line about one version names it too: two versions of one name may be
+            // asked for at once, and only one be missing.
+            let version = format!("'{}'", one.version);
+            let names = |line: &str| {
+                [one.name, qualified.as_str()].iter().any(|name| {
+                    let versioned = line.contains(&format!("for '{name}'"))
+                        || line.contains(&format!("of '{name}'"));
+                    (versioned && line.contains(&version))
+                        || line.ends_with(&format!("package {name}"))
+                })
+            };
+            let lines: Vec<&str> = errors.iter().copied().filter(|l| names(l)).collect();
+            (!lines.is_empty()).then(|| {
+                let error = AptError::Download {
+                    packages: vec![one.label()],
+                    detail: lines.join("\n"),
+                    hint: *hint,
+                };
+                (index, error)
+            })
+        })
+        .collect()
 }
 
 /// Fetches exactly each of `packages`' version (never apt's candidate) into `pool_dir`,
@@ -846,6 +892,8 @@ mod tests {
         by_name: HashMap<&'static str, &'static [u8]>,
         file_name: Option<String>,
         failing: Option<&'static str>,
+        /// What a failed run says instead of naming `failing` (a network error, say).
+        unnamed: Option<&'static str>,
         calls: RefCell<Vec<String>>,
     }
 
@@ -856,6 +904,7 @@ mod tests {
                 by_name: HashMap::new(),
                 file_name: None,
                 failing: None,
+                unnamed: None,
                 calls: RefCell::new(Vec::new()),
             }
         }
@@ -873,7 +922,8 @@ mod tests {
             {
                 return Err(AptError::Download {
                     packages: wanted.iter().map(Wanted::label).collect(),
-                    detail: format!("E: Unable to locate package {bad}"),
+                    detail: (self.unnamed.map(str::to_string))
+                        .unwrap_or_else(|| format!("E: Unable to locate package {bad}")),
                     hint: None,
                 });
             }
@@ -1280,14 +1330,99 @@ mod tests {
             *downloader.calls.borrow(),
             [
                 "hello:amd64=2.10-3 libcrypt1:amd64=1:4.4.33-2",
-                "hello:amd64=2.10-3",
-                "libcrypt1:amd64=1:4.4.33-2"
-            ]
+                "hello:amd64=2.10-3"
+            ],
+            "the package apt names fails with its own line; the rest come in one run"
         );
         assert!(
             entries(pool.path()).is_empty(),
             "{:?}",
             entries(pool.path())
+        );
+    }
+
+    #[test]
+    fn a_failure_naming_no_package_is_narrowed_by_asking_each_alone() {
+        let (_root, lists) = lists();
+        let wanted: Vec<Wanted> = [("hello", "2.10-3"), ("libcrypt1", "1:4.4.33-2")]
+            .iter()
+            .map(|&(name, version)| {
+                let p = find(&lists, name, version);
+                Wanted {
+                    name: &p.package.name,
+                    version: &p.package.version,
+                    arch: &p.package.arch,
+                }
+            })
+            .collect();
+        let into = tempfile::tempdir().unwrap();
+        let mut downloader = FakeDownloader::new(HELLO_NEW);
+        downloader.failing = Some("libcrypt1");
+        downloader.unnamed = Some("E: Failed to fetch http://x/y.deb  Connection failed");
+        let failed = download_all(&wanted, into.path(), &downloader).unwrap_err();
+        let failed: Vec<(usize, String)> = (failed.into_iter())
+            .map(|(at, e)| (at, e.to_string()))
+            .collect();
+        assert_eq!(
+            failed,
+            [(
+                1,
+                "cannot download libcrypt1=1:4.4.33-2 (amd64): \
+                 E: Failed to fetch http://x/y.deb  Connection failed"
+                    .to_string()
+            )]
+        );
+        assert_eq!(
+            *downloader.calls.borrow(),
+            [
+                "hello:amd64=2.10-3 libcrypt1:amd64=1:4.4.33-2",
+                "hello:amd64=2.10-3",
+                "libcrypt1:amd64=1:4.4.33-2"
+            ]
+        );
+    }
+
+    #[test]
+    fn apt_error_lines_name_the_packages_they_are_about() {
+        let wanted = [
+            Wanted {
+                name: "hello",
+                version: "0.0",
+                arch: "amd64",
+            },
+            Wanted {
+                name: "nosuchpkg",
+                version: "1",
+                arch: "amd64",
+            },
+            Wanted {
+                name: "tzdata",
+                version: "1",
+                arch: "all",
+            },
+            Wanted {
+                name: "1",
+                version: "2",
+                arch: "amd64",
+            },
+        ];
+        // As apt-get download 2.6 prints them for those requests.
+        let failure = AptError::Download {
+            packages: wanted.iter().map(Wanted::label).collect(),
+            detail: "E: Version '0.0' for 'hello' was not found\n\
+                     E: Unable to locate package nosuchpkg:amd64"
+                .into(),
+            hint: None,
+        };
+        let named: Vec<(usize, String)> = (named_by(&failure, &wanted).into_iter())
+            .map(|(at, e)| (at, e.to_string()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                (0, "cannot download hello=0.0 (amd64): E: Version '0.0' for 'hello' was not found".to_string()),
+                (1, "cannot download nosuchpkg=1 (amd64): E: Unable to locate package nosuchpkg:amd64".to_string()),
+            ]
         );
     }
 

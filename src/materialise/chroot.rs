@@ -16,7 +16,7 @@ use crate::lock::FileEntry;
 
 use super::output::{Target, TempPath, c_path};
 use super::plan::{Body, Item, Plan};
-use super::{MaterialiseError, Supply, fetch_all, io_error};
+use super::{MaterialiseError, Supply, fetch_each, in_io_pool, io_error};
 use crate::progress::Progress;
 
 /// How much of an entry's metadata [`populate`] writes.
@@ -90,13 +90,16 @@ pub(super) fn populate(
         progress.entry(0);
     }
 
-    fetch_all(plan, supply, out, progress, |item| {
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(at(item))
-            .map_err(|e| io_error(out, "create", &item.entry.path, e))
+    let files = plan.files();
+    in_io_pool(|| {
+        fetch_each(plan, supply, &files, out, progress, |item| {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(at(item))
+                .map_err(|e| io_error(out, "create", &item.entry.path, e))
+        })
     })?;
 
     // Indices of devices that were not made, so their metadata is not applied.

@@ -45,7 +45,7 @@ pub(crate) use output::Target;
 use crate::progress::{Progress, Reporter};
 use fetch::{FetchError, Restart};
 
-use plan::{Body, Expected, Item, Plan};
+use plan::{Expected, Item, Plan};
 use stamp::{Stamp, Used};
 
 /// How a tarball is compressed.
@@ -720,51 +720,50 @@ fn hold(path: &Path, out: &Path) -> Result<File, MaterialiseError> {
     Ok(file)
 }
 
-/// Fetches every regular file of `plan` in parallel into the sink `sink` opens for it.
-/// Returns, per item, the source that matched; any drift fails with every drifted file.
-fn fetch_all<S: Restart>(
+/// Fetches the regular files `files` (indices into `plan.items`, with their content) in
+/// parallel, each into the sink `sink` opens for it, counting each on `progress`. Returns
+/// each file's source and sink, in the order of `files`; any drift fails with every
+/// drifted file. Runs on the calling thread pool: callers wrap it in [`in_io_pool`].
+fn fetch_each<S: Restart + Send>(
     plan: &Plan,
     supply: &Supply,
+    files: &[(usize, Expected)],
     out: &Path,
     progress: &Progress,
     sink: impl Fn(&Item) -> Result<S, MaterialiseError> + Sync,
-) -> Result<Vec<Option<PathBuf>>, MaterialiseError> {
+) -> Result<Vec<(PathBuf, S)>, MaterialiseError> {
     enum Failed {
         Drift(Drifted),
         Fatal(MaterialiseError),
     }
-    let results: Vec<Result<Option<PathBuf>, Failed>> = in_io_pool(|| {
-        plan.items
-            .par_iter()
-            .map(|item| {
-                let Body::File(expected) = &item.body else {
-                    return Ok(None);
-                };
-                let mut sink = sink(item).map_err(Failed::Fatal)?;
-                match fetch::fetch(item.entry, expected, supply, &mut sink) {
-                    Ok(source) => {
-                        progress.entry(expected.size);
-                        Ok(Some(source))
-                    }
-                    Err(FetchError::Drift(drifted)) => Err(Failed::Drift(drifted)),
-                    Err(FetchError::Sink(e)) => {
-                        Err(Failed::Fatal(io_error(out, "write", &item.entry.path, e)))
-                    }
+    let results: Vec<Result<(PathBuf, S), Failed>> = files
+        .par_iter()
+        .map(|(i, expected)| {
+            let item = &plan.items[*i];
+            let mut sink = sink(item).map_err(Failed::Fatal)?;
+            match fetch::fetch(item.entry, expected, supply, &mut sink) {
+                Ok(source) => {
+                    progress.entry(expected.size);
+                    Ok((source, sink))
                 }
-            })
-            .collect()
-    });
-    let mut chosen = Vec::with_capacity(results.len());
+                Err(FetchError::Drift(drifted)) => Err(Failed::Drift(drifted)),
+                Err(FetchError::Sink(e)) => {
+                    Err(Failed::Fatal(io_error(out, "write", &item.entry.path, e)))
+                }
+            }
+        })
+        .collect();
+    let mut fetched = Vec::with_capacity(results.len());
     let mut drifted = Vec::new();
     for result in results {
         match result {
-            Ok(source) => chosen.push(source),
+            Ok(file) => fetched.push(file),
             Err(Failed::Drift(file)) => drifted.push(file),
             Err(Failed::Fatal(e)) => return Err(e),
         }
     }
     if drifted.is_empty() {
-        Ok(chosen)
+        Ok(fetched)
     } else {
         Err(MaterialiseError::Drift {
             out: out.to_path_buf(),

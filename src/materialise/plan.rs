@@ -252,12 +252,15 @@ impl<'a> Plan<'a> {
         }
     }
 
-    /// How many regular files the output holds (each hardlinked inode once).
-    pub fn file_count(&self) -> usize {
-        self.items
-            .iter()
-            .filter(|item| matches!(item.body, Body::File(_)))
-            .count()
+    /// The regular file items (their indices) and their contents, in path order: each
+    /// hardlinked inode once.
+    pub fn files(&self) -> Vec<(usize, Expected)> {
+        (self.items.iter().enumerate())
+            .filter_map(|(i, item)| match item.body {
+                Body::File(expected) => Some((i, expected)),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -477,7 +480,7 @@ pub(crate) mod tests {
             Body::Hardlink { target: 2, .. }
         ));
         assert_eq!(plan.root.mode, 0o755);
-        assert_eq!(plan.file_count(), 1);
+        assert_eq!(plan.files().len(), 1);
         assert_eq!(plan.content_bytes(), 1);
     }
 

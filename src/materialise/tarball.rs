@@ -7,7 +7,9 @@
 //! ustar cannot hold (long names, large ids and sizes, capabilities) goes in PAX records.
 
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use liblzma::stream::{Check, MtStreamBuilder};
 use liblzma::write::XzEncoder;
@@ -15,14 +17,14 @@ use tar::{EntryType, Header};
 
 use crate::lock::FileEntry;
 
-use super::fetch::{CheckedReader, Drifted, Problem};
+use super::fetch::{CheckedReader, Drifted, Problem, Restart};
 use super::gzip::ParallelGzip;
 use super::output::{Target, TempPath};
-use super::plan::{Body, Expected, Plan};
-use super::{Compression, MaterialiseError, Supply, fetch_all, io_error};
+use super::plan::{Body, Expected, Item, Plan};
+use super::{Compression, MaterialiseError, Supply, fetch_each, in_io_pool, io_error};
 use crate::progress::Progress;
 
-/// Checks every file's sources, then writes the archive to a temporary beside OUT;
+/// Writes the archive to a temporary beside OUT, every file checked;
 /// returns it and the number of entries written (the root not counted).
 pub(super) fn build(
     plan: &Plan,
@@ -57,9 +59,15 @@ pub(super) enum Devices {
     Omit,
 }
 
-/// Checks every file's sources, then writes the lock's tar stream (uncompressed: any
-/// compression is `w`'s business) into `w`. Returns `w`, flushed of the stream, and the
-/// number of members written, the root not counted. `out` names OUT in errors.
+/// Writes the lock's tar stream (uncompressed: any compression is `w`'s business) into
+/// `w`, every file's bytes checked against the lock. Returns `w`, flushed of the stream,
+/// and the number of members written, the root not counted. `out` names OUT in errors.
+///
+/// Each file is read once: a reader thread reads and checks the files of the next
+/// [`Window`] in parallel (a host file that differs falls back to its archive or blob
+/// there) while this thread writes the window before, so the compressor never waits
+/// on a single-threaded read and hash. Any drift stops the writing and is reported
+/// with every other drifted file of the lock.
 pub(super) fn write<W: Write>(
     plan: &Plan,
     supply: &Supply,
@@ -69,32 +77,53 @@ pub(super) fn write<W: Write>(
     devices: Devices,
     progress: &Progress,
 ) -> Result<(W, usize), MaterialiseError> {
-    // Picking each file's source before the stream starts lets a host file that
-    // differs fall back to its blob, and finds all drift before any compression work.
-    progress.phase("checking", plan.file_count(), plan.content_bytes());
-    let chosen = fetch_all(plan, supply, out, progress, |_| Ok(io::sink()))?;
-
     progress.phase("writing", plan.items.len(), plan.content_bytes());
+    let leaders = leaders(plan);
+    let windows = windows(plan, &leaders);
     let mut archive = Archive {
         builder: tar::Builder::new(w),
         mtime,
         out,
     };
     archive.append(Member::new(&plan.root, EntryType::Directory), None)?;
-    let leaders = leaders(plan);
     let mut written = 0;
-    for i in 0..plan.items.len() {
-        let omitted = devices == Devices::Omit && matches!(plan.items[i].body, Body::Device { .. });
-        if omitted {
-            progress.entry(0);
-            continue;
+    std::thread::scope(|scope| {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let windows = &windows;
+        scope.spawn(move || read_ahead(plan, supply, windows, out, &sender));
+        for window in windows {
+            // The reader sends every window until it sends an error.
+            let Ok(read) = receiver.recv() else {
+                return Err(io_error(
+                    out,
+                    "read",
+                    out.display(),
+                    io::Error::other("reader stopped"),
+                ));
+            };
+            let mut read = read?.into_iter();
+            for i in window.items.clone() {
+                let omitted =
+                    devices == Devices::Omit && matches!(plan.items[i].body, Body::Device { .. });
+                if omitted {
+                    progress.entry(0);
+                    continue;
+                }
+                let member = member(plan, &leaders, i);
+                let content = match carried(plan, &leaders, i) {
+                    Some((_, expected)) => {
+                        read.next().map(|(source, held)| (source, held, expected))
+                    }
+                    None => None,
+                };
+                let bytes = member.size;
+                archive.append(member, content.as_ref().map(Content::of))?;
+                written += 1;
+                progress.entry(bytes);
+            }
         }
-        let (member, content) = member(plan, &leaders, &chosen, i);
-        let bytes = content.map_or(0, |(_, expected)| expected.size);
-        archive.append(member, content)?;
-        written += 1;
-        progress.entry(bytes);
-    }
+        Ok(())
+    })?;
     let w = archive
         .builder
         .into_inner()
@@ -102,42 +131,184 @@ pub(super) fn write<W: Write>(
     Ok((w, written))
 }
 
-/// The member for item `i` and, when it carries content, its source and content.
-fn member<'a>(
-    plan: &'a Plan,
-    leaders: &[usize],
-    chosen: &'a [Option<PathBuf>],
-    i: usize,
-) -> (Member<'a>, Option<(&'a Path, Expected)>) {
+/// Content read ahead of the writer per window, at most: with one window queued and one
+/// being read while one is written, the writer holds about three.
+const WINDOW_BYTES: u64 = 4 << 20;
+
+/// Files per window, at most, so that small files too are read while others are written.
+const WINDOW_FILES: usize = 256;
+
+/// A run of consecutive items whose contents are read together, ahead of the writer.
+struct Window {
+    /// The items written from this window.
+    items: Range<usize>,
+    /// The inodes (file items) whose content these items carry, in writing order.
+    carried: Vec<(usize, Expected)>,
+}
+
+/// Cuts the plan into windows of at most [`WINDOW_BYTES`] held and [`WINDOW_FILES`]
+/// files; a file larger than a window is not held (see [`Held`]).
+fn windows(plan: &Plan, leaders: &[usize]) -> Vec<Window> {
+    let mut windows = Vec::new();
+    let mut current = Window {
+        items: 0..0,
+        carried: Vec::new(),
+    };
+    let mut held = 0;
+    for i in 0..plan.items.len() {
+        let Some((inode, expected)) = carried(plan, leaders, i) else {
+            continue;
+        };
+        let size = if expected.size <= WINDOW_BYTES {
+            expected.size
+        } else {
+            0
+        };
+        let full = held + size > WINDOW_BYTES || current.carried.len() == WINDOW_FILES;
+        if full && !current.carried.is_empty() {
+            current.items.end = i;
+            let next = Window {
+                items: i..i,
+                carried: Vec::new(),
+            };
+            windows.push(std::mem::replace(&mut current, next));
+            held = 0;
+        }
+        current.carried.push((inode, expected));
+        held += size;
+    }
+    current.items.end = plan.items.len();
+    windows.push(current);
+    windows
+}
+
+/// One file's bytes as the reader leaves them for the writer.
+enum Held {
+    /// The bytes, checked.
+    Bytes(Vec<u8>),
+    /// Checked only, too large to hold: the writer reads the source again, checking it
+    /// once more.
+    Checked,
+}
+
+impl Held {
+    /// Where the reader puts a file of `size` bytes.
+    fn for_size(size: u64) -> Held {
+        match usize::try_from(size) {
+            Ok(size) if size as u64 <= WINDOW_BYTES => Held::Bytes(Vec::with_capacity(size)),
+            _ => Held::Checked,
+        }
+    }
+}
+
+impl Write for Held {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Held::Bytes(bytes) => bytes.write(buf),
+            Held::Checked => Ok(buf.len()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Restart for Held {
+    fn restart(&mut self) -> io::Result<()> {
+        match self {
+            Held::Bytes(bytes) => bytes.restart(),
+            Held::Checked => Ok(()),
+        }
+    }
+}
+
+/// What one window's reading gives the writer: each carried file's source and bytes.
+type WindowRead = Result<Vec<(PathBuf, Held)>, MaterialiseError>;
+
+/// Reads the windows in order into `sender`, stopping at the first error or when the
+/// writer is gone. Drift in a window is reported with every later file that drifted.
+fn read_ahead(
+    plan: &Plan,
+    supply: &Supply,
+    windows: &[Window],
+    out: &Path,
+    sender: &mpsc::SyncSender<WindowRead>,
+) {
+    in_io_pool(|| {
+        // The writer counts the entries it writes.
+        let quiet = Progress::hidden();
+        for (k, window) in windows.iter().enumerate() {
+            let hold = |item: &Item| {
+                let size = match item.body {
+                    Body::File(expected) => expected.size,
+                    _ => 0,
+                };
+                Ok(Held::for_size(size))
+            };
+            let mut read = fetch_each(plan, supply, &window.carried, out, &quiet, hold);
+            if let Err(MaterialiseError::Drift { files, .. }) = &mut read {
+                let later: Vec<(usize, Expected)> = (windows[k + 1..].iter())
+                    .flat_map(|w| w.carried.iter().copied())
+                    .collect();
+                let checked = fetch_each(plan, supply, &later, out, &quiet, |_| Ok(io::sink()));
+                if let Err(MaterialiseError::Drift { files: more, .. }) = checked {
+                    files.extend(more);
+                }
+                // In path order, as every output reports drift, not in archive order
+                // (where a hardlink may carry its target's content early).
+                files.sort_by(|a, b| a.path.cmp(&b.path));
+            }
+            let failed = read.is_err();
+            if sender.send(read).is_err() || failed {
+                return;
+            }
+        }
+    });
+}
+
+/// The inode item `i` writes (itself for a file, its target for a hardlink) and that
+/// inode's content, when it is a regular file or a hardlink.
+fn inode(plan: &Plan, i: usize) -> Option<(usize, Expected)> {
+    match plan.items[i].body {
+        Body::File(content) => Some((i, content)),
+        Body::Hardlink { target, content } => Some((target, content)),
+        _ => None,
+    }
+}
+
+/// The inode whose content item `i` carries: only the leader of an inode does.
+fn carried(plan: &Plan, leaders: &[usize], i: usize) -> Option<(usize, Expected)> {
+    inode(plan, i).filter(|&(inode, _)| leaders[inode] == i)
+}
+
+/// The member for item `i`: a hardlink to its inode's leader unless it leads.
+fn member<'a>(plan: &'a Plan, leaders: &[usize], i: usize) -> Member<'a> {
     let item = &plan.items[i];
-    let (inode, content) = match item.body {
-        Body::File(content) => (i, content),
-        Body::Hardlink { target, content } => (target, content),
-        Body::Dir => return (Member::new(item.entry, EntryType::Directory), None),
-        Body::Fifo => return (Member::new(item.entry, EntryType::Fifo), None),
-        Body::Symlink(text) => {
-            let member = Member {
+    let Some((inode, content)) = inode(plan, i) else {
+        return match item.body {
+            Body::Symlink(text) => Member {
                 link: Some(text.to_string()),
                 ..Member::new(item.entry, EntryType::Symlink)
-            };
-            return (member, None);
-        }
-        Body::Device {
-            block,
-            major,
-            minor,
-        } => {
-            let kind = if block {
-                EntryType::Block
-            } else {
-                EntryType::Char
-            };
-            let member = Member {
+            },
+            Body::Device {
+                block,
+                major,
+                minor,
+            } => Member {
                 device: Some((major, minor)),
-                ..Member::new(item.entry, kind)
-            };
-            return (member, None);
-        }
+                ..Member::new(
+                    item.entry,
+                    if block {
+                        EntryType::Block
+                    } else {
+                        EntryType::Char
+                    },
+                )
+            },
+            Body::Fifo => Member::new(item.entry, EntryType::Fifo),
+            _ => Member::new(item.entry, EntryType::Directory),
+        };
     };
     // Every path of an inode is written with the inode's metadata: its file entry's.
     let file = &plan.items[inode];
@@ -147,22 +318,17 @@ fn member<'a>(
     };
     let leader = leaders[inode];
     if leader == i {
-        let member = Member {
+        Member {
             size: content.size,
             caps: file.caps.as_deref(),
             ..base
-        };
-        (
-            member,
-            chosen[inode].as_deref().map(|source| (source, content)),
-        )
+        }
     } else {
-        let member = Member {
+        Member {
             kind: EntryType::Link,
             link: Some(name(&plan.items[leader].entry.path, false)),
             ..base
-        };
-        (member, None)
+        }
     }
 }
 
@@ -222,12 +388,8 @@ struct Archive<'o, W: Write> {
 }
 
 impl<W: Write> Archive<'_, W> {
-    /// Appends `member`; with `content`, streams the source while checking it.
-    fn append(
-        &mut self,
-        member: Member,
-        content: Option<(&Path, Expected)>,
-    ) -> Result<(), MaterialiseError> {
+    /// Appends `member` with its content, if it has any.
+    fn append(&mut self, member: Member, content: Option<Content>) -> Result<(), MaterialiseError> {
         let path = member.path;
         let write_err = |e| io_error(self.out, "write", path, e);
         let (header, pax) = headers(&member, self.mtime).map_err(write_err)?;
@@ -240,13 +402,15 @@ impl<W: Write> Archive<'_, W> {
             out: self.out.to_path_buf(),
             files: vec![Drifted::new(member.meta, problem, None)],
         };
-        let Some((source, expected)) = content else {
-            // Only an empty member may go without a source: anything else would leave
-            // a header promising bytes that never come.
-            if member.size > 0 {
-                return Err(drift(Problem::Missing));
+        let (source, expected) = match content {
+            Some(Content::Checked(bytes)) if bytes.len() as u64 == member.size => {
+                return self.builder.append(&header, bytes).map_err(write_err);
             }
-            return self.builder.append(&header, io::empty()).map_err(write_err);
+            Some(Content::Source(source, expected)) => (source, expected),
+            // Only an empty member may go without content: anything else would leave
+            // a header promising bytes that never come.
+            _ if member.size > 0 => return Err(drift(Problem::Missing)),
+            _ => return self.builder.append(&header, io::empty()).map_err(write_err),
         };
         let mut reader = CheckedReader::open(source, &expected).map_err(drift)?;
         let written = self.builder.append(&header, &mut reader);
@@ -255,6 +419,24 @@ impl<W: Write> Archive<'_, W> {
             reader.finish().map_err(drift)?;
         }
         written.map_err(write_err)
+    }
+}
+
+/// A member's content as the writer gets it.
+enum Content<'a> {
+    /// Bytes already checked against the lock.
+    Checked(&'a [u8]),
+    /// A source that matched the lock once: streamed and checked again while written.
+    Source(&'a Path, Expected),
+}
+
+impl<'a> Content<'a> {
+    /// The content the reader left for a file: its bytes, or its source to read again.
+    fn of((source, held, expected): &'a (PathBuf, Held, Expected)) -> Content<'a> {
+        match held {
+            Held::Bytes(bytes) => Content::Checked(bytes),
+            Held::Checked => Content::Source(source, *expected),
+        }
     }
 }
 
@@ -489,7 +671,7 @@ mod tests {
             ..Member::new(&meta, EntryType::Regular)
         };
         let err = archive
-            .append(member, Some((&source, expected)))
+            .append(member, Some(Content::Source(&source, expected)))
             .unwrap_err();
         let MaterialiseError::Drift { files, .. } = err else {
             panic!("expected drift, got {err}");

@@ -563,6 +563,51 @@ fn drift_lists_every_bad_file_and_leaves_out_alone() {
 }
 
 #[test]
+fn a_tar_of_many_windows_holds_every_file_and_reports_drift_from_all_of_them() {
+    // More files than one read-ahead window takes, and one larger than a window, which
+    // is checked ahead but streamed (and checked again) while written.
+    let dir = tempfile::tempdir().unwrap();
+    let sysroot = dir.path().join("sysroot");
+    let mut wanted: Vec<(String, Vec<u8>)> = (0..700)
+        .map(|n| (format!("/f/{n:04}"), format!("file {n}\n").into_bytes()))
+        .collect();
+    let big: Vec<u8> = (0..9 << 20).map(|n: u32| (n % 251) as u8).collect();
+    wanted.push(("/g/big".to_string(), big));
+    let mut entries = vec![entry("/f", FileKind::Dir), entry("/g", FileKind::Dir)];
+    for (path, content) in &wanted {
+        entries.push(file(path, content));
+        let host = sysroot.join(&path[1..]);
+        fs::create_dir_all(host.parent().unwrap()).unwrap();
+        fs::write(host, content).unwrap();
+    }
+    let lock = lock_of(entries);
+    let sources = Sources {
+        sysroot: sysroot.clone(),
+        pool: Vec::new(),
+        blobs: None,
+    };
+    let out = dir.path().join("out.tar");
+    let format = Format::Tar(Compression::None);
+    materialise(&lock, "lock-1", &sources, &format, &out, &opts()).unwrap();
+    let members: BTreeMap<String, Vec<u8>> = (read_tar(&out).into_iter())
+        .map(|(name, member)| (name, member.content))
+        .collect();
+    for (path, content) in &wanted {
+        assert_eq!(members.get(&format!(".{path}")), Some(content), "{path}");
+    }
+
+    fs::write(sysroot.join("f/0000"), b"FILE 0\n").unwrap();
+    fs::remove_file(sysroot.join("f/0699")).unwrap();
+    fs::write(sysroot.join("g/big"), b"small").unwrap();
+    let err = materialise(&lock, "lock-1", &sources, &format, &out, &opts()).unwrap_err();
+    let MaterialiseError::Drift { files, .. } = &err else {
+        panic!("expected drift, got {err}");
+    };
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["/f/0000", "/f/0699", "/g/big"]);
+}
+
+#[test]
 fn a_blob_stands_in_for_a_host_file_that_differs() {
     for format in [Format::Chroot, Format::Tar(Compression::None)] {
         let mut fx = Fixture::new();

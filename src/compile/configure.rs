@@ -8,7 +8,10 @@
 //! (mmdebstrap's essential stage: `base-files` makes `/usr/local/share` before
 //! `ca-certificates` looks for it), and `dpkg --configure -a` the rest, in dependency
 //! order, and processes the triggers. Daemons are never started: `policy-rc.d` denies every
-//! action and `start-stop-daemon` is a stand-in, as in mmdebstrap. The kernel's own
+//! action and `start-stop-daemon` is a stand-in, as in mmdebstrap, and `ischroot` says
+//! yes: the tree is not a running system, so nothing may restart its init (libc6's
+//! postinst would `telinit u` and sleep a second, since PID 1 of the sandbox looks
+//! like a booted system's). The kernel's own
 //! hooks are skipped on purpose (`update-initramfs` is a stand-in and `INITRD=No`):
 //! an image carries appliance's initramfs, so the packages' would only cost time and
 //! make the lock differ from run to run. Once the packages are configured, what the
@@ -223,6 +226,7 @@ guard /usr/sbin/policy-rc.d 'exit 101' || fail "installing policy-rc.d" 101
 guard /usr/sbin/start-stop-daemon 'echo "appliance: start-stop-daemon not run during configuration" >&2' \
     || fail "replacing start-stop-daemon" 101
 guard /usr/sbin/update-initramfs 'exit 0' || fail "replacing update-initramfs" 101
+guard /usr/bin/ischroot 'exit 0' || fail "replacing ischroot" 101
 if [ -n "${APPLIANCE_PRESEEDS:-}" ]; then
     printf '%s\n' "$APPLIANCE_PRESEEDS" | debconf-set-selections \
         || fail "debconf-set-selections" 102
@@ -255,6 +259,7 @@ for package in ${APPLIANCE_PURGE:-}; do
 done
 audit=$(dpkg --force-bad-path --audit)
 if [ -n "$audit" ]; then echo "$audit"; fail "dpkg --audit" 106; fi
+unguard /usr/bin/ischroot
 unguard /usr/sbin/update-initramfs
 unguard /usr/sbin/start-stop-daemon
 unguard /usr/sbin/policy-rc.d

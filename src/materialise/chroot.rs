@@ -92,14 +92,22 @@ pub(super) fn populate(
 
     let files = plan.files();
     in_io_pool(|| {
-        fetch_each(plan, supply, &files, out, progress, |item| {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(at(item))
-                .map_err(|e| io_error(out, "create", &item.entry.path, e))
-        })
+        fetch_each(
+            plan,
+            supply,
+            &files,
+            out,
+            progress,
+            |item| {
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(at(item))
+                    .map_err(|e| io_error(out, "create", &item.entry.path, e))
+            },
+            drop,
+        )
     })?;
 
     // Indices of devices that were not made, so their metadata is not applied.

@@ -721,22 +721,26 @@ fn hold(path: &Path, out: &Path) -> Result<File, MaterialiseError> {
 }
 
 /// Fetches the regular files `files` (indices into `plan.items`, with their content) in
-/// parallel, each into the sink `sink` opens for it, counting each on `progress`. Returns
-/// each file's source and sink, in the order of `files`; any drift fails with every
-/// drifted file. Runs on the calling thread pool: callers wrap it in [`in_io_pool`].
-fn fetch_each<S: Restart + Send>(
+/// parallel, each into the sink `sink` opens for it, counting each on `progress`; what
+/// `keep` makes of a filled sink is kept (a sink is dropped as soon as its file is done,
+/// so no more files are open than threads). Returns each file's source and what was
+/// kept, in the order of `files`; any drift fails with every drifted file. Runs on the
+/// calling thread pool: callers wrap it in [`in_io_pool`].
+#[allow(clippy::too_many_arguments)]
+fn fetch_each<S: Restart, T: Send>(
     plan: &Plan,
     supply: &Supply,
     files: &[(usize, Expected)],
     out: &Path,
     progress: &Progress,
     sink: impl Fn(&Item) -> Result<S, MaterialiseError> + Sync,
-) -> Result<Vec<(PathBuf, S)>, MaterialiseError> {
+    keep: impl Fn(S) -> T + Sync,
+) -> Result<Vec<(PathBuf, T)>, MaterialiseError> {
     enum Failed {
         Drift(Drifted),
         Fatal(MaterialiseError),
     }
-    let results: Vec<Result<(PathBuf, S), Failed>> = files
+    let results: Vec<Result<(PathBuf, T), Failed>> = files
         .par_iter()
         .map(|(i, expected)| {
             let item = &plan.items[*i];
@@ -744,7 +748,7 @@ fn fetch_each<S: Restart + Send>(
             match fetch::fetch(item.entry, expected, supply, &mut sink) {
                 Ok(source) => {
                     progress.entry(expected.size);
-                    Ok((source, sink))
+                    Ok((source, keep(sink)))
                 }
                 Err(FetchError::Drift(drifted)) => Err(Failed::Drift(drifted)),
                 Err(FetchError::Sink(e)) => {

@@ -246,12 +246,13 @@ fn read_ahead(
                 };
                 Ok(Held::for_size(size))
             };
-            let mut read = fetch_each(plan, supply, &window.carried, out, &quiet, hold);
+            let mut read = fetch_each(plan, supply, &window.carried, out, &quiet, hold, |h| h);
             if let Err(MaterialiseError::Drift { files, .. }) = &mut read {
                 let later: Vec<(usize, Expected)> = (windows[k + 1..].iter())
                     .flat_map(|w| w.carried.iter().copied())
                     .collect();
-                let checked = fetch_each(plan, supply, &later, out, &quiet, |_| Ok(io::sink()));
+                let checked =
+                    fetch_each(plan, supply, &later, out, &quiet, |_| Ok(io::sink()), drop);
                 if let Err(MaterialiseError::Drift { files: more, .. }) = checked {
                     files.extend(more);
                 }

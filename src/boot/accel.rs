@@ -75,7 +75,7 @@ impl Accel {
         };
         match self {
             Accel::Tcg => choice(Accel::Tcg, "--accel tcg asks for it"),
-            Accel::Kvm => match unopenable(device) {
+            Accel::Kvm => match unopenable(device).or_else(|| without_virtualisation(cpuinfo)) {
                 Some(reason) => Err(BootError::NoKvm { reason }),
                 None => choice(Accel::Kvm, "--accel kvm asks for it"),
             },
@@ -113,7 +113,8 @@ fn unopenable(device: &Path) -> Option<String> {
 
 /// Why the CPU cannot run KVM guests, if /proc/cpuinfo shows it: a /dev/kvm without the
 /// vmx or svm flag, as some nested virtual machines have, fails or hangs the guest at
-/// its first instructions.
+/// its first instructions (qemu aborting on the CPU's MSRs, or the kernel never going
+/// past its first lines, with nothing to tell it from a slow boot).
 fn without_virtualisation(cpuinfo: &str) -> Option<String> {
     let virtualises = cpuinfo
         .lines()
@@ -121,7 +122,7 @@ fn without_virtualisation(cpuinfo: &str) -> Option<String> {
         .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
     (!virtualises).then(|| {
         "the CPU offers no hardware virtualisation (no vmx or svm flag in /proc/cpuinfo), as \
-         in many nested virtual machines; --accel kvm tries KVM all the same"
+         in many nested virtual machines"
             .to_string()
     })
 }
@@ -216,13 +217,22 @@ mod tests {
     }
 
     #[test]
-    fn kvm_asked_for_is_refused_only_without_a_device() {
+    fn kvm_asked_for_is_refused_without_a_device_or_a_virtualising_cpu() {
         let dir = tempfile::tempdir().unwrap();
         let device = dir.path().join("kvm");
         fs::write(&device, b"").unwrap();
-        // The CPU flags may lie (some hypervisors hide them): qemu is let to try.
-        let tried = Accel::Kvm.resolve_on(&device, NO_VMX).unwrap();
+        let tried = Accel::Kvm.resolve_on(&device, VMX).unwrap();
         assert_eq!(tried.accel, Accel::Kvm);
+        // Such a guest hangs or qemu aborts: one message, before qemu starts.
+        let text = Accel::Kvm
+            .resolve_on(&device, NO_VMX)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.starts_with("--accel kvm, but the CPU offers no hardware virtualisation")
+                && text.ends_with("--accel tcg"),
+            "{text}"
+        );
         let err = Accel::Kvm
             .resolve_on(&dir.path().join("none"), VMX)
             .unwrap_err();

@@ -250,7 +250,11 @@ fn compile_survives_sigkill() {
         let (_, temporaries) = blob_store(&store);
         assert!(temporaries.is_empty(), "trial {i}: {temporaries:?}");
         let left = names(&w.ws.join("store"));
-        assert_eq!(left, ["blobs", "repo.sqlite"], "trial {i}: leftovers");
+        assert_eq!(
+            left,
+            ["blobs", "pool", "repo.sqlite"],
+            "trial {i}: leftovers"
+        );
         assert_eq!(names(&w.tmp), Vec::<String>::new(), "trial {i}: TMPDIR");
     }
     report(&format!(
@@ -329,7 +333,11 @@ fn collection_survives_kills(what: &str, args: impl Fn(&World) -> Vec<String>) {
         w.ok(&["gc", "--keep", "1000"]);
         materialises(i);
         let left = names(&w.ws.join("store"));
-        assert_eq!(left, ["blobs", "repo.sqlite"], "trial {i}: leftovers");
+        assert_eq!(
+            left,
+            ["blobs", "pool", "repo.sqlite"],
+            "trial {i}: leftovers"
+        );
     }
     report(&format!(
         "{what}: {TRIALS} trials over a {duration:.2?} run: {killed} killed mid-run, {} finished; {TRIALS} survived",

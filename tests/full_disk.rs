@@ -207,7 +207,7 @@ fn a_full_store_fails_compile_clearly_and_keeps_the_repository() {
         assert_eq!(verified_revisions(&repo), before);
         let (_, temporaries) = blob_store(&store.path().join("blobs"));
         assert!(temporaries.is_empty(), "{temporaries:?}");
-        assert_eq!(names(store.path()), ["blobs", "repo.sqlite"]);
+        assert_eq!(names(store.path()), ["blobs", "pool", "repo.sqlite"]);
         assert!(names(&w.tmp).is_empty(), "{:?}", names(&w.tmp));
     }
 

@@ -169,7 +169,7 @@ fn a_repository_an_earlier_appliance_made_is_read_and_adopted() {
         );
     }
     assert_eq!(digest(&repo), bytes, "a command that reads wrote");
-    assert_eq!(names(&w.ws.join("store")), ["blobs", "repo.sqlite"]);
+    assert_eq!(names(&w.ws.join("store")), ["blobs", "pool", "repo.sqlite"]);
 
     let out = w.command(COMPILE).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::excerpt::excerpt;
 use crate::gc::StoreLock;
 use crate::lock::Backend;
-use crate::materialise::stamp::Used;
 use crate::repo::{BlobStore, Fingerprint, Fingerprinted, Located, Repository};
 use crate::resolve::Prefer;
 use crate::source::dpkg::catalog::Stale;
@@ -145,7 +144,9 @@ struct Storing<'a> {
     subject: &'a str,
     /// Its fingerprint's key and the inputs recorded before the compile read them;
     /// `None` for a recipe the fingerprint does not cover.
-    fingerprint: Option<(String, Used)>,
+    fingerprint: Option<(String, fingerprint::Inputs)>,
+    /// The archives the batch took from apt's lists into the pool.
+    downloaded: &'a [PathBuf],
     /// The batch's warnings about its sources.
     sources_warnings: &'a [String],
 }
@@ -179,7 +180,7 @@ fn store(
         lock_id: stored.lock_id.clone(),
     };
     if let Some((key, inputs)) = storing.fingerprint
-        && let Some(recorded) = fingerprint::record(inputs, &ctx.sysroot, lock)
+        && let Some(recorded) = fingerprint::record(inputs, storing.downloaded, &ctx.sysroot, lock)
     {
         repo.record_fingerprint(&Fingerprint {
             key: &key,
@@ -260,6 +261,17 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         report: ctx.report,
     };
     let pool_dirs = ctx.pool_dirs(&opts.pools);
+    let repo_existed = ctx.repo_path.exists();
+    let folder_existed = ctx.repo_path.parent().is_none_or(Path::exists);
+    // The pool folder downloads go to is there before any fingerprint is taken, so the
+    // first download does not make it appear and change every fingerprint's key.
+    let pool_made = !settings.pool_dir.exists();
+    if pool_made {
+        std::fs::create_dir_all(&settings.pool_dir).map_err(|source| Error::Io {
+            path: settings.pool_dir.clone(),
+            source,
+        })?;
+    }
     // Read only, and only a repository that is there: a compile that fails writes
     // none. One too old to read has no fingerprints to answer from.
     let known = (ctx.repo_path.exists())
@@ -297,8 +309,6 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     // The repository's index of apt's lists is brought up to date first; no lock is
     // written until every lock is made, and a compile that fails takes back the
     // repository (and store folder) it made only for the index.
-    let repo_existed = ctx.repo_path.exists();
-    let folder_existed = ctx.repo_path.parent().is_none_or(Path::exists);
     let mut repo = Repository::open(&ctx.repo_path)?;
     if repo.adopted() {
         crate::stderr::line(format_args!(
@@ -315,6 +325,10 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         match compile::compile_all(&settings, &pool_dirs, recipes, &mut repo) {
             Ok(batch) => batch,
             Err(err) => {
+                if pool_made {
+                    // Only when empty: archives it downloaded stay for the next try.
+                    let _ = std::fs::remove_dir(&settings.pool_dir);
+                }
                 if !repo_existed {
                     unmake(repo, &ctx.repo_path, !folder_existed);
                 }
@@ -335,6 +349,9 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         crate::stderr::warning(warning);
     }
     let blobs = BlobStore::open(&ctx.blobs_dir())?;
+    let downloaded: Vec<PathBuf> = (batch.compiled.iter())
+        .flat_map(|c| c.downloaded.iter().cloned())
+        .collect();
     let mut compiled = (batch.compiled.into_iter())
         .zip(&subjects)
         .zip(fingerprints.drain(..));
@@ -348,6 +365,7 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
                     let stored = Storing {
                         subject,
                         fingerprint,
+                        downloaded: &downloaded,
                         sources_warnings: &sources_warnings,
                     };
                     store(ctx, &mut repo, &blobs, c, stored)?

@@ -27,6 +27,9 @@ pub struct Fetched {
     pub installed: Vec<usize>,
     /// The others, read from their archives.
     pub archives: Vec<ArchivePackage>,
+    /// The archives of those known from apt's lists, in the pool: downloaded now, or
+    /// by an earlier compile.
+    pub downloaded: Vec<PathBuf>,
 }
 
 impl Fetched {
@@ -94,6 +97,7 @@ pub fn fetch(
     Ok(Fetched {
         installed,
         archives,
+        downloaded,
     })
 }
 

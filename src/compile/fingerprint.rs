@@ -17,6 +17,8 @@
 //! bytes instead (git's racy-clean rule), so a change the clock cannot show is still
 //! seen; a folder cannot be, so a racy one never matches and the next compile runs.
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -91,8 +93,17 @@ pub fn key(recipe: &Recipe, settings: &Settings, pool_dirs: &[PathBuf]) -> Optio
     Some(h.finalize().to_hex().to_string())
 }
 
+/// What a compile read, as it was at the compile's start.
+pub struct Inputs {
+    /// The identities of its inputs.
+    used: Used,
+    /// The pool folder the compile downloads into, and its entries' names then: what
+    /// the compile adds there itself is told apart from what anyone else does.
+    pool: (PathBuf, BTreeSet<OsString>),
+}
+
 /// The inputs a compile is about to read, recorded as they are at its start.
-pub fn inputs(settings: &Settings, pool_dirs: &[PathBuf]) -> Used {
+pub fn inputs(settings: &Settings, pool_dirs: &[PathBuf]) -> Inputs {
     let used = Used::starting_now();
     for source in SOURCES {
         used.input(&settings.sysroot.join(source));
@@ -102,6 +113,46 @@ pub fn inputs(settings: &Settings, pool_dirs: &[PathBuf]) -> Used {
     }
     for dir in pool_dirs {
         listing(&used, dir, POOL_DEPTH);
+    }
+    let names = names(&settings.pool_dir).unwrap_or_default();
+    Inputs {
+        used,
+        pool: (settings.pool_dir.clone(), names),
+    }
+}
+
+/// The names of the entries of `dir`.
+fn names(dir: &Path) -> Option<BTreeSet<OsString>> {
+    let entries = fs::read_dir(dir).ok()?;
+    entries.map(|e| e.ok().map(|e| e.file_name())).collect()
+}
+
+/// Takes the archives the compile downloaded (`downloaded`, with those of the other
+/// recipes of its batch) as its pool folder's own: the folder is recorded anew when
+/// what it holds now is exactly what it held at the start and those, each archive as
+/// it is now. Anything else that changed there still counts as changed.
+fn downloads(inputs: Inputs, downloaded: &[PathBuf]) -> Used {
+    let Inputs {
+        used,
+        pool: (dir, mut expected),
+    } = inputs;
+    let ours: Vec<&PathBuf> = (downloaded.iter())
+        .filter(|path| path.parent() == Some(dir.as_path()))
+        .collect();
+    if ours.is_empty() {
+        return used;
+    }
+    for path in ours {
+        if let Some(name) = path.file_name() {
+            expected.insert(name.to_owned());
+        }
+        used.reinput(path, true);
+    }
+    // The identity first, then the names: an entry added after it was taken makes it
+    // differ next time, and one added before shows among the names.
+    used.reinput(&dir, true);
+    if names(&dir).as_ref() != Some(&expected) {
+        used.reinput(&dir, false);
     }
     used
 }
@@ -133,10 +184,17 @@ pub struct Recorded {
     pub folders: String,
 }
 
-/// Adds the host paths `lock` describes to `used` (the compile's inputs), after the
-/// lock is made from them. `None` when a folder of the lock changed on the host during
-/// the compile: what the lock holds of it cannot be told from what the host has now.
-pub fn record(used: Used, sysroot: &Path, lock: &Lock) -> Option<Recorded> {
+/// Adds the host paths `lock` describes to the compile's `inputs`, after the lock is
+/// made from them, and the archives its batch `downloaded` into its pool. `None` when a
+/// folder of the lock changed on the host during the compile: what the lock holds of
+/// it cannot be told from what the host has now.
+pub fn record(
+    inputs: Inputs,
+    downloaded: &[PathBuf],
+    sysroot: &Path,
+    lock: &Lock,
+) -> Option<Recorded> {
+    let used = downloads(inputs, downloaded);
     let mut folders: Vec<Folder> = Vec::new();
     for entry in &lock.files {
         let at = entry.origin.as_deref().unwrap_or(&entry.path);
@@ -208,7 +266,7 @@ mod tests {
 
     fn recorded(settings: &Settings, pools: &[PathBuf]) -> Recorded {
         Recorded {
-            inputs: inputs(settings, pools).encode(),
+            inputs: inputs(settings, pools).used.encode(),
             folders: "[]".into(),
         }
     }
@@ -235,6 +293,36 @@ mod tests {
         assert!(holds(&before.inputs, &before.folders));
         fs::write(&list, "Package: b\n").unwrap();
         assert!(!holds(&before.inputs, &before.folders));
+    }
+
+    #[test]
+    fn archives_a_compile_downloaded_are_its_own_and_no_one_else_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("pool")).unwrap();
+        fs::write(root.join("pool/old_1_all.deb"), "!<arch>\n").unwrap();
+        let settings = settings(root);
+        let pools = vec![root.join("pool")];
+        let holds_now = |used: Used| Used::unchanged(&used.encode());
+
+        let start = inputs(&settings, &pools);
+        let ours = root.join("pool/a_1_all.deb");
+        fs::write(&ours, "!<arch>\na\n").unwrap();
+        assert!(holds_now(downloads(start, std::slice::from_ref(&ours))));
+
+        // Another archive came in beside the compile's own: that one was never read.
+        let start = inputs(&settings, &pools);
+        let also = root.join("pool/b_1_all.deb");
+        fs::write(&also, "!<arch>\nb\n").unwrap();
+        fs::write(root.join("pool/theirs_1_all.deb"), "!<arch>\n").unwrap();
+        assert!(!holds_now(downloads(start, &[also])));
+
+        // One that went away is a change too.
+        let start = inputs(&settings, &pools);
+        let more = root.join("pool/c_1_all.deb");
+        fs::write(&more, "!<arch>\nc\n").unwrap();
+        fs::remove_file(root.join("pool/old_1_all.deb")).unwrap();
+        assert!(!holds_now(downloads(start, &[more])));
     }
 
     #[test]

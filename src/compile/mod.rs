@@ -156,14 +156,16 @@ pub fn compile_recipe(
     stage.done(format_args!("{} files", assembled.lock.files.len()));
     let tree = gathered.tree;
     warnings.extend(tree.warnings);
-    Ok(Compiled::new(
+    let mut compiled = Compiled::new(
         assembled.lock,
         assembled.blobs,
         tree.missing,
         warnings,
         took,
         removes,
-    ))
+    );
+    compiled.downloaded = fetched.downloaded;
+    Ok(compiled)
 }
 
 /// What a recipe's stages are reported as: `compile GROUP[FLAVOR]`, by the flavor's

@@ -2,6 +2,7 @@
 //! written once every recipe of a compile has succeeded.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 
 use super::error::Result;
 use super::removes::Removes;
@@ -25,6 +26,8 @@ pub struct Compiled {
     pub stale: Vec<Stale>,
     /// The group's `remove` statements, for warnings about those that removed nothing.
     pub removes: Removes,
+    /// The archives taken from apt's lists into the pool (fetched now or found there).
+    pub downloaded: Vec<PathBuf>,
 }
 
 impl Compiled {
@@ -56,6 +59,7 @@ impl Compiled {
             configured,
             stale: Vec::new(),
             removes,
+            downloaded: Vec::new(),
         }
     }
 

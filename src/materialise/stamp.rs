@@ -354,6 +354,22 @@ impl Used {
         self.push(path, Identity::from(&meta), || content_digest(path).ok());
     }
 
+    /// Records `path` as it is now in place of what was recorded of it: for an input
+    /// the build itself changed while it ran (an archive compile downloaded into a pool
+    /// it reads). With `same` false, whatever `path` is then counts as changed.
+    pub fn reinput(&self, path: &Path, same: bool) {
+        self.files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|file| file.path != path);
+        if same {
+            self.input(path);
+        } else {
+            // The zero identity never matches a real file.
+            self.push(path, Identity::default(), || None);
+        }
+    }
+
     /// Records that a build's result holds `path` as it is described by `meta` (taken
     /// after the build), with the content `digest` when a regular file: whatever
     /// changed the file since the build started is racy, and is then checked by that

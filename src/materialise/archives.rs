@@ -1,7 +1,8 @@
 //! Package archives as a byte source: a locked package's `.deb` or `.rpm` (as its lock's
 //! backend says), found in the pool folders (or their createrepo_c repositories),
 //! unpacked once per run into a scratch folder beside OUT whose files are named by their
-//! BLAKE3, so a file is then read (and checked) like any other source.
+//! BLAKE3 (laid out as the blob store is), so a file is then read (and checked) like any
+//! other source. Only contents the lock holds are unpacked.
 //!
 //! Every archive claiming the package's name, version and arch is a candidate, in pool
 //! order; the first that holds the locked bytes supplies them, so a junk or shadowing
@@ -9,7 +10,7 @@
 //! unpacking, never the output. Nothing is scanned or unpacked unless some file needs
 //! it: a lock the host supplies whole never looks at the pool.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,12 +20,17 @@ use std::sync::{Arc, Mutex, OnceLock};
 use crate::excerpt::excerpt;
 use crate::lock::Backend;
 use crate::lock::{Lock, LockedPackage};
+use crate::repo::blob_path;
 use crate::source::dpkg::deb::{DebArchive, DebError};
 use crate::source::dpkg::pool::Pool;
 use crate::source::rpm::catalog::RpmCatalog;
 use crate::source::rpm::{RpmArchive, RpmPackage};
 
 use super::plan::Expected;
+
+/// A `.deb`'s files at most this large are read into memory and hashed first, so one
+/// the lock does not hold (documentation a group excludes) never becomes a scratch file.
+const SIFTED_MAX: u64 = 1 << 20;
 
 /// One archive's unpacking: done once, by whichever thread needs it first; then
 /// whether it succeeded.
@@ -52,6 +58,8 @@ pub(crate) struct Archives<'a> {
     backend: Backend,
     /// The pool, surveyed the first time an archive is wanted.
     pool: OnceLock<Result<Surveyed, String>>,
+    /// The lock's file contents (BLAKE3, hex): only these are unpacked.
+    wanted: HashSet<&'a str>,
     /// Per archive path: its unpacking.
     unpacked: Mutex<HashMap<PathBuf, Arc<Unpacking>>>,
     /// Names the partial files of every unpacking, which run on several threads.
@@ -69,6 +77,9 @@ impl<'a> Archives<'a> {
         Archives {
             dirs,
             packages,
+            wanted: (lock.files.iter())
+                .filter_map(|f| f.digest.as_deref())
+                .collect(),
             backend: lock.inputs.backend,
             scratch: scratch.to_path_buf(),
             pool: OnceLock::new(),
@@ -95,7 +106,7 @@ impl<'a> Archives<'a> {
             .get_or_init(|| Surveyed::survey(self.backend, self.dirs))
             .as_ref()
             .map_err(|e| format!("pool: {e}"))?;
-        let path = self.scratch.join(expected.digest.to_hex().as_str());
+        let path = blob_path(&self.scratch, expected.digest.to_hex().as_str());
         let mut tried = Vec::new();
         for archive in pool.candidates(locked) {
             let name = file_name(archive.path());
@@ -155,7 +166,21 @@ impl<'a> Archives<'a> {
                 entry: entry.clone(),
                 source,
             };
-            self.keep(|out| file.copy_to(out), scratch)
+            if file.size() > SIFTED_MAX {
+                return self.keep(|out| file.copy_to(out), scratch);
+            }
+            let mut bytes = Vec::new();
+            let digest = file.copy_to(&mut bytes)?;
+            if !self.wanted.contains(digest.as_str()) {
+                return Ok(());
+            }
+            self.keep(
+                |out| {
+                    out.write_all(&bytes).map_err(&scratch)?;
+                    Ok(digest)
+                },
+                scratch,
+            )
         });
         unpacked.map_err(|e| match e {
             DebError::Write { source, .. } => Unpack::Scratch(source),
@@ -171,10 +196,11 @@ impl<'a> Archives<'a> {
             RpmArchive::open_as(path, package).map_err(|e| Unpack::Archive(e.to_string()))?;
         let mut failed = None;
         let unpacked = archive.for_each_file(|_, bytes| {
-            if failed.is_none() {
+            let digest = blake3::hash(bytes).to_hex();
+            if failed.is_none() && self.wanted.contains(digest.as_str()) {
                 let write = |out: &mut dyn io::Write| {
                     out.write_all(bytes).map_err(Unpack::Scratch)?;
-                    Ok(blake3::hash(bytes).to_hex().to_string())
+                    Ok(digest.to_string())
                 };
                 // Kept aside: the reader's error type has no room for the scratch's.
                 failed = self.keep(write, Unpack::Scratch).err();
@@ -189,7 +215,8 @@ impl<'a> Archives<'a> {
     }
 
     /// Writes one file with `write` (which returns its BLAKE3) into the scratch folder,
-    /// named by that digest; `scratch` makes the error of a scratch write that fails.
+    /// named by that digest and laid out as the blob store is: one flat folder of a big
+    /// lock's files (50,000) makes every lookup in it slower.
     fn keep<E>(
         &self,
         write: impl FnOnce(&mut dyn io::Write) -> Result<String, E>,
@@ -199,7 +226,11 @@ impl<'a> Archives<'a> {
         let partial = self.scratch.join(format!(".partial-{n}"));
         let mut out = File::create(&partial).map_err(&scratch)?;
         let digest = write(&mut out)?;
-        fs::rename(&partial, self.scratch.join(digest)).map_err(scratch)
+        let path = blob_path(&self.scratch, &digest);
+        if let Some(shard) = path.parent() {
+            fs::create_dir_all(shard).map_err(&scratch)?;
+        }
+        fs::rename(&partial, path).map_err(scratch)
     }
 }
 

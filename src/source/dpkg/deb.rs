@@ -308,6 +308,11 @@ impl DataFile<'_, '_, '_> {
         self.path
     }
 
+    /// Its size, as its header says.
+    pub fn size(&self) -> u64 {
+        self.entry.size()
+    }
+
     /// Copies its content to `to`, checking it is as long as the header says; returns
     /// the content's BLAKE3 (hex).
     pub fn copy_to(self, to: &mut dyn Write) -> Result<String, DebError> {

@@ -2,7 +2,8 @@
 //! backend says), found in the pool folders (or their createrepo_c repositories),
 //! unpacked once per run into a scratch folder beside OUT whose files are named by their
 //! BLAKE3 (laid out as the blob store is), so a file is then read (and checked) like any
-//! other source. Only contents the lock holds are unpacked.
+//! other source; small files stay in memory (up to a budget) instead. Only contents the
+//! lock holds are unpacked.
 //!
 //! Every archive claiming the package's name, version and arch is a candidate, in pool
 //! order; the first that holds the locked bytes supplies them, so a junk or shadowing
@@ -15,7 +16,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::excerpt::excerpt;
 use crate::lock::Backend;
@@ -31,6 +32,27 @@ use super::plan::Expected;
 /// A `.deb`'s files at most this large are read into memory and hashed first, so one
 /// the lock does not hold (documentation a group excludes) never becomes a scratch file.
 const SIFTED_MAX: u64 = 1 << 20;
+
+/// How many bytes of small files one run keeps in memory rather than in scratch files:
+/// making and removing thousands of files costs more than the bytes (a 50,000-file
+/// lock's archives hold 20 MB), and beyond this they go to the scratch folder.
+const HELD_BUDGET: u64 = 64 << 20;
+
+/// Small files unpacked into memory, by BLAKE3 (hex), and their bytes in all.
+#[derive(Default)]
+struct InMemory {
+    files: HashMap<String, Arc<[u8]>>,
+    bytes: u64,
+}
+
+/// What an archive supplies for a file.
+pub(crate) enum Unpacked {
+    /// Its unpacked copy in the scratch folder.
+    File(PathBuf),
+    /// Its bytes, held in memory: they are what the digest they are found by was
+    /// computed from.
+    Held(Arc<[u8]>),
+}
 
 /// One archive's unpacking: done once, by whichever thread needs it first; then
 /// whether it succeeded.
@@ -60,6 +82,8 @@ pub(crate) struct Archives<'a> {
     pool: OnceLock<Result<Surveyed, String>>,
     /// The lock's file contents (BLAKE3, hex): only these are unpacked.
     wanted: HashSet<&'a str>,
+    /// Small files unpacked into memory.
+    held: Mutex<InMemory>,
     /// Per archive path: its unpacking.
     unpacked: Mutex<HashMap<PathBuf, Arc<Unpacking>>>,
     /// Names the partial files of every unpacking, which run on several threads.
@@ -80,6 +104,7 @@ impl<'a> Archives<'a> {
             wanted: (lock.files.iter())
                 .filter_map(|f| f.digest.as_deref())
                 .collect(),
+            held: Mutex::new(InMemory::default()),
             backend: lock.inputs.backend,
             scratch: scratch.to_path_buf(),
             pool: OnceLock::new(),
@@ -96,7 +121,7 @@ impl<'a> Archives<'a> {
         &self,
         package: &str,
         expected: &Expected,
-    ) -> Result<(PathBuf, String), Unavailable> {
+    ) -> Result<(Unpacked, String), Unavailable> {
         let locked = self
             .packages
             .get(package)
@@ -106,13 +131,21 @@ impl<'a> Archives<'a> {
             .get_or_init(|| Surveyed::survey(self.backend, self.dirs))
             .as_ref()
             .map_err(|e| format!("pool: {e}"))?;
-        let path = blob_path(&self.scratch, expected.digest.to_hex().as_str());
+        let hex = expected.digest.to_hex();
+        let path = blob_path(&self.scratch, hex.as_str());
         let mut tried = Vec::new();
         for archive in pool.candidates(locked) {
             let name = file_name(archive.path());
             match self.unpacking(archive) {
-                Ok(()) if path.is_file() => return Ok((path, name)),
-                Ok(()) => tried.push(format!("archive {name}: no file with the locked content")),
+                Ok(()) => {
+                    if let Some(bytes) = self.held_bytes(hex.as_str()) {
+                        return Ok((Unpacked::Held(bytes), name));
+                    }
+                    if path.is_file() {
+                        return Ok((Unpacked::File(path), name));
+                    }
+                    tried.push(format!("archive {name}: no file with the locked content"));
+                }
                 Err(Unavailable::Drift(why)) => tried.push(why),
                 Err(scratch) => return Err(scratch),
             }
@@ -171,7 +204,7 @@ impl<'a> Archives<'a> {
             }
             let mut bytes = Vec::new();
             let digest = file.copy_to(&mut bytes)?;
-            if !self.wanted.contains(digest.as_str()) {
+            if !self.wanted.contains(digest.as_str()) || self.hold(&digest, &bytes) {
                 return Ok(());
             }
             self.keep(
@@ -197,7 +230,8 @@ impl<'a> Archives<'a> {
         let mut failed = None;
         let unpacked = archive.for_each_file(|_, bytes| {
             let digest = blake3::hash(bytes).to_hex();
-            if failed.is_none() && self.wanted.contains(digest.as_str()) {
+            let wanted = self.wanted.contains(digest.as_str());
+            if failed.is_none() && wanted && !self.hold(digest.as_str(), bytes) {
                 let write = |out: &mut dyn io::Write| {
                     out.write_all(bytes).map_err(Unpack::Scratch)?;
                     Ok(digest.to_string())
@@ -212,6 +246,31 @@ impl<'a> Archives<'a> {
             (None, Err(e)) => Err(Unpack::Archive(e.to_string())),
             (None, Ok(())) => Ok(()),
         }
+    }
+
+    /// Keeps the bytes of a small file whose BLAKE3 is `digest` in memory, unless they
+    /// are too large or the budget is spent; whether it did.
+    fn hold(&self, digest: &str, bytes: &[u8]) -> bool {
+        let size = bytes.len() as u64;
+        if size > SIFTED_MAX {
+            return false;
+        }
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.files.contains_key(digest) {
+            return true;
+        }
+        if held.bytes + size > HELD_BUDGET {
+            return false;
+        }
+        held.files.insert(digest.to_string(), Arc::from(bytes));
+        held.bytes += size;
+        true
+    }
+
+    /// The held bytes whose BLAKE3 is `digest`, if any.
+    fn held_bytes(&self, digest: &str) -> Option<Arc<[u8]>> {
+        let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        held.files.get(digest).cloned()
     }
 
     /// Writes one file with `write` (which returns its BLAKE3) into the scratch folder,
@@ -318,5 +377,36 @@ fn file_name(archive: &Path) -> String {
 impl From<String> for Unavailable {
     fn from(why: String) -> Unavailable {
         Unavailable::Drift(why)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::materialise::plan::tests::lock_of;
+
+    #[test]
+    fn small_files_are_held_until_the_budget_is_spent() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = lock_of(Vec::new());
+        let archives = Archives::new(&lock, &[], dir.path());
+        let small = vec![7u8; 1 << 20];
+        let digest = blake3::hash(&small).to_hex();
+        assert!(archives.hold(digest.as_str(), &small));
+        assert_eq!(
+            archives.held_bytes(digest.as_str()).as_deref(),
+            Some(&small[..])
+        );
+        // Held once, whoever unpacks it again.
+        assert!(archives.hold(digest.as_str(), &small));
+        assert_eq!(archives.held.lock().unwrap().bytes, 1 << 20);
+
+        let large = vec![1u8; (1 << 20) + 1];
+        assert!(!archives.hold("large", &large));
+        for n in 1..64 {
+            assert!(archives.hold(&format!("file-{n}"), &small), "{n}");
+        }
+        assert!(!archives.hold("over-budget", &small));
+        assert!(archives.held_bytes("over-budget").is_none());
     }
 }

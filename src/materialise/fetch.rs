@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::excerpt::excerpt;
 use crate::lock::FileEntry;
 
-use super::archives::Unavailable;
+use super::archives::{Unavailable, Unpacked};
 use super::plan::Expected;
 use super::{Sources, Supply};
 
@@ -143,21 +143,30 @@ impl Restart for File {
     }
 }
 
+/// Where [`fetch`] found a file's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A file that can be read again: the host's, an archive's unpacked copy, a blob.
+    File(PathBuf),
+    /// Bytes of a package's archive held in memory.
+    Held,
+}
+
 /// Copies the first source matching `expected` into `sink`: the host file, the
-/// package's archive, the blob store. Returns that source's path. A host file that
-/// matched is recorded in the supply's [`Used`](super::Used), for the stamp.
+/// package's archive, the blob store. Returns that source. A host file that matched is
+/// recorded in the supply's [`Used`](super::Used), for the stamp.
 pub(crate) fn fetch(
     entry: &FileEntry,
     expected: &Expected,
     supply: &Supply,
     sink: &mut impl Restart,
-) -> Result<PathBuf, FetchError> {
+) -> Result<Source, FetchError> {
     let sources = supply.sources;
     let host = host_path(entry, sources);
     let host_problem = match copy_from(&host, expected, sink) {
         Ok(meta) => {
             supply.used.host_file(&host, &meta, expected.digest);
-            return Ok(host);
+            return Ok(Source::File(host));
         }
         Err(Failure::Source(problem)) => problem,
         Err(Failure::Sink(e)) => return Err(FetchError::Sink(e)),
@@ -165,10 +174,15 @@ pub(crate) fn fetch(
     let mut drifted = Drifted::new(entry, host_problem, None);
     if let (Some(package), Some(archives)) = (&entry.package, &supply.archives) {
         match archives.file(package, expected) {
-            Ok((unpacked, name)) => {
+            Ok((Unpacked::Held(bytes), _)) => {
+                sink.restart().map_err(FetchError::Sink)?;
+                sink.write_all(&bytes).map_err(FetchError::Sink)?;
+                return Ok(Source::Held);
+            }
+            Ok((Unpacked::File(unpacked), name)) => {
                 sink.restart().map_err(FetchError::Sink)?;
                 match copy_from(&unpacked, expected, sink) {
-                    Ok(_) => return Ok(unpacked),
+                    Ok(_) => return Ok(Source::File(unpacked)),
                     Err(Failure::Source(problem)) => {
                         drifted.archive = Some(format!("archive {name}: {problem}"));
                     }
@@ -186,7 +200,7 @@ pub(crate) fn fetch(
     };
     sink.restart().map_err(FetchError::Sink)?;
     match copy_from(&blob, expected, sink) {
-        Ok(_) => Ok(blob),
+        Ok(_) => Ok(Source::File(blob)),
         Err(Failure::Source(problem)) => {
             drifted.blob = Some(problem);
             Err(FetchError::Drift(drifted))
@@ -424,7 +438,7 @@ mod tests {
             &mut WriteRestart(&mut out),
         )
         .unwrap();
-        assert_eq!(got, dir.path().join("root/usr/bin/x"));
+        assert_eq!(got, Source::File(dir.path().join("root/usr/bin/x")));
         assert_eq!(out, b"hello");
     }
 
@@ -460,6 +474,9 @@ mod tests {
             &mut WriteRestart(&mut out),
         )
         .unwrap();
+        let Source::File(got) = got else {
+            panic!("a blob is a file: {got:?}")
+        };
         assert!(got.starts_with(dir.path().join("blobs")));
         assert_eq!(out, b"hello");
     }

@@ -43,7 +43,7 @@ pub(crate) use oci::{Blob, Hashing, rfc3339};
 pub(crate) use output::Target;
 
 use crate::progress::{Progress, Reporter};
-use fetch::{FetchError, Restart};
+use fetch::{FetchError, Restart, Source};
 
 use plan::{Expected, Item, Plan};
 use stamp::{Stamp, Used};
@@ -735,12 +735,12 @@ fn fetch_each<S: Restart, T: Send>(
     progress: &Progress,
     sink: impl Fn(&Item) -> Result<S, MaterialiseError> + Sync,
     keep: impl Fn(S) -> T + Sync,
-) -> Result<Vec<(PathBuf, T)>, MaterialiseError> {
+) -> Result<Vec<(Source, T)>, MaterialiseError> {
     enum Failed {
         Drift(Drifted),
         Fatal(MaterialiseError),
     }
-    let results: Vec<Result<(PathBuf, T), Failed>> = files
+    let results: Vec<Result<(Source, T), Failed>> = files
         .par_iter()
         .map(|(i, expected)| {
             let item = &plan.items[*i];

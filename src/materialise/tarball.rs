@@ -8,7 +8,7 @@
 
 use std::io::{self, BufWriter, Write};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc;
 
 use liblzma::stream::{Check, MtStreamBuilder};
@@ -17,7 +17,7 @@ use tar::{EntryType, Header};
 
 use crate::lock::FileEntry;
 
-use super::fetch::{CheckedReader, Drifted, Problem, Restart};
+use super::fetch::{CheckedReader, Drifted, Problem, Restart, Source};
 use super::gzip::ParallelGzip;
 use super::output::{Target, TempPath};
 use super::plan::{Body, Expected, Item, Plan};
@@ -224,7 +224,7 @@ impl Restart for Held {
 }
 
 /// What one window's reading gives the writer: each carried file's source and bytes.
-type WindowRead = Result<Vec<(PathBuf, Held)>, MaterialiseError>;
+type WindowRead = Result<Vec<(Source, Held)>, MaterialiseError>;
 
 /// Reads the windows in order into `sender`, stopping at the first error or when the
 /// writer is gone. Drift in a window is reported with every later file that drifted.
@@ -433,10 +433,13 @@ enum Content<'a> {
 
 impl<'a> Content<'a> {
     /// The content the reader left for a file: its bytes, or its source to read again.
-    fn of((source, held, expected): &'a (PathBuf, Held, Expected)) -> Content<'a> {
-        match held {
-            Held::Bytes(bytes) => Content::Checked(bytes),
-            Held::Checked => Content::Source(source, *expected),
+    fn of((source, held, expected): &'a (Source, Held, Expected)) -> Content<'a> {
+        match (held, source) {
+            (Held::Bytes(bytes), _) => Content::Checked(bytes),
+            (Held::Checked, Source::File(path)) => Content::Source(path, *expected),
+            // Archive bytes in memory are of small files, which the reader always holds:
+            // should one not be, no bytes are left, and the member is reported missing.
+            (Held::Checked, Source::Held) => Content::Checked(&[]),
         }
     }
 }

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::lock::{FileEntry, Lock};
 
-use super::fetch::{self, FetchError, Problem};
+use super::fetch::{self, FetchError, Problem, Source};
 use super::plan::{Body, Expected, Item, Plan};
 use super::{MaterialiseError, Sources, Supply, in_io_pool, with_supply};
 
@@ -227,8 +227,11 @@ fn other_source(
 ) -> Result<Supplier, String> {
     let blobs = supply.sources.blobs.as_deref();
     match fetch::fetch(entry, expected, supply, &mut io::sink()) {
-        Ok(source) if blobs.is_some_and(|b| source.starts_with(b)) => Ok(Supplier::BlobStore),
-        Ok(source) if source != host => Ok(Supplier::Archive),
+        Ok(Source::Held) => Ok(Supplier::Archive),
+        Ok(Source::File(source)) if blobs.is_some_and(|b| source.starts_with(b)) => {
+            Ok(Supplier::BlobStore)
+        }
+        Ok(Source::File(source)) if source != host => Ok(Supplier::Archive),
         // The host file changed back while it was looked at: nothing to fall back on.
         Ok(_) => Err("the host file changed while it was compared".to_string()),
         Err(FetchError::Drift(drifted)) => {

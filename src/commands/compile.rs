@@ -267,7 +267,7 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
     // first download does not make it appear and change every fingerprint's key.
     let pool_made = !settings.pool_dir.exists();
     if pool_made {
-        std::fs::create_dir_all(&settings.pool_dir).map_err(|source| Error::Io {
+        crate::repo::create_folder(&settings.pool_dir, 0o755).map_err(|source| Error::Io {
             path: settings.pool_dir.clone(),
             source,
         })?;

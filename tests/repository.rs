@@ -152,7 +152,7 @@ fn a_repository_an_earlier_appliance_made_is_read_and_adopted() {
              ALTER TABLE lock_files DROP COLUMN mtime;
              ALTER TABLE lock_files DROP COLUMN documentation;
              ALTER TABLE locks DROP COLUMN container;
-             DROP TABLE apt_names; DROP TABLE apt_stanzas; DROP TABLE apt_lists;
+             DROP TABLE apt_provides; DROP TABLE apt_stanzas; DROP TABLE apt_lists;
              DROP TABLE fingerprints;",
         )
         .unwrap();

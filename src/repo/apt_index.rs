@@ -1,10 +1,12 @@
 //! The repository's index of apt's lists, so that a compile reads only the stanzas its
 //! groups can reach instead of parsing every list (a Debian archive is ~64k packages):
 //! each list is kept by its identity and indexed again only when that changes, each
-//! stanza by name, with the names it needs and provides.
+//! stanza by name, with the names it needs and provides and where it lies in its list.
+//! The stanzas' text stays in the lists: a compile reads back the ones it reaches,
+//! from a list whose identity is still the indexed one.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs;
+use std::fs::{self, File};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +14,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::{RepoError, Repository, SqlContext};
 use crate::materialise::stamp::Identity;
-use crate::source::dpkg::apt::{self, AptError, AptLists, IndexedStanza};
+use crate::source::dpkg::apt::{self, AptError, AptLists, IndexedStanza, Span};
 use crate::source::dpkg::{DpkgError, Package};
 
 /// Why the index of apt's lists could not be brought up to date or read.
@@ -33,7 +35,7 @@ const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS apt_stanzas_by_name ON apt_stanzas(name, refused);
 CREATE INDEX IF NOT EXISTS apt_stanzas_essential ON apt_stanzas(name) WHERE essential = 1;
 CREATE INDEX IF NOT EXISTS apt_stanzas_refused ON apt_stanzas(list, seq) WHERE refused = 1;
-CREATE INDEX IF NOT EXISTS apt_names_provided ON apt_names(name) WHERE provides = 1;
+CREATE INDEX IF NOT EXISTS apt_provides_by_name ON apt_provides(name);
 ";
 
 /// Dropped before a rebuild inserts, so that SQLite builds them once from sorted rows.
@@ -41,7 +43,7 @@ const DROP_INDEXES: &str = "
 DROP INDEX IF EXISTS apt_stanzas_by_name;
 DROP INDEX IF EXISTS apt_stanzas_essential;
 DROP INDEX IF EXISTS apt_stanzas_refused;
-DROP INDEX IF EXISTS apt_names_provided;
+DROP INDEX IF EXISTS apt_provides_by_name;
 ";
 
 /// What a compile reads of apt's lists through the index.
@@ -65,6 +67,39 @@ pub struct IndexedLists {
 struct Listed {
     id: i64,
     path: PathBuf,
+    /// The identity of the file that was indexed.
+    identity: Identity,
+}
+
+impl Listed {
+    /// The text of the stanzas at `spans`, in file order, read back from the list,
+    /// which must still be the file that was indexed.
+    fn read_back(&self, spans: &[Span]) -> Result<Vec<String>, AptIndexError> {
+        let file = File::open(&self.path).map_err(|source| AptError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let meta = file.metadata().map_err(|source| AptError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        // apt replaces a list by renaming a new file over it, which changes its identity.
+        let changed = || AptError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other(
+                "apt's list changed while this compile read it (apt-get update?): compile again",
+            ),
+        };
+        if !Identity::from(&meta).same_object(&self.identity) {
+            return Err(changed().into());
+        }
+        apt::read_stanzas(file, &self.path, spans).map_err(|e| match e {
+            AptError::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof => {
+                changed().into()
+            }
+            other => other.into(),
+        })
+    }
 }
 
 impl Repository {
@@ -95,16 +130,19 @@ impl Repository {
             ..IndexedLists::default()
         };
         let mut read = conn
-            .prepare_cached("SELECT first_line, text FROM apt_stanzas WHERE list = ?1 AND seq = ?2")
+            .prepare_cached(SPAN)
             .doing(path, || "reading the index of apt's lists".into())?;
         for (position, list) in listed.iter().enumerate() {
             let security = apt::is_security(&list.path);
-            let stanzas = reached.iter().filter(|(p, _)| *p == position);
-            for &(_, seq) in stanzas {
-                let (first_line, text): (usize, String) = read
-                    .query_row(params![list.id, seq], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .doing(path, || "reading the index of apt's lists".into())?;
-                match apt::indexed_entry(first_line, &text, &list.path, security) {
+            let spans = (reached.iter().filter(|(p, _)| *p == position))
+                .map(|&(_, seq)| read.query_row(params![list.id, seq], span))
+                .collect::<rusqlite::Result<Vec<Span>>>()
+                .doing(path, || "reading the index of apt's lists".into())?;
+            if spans.is_empty() {
+                continue;
+            }
+            for (span, text) in spans.iter().zip(list.read_back(&spans)?) {
+                match apt::indexed_entry(span.first_line, &text, &list.path, security) {
                     Ok(package) => indexed.lists.packages.push(package),
                     Err(refused) => indexed.lists.refused.push(refused),
                 }
@@ -167,13 +205,15 @@ impl Repository {
                 Some((id, then)) if then.same_object(&now) => listed.push(Listed {
                     id,
                     path: list.clone(),
+                    identity: then,
                 }),
                 gone => {
                     known.extend(gone.map(|entry| (list.as_os_str().as_bytes().to_vec(), entry)));
-                    build.push((listed.len(), now));
+                    build.push(listed.len());
                     listed.push(Listed {
                         id: 0,
                         path: list.clone(),
+                        identity: now,
                     });
                 }
             }
@@ -184,16 +224,15 @@ impl Repository {
         tx.execute_batch(DROP_INDEXES).doing_on(&tx, &path, doing)?;
         for (id, _) in known.values() {
             for table in [
-                "DELETE FROM apt_names WHERE list = ?1",
+                "DELETE FROM apt_provides WHERE list = ?1",
                 "DELETE FROM apt_stanzas WHERE list = ?1",
                 "DELETE FROM apt_lists WHERE id = ?1",
             ] {
                 tx.execute(table, [id]).doing_on(&tx, &path, doing)?;
             }
         }
-        for (position, identity) in build {
-            let list = &mut listed[position];
-            list.id = insert_list(&tx, &path, &list.path, &identity)?;
+        for position in build {
+            insert_list(&tx, &path, &mut listed[position])?;
         }
         tx.execute_batch(INDEXES).doing_on(&tx, &path, doing)?;
         tx.commit().doing_on(&self.conn, &path, doing)?;
@@ -231,13 +270,11 @@ impl Repository {
         let mut named = (self.conn)
             .prepare_cached(
                 "SELECT list, seq FROM apt_stanzas WHERE name = ?1 \
-                 UNION SELECT list, seq FROM apt_names WHERE name = ?1 AND provides = 1",
+                 UNION SELECT list, seq FROM apt_provides WHERE name = ?1",
             )
             .doing(path, doing)?;
         let mut needs = (self.conn)
-            .prepare_cached(
-                "SELECT name FROM apt_names WHERE list = ?1 AND seq = ?2 AND provides = 0",
-            )
+            .prepare_cached("SELECT needs FROM apt_stanzas WHERE list = ?1 AND seq = ?2")
             .doing(path, doing)?;
         let mut frontier: Vec<String> = names.iter().cloned().collect();
         let mut found: BTreeSet<(i64, i64)> = BTreeSet::new();
@@ -253,12 +290,10 @@ impl Repository {
                 .doing(path, doing)?;
             for key in keys {
                 if found.insert(key) {
-                    let rows = needs
-                        .query_map(params![key.0, key.1], |row| row.get(0))
+                    let needed: String = needs
+                        .query_row(params![key.0, key.1], |row| row.get(0))
                         .doing(path, doing)?;
-                    for needed in rows {
-                        next.push(needed.doing(path, doing)?);
-                    }
+                    next.extend(needed.split_whitespace().map(str::to_string));
                 }
             }
             for name in next {
@@ -278,19 +313,22 @@ impl Repository {
     }
 }
 
-/// Adds the list at `list` and its stanzas to the index (within the caller's
-/// transaction), in (list, seq) order so every insert appends; returns its id.
-fn insert_list(
-    conn: &Connection,
-    repo: &Path,
-    list: &Path,
-    identity: &Identity,
-) -> Result<i64, AptIndexError> {
-    let doing = || format!("indexing {}", list.display());
+/// Adds `list` and its stanzas to the index (within the caller's transaction), in
+/// (list, seq) order so every insert appends, and sets its id and the identity of the
+/// file read.
+fn insert_list(conn: &Connection, repo: &Path, list: &mut Listed) -> Result<(), AptIndexError> {
+    let doing = || format!("indexing {}", list.path.display());
+    let io = |source| AptError::Io {
+        path: list.path.clone(),
+        source,
+    };
+    let file = File::open(&list.path).map_err(io)?;
+    list.identity = Identity::from(&file.metadata().map_err(io)?);
+    let identity = &list.identity;
     conn.execute(
         "INSERT INTO apt_lists (path, dev, ino, size, mtime, mtime_nsec) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
-            list.as_os_str().as_bytes(),
+            list.path.as_os_str().as_bytes(),
             identity.dev as i64,
             identity.ino as i64,
             identity.size as i64,
@@ -302,16 +340,17 @@ fn insert_list(
     let id = conn.last_insert_rowid();
     let mut stanza = conn
         .prepare_cached(
-            "INSERT INTO apt_stanzas (list, seq, name, essential, refused, first_line, text) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO apt_stanzas (list, seq, name, essential, refused, first_line, start, length, needs) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .doing(repo, doing)?;
-    let mut name = conn
-        .prepare_cached("INSERT INTO apt_names (list, seq, provides, name) VALUES (?1, ?2, ?3, ?4)")
+    let mut provided = conn
+        .prepare_cached("INSERT INTO apt_provides (list, seq, name) VALUES (?1, ?2, ?3)")
         .doing(repo, doing)?;
     let (mut seq, mut packages, mut refused) = (0i64, 0i64, 0i64);
     apt::index_stanzas(
-        list,
+        file,
+        &list.path,
         |rows: Vec<IndexedStanza>| -> Result<(), AptIndexError> {
             for row in rows {
                 stanza
@@ -321,15 +360,16 @@ fn insert_list(
                         row.name,
                         row.essential,
                         row.refused,
-                        row.first_line,
-                        row.text
+                        row.span.first_line as i64,
+                        row.span.start as i64,
+                        row.span.length as i64,
+                        row.needs.join(" ")
                     ])
                     .doing_on(conn, repo, doing)?;
-                for (provides, names) in [(false, &row.needs), (true, &row.provides)] {
-                    for n in names {
-                        name.execute(params![id, seq, provides, n])
-                            .doing_on(conn, repo, doing)?;
-                    }
+                for name in &row.provides {
+                    provided
+                        .execute(params![id, seq, name])
+                        .doing_on(conn, repo, doing)?;
                 }
                 if row.refused {
                     refused += 1;
@@ -346,7 +386,20 @@ fn insert_list(
         params![id, packages, refused],
     )
     .doing_on(conn, repo, doing)?;
-    Ok(id)
+    list.id = id;
+    Ok(())
+}
+
+/// Where a stanza lies in its list, by (list, seq).
+const SPAN: &str = "SELECT first_line, start, length FROM apt_stanzas WHERE list = ?1 AND seq = ?2";
+
+/// A [`Span`] from a row of `first_line, start, length`.
+fn span(row: &rusqlite::Row<'_>) -> rusqlite::Result<Span> {
+    Ok(Span {
+        first_line: row.get::<_, i64>(0)? as u64,
+        start: row.get::<_, i64>(1)? as u64,
+        length: row.get::<_, i64>(2)? as u64,
+    })
 }
 
 /// The first refused stanza of the lists, in their order, parsed again for its error.
@@ -354,19 +407,20 @@ fn first_refused(
     conn: &Connection,
     repo: &Path,
     listed: &[Listed],
-) -> Result<Option<DpkgError>, RepoError> {
+) -> Result<Option<DpkgError>, AptIndexError> {
     let doing = || "reading the index of apt's lists".to_string();
     let mut stmt = conn
         .prepare_cached(
-            "SELECT first_line, text FROM apt_stanzas WHERE list = ?1 AND refused = 1 ORDER BY seq LIMIT 1",
+            "SELECT first_line, start, length FROM apt_stanzas \
+             WHERE list = ?1 AND refused = 1 ORDER BY seq LIMIT 1",
         )
         .doing(repo, doing)?;
     for list in listed {
         let mut rows = stmt.query([list.id]).doing(repo, doing)?;
         if let Some(row) = rows.next().doing(repo, doing)? {
-            let first_line: usize = row.get(0).doing(repo, doing)?;
-            let text: String = row.get(1).doing(repo, doing)?;
-            return Ok(apt::indexed_entry(first_line, &text, &list.path, false).err());
+            let span = span(row).doing(repo, doing)?;
+            let text = list.read_back(&[span])?.concat();
+            return Ok(apt::indexed_entry(span.first_line, &text, &list.path, false).err());
         }
     }
     Ok(None)
@@ -378,7 +432,7 @@ fn names(conn: &Connection, repo: &Path) -> Result<Vec<String>, RepoError> {
     let mut stmt = conn
         .prepare(
             "SELECT DISTINCT name FROM apt_stanzas WHERE refused = 0 \
-             UNION SELECT DISTINCT name FROM apt_names WHERE provides = 1",
+             UNION SELECT DISTINCT name FROM apt_provides",
         )
         .doing(repo, doing)?;
     let rows = stmt.query_map([], |row| row.get(0)).doing(repo, doing)?;
@@ -594,17 +648,15 @@ mod tests {
         assert_eq!(names(&first.lists).last().unwrap(), "web=3");
         let indexed = rows(&repo);
         assert_eq!(indexed.len(), 2);
-        // Marks the index's copy: read back as marked, it was not indexed again.
+        // Marks the index's count: read back as marked, it was not indexed again.
         (repo.conn)
-            .execute(
-                "UPDATE apt_stanzas SET text = replace(text, 'Version: 3', 'Version: 3.1')",
-                [],
-            )
+            .execute("UPDATE apt_lists SET packages = packages + 100", [])
             .unwrap();
         let warm = repo.apt_lists(dir.path(), seeds(), &[]).unwrap();
+        assert_eq!(names(&warm.lists).last().unwrap(), "web=3");
         assert_eq!(
-            names(&warm.lists).last().unwrap(),
-            "web=3.1",
+            warm.packages,
+            first.packages + 200,
             "unchanged lists are not indexed again"
         );
         assert_eq!(rows(&repo), indexed);
@@ -627,6 +679,90 @@ mod tests {
             .query_row("SELECT count(*) FROM apt_lists", [], |row| row.get(0))
             .unwrap();
         assert_eq!(lists, 1);
+    }
+
+    /// A list longer than a chunk of the index build, with CRLF line ends and a refused
+    /// stanza in its second chunk, kept compressed as apt keeps lists: what is read
+    /// back is what the full read gives, line numbers included.
+    #[test]
+    fn stanzas_past_the_first_chunk_are_read_back_exactly() {
+        let filler: Vec<String> = (0..super::apt::INDEX_CHUNK + 500)
+            .map(|i| stanza(&format!("filler{i}"), "1", "Depends: web\n"))
+            .collect();
+        let text = format!(
+            "{}\n{}\n{}",
+            filler.join("\n"),
+            main_list(),
+            stanza("tail", "1", "Depends: filler7\n")
+        )
+        .replace('\n', "\r\n");
+        let dir = tempfile::tempdir().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+        let gz = gz.finish().unwrap();
+        let path = dir.path().join(format!("{LIST}.gz"));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, gz).unwrap();
+        let full = AptLists::read(dir.path()).unwrap();
+        let part = repo(dir.path())
+            .apt_lists(dir.path(), ["tail".to_string(), "broken".to_string()], &[])
+            .unwrap();
+        let read: Vec<&str> = (part.lists.packages.iter())
+            .map(|p| p.package.name.as_str())
+            .collect();
+        assert!(read.contains(&"tail") && read.contains(&"filler7") && read.contains(&"web"));
+        for package in &part.lists.packages {
+            assert!(full.packages.contains(package), "{}", package.package.name);
+        }
+        let refused = |lists: &AptLists| -> Vec<String> {
+            lists.refused.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(refused(&part.lists), refused(&full));
+        let line = text
+            .split("\r\n")
+            .position(|l| l == "Version: not a version")
+            .unwrap()
+            + 1;
+        assert!(
+            line > super::apt::INDEX_CHUNK * 5,
+            "the refused stanza is past a chunk"
+        );
+        assert!(
+            refused(&full)[0].contains(&format!(":{line}: package broken")),
+            "{:?}",
+            refused(&full)
+        );
+    }
+
+    /// A list replaced after it was indexed is not read back at the old offsets.
+    #[test]
+    fn a_list_replaced_after_indexing_is_refused_not_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), LIST, &main_list());
+        let mut repo = repo(dir.path());
+        let path = dir.path().join(LIST);
+        let listed = repo.refresh_apt_index(std::slice::from_ref(&path)).unwrap();
+        let spans: Vec<Span> = (repo
+            .conn
+            .prepare("SELECT first_line, start, length FROM apt_stanzas ORDER BY seq"))
+        .unwrap()
+        .query_map([], span)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+        assert_eq!(
+            listed[0].read_back(&spans[..1]).unwrap()[0],
+            stanza("base-files", "12", "Essential: yes\nPre-Depends: awk\n").trim_end()
+        );
+        // As apt replaces it: a new file renamed over the old.
+        let new = dir.path().join("new");
+        fs::write(&new, format!("{}\n", stanza("other", "1", ""))).unwrap();
+        fs::rename(&new, &path).unwrap();
+        let err = listed[0].read_back(&spans).unwrap_err().to_string();
+        assert!(
+            err.contains(LIST) && err.contains("changed while this compile read it"),
+            "{err}"
+        );
     }
 
     /// The host's own lists, when it has any: the part a compile of the bundled groups

@@ -53,7 +53,7 @@ const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Migration `i` takes `user_version` from `i` to `i + 1`. Append only: a migration that
 /// has shipped never changes, because existing repositories have already run it.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The first schema.
 ///
@@ -212,6 +212,35 @@ CREATE TABLE fingerprints (
     batch_warnings TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX fingerprints_by_lock ON fingerprints(lock);
+";
+
+/// The index of apt's lists without the stanzas' text, which made it as large as the
+/// lists themselves and its build three times slower: each stanza is kept by where it
+/// lies in its list (read back from there, the list's identity unchanged), with the
+/// names it needs in one column, and only the provided names get rows of their own.
+/// The old index is dropped and every list indexed again.
+const V7: &str = "
+DROP TABLE apt_names;
+DROP TABLE apt_stanzas;
+DELETE FROM apt_lists;
+CREATE TABLE apt_stanzas (
+    list INTEGER NOT NULL REFERENCES apt_lists(id),
+    seq INTEGER NOT NULL,
+    name TEXT,
+    essential INTEGER NOT NULL,
+    refused INTEGER NOT NULL,
+    first_line INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    needs TEXT NOT NULL,
+    PRIMARY KEY (list, seq)
+) WITHOUT ROWID;
+CREATE TABLE apt_provides (
+    list INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (list, seq, name)
+) WITHOUT ROWID;
 ";
 
 /// What an existing SQLite database holds.
@@ -503,6 +532,14 @@ mod tests {
         "ALTER TABLE locks DROP COLUMN container",
         "DROP TABLE apt_names; DROP TABLE apt_stanzas; DROP TABLE apt_lists",
         "DROP TABLE fingerprints",
+        "DROP TABLE apt_provides; DROP TABLE apt_stanzas;
+         CREATE TABLE apt_stanzas (list INTEGER NOT NULL, seq INTEGER NOT NULL, name TEXT,
+             essential INTEGER NOT NULL, refused INTEGER NOT NULL,
+             first_line INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (list, seq)
+         ) WITHOUT ROWID;
+         CREATE TABLE apt_names (list INTEGER NOT NULL, seq INTEGER NOT NULL,
+             provides INTEGER NOT NULL, name TEXT NOT NULL,
+             PRIMARY KEY (list, seq, provides, name)) WITHOUT ROWID;",
     ];
 
     fn unmarked(path: &Path, version: usize) {
@@ -604,7 +641,7 @@ mod tests {
             ),
             (
                 late,
-                "another program's SQLite database (tables: apt_lists, apt_names, apt_stanzas, fingerprints, flavors,",
+                "another program's SQLite database (tables: apt_lists, apt_provides, apt_stanzas, fingerprints, flavors,",
             ),
             (text, "a file that is not a SQLite database"),
             (dir.path().to_path_buf(), "a directory"),

@@ -293,27 +293,33 @@ impl ListFiles {
 
 /// The text of the index at `path`, decompressed by its extension.
 fn decode(path: &Path) -> Result<String, AptError> {
-    let raw = fs::read(path).map_err(io_error(path))?;
+    let file = File::open(path).map_err(io_error(path))?;
     let mut text = String::new();
-    let decoded = match path.extension().and_then(|e| e.to_str()) {
-        Some("lz4") => lz4_flex::frame::FrameDecoder::new(raw.as_slice()).read_to_string(&mut text),
-        Some("gz") => flate2::read::GzDecoder::new(raw.as_slice()).read_to_string(&mut text),
-        _ => raw.as_slice().read_to_string(&mut text),
-    };
-    decoded.map_err(io_error(path))?;
+    decoder(file, path)
+        .read_to_string(&mut text)
+        .map_err(io_error(path))?;
     Ok(text)
 }
 
+/// The decompressed text of the index `file` (opened from `path`), by its extension.
+fn decoder(file: File, path: &Path) -> Box<dyn Read + Send> {
+    let file = io::BufReader::with_capacity(1 << 16, file);
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("lz4") => Box::new(lz4_flex::frame::FrameDecoder::new(file)),
+        Some("gz") => Box::new(flate2::read::GzDecoder::new(file)),
+        _ => Box::new(file),
+    }
+}
+
 /// What the universe index keeps of one stanza of an apt index: enough to find it by
-/// name, follow what it needs, and parse it again as the full read would.
+/// name, follow what it needs, and read it back from the list to parse it again as the
+/// full read would.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct IndexedStanza {
     /// Its `Package` value, read leniently so a refused stanza has one too.
     pub(crate) name: String,
-    /// The line of its index file it starts on.
-    pub(crate) first_line: usize,
-    /// Its lines, joined with `\n`.
-    pub(crate) text: String,
+    /// Where it lies in the list's decompressed text, for [`read_stanzas`].
+    pub(crate) span: Span,
     /// Whether the full read refuses it.
     pub(crate) refused: bool,
     /// Whether it says `Essential: yes`: the resolver adds those unasked.
@@ -324,46 +330,168 @@ pub(crate) struct IndexedStanza {
     pub(crate) provides: Vec<String>,
 }
 
-/// How many stanzas are parsed side by side before they are handed on: enough to keep
-/// both cores busy, few enough that a 64k-package index is never held parsed at once.
-const INDEX_CHUNK: usize = 4096;
+/// Where one stanza lies in its list's decompressed text: the line it starts on, and
+/// its bytes from the start of that line to the end of its last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    /// The line of the index file it starts on.
+    pub(crate) first_line: u64,
+    /// Its first byte's offset.
+    pub(crate) start: u64,
+    /// How many bytes it spans.
+    pub(crate) length: u64,
+}
 
-/// Hands `sink` every stanza of the index at `path`, in file order and in chunks, as
-/// the universe index keeps it.
-pub(crate) fn index_stanzas<E: From<AptError>>(
+/// How many stanzas are parsed side by side before they are handed on: enough to keep
+/// both cores busy, few enough that a 64k-package index is never held at once.
+pub(crate) const INDEX_CHUNK: usize = 4096;
+
+/// Hands `sink` every stanza of the index `file` (opened from `path`), in file order and
+/// in chunks, as the universe index keeps it. The list is read as a stream, and the
+/// next chunk is read and parsed on another thread while `sink` takes this one.
+pub(crate) fn index_stanzas<E: From<AptError> + Send>(
+    file: File,
     path: &Path,
     mut sink: impl FnMut(Vec<IndexedStanza>) -> Result<(), E>,
 ) -> Result<(), E> {
-    let text = decode(path)?;
-    for chunk in stanzas(&text).chunks(INDEX_CHUNK) {
-        sink(
-            chunk
-                .par_iter()
-                .map(|stanza| indexed(stanza, path))
-                .collect(),
-        )?;
-    }
-    Ok(())
+    let (send, receive) = std::sync::mpsc::sync_channel::<Result<Vec<IndexedStanza>, AptError>>(1);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut chunks = Chunks {
+                text: io::BufReader::with_capacity(1 << 16, decoder(file, path)),
+                path,
+                offset: 0,
+                lines: 0,
+            };
+            loop {
+                let parsed = chunks.next_chunk().map(|chunk| {
+                    chunk.map(|(text, start, lines)| {
+                        (stanzas(&text).par_iter())
+                            .map(|stanza| indexed(stanza, &text, start, lines, path))
+                            .collect::<Vec<_>>()
+                    })
+                });
+                let last = !matches!(parsed, Ok(Some(_)));
+                // The receiver is gone only when the sink failed: nothing left to do.
+                if send.send(parsed.map(Option::unwrap_or_default)).is_err() || last {
+                    return;
+                }
+            }
+        });
+        for chunk in receive {
+            let chunk = chunk?;
+            if !chunk.is_empty() {
+                sink(chunk)?;
+            }
+        }
+        Ok(())
+    })
 }
 
-/// The package of one stanza kept by the universe index (`text`, which starts on line
-/// `first_line` of the index at `path`), or why it is refused: the same as the full
-/// read of that index gives, line numbers included.
+/// An index's decompressed text, read a chunk of whole stanzas at a time.
+struct Chunks<'a> {
+    text: io::BufReader<Box<dyn Read + Send>>,
+    path: &'a Path,
+    /// Bytes read so far.
+    offset: u64,
+    /// Lines read so far.
+    lines: u64,
+}
+
+impl Chunks<'_> {
+    /// The next [`INDEX_CHUNK`] stanzas' text (or what is left), with the offset and
+    /// the count of lines before it; `None` at the end.
+    fn next_chunk(&mut self) -> Result<Option<(String, u64, u64)>, AptError> {
+        use io::BufRead;
+        let (start, lines) = (self.offset, self.lines);
+        let mut text = Vec::new();
+        let mut ended = 0;
+        loop {
+            let line_start = text.len();
+            let read = (self.text)
+                .read_until(b'\n', &mut text)
+                .map_err(io_error(self.path))?;
+            if read == 0 {
+                break;
+            }
+            self.offset += read as u64;
+            self.lines += u64::from(text.ends_with(b"\n"));
+            if text[line_start..].trim_ascii().is_empty() {
+                ended += 1;
+                if ended >= INDEX_CHUNK {
+                    break;
+                }
+            }
+        }
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let text = String::from_utf8(text).map_err(|e| AptError::Io {
+            path: self.path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
+        })?;
+        Ok(Some((text, start, lines)))
+    }
+}
+
+/// The text of each stanza at `spans` (in file order) of the index `file` opened from
+/// `path`, read back for [`indexed_entry`]; a list shorter than a span is an error.
+pub(crate) fn read_stanzas(
+    file: File,
+    path: &Path,
+    spans: &[Span],
+) -> Result<Vec<String>, AptError> {
+    let mut text = decoder(file, path);
+    let mut at = 0;
+    let mut read = Vec::with_capacity(spans.len());
+    for span in spans {
+        let skip = span.start.checked_sub(at).ok_or_else(|| AptError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "stanzas asked out of order"),
+        })?;
+        io::copy(&mut (&mut text).take(skip), &mut io::sink()).map_err(io_error(path))?;
+        let mut bytes = Vec::new();
+        (&mut text)
+            .take(span.length)
+            .read_to_end(&mut bytes)
+            .map_err(io_error(path))?;
+        if bytes.len() as u64 != span.length {
+            return Err(AptError::Io {
+                path: path.to_path_buf(),
+                source: io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the list is shorter than when it was indexed",
+                ),
+            });
+        }
+        at = span.start + span.length;
+        read.push(String::from_utf8(bytes).map_err(|e| AptError::Io {
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
+        })?);
+    }
+    Ok(read)
+}
+
+/// The package of one stanza kept by the universe index (`text`, read back from its
+/// `span` of the index at `path`), or why it is refused: the same as the full read of
+/// that index gives, line numbers included.
 pub(crate) fn indexed_entry(
-    first_line: usize,
+    first_line: u64,
     text: &str,
     path: &Path,
     security: bool,
 ) -> Result<AptPackage, DpkgError> {
     let stanza = Stanza {
-        first_line,
-        lines: text.split('\n').collect(),
+        first_line: first_line as usize,
+        lines: text.split('\n').map(|l| l.trim_end_matches('\r')).collect(),
     };
     index_entry(&stanza, path, security)
 }
 
-/// `stanza` as the universe index keeps it.
-fn indexed(stanza: &Stanza<'_>, path: &Path) -> IndexedStanza {
+/// `stanza` of `text` (a chunk of an index that begins at byte `start` after `lines`
+/// lines of the index at `path`) as the universe index keeps it.
+fn indexed(stanza: &Stanza<'_>, text: &str, start: u64, lines: u64, path: &Path) -> IndexedStanza {
     let lenient = || {
         stanza.lines.iter().find_map(|line| {
             let (name, value) = line.split_once(':')?;
@@ -371,8 +499,19 @@ fn indexed(stanza: &Stanza<'_>, path: &Path) -> IndexedStanza {
                 .then(|| value.trim().to_string())
         })
     };
-    let text = stanza.lines.join("\n");
-    let first_line = stanza.first_line;
+    // Every line borrows from `text`: the stanza runs from its first line's first byte
+    // to its last line's last.
+    let offset = |line: &str| (line.as_ptr() as usize - text.as_ptr() as usize) as u64;
+    let (from, to) = match (stanza.lines.first(), stanza.lines.last()) {
+        (Some(first), Some(last)) => (offset(first), offset(last) + last.len() as u64),
+        _ => (0, 0),
+    };
+    let span = Span {
+        first_line: lines + stanza.first_line as u64,
+        start: start + from,
+        length: to - from,
+    };
+    // Only whether it is refused is kept, so the error's line numbers need not be right.
     match index_entry(stanza, path, false) {
         Ok(entry) => {
             let p = entry.package;
@@ -387,8 +526,7 @@ fn indexed(stanza: &Stanza<'_>, path: &Path) -> IndexedStanza {
             provides.dedup();
             IndexedStanza {
                 name: p.name,
-                first_line,
-                text,
+                span,
                 refused: false,
                 essential: p.essential,
                 needs,
@@ -397,8 +535,7 @@ fn indexed(stanza: &Stanza<'_>, path: &Path) -> IndexedStanza {
         }
         Err(_) => IndexedStanza {
             name: lenient().unwrap_or_default(),
-            first_line,
-            text,
+            span,
             refused: true,
             essential: false,
             needs: Vec::new(),

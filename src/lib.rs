@@ -16,6 +16,7 @@ mod error;
 mod excerpt;
 pub mod gc;
 pub mod history;
+mod io_pool;
 pub mod lang;
 pub mod lock;
 pub mod manual;

@@ -51,10 +51,7 @@ pub fn stage(
     let temp = Temp::dir(store, OsStr::new(STEM), 0o700).map_err(io(store))?;
     // The bytes compile made, laid out as the store's own blobs, for materialise to find.
     let blob_dir = temp.path.join("blobs");
-    let store = BlobStore::open(&blob_dir)?;
-    for content in blobs {
-        store.put(content)?;
-    }
+    BlobStore::scratch(&blob_dir)?.put_all(blobs)?;
     let root = temp.path.join("root");
     let unpacked = temp.path.join("archives");
     for dir in [&root, &unpacked] {

@@ -65,9 +65,7 @@ impl Compiled {
 
     /// Writes the bytes, then the lock: a lock is never stored without its blobs.
     pub fn store(&self, repo: &mut Repository, blobs: &BlobStore) -> Result<Stored> {
-        for content in &self.blobs {
-            blobs.put(content)?;
-        }
+        blobs.put_all(&self.blobs)?;
         Ok(repo.store(&self.lock)?)
     }
 }

@@ -16,7 +16,8 @@ use crate::lock::FileEntry;
 
 use super::output::{Target, TempPath, c_path};
 use super::plan::{Body, Item, Plan};
-use super::{MaterialiseError, Supply, fetch_each, in_io_pool, io_error};
+use super::{MaterialiseError, Supply, fetch_each, io_error};
+use crate::io_pool::in_io_pool;
 use crate::progress::Progress;
 
 /// How much of an entry's metadata [`populate`] writes.

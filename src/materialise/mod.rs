@@ -725,7 +725,7 @@ fn hold(path: &Path, out: &Path) -> Result<File, MaterialiseError> {
 /// `keep` makes of a filled sink is kept (a sink is dropped as soon as its file is done,
 /// so no more files are open than threads). Returns each file's source and what was
 /// kept, in the order of `files`; any drift fails with every drifted file. Runs on the
-/// calling thread pool: callers wrap it in [`in_io_pool`].
+/// calling thread pool: callers wrap it in [`crate::io_pool::in_io_pool`].
 #[allow(clippy::too_many_arguments)]
 fn fetch_each<S: Restart, T: Send>(
     plan: &Plan,
@@ -909,19 +909,6 @@ pub fn read_files(
             })
             .collect()
     })
-}
-
-/// Runs `work` on a pool with more threads than cores: reading a cold tree waits on
-/// the disk, not the CPU.
-fn in_io_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads((cores * 2).max(4))
-        .build()
-    {
-        Ok(pool) => pool.install(work),
-        Err(_) => work(),
-    }
 }
 
 #[cfg(test)]

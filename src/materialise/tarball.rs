@@ -21,7 +21,8 @@ use super::fetch::{CheckedReader, Drifted, Problem, Restart, Source};
 use super::gzip::ParallelGzip;
 use super::output::{Target, TempPath};
 use super::plan::{Body, Expected, Item, Plan};
-use super::{Compression, MaterialiseError, Supply, fetch_each, in_io_pool, io_error};
+use super::{Compression, MaterialiseError, Supply, fetch_each, io_error};
+use crate::io_pool::in_io_pool;
 use crate::progress::Progress;
 
 /// Writes the archive to a temporary beside OUT, every file checked;

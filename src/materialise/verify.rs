@@ -20,7 +20,8 @@ use crate::lock::{FileEntry, Lock};
 
 use super::fetch::{self, FetchError, Problem, Source};
 use super::plan::{Body, Expected, Item, Plan};
-use super::{MaterialiseError, Sources, Supply, in_io_pool, with_supply};
+use super::{MaterialiseError, Sources, Supply, with_supply};
+use crate::io_pool::in_io_pool;
 
 /// One way a host path differs from its lock entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 //! Layout: `<dir>/<first two hex chars>/<full hex digest>`. A blob appears by rename of a
 //! fully written and synced temporary file beside it (`.<digest>.tmp-<pid>-<n>`), so a
 //! reader never sees a partial blob, even after a crash; opening the store removes the
-//! temporaries that killed runs left (see [`crate::scratch`]).
+//! temporaries that killed runs left (see [`crate::scratch`]). A store in scratch, which
+//! its run removes, is not synced: nothing reads it after a crash.
 //!
 //! The store is private to its owner: folders 0700, blobs 0600. It holds copies of files
 //! others may not read (`secret=#true` statements, a 0600 file of an overlay tarball,
@@ -18,7 +19,10 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use super::{RepoError, create_folder};
+use crate::io_pool::in_io_pool;
 use crate::scratch::{self, Temp};
 
 /// The permissions of the store's folders: its owner's alone (see the module
@@ -33,6 +37,8 @@ const DIGEST_HEX_LEN: usize = 64;
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
+    /// Whether each blob reaches the disk before its name appears: not for scratch.
+    durable: bool,
 }
 
 impl BlobStore {
@@ -52,9 +58,21 @@ impl BlobStore {
         }
         let store = BlobStore {
             dir: dir.to_path_buf(),
+            durable: true,
         };
         store.remove_stale();
         Ok(store)
+    }
+
+    /// A new blob store at `dir` inside a scratch folder its run removes when done: what
+    /// it holds never has to survive a crash, so it is not synced.
+    pub fn scratch(dir: &Path) -> Result<BlobStore, RepoError> {
+        create_folder(dir, PRIVATE_FOLDER)
+            .map_err(|source| RepoError::io(dir, "creating the blob store folder", source))?;
+        Ok(BlobStore {
+            dir: dir.to_path_buf(),
+            durable: false,
+        })
     }
 
     /// The blob store at `dir` as it is, for reading and listing: nothing is made,
@@ -63,6 +81,7 @@ impl BlobStore {
     pub fn existing(dir: &Path) -> BlobStore {
         BlobStore {
             dir: dir.to_path_buf(),
+            durable: true,
         }
     }
 
@@ -139,7 +158,9 @@ impl BlobStore {
             let (temp, mut file) = Temp::file(shard, OsStr::new(&format!(".{digest}")), 0o600)?;
             file.write_all(bytes)?;
             // Synced before the rename publishes it, so the name never holds less.
-            file.sync_all()?;
+            if self.durable {
+                file.sync_all()?;
+            }
             fs::rename(&temp.path, &path)?;
             temp.keep();
             Ok(())
@@ -147,6 +168,16 @@ impl BlobStore {
         // A failed write drops its temporary, which removes it.
         write().map_err(|source| RepoError::io(&path, "writing a blob", source))?;
         Ok(digest)
+    }
+
+    /// Stores every one of `contents`, side by side: each put waits on its own sync,
+    /// and the disk takes many at once (a compile stores hundreds of small files).
+    pub fn put_all(&self, contents: &[Vec<u8>]) -> Result<(), RepoError> {
+        in_io_pool(|| {
+            contents
+                .par_iter()
+                .try_for_each(|bytes| self.put(bytes).map(drop))
+        })
     }
 
     /// Where the blob with `digest` lives (whether or not it is stored).
@@ -180,6 +211,38 @@ fn is_digest(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Many contents at once, some the same, in the store and in a scratch store: each
+    /// is stored once under its digest, and no temporary is left beside it.
+    #[test]
+    fn put_all_stores_every_content_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let contents: Vec<Vec<u8>> = (0..300u32)
+            .map(|n| format!("content {}\n", n % 200).into_bytes())
+            .collect();
+        for store in [
+            BlobStore::open(&dir.path().join("blobs")).unwrap(),
+            BlobStore::scratch(&dir.path().join("scratch")).unwrap(),
+        ] {
+            store.put_all(&contents).unwrap();
+            let mut listed = store.list().unwrap();
+            listed.sort();
+            let mut wanted: Vec<(String, u64)> = (contents.iter())
+                .map(|c| (blake3::hash(c).to_hex().to_string(), c.len() as u64))
+                .collect();
+            wanted.sort();
+            wanted.dedup();
+            assert_eq!(listed, wanted);
+            for content in &contents {
+                let digest = blake3::hash(content).to_hex();
+                assert_eq!(&fs::read(store.path(digest.as_str())).unwrap(), content);
+            }
+            let files = (fs::read_dir(&store.dir).unwrap().flatten())
+                .flat_map(|shard| fs::read_dir(shard.path()).unwrap().flatten())
+                .count();
+            assert_eq!(files, 200, "only the blobs");
+        }
+    }
 
     #[test]
     fn put_stores_under_the_digest_layout() {

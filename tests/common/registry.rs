@@ -106,7 +106,8 @@ impl Registry {
         format!("127.0.0.1:{}/{repo}", self.port)
     }
 
-    /// The tags of `repo` as skopeo lists them (none when the repository is unknown).
+    /// The tags of `repo` as skopeo lists them, sorted (none when the repository is
+    /// unknown).
     pub fn tags(&self, repo: &str) -> Vec<String> {
         let out = Command::new("skopeo")
             .args(["list-tags", "--tls-verify=false"])
@@ -117,10 +118,14 @@ impl Registry {
             return Vec::new();
         }
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        (json["Tags"].as_array().cloned().unwrap_or_default())
+        let mut tags: Vec<String> = (json["Tags"].as_array().cloned().unwrap_or_default())
             .iter()
             .map(|t| t.as_str().unwrap().to_string())
-            .collect()
+            .collect();
+        // The registry lists tags in its folder's order, which differs between
+        // filesystems (ext4 hashes names with a seed of its own).
+        tags.sort();
+        tags
     }
 
     /// The bytes of blob `digest` of `repository`, as the registry serves them.

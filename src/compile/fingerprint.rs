@@ -16,6 +16,11 @@
 //! Files whose change time is racily close to the compile's start are checked by their
 //! bytes instead (git's racy-clean rule), so a change the clock cannot show is still
 //! seen; a folder cannot be, so a racy one never matches and the next compile runs.
+//!
+//! The archives a compile downloads into its own pool are its doing, not a change of
+//! its inputs: when the pool holds exactly what it held at the start plus those
+//! archives, the pool is recorded anew with them (see `downloads`); anything else
+//! that changed there still counts.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;

@@ -147,8 +147,8 @@ struct Window {
     carried: Vec<(usize, Expected)>,
 }
 
-/// Cuts the plan into windows of at most [`WINDOW_BYTES`] held and [`WINDOW_FILES`]
-/// files; a file larger than a window is not held (see [`Held`]).
+/// Cuts the plan into windows of at most [`WINDOW_BYTES`] read ahead and
+/// [`WINDOW_FILES`] files; a file larger than a window is not kept (see [`ReadAhead`]).
 fn windows(plan: &Plan, leaders: &[usize]) -> Vec<Window> {
     let mut windows = Vec::new();
     let mut current = Window {
@@ -184,7 +184,7 @@ fn windows(plan: &Plan, leaders: &[usize]) -> Vec<Window> {
 }
 
 /// One file's bytes as the reader leaves them for the writer.
-enum Held {
+enum ReadAhead {
     /// The bytes, checked.
     Bytes(Vec<u8>),
     /// Checked only, too large to hold: the writer reads the source again, checking it
@@ -192,21 +192,21 @@ enum Held {
     Checked,
 }
 
-impl Held {
+impl ReadAhead {
     /// Where the reader puts a file of `size` bytes.
-    fn for_size(size: u64) -> Held {
+    fn for_size(size: u64) -> ReadAhead {
         match usize::try_from(size) {
-            Ok(size) if size as u64 <= WINDOW_BYTES => Held::Bytes(Vec::with_capacity(size)),
-            _ => Held::Checked,
+            Ok(size) if size as u64 <= WINDOW_BYTES => ReadAhead::Bytes(Vec::with_capacity(size)),
+            _ => ReadAhead::Checked,
         }
     }
 }
 
-impl Write for Held {
+impl Write for ReadAhead {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Held::Bytes(bytes) => bytes.write(buf),
-            Held::Checked => Ok(buf.len()),
+            ReadAhead::Bytes(bytes) => bytes.write(buf),
+            ReadAhead::Checked => Ok(buf.len()),
         }
     }
 
@@ -215,17 +215,17 @@ impl Write for Held {
     }
 }
 
-impl Restart for Held {
+impl Restart for ReadAhead {
     fn restart(&mut self) -> io::Result<()> {
         match self {
-            Held::Bytes(bytes) => bytes.restart(),
-            Held::Checked => Ok(()),
+            ReadAhead::Bytes(bytes) => bytes.restart(),
+            ReadAhead::Checked => Ok(()),
         }
     }
 }
 
 /// What one window's reading gives the writer: each carried file's source and bytes.
-type WindowRead = Result<Vec<(Source, Held)>, MaterialiseError>;
+type WindowRead = Result<Vec<(Source, ReadAhead)>, MaterialiseError>;
 
 /// Reads the windows in order into `sender`, stopping at the first error or when the
 /// writer is gone. Drift in a window is reported with every later file that drifted.
@@ -245,7 +245,7 @@ fn read_ahead(
                     Body::File(expected) => expected.size,
                     _ => 0,
                 };
-                Ok(Held::for_size(size))
+                Ok(ReadAhead::for_size(size))
             };
             let mut read = fetch_each(plan, supply, &window.carried, out, &quiet, hold, |h| h);
             if let Err(MaterialiseError::Drift { files, .. }) = &mut read {
@@ -434,13 +434,13 @@ enum Content<'a> {
 
 impl<'a> Content<'a> {
     /// The content the reader left for a file: its bytes, or its source to read again.
-    fn of((source, held, expected): &'a (Source, Held, Expected)) -> Content<'a> {
+    fn of((source, held, expected): &'a (Source, ReadAhead, Expected)) -> Content<'a> {
         match (held, source) {
-            (Held::Bytes(bytes), _) => Content::Checked(bytes),
-            (Held::Checked, Source::File(path)) => Content::Source(path, *expected),
+            (ReadAhead::Bytes(bytes), _) => Content::Checked(bytes),
+            (ReadAhead::Checked, Source::File(path)) => Content::Source(path, *expected),
             // Archive bytes in memory are of small files, which the reader always holds:
             // should one not be, no bytes are left, and the member is reported missing.
-            (Held::Checked, Source::Held) => Content::Checked(&[]),
+            (ReadAhead::Checked, Source::Held) => Content::Checked(&[]),
         }
     }
 }

@@ -75,20 +75,17 @@ impl Listed {
     /// The text of the stanzas at `spans`, in file order, read back from the list,
     /// which must still be the file that was indexed.
     fn read_back(&self, spans: &[Span]) -> Result<Vec<String>, AptIndexError> {
-        let file = File::open(&self.path).map_err(|source| AptError::Io {
+        let io = |source| AptError::Io {
             path: self.path.clone(),
             source,
-        })?;
-        let meta = file.metadata().map_err(|source| AptError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        };
+        let file = File::open(&self.path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
         // apt replaces a list by renaming a new file over it, which changes its identity.
-        let changed = || AptError::Io {
-            path: self.path.clone(),
-            source: std::io::Error::other(
+        let changed = || {
+            io(std::io::Error::other(
                 "apt's list changed while this compile read it (apt-get update?): compile again",
-            ),
+            ))
         };
         if !Identity::from(&meta).same_object(&self.identity) {
             return Err(changed().into());

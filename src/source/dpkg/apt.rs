@@ -426,10 +426,7 @@ impl Chunks<'_> {
         if text.is_empty() {
             return Ok(None);
         }
-        let text = String::from_utf8(text).map_err(|e| AptError::Io {
-            path: self.path.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
-        })?;
+        let text = String::from_utf8(text).map_err(|e| not_utf8(self.path, e))?;
         Ok(Some((text, start, lines)))
     }
 }
@@ -465,12 +462,17 @@ pub(crate) fn read_stanzas(
             });
         }
         at = span.start + span.length;
-        read.push(String::from_utf8(bytes).map_err(|e| AptError::Io {
-            path: path.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
-        })?);
+        read.push(String::from_utf8(bytes).map_err(|e| not_utf8(path, e))?);
     }
     Ok(read)
+}
+
+/// Why a list's text is not read: it is not UTF-8, as reading it whole would say.
+fn not_utf8(path: &Path, e: std::string::FromUtf8Error) -> AptError {
+    AptError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()),
+    }
 }
 
 /// The package of one stanza kept by the universe index (`text`, read back from its

@@ -364,6 +364,40 @@ fn a_registry_that_dies_mid_push_leaves_no_tag_and_the_next_push_completes() {
     registry.lock().unwrap().kill();
 }
 
+/// A registry that answers a blob's HEAD with a server error (a killed registry can
+/// leave a blob's link in the repository empty) is sent that blob again, which repairs
+/// it; only that blob.
+#[test]
+fn a_blob_the_registry_cannot_answer_for_is_sent_again() {
+    let w = world();
+    let registry = Registry::start(&w.dir.path().join("registry"), None);
+    let first = push(&w, &registry.at("team/base"), &["--insecure"]);
+    let layers =
+        (registry.storage).join("docker/registry/v2/repositories/team/base/_layers/sha256");
+    let broken = fs::read_dir(&layers).unwrap().flatten().next().unwrap();
+    let digest = format!("sha256:{}", broken.file_name().to_str().unwrap());
+    fs::write(broken.path().join("link"), "").unwrap();
+    let head = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I"])
+        .arg(format!(
+            "http://{}/blobs/{digest}",
+            registry.at("v2/team/base")
+        ))
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&head.stdout).to_string();
+    assert!(
+        code.starts_with('5'),
+        "HEAD of the broken blob answered {code}"
+    );
+
+    let again = push(&w, &registry.at("team/base"), &["--insecure"]);
+    let total = 2 + 4 + first["blobs"].as_u64().unwrap();
+    assert_eq!(again["pushed"]["uploaded"]["blobs"], 1, "{again}");
+    assert_eq!(again["pushed"]["skipped"]["blobs"], total - 1, "{again}");
+    assert!(!registry.blob("team/base", &digest).is_empty());
+}
+
 #[test]
 fn a_tampered_layer_is_refused_by_name_and_nothing_is_stored() {
     let w = world();

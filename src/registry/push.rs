@@ -8,6 +8,7 @@ use std::io::Read;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 use http::HeaderValue;
+use oci_client::errors::OciDistributionError;
 use oci_client::{Reference, RegistryOperation};
 
 use super::referrer::{Attached, Document, attach};
@@ -101,8 +102,8 @@ pub fn push(
 pub(super) const IN_FLIGHT: usize = 8;
 
 /// Sends each blob a descriptor of `blobs` describes to the repository of `reference`
-/// unless the registry has it already (asked with HEAD); its bytes are what its reader
-/// gives. Up to [`IN_FLIGHT`] blobs are asked for or sent at once. Whether each was
+/// unless the registry has it already (asked with HEAD; a server error there sends it
+/// too); its bytes are what its reader gives. Up to [`IN_FLIGHT`] blobs are asked for or sent at once. Whether each was
 /// sent, in the order of `blobs`; the first failure, naming its blob, ends it.
 pub(super) fn send_blobs<'a, R>(
     session: &Session,
@@ -115,8 +116,17 @@ where
     let sends = blobs.into_iter().map(|(descriptor, read)| async move {
         let digest = &descriptor.digest;
         let name = describe(descriptor);
-        let there = (session.client().blob_exists(reference, digest).await)
-            .map_err(|e| session.error(&format!("asking for {name}"), e))?;
+        let there = match session.client().blob_exists(reference, digest).await {
+            Ok(there) => there,
+            // A registry that cannot say (a server error, as for a blob a killed
+            // registry left half recorded) is sent the blob, which records it again.
+            Err(OciDistributionError::RequestError(e))
+                if e.status().is_some_and(|s| s.is_server_error()) =>
+            {
+                false
+            }
+            Err(e) => return Err(session.error(&format!("asking for {name}"), e)),
+        };
         if there {
             return Ok(false);
         }

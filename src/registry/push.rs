@@ -103,8 +103,9 @@ pub(super) const IN_FLIGHT: usize = 8;
 
 /// Sends each blob a descriptor of `blobs` describes to the repository of `reference`
 /// unless the registry has it already (asked with HEAD; a server error there sends it
-/// too); its bytes are what its reader gives. Up to [`IN_FLIGHT`] blobs are asked for or sent at once. Whether each was
-/// sent, in the order of `blobs`; the first failure, naming its blob, ends it.
+/// too); its bytes are what its reader gives. Up to [`IN_FLIGHT`] blobs are asked for
+/// or sent at once. Whether each was sent, in the order of `blobs`; the first failure,
+/// naming its blob, ends it.
 pub(super) fn send_blobs<'a, R>(
     session: &Session,
     reference: &Reference,

@@ -365,9 +365,9 @@ pub(crate) fn index_stanzas<E: From<AptError> + Send>(
             };
             loop {
                 let parsed = chunks.next_chunk().map(|chunk| {
-                    chunk.map(|(text, start, lines)| {
-                        (stanzas(&text).par_iter())
-                            .map(|stanza| indexed(stanza, &text, start, lines, path))
+                    chunk.map(|chunk| {
+                        (stanzas(&chunk.text).par_iter())
+                            .map(|stanza| indexed(stanza, chunk.span(stanza), path))
                             .collect::<Vec<_>>()
                     })
                 });
@@ -398,10 +398,37 @@ struct Chunks<'a> {
     lines: u64,
 }
 
+/// A run of whole stanzas of an index, and where it begins in the index.
+struct Chunk {
+    /// Its text.
+    text: String,
+    /// The offset of its first byte.
+    start: u64,
+    /// How many lines come before it.
+    lines: u64,
+}
+
+impl Chunk {
+    /// Where `stanza`, split from this chunk's text, lies in the index.
+    fn span(&self, stanza: &Stanza<'_>) -> Span {
+        // Every line borrows from the text: the stanza runs from its first line's first
+        // byte to its last line's last.
+        let offset = |line: &str| (line.as_ptr() as usize - self.text.as_ptr() as usize) as u64;
+        let (from, to) = match (stanza.lines.first(), stanza.lines.last()) {
+            (Some(first), Some(last)) => (offset(first), offset(last) + last.len() as u64),
+            _ => (0, 0),
+        };
+        Span {
+            first_line: self.lines + stanza.first_line as u64,
+            start: self.start + from,
+            length: to - from,
+        }
+    }
+}
+
 impl Chunks<'_> {
-    /// The next [`INDEX_CHUNK`] stanzas' text (or what is left), with the offset and
-    /// the count of lines before it; `None` at the end.
-    fn next_chunk(&mut self) -> Result<Option<(String, u64, u64)>, AptError> {
+    /// The next [`INDEX_CHUNK`] stanzas (or what is left); `None` at the end.
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, AptError> {
         use io::BufRead;
         let (start, lines) = (self.offset, self.lines);
         let mut text = Vec::new();
@@ -427,7 +454,7 @@ impl Chunks<'_> {
             return Ok(None);
         }
         let text = String::from_utf8(text).map_err(|e| not_utf8(self.path, e))?;
-        Ok(Some((text, start, lines)))
+        Ok(Some(Chunk { text, start, lines }))
     }
 }
 
@@ -491,27 +518,14 @@ pub(crate) fn indexed_entry(
     index_entry(&stanza, path, security)
 }
 
-/// `stanza` of `text` (a chunk of an index that begins at byte `start` after `lines`
-/// lines of the index at `path`) as the universe index keeps it.
-fn indexed(stanza: &Stanza<'_>, text: &str, start: u64, lines: u64, path: &Path) -> IndexedStanza {
+/// `stanza`, which lies at `span` of the index at `path`, as the universe index keeps it.
+fn indexed(stanza: &Stanza<'_>, span: Span, path: &Path) -> IndexedStanza {
     let lenient = || {
         stanza.lines.iter().find_map(|line| {
             let (name, value) = line.split_once(':')?;
             name.eq_ignore_ascii_case("Package")
                 .then(|| value.trim().to_string())
         })
-    };
-    // Every line borrows from `text`: the stanza runs from its first line's first byte
-    // to its last line's last.
-    let offset = |line: &str| (line.as_ptr() as usize - text.as_ptr() as usize) as u64;
-    let (from, to) = match (stanza.lines.first(), stanza.lines.last()) {
-        (Some(first), Some(last)) => (offset(first), offset(last) + last.len() as u64),
-        _ => (0, 0),
-    };
-    let span = Span {
-        first_line: lines + stanza.first_line as u64,
-        start: start + from,
-        length: to - from,
     };
     // Only whether it is refused is kept, so the error's line numbers need not be right.
     match index_entry(stanza, path, false) {

@@ -478,3 +478,63 @@ fn flavors_with_the_same_tree_configure_it_once() {
         "{out}"
     );
 }
+
+#[test]
+fn a_group_edited_outside_its_packages_takes_its_kept_tree() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let ws = dirs[0].path();
+    fake_workspace(ws, &[("tiny", &group("passwd"))]);
+    let first = ok(ws, &["compile", "groups/tiny.kdl"]);
+    assert!(first.contains("configured in"), "{first}");
+    // A file laid over the packages is no part of what the scripts configure.
+    let edit = |ws: &Path, content: &str| {
+        let path = ws.join("groups/tiny.kdl");
+        let text = group("passwd").replace(
+            "flavors openvz\n",
+            &format!("flavors openvz\n    file \"/etc/motd\" mode=0o644 content=\"{content}\"\n"),
+        );
+        fs::write(path, text).unwrap();
+    };
+    edit(ws, "edited");
+    let edited = ok(ws, &["compile", "groups/tiny.kdl"]);
+    assert!(
+        edited.contains("1.0-2") && !edited.contains("configured in"),
+        "{edited}"
+    );
+    // The lock is the one a store that never configured it makes.
+    let fresh = dirs[1].path();
+    fake_workspace(fresh, &[("tiny", &group("passwd"))]);
+    edit(fresh, "edited");
+    let configured = ok(fresh, &["compile", "groups/tiny.kdl"]);
+    assert!(configured.contains("configured in"), "{configured}");
+    assert_eq!(lock_id(&edited), lock_id(&configured));
+    // Kept bytes no appliance wrote are not taken: the scripts run again.
+    let repo = rusqlite::Connection::open(ws.join("store/repo.sqlite")).unwrap();
+    let kept = repo
+        .execute("UPDATE configurations SET tree = x'28b52ffd00'", [])
+        .unwrap();
+    assert_eq!(kept, 1);
+    drop(repo);
+    edit(ws, "again");
+    let again = ok(ws, &["compile", "groups/tiny.kdl"]);
+    assert!(
+        again.contains("1.0-3") && again.contains("configured in"),
+        "{again}"
+    );
+    // The tree goes with the revisions made from it.
+    ok(ws, &["gc", "--keep", "1"]);
+    let repo = rusqlite::Connection::open(ws.join("store/repo.sqlite")).unwrap();
+    let trees: i64 =
+        (repo.query_row("SELECT COUNT(*) FROM configurations", [], |r| r.get(0))).unwrap();
+    assert_eq!(trees, 1);
+    drop(repo);
+    ok(ws, &["rm", "tiny=1.0-3"]);
+    let repo = rusqlite::Connection::open(ws.join("store/repo.sqlite")).unwrap();
+    let trees: i64 =
+        (repo.query_row("SELECT COUNT(*) FROM configurations", [], |r| r.get(0))).unwrap();
+    assert_eq!(trees, 0);
+}

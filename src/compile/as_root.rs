@@ -6,12 +6,13 @@
 //! the tree as root does, with the same shifted ids, so the lock is the same whoever
 //! runs it, and removes the tree itself, since only it may.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,7 @@ use super::setup::{self, UnitFile};
 use super::stage;
 use crate::confine::{IdShift, Subordinate};
 use crate::lock::Lock;
+use crate::repo::Repository;
 use crate::scratch::{self, Temp};
 use crate::source::accounts::Accounts;
 
@@ -90,41 +92,126 @@ pub struct Done {
     pub warnings: Vec<String>,
     /// How long the maintainer scripts ran; `None` for a tree an identical job made.
     pub took: Option<std::time::Duration>,
+    /// The digest of the job that made it, which the revision stored from it records.
+    #[serde(skip)]
+    pub job: String,
 }
 
-/// The configured trees of one compile, by what went into them: the flavors of a group
-/// that differ only in what is laid over the packages (xen and kvm) configure once.
+/// The configured trees a compile can take instead of running the scripts again, by
+/// the digest of what went into them: the flavors of a group that differ only in what
+/// is laid over the packages (xen and kvm) configure once, and with a repository, a
+/// tree an earlier compile by this same build of appliance made is taken from it.
 #[derive(Default)]
-pub struct Configurations(Mutex<HashMap<blake3::Hash, Done>>);
+pub struct Configurations<'a> {
+    /// The trees made or taken in this compile, by job digest.
+    known: RefCell<HashMap<String, Done>>,
+    /// Where trees are kept across compiles.
+    repo: Option<&'a Repository>,
+}
 
-impl Configurations {
-    /// The tree `job` configures: run now, or the one an identical job made.
+impl<'a> Configurations<'a> {
+    /// Also takes the trees `repo` keeps, and keeps there the ones made.
+    pub fn kept_in(repo: &'a Repository) -> Configurations<'a> {
+        Configurations {
+            known: RefCell::default(),
+            repo: Some(repo),
+        }
+    }
+
+    /// The tree `job` configures: one an identical job made, or run now (and kept).
     pub fn get(&self, job: &Job) -> Result<Done> {
-        // Everything but where the tree is made and who asked what of it: its entries,
-        // bytes, scripts, settings.
-        let key = serde_json::to_vec(&(
-            &job.sysroot,
-            &job.pools,
-            &job.staging.files,
-            (job.blobs.iter())
-                .map(|b| blake3::hash(b).to_hex().to_string())
-                .collect::<Vec<_>>(),
-            &job.units,
-            &job.scripts.anonymous(),
-        ))
-        .map(|json| blake3::hash(&json))
-        .map_err(CompileError::Job)?;
-        let known = (self.0.lock()).map_or(None, |done| done.get(&key).cloned());
-        if let Some(done) = known {
-            return Ok(Done { took: None, ..done });
+        let identity = build_identity();
+        let digest = digest(job, identity)?;
+        if let Some(done) = self.known.borrow().get(&digest) {
+            return Ok(Done {
+                took: None,
+                ..done.clone()
+            });
         }
-        let done = run(job)?;
-        if let Ok(mut known) = self.0.lock() {
-            known.insert(key, done.clone());
-        }
+        // Without this build's identity, a kept tree could be another build's.
+        let repo = self.repo.filter(|_| identity.is_some());
+        let kept = match repo {
+            Some(repo) => repo.configured(&digest)?.and_then(|tree| decode(&tree)),
+            None => None,
+        };
+        let done = match kept {
+            Some(done) => Done { took: None, ..done },
+            None => {
+                let done = run(job)?;
+                if let Some((repo, tree)) = repo.zip(encode(&done)) {
+                    repo.keep_configured(&digest, &tree)?;
+                }
+                done
+            }
+        };
+        let done = Done {
+            job: digest.clone(),
+            ..done
+        };
+        self.known.borrow_mut().insert(digest, done.clone());
         Ok(done)
     }
 }
+
+/// The digest of everything that goes into `job`'s tree but where the tree is made and
+/// who asked what of it: its entries, bytes, scripts, settings, whether it is staged
+/// as root, and the build of appliance that stages, confines and captures it.
+fn digest(job: &Job, build: Option<&str>) -> Result<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let json = serde_json::to_vec(&(
+        &job.sysroot,
+        &job.pools,
+        &job.staging.files,
+        (job.blobs.iter())
+            .map(|b| blake3::hash(b).to_hex().to_string())
+            .collect::<Vec<_>>(),
+        &job.units,
+        &job.scripts.anonymous(),
+        as_root,
+        build,
+    ))
+    .map_err(CompileError::Job)?;
+    Ok(blake3::hash(&json).to_hex().to_string())
+}
+
+/// What tells this build of appliance from another: its version and its executable's
+/// file (a new build is a new file). The scripts' settings and capture's rules change
+/// from build to build, so a tree is taken only by the build that made it.
+fn build_identity() -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    static IDENTITY: OnceLock<Option<String>> = OnceLock::new();
+    let identity = IDENTITY.get_or_init(|| {
+        let exe = std::fs::metadata(std::env::current_exe().ok()?).ok()?;
+        Some(format!(
+            "{} {}:{} {} {}.{}",
+            env!("CARGO_PKG_VERSION"),
+            exe.dev(),
+            exe.ino(),
+            exe.len(),
+            exe.mtime(),
+            exe.mtime_nsec()
+        ))
+    });
+    identity.as_deref()
+}
+
+/// A tree as the repository keeps it: JSON, compressed. `None` if it cannot be
+/// encoded, which only means it is not kept.
+fn encode(done: &Done) -> Option<Vec<u8>> {
+    let json = serde_json::to_vec(done).ok()?;
+    zstd::bulk::compress(&json, KEPT_LEVEL).ok()
+}
+
+/// The tree [`encode`] made of `kept`; `None` for bytes no appliance wrote, which are
+/// configured again and kept anew.
+fn decode(kept: &[u8]) -> Option<Done> {
+    serde_json::from_slice(&zstd::decode_all(kept).ok()?).ok()
+}
+
+/// The zstd level trees are kept at: JSON of entries and text files compresses well
+/// even at a fast level.
+const KEPT_LEVEL: i32 = 3;
 
 /// Runs `job` as root: here when this process is root, else in a child made root of a
 /// user namespace over the caller's subordinate ids.
@@ -184,6 +271,7 @@ fn run_here(job: &Job) -> Result<Done> {
         accounts: Accounts::read(&staged.root)?,
         warnings: staged.warnings.clone(),
         took: Some(took),
+        job: String::new(),
     })
 }
 

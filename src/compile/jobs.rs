@@ -30,7 +30,7 @@ pub struct Batch {
 
 /// Compiles every recipe over the catalog of `settings.backend`, read from the sysroot
 /// and `pool_dirs`; apt's lists are read through `repo`'s index of them, which this
-/// brings up to date. Nothing else is stored.
+/// brings up to date, and configured trees are kept there. Nothing else is stored.
 pub fn compile_all(
     settings: &Settings,
     pool_dirs: &[PathBuf],
@@ -39,7 +39,7 @@ pub fn compile_all(
 ) -> Result<Batch> {
     let mut batch = match settings.backend {
         Backend::Dpkg => compile_dpkg(settings, pool_dirs, recipes, repo)?,
-        Backend::Rpm => compile_rpm(settings, pool_dirs, recipes)?,
+        Backend::Rpm => compile_rpm(settings, pool_dirs, recipes, repo)?,
     };
     // Whether a `remove` removed nothing is known only across a group's flavors.
     super::removes::warn_idle(&mut batch.compiled);
@@ -93,7 +93,7 @@ fn compile_dpkg(
         indexed.packages
     ));
     let mut universes: HashMap<String, Universe> = HashMap::new();
-    let configurations = Configurations::default();
+    let configurations = Configurations::kept_in(repo);
     let mut compiled = Vec::new();
     for recipe in recipes {
         let arch = settings.backend.arch(&recipe.flavor).to_string();
@@ -129,7 +129,12 @@ fn seeds(recipes: &[Recipe]) -> Vec<String> {
 
 /// Compiles over the RPM catalog: the sysroot's rpmdb and the pool folders' `.rpm`
 /// archives and createrepo_c repositories.
-fn compile_rpm(settings: &Settings, pool_dirs: &[PathBuf], recipes: Vec<Recipe>) -> Result<Batch> {
+fn compile_rpm(
+    settings: &Settings,
+    pool_dirs: &[PathBuf],
+    recipes: Vec<Recipe>,
+    repo: &Repository,
+) -> Result<Batch> {
     let mut warnings = Vec::new();
     let stage = settings.report.stage("compile", "read");
     let catalog = RpmCatalog::read(&settings.sysroot, pool_dirs)?;
@@ -141,7 +146,7 @@ fn compile_rpm(settings: &Settings, pool_dirs: &[PathBuf], recipes: Vec<Recipe>)
             path.display()
         ));
     }
-    let configurations = Configurations::default();
+    let configurations = Configurations::kept_in(repo);
     let mut universes: HashMap<String, RpmUniverse> = HashMap::new();
     let mut compiled = Vec::new();
     for recipe in recipes {

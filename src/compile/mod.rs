@@ -139,6 +139,7 @@ pub fn compile_recipe(
             blobs: system.blobs,
             accounts: accounts.clone(),
             took: None,
+            job: None,
             warnings: vec![format!(
                 "group {} is not configured: its closure has no dpkg",
                 recipe.group
@@ -150,6 +151,7 @@ pub fn compile_recipe(
     warnings.extend(setup.warnings);
     warnings.append(&mut configured.warnings);
     let took = configured.took;
+    let job = configured.job.take();
     let stage = settings.report.stage(&subject, "assemble");
     let assembled = assemble::assemble(settings, recipe, packages, configured, &gathered.tree)?;
     check::check(&assembled.lock)?;
@@ -165,6 +167,7 @@ pub fn compile_recipe(
         removes,
     );
     compiled.downloaded = fetched.downloaded;
+    compiled.made_from = job;
     Ok(compiled)
 }
 
@@ -258,6 +261,7 @@ fn configured(
         accounts: done.accounts,
         warnings,
         took: done.took,
+        job: Some(done.job),
     })
 }
 

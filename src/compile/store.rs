@@ -28,6 +28,9 @@ pub struct Compiled {
     pub removes: Removes,
     /// The archives taken from apt's lists into the pool (fetched now or found there).
     pub downloaded: Vec<PathBuf>,
+    /// The digest of the configure job whose tree the lock was made from, if any: the
+    /// tree is kept as long as the revision that stores this lock.
+    pub made_from: Option<String>,
 }
 
 impl Compiled {
@@ -60,12 +63,17 @@ impl Compiled {
             stale: Vec::new(),
             removes,
             downloaded: Vec::new(),
+            made_from: None,
         }
     }
 
     /// Writes the bytes, then the lock: a lock is never stored without its blobs.
     pub fn store(&self, repo: &mut Repository, blobs: &BlobStore) -> Result<Stored> {
         blobs.put_all(&self.blobs)?;
-        Ok(repo.store(&self.lock)?)
+        let stored = repo.store(&self.lock)?;
+        if let Some(job) = &self.made_from {
+            repo.made_from(&stored.lock_id, job)?;
+        }
+        Ok(stored)
     }
 }

@@ -7,6 +7,7 @@
 
 mod apt_index;
 mod blobs;
+mod configurations;
 mod files;
 mod fingerprints;
 mod remove;
@@ -1784,6 +1785,38 @@ mod tests {
             assert_eq!(count(&repo, table), 0, "{table}");
         }
         repo.check_pages().unwrap();
+    }
+
+    #[test]
+    fn a_kept_tree_goes_with_the_revision_made_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut repo = open(&dir);
+        let (lock, kvm) = (sample("1.0"), kvm("1.0"));
+        let (stored, other) = (repo.store(&lock).unwrap(), repo.store(&kvm).unwrap());
+        repo.keep_configured("made", b"tree").unwrap();
+        repo.keep_configured("failed", b"other").unwrap();
+        repo.keep_configured("kvm", b"kvm's").unwrap();
+        repo.made_from(&stored.lock_id, "made").unwrap();
+        repo.made_from(&other.lock_id, "kvm").unwrap();
+        // No revision of this lock: nothing to record.
+        repo.made_from(&"00".repeat(32), "failed").unwrap();
+        assert_eq!(
+            repo.configured("made").unwrap().as_deref(),
+            Some(&b"tree"[..])
+        );
+        assert_eq!(repo.configured("unknown").unwrap(), None);
+        // Any removal sweeps the trees no stored revision was made from (a failed or
+        // killed compile's), and keeps the others.
+        repo.remove(&[]).unwrap();
+        assert_eq!(repo.configured("failed").unwrap(), None);
+        assert!(repo.configured("made").unwrap().is_some());
+        let xen = repo.exact("web", XEN, Some("1.0-1")).unwrap();
+        repo.remove(&[xen]).unwrap();
+        assert_eq!(repo.configured("made").unwrap(), None);
+        assert_eq!(
+            repo.configured("kvm").unwrap().as_deref(),
+            Some(&b"kvm's"[..])
+        );
     }
 
     #[test]

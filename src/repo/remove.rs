@@ -37,6 +37,8 @@ const ORPHANS: &[&str] = &[
     "DELETE FROM group_versions WHERE id NOT IN (SELECT group_version FROM locks)",
     "DELETE FROM groups WHERE id NOT IN (SELECT group_id FROM group_versions)",
     "DELETE FROM flavors WHERE id NOT IN (SELECT flavor FROM locks)",
+    // Trees no stored revision was made from: their compiles failed or were killed.
+    "DELETE FROM configurations WHERE lock IS NULL",
 ];
 
 impl Repository {
@@ -125,7 +127,12 @@ impl Repository {
                 .optional()
                 .doing_on(&tx, path, || format!("finding {}", r.address()))?;
             let Some(row) = row else { continue };
-            for table in ["fingerprints", "lock_files", "lock_packages"] {
+            for table in [
+                "fingerprints",
+                "configurations",
+                "lock_files",
+                "lock_packages",
+            ] {
                 tx.execute(&format!("DELETE FROM {table} WHERE lock = ?1"), [row])
                     .doing_on(&tx, path, || format!("removing {}", r.address()))?;
             }

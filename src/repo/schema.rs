@@ -53,7 +53,7 @@ const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Migration `i` takes `user_version` from `i` to `i + 1`. Append only: a migration that
 /// has shipped never changes, because existing repositories have already run it.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The first schema.
 ///
@@ -241,6 +241,21 @@ CREATE TABLE apt_provides (
     name TEXT NOT NULL,
     PRIMARY KEY (list, seq, name)
 ) WITHOUT ROWID;
+";
+
+/// Configured trees kept across compiles, by the configure job that made them
+/// (`compile::as_root`): the packages' scripts are most of a compile's time, and a
+/// group edited outside its packages, or compiled again after `apt-get update` left
+/// its packages as they were, needs the same tree. `tree` is the tree as compile
+/// encoded it; `lock` the last revision made from it (NULL until one is stored): a tree
+/// goes with that revision, or with `gc` when none was stored.
+const V8: &str = "
+CREATE TABLE configurations (
+    job TEXT PRIMARY KEY,
+    lock INTEGER REFERENCES locks(id),
+    tree BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX configurations_by_lock ON configurations(lock);
 ";
 
 /// What an existing SQLite database holds.
@@ -549,6 +564,7 @@ mod tests {
          CREATE TABLE apt_names (list INTEGER NOT NULL, seq INTEGER NOT NULL,
              provides INTEGER NOT NULL, name TEXT NOT NULL,
              PRIMARY KEY (list, seq, provides, name)) WITHOUT ROWID;",
+        "DROP TABLE configurations",
     ];
 
     fn unmarked(path: &Path, version: usize) {
@@ -586,7 +602,9 @@ mod tests {
         let path = dir.path().join("repo.sqlite");
         drop(connect(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(UNDO[6]).unwrap();
+        for undo in UNDO[6..].iter().rev() {
+            conn.execute_batch(undo).unwrap();
+        }
         conn.pragma_update(None, "user_version", 6).unwrap();
         let text = "x".repeat(1000);
         for seq in 0..4000 {
@@ -677,7 +695,8 @@ mod tests {
             ),
             (
                 late,
-                "another program's SQLite database (tables: apt_lists, apt_provides, apt_stanzas, fingerprints, flavors,",
+                "another program's SQLite database (tables: apt_lists, apt_provides, apt_stanzas, \
+                 configurations, fingerprints, flavors,",
             ),
             (text, "a file that is not a SQLite database"),
             (dir.path().to_path_buf(), "a directory"),

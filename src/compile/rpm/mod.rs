@@ -130,18 +130,21 @@ pub fn compile_recipe(
         accounts,
         warnings: Vec::new(),
         took: done.took,
+        job: None,
     };
     let stage = settings.report.stage(&subject, "assemble");
     let assembled = assemble::assemble(settings, recipe, packages, configured, tree)?;
     check::check(&assembled.lock)?;
     stage.done(format_args!("{} files", assembled.lock.files.len()));
     warnings.extend(gathered.tree.warnings);
-    Ok(Compiled::new(
+    let mut compiled = Compiled::new(
         assembled.lock,
         assembled.blobs,
         Vec::new(),
         warnings,
         done.took,
         Removes::new(recipe, &resolution.idle_removes),
-    ))
+    );
+    compiled.made_from = Some(done.job);
+    Ok(compiled)
 }

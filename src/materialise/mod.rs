@@ -587,10 +587,9 @@ pub fn materialise(
     opts: &Options,
 ) -> Result<Outcome, MaterialiseError> {
     let target = Target::new(out)?;
-    let stamp_path = target.stamp();
     let request = Stamp::request(lock_id, format, opts.mtime, &sources.sysroot);
     // A stamp is only ever written for a valid lock: a current OUT needs no plan.
-    let current = || opts.if_newer && request.is_current(&stamp_path, out);
+    let current = || opts.if_newer && current_after_claim(&target, &request, out);
     if current() {
         return Ok(Outcome::current());
     }
@@ -774,6 +773,21 @@ fn fetch_each<S: Restart, T: Send>(
             files: drifted,
         })
     }
+}
+
+/// Whether OUT is current by its stamp ([`Stamp::is_current`]). A claim beside it that
+/// names the object the stamp names is a run's killed between writing the stamp and
+/// removing its claim: it says nothing the stamp does not, so it goes. The claim is read
+/// before the stamp, so a claim a live run writes meanwhile names its temporary, never
+/// the stamped OUT, and stays.
+fn current_after_claim(target: &Target, request: &Stamp, out: &Path) -> bool {
+    let claim = target.claim();
+    let spent = Stamp::made(&claim, out);
+    let current = request.is_current(&target.stamp(), out);
+    if current && spent {
+        let _ = Stamp::remove(&claim);
+    }
+    current
 }
 
 /// Puts the complete output `temp` at OUT with `request`'s stamp beside it, built from

@@ -844,6 +844,30 @@ fn a_run_killed_before_its_stamp_leaves_an_out_it_may_replace() {
 }
 
 #[test]
+fn a_run_killed_after_its_stamp_leaves_no_claim_once_out_is_found_current() {
+    let format = Format::Tar(Compression::None);
+    let fx = Fixture::new();
+    let out = fx.out("out");
+    let opts = Options {
+        if_newer: true,
+        ..opts()
+    };
+    fx.run(&format, &out, &opts).unwrap();
+    let target = Target::new(&out).unwrap();
+    let request = Stamp::request("lock-1", &format, MTIME, &fx.sources.sysroot);
+    // A live run's claim names its temporary: it stays while OUT is current.
+    let (live, _) = target.temp_file().unwrap();
+    request.claim(&target.claim(), &live.path).unwrap();
+    assert!(!fx.run(&format, &out, &opts).unwrap().built);
+    assert!(target.claim().exists());
+    drop(live);
+    // Killed between its stamp and removing its claim: the claim names the stamped OUT.
+    request.claim(&target.claim(), &out).unwrap();
+    assert!(!fx.run(&format, &out, &opts).unwrap().built);
+    assert_eq!(fx.outs(), [".out.appliance-stamp", "out"]);
+}
+
+#[test]
 fn permissions_survive_a_read_only_tree_being_replaced() {
     let fx = Fixture::new();
     let out = fx.out("root");

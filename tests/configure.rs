@@ -538,3 +538,49 @@ fn a_group_edited_outside_its_packages_takes_its_kept_tree() {
         (repo.query_row("SELECT COUNT(*) FROM configurations", [], |r| r.get(0))).unwrap();
     assert_eq!(trees, 0);
 }
+
+#[test]
+fn a_tree_that_fails_while_another_is_configured_fails_the_compile_and_leaves_nothing() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    // Two trees, configured at once: xen's succeeds, openvz's postinst fails.
+    let text = "group tiny version=\"1.0\" {\n    flavors xen openvz\n    package adduser\n    \
+                when openvz { package broken; }\n}\n";
+    fake_workspace(ws, &[("tiny", text)]);
+    let pool = ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    build_deb(
+        &pool,
+        "broken",
+        "1.0-1",
+        &[("/usr/share/broken/data", "x\n")],
+        &[],
+        &[(
+            "postinst",
+            "#!/bin/sh\necho 'broken: cannot configure' >&2\nexit 3\n",
+        )],
+    );
+    // A store that has a lock already: the failed compile adds none.
+    let other = group("passwd").replace("group tiny", "group other");
+    fake_workspace(ws, &[("other", &other)]);
+    ok(ws, &["compile", "groups/other.kdl"]);
+    let listed = ok(ws, &["list"]);
+    let err = fails(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+    assert!(
+        err.contains("broken") && err.contains("cannot configure"),
+        "{err}"
+    );
+    assert_eq!(ok(ws, &["list"]), listed);
+    // Both jobs ended before the compile did, and each removed its scratch tree.
+    let store: Vec<String> = (fs::read_dir(ws.join("store")).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !store.iter().any(|name| name.contains("configure")),
+        "{store:?}"
+    );
+}

@@ -7,12 +7,14 @@
 //! runs it, and removes the tree itself, since only it may.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io::Write;
+use std::panic::resume_unwind;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,7 +34,7 @@ use crate::source::accounts::Accounts;
 const JOB_STEM: &str = "configure-job";
 
 /// Everything the configure stage needs, as the child reads it.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Job {
     /// Where the scratch tree is made (`store/`).
     pub scratch: PathBuf,
@@ -100,11 +102,17 @@ pub struct Done {
 /// The configured trees a compile can take instead of running the scripts again, by
 /// the digest of what went into them: the flavors of a group that differ only in what
 /// is laid over the packages (xen and kvm) configure once, and with a repository, a
-/// tree an earlier compile by this same build of appliance made is taken from it.
-#[derive(Default)]
+/// tree an earlier compile by this same build of appliance made is taken from it. A
+/// job [`begun`](Configurations::begin) runs on a thread of its own meanwhile: the
+/// scripts run one process at a time, so a second tree (openvz's beside xen's) is
+/// configured on the other core while the next recipe is prepared.
 pub struct Configurations<'a> {
     /// The trees made or taken in this compile, by job digest.
     known: RefCell<HashMap<String, Done>>,
+    /// The jobs running, by digest, in the order they began.
+    running: RefCell<Vec<(String, JoinHandle<Result<Done>>)>>,
+    /// The trees a recipe took already: the next to take one reuses it.
+    taken: RefCell<HashSet<String>>,
     /// Where trees are kept across compiles.
     repo: Option<&'a Repository>,
 }
@@ -114,42 +122,110 @@ impl<'a> Configurations<'a> {
     pub fn kept_in(repo: &'a Repository) -> Configurations<'a> {
         Configurations {
             known: RefCell::default(),
+            running: RefCell::default(),
+            taken: RefCell::default(),
             repo: Some(repo),
         }
     }
 
-    /// The tree `job` configures: one an identical job made, or run now (and kept).
-    pub fn get(&self, job: &Job) -> Result<Done> {
-        let identity = build_identity();
-        let digest = digest(job, identity)?;
-        if let Some(done) = self.known.borrow().get(&digest) {
-            return Ok(Done {
-                took: None,
-                ..done.clone()
-            });
+    /// Starts `job` on a thread of its own, unless its tree is known, kept or being
+    /// made; [`get`](Configurations::get) takes the tree. At most one job a core runs:
+    /// beyond that, the oldest is waited for first. A thread that cannot be made
+    /// leaves the job for `get` to run.
+    pub fn begin(&self, job: &Job) -> Result<()> {
+        let digest = digest(job, build_identity())?;
+        let running = self.running.borrow().iter().any(|(d, _)| *d == digest);
+        if running || self.known(&digest)?.is_some() {
+            return Ok(());
         }
-        // Without this build's identity, a kept tree could be another build's.
-        let repo = self.repo.filter(|_| identity.is_some());
-        let kept = match repo {
-            Some(repo) => repo.configured(&digest)?.and_then(|tree| decode(&tree)),
-            None => None,
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        while self.running.borrow().len() >= cores {
+            self.settle(0)?;
+        }
+        let owned = job.clone();
+        let thread = std::thread::Builder::new().name("configure".into());
+        if let Ok(handle) = thread.spawn(move || run(&owned)) {
+            self.running.borrow_mut().push((digest, handle));
+        }
+        Ok(())
+    }
+
+    /// The tree `job` configures: its job's if begun, one an identical job made or
+    /// the repository keeps, or run now (and kept). Only the first recipe to take a
+    /// tree made in this compile says how long its scripts ran.
+    pub fn get(&self, job: &Job) -> Result<Done> {
+        let digest = digest(job, build_identity())?;
+        let running = (self.running.borrow().iter()).position(|(d, _)| *d == digest);
+        if let Some(at) = running {
+            self.settle(at)?;
+        }
+        let done = match self.known(&digest)? {
+            Some(done) => done,
+            None => self.keep(&digest, run(job)?)?,
         };
-        let done = match kept {
-            Some(done) => Done { took: None, ..done },
-            None => {
-                let done = run(job)?;
-                if let Some((repo, tree)) = repo.zip(encode(&done)) {
-                    repo.keep_configured(&digest, &tree)?;
-                }
-                done
-            }
-        };
+        let first = self.taken.borrow_mut().insert(digest);
+        Ok(Done {
+            took: done.took.filter(|_| first),
+            ..done
+        })
+    }
+
+    /// Waits for the job `at` in `running` and keeps its tree.
+    fn settle(&self, at: usize) -> Result<()> {
+        let (digest, handle) = self.running.borrow_mut().remove(at);
+        // A job that panicked panics here, as it would have run here.
+        let done = handle.join().unwrap_or_else(|panic| resume_unwind(panic))?;
+        self.keep(&digest, done)?;
+        Ok(())
+    }
+
+    /// Keeps `done`, the tree of job `digest`, known and in the repository.
+    fn keep(&self, digest: &str, done: Done) -> Result<Done> {
+        if let Some((repo, tree)) = self.keeping().zip(encode(&done)) {
+            repo.keep_configured(digest, &tree)?;
+        }
         let done = Done {
-            job: digest.clone(),
+            job: digest.to_string(),
             ..done
         };
-        self.known.borrow_mut().insert(digest, done.clone());
+        (self.known.borrow_mut()).insert(digest.to_string(), done.clone());
         Ok(done)
+    }
+
+    /// The tree of job `digest` made in this compile or kept in the repository.
+    fn known(&self, digest: &str) -> Result<Option<Done>> {
+        if let Some(done) = self.known.borrow().get(digest) {
+            return Ok(Some(done.clone()));
+        }
+        let Some(repo) = self.keeping() else {
+            return Ok(None);
+        };
+        let Some(done) = repo.configured(digest)?.and_then(|tree| decode(&tree)) else {
+            return Ok(None);
+        };
+        let done = Done {
+            took: None,
+            job: digest.to_string(),
+            ..done
+        };
+        (self.known.borrow_mut()).insert(digest.to_string(), done.clone());
+        Ok(Some(done))
+    }
+
+    /// The repository trees are kept in: none without this build's identity, since a
+    /// kept tree could then be another build's.
+    fn keeping(&self) -> Option<&'a Repository> {
+        self.repo.filter(|_| build_identity().is_some())
+    }
+}
+
+impl Drop for Configurations<'_> {
+    /// A compile that fails while a job runs waits for it: the job removes its scratch
+    /// tree when it ends, and a thread cut off by the process's exit would leave it.
+    fn drop(&mut self) {
+        for (_, running) in self.running.get_mut().drain(..) {
+            let _ = running.join();
+        }
     }
 }
 

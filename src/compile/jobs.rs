@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::error::Result;
-use super::{Compiled, Configurations, Settings, compile_recipe};
+use super::{Compiled, Configurations, Settings, finish, prepare};
 use crate::excerpt::excerpt;
 use crate::lock::Backend;
 use crate::repo::Repository;
@@ -94,27 +94,34 @@ fn compile_dpkg(
     ));
     let mut universes: HashMap<String, Universe> = HashMap::new();
     let configurations = Configurations::kept_in(repo);
-    let mut compiled = Vec::new();
-    for recipe in recipes {
+    let finish = |prepared| -> Result<Compiled> {
+        let mut c = finish(settings, prepared, &accounts, &configurations)?;
+        let locked = (c.lock.packages.iter())
+            .map(|p| (p.name.as_str(), p.version.as_str(), p.arch.as_str()));
+        c.stale = catalog.stale(locked);
+        Ok(c)
+    };
+    // Every recipe is prepared first, its tree's job begun, so that distinct trees
+    // (xen's and openvz's) are configured at once; then each is finished in order.
+    let mut prepared = Vec::new();
+    for recipe in &recipes {
         let arch = settings.backend.arch(&recipe.flavor).to_string();
         let universe = universes.entry(arch.clone()).or_insert_with(|| {
             let refused = (catalog.apt.refused_packages())
                 .map(|(name, why)| (name, format!("its stanza in apt's lists is refused: {why}")));
             (Universe::new(catalog.packages(), &arch).refusing(refused)).suggesting(&indexed.names)
         });
-        let mut c = compile_recipe(
+        prepared.push(prepare(
             settings,
-            &recipe,
+            recipe,
             &catalog,
             universe,
-            &accounts,
             &configurations,
-        )?;
-        let locked = (c.lock.packages.iter())
-            .map(|p| (p.name.as_str(), p.version.as_str(), p.arch.as_str()));
-        c.stale = catalog.stale(locked);
-        compiled.push(c);
+        )?);
     }
+    let compiled = (prepared.into_iter())
+        .map(finish)
+        .collect::<Result<Vec<_>>>()?;
     Ok(Batch { compiled, warnings })
 }
 

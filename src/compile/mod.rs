@@ -4,7 +4,9 @@
 //! scratch, [`configure`] them with their own maintainer scripts, [`capture`] what
 //! configuration made, [`assemble`] the lock with the machine files and the group's own
 //! files, [`check`] it as outputs will, and [`store`] it with its bytes. [`removes`]
-//! tells of the `remove` statements that removed nothing.
+//! tells of the `remove` statements that removed nothing. Staging, configuring and
+//! capturing are one job ([`as_root`]), whose tree the repository keeps: a later job
+//! with the same inputs takes it instead of running the scripts again.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -72,16 +74,38 @@ pub struct Settings {
     pub report: Reporter,
 }
 
-/// Compiles one recipe. `accounts` are the host's, which owners of an unconfigured
-/// tree's statements name; `configurations` are the trees this compile configured.
-pub fn compile_recipe(
+/// A recipe compiled up to its configure job, which [`Configurations::begin`] may run
+/// while the next recipe is prepared: [`finish`] takes its tree and assembles the lock.
+pub struct Prepared<'r> {
+    recipe: &'r Recipe,
+    subject: String,
+    resolved: resolve::Resolved,
+    /// The archives taken from apt's lists.
+    downloaded: Vec<PathBuf>,
+    /// The chosen packages' files.
+    tree: gather::Tree,
+    packages: Vec<LockedPackage>,
+    setup: setup::Requests,
+    system: System,
+}
+
+/// What a prepared tree's system files come from.
+enum System {
+    /// Its packages' scripts, run by this job.
+    Configured(Box<as_root::Job>),
+    /// Nothing runs (a closure without dpkg): these, around the unpacked packages.
+    Unpacked(system::Generated),
+}
+
+/// Resolves, fetches and gathers one recipe, and makes the job that configures its
+/// tree, begun in `configurations`.
+pub fn prepare<'r>(
     settings: &Settings,
-    recipe: &Recipe,
+    recipe: &'r Recipe,
     catalog: &Catalog,
     universe: &Universe,
-    accounts: &Accounts,
     configurations: &Configurations,
-) -> Result<Compiled> {
+) -> Result<Prepared<'r>> {
     let subject = subject(recipe);
     let stage = settings.report.stage(&subject, "resolve");
     let resolved = resolve::resolve(settings, recipe, catalog, universe)?;
@@ -96,7 +120,7 @@ pub fn compile_recipe(
     )?;
     stage.done(format_args!("{} archives", fetched.archives.len()));
     let mut stage = settings.report.stage(&subject, "gather");
-    let mut gathered = gather::gather(&settings.sysroot, catalog, &fetched, &stage.progress())?;
+    let gathered = gather::gather(&settings.sysroot, catalog, &fetched, &stage.progress())?;
     stage.done(format_args!("{} files", gathered.tree.entries.len()));
     let packages = resolved.packages(universe);
     let tree = &gathered.tree;
@@ -105,45 +129,89 @@ pub fn compile_recipe(
     let setup = setup::requests(recipe, assemble::machine(recipe), has, dpkg)?;
     // A tree with dpkg is configured by its packages' own scripts; one without (a
     // hand-made package set) has no dpkg to run them, and is locked as unpacked.
-    let mut configured = if dpkg {
+    let system = if dpkg {
         let asked = ToConfigure {
             packages: packages.clone(),
             purge: &resolved.purge,
             essential: configure::essential_closure(universe, resolved.built()),
             setup: &setup,
         };
-        let stage = settings.report.stage(&subject, "configure");
-        let configured = configured(
-            settings,
-            recipe,
-            catalog,
-            &fetched,
-            &gathered,
-            asked,
-            configurations,
-        )?;
-        // A tree another flavor configured is taken as it was.
-        stage.done(if configured.took.is_some() {
-            ""
-        } else {
-            "reused"
-        });
-        configured
+        let job = configure_job(settings, recipe, catalog, &fetched, &gathered, asked)?;
+        configurations.begin(&job)?;
+        System::Configured(Box::new(job))
     } else {
-        let system = unpacked(settings, catalog, &gathered, system::Unpacked::No)?;
-        // Taken, not copied: from here on assemble reads only the tree's bytes, and a
-        // copy of every entry is a large share of a big lock's peak memory.
-        Configured {
-            entries: std::mem::take(&mut gathered.tree.entries),
-            system: system.entries,
-            blobs: system.blobs,
-            accounts: accounts.clone(),
-            took: None,
-            job: None,
-            warnings: vec![format!(
-                "group {} is not configured: its closure has no dpkg",
-                recipe.group
-            )],
+        System::Unpacked(unpacked(
+            settings,
+            catalog,
+            &gathered,
+            system::Unpacked::No,
+        )?)
+    };
+    let tree = gathered.tree;
+    Ok(Prepared {
+        recipe,
+        subject,
+        resolved,
+        downloaded: fetched.downloaded,
+        tree,
+        packages,
+        setup,
+        system,
+    })
+}
+
+/// Takes `prepared`'s configured tree from `configurations` (waiting for its job), if
+/// it has one, and assembles the lock. `accounts` are the host's, which owners of an unconfigured
+/// tree's statements name.
+pub fn finish(
+    settings: &Settings,
+    prepared: Prepared,
+    accounts: &Accounts,
+    configurations: &Configurations,
+) -> Result<Compiled> {
+    let Prepared {
+        recipe,
+        subject,
+        resolved,
+        downloaded,
+        mut tree,
+        packages,
+        setup,
+        system,
+    } = prepared;
+    let mut configured = match system {
+        System::Configured(job) => {
+            let stage = settings.report.stage(&subject, "configure");
+            let done = configurations.get(&job)?;
+            // A tree another flavor or compile configured is taken as it was.
+            stage.done(if done.took.is_some() { "" } else { "reused" });
+            let mut blobs = job.blobs;
+            blobs.extend(done.captured.blobs);
+            Configured {
+                entries: done.captured.entries,
+                system: Vec::new(),
+                blobs,
+                accounts: done.accounts,
+                warnings: done.warnings,
+                took: done.took,
+                job: Some(done.job),
+            }
+        }
+        System::Unpacked(system) => {
+            // Taken, not copied: from here on assemble reads only the tree's bytes, and
+            // a copy of every entry is a large share of a big lock's peak memory.
+            Configured {
+                entries: std::mem::take(&mut tree.entries),
+                system: system.entries,
+                blobs: system.blobs,
+                accounts: accounts.clone(),
+                took: None,
+                job: None,
+                warnings: vec![format!(
+                    "group {} is not configured: its closure has no dpkg",
+                    recipe.group
+                )],
+            }
         }
     };
     let removes = Removes::new(recipe, &resolved.locked.idle_removes);
@@ -153,10 +221,9 @@ pub fn compile_recipe(
     let took = configured.took;
     let job = configured.job.take();
     let stage = settings.report.stage(&subject, "assemble");
-    let assembled = assemble::assemble(settings, recipe, packages, configured, &gathered.tree)?;
+    let assembled = assemble::assemble(settings, recipe, packages, configured, &tree)?;
     check::check(&assembled.lock)?;
     stage.done(format_args!("{} files", assembled.lock.files.len()));
-    let tree = gathered.tree;
     warnings.extend(tree.warnings);
     let mut compiled = Compiled::new(
         assembled.lock,
@@ -166,7 +233,7 @@ pub fn compile_recipe(
         took,
         removes,
     );
-    compiled.downloaded = fetched.downloaded;
+    compiled.downloaded = downloaded;
     compiled.made_from = job;
     Ok(compiled)
 }
@@ -190,17 +257,16 @@ struct ToConfigure<'a> {
     setup: &'a setup::Requests,
 }
 
-/// Stages the chosen packages unpacked, runs their maintainer scripts (then purges
-/// `purge`) and captures the configured tree, unless `configurations` holds it.
-fn configured(
+/// The job that stages the chosen packages unpacked, runs their maintainer scripts
+/// (then purges `purge`) and captures the configured tree.
+fn configure_job(
     settings: &Settings,
     recipe: &Recipe,
     catalog: &Catalog,
     fetched: &fetch::Fetched,
     gathered: &Gathered,
     asked: ToConfigure,
-    configurations: &Configurations,
-) -> Result<Configured> {
+) -> Result<as_root::Job> {
     let ToConfigure {
         packages,
         purge,
@@ -224,7 +290,7 @@ fn configured(
                 .find_map(|l| l.strip_prefix("Version: "))
         })
         .unwrap_or_default();
-    let job = as_root::Job {
+    Ok(as_root::Job {
         scratch: settings.scratch.clone(),
         sysroot: settings.sysroot.clone(),
         pools: fetched.pools(),
@@ -248,20 +314,6 @@ fn configured(
                 purge: purge.to_vec(),
             },
         },
-    };
-    let done = configurations.get(&job)?;
-    let captured = done.captured;
-    let warnings = done.warnings;
-    let mut blobs = job.blobs;
-    blobs.extend(captured.blobs);
-    Ok(Configured {
-        entries: captured.entries,
-        system: Vec::new(),
-        blobs,
-        accounts: done.accounts,
-        warnings,
-        took: done.took,
-        job: Some(done.job),
     })
 }
 

@@ -301,9 +301,12 @@ unsafe fn spawn_mapped<T>(
         ready_other: ready_read.as_raw_fd(),
         go_other: go_write.as_raw_fd(),
     };
-    // SAFETY: as the caller promises.
+    // SAFETY: as the caller promises; `close_inherited_writers` makes only system calls.
     unsafe {
-        command.pre_exec(move || enter(fds));
+        command.pre_exec(move || {
+            close_inherited_writers();
+            enter(fds)
+        });
     }
     let (done, finished) = mpsc::channel::<()>();
     let mapper = std::thread::spawn(move || map_ids(ready_read, go_write, maps, limit, finished));
@@ -313,6 +316,39 @@ unsafe fn spawn_mapped<T>(
     let waited = spawned.and_then(wait);
     let _ = done.send(());
     Ok((waited, mapper.join().unwrap_or(Ok(Outcome::Finished))))
+}
+
+/// In the forked child: closes the regular files it holds open for writing (from fd 3,
+/// past stdio), which the fork copied from the parent. Another thread may be writing a
+/// tree whose scripts exec those files, and exec fails with ETXTBSY while any process
+/// holds one open for writing: this one would, for as long as its confined command
+/// runs, since the process that waits for the namespace's PID 1 never execs. Pipes
+/// (the handshake's, the spawn's own) stay.
+///
+/// # Safety
+/// Only system calls on this process's descriptors; to be called after the fork.
+unsafe fn close_inherited_writers() {
+    // SAFETY: plain system calls on descriptor numbers and a local buffer.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        let top = match libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) {
+            0 => limit.rlim_cur.min(1 << 16),
+            _ => 1024,
+        };
+        for fd in 3..top as libc::c_int {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags == -1 || flags & libc::O_ACCMODE == libc::O_RDONLY {
+                continue;
+            }
+            let mut stat: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd, &mut stat) == 0 && stat.st_mode & libc::S_IFMT == libc::S_IFREG {
+                libc::close(fd);
+            }
+        }
+    }
 }
 
 /// Reads the unshared child's pid, writes its id maps, lets it go, and kills it when
@@ -833,6 +869,66 @@ int main(int argc, char **argv) {
         .run()
         .expect_err("killed");
         assert!(matches!(err, ConfineError::TimedOut { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_confined_run_holds_no_file_another_thread_is_writing() {
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let root = scratch.path().join("root");
+        std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+        let source = scratch.path().join("nap.c");
+        std::fs::write(
+            &source,
+            "#include <unistd.h>\nint main(){ sleep(4); return 0; }\n",
+        )
+        .expect("write");
+        let built = Command::new("cc")
+            .args(["-static", "-o"])
+            .arg(root.join("bin/nap"))
+            .arg(&source)
+            .status()
+            .expect("cc runs");
+        assert!(built.success());
+        // Another tree's script, still being written when the confined run forks.
+        let script = scratch.path().join("script");
+        let mut writing = std::fs::File::create(&script).expect("create");
+        io::Write::write_all(&mut writing, b"#!/bin/sh\nexit 0\n").expect("write");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let log = scratch.path().join("log");
+        std::thread::scope(|threads| {
+            let run = threads.spawn(|| {
+                Confined {
+                    root: &root,
+                    ids: IdShift::DEFAULT,
+                    argv: &["/bin/nap"],
+                    env: &[],
+                    log: &log,
+                    limit: Duration::from_secs(60),
+                }
+                .run()
+            });
+            // Sequencing only: the run forks within this, and naps for 4 s.
+            std::thread::sleep(Duration::from_millis(500));
+            drop(writing);
+            // Once the run's waiting process let go of its copy, the script runs;
+            // holding it, that process would make every try fail with ETXTBSY.
+            let mut tries = 0;
+            let status = loop {
+                match Command::new(&script).status() {
+                    Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                        tries += 1;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    other => break other,
+                }
+            };
+            assert!(status.expect("the script runs").success());
+            assert_eq!(run.join().expect("joined").expect("runs confined").code, 0);
+        });
     }
 
     fn walk(root: &Path) -> Vec<PathBuf> {

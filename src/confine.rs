@@ -784,17 +784,7 @@ int main(int argc, char **argv) {
             return;
         }
         let scratch = tempfile::tempdir().expect("tempdir");
-        let root = scratch.path().join("root");
-        std::fs::create_dir_all(root.join("bin")).expect("mkdir");
-        let source = scratch.path().join("escape.c");
-        std::fs::write(&source, ESCAPE).expect("write");
-        let built = Command::new("cc")
-            .args(["-static", "-O1", "-o"])
-            .arg(root.join("bin/escape"))
-            .arg(&source)
-            .status()
-            .expect("cc runs");
-        assert!(built.success(), "cc -static failed (libc6-dev installed?)");
+        let root = tree_with(scratch.path(), "escape", ESCAPE);
         // A node for the disk this very test runs on, as a hostile archive could ship.
         let disk = std::fs::metadata(scratch.path()).expect("stat").dev();
         let node = CString::new(root.join("hostdisk").as_os_str().as_bytes()).expect("path");
@@ -843,21 +833,11 @@ int main(int argc, char **argv) {
             return;
         }
         let scratch = tempfile::tempdir().expect("tempdir");
-        let root = scratch.path().join("root");
-        std::fs::create_dir_all(root.join("bin")).expect("mkdir");
-        let source = scratch.path().join("spin.c");
-        std::fs::write(
-            &source,
+        let root = tree_with(
+            scratch.path(),
+            "spin",
             "#include <unistd.h>\nint main(){ if (fork()==0) for(;;) pause(); for(;;) pause(); }\n",
-        )
-        .expect("write");
-        let built = Command::new("cc")
-            .args(["-static", "-o"])
-            .arg(root.join("bin/spin"))
-            .arg(&source)
-            .status()
-            .expect("cc runs");
-        assert!(built.success());
+        );
         let err = Confined {
             root: &root,
             ids: IdShift::DEFAULT,
@@ -877,21 +857,11 @@ int main(int argc, char **argv) {
             return;
         }
         let scratch = tempfile::tempdir().expect("tempdir");
-        let root = scratch.path().join("root");
-        std::fs::create_dir_all(root.join("bin")).expect("mkdir");
-        let source = scratch.path().join("nap.c");
-        std::fs::write(
-            &source,
+        let root = tree_with(
+            scratch.path(),
+            "nap",
             "#include <unistd.h>\nint main(){ sleep(4); return 0; }\n",
-        )
-        .expect("write");
-        let built = Command::new("cc")
-            .args(["-static", "-o"])
-            .arg(root.join("bin/nap"))
-            .arg(&source)
-            .status()
-            .expect("cc runs");
-        assert!(built.success());
+        );
         // Another tree's script, still being written when the confined run forks.
         let script = scratch.path().join("script");
         let mut writing = std::fs::File::create(&script).expect("create");
@@ -929,6 +899,23 @@ int main(int argc, char **argv) {
             assert!(status.expect("the script runs").success());
             assert_eq!(run.join().expect("joined").expect("runs confined").code, 0);
         });
+    }
+
+    /// A tree `scratch/root` whose only file is `/bin/NAME`, C `source` built static so
+    /// that it needs nothing else.
+    fn tree_with(scratch: &Path, name: &str, source: &str) -> PathBuf {
+        let root = scratch.join("root");
+        std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+        let file = scratch.join(format!("{name}.c"));
+        std::fs::write(&file, source).expect("write");
+        let built = Command::new("cc")
+            .args(["-static", "-O1", "-o"])
+            .arg(root.join("bin").join(name))
+            .arg(&file)
+            .status()
+            .expect("cc runs");
+        assert!(built.success(), "cc -static failed (libc6-dev installed?)");
+        root
     }
 
     fn walk(root: &Path) -> Vec<PathBuf> {

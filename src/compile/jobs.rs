@@ -94,7 +94,7 @@ fn compile_dpkg(
     ));
     let mut universes: HashMap<String, Universe> = HashMap::new();
     let configurations = Configurations::kept_in(repo);
-    let finish = |prepared| -> Result<Compiled> {
+    let finished = |prepared| -> Result<Compiled> {
         let mut c = finish(settings, prepared, &accounts, &configurations)?;
         let locked = (c.lock.packages.iter())
             .map(|p| (p.name.as_str(), p.version.as_str(), p.arch.as_str()));
@@ -120,7 +120,7 @@ fn compile_dpkg(
         )?);
     }
     let compiled = (prepared.into_iter())
-        .map(finish)
+        .map(finished)
         .collect::<Result<Vec<_>>>()?;
     Ok(Batch { compiled, warnings })
 }

@@ -78,14 +78,18 @@ pub struct Settings {
 /// while the next recipe is prepared: [`finish`] takes its tree and assembles the lock.
 pub struct Prepared<'r> {
     recipe: &'r Recipe,
+    /// What its stages are reported as.
     subject: String,
     resolved: resolve::Resolved,
     /// The archives taken from apt's lists.
     downloaded: Vec<PathBuf>,
     /// The chosen packages' files.
     tree: gather::Tree,
+    /// The lock's packages.
     packages: Vec<LockedPackage>,
+    /// The group's own requests.
     setup: setup::Requests,
+    /// Where the tree's system files come from.
     system: System,
 }
 
@@ -161,8 +165,8 @@ pub fn prepare<'r>(
 }
 
 /// Takes `prepared`'s configured tree from `configurations` (waiting for its job), if
-/// it has one, and assembles the lock. `accounts` are the host's, which owners of an unconfigured
-/// tree's statements name.
+/// it has one, and assembles the lock. `accounts` are the host's, which owners of an
+/// unconfigured tree's statements name.
 pub fn finish(
     settings: &Settings,
     prepared: Prepared,

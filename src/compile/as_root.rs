@@ -129,14 +129,14 @@ impl<'a> Configurations<'a> {
     }
 
     /// Starts `job` on a thread of its own, unless its tree is known, kept or being
-    /// made; [`get`](Configurations::get) takes the tree. At most one job a core runs:
-    /// beyond that, the oldest is waited for first. A thread that cannot be made
-    /// leaves the job for `get` to run.
-    pub fn begin(&self, job: &Job) -> Result<()> {
+    /// made, and returns the key [`get`](Configurations::get) takes the tree by. At
+    /// most one job a core runs: beyond that, the oldest is waited for first. A thread
+    /// that cannot be made leaves the job for `get` to run.
+    pub fn begin(&self, job: &Job) -> Result<Begun> {
         let digest = digest(job, build_identity())?;
         let running = self.running.borrow().iter().any(|(d, _)| *d == digest);
-        if running || self.known(&digest)?.is_some() {
-            return Ok(());
+        if running || self.is_known(&digest)? {
+            return Ok(Begun(digest));
         }
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         while self.running.borrow().len() >= cores {
@@ -145,25 +145,30 @@ impl<'a> Configurations<'a> {
         let owned = job.clone();
         let thread = std::thread::Builder::new().name("configure".into());
         if let Ok(handle) = thread.spawn(move || run(&owned)) {
-            self.running.borrow_mut().push((digest, handle));
+            self.running.borrow_mut().push((digest.clone(), handle));
         }
-        Ok(())
+        Ok(Begun(digest))
     }
 
-    /// The tree `job` configures: its job's if begun, one an identical job made or
-    /// the repository keeps, or run now (and kept). Only the first recipe to take a
-    /// tree made in this compile says how long its scripts ran.
-    pub fn get(&self, job: &Job) -> Result<Done> {
-        let digest = digest(job, build_identity())?;
-        let running = (self.running.borrow().iter()).position(|(d, _)| *d == digest);
+    /// The tree of `job`, [`begun`](Configurations::begin) as `begun`: its thread's,
+    /// one an identical job made or the repository keeps, or run now (and kept). Only
+    /// the first recipe to take a tree made in this compile says how long its scripts
+    /// ran.
+    pub fn get(&self, begun: &Begun, job: &Job) -> Result<Done> {
+        let digest = &begun.0;
+        let running = (self.running.borrow().iter()).position(|(d, _)| d == digest);
         if let Some(at) = running {
             self.settle(at)?;
         }
-        let done = match self.known(&digest)? {
-            Some(done) => done,
-            None => self.keep(&digest, run(job)?)?,
+        let known = match self.is_known(digest)? {
+            true => self.known.borrow().get(digest).cloned(),
+            false => None,
         };
-        let first = self.taken.borrow_mut().insert(digest);
+        let done = match known {
+            Some(done) => done,
+            None => self.keep(digest, run(job)?)?,
+        };
+        let first = self.taken.borrow_mut().insert(digest.clone());
         Ok(Done {
             took: done.took.filter(|_| first),
             ..done
@@ -192,24 +197,25 @@ impl<'a> Configurations<'a> {
         Ok(done)
     }
 
-    /// The tree of job `digest` made in this compile or kept in the repository.
-    fn known(&self, digest: &str) -> Result<Option<Done>> {
-        if let Some(done) = self.known.borrow().get(digest) {
-            return Ok(Some(done.clone()));
+    /// Whether the tree of job `digest` is known: made in this compile, or kept in the
+    /// repository (taken into `known` then).
+    fn is_known(&self, digest: &str) -> Result<bool> {
+        if self.known.borrow().contains_key(digest) {
+            return Ok(true);
         }
         let Some(repo) = self.keeping() else {
-            return Ok(None);
+            return Ok(false);
         };
         let Some(done) = repo.configured(digest)?.and_then(|tree| decode(&tree)) else {
-            return Ok(None);
+            return Ok(false);
         };
         let done = Done {
             took: None,
             job: digest.to_string(),
             ..done
         };
-        (self.known.borrow_mut()).insert(digest.to_string(), done.clone());
-        Ok(Some(done))
+        (self.known.borrow_mut()).insert(digest.to_string(), done);
+        Ok(true)
     }
 
     /// The repository trees are kept in: none without this build's identity, since a
@@ -218,6 +224,9 @@ impl<'a> Configurations<'a> {
         self.repo.filter(|_| build_identity().is_some())
     }
 }
+
+/// A job [`Configurations::begin`] was given: the digest its tree is known by.
+pub struct Begun(String);
 
 impl Drop for Configurations<'_> {
     /// A compile that fails while a job runs waits for it: the job removes its scratch

@@ -37,8 +37,6 @@ pub struct Configured {
     pub warnings: Vec<String>,
     /// How long the maintainer scripts ran, when they did.
     pub took: Option<std::time::Duration>,
-    /// The digest of the configure job that made the tree, when one did.
-    pub job: Option<String>,
 }
 
 /// The assembled lock and the bytes its entries point at that compile made.
@@ -65,7 +63,6 @@ pub fn assemble(
         accounts,
         warnings: _,
         took: _,
-        job: _,
     } = configured;
     if let Some(run_as) = &recipe.run_as {
         check_run_as(&accounts, run_as)?;

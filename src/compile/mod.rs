@@ -95,8 +95,8 @@ pub struct Prepared<'r> {
 
 /// What a prepared tree's system files come from.
 enum System {
-    /// Its packages' scripts, run by this job.
-    Configured(Box<as_root::Job>),
+    /// Its packages' scripts, run by this job, begun as that.
+    Configured(Box<as_root::Job>, as_root::Begun),
     /// Nothing runs (a closure without dpkg): these, around the unpacked packages.
     Unpacked(system::Generated),
 }
@@ -141,8 +141,8 @@ pub fn prepare<'r>(
             setup: &setup,
         };
         let job = configure_job(settings, recipe, catalog, &fetched, &gathered, asked)?;
-        configurations.begin(&job)?;
-        System::Configured(Box::new(job))
+        let begun = configurations.begin(&job)?;
+        System::Configured(Box::new(job), begun)
     } else {
         System::Unpacked(unpacked(
             settings,
@@ -183,39 +183,39 @@ pub fn finish(
         setup,
         system,
     } = prepared;
-    let mut configured = match system {
-        System::Configured(job) => {
+    let (mut configured, made_from) = match system {
+        System::Configured(job, begun) => {
             let stage = settings.report.stage(&subject, "configure");
-            let done = configurations.get(&job)?;
+            let done = configurations.get(&begun, &job)?;
             // A tree another flavor or compile configured is taken as it was.
             stage.done(if done.took.is_some() { "" } else { "reused" });
             let mut blobs = job.blobs;
             blobs.extend(done.captured.blobs);
-            Configured {
+            let configured = Configured {
                 entries: done.captured.entries,
                 system: Vec::new(),
                 blobs,
                 accounts: done.accounts,
                 warnings: done.warnings,
                 took: done.took,
-                job: Some(done.job),
-            }
+            };
+            (configured, Some(done.job))
         }
         System::Unpacked(system) => {
             // Taken, not copied: from here on assemble reads only the tree's bytes, and
             // a copy of every entry is a large share of a big lock's peak memory.
-            Configured {
+            let unconfigured = Configured {
                 entries: std::mem::take(&mut tree.entries),
                 system: system.entries,
                 blobs: system.blobs,
                 accounts: accounts.clone(),
                 took: None,
-                job: None,
                 warnings: vec![format!(
                     "group {} is not configured: its closure has no dpkg",
                     recipe.group
                 )],
-            }
+            };
+            (unconfigured, None)
         }
     };
     let removes = Removes::new(recipe, &resolved.locked.idle_removes);
@@ -223,7 +223,6 @@ pub fn finish(
     warnings.extend(setup.warnings);
     warnings.append(&mut configured.warnings);
     let took = configured.took;
-    let job = configured.job.take();
     let stage = settings.report.stage(&subject, "assemble");
     let assembled = assemble::assemble(settings, recipe, packages, configured, &tree)?;
     check::check(&assembled.lock)?;
@@ -238,7 +237,7 @@ pub fn finish(
         removes,
     );
     compiled.downloaded = downloaded;
-    compiled.made_from = job;
+    compiled.made_from = made_from;
     Ok(compiled)
 }
 

@@ -568,15 +568,20 @@ mod tests {
     ];
 
     fn unmarked(path: &Path, version: usize) {
-        let (conn, _) = connect(path).unwrap();
-        drop(conn);
+        let conn = downgraded(path, version);
+        conn.pragma_update(None, "application_id", 0).unwrap();
+    }
+
+    /// A repository made now, then taken back to schema `version`: what the later
+    /// migrations did is undone, so the file is as that version made it.
+    fn downgraded(path: &Path, version: usize) -> Connection {
+        drop(connect(path).unwrap());
         let conn = Connection::open(path).unwrap();
-        // Undo what the later migrations did, so the file is as that version made it.
         for undo in UNDO[version..].iter().rev() {
             conn.execute_batch(undo).unwrap();
         }
         conn.pragma_update(None, "user_version", version).unwrap();
-        conn.pragma_update(None, "application_id", 0).unwrap();
+        conn
     }
 
     #[test]
@@ -600,12 +605,7 @@ mod tests {
     fn the_dropped_stanza_text_is_given_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("repo.sqlite");
-        drop(connect(&path).unwrap());
-        let conn = Connection::open(&path).unwrap();
-        for undo in UNDO[6..].iter().rev() {
-            conn.execute_batch(undo).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 6).unwrap();
+        let conn = downgraded(&path, 6);
         let text = "x".repeat(1000);
         for seq in 0..4000 {
             conn.execute(

@@ -89,7 +89,8 @@ pub fn compile_recipe(
         }),
     };
     let stage = settings.report.stage(&subject, "configure");
-    let done = configurations.get(&job)?;
+    let begun = configurations.begin(&job)?;
+    let done = configurations.get(&begun, &job)?;
     stage.done(if done.took.is_some() { "" } else { "reused" });
     let mut blobs = job.blobs;
     blobs.extend(done.captured.blobs);
@@ -130,7 +131,6 @@ pub fn compile_recipe(
         accounts,
         warnings: Vec::new(),
         took: done.took,
-        job: None,
     };
     let stage = settings.report.stage(&subject, "assemble");
     let assembled = assemble::assemble(settings, recipe, packages, configured, tree)?;

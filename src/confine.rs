@@ -12,6 +12,9 @@
 //! own, `/sys` a read-only sysfs of its network namespace (mmdebstrap's unshare mode,
 //! which keeps the host's network, binds the host's instead); `/dev/null`, `zero`, `full`, `random`, `urandom` and `tty` are the host's nodes
 //! bound in; `/run` and `/tmp` are fresh tmpfs, so nothing left there reaches the tree.
+//! The calls that only push written data to the disk (`fsync`, `sync`...) succeed at once
+//! without doing it ([`NO_SYNC`]), as under eatmydata or systemd-nspawn's
+//! `--suppress-sync`: the tree is scratch that appliance reads back and stores itself.
 //!
 //! The staged tree must be owned by the shifted ids (a file of uid 0 inside is host uid
 //! `base` on disk); its reader shifts them back.
@@ -33,6 +36,59 @@ pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tt
 /// Folders that get a fresh tmpfs, with its mount options: what a script leaves there is
 /// not part of the tree.
 pub const EPHEMERAL: [(&str, &str); 2] = [("run", "mode=0755"), ("tmp", "mode=1777")];
+
+/// The system calls a confined command makes that return success without running: each
+/// only waits for written data to reach the disk, and dpkg alone makes hundreds of them
+/// configuring a small group (its database, after every package's step).
+pub const NO_SYNC: [libc::c_long; 6] = [
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+    libc::SYS_sync,
+    libc::SYS_syncfs,
+    libc::SYS_sync_file_range,
+    libc::SYS_msync,
+];
+
+/// The kernel's name for this build's system call convention (`AUDIT_ARCH_*`), which a
+/// seccomp filter checks before it trusts a call's number; `None` where [`NO_SYNC`] is
+/// not filtered.
+const AUDIT_ARCH: Option<u32> = if cfg!(target_arch = "x86_64") {
+    Some(0xc000_003e)
+} else if cfg!(target_arch = "aarch64") {
+    Some(0xc000_00b7)
+} else {
+    None
+};
+
+/// The seccomp program that makes [`NO_SYNC`] return 0: calls of another convention
+/// (a 32-bit program's) and every other call pass untouched.
+fn no_sync_filter() -> Vec<libc::sock_filter> {
+    let Some(arch) = AUDIT_ARCH else {
+        return Vec::new();
+    };
+    let op = |code: u32, k: u32, jt: usize, jf: usize| libc::sock_filter {
+        code: code as u16,
+        jt: jt as u8,
+        jf: jf as u8,
+        k,
+    };
+    let (load, jump_eq, ret) = (
+        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+        libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+        libc::BPF_RET | libc::BPF_K,
+    );
+    // seccomp_data: the call's number at offset 0, its convention at 4.
+    let calls = NO_SYNC.len();
+    let mut program = vec![op(load, 4, 0, 0), op(jump_eq, arch, 0, calls + 1)];
+    program.push(op(load, 0, 0, 0));
+    for (i, call) in NO_SYNC.iter().enumerate() {
+        // A match jumps over the remaining tests and the allow to the no-op return.
+        program.push(op(jump_eq, *call as u32, calls - i, 0));
+    }
+    program.push(op(ret, libc::SECCOMP_RET_ALLOW, 0, 0));
+    program.push(op(ret, libc::SECCOMP_RET_ERRNO, 0, 0));
+    program
+}
 
 /// How ids inside a confined command map to host ids: inside id `i` is host id `base + i`
 /// for `i < SPAN`. Nothing on the host owns ids that high, so a process that got out
@@ -526,6 +582,8 @@ struct Setup {
     tmpfs_type: CString,
     dot: CString,
     slash: CString,
+    /// The seccomp program that makes [`NO_SYNC`] no-ops.
+    no_sync: Vec<libc::sock_filter>,
 }
 
 impl Setup {
@@ -555,6 +613,7 @@ impl Setup {
             tmpfs_type: lit("tmpfs"),
             dot: lit("."),
             slash: lit("/"),
+            no_sync: no_sync_filter(),
         })
     }
 
@@ -612,8 +671,34 @@ impl Setup {
             check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
             self.mount_tree()?;
             check(libc::sethostname(b"localhost".as_ptr().cast(), 9))?;
+            self.suppress_sync();
         }
         Ok(())
+    }
+
+    /// Makes [`NO_SYNC`] no-ops for this process and all it starts. Root of its user
+    /// namespace may add a filter without `no_new_privs`, which would change what the
+    /// scripts' set-id programs do. A kernel that refuses only costs the time.
+    ///
+    /// # Safety
+    /// Only a system call on `self`'s program; to be called in the namespace's PID 1.
+    unsafe fn suppress_sync(&self) {
+        if self.no_sync.is_empty() {
+            return;
+        }
+        let program = libc::sock_fprog {
+            len: self.no_sync.len() as u16,
+            filter: self.no_sync.as_ptr().cast_mut(),
+        };
+        // SAFETY: as the caller promises; the kernel copies the program.
+        unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &raw const program,
+            );
+        }
     }
 
     /// Makes the tree a mount of its own, where no device node opens, and enters it.
@@ -899,6 +984,41 @@ int main(int argc, char **argv) {
             assert!(status.expect("the script runs").success());
             assert_eq!(run.join().expect("joined").expect("runs confined").code, 0);
         });
+    }
+
+    #[test]
+    fn sync_calls_inside_succeed_without_running() {
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let scratch = tempfile::tempdir().expect("tempdir");
+        // On a descriptor that is not open, a call that ran fails with EBADF.
+        let root = tree_with(
+            scratch.path(),
+            "syncs",
+            "#define _GNU_SOURCE\n#include <fcntl.h>\n#include <stdio.h>\n#include <unistd.h>\n\
+             int main(){ printf(\"fsync %d fdatasync %d syncfs %d range %d close %d\\n\", \
+             fsync(999), fdatasync(999), syncfs(999), sync_file_range(999, 0, 0, 0), \
+             close(999)); return 0; }\n",
+        );
+        let log = scratch.path().join("log");
+        let ran = Confined {
+            root: &root,
+            ids: IdShift::DEFAULT,
+            argv: &["/bin/syncs"],
+            env: &[],
+            log: &log,
+            limit: Duration::from_secs(60),
+        }
+        .run()
+        .expect("runs confined");
+        let said = std::fs::read_to_string(&log).expect("log");
+        assert_eq!(ran.code, 0, "{said}");
+        assert_eq!(
+            said.trim(),
+            "fsync 0 fdatasync 0 syncfs 0 range 0 close -1",
+            "only the sync calls are no-ops"
+        );
     }
 
     /// A tree `scratch/root` whose only file is `/bin/NAME`, C `source` built static so

@@ -353,6 +353,43 @@ fn the_kernel_rule_holds_for_rpm_groups() {
     );
 }
 
+/// Two flavors whose trees differ are configured at once, as for dpkg: when openvz's
+/// `%post` fails while xen's tree is configured, the compile fails naming the scriptlet,
+/// stores nothing, and both jobs have removed their scratch trees.
+#[test]
+fn a_tree_that_fails_while_another_is_configured_fails_the_compile_and_leaves_nothing() {
+    let w = RpmWorkspace::new();
+    let spec = common::rpm_world::spec(
+        "broken",
+        "1.0",
+        "1",
+        "BuildArch: noarch",
+        &format!(
+            "%install\n{}\n%post\necho 'broken: cannot configure' >&2\nexit 3\n\n\
+             %files\n/usr/share/broken/data\n",
+            common::rpm_world::put("%{buildroot}/usr/share/broken/data", "0644", "x\n")
+        ),
+    );
+    let built = common::rpm_world::build_rpm(&w.ws().join("build"), &spec);
+    w.publish("broken-1.0-1.noarch.rpm", &std::fs::read(built).unwrap());
+    let text = "group pair version=\"1.0\" {\n    flavors xen openvz\n    package busybox\n    \
+                when openvz { package broken; }\n}\n";
+    std::fs::write(w.ws().join("groups/pair.kdl"), text).unwrap();
+    w.ok(&["compile", "groups/food.kdl"]);
+    let listed = common::succeeds(w.command(&["list"], false));
+    let refused = common::refused(w.command(&["compile", "groups/pair.kdl"], true));
+    assert!(
+        refused.contains("broken") && refused.contains("cannot configure"),
+        "{refused}"
+    );
+    assert_eq!(common::succeeds(w.command(&["list"], false)), listed);
+    let store: Vec<String> = names(&w.ws().join("store"));
+    assert!(
+        !store.iter().any(|name| name.contains("configure")),
+        "{store:?}"
+    );
+}
+
 /// A sysroot whose rpm database is a Berkeley DB is an RPM one that compile cannot read:
 /// it says so, with the conversion to run, rather than taking it for a root without a
 /// database; `--backend rpm` says the same, and nothing is stored.

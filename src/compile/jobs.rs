@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::error::Result;
-use super::{Compiled, Configurations, Settings, finish, prepare};
+use super::{Compiled, Configurations, Settings, finish, prepare, rpm};
 use crate::excerpt::excerpt;
 use crate::lock::Backend;
 use crate::repo::Repository;
@@ -155,18 +155,22 @@ fn compile_rpm(
     }
     let configurations = Configurations::kept_in(repo);
     let mut universes: HashMap<String, RpmUniverse> = HashMap::new();
-    let mut compiled = Vec::new();
-    for recipe in recipes {
+    // As for dpkg: every job begun before the first tree is taken.
+    let mut prepared = Vec::new();
+    for recipe in &recipes {
         let arch = settings.backend.arch(&recipe.flavor).to_string();
         let universe = (universes.entry(arch.clone()))
             .or_insert_with(|| RpmUniverse::new(catalog.packages(), &arch));
-        compiled.push(super::rpm_recipe(
+        prepared.push(rpm::prepare(
             settings,
-            &recipe,
+            recipe,
             &catalog,
             universe,
             &configurations,
         )?);
     }
+    let compiled = (prepared.into_iter())
+        .map(|prepared| rpm::finish(settings, prepared, &configurations))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Batch { compiled, warnings })
 }

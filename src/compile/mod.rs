@@ -51,7 +51,6 @@ pub use jobs::{Batch, compile_all};
 pub use removes::Removes;
 pub use resolve::UnwantedKernel;
 pub use rpm::HostDrift;
-pub use rpm::compile_recipe as rpm_recipe;
 pub use setup::SetupError;
 pub use store::Compiled;
 

@@ -9,7 +9,7 @@ mod order;
 pub mod scriptlets;
 mod sysusers;
 
-use crate::compile::as_root::{Job, Scripts};
+use crate::compile::as_root::{Begun, Job, Scripts};
 use crate::compile::assemble::{self, Configured};
 use crate::compile::error::Result;
 use crate::compile::resolve::at_request;
@@ -26,20 +26,43 @@ use scriptlets::RpmScripts;
 /// Where the tree's rpmdb goes when the sysroot has none to follow.
 const RPMDB: &str = "/var/lib/rpm/rpmdb.sqlite";
 
-/// Compiles one recipe over the RPM catalog.
-pub fn compile_recipe(
+/// An RPM recipe compiled up to its configure job, which [`Configurations::begin`] may
+/// run while the next recipe is prepared: [`finish`] takes its tree and assembles the
+/// lock, as dpkg's [`crate::compile::Prepared`].
+pub struct Prepared<'r> {
+    recipe: &'r Recipe,
+    /// What its stages are reported as.
+    subject: String,
+    /// The lock's packages.
+    packages: Vec<LockedPackage>,
+    /// The removes the resolution found nothing for.
+    idle_removes: Vec<String>,
+    /// The chosen packages' entries and what their reading warned of.
+    gathered: gather::Gathered,
+    /// The group's own requests.
+    setup: setup::Requests,
+    /// The resolution's and the setup's warnings so far.
+    warnings: Vec<String>,
+    /// The job that configures the tree, begun.
+    job: Job,
+    begun: Begun,
+}
+
+/// Resolves and gathers one recipe over the RPM catalog, and begins the job that
+/// configures its tree.
+pub fn prepare<'r>(
     settings: &Settings,
-    recipe: &Recipe,
+    recipe: &'r Recipe,
     catalog: &RpmCatalog,
     universe: &RpmUniverse,
     configurations: &Configurations,
-) -> Result<Compiled> {
+) -> Result<Prepared<'r>> {
     let subject = super::subject(recipe);
     let stage = settings.report.stage(&subject, "resolve");
     // rpm's rules have no essential packages: the resolver leaves that field alone.
     let resolution = resolve_rpm(universe, &super::resolve::request(recipe))
         .map_err(|err| at_request(err, recipe))?;
-    let mut warnings = super::resolve::kernel_rule(recipe, universe, &resolution)?;
+    let warnings = super::resolve::kernel_rule(recipe, universe, &resolution)?;
     let packages: Vec<LockedPackage> = (resolution.chosen.iter())
         .map(|c| {
             let p = universe.packages()[c.index];
@@ -88,8 +111,39 @@ pub fn compile_recipe(
             source_date_epoch: 0,
         }),
     };
-    let stage = settings.report.stage(&subject, "configure");
     let begun = configurations.begin(&job)?;
+    Ok(Prepared {
+        recipe,
+        subject,
+        packages,
+        idle_removes: resolution.idle_removes,
+        gathered,
+        setup,
+        warnings,
+        job,
+        begun,
+    })
+}
+
+/// Takes `prepared`'s configured tree from `configurations` (waiting for its job),
+/// assembles the lock and checks it.
+pub fn finish(
+    settings: &Settings,
+    prepared: Prepared<'_>,
+    configurations: &Configurations,
+) -> Result<Compiled> {
+    let Prepared {
+        recipe,
+        subject,
+        packages,
+        idle_removes,
+        gathered,
+        setup,
+        mut warnings,
+        job,
+        begun,
+    } = prepared;
+    let stage = settings.report.stage(&subject, "configure");
     let done = configurations.get(&begun, &job)?;
     stage.done(if done.took.is_some() { "" } else { "reused" });
     let mut blobs = job.blobs;
@@ -133,7 +187,7 @@ pub fn compile_recipe(
         took: done.took,
     };
     let stage = settings.report.stage(&subject, "assemble");
-    let assembled = assemble::assemble(settings, recipe, packages, configured, tree)?;
+    let assembled = assemble::assemble(settings, recipe, packages, configured, &gathered.tree)?;
     check::check(&assembled.lock)?;
     stage.done(format_args!("{} files", assembled.lock.files.len()));
     warnings.extend(gathered.tree.warnings);
@@ -143,7 +197,7 @@ pub fn compile_recipe(
         Vec::new(),
         warnings,
         done.took,
-        Removes::new(recipe, &resolution.idle_removes),
+        Removes::new(recipe, &idle_removes),
     );
     compiled.made_from = Some(done.job);
     Ok(compiled)

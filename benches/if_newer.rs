@@ -93,6 +93,7 @@ fn bench_group(ws: &Path, group: &str, runs: usize, reference: Duration) {
         sysroot: PathBuf::from("/"),
         pool: vec![ws.join("store/pool")],
         blobs: Some(ws.join("store/blobs")),
+        unpacked: Some(ws.join("store/unpacked")),
     };
     for (cli_format, name, format) in [
         ("chroot", format!("{group}-root"), Format::Chroot),

@@ -1,5 +1,5 @@
-//! The store's garbage: blobs, pool archives and cached images that no kept revision
-//! uses ([`InUse`]), swept once `appliance rm` or `appliance gc` has removed revisions'
+//! The store's garbage: blobs, pool archives, files kept unpacked from archives and
+//! cached images that no kept revision uses ([`InUse`]), swept once `appliance rm` or `appliance gc` has removed revisions'
 //! rows; and the lock on the store that keeps a compile's bytes from being swept
 //! before its revision is stored.
 //!
@@ -118,6 +118,8 @@ pub struct Swept {
     pub blobs: Tally,
     /// Package archives of `store/pool/`.
     pub archives: Tally,
+    /// Files materialise kept unpacked from archives, in `store/unpacked/`.
+    pub unpacked: Tally,
     /// Cached images of `store/images/`.
     pub images: Tally,
 }
@@ -125,7 +127,7 @@ pub struct Swept {
 impl Swept {
     /// The bytes of everything swept.
     pub fn bytes(&self) -> u64 {
-        self.blobs.bytes + self.archives.bytes + self.images.bytes
+        self.blobs.bytes + self.archives.bytes + self.unpacked.bytes + self.images.bytes
     }
 }
 
@@ -141,13 +143,16 @@ pub fn image_lock(images: &Path, name: &str) -> PathBuf {
 }
 
 /// Removes from `store` (with `dry_run`, only counts) every blob, `.deb` archive of
-/// `store/pool/` and image of `store/images/` that `used` does not name. What cannot be
+/// `store/pool/`, file kept in `store/unpacked/` and image of `store/images/` that
+/// `used` does not name. What cannot be
 /// read as one of them (a foreign file, an archive that does not open, an image without
 /// a stamp) is kept. The caller holds the [`StoreLock`] exclusively.
 pub fn sweep(store: &Path, used: &InUse, dry_run: bool) -> Result<Swept> {
     Ok(Swept {
         blobs: blobs(&store.join("blobs"), used, dry_run)?,
         archives: archives(&store.join("pool"), used, dry_run)?,
+        // Laid out as the blob store, and named by the same digests.
+        unpacked: blobs(&store.join("unpacked"), used, dry_run)?,
         images: images(&images_dir(store), used, dry_run)?,
     })
 }

@@ -312,7 +312,8 @@ Example:\n  appliance sbom web --flavor openvz\n  appliance sbom 'web=1.0-3[open
         pool: Vec<PathBuf>,
     },
     /// Remove old revisions, keeping the newest N of each group and flavor, then every
-    /// blob, pool archive and cached image no kept revision uses; print what went.
+    /// blob, pool archive, unpacked file and cached image no kept revision uses; print
+    /// what went.
     #[command(
         after_help = "The newest revision of a group and flavor is the one materialise takes without \
 --version (the highest version, then its latest revision); it always stays. The default keeps one \
@@ -331,8 +332,8 @@ Example:\n  appliance gc --dry-run\n  appliance gc --keep 1"
         #[arg(long)]
         json: bool,
     },
-    /// Remove one revision, then every blob, pool archive and cached image no remaining
-    /// revision uses.
+    /// Remove one revision, then every blob, pool archive, unpacked file and cached image
+    /// no remaining revision uses.
     #[command(
         after_help = "REF names one revision exactly: GROUP=VERSION-REVISION, with [FLAVOR] or --flavor \
 when the group was compiled for several. A reference that could mean several revisions (`web`, \

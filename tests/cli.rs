@@ -645,6 +645,7 @@ fn concurrent_materialise_with_a_lock_file_builds_once() {
         sysroot: w.sysroot.clone(),
         pool: vec![w.ws.join("store/pool")],
         blobs: Some(w.ws.join("store/blobs")),
+        unpacked: Some(w.ws.join("store/unpacked")),
     };
     const N: usize = 8;
     for (name, format, cli_format) in [

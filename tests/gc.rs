@@ -118,20 +118,24 @@ fn cached_image(w: &World, version: &str, name: &str) -> PathBuf {
 }
 
 fn blob(w: &World, content: &str) -> PathBuf {
-    blob_path(w, &blake3::hash(content.as_bytes()).to_hex())
+    stored_at(w, "blobs", &blake3::hash(content.as_bytes()).to_hex())
 }
 
-fn blob_path(w: &World, digest: &str) -> PathBuf {
-    w.ws.join("store/blobs").join(&digest[..2]).join(digest)
+/// Where the store's content-addressed `folder` (`blobs`, `unpacked`) holds `digest`.
+fn stored_at(w: &World, folder: &str, digest: &str) -> PathBuf {
+    w.ws.join("store")
+        .join(folder)
+        .join(&digest[..2])
+        .join(digest)
 }
 
-/// Every blob of the store, with its length.
-fn stored_blobs(w: &World) -> BTreeMap<String, u64> {
-    let (names, others) = common::blob_store(&w.ws.join("store/blobs"));
+/// Every file of the store's content-addressed `folder`, with its length.
+fn stored(w: &World, folder: &str) -> BTreeMap<String, u64> {
+    let (names, others) = common::blob_store(&w.ws.join("store").join(folder));
     assert!(others.is_empty(), "{others:?}");
     (names.into_iter())
         .map(|name| {
-            let len = len(&blob_path(w, &name));
+            let len = len(&stored_at(w, folder, &name));
             (name, len)
         })
         .collect()
@@ -170,7 +174,15 @@ fn gc_keeps_the_newest_revisions_and_what_they_use() {
     }
     let freed_archives = len(&archives.old_bash) + len(&archives.mawk);
     let freed_image = tree_len(&old_image);
-    let blobs_before = stored_blobs(&w);
+    let blobs_before = stored(&w, "blobs");
+    // The files materialise kept unpacked from the archives: revision 1's bash and mawk
+    // (the image), revision 3's bash (the tarball), coreutils' ls.
+    let unpacked_before = stored(&w, "unpacked");
+    let kept =
+        |content: &str| stored_at(&w, "unpacked", &blake3::hash(content.as_bytes()).to_hex());
+    for content in ["old bash\n", "mawk\n", "new bash\n", "ls\n"] {
+        assert!(kept(content).is_file(), "{content:?} was not kept unpacked");
+    }
 
     let printed = w.ok(&["gc", "--keep", "1"]);
     let lines: Vec<&str> = printed.lines().collect();
@@ -184,21 +196,31 @@ fn gc_keeps_the_newest_revisions_and_what_they_use() {
         "{printed}"
     );
     // Their hostnames, and what configuring made differently (dpkg's status).
-    let after = stored_blobs(&w);
+    let after = stored(&w, "blobs");
     let gone: Vec<_> = (blobs_before.iter())
         .filter(|(name, _)| !after.contains_key(*name))
         .collect();
     assert!(gone.len() > 2, "{gone:?}");
     let freed_blobs: u64 = gone.iter().map(|(_, len)| **len).sum();
+    let unpacked_after = stored(&w, "unpacked");
+    let unpacked_gone: Vec<_> = (unpacked_before.iter())
+        .filter(|(name, _)| !unpacked_after.contains_key(*name))
+        .collect();
+    let freed_unpacked: u64 = unpacked_gone.iter().map(|(_, len)| **len).sum();
+    assert!(!kept("old bash\n").exists() && !kept("mawk\n").exists());
+    assert!(kept("new bash\n").is_file() && kept("ls\n").is_file());
     assert_eq!(
         lines[2],
         format!(
-            "removed 2 revisions, {} blobs ({}), 2 archives ({}), 1 image ({}); {} in all",
+            "removed 2 revisions, {} blobs ({}), 2 archives ({}), {} unpacked files ({}), \
+             1 image ({}); {} in all",
             gone.len(),
             size(freed_blobs),
             size(freed_archives),
+            unpacked_gone.len(),
+            size(freed_unpacked),
             size(freed_image),
-            size(freed_blobs + freed_archives + freed_image)
+            size(freed_blobs + freed_archives + freed_unpacked + freed_image)
         ),
         "{printed}"
     );
@@ -220,7 +242,8 @@ fn gc_keeps_the_newest_revisions_and_what_they_use() {
     let again = w.ok(&["gc", "--keep", "1"]);
     assert_eq!(
         again,
-        "removed 0 revisions, 0 blobs (0 B), 0 archives (0 B), 0 images (0 B); 0 B in all\n"
+        "removed 0 revisions, 0 blobs (0 B), 0 archives (0 B), 0 unpacked files (0 B), \
+         0 images (0 B); 0 B in all\n"
     );
     let refused = w.command(&["gc", "--keep", "0"]).output().unwrap();
     let err = String::from_utf8_lossy(&refused.stderr);
@@ -229,6 +252,44 @@ fn gc_keeps_the_newest_revisions_and_what_they_use() {
         "{err}"
     );
     assert_eq!(revisions(&w), ["1.0-3"]);
+}
+
+/// Materialise keeps what it unpacks from archives in `store/unpacked/` and reads it
+/// there next time, checked: with the pool gone the same tarball comes from the kept
+/// copies alone; a kept copy that is not the locked content is never taken (drift when
+/// nothing else has the bytes), and the next run that unpacks the archive replaces it.
+#[test]
+fn materialise_keeps_what_it_unpacks_and_checks_it_when_read() {
+    let (w, _) = three_revisions();
+    let newest = tarball(&w, "1.0-3");
+    let kept = stored_at(&w, "unpacked", &blake3::hash(b"new bash\n").to_hex());
+    assert_eq!(fs::read(&kept).unwrap(), b"new bash\n");
+    assert!(stored(&w, "unpacked").len() >= 2, "bash and ls");
+
+    let pool = w.ws.join("store/pool");
+    let away = w.ws.join("pool-away");
+    fs::rename(&pool, &away).unwrap();
+    assert_eq!(tarball(&w, "1.0-3"), newest, "the kept copies alone");
+
+    // Same length, other bytes: only the digest tells.
+    fs::write(&kept, "evil bas\n").unwrap();
+    let empty = w.dir.path().join("empty");
+    let mut args = vec!["--sysroot", empty.to_str().unwrap()];
+    args.extend(common::materialise_revision("base", "1.0-3", "bad.tar"));
+    let err = common::refused(common::command(&w.ws, &args));
+    assert!(
+        err.contains("/usr/bin/bash (package bash)") && err.contains("no archive of bash"),
+        "{err}"
+    );
+    assert!(!w.ws.join("bad.tar").exists());
+
+    fs::rename(&away, &pool).unwrap();
+    assert_eq!(tarball(&w, "1.0-3"), newest, "the archive, once more");
+    assert_eq!(
+        fs::read(&kept).unwrap(),
+        b"new bash\n",
+        "the bad copy was replaced"
+    );
 }
 
 #[test]
@@ -255,11 +316,14 @@ fn gc_dry_run_changes_nothing_and_json_says_what_went() {
     );
     assert_eq!(removed[0]["lock_id"].as_str().unwrap().len(), 64, "{json}");
     assert_eq!(json["archives"]["count"], 1, "{json}");
-    assert_eq!(
-        json["images"],
-        serde_json::json!({"count": 0, "bytes": 0}),
-        "{json}"
-    );
+    // Nothing was materialised, so nothing was kept unpacked.
+    for key in ["images", "unpacked"] {
+        assert_eq!(
+            json[key],
+            serde_json::json!({"count": 0, "bytes": 0}),
+            "{json}"
+        );
+    }
     let [blobs, archives, _] = ["blobs", "archives", "images"].map(|k| {
         (
             json[k]["count"].as_u64().unwrap(),
@@ -274,7 +338,8 @@ fn gc_dry_run_changes_nothing_and_json_says_what_went() {
     );
     // The dry run said exactly what the run did.
     let said = format!(
-        "would remove 1 revision, {} blobs ({}), 1 archive ({}), 0 images (0 B); {} in all\n",
+        "would remove 1 revision, {} blobs ({}), 1 archive ({}), 0 unpacked files (0 B), \
+         0 images (0 B); {} in all\n",
         blobs.0,
         size(blobs.1),
         size(archives.1),

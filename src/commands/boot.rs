@@ -56,7 +56,7 @@ pub fn boot(ctx: &Context, opts: &BootOptions, out: &mut dyn Write) -> Result<i3
         protected: ctx.protected(),
         report: ctx.report,
     };
-    let sources = ctx.sources(&[]);
+    let sources = ctx.building_sources(&[]);
     std::fs::create_dir_all(&images).map_err(|source| Error::Io {
         path: images.clone(),
         source,

@@ -66,13 +66,24 @@ impl Context {
         dirs
     }
 
-    /// Where materialise, boot and verify take bytes from: the host, the pool folders
+    /// Where verify, export, push and sbom take bytes from: the host, the pool folders
     /// (with `more`), the blob store.
     pub(super) fn sources(&self, more: &[PathBuf]) -> Sources {
         Sources {
             sysroot: self.sysroot.clone(),
             pool: self.pool_dirs(more),
             blobs: Some(self.blobs_dir()),
+            unpacked: None,
+        }
+    }
+
+    /// Where materialise and boot take bytes from: [`Context::sources`], and the files
+    /// runs kept unpacked from archives (`store/unpacked/`), which they read first and
+    /// add to. The commands that only read a lock's bytes leave that folder alone.
+    pub(super) fn building_sources(&self, more: &[PathBuf]) -> Sources {
+        Sources {
+            unpacked: Some(self.workspace.store_dir().join("unpacked")),
+            ..self.sources(more)
         }
     }
 

@@ -128,10 +128,11 @@ fn collect(
         )
     };
     text += &format!(
-        "{verb} {}, {}, {}, {}; {} in all\n",
+        "{verb} {}, {}, {}, {}, {}; {} in all\n",
         counted(collected.revisions.len() as u64, "revision", "revisions"),
         tallied(swept.blobs, "blob", "blobs"),
         tallied(swept.archives, "archive", "archives"),
+        tallied(swept.unpacked, "unpacked file", "unpacked files"),
         tallied(swept.images, "image", "images"),
         size(collected.bytes),
     );

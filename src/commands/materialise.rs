@@ -55,7 +55,7 @@ pub fn materialise(ctx: &Context, opts: &MaterialiseOptions, out: &mut dyn Write
         protected: ctx.protected(),
         report: ctx.report,
     };
-    let sources = ctx.sources(&opts.pools);
+    let sources = ctx.building_sources(&opts.pools);
     // A current output is told from the lock id and the stamp alone: reading the lock's
     // thousands of rows would take longer than the whole check. An OpenVZ template
     // named after the lock's os-release needs the lock to know its own name.

@@ -61,6 +61,9 @@ pub fn stage(
         sysroot: sysroot.to_path_buf(),
         pool: pools,
         blobs: Some(blob_dir),
+        // Staging never writes the store's copies of unpacked archives (a compile that
+        // fails leaves the store as it found it); materialise keeps them.
+        unpacked: None,
     };
     let ids = IdShift::DEFAULT;
     // Root of a user namespace may not make device nodes: they are skipped, and capture

@@ -3,7 +3,9 @@
 //! unpacked once per run into a scratch folder beside OUT whose files are named by their
 //! BLAKE3 (laid out as the blob store is), so a file is then read (and checked) like any
 //! other source; small files stay in memory (up to a budget) instead. Only contents the
-//! lock holds are unpacked.
+//! lock holds are unpacked. When the run is given a folder to keep them in
+//! (`store/unpacked`), every unpacked file the lock holds is copied there too, so that
+//! later runs read it instead of decompressing the archive again.
 //!
 //! Every archive claiming the package's name, version and arch is a candidate, in pool
 //! order; the first that holds the locked bytes supplies them, so a junk or shadowing
@@ -21,7 +23,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use crate::excerpt::excerpt;
 use crate::lock::Backend;
 use crate::lock::{Lock, LockedPackage};
-use crate::repo::blob_path;
+use crate::repo::{BlobStore, blob_path};
 use crate::source::dpkg::deb::{DebArchive, DebError};
 use crate::source::dpkg::pool::Pool;
 use crate::source::rpm::catalog::RpmCatalog;
@@ -88,12 +90,22 @@ pub(crate) struct Archives<'a> {
     unpacked: Mutex<HashMap<PathBuf, Arc<Unpacking>>>,
     /// Names the partial files of every unpacking, which run on several threads.
     partials: AtomicU64,
+    /// Where unpacked files are kept across runs, if anywhere.
+    kept_in: Option<&'a Path>,
+    /// That folder as a store of copies, opened the first time a file is kept; `None`
+    /// when it cannot be (the run goes on without keeping).
+    kept: OnceLock<Option<BlobStore>>,
 }
 
 impl<'a> Archives<'a> {
     /// Archives for the packages of `lock`, looked for in `dirs`; files are unpacked
-    /// into `scratch`, an existing empty folder.
-    pub(crate) fn new(lock: &'a Lock, dirs: &'a [PathBuf], scratch: &Path) -> Archives<'a> {
+    /// into `scratch`, an existing empty folder, and copied into `kept_in` if given.
+    pub(crate) fn new(
+        lock: &'a Lock,
+        dirs: &'a [PathBuf],
+        scratch: &Path,
+        kept_in: Option<&'a Path>,
+    ) -> Archives<'a> {
         let mut packages = HashMap::new();
         for package in &lock.packages {
             packages.entry(package.name.as_str()).or_insert(package);
@@ -110,6 +122,8 @@ impl<'a> Archives<'a> {
             pool: OnceLock::new(),
             unpacked: Mutex::new(HashMap::new()),
             partials: AtomicU64::new(0),
+            kept_in,
+            kept: OnceLock::new(),
         }
     }
 
@@ -264,6 +278,8 @@ impl<'a> Archives<'a> {
         }
         held.files.insert(digest.to_string(), Arc::from(bytes));
         held.bytes += size;
+        drop(held);
+        self.keep_across_runs(digest, |out| io::Write::write_all(out, bytes));
         true
     }
 
@@ -289,7 +305,27 @@ impl<'a> Archives<'a> {
         if let Some(shard) = path.parent() {
             fs::create_dir_all(shard).map_err(&scratch)?;
         }
-        fs::rename(&partial, path).map_err(scratch)
+        fs::rename(&partial, &path).map_err(scratch)?;
+        self.keep_across_runs(&digest, |out| {
+            io::copy(&mut File::open(&path)?, out).map(drop)
+        });
+        Ok(())
+    }
+
+    /// Copies the unpacked file whose BLAKE3 is `digest`, written by `write`, into the
+    /// folder kept across runs, when the lock holds it and that folder has no copy yet.
+    /// Best effort: a copy that could not be made (a full disk) only means the next run
+    /// unpacks the archive again, and every copy is checked whenever it is read.
+    fn keep_across_runs(&self, digest: &str, write: impl FnOnce(&mut File) -> io::Result<()>) {
+        if !self.wanted.contains(digest) {
+            return;
+        }
+        let kept = self
+            .kept
+            .get_or_init(|| BlobStore::open_copies(self.kept_in?).ok());
+        if let Some(kept) = kept {
+            let _ = kept.put_as(digest, write);
+        }
     }
 }
 
@@ -389,7 +425,7 @@ mod tests {
     fn small_files_are_held_until_the_budget_is_spent() {
         let dir = tempfile::tempdir().unwrap();
         let lock = lock_of(Vec::new());
-        let archives = Archives::new(&lock, &[], dir.path());
+        let archives = Archives::new(&lock, &[], dir.path(), None);
         let small = vec![7u8; 1 << 20];
         let digest = blake3::hash(&small).to_hex();
         assert!(archives.hold(digest.as_str(), &small));

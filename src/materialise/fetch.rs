@@ -1,7 +1,8 @@
 //! Byte sources for file entries, checked against the lock while they are read.
 //!
 //! A file's bytes come from the host file under the sysroot, else from its package's
-//! archive in the pool, else from the blob store.
+//! archive in the pool (the copy an earlier run kept unpacked, else the archive itself),
+//! else from the blob store.
 //! Each source is read once: the BLAKE3 and the size are checked on the bytes as they
 //! pass on to the output, so a source that turns out different is simply dropped (the
 //! sink is emptied) and the next one tried.
@@ -153,8 +154,9 @@ pub(crate) enum Source {
 }
 
 /// Copies the first source matching `expected` into `sink`: the host file, the
-/// package's archive, the blob store. Returns that source. A host file that matched is
-/// recorded in the supply's [`Used`](super::Used), for the stamp.
+/// package's archive (its kept unpacked copy first), the blob store. Returns that
+/// source. A host file that matched is recorded in the supply's [`Used`](super::Used),
+/// for the stamp.
 pub(crate) fn fetch(
     entry: &FileEntry,
     expected: &Expected,
@@ -173,6 +175,20 @@ pub(crate) fn fetch(
     };
     let mut drifted = Drifted::new(entry, host_problem, None);
     if let (Some(package), Some(archives)) = (&entry.package, &supply.archives) {
+        // A copy an earlier run unpacked from the archive, when it is still the locked
+        // content: a missing or wrong one is no drift while the archive itself serves.
+        // A wrong one goes, so that the unpacking below keeps the right one in its place.
+        if let Some(kept) = addressed(sources.unpacked.as_deref(), expected) {
+            sink.restart().map_err(FetchError::Sink)?;
+            match copy_from(&kept, expected, sink) {
+                Ok(_) => return Ok(Source::File(kept)),
+                Err(Failure::Source(Problem::Missing)) => {}
+                Err(Failure::Source(_)) => {
+                    let _ = fs::remove_file(&kept);
+                }
+                Err(Failure::Sink(e)) => return Err(FetchError::Sink(e)),
+            }
+        }
         match archives.file(package, expected) {
             Ok((Unpacked::Held(bytes), _)) => {
                 sink.restart().map_err(FetchError::Sink)?;
@@ -195,7 +211,7 @@ pub(crate) fn fetch(
             }
         }
     }
-    let Some(blob) = blob_path(expected, sources) else {
+    let Some(blob) = addressed(sources.blobs.as_deref(), expected) else {
         return Err(FetchError::Drift(drifted));
     };
     sink.restart().map_err(FetchError::Sink)?;
@@ -215,11 +231,11 @@ pub(crate) fn host_path(entry: &FileEntry, sources: &Sources) -> PathBuf {
     sources.sysroot.join(path.trim_start_matches('/'))
 }
 
-/// Where the blob store keeps the expected bytes, when there is one.
-fn blob_path(expected: &Expected, sources: &Sources) -> Option<PathBuf> {
-    let blobs = sources.blobs.as_ref()?;
+/// Where the content-addressed folder `dir` (the blob store, or the files kept
+/// unpacked from archives) holds the expected bytes, when there is such a folder.
+fn addressed(dir: Option<&Path>, expected: &Expected) -> Option<PathBuf> {
     Some(crate::repo::blob_path(
-        blobs,
+        dir?,
         expected.digest.to_hex().as_str(),
     ))
 }
@@ -409,6 +425,7 @@ mod tests {
             sysroot: dir.join("root"),
             pool: Vec::new(),
             blobs: blobs.then(|| dir.join("blobs")),
+            unpacked: None,
         }
     }
 

@@ -271,6 +271,10 @@ pub struct Sources {
     pub pool: Vec<PathBuf>,
     /// The blob store, laid out as `<dir>/<first two hex digits>/<BLAKE3 hex>`.
     pub blobs: Option<PathBuf>,
+    /// Where files unpacked from the pool's archives are kept across runs
+    /// (`store/unpacked`, laid out as the blob store): a package's file is read there
+    /// before its archive is unpacked again, and one this run unpacks is kept there.
+    pub unpacked: Option<PathBuf>,
 }
 
 /// The byte sources of one run: the caller's [`Sources`] and, when there are pool
@@ -286,8 +290,9 @@ impl<'a> Supply<'a> {
     /// archives, when there are pool folders, are unpacked into `scratch`, which the
     /// caller makes only when [`Sources::takes_archives`].
     fn for_lock(lock: &'a Lock, sources: &'a Sources, scratch: Option<&'a Path>) -> Supply<'a> {
-        let archives = (scratch.filter(|_| sources.takes_archives()))
-            .map(|dir| archives::Archives::new(lock, &sources.pool, dir));
+        let archives = (scratch.filter(|_| sources.takes_archives())).map(|dir| {
+            archives::Archives::new(lock, &sources.pool, dir, sources.unpacked.as_deref())
+        });
         Supply::new(sources, archives)
     }
 

@@ -113,6 +113,7 @@ impl Fixture {
             sysroot: dir.path().join("sysroot"),
             pool: Vec::new(),
             blobs: None,
+            unpacked: None,
         };
         write_sysroot(&sources.sysroot);
         fs::create_dir(dir.path().join("outs")).unwrap();
@@ -585,6 +586,7 @@ fn a_tar_of_many_windows_holds_every_file_and_reports_drift_from_all_of_them() {
         sysroot: sysroot.clone(),
         pool: Vec::new(),
         blobs: None,
+        unpacked: None,
     };
     let out = dir.path().join("out.tar");
     let format = Format::Tar(Compression::None);

@@ -33,7 +33,8 @@ const PRIVATE_FOLDER: u32 = 0o700;
 const DIGEST_HEX_LEN: usize = 64;
 
 /// Content-addressed storage for bytes no host file or package archive can supply
-/// (group `file` contents, host files copied at compile time, overlays).
+/// (group `file` contents, host files copied at compile time, overlays); opened with
+/// [`BlobStore::open_copies`], for the files materialise keeps unpacked from archives.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
@@ -45,6 +46,18 @@ impl BlobStore {
     /// Opens the blob store rooted at `dir` (normally `store/blobs/`), creating the folder
     /// and removing the temporaries of killed runs.
     pub fn open(dir: &Path) -> Result<BlobStore, RepoError> {
+        BlobStore::open_as(dir, true)
+    }
+
+    /// Opens a store of copies of bytes another source holds (`store/unpacked/`, the
+    /// files of package archives) as [`BlobStore::open`] does, but unsynced: every read
+    /// of a copy is checked, and one missing or torn by a crash only sends its reader
+    /// back to the source.
+    pub fn open_copies(dir: &Path) -> Result<BlobStore, RepoError> {
+        BlobStore::open_as(dir, false)
+    }
+
+    fn open_as(dir: &Path, durable: bool) -> Result<BlobStore, RepoError> {
         create_folder(dir, PRIVATE_FOLDER)
             .map_err(|source| RepoError::io(dir, "creating the blob store folder", source))?;
         let mode = fs::metadata(dir)
@@ -58,7 +71,7 @@ impl BlobStore {
         }
         let store = BlobStore {
             dir: dir.to_path_buf(),
-            durable: true,
+            durable,
         };
         store.remove_stale();
         Ok(store)
@@ -147,16 +160,27 @@ impl BlobStore {
     /// are already present writes nothing.
     pub fn put(&self, bytes: &[u8]) -> Result<String, RepoError> {
         let digest = blake3::hash(bytes).to_hex().to_string();
-        let path = self.path(&digest);
+        self.put_as(&digest, |file| file.write_all(bytes))?;
+        Ok(digest)
+    }
+
+    /// Stores what `write` writes as the blob `digest`, which the caller computed from
+    /// those very bytes, unless that blob is present.
+    pub fn put_as(
+        &self,
+        digest: &str,
+        write: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
+    ) -> Result<(), RepoError> {
+        let path = self.path(digest);
         if path.is_file() {
-            return Ok(digest);
+            return Ok(());
         }
         let shard = path.parent().unwrap_or(&self.dir);
         create_folder(shard, PRIVATE_FOLDER)
             .map_err(|source| RepoError::io(shard, "creating a blob folder", source))?;
-        let write = || -> std::io::Result<()> {
+        let put = || -> std::io::Result<()> {
             let (temp, mut file) = Temp::file(shard, OsStr::new(&format!(".{digest}")), 0o600)?;
-            file.write_all(bytes)?;
+            write(&mut file)?;
             // Synced before the rename publishes it, so the name never holds less.
             if self.durable {
                 file.sync_all()?;
@@ -166,8 +190,7 @@ impl BlobStore {
             Ok(())
         };
         // A failed write drops its temporary, which removes it.
-        write().map_err(|source| RepoError::io(&path, "writing a blob", source))?;
-        Ok(digest)
+        put().map_err(|source| RepoError::io(&path, "writing a blob", source))
     }
 
     /// Stores every one of `contents`, side by side: each put waits on its own sync,

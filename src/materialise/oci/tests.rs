@@ -89,6 +89,7 @@ impl Fixture {
                 sysroot,
                 pool: Vec::new(),
                 blobs: None,
+                unpacked: None,
             },
             lock: test_lock("x86_64"),
         }

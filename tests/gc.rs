@@ -41,6 +41,12 @@ const THIRD: &str = r#"group base version="1.0" {
 }
 "#;
 
+/// A program's bytes: its name, padded past a file-system block, since materialise
+/// keeps unpacked only the files of packages whose files average a block or more.
+fn program(name: &str) -> String {
+    format!("{name}\n{}\n", "#".repeat(4096))
+}
+
 /// Builds `name_version_amd64.deb` into the store's pool; returns its path.
 fn pooled(w: &World, name: &str, version: &str, files: &[(&str, &str)]) -> PathBuf {
     let build = w.dir.path().join("debs");
@@ -68,12 +74,22 @@ struct Archives {
 /// from `store/pool/`.
 fn three_revisions() -> (World, Archives) {
     let w = World::new(&[], &[("base", FIRST)]);
-    let old_bash = pooled(&w, "bash", "5.2-1", &[("/usr/bin/bash", "old bash\n")]);
-    let mawk = pooled(&w, "mawk", "1.3-1", &[("/usr/bin/mawk", "mawk\n")]);
-    pooled(&w, "coreutils", "9.1-1", &[("/usr/bin/ls", "ls\n")]);
+    let old_bash = pooled(
+        &w,
+        "bash",
+        "5.2-1",
+        &[("/usr/bin/bash", &program("old bash"))],
+    );
+    let mawk = pooled(&w, "mawk", "1.3-1", &[("/usr/bin/mawk", &program("mawk"))]);
+    pooled(&w, "coreutils", "9.1-1", &[("/usr/bin/ls", &program("ls"))]);
     compile(&w, FIRST);
     compile(&w, SECOND);
-    pooled(&w, "bash", "5.2-2", &[("/usr/bin/bash", "new bash\n")]);
+    pooled(
+        &w,
+        "bash",
+        "5.2-2",
+        &[("/usr/bin/bash", &program("new bash"))],
+    );
     compile(&w, THIRD);
     (w, Archives { old_bash, mawk })
 }
@@ -178,10 +194,12 @@ fn gc_keeps_the_newest_revisions_and_what_they_use() {
     // The files materialise kept unpacked from the archives: revision 1's bash and mawk
     // (the image), revision 3's bash (the tarball), coreutils' ls.
     let unpacked_before = stored(&w, "unpacked");
-    let kept =
-        |content: &str| stored_at(&w, "unpacked", &blake3::hash(content.as_bytes()).to_hex());
-    for content in ["old bash\n", "mawk\n", "new bash\n", "ls\n"] {
-        assert!(kept(content).is_file(), "{content:?} was not kept unpacked");
+    let kept = |name: &str| {
+        let content = program(name);
+        stored_at(&w, "unpacked", &blake3::hash(content.as_bytes()).to_hex())
+    };
+    for name in ["old bash", "mawk", "new bash", "ls"] {
+        assert!(kept(name).is_file(), "{name} was not kept unpacked");
     }
 
     let printed = w.ok(&["gc", "--keep", "1"]);
@@ -207,8 +225,8 @@ fn gc_keeps_the_newest_revisions_and_what_they_use() {
         .filter(|(name, _)| !unpacked_after.contains_key(*name))
         .collect();
     let freed_unpacked: u64 = unpacked_gone.iter().map(|(_, len)| **len).sum();
-    assert!(!kept("old bash\n").exists() && !kept("mawk\n").exists());
-    assert!(kept("new bash\n").is_file() && kept("ls\n").is_file());
+    assert!(!kept("old bash").exists() && !kept("mawk").exists());
+    assert!(kept("new bash").is_file() && kept("ls").is_file());
     assert_eq!(
         lines[2],
         format!(
@@ -262,8 +280,9 @@ fn gc_keeps_the_newest_revisions_and_what_they_use() {
 fn materialise_keeps_what_it_unpacks_and_checks_it_when_read() {
     let (w, _) = three_revisions();
     let newest = tarball(&w, "1.0-3");
-    let kept = stored_at(&w, "unpacked", &blake3::hash(b"new bash\n").to_hex());
-    assert_eq!(fs::read(&kept).unwrap(), b"new bash\n");
+    let new_bash = program("new bash");
+    let kept = stored_at(&w, "unpacked", &blake3::hash(new_bash.as_bytes()).to_hex());
+    assert_eq!(fs::read_to_string(&kept).unwrap(), new_bash);
     assert!(stored(&w, "unpacked").len() >= 2, "bash and ls");
 
     let pool = w.ws.join("store/pool");
@@ -272,7 +291,7 @@ fn materialise_keeps_what_it_unpacks_and_checks_it_when_read() {
     assert_eq!(tarball(&w, "1.0-3"), newest, "the kept copies alone");
 
     // Same length, other bytes: only the digest tells.
-    fs::write(&kept, "evil bas\n").unwrap();
+    fs::write(&kept, program("evil bas")).unwrap();
     let empty = w.dir.path().join("empty");
     let mut args = vec!["--sysroot", empty.to_str().unwrap()];
     args.extend(common::materialise_revision("base", "1.0-3", "bad.tar"));
@@ -286,8 +305,8 @@ fn materialise_keeps_what_it_unpacks_and_checks_it_when_read() {
     fs::rename(&away, &pool).unwrap();
     assert_eq!(tarball(&w, "1.0-3"), newest, "the archive, once more");
     assert_eq!(
-        fs::read(&kept).unwrap(),
-        b"new bash\n",
+        fs::read_to_string(&kept).unwrap(),
+        new_bash,
         "the bad copy was replaced"
     );
 }

@@ -178,7 +178,7 @@ pub(crate) fn fetch(
         // A copy an earlier run unpacked from the archive, when it is still the locked
         // content: a missing or wrong one is no drift while the archive itself serves.
         // A wrong one goes, so that the unpacking below keeps the right one in its place.
-        if let Some(kept) = addressed(sources.unpacked.as_deref(), expected) {
+        if let Some(kept) = archives.kept_copy(package, expected) {
             sink.restart().map_err(FetchError::Sink)?;
             match copy_from(&kept, expected, sink) {
                 Ok(_) => return Ok(Source::File(kept)),
@@ -211,7 +211,7 @@ pub(crate) fn fetch(
             }
         }
     }
-    let Some(blob) = addressed(sources.blobs.as_deref(), expected) else {
+    let Some(blob) = blob_path(expected, sources) else {
         return Err(FetchError::Drift(drifted));
     };
     sink.restart().map_err(FetchError::Sink)?;
@@ -231,11 +231,11 @@ pub(crate) fn host_path(entry: &FileEntry, sources: &Sources) -> PathBuf {
     sources.sysroot.join(path.trim_start_matches('/'))
 }
 
-/// Where the content-addressed folder `dir` (the blob store, or the files kept
-/// unpacked from archives) holds the expected bytes, when there is such a folder.
-fn addressed(dir: Option<&Path>, expected: &Expected) -> Option<PathBuf> {
+/// Where the blob store keeps the expected bytes, when there is one.
+fn blob_path(expected: &Expected, sources: &Sources) -> Option<PathBuf> {
+    let blobs = sources.blobs.as_ref()?;
     Some(crate::repo::blob_path(
-        dir?,
+        blobs,
         expected.digest.to_hex().as_str(),
     ))
 }

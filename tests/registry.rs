@@ -374,9 +374,16 @@ fn a_blob_the_registry_cannot_answer_for_is_sent_again() {
     let first = push(&w, &registry.at("team/base"), &["--insecure"]);
     let layers =
         (registry.storage).join("docker/registry/v2/repositories/team/base/_layers/sha256");
-    let broken = fs::read_dir(&layers).unwrap().flatten().next().unwrap();
-    let digest = format!("sha256:{}", broken.file_name().to_str().unwrap());
-    fs::write(broken.path().join("link"), "").unwrap();
+    // A layer of the lock's artifact, whose sends the push counts (not its SBOM's,
+    // which a referrer sends), whichever the store's time made first in the folder.
+    let tag = first["pushed"]["tag"].as_str().unwrap();
+    let manifest = registry.raw(&format!("team/base:{tag}"));
+    let digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let broken = layers.join(digest.strip_prefix("sha256:").unwrap());
+    fs::write(broken.join("link"), "").unwrap();
     let head = Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I"])
         .arg(format!(

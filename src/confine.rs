@@ -923,16 +923,10 @@ int main(int argc, char **argv) {
             "spin",
             "#include <unistd.h>\nint main(){ if (fork()==0) for(;;) pause(); for(;;) pause(); }\n",
         );
-        let err = Confined {
-            root: &root,
-            ids: IdShift::DEFAULT,
-            argv: &["/bin/spin"],
-            env: &[],
-            log: &scratch.path().join("log"),
-            limit: Duration::from_secs(2),
-        }
-        .run()
-        .expect_err("killed");
+        let log = scratch.path().join("log");
+        let err = confined(&root, &["/bin/spin"], &log, Duration::from_secs(2))
+            .run()
+            .expect_err("killed");
         assert!(matches!(err, ConfineError::TimedOut { .. }), "{err}");
     }
 
@@ -955,17 +949,8 @@ int main(int argc, char **argv) {
             .expect("chmod");
         let log = scratch.path().join("log");
         std::thread::scope(|threads| {
-            let run = threads.spawn(|| {
-                Confined {
-                    root: &root,
-                    ids: IdShift::DEFAULT,
-                    argv: &["/bin/nap"],
-                    env: &[],
-                    log: &log,
-                    limit: Duration::from_secs(60),
-                }
-                .run()
-            });
+            let run = threads
+                .spawn(|| confined(&root, &["/bin/nap"], &log, Duration::from_secs(60)).run());
             // Sequencing only: the run forks within this, and naps for 4 s.
             std::thread::sleep(Duration::from_millis(500));
             drop(writing);
@@ -1002,16 +987,9 @@ int main(int argc, char **argv) {
              close(999)); return 0; }\n",
         );
         let log = scratch.path().join("log");
-        let ran = Confined {
-            root: &root,
-            ids: IdShift::DEFAULT,
-            argv: &["/bin/syncs"],
-            env: &[],
-            log: &log,
-            limit: Duration::from_secs(60),
-        }
-        .run()
-        .expect("runs confined");
+        let ran = confined(&root, &["/bin/syncs"], &log, Duration::from_secs(60))
+            .run()
+            .expect("runs confined");
         let said = std::fs::read_to_string(&log).expect("log");
         assert_eq!(ran.code, 0, "{said}");
         assert_eq!(
@@ -1019,6 +997,23 @@ int main(int argc, char **argv) {
             "fsync 0 fdatasync 0 syncfs 0 range 0 close -1",
             "only the sync calls are no-ops"
         );
+    }
+
+    /// `argv` confined in `root` as most tests run it: the default ids, no environment.
+    fn confined<'a>(
+        root: &'a Path,
+        argv: &'a [&'a str],
+        log: &'a Path,
+        limit: Duration,
+    ) -> Confined<'a> {
+        Confined {
+            root,
+            ids: IdShift::DEFAULT,
+            argv,
+            env: &[],
+            log,
+            limit,
+        }
     }
 
     /// A tree `scratch/root` whose only file is `/bin/NAME`, C `source` built static so

@@ -1,7 +1,7 @@
 //! The store's garbage: blobs, pool archives, files kept unpacked from archives and
-//! cached images that no kept revision uses ([`InUse`]), swept once `appliance rm` or `appliance gc` has removed revisions'
-//! rows; and the lock on the store that keeps a compile's bytes from being swept
-//! before its revision is stored.
+//! cached images that no kept revision uses ([`InUse`]), swept once `appliance rm` or
+//! `appliance gc` has removed revisions' rows; and the lock on the store that keeps a
+//! compile's bytes from being swept before its revision is stored.
 //!
 //! Order makes a killed run harmless: rows first (one transaction), then files, each
 //! removal whole or not begun as far as any reader can tell. A blob or archive goes by

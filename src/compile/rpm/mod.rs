@@ -41,7 +41,7 @@ pub struct Prepared<'r> {
     gathered: gather::Gathered,
     /// The group's own requests.
     setup: setup::Requests,
-    /// The resolution's and the setup's warnings so far.
+    /// What the resolution warned of (the kernel rule).
     warnings: Vec<String>,
     /// The job that configures the tree, begun.
     job: Job,

@@ -184,12 +184,7 @@ pub fn finish(
     } = prepared;
     let (mut configured, made_from) = match system {
         System::Configured(job, begun) => {
-            let stage = settings.report.stage(&subject, "configure");
-            let done = configurations.get(&begun, &job)?;
-            // A tree another flavor or compile configured is taken as it was.
-            stage.done(if done.took.is_some() { "" } else { "reused" });
-            let mut blobs = job.blobs;
-            blobs.extend(done.captured.blobs);
+            let (done, blobs) = configured_tree(settings, &subject, *job, &begun, configurations)?;
             let configured = Configured {
                 entries: done.captured.entries,
                 system: Vec::new(),
@@ -257,6 +252,25 @@ struct ToConfigure<'a> {
     essential: HashSet<String>,
     /// The group's own requests.
     setup: &'a setup::Requests,
+}
+
+/// The configure stage of `subject`, for dpkg and rpm alike: the tree of `job` (begun
+/// as `begun`) taken from `configurations`, and the blobs it needs, `job`'s own and
+/// those configuring made.
+fn configured_tree(
+    settings: &Settings,
+    subject: &str,
+    job: as_root::Job,
+    begun: &as_root::Begun,
+    configurations: &Configurations,
+) -> Result<(as_root::Done, Vec<Vec<u8>>)> {
+    let stage = settings.report.stage(subject, "configure");
+    let mut done = configurations.get(begun, &job)?;
+    // A tree another flavor or compile configured is taken as it was.
+    stage.done(if done.took.is_some() { "" } else { "reused" });
+    let mut blobs = job.blobs;
+    blobs.append(&mut done.captured.blobs);
+    Ok((done, blobs))
 }
 
 /// The job that stages the chosen packages unpacked, runs their maintainer scripts

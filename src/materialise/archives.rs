@@ -133,7 +133,8 @@ impl<'a> Archives<'a> {
             unpacked: Mutex::new(HashMap::new()),
             partials: AtomicU64::new(0),
             kept_in,
-            keeps: worth_keeping(lock),
+            // A run that keeps nothing (compile's staging) need not weigh the packages.
+            keeps: kept_in.map_or_else(HashSet::new, |_| worth_keeping(lock)),
             kept: OnceLock::new(),
         }
     }

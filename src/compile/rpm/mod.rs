@@ -13,7 +13,7 @@ use crate::compile::as_root::{Begun, Job, Scripts};
 use crate::compile::assemble::{self, Configured};
 use crate::compile::error::Result;
 use crate::compile::resolve::at_request;
-use crate::compile::{Compiled, Configurations, Removes, Settings, check, setup};
+use crate::compile::{Compiled, Configurations, Removes, Settings, check, configured_tree, setup};
 use crate::lock::{self, FileEntry, LockedPackage};
 use crate::resolve::rpm::{RpmUniverse, resolve_rpm};
 use crate::source::rpm::catalog::RpmCatalog;
@@ -143,11 +143,7 @@ pub fn finish(
         job,
         begun,
     } = prepared;
-    let stage = settings.report.stage(&subject, "configure");
-    let done = configurations.get(&begun, &job)?;
-    stage.done(if done.took.is_some() { "" } else { "reused" });
-    let mut blobs = job.blobs;
-    blobs.extend(done.captured.blobs);
+    let (done, blobs) = configured_tree(settings, &subject, job, &begun, configurations)?;
     // Owners are names in a header; their ids are the configured tree's, which the
     // packages' own scripts made.
     let accounts = done.accounts;

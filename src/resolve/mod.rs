@@ -155,6 +155,7 @@ pub struct Request {
     /// Universe indices to take only where nothing else satisfies: installed packages
     /// whose host files were altered, whose own metadata must come from an archive.
     /// Under [`Prefer::Installed`] the archive at the host's version comes first.
+    /// [`resolve`] adds the versions that kept out one a relation needed.
     pub avoid: BTreeSet<usize>,
 }
 
@@ -261,51 +262,24 @@ impl Resolution {
 
 /// Resolves `request` over `universe`: the wanted packages, the essential ones if asked,
 /// and the closure of their `Pre-Depends` and `Depends`, checked for conflicts.
+///
+/// A relation that fails only because another version of its name was chosen first
+/// (the host's `perl` where a package from the lists needs a newer one) is learned from,
+/// as apt would upgrade: that version is avoided and the request resolved again, until
+/// it succeeds or fails on a version it avoids already. The avoided set only grows, so
+/// this ends, and the same inputs still give the same result.
 pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, ResolveError> {
-    let mut resolver = Resolver {
-        universe,
-        prefer: request.prefer,
-        avoid: request.avoid.clone(),
-        removes: Removals::new(&request.removes),
-        slots: Vec::new(),
-        slot_of: HashMap::new(),
-        chosen_by_name: HashMap::new(),
-        graph: DiGraph::new(),
-    };
-    for (position, wanted) in request.wanted.iter().enumerate() {
-        let (name, arch) = match wanted.name.split_once(':') {
-            Some((name, arch)) => (name, Some(arch.to_string())),
-            None => (wanted.name.as_str(), None),
-        };
-        if resolver.removes.removes(name) {
-            continue;
+    let mut avoid = request.avoid.clone();
+    loop {
+        let mut resolver = Resolver::new(universe, request, avoid.clone());
+        match resolver.pass(request) {
+            Ok(()) => return Ok(resolver.finish()),
+            Err(_) if resolver.blockers.iter().any(|b| !avoid.contains(b)) => {
+                avoid.extend(resolver.blockers);
+            }
+            Err(err) => return Err(err),
         }
-        let relation = Relation {
-            name: name.to_string(),
-            arch,
-            constraint: wanted.constraint.clone(),
-        };
-        let asker = Asker {
-            slot: None,
-            arch: universe.native_arch().to_string(),
-            root: wanted.root.clone(),
-            wanted: Some(position),
-            reason: wanted.reason.clone(),
-        };
-        resolver.satisfy(std::slice::from_ref(&relation), &asker)?;
     }
-    if request.essential {
-        resolver.add_essentials();
-    }
-    // Slots are appended as they are chosen, so walking them in order is breadth-first.
-    let mut next = 0;
-    while next < resolver.slots.len() {
-        resolver.expand(next)?;
-        next += 1;
-    }
-    resolver.check_refused()?;
-    resolver.check_conflicts()?;
-    Ok(resolver.finish())
 }
 
 /// A package chosen during resolution.
@@ -343,9 +317,65 @@ struct Resolver<'u> {
     chosen_by_name: HashMap<String, Vec<usize>>,
     /// Node `i` is slot `i`.
     graph: DiGraph<usize, ()>,
+    /// When an entry failed: the universe indices of the chosen packages that kept out
+    /// a version that would have satisfied it.
+    blockers: Vec<usize>,
 }
 
 impl<'u> Resolver<'u> {
+    fn new(universe: &'u Universe<'u>, request: &'u Request, avoid: BTreeSet<usize>) -> Self {
+        Resolver {
+            universe,
+            prefer: request.prefer,
+            avoid,
+            removes: Removals::new(&request.removes),
+            slots: Vec::new(),
+            slot_of: HashMap::new(),
+            chosen_by_name: HashMap::new(),
+            graph: DiGraph::new(),
+            blockers: Vec::new(),
+        }
+    }
+
+    /// One pass over `request`: each wanted entry, the essential packages if asked, and
+    /// their closure, each entry taking its best candidate in turn; then the checks.
+    fn pass(&mut self, request: &Request) -> Result<(), ResolveError> {
+        let universe = self.universe;
+        for (position, wanted) in request.wanted.iter().enumerate() {
+            let (name, arch) = match wanted.name.split_once(':') {
+                Some((name, arch)) => (name, Some(arch.to_string())),
+                None => (wanted.name.as_str(), None),
+            };
+            if self.removes.removes(name) {
+                continue;
+            }
+            let relation = Relation {
+                name: name.to_string(),
+                arch,
+                constraint: wanted.constraint.clone(),
+            };
+            let asker = Asker {
+                slot: None,
+                arch: universe.native_arch().to_string(),
+                root: wanted.root.clone(),
+                wanted: Some(position),
+                reason: wanted.reason.clone(),
+            };
+            self.satisfy(std::slice::from_ref(&relation), &asker)?;
+        }
+        if request.essential {
+            self.add_essentials();
+        }
+        // Slots are appended as they are chosen, so walking them in order is breadth-first.
+        let mut next = 0;
+        while next < self.slots.len() {
+            self.expand(next)?;
+            next += 1;
+        }
+        self.check_refused()?;
+        self.check_conflicts()
+    }
+
     fn package(&self, slot: usize) -> &'u Package {
         self.universe.packages()[self.slots[slot].index]
     }
@@ -496,6 +526,11 @@ impl<'u> Resolver<'u> {
         if let Some(best) = pick.and_then(|found| self.best(found.iter(), &asker.arch)) {
             return Ok(self.select(best.index, asker));
         }
+        self.blockers = (satisfiers.iter().flatten())
+            .filter(|s| !self.is_removed(s.index))
+            .filter_map(|s| self.occupant(s.index))
+            .map(|slot| self.slots[slot].index)
+            .collect();
         let mut problems: Vec<(String, Problem)> = (alternatives.iter())
             .zip(&satisfiers)
             .map(|(r, found)| (r.to_string(), self.problem(r, &asker.arch, found)))

@@ -461,6 +461,42 @@ fn one_version_per_name() {
 }
 
 #[test]
+fn a_version_chosen_first_gives_way_to_one_a_later_relation_needs() {
+    // The host's perl is older than a package from the lists needs: apt would upgrade it.
+    let packages = || {
+        vec![
+            pkg("aa", "1", "perl"),
+            pkg("bb", "1", "perl (>= 2), perl-base"),
+            origin(pkg("perl", "1", "perl-base (= 1)"), Origin::Installed),
+            pkg("perl", "2", "perl-base (= 2)"),
+            origin(pkg("perl-base", "1", ""), Origin::Installed),
+            pkg("perl-base", "2", ""),
+        ]
+    };
+    assert_eq!(
+        solve(packages(), &want(&["aa", "bb"])),
+        ["aa=1", "bb=1", "perl=2", "perl-base=2"]
+    );
+    // Nothing learned: the host's versions stay when nothing needs another.
+    assert_eq!(
+        solve(packages(), &want(&["aa"])),
+        ["aa=1", "perl=1", "perl-base=1"]
+    );
+    // A version one entry alone can use is taken even when avoided, and the failure is
+    // the first pass's.
+    let packages = vec![
+        pkg("aa", "1", "lib (= 1)"),
+        pkg("bb", "1", "lib (>= 2)"),
+        origin(pkg("lib", "1", ""), Origin::Installed),
+        pkg("lib", "2", ""),
+    ];
+    assert_eq!(
+        fail(packages, &want(&["aa", "bb"])),
+        "web -> bb -> lib (>= 2): lib (1) is already chosen, through web -> aa -> lib"
+    );
+}
+
+#[test]
 fn unknown_names_get_suggestions() {
     let packages = vec![
         pkg("fop", "1", ""),

@@ -69,15 +69,21 @@ pub const RPMLIB_FEATURES: &[(&str, &str)] = &[
 
 /// Resolves `request` over `universe` with rpm's rules: the wanted packages and the
 /// closure of their `Requires`, checked for conflicts. `request.essential` is ignored:
-/// rpm has no essential packages.
+/// rpm has no essential packages. A version chosen first that keeps out one a later
+/// requirement needs is avoided and the request resolved again, as
+/// [`super::resolve`] does.
 pub fn resolve_rpm(universe: &RpmUniverse, request: &Request) -> Result<Resolution, ResolveError> {
-    let mut resolver = Resolver::new(universe, request);
-    for (position, wanted) in request.wanted.iter().enumerate() {
-        resolver.want(position, wanted)?;
+    let mut avoid = request.avoid.clone();
+    loop {
+        let mut resolver = Resolver::new(universe, request, avoid.clone());
+        match resolver.pass(request) {
+            Ok(()) => return Ok(resolver.finish()),
+            Err(_) if resolver.blockers.iter().any(|b| !avoid.contains(b)) => {
+                avoid.extend(resolver.blockers);
+            }
+            Err(err) => return Err(err),
+        }
     }
-    resolver.close()?;
-    resolver.check_conflicts()?;
-    Ok(resolver.finish())
 }
 
 /// Who asks for a requirement: it decides the arches, the reason and the error chain.
@@ -116,7 +122,7 @@ enum Truth {
 struct Resolver<'u> {
     universe: &'u RpmUniverse<'u>,
     prefer: Prefer,
-    avoid: &'u BTreeSet<usize>,
+    avoid: BTreeSet<usize>,
     removes: Removals<'u>,
     /// Universe index -> the installable packages of other names obsoleting it.
     obsoleted_by: HashMap<usize, Vec<usize>>,
@@ -128,10 +134,17 @@ struct Resolver<'u> {
     /// Node `i` is slot `i`.
     graph: DiGraph<usize, ()>,
     pending: Vec<Pending>,
+    /// When a requirement failed: the universe indices of the chosen packages that kept
+    /// out a version that would have satisfied it.
+    blockers: Vec<usize>,
 }
 
 impl<'u> Resolver<'u> {
-    fn new(universe: &'u RpmUniverse<'u>, request: &'u Request) -> Resolver<'u> {
+    fn new(
+        universe: &'u RpmUniverse<'u>,
+        request: &'u Request,
+        avoid: BTreeSet<usize>,
+    ) -> Resolver<'u> {
         let removes = Removals::new(&request.removes);
         let mut obsoleted_by: HashMap<usize, Vec<usize>> = HashMap::new();
         for (index, package) in universe.packages().iter().enumerate() {
@@ -151,7 +164,7 @@ impl<'u> Resolver<'u> {
         Resolver {
             universe,
             prefer: request.prefer,
-            avoid: &request.avoid,
+            avoid,
             removes,
             obsoleted_by,
             slots: Vec::new(),
@@ -159,7 +172,17 @@ impl<'u> Resolver<'u> {
             chosen_by_name: HashMap::new(),
             graph: DiGraph::new(),
             pending: Vec::new(),
+            blockers: Vec::new(),
         }
+    }
+
+    /// One pass over `request`: each wanted name and the closure, then the conflicts.
+    fn pass(&mut self, request: &Request) -> Result<(), ResolveError> {
+        for (position, wanted) in request.wanted.iter().enumerate() {
+            self.want(position, wanted)?;
+        }
+        self.close()?;
+        self.check_conflicts()
     }
 
     fn package(&self, slot: usize) -> &'u RpmPackage {
@@ -382,10 +405,15 @@ impl<'u> Resolver<'u> {
             return Ok(vec![self.slot_of[&best.index]]);
         }
         let open = fit.iter().filter(|s| self.is_open(s.index));
-        match self.best(open, asker) {
-            Some(best) => Ok(vec![self.select(best.index, asker)]),
-            None => fail(self, self.problem(&Expr::Cap(capability.clone()), asker)),
+        if let Some(best) = self.best(open, asker) {
+            return Ok(vec![self.select(best.index, asker)]);
         }
+        self.blockers = (fit.iter())
+            .filter(|s| !self.is_removed(s.index) && !self.is_obsoleted(s.index))
+            .filter_map(|s| self.occupant(s.index))
+            .map(|slot| self.slots[slot].index)
+            .collect();
+        fail(self, self.problem(&Expr::Cap(capability.clone()), asker))
     }
 
     /// The packages satisfying `capability` of an arch `asker` may take (any arch

@@ -562,6 +562,24 @@ fn prefer_installed_takes_the_hosts_version_and_newest_the_highest() {
 }
 
 #[test]
+fn a_version_chosen_first_gives_way_to_one_a_later_requirement_needs() {
+    let packages = [
+        requires(pkg("app", "1-1"), &["perl"]),
+        requires(pkg("tool", "1-1"), &["perl >= 5.36-2"]),
+        installed(pkg("perl", "5.36-1")),
+        pkg("perl", "5.36-2"),
+    ];
+    assert_eq!(
+        resolve(&packages, &["app", "tool"]).unwrap(),
+        ["app-1-1.x86_64", "perl-5.36-2.x86_64", "tool-1-1.x86_64"]
+    );
+    assert_eq!(
+        resolve(&packages, &["app"]).unwrap(),
+        ["app-1-1.x86_64", "perl-5.36-1.x86_64"]
+    );
+}
+
+#[test]
 fn an_unsatisfiable_requirement_shows_the_chain_and_reasons() {
     let packages = [
         requires(pkg("nginx", "1.24-1"), &["openssl-libs >= 1:3.1"]),

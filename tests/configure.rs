@@ -9,7 +9,9 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::Path;
 
-use common::{build_deb, differing_paths, fails, fake_workspace, is_root, lock_id, ok};
+use common::{
+    build_deb, build_deb_with, differing_paths, fails, fake_workspace, is_root, lock_id, ok,
+};
 
 /// The group: the host's essential packages, adduser, and `extra` from the pool.
 fn group(extra: &str) -> String {
@@ -110,6 +112,60 @@ fn a_pool_packages_postinst_makes_its_account_and_alternative() {
         "{err}"
     );
     assert!(!ws.join("again").exists());
+}
+
+#[test]
+fn a_preinst_runs_after_what_its_package_pre_depends_on_is_configured() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    fake_workspace(ws, &[("tiny", &group("needer"))]);
+    let pool = ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    // As mariadb-server's preinst runs adduser, whose chfn needs the PAM files
+    // libpam-runtime's postinst writes: dpkg promises a preinst its Pre-Depends
+    // configured, with what they depend on.
+    build_deb_with(
+        &pool,
+        "maker",
+        "1.0",
+        "Depends: made-by-postinst\n",
+        &[("/usr/share/maker/x", "x")],
+        &[],
+        &[],
+    );
+    build_deb(
+        &pool,
+        "made-by-postinst",
+        "1.0",
+        &[("/usr/share/made/x", "x")],
+        &[],
+        &[(
+            "postinst",
+            "#!/bin/sh\nset -e\nmkdir -p /etc/made && echo made > /etc/made/made\n",
+        )],
+    );
+    build_deb_with(
+        &pool,
+        "needer",
+        "1.0",
+        "Pre-Depends: maker\n",
+        &[("/usr/share/needer/x", "x")],
+        &[],
+        &[(
+            "preinst",
+            "#!/bin/sh\nset -e\nmkdir -p /var/lib/needer\ncp /etc/made/made /var/lib/needer/seen\n",
+        )],
+    );
+    ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+    let tree = chroot(ws, "tree", "debs");
+    assert_eq!(
+        fs::read_to_string(tree.join("var/lib/needer/seen")).unwrap(),
+        "made\n"
+    );
 }
 
 #[test]

@@ -1,13 +1,15 @@
 //! The configure stage: the packages' own maintainer scripts, run as dpkg runs them,
 //! confined in the staged tree.
 //!
-//! The order is mmdebstrap's and dpkg's: every package is unpacked already (the stage
+//! The order is mmdebstrap's and apt's: every package is unpacked already (the stage
 //! wrote its files and a dpkg database saying `install ok unpacked`, with the scripts
-//! in `info/`), so each `preinst install` runs first, base-passwd's before any (it makes
-//! `/etc/passwd`), then dpkg configures the essential packages and what they depend on
-//! (mmdebstrap's essential stage: `base-files` makes `/usr/local/share` before
-//! `ca-certificates` looks for it), and `dpkg --configure -a` the rest, in dependency
-//! order, and processes the triggers. Daemons are never started: `policy-rc.d` denies every
+//! in `info/`). The essential packages and what they depend on go first, as
+//! mmdebstrap's essential stage installs them: each `preinst install`, base-passwd's
+//! before any (it makes `/etc/passwd`), then all of them configured (`base-files` makes
+//! `/usr/local/share` before `ca-certificates` looks for it). Then every other
+//! `preinst`, each after what its package pre-depends on is configured (see
+//! [`super::steps`]), and `dpkg --configure -a` the rest, in dependency order, and the
+//! triggers. Daemons are never started: `policy-rc.d` denies every
 //! action and `start-stop-daemon` is a stand-in, as in mmdebstrap, and `ischroot` says
 //! yes: the tree is not a running system, so nothing may restart its init (libc6's
 //! postinst would `telinit u` and sleep a second, since PID 1 of the sandbox looks
@@ -20,10 +22,11 @@
 //! The stand-ins are gone again when the stage ends, and what the scripts leave that
 //! must not be locked (host keys, logs, backups) is for the capture stage to drop.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
+use super::steps::{Step, steps};
 use crate::confine::{ConfineError, Confined, IdShift};
 use crate::lang::{Account, AccountKind};
 use crate::resolve::{Resolution, Universe};
@@ -39,6 +42,11 @@ pub struct Unpacked {
     pub multi_arch_same: bool,
     /// Essential, or a dependency of an essential package: configured before the rest.
     pub essential: bool,
+    /// The names of the tree's packages it pre-depends on: configured before its
+    /// `preinst` runs.
+    pub pre_depends: Vec<String>,
+    /// The names of the tree's packages it depends or pre-depends on.
+    pub depends: Vec<String>,
 }
 
 /// The settings every maintainer script runs with.
@@ -232,9 +240,24 @@ if [ -n "${APPLIANCE_PRESEEDS:-}" ]; then
         || fail "debconf-set-selections" 102
 fi
 unset APPLIANCE_PRESEEDS
-for unpacked in "$@"; do
-    package=${unpacked%%/*}
-    rest=${unpacked#*/}
+# A step is `preinst/PACKAGE/INFO/ARCH` or `configure/FOR/INFO...`: dpkg's names hold
+# no `/` and no blank.
+for step in "$@"; do
+    kind=${step%%/*}
+    rest=${step#*/}
+    if [ "$kind" = configure ]; then
+        asker=${rest%%/*}
+        if [ -z "$asker" ]; then
+            what="the essential packages"
+        else
+            what="what the preinst of $asker needs"
+        fi
+        # Word splitting on purpose.
+        dpkg --configure ${rest#*/} || fail "dpkg --configure of $what" 104
+        continue
+    fi
+    package=${rest%%/*}
+    rest=${rest#*/}
     info=${rest%%/*}
     arch=${rest#*/}
     script=/var/lib/dpkg/info/$info.preinst
@@ -243,10 +266,6 @@ for unpacked in "$@"; do
         DPKG_MAINTSCRIPT_ARCH=$arch DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1 \
         "$script" install || fail "preinst of $package" 103
 done
-if [ -n "${APPLIANCE_ESSENTIAL:-}" ]; then
-    # Word splitting on purpose: package names hold no blanks (dpkg's rules).
-    dpkg --configure $APPLIANCE_ESSENTIAL || fail "dpkg --configure of the essential packages" 104
-fi
 dpkg --configure -a || fail "dpkg --configure -a" 104
 dpkg --triggers-only -a || fail "dpkg --triggers-only -a" 105
 ask_all <<EOF
@@ -265,23 +284,56 @@ unguard /usr/sbin/start-stop-daemon
 unguard /usr/sbin/policy-rc.d
 "#;
 
-/// The names of the packages mmdebstrap's essential stage would configure: the essential
-/// ones of `resolution` and everything they depend on.
-pub fn essential_closure(universe: &Universe, resolution: &Resolution) -> HashSet<String> {
+/// What decides when a package of a tree is configured.
+#[derive(Debug, Clone, Default)]
+pub struct Needs {
+    /// Whether mmdebstrap's essential stage configures it: an essential package, or
+    /// one an essential package needs.
+    pub essential: bool,
+    /// The names of the chosen packages it pre-depends on.
+    pub pre_depends: Vec<String>,
+    /// The names of the chosen packages it depends or pre-depends on.
+    pub depends: Vec<String>,
+}
+
+/// What decides when each package of `resolution` is configured, by name.
+pub fn needs(universe: &Universe, resolution: &Resolution) -> HashMap<String, Needs> {
     let packages = universe.packages();
     let mut todo: Vec<usize> = (resolution.chosen.iter())
         .map(|c| c.index)
         .filter(|&i| packages[i].essential)
         .collect();
-    let mut seen: HashSet<usize> = todo.iter().copied().collect();
+    let mut essential: HashSet<usize> = todo.iter().copied().collect();
     while let Some(i) = todo.pop() {
         for dependency in resolution.dependencies(i) {
-            if seen.insert(dependency) {
+            if essential.insert(dependency) {
                 todo.push(dependency);
             }
         }
     }
-    seen.into_iter().map(|i| packages[i].name.clone()).collect()
+    let mut needs = HashMap::new();
+    for chosen in &resolution.chosen {
+        let package = packages[chosen.index];
+        let dependencies = resolution.dependencies(chosen.index);
+        // The resolver keeps one edge a dependency: it is a pre-dependency when an
+        // alternative of `Pre-Depends` names it or a name it provides.
+        let pre_depends = (dependencies.iter())
+            .map(|&d| packages[d])
+            .filter(|d| {
+                (package.pre_depends.iter().flatten()).any(|relation| {
+                    relation.name == d.name || d.provides.iter().any(|p| p.name == relation.name)
+                })
+            })
+            .map(|d| d.name.clone())
+            .collect();
+        let entry: &mut Needs = needs.entry(package.name.clone()).or_default();
+        entry.essential |= essential.contains(&chosen.index);
+        entry.pre_depends = pre_depends;
+        entry.depends = (dependencies.iter())
+            .map(|&d| packages[d].name.clone())
+            .collect();
+    }
+    needs
 }
 
 /// Runs the packages' maintainer scripts in the staged tree `root` (owned by `ids`),
@@ -294,23 +346,33 @@ pub fn configure(
     env: &Environment,
     log: &Path,
 ) -> Result<Duration, ConfigureError> {
-    let mut args = Vec::new();
     let first = packages.iter().filter(|p| p.name == "base-passwd");
     let rest = packages.iter().filter(|p| p.name != "base-passwd");
-    let mut essential = Vec::new();
-    for p in first.chain(rest) {
-        let info = if p.multi_arch_same {
+    let ordered: Vec<&Unpacked> = first.chain(rest).collect();
+    // dpkg names a `Multi-Arch: same` package's files, and the package itself, by arch.
+    let info = |p: &Unpacked| {
+        if p.multi_arch_same {
             format!("{}:{}", p.name, p.arch)
         } else {
             p.name.clone()
-        };
-        // Names, info names and architectures never hold a `/` (dpkg's rules).
-        args.push(format!("{}/{info}/{}", p.name, p.arch));
-        if p.essential {
-            essential.push(info);
         }
-    }
-    let essential = essential.join(" ");
+    };
+    let args: Vec<String> = (steps(&ordered).into_iter())
+        .map(|step| match step {
+            Step::Preinst(i) => {
+                let p = ordered[i];
+                format!("preinst/{}/{}/{}", p.name, info(p), p.arch)
+            }
+            Step::Configure {
+                packages,
+                for_preinst,
+            } => {
+                let names: Vec<String> = packages.iter().map(|&i| info(ordered[i])).collect();
+                let asker = for_preinst.map_or("", |i| ordered[i].name.as_str());
+                format!("configure/{asker}/{}", names.join(" "))
+            }
+        })
+        .collect();
     let preseeds = env.preseeds.join("\n");
     let purge = env.purge.join(" ");
     let asked: Vec<String> = (env.asked.iter().enumerate())
@@ -327,7 +389,6 @@ pub fn configure(
         ("DPKG_RUNNING_VERSION", env.dpkg_version.as_str()),
         ("APPLIANCE_PRESEEDS", &preseeds),
         ("APPLIANCE_PURGE", &purge),
-        ("APPLIANCE_ESSENTIAL", &essential),
         ("APPLIANCE_ASKED", &asked),
     ];
     let script = Script {

@@ -8,7 +8,7 @@
 //! capturing are one job ([`as_root`]), whose tree the repository keeps: a later job
 //! with the same inputs takes it instead of running the scripts again.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::lock::LockedPackage;
@@ -38,6 +38,7 @@ mod resolve;
 pub(crate) mod rpm;
 mod setup;
 mod stage;
+mod steps;
 mod store;
 
 pub use altered::AlteredError;
@@ -136,7 +137,7 @@ pub fn prepare<'r>(
         let asked = ToConfigure {
             packages: packages.clone(),
             purge: &resolved.purge,
-            essential: configure::essential_closure(universe, resolved.built()),
+            needs: configure::needs(universe, resolved.built()),
             setup: &setup,
         };
         let job = configure_job(settings, recipe, catalog, &fetched, &gathered, asked)?;
@@ -248,8 +249,8 @@ struct ToConfigure<'a> {
     packages: Vec<LockedPackage>,
     /// The packages purged once everything is configured.
     purge: &'a [String],
-    /// The packages configured before the rest.
-    essential: HashSet<String>,
+    /// What decides when each package is configured, by name.
+    needs: HashMap<String, configure::Needs>,
     /// The group's own requests.
     setup: &'a setup::Requests,
 }
@@ -286,7 +287,7 @@ fn configure_job(
     let ToConfigure {
         packages,
         purge,
-        essential,
+        needs,
         setup,
     } = asked;
     let system = unpacked(settings, catalog, gathered, system::Unpacked::Yes)?;
@@ -315,11 +316,16 @@ fn configure_job(
         units: setup::unit_files(recipe),
         scripts: as_root::Scripts::Dpkg {
             packages: (records.iter())
-                .map(|r| configure::Unpacked {
-                    name: r.name.to_string(),
-                    arch: r.arch.to_string(),
-                    multi_arch_same: r.multi_arch_same,
-                    essential: essential.contains(r.name),
+                .map(|r| {
+                    let needs = needs.get(r.name).cloned().unwrap_or_default();
+                    configure::Unpacked {
+                        name: r.name.to_string(),
+                        arch: r.arch.to_string(),
+                        multi_arch_same: r.multi_arch_same,
+                        essential: needs.essential,
+                        pre_depends: needs.pre_depends,
+                        depends: needs.depends,
+                    }
                 })
                 .collect(),
             env: configure::Environment {

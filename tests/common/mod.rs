@@ -193,6 +193,19 @@ pub fn build_deb(
     conffiles: &[&str],
     control: &[(&str, &str)],
 ) {
+    build_deb_with(dir, name, version, "", files, conffiles, control);
+}
+
+/// [`build_deb`] with more `fields` in its control file (`Pre-Depends: x\n`).
+pub fn build_deb_with(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    fields: &str,
+    files: &[(&str, impl AsRef<[u8]>)],
+    conffiles: &[&str],
+    control: &[(&str, &str)],
+) {
     let root = dir.join(format!("{name}-build"));
     fs::create_dir_all(root.join("DEBIAN")).unwrap();
     for (member, content) in control {
@@ -204,7 +217,7 @@ pub fn build_deb(
     }
     fs::write(
         root.join("DEBIAN/control"),
-        format!("Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: t <t@example.org>\nDescription: test\n"),
+        format!("Package: {name}\nVersion: {version}\nArchitecture: amd64\nMaintainer: t <t@example.org>\n{fields}Description: test\n"),
     )
     .unwrap();
     if !conffiles.is_empty() {

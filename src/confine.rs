@@ -7,7 +7,7 @@
 //! whose root is the staged tree (by `pivot_root`, with the old root detached, so no
 //! `chroot` trick or `..` leads out), its own PID namespace (it is PID 1 there: nothing
 //! outside can be signalled or reached through `/proc/N/root`, and whatever it leaves
-//! running dies with it), its own network namespace (no interface but a down loopback),
+//! running dies with it), its own network namespace (no interface but its loopback, up),
 //! and its own IPC and UTS namespaces (hostname `localhost`). `/proc` is the namespace's
 //! own, `/sys` a read-only sysfs of its network namespace (mmdebstrap's unshare mode,
 //! which keeps the host's network, binds the host's instead); `/dev/null`, `zero`, `full`, `random`, `urandom` and `tty` are the host's nodes
@@ -671,6 +671,7 @@ impl Setup {
             check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
             self.mount_tree()?;
             check(libc::sethostname(b"localhost".as_ptr().cast(), 9))?;
+            loopback_up()?;
             self.suppress_sync();
         }
         Ok(())
@@ -790,6 +791,33 @@ fn check(rc: i32) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+/// Brings up the loopback of the namespace's own network, as systemd-nspawn's private
+/// network has it: a script's tools may look for an interface (postfix's `newaliases`
+/// fails when it finds none) or talk to themselves on 127.0.0.1, and the namespace has
+/// no other interface, so nothing leaves it.
+///
+/// # Safety
+/// Only system calls on a buffer of its own; to be called in the namespace's PID 1.
+unsafe fn loopback_up() -> io::Result<()> {
+    // SAFETY: as the caller promises; `request` outlives the calls that use it.
+    unsafe {
+        let socket = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if socket == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut request: libc::ifreq = std::mem::zeroed();
+        request.ifr_name[0] = b'l' as libc::c_char;
+        request.ifr_name[1] = b'o' as libc::c_char;
+        let mut result = check(libc::ioctl(socket, libc::SIOCGIFFLAGS, &raw mut request));
+        if result.is_ok() {
+            request.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            result = check(libc::ioctl(socket, libc::SIOCSIFFLAGS, &raw const request));
+        }
+        libc::close(socket);
+        result
     }
 }
 

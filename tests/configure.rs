@@ -191,6 +191,9 @@ touch {v} ; echo x > /proc/1/root{v} ; echo x > /proc/self/root/../../..{v}
 perl -e 'mkdir "/jail"; chroot "/jail"; chdir ".." for 1..64; chroot "."; open my $f, ">", "{v}"'
 perl -MIO::Socket::INET -e 'IO::Socket::INET->new(PeerAddr => "127.0.0.1:{port}", Timeout => 2)'
 mkdir -p /var/lib/evil && echo ran > /var/lib/evil/ran
+perl -MIO::Socket::INET -e '$l = IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1:0") or exit 1;
+    IO::Socket::INET->new(PeerAddr => "127.0.0.1:" . $l->sockport, Timeout => 2) or exit 1' \
+    && echo up > /var/lib/evil/loopback
 exit 0
 "#
     );
@@ -215,6 +218,12 @@ exit 0
     assert_eq!(
         fs::read_to_string(tree.join("var/lib/evil/ran")).unwrap(),
         "ran\n"
+    );
+    // Its own loopback is up (a script's tools may talk to themselves), and is not the
+    // host's: the connection above never arrived.
+    assert_eq!(
+        fs::read_to_string(tree.join("var/lib/evil/loopback")).unwrap(),
+        "up\n"
     );
 }
 

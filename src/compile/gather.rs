@@ -151,7 +151,7 @@ fn records<'a>(catalog: &'a Catalog, fetched: &'a Fetched) -> Result<Vec<Package
     for (record, archive) in archived.iter_mut().zip(&fetched.archives) {
         for name in crate::source::dpkg::INFO_FILES {
             if let Some(text) = archive.archive.info_file(name) {
-                record.info.push((name, text.to_string()));
+                record.info.push((name, text.to_vec()));
             }
         }
     }

@@ -25,7 +25,7 @@ pub struct PackageRecord<'a> {
     pub conffiles: &'a [Conffile],
     /// Its control files for `info/` (maintainer scripts, templates, triggers...), by
     /// name; empty for a tree that is not configured.
-    pub info: Vec<(&'static str, String)>,
+    pub info: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// The state the status file gives every package.
@@ -155,12 +155,7 @@ pub fn dpkg_state(
                 0o644
             };
             let path = format!("{stem}.{name}");
-            generated.file(
-                &path,
-                mode,
-                (0, "root", 0, "root"),
-                text.clone().into_bytes(),
-            );
+            generated.file(&path, mode, (0, "root", 0, "root"), text.clone());
         }
     }
     generated.root_file("/var/lib/dpkg/status", status.into_bytes());
@@ -341,8 +336,8 @@ mod tests {
         );
         held.multi_arch_same = false;
         held.info = vec![
-            ("postinst", "#!/bin/sh\n".to_string()),
-            ("templates", "Template: x\n".to_string()),
+            ("postinst", b"#!/bin/sh\n".to_vec()),
+            ("templates", b"Template: x\n".to_vec()),
         ];
         let g = dpkg_state(&[held], &[], Unpacked::Yes);
         assert_eq!(

@@ -50,10 +50,16 @@ pub struct InstalledPackage {
 }
 
 impl InstalledPackage {
-    /// The text of control file `name` of [`super::INFO_FILES`] (`postinst`,
-    /// `templates`) as dpkg keeps it beside the package's list, if it has one.
-    pub fn info_file(&self, name: &str) -> Result<Option<String>, DpkgError> {
-        read_optional(&self.list_path.with_extension(name))
+    /// The bytes of control file `name` of [`super::INFO_FILES`] (`postinst`,
+    /// `templates`) as dpkg keeps it beside the package's list, if it has one: a
+    /// script need not be UTF-8 (exim4-config's `config` is Latin-1).
+    pub fn info_file(&self, name: &str) -> Result<Option<Vec<u8>>, DpkgError> {
+        let path = self.list_path.with_extension(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(DpkgError::Io { path, source }),
+        }
     }
 }
 

@@ -123,7 +123,7 @@ pub struct DebArchive {
     pub md5sums: BTreeMap<String, String>,
     /// The control files dpkg keeps in `info/` ([`super::INFO_FILES`]), by name, when
     /// the package has them.
-    info_files: BTreeMap<String, String>,
+    info_files: BTreeMap<String, Vec<u8>>,
     /// Where `data.tar` is, so the file tree is read without looking at `ar` again.
     data: Tarball,
 }
@@ -175,8 +175,20 @@ impl DebArchive {
         let data = tarball(path, &members, "data.tar")?;
         let control_files = read_control_member(path, file, &control)?;
 
-        let text_of = |name: &str| control_files.get(name).map(String::as_str);
-        let Some(control_text) = text_of("/control") else {
+        // The control files parsed here must be text; the scripts are the shell's.
+        let text_of = |name: &str| -> Result<Option<&str>, DebError> {
+            let Some(bytes) = control_files.get(name) else {
+                return Ok(None);
+            };
+            std::str::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| DebError::Entry {
+                    path: path.to_path_buf(),
+                    entry: format!(".{name}"),
+                    message: "not UTF-8 text".to_string(),
+                })
+        };
+        let Some(control_text) = text_of("/control")? else {
             return Err(damaged(format!(
                 "{} has no control file",
                 control.member.name
@@ -184,14 +196,17 @@ impl DebArchive {
         };
         let package = parse_control(control_text, &control_path(path, "control"), Origin::Pool)?;
         let md5sums = parse_md5sums(
-            text_of("/md5sums").unwrap_or_default(),
+            text_of("/md5sums")?.unwrap_or_default(),
             &control_path(path, "md5sums"),
             &package.name,
         )?;
-        let conffiles = parse_conffiles(path, text_of("/conffiles").unwrap_or_default())?;
+        let conffiles = parse_conffiles(path, text_of("/conffiles")?.unwrap_or_default())?;
         let info_files = super::INFO_FILES
             .into_iter()
-            .filter_map(|name| Some((name.to_string(), text_of(&format!("/{name}"))?.to_string())))
+            .filter_map(|name| {
+                let bytes = control_files.get(&format!("/{name}"))?;
+                Some((name.to_string(), bytes.clone()))
+            })
             .collect();
         Ok(DebArchive {
             path: path.to_path_buf(),
@@ -204,11 +219,11 @@ impl DebArchive {
         })
     }
 
-    /// The text of control file `name` of [`super::INFO_FILES`] (`postinst`,
+    /// The bytes of control file `name` of [`super::INFO_FILES`] (`postinst`,
     /// `templates`), if the package has it: compile's configure stage puts it in the
     /// staged tree's `info/`.
-    pub fn info_file(&self, name: &str) -> Option<&str> {
-        self.info_files.get(name).map(String::as_str)
+    pub fn info_file(&self, name: &str) -> Option<&[u8]> {
+        self.info_files.get(name).map(Vec::as_slice)
     }
 
     /// Reads the data member into lock entries, in archive order: paths made absolute
@@ -482,12 +497,12 @@ fn entry_error<R: Read>(path: &Path, entry: &tar::Entry<'_, R>, message: String)
 
 /// Reads the files of the control member that [`DebArchive`] keeps, keyed by absolute
 /// path (`/control`, `/conffiles`, `/md5sums` and the [`super::INFO_FILES`]:
-/// `/postinst`, `/templates`...).
+/// `/postinst`, `/templates`...), as bytes: only the files parsed here must be text.
 fn read_control_member(
     path: &Path,
     file: File,
     control: &Tarball,
-) -> Result<HashMap<String, String>, DebError> {
+) -> Result<HashMap<String, Vec<u8>>, DebError> {
     let mut files = HashMap::new();
     walk(path, file, control, |name, entry| {
         let kept = matches!(name, "/control" | "/conffiles" | "/md5sums")
@@ -504,9 +519,7 @@ fn read_control_member(
         }
         let mut bytes = Vec::new();
         archive::copy_checked(entry, size, &mut bytes)?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Stop::Caller(entry_error(path, entry, "not UTF-8 text".to_string())))?;
-        files.insert(name.to_string(), text);
+        files.insert(name.to_string(), bytes);
         Ok(())
     })?;
     Ok(files)
@@ -673,16 +686,16 @@ pub(super) mod testing {
         out
     }
 
-    /// A `.deb` whose control member holds `control_files` (`(name, text)`) and whose
+    /// A `.deb` whose control member holds `control_files` (`(name, bytes)`) and whose
     /// data member holds `data`, both compressed with `compression`.
     pub(super) fn deb(
-        control_files: &[(&str, &str)],
+        control_files: &[(&str, impl AsRef<[u8]>)],
         data: &[Item],
         compression: Compression,
     ) -> Vec<u8> {
         let control: Vec<Item> = control_files
             .iter()
-            .map(|(name, text)| Item::file(&format!("./{name}"), 0o644, text.as_bytes()))
+            .map(|(name, bytes)| Item::file(&format!("./{name}"), 0o644, bytes.as_ref()))
             .collect();
         let control = compression.compress(&tar(&control));
         let data = compression.compress(&tar(data));
@@ -1046,6 +1059,25 @@ mod tests {
         let path = write(dir.path(), "bad.deb", &bytes);
         let err = DebArchive::open(&path).unwrap_err().to_string();
         assert!(err.contains("bad.deb:conffiles:1: malformed line"), "{err}");
+        // A file parsed here must be text; a script is the shell's bytes (exim4-config's
+        // `config` is Latin-1), kept as they are.
+        let latin1 = b"#!/bin/sh\n# Marc Haber \xe9t\xe9\nexit 0\n";
+        let bytes = deb(
+            &[("control", CONTROL.as_bytes()), ("config", latin1)],
+            &[],
+            Compression::None,
+        );
+        let path = write(dir.path(), "latin1.deb", &bytes);
+        let archive = DebArchive::open(&path).unwrap();
+        assert_eq!(archive.info_file("config"), Some(&latin1[..]));
+        let bytes = deb(
+            &[("control", &b"Package: h\xe9llo\n"[..])],
+            &[],
+            Compression::None,
+        );
+        let path = write(dir.path(), "bad.deb", &bytes);
+        let err = DebArchive::open(&path).unwrap_err().to_string();
+        assert!(err.contains("./control: not UTF-8 text"), "{err}");
     }
 
     #[test]

@@ -131,14 +131,14 @@ pub fn dpkg_state(
             list += "\n";
         }
         generated.root_file(&format!("{stem}.list"), list.into_bytes());
-        if !p.md5sums.is_empty() {
-            let sums: String = p
-                .md5sums
-                .iter()
-                .map(|(path, md5)| format!("{md5}  {}\n", path.trim_start_matches('/')))
-                .collect();
-            generated.root_file(&format!("{stem}.md5sums"), sums.into_bytes());
-        }
+        // dpkg keeps one for every installed package, empty for one with no file
+        // (python3-venv): `dpkg --audit` reports a package without it.
+        let sums: String = p
+            .md5sums
+            .iter()
+            .map(|(path, md5)| format!("{md5}  {}\n", path.trim_start_matches('/')))
+            .collect();
+        generated.root_file(&format!("{stem}.md5sums"), sums.into_bytes());
         let conffiles: String = p
             .conffiles
             .iter()
@@ -303,11 +303,8 @@ mod tests {
                 .iter()
                 .any(|e| e.path == "/var/lib/dpkg/info/libc6:amd64.list")
         );
-        assert!(
-            !g.entries
-                .iter()
-                .any(|e| e.path == "/var/lib/dpkg/info/zsh.md5sums")
-        );
+        // As dpkg keeps it for a package with no file: `dpkg --audit` wants one.
+        assert_eq!(content(&g, "/var/lib/dpkg/info/zsh.md5sums"), "");
         assert_eq!(
             content(&g, "/var/lib/dpkg/diversions"),
             "/a\n/a.real\nbash\n"

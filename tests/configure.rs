@@ -169,6 +169,52 @@ fn a_preinst_runs_after_what_its_package_pre_depends_on_is_configured() {
 }
 
 #[test]
+fn scripts_find_the_folders_a_group_excludes_and_a_package_without_files_passes_audit() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    fake_workspace(ws, &[("tiny", &group("jre"))]);
+    let pool = ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    // As openjdk's postinst: an alternative whose manual page links into
+    // /usr/share/man/man1, which the group excludes (update-alternatives fails when
+    // the folder is gone, as in Docker's slim images).
+    build_deb_with(
+        &pool,
+        "jre",
+        "1.0",
+        "Depends: jre-meta\n",
+        &[
+            ("/usr/lib/jre/bin/java", "#!/bin/sh\n"),
+            ("/usr/lib/jre/man/java.1.gz", "man"),
+            ("/usr/share/man/man1/jre-tool.1.gz", "man"),
+        ],
+        &[],
+        &[(
+            "postinst",
+            "#!/bin/sh\nset -e\nupdate-alternatives --install /usr/bin/java java /usr/lib/jre/bin/java 10 \\\n  --slave /usr/share/man/man1/java.1.gz java.1.gz /usr/lib/jre/man/java.1.gz\n",
+        )],
+    );
+    // As python3-venv: no file at all, so no md5sums either; dpkg keeps an empty one.
+    build_deb(&pool, "jre-meta", "1.0", &[] as &[(&str, &str)], &[], &[]);
+    ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+    let tree = chroot(ws, "tree", "debs");
+    assert_eq!(
+        fs::read_link(tree.join("usr/bin/java")).unwrap(),
+        Path::new("/etc/alternatives/java")
+    );
+    assert!(tree.join("usr/share/man").is_dir());
+    assert!(!tree.join("usr/share/man/man1").exists(), "excluded");
+    assert_eq!(
+        fs::read(tree.join("var/lib/dpkg/info/jre-meta.md5sums")).unwrap(),
+        b""
+    );
+}
+
+#[test]
 fn a_hostile_postinst_changes_nothing_outside_the_staged_tree() {
     if !is_root() {
         eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");

@@ -291,13 +291,17 @@ fn configure_job(
         setup,
     } = asked;
     let system = unpacked(settings, catalog, gathered, system::Unpacked::Yes)?;
-    let staging = crate::lock::assemble(assemble::parts(
+    let mut parts = assemble::parts(
         recipe,
         settings.backend,
         packages,
         gathered.tree.entries.clone(),
         system.entries,
-    )?)?;
+    )?;
+    // The group's excludes apply to the configured tree, when its lock is assembled;
+    // the scripts find every folder where the packages put it.
+    parts.excludes = parts.excludes.keeping_directories();
+    let staging = crate::lock::assemble(parts)?;
     let records = &gathered.records;
     let dpkg_version = (records.iter())
         .find(|r| r.name == "dpkg")

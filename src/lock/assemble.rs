@@ -98,6 +98,9 @@ pub fn assemble(parts: Parts) -> Result<Lock, AssembleError> {
 pub struct Exclusion {
     paths: Subtrees,
     marks: Vec<Documentation>,
+    /// Whether directories stay, empty of what is left out: see
+    /// [`Exclusion::keeping_directories`].
+    directories_stay: bool,
 }
 
 impl Exclusion {
@@ -107,11 +110,26 @@ impl Exclusion {
         Ok(Exclusion {
             paths: Subtrees::new(globs)?,
             marks,
+            directories_stay: false,
         })
+    }
+
+    /// This exclusion, but every directory stays (what it held is left out): a tree
+    /// configured before the exclusion is applied to it, so that a script may still
+    /// make a link there (update-alternatives puts `java.1.gz` in
+    /// `/usr/share/man/man1`, and fails when the folder is gone).
+    pub fn keeping_directories(self) -> Exclusion {
+        Exclusion {
+            directories_stay: true,
+            ..self
+        }
     }
 
     /// Whether `entry` is left out.
     pub fn drops(&self, entry: &FileEntry) -> bool {
+        if self.directories_stay && entry.kind == FileKind::Dir {
+            return false;
+        }
         self.drops_path(&entry.path)
             || (entry.documentation).is_some_and(|mark| self.marks.contains(&mark))
     }
@@ -290,7 +308,7 @@ mod tests {
             file("/usr/share/doc/bash/README", "aa"),
             file("/usr/share/bashrc", "bb"),
         ];
-        let lock = assemble(parts(entries, &["/usr/share/doc/*"], vec![])).unwrap();
+        let lock = assemble(parts(entries.clone(), &["/usr/share/doc/*"], vec![])).unwrap();
         assert_eq!(
             paths(&lock),
             [
@@ -299,6 +317,20 @@ mod tests {
                 "/usr/share",
                 "/usr/share/bashrc",
                 "/usr/share/doc"
+            ]
+        );
+        // The tree a compile configures keeps the folders, for scripts to link into.
+        let mut staging = parts(entries, &["/usr/share/doc/*"], vec![]);
+        staging.excludes = staging.excludes.keeping_directories();
+        assert_eq!(
+            paths(&assemble(staging).unwrap()),
+            [
+                "/",
+                "/usr",
+                "/usr/share",
+                "/usr/share/bashrc",
+                "/usr/share/doc",
+                "/usr/share/doc/bash"
             ]
         );
     }

@@ -471,7 +471,56 @@ impl Script<'_> {
             .lines()
             .filter(|l| !l.starts_with("appliance-step: "))
             .collect();
-        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-        Err(ConfigureError::Failed { what, tail })
+        Err(ConfigureError::Failed {
+            what,
+            tail: telling_lines(&lines),
+        })
+    }
+}
+
+/// What of a failed run's log says why: its last 40 lines, or, when dpkg went on past
+/// the first package that failed for longer than that, the 20 lines that led to that
+/// failure and the last 10.
+fn telling_lines(lines: &[&str]) -> String {
+    const TAIL: usize = 40;
+    let tail = lines.len().saturating_sub(TAIL);
+    let first = (lines.iter()).position(|l| l.starts_with("dpkg: error processing package"));
+    match first {
+        Some(at) if at + 1 < tail => {
+            let cause = &lines[at.saturating_sub(20)..=at + 1];
+            let end = &lines[lines.len() - 10..];
+            format!("{}\n[...]\n{}", cause.join("\n"), end.join("\n"))
+        }
+        _ => lines[tail..].join("\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::telling_lines;
+
+    #[test]
+    fn a_failure_shows_what_led_to_dpkgs_first_error() {
+        let mut log: Vec<String> = (0..100).map(|i| format!("Setting up p{i} ...")).collect();
+        log[30] = "update-alternatives: error: error creating symbolic link".into();
+        log[31] = "dpkg: error processing package jre (--configure):".into();
+        log[32] =
+            " installed jre package post-installation script subprocess returned error".into();
+        log.push("Errors were encountered while processing:".into());
+        log.push(" jre".into());
+        let lines: Vec<&str> = log.iter().map(String::as_str).collect();
+        let shown = telling_lines(&lines);
+        assert!(shown.starts_with("Setting up p11 ...\n"), "{shown}");
+        assert!(
+            shown.contains(
+                "symbolic link\ndpkg: error processing package jre (--configure):\n installed jre"
+            ),
+            "{shown}"
+        );
+        assert!(shown.contains("\n[...]\nSetting up p92 ...\n"), "{shown}");
+        assert!(shown.ends_with("processing:\n jre"), "{shown}");
+        // Near the end, the tail holds it already.
+        let short = &lines[..60];
+        assert_eq!(telling_lines(short), short[20..].join("\n"));
     }
 }

@@ -402,10 +402,7 @@ pub fn walk_tar<'r, E>(
     mut visit: impl FnMut(&str, &mut TarEntry<'_, 'r>) -> Result<(), Stop<E>>,
     fault: impl Fn(Fault<'_>) -> E,
 ) -> Result<(), E> {
-    let mut archive = tar::Archive::new(Stream {
-        inner: input,
-        hit_eof: false,
-    });
+    let mut archive = tar::Archive::new(Stream::new(input));
     let mut last: Option<String> = None;
     let stream = |after: &Option<String>, source| {
         fault(Fault::Stream {
@@ -430,7 +427,7 @@ pub fn walk_tar<'r, E>(
         last = Some(raw);
     }
     let mut rest = archive.into_inner();
-    if rest.hit_eof {
+    if rest.hit_eof() {
         return Err(stream(
             &last,
             io::Error::new(
@@ -452,6 +449,22 @@ pub fn walk_tar<'r, E>(
 pub struct Stream<R> {
     inner: R,
     hit_eof: bool,
+}
+
+impl<R> Stream<R> {
+    /// `inner`, read through.
+    pub fn new(inner: R) -> Stream<R> {
+        Stream {
+            inner,
+            hit_eof: false,
+        }
+    }
+
+    /// Whether its input ran out: a tar reader that stopped before that saw the
+    /// end-of-archive blocks.
+    pub fn hit_eof(&self) -> bool {
+        self.hit_eof
+    }
 }
 
 impl<R: Read> Read for Stream<R> {

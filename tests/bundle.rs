@@ -377,6 +377,11 @@ fn import_refuses_a_damaged_bundle_and_stores_nothing() {
     let whole = fs::read(w.ws.join("base.bundle")).unwrap();
     fs::write(&bad, &whole[..whole.len() / 2]).unwrap();
     refuses("cut short", &["cut short"]);
+    // Cut where a member ends: every member reads whole, the end-of-archive blocks are
+    // gone.
+    let members_end = whole.iter().rposition(|&b| b != 0).unwrap() / 512 * 512 + 512;
+    fs::write(&bad, &whole[..members_end]).unwrap();
+    refuses("cut at a member's end", &["the bundle", "cut short"]);
 
     let mut edited = good.clone();
     let at = edited.iter().position(|(n, _)| *n == bash).unwrap();

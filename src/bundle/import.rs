@@ -185,7 +185,8 @@ impl Members {
     /// name says.
     fn read(bundle: &Path, work: &Path, refuse: Refuse) -> Result<Members, BundleError> {
         let file = File::open(bundle).map_err(BundleError::io(bundle, "opening the bundle"))?;
-        let mut archive = tar::Archive::new(BufReader::with_capacity(1 << 20, file));
+        let reader = BufReader::with_capacity(1 << 20, file);
+        let mut archive = tar::Archive::new(crate::archive::Stream::new(reader));
         let whole = "the bundle";
         let unreadable = |e: io::Error| refuse(whole, format!("not a readable tar file ({e})"));
         let mut members = Members {
@@ -265,6 +266,14 @@ impl Members {
                 return Err(refuse(&name, reason));
             }
             members.blobs.insert(hex.to_string(), (path, size));
+        }
+        // Cut at a member's end, the bundle reads as whole but for the end-of-archive
+        // blocks: the stream ran out before the reader saw them.
+        if archive.into_inner().hit_eof() {
+            return Err(refuse(
+                whole,
+                "cut short: it ends without the end-of-archive blocks".into(),
+            ));
         }
         Ok(members)
     }

@@ -302,6 +302,57 @@ fn configuring_twice_in_fresh_stores_gives_the_same_lock() {
     );
 }
 
+#[test]
+fn a_secret_a_script_makes_for_its_machine_is_never_locked() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    // As ssl-cert's postinst: a new random key each time, and the hash link to its
+    // certificate. Locked, every machine would share the key and no two compiles agree.
+    let postinst = "#!/bin/sh\nset -e\nmkdir -p /etc/ssl/private /etc/ssl/certs\n\
+        head -c 32 /dev/urandom > /etc/ssl/private/ssl-cert-snakeoil.key\n\
+        head -c 32 /dev/urandom > /etc/ssl/certs/ssl-cert-snakeoil.pem\n\
+        ln -s ssl-cert-snakeoil.pem /etc/ssl/certs/ce275665.0\n\
+        echo kept > /etc/ssl/certs/other.pem\n";
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let mut ids = Vec::new();
+    for dir in &dirs {
+        let ws = dir.path();
+        fake_workspace(ws, &[("tiny", &group("snakeoil"))]);
+        let pool = ws.join("debs");
+        fs::create_dir_all(&pool).unwrap();
+        build_deb(
+            &pool,
+            "snakeoil",
+            "1.0",
+            &[("/usr/sbin/make-ssl-cert", "#!/bin/sh\n")],
+            &[],
+            &[("postinst", postinst)],
+        );
+        let compiled = ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+        ids.push(lock_id(&compiled).unwrap());
+    }
+    let ws = dirs[0].path();
+    let tree = chroot(ws, "tree", "debs");
+    for gone in [
+        "etc/ssl/private/ssl-cert-snakeoil.key",
+        "etc/ssl/certs/ssl-cert-snakeoil.pem",
+        "etc/ssl/certs/ce275665.0",
+    ] {
+        assert!(fs::symlink_metadata(tree.join(gone)).is_err(), "{gone}");
+    }
+    assert!(tree.join("etc/ssl/certs/other.pem").exists());
+    let differ = differing_paths(
+        (dirs[0].path(), "1.0-1"),
+        (dirs[1].path(), "1.0-1"),
+        "tiny",
+        "openvz",
+    );
+    assert!(differ.is_empty(), "two configure runs differ at {differ:?}");
+    assert_eq!(ids[0], ids[1]);
+}
+
 /// The user the test below compiles as: made (once) with 65536 subordinate ids, as an
 /// admin gives them to whoever builds appliances without root.
 const BUILDER: &str = "appliance-test";

@@ -22,13 +22,11 @@ use rayon::prelude::*;
 use super::extra::read_no_follow;
 use crate::confine::IdShift;
 use crate::lock::{FileEntry, FileKind};
+use crate::system::SECRETS;
 
-/// Paths configuration writes that no template may carry, with why.
+/// Paths configuration writes that no template may carry, with why; and the machine's
+/// secrets ([`SECRETS`]: host keys, TLS and rndc keys), made on first boot.
 const DROPPED: &[(&str, &str)] = &[
-    (
-        "/etc/ssh/ssh_host_*",
-        "host keys are secrets, made on first boot",
-    ),
     (
         "/etc/machine-id",
         "made on first boot (the machine files give an empty one)",
@@ -364,6 +362,7 @@ fn walk(
         let meta = fs::symlink_metadata(&at).map_err(io(&at))?;
         if dropped.is_match(&child)
             || (child.starts_with("/var/log/") && meta.is_file() && meta.len() > 0)
+            || (meta.is_symlink() && links_to_dropped(&at, path, dropped))
         {
             continue;
         }
@@ -380,9 +379,26 @@ fn walk(
     Ok(())
 }
 
+/// Whether the link at `host` (in folder `parent` of the tree) names a dropped path:
+/// `/etc/ssl/certs/<hash>.0` for the snakeoil certificate would point at nothing.
+fn links_to_dropped(host: &Path, parent: &str, dropped: &GlobSet) -> bool {
+    let Ok(target) = fs::read_link(host) else {
+        return false;
+    };
+    let Some(target) = target.to_str() else {
+        return false;
+    };
+    let named = match target.strip_prefix('/') {
+        Some(_) => target.to_string(),
+        None => format!("{parent}/{target}"),
+    };
+    dropped.is_match(&named)
+}
+
 fn dropped() -> GlobSet {
     let mut set = GlobSetBuilder::new();
-    for (glob, _) in DROPPED {
+    let secrets = (SECRETS.iter()).flat_map(|s| s.paths.iter().map(|p| (*p, "")));
+    for (glob, _) in DROPPED.iter().copied().chain(secrets) {
         // The patterns are constants of this file, each checked by the tests.
         if let Ok(glob) = Glob::new(glob) {
             set.add(glob);
@@ -459,11 +475,26 @@ mod tests {
 
     #[test]
     fn every_dropped_pattern_is_a_glob() {
-        for (glob, _) in DROPPED {
+        let secrets = SECRETS.iter().flat_map(|s| s.paths.iter());
+        for glob in DROPPED.iter().map(|(glob, _)| glob).chain(secrets) {
             assert!(Glob::new(glob).is_ok(), "{glob}");
         }
         assert!(dropped().is_match("/etc/ssh/ssh_host_ed25519_key"));
+        assert!(dropped().is_match("/etc/ssl/private/ssl-cert-snakeoil.key"));
         assert!(dropped().is_match("/etc/shadow-"));
         assert!(!dropped().is_match("/etc/shadow"));
+    }
+
+    #[test]
+    fn a_link_to_a_dropped_secret_goes_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = |name: &str, target: &str| {
+            let at = dir.path().join(name);
+            std::os::unix::fs::symlink(target, &at).unwrap();
+            links_to_dropped(&at, "/etc/ssl/certs", &dropped())
+        };
+        assert!(link("ce275665.0", "ssl-cert-snakeoil.pem"));
+        assert!(link("abs.0", "/etc/ssl/certs/ssl-cert-snakeoil.pem"));
+        assert!(!link("02265526.0", "Entrust_Root.pem"));
     }
 }

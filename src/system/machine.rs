@@ -3,8 +3,9 @@
 //! and root disk. An installer or a first boot would write them; a lock is a template
 //! for many machines, so it carries the generic versions: an empty machine-id (systemd
 //! makes one on first boot and, finding none, applies the unit presets), the loopback
-//! hosts file, an fstab that fits, and no SSH host keys, with a unit that makes them on
-//! first boot. A virtual machine's first NIC comes up by DHCP ([`Network`]), and no
+//! hosts file, an fstab that fits, and none of the secrets packages' scripts make for
+//! their machine (SSH host keys, the snakeoil TLS key, BIND's rndc key: [`SECRETS`]),
+//! with a unit that makes each on first boot. A virtual machine's first NIC comes up by DHCP ([`Network`]), and no
 //! first-boot wizard waits on its console. A file the packages already ship is left
 //! alone, and a group's own `file`, `hostfile` or `overlay` wins over anything made here.
 
@@ -22,8 +23,54 @@ pub enum Machine {
     Virtual,
 }
 
-/// The SSH host keys unit: made on first boot, before the server starts, once.
-const SSH_KEYS_UNIT: &str = "appliance-ssh-hostkeys.service";
+/// A secret a package's script makes for the machine it is installed on. A template
+/// carries none: every machine made from it would share it, and each configure makes
+/// another, so no two compiles would lock the same tree. Capture drops it, and a tree
+/// with systemd and the tool gets a unit that makes it on first boot, once, before the
+/// service that reads it.
+pub struct Secret {
+    /// Where it lies (globs); a link to it goes too.
+    pub paths: &'static [&'static str],
+    /// The program that makes it, as the (merged-/usr) tree holds it.
+    tool: &'static str,
+    /// The first-boot unit's name.
+    unit: &'static str,
+    /// The folder of `/etc/systemd/system` its link goes in (`ssh.service.requires`).
+    linked_in: &'static str,
+    /// The unit.
+    text: &'static str,
+}
+
+/// The secrets packages make when they are configured.
+pub const SECRETS: [Secret; 3] = [
+    Secret {
+        paths: &["/etc/ssh/ssh_host_*"],
+        tool: "/usr/sbin/sshd",
+        unit: "appliance-ssh-hostkeys.service",
+        linked_in: "ssh.service.requires",
+        text: "[Unit]\nDescription=SSH host keys for this machine (the appliance ships none)\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n[Install]\nRequiredBy=ssh.service\n",
+    },
+    // ssl-cert's postinst; apache2, postfix, exim4 and postgresql read them. Made before
+    // any service starts, for this machine's name.
+    Secret {
+        paths: &[
+            "/etc/ssl/private/ssl-cert-snakeoil.key",
+            "/etc/ssl/certs/ssl-cert-snakeoil.pem",
+        ],
+        tool: "/usr/sbin/make-ssl-cert",
+        unit: "appliance-ssl-snakeoil.service",
+        linked_in: "sysinit.target.wants",
+        text: "[Unit]\nDescription=The snakeoil TLS key and certificate for this machine (the appliance ships none)\nDefaultDependencies=no\nAfter=local-fs.target\nBefore=sysinit.target\nConditionPathExists=!/etc/ssl/private/ssl-cert-snakeoil.key\n\n[Service]\nType=oneshot\nExecStart=/usr/sbin/make-ssl-cert generate-default-snakeoil\n\n[Install]\nWantedBy=sysinit.target\n",
+    },
+    // bind9's postinst, with the owner and mode it gives.
+    Secret {
+        paths: &["/etc/bind/rndc.key"],
+        tool: "/usr/sbin/rndc-confgen",
+        unit: "appliance-bind-rndc-key.service",
+        linked_in: "named.service.requires",
+        text: "[Unit]\nDescription=BIND's rndc key for this machine (the appliance ships none)\nBefore=named.service\nConditionPathExists=!/etc/bind/rndc.key\n\n[Service]\nType=oneshot\nExecStart=/usr/sbin/rndc-confgen -a\nExecStart=/bin/chown root:bind /etc/bind/rndc.key\nExecStart=/bin/chmod 0640 /etc/bind/rndc.key\n\n[Install]\nRequiredBy=named.service\n",
+    },
+];
 
 /// How a virtual machine's network comes up: its NICs by DHCP, with what the tree has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,12 +142,17 @@ pub fn machine_files(machine: Machine, has: impl Fn(&str) -> bool) -> Generated 
         Some(Network::Unmanaged) | None => {}
     }
     let systemd = has(SYSTEMD);
-    if systemd && has("/usr/sbin/sshd") {
-        let unit = format!("/etc/systemd/system/{SSH_KEYS_UNIT}");
-        add(&mut made, &unit, 0o644, SSH_KEYS);
+    for secret in SECRETS.iter().filter(|s| systemd && has(s.tool)) {
+        let unit = secret.unit;
+        add(
+            &mut made,
+            &format!("/etc/systemd/system/{unit}"),
+            0o644,
+            secret.text,
+        );
         made.symlink(
-            &format!("/etc/systemd/system/ssh.service.requires/{SSH_KEYS_UNIT}"),
-            &format!("../{SSH_KEYS_UNIT}"),
+            &format!("/etc/systemd/system/{}/{unit}", secret.linked_in),
+            &format!("../{unit}"),
         );
     }
     // systemd-firstboot asks for a locale, a time zone and a root password on the
@@ -156,8 +208,6 @@ const INTERFACES: &str = "# interfaces(5) file used by ifup(8) and ifdown(8)\n# 
 const IFUPDOWN_DHCP: &str =
     "# The first NIC, by DHCP (written by appliance)\nauto /e*/1=nic\niface nic inet dhcp\n";
 
-const SSH_KEYS: &str = "[Unit]\nDescription=SSH host keys for this machine (the appliance ships none)\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n[Install]\nRequiredBy=ssh.service\n";
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +241,34 @@ mod tests {
             made.content("/etc/hosts")
                 .starts_with("127.0.0.1\tlocalhost\n")
         );
+    }
+
+    #[test]
+    fn each_secret_a_tree_can_make_gets_its_first_boot_unit() {
+        let tree: &[&str] = &[
+            "/usr/lib/systemd/systemd",
+            "/usr/sbin/sshd",
+            "/usr/sbin/make-ssl-cert",
+        ];
+        let made = machine_files(Machine::Container, |p| tree.contains(&p));
+        let listed = paths(&made);
+        for wanted in [
+            "/etc/systemd/system/appliance-ssh-hostkeys.service",
+            "/etc/systemd/system/ssh.service.requires/appliance-ssh-hostkeys.service",
+            "/etc/systemd/system/appliance-ssl-snakeoil.service",
+            "/etc/systemd/system/sysinit.target.wants/appliance-ssl-snakeoil.service",
+        ] {
+            assert!(listed.contains(&wanted), "{wanted} in {listed:?}");
+        }
+        assert!(!listed.iter().any(|p| p.contains("rndc")), "{listed:?}");
+        let unit = made.content("/etc/systemd/system/appliance-ssl-snakeoil.service");
+        assert!(
+            unit.contains("ExecStart=/usr/sbin/make-ssl-cert generate-default-snakeoil"),
+            "{unit}"
+        );
+        // Without systemd nothing would start them.
+        let made = machine_files(Machine::Container, |p| p == "/usr/sbin/make-ssl-cert");
+        assert!(!paths(&made).iter().any(|p| p.contains("appliance-")));
     }
 
     #[test]

@@ -269,15 +269,30 @@ impl Resolution {
 /// it succeeds or fails on a version it avoids already. The avoided set only grows, so
 /// this ends, and the same inputs still give the same result.
 pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, ResolveError> {
+    learning(request, |avoid| {
+        let mut resolver = Resolver::new(universe, request, avoid);
+        match resolver.pass(request) {
+            Ok(()) => Ok(resolver.finish()),
+            Err(err) => Err((err, resolver.blockers)),
+        }
+    })
+}
+
+/// Runs `pass` avoiding what `request` avoids, then again with each failed pass's
+/// blockers (the chosen versions that kept out one a relation needed) avoided too,
+/// until a pass succeeds or fails on versions it avoids already.
+fn learning(
+    request: &Request,
+    mut pass: impl FnMut(BTreeSet<usize>) -> Result<Resolution, (ResolveError, Vec<usize>)>,
+) -> Result<Resolution, ResolveError> {
     let mut avoid = request.avoid.clone();
     loop {
-        let mut resolver = Resolver::new(universe, request, avoid.clone());
-        match resolver.pass(request) {
-            Ok(()) => return Ok(resolver.finish()),
-            Err(_) if resolver.blockers.iter().any(|b| !avoid.contains(b)) => {
-                avoid.extend(resolver.blockers);
+        match pass(avoid.clone()) {
+            Ok(resolution) => return Ok(resolution),
+            Err((_, blockers)) if blockers.iter().any(|b| !avoid.contains(b)) => {
+                avoid.extend(blockers);
             }
-            Err(err) => return Err(err),
+            Err((err, _)) => return Err(err),
         }
     }
 }

@@ -73,17 +73,13 @@ pub const RPMLIB_FEATURES: &[(&str, &str)] = &[
 /// requirement needs is avoided and the request resolved again, as
 /// [`super::resolve`] does.
 pub fn resolve_rpm(universe: &RpmUniverse, request: &Request) -> Result<Resolution, ResolveError> {
-    let mut avoid = request.avoid.clone();
-    loop {
-        let mut resolver = Resolver::new(universe, request, avoid.clone());
+    super::learning(request, |avoid| {
+        let mut resolver = Resolver::new(universe, request, avoid);
         match resolver.pass(request) {
-            Ok(()) => return Ok(resolver.finish()),
-            Err(_) if resolver.blockers.iter().any(|b| !avoid.contains(b)) => {
-                avoid.extend(resolver.blockers);
-            }
-            Err(err) => return Err(err),
+            Ok(()) => Ok(resolver.finish()),
+            Err(err) => Err((err, resolver.blockers)),
         }
-    }
+    })
 }
 
 /// Who asks for a requirement: it decides the arches, the reason and the error chain.

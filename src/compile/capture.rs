@@ -388,17 +388,22 @@ fn links_to_dropped(host: &Path, parent: &str, dropped: &GlobSet) -> bool {
     let Some(target) = target.to_str() else {
         return false;
     };
-    let named = match target.strip_prefix('/') {
-        Some(_) => target.to_string(),
-        None => format!("{parent}/{target}"),
-    };
-    dropped.is_match(&named)
+    if target.starts_with('/') {
+        dropped.is_match(target)
+    } else {
+        dropped.is_match(format!("{parent}/{target}"))
+    }
+}
+
+/// The globs of [`DROPPED`] and of the machine's [`SECRETS`].
+fn dropped_globs() -> impl Iterator<Item = &'static str> {
+    let secrets = SECRETS.iter().flat_map(|s| s.paths.iter().copied());
+    DROPPED.iter().map(|(glob, _)| *glob).chain(secrets)
 }
 
 fn dropped() -> GlobSet {
     let mut set = GlobSetBuilder::new();
-    let secrets = (SECRETS.iter()).flat_map(|s| s.paths.iter().map(|p| (*p, "")));
-    for (glob, _) in DROPPED.iter().copied().chain(secrets) {
+    for glob in dropped_globs() {
         // The patterns are constants of this file, each checked by the tests.
         if let Ok(glob) = Glob::new(glob) {
             set.add(glob);
@@ -475,8 +480,7 @@ mod tests {
 
     #[test]
     fn every_dropped_pattern_is_a_glob() {
-        let secrets = SECRETS.iter().flat_map(|s| s.paths.iter());
-        for glob in DROPPED.iter().map(|(glob, _)| glob).chain(secrets) {
+        for glob in dropped_globs() {
             assert!(Glob::new(glob).is_ok(), "{glob}");
         }
         assert!(dropped().is_match("/etc/ssh/ssh_host_ed25519_key"));

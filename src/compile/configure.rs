@@ -40,13 +40,9 @@ pub struct Unpacked {
     pub arch: String,
     /// `Multi-Arch: same`: its info files are `name:arch.*`.
     pub multi_arch_same: bool,
-    /// Essential, or a dependency of an essential package: configured before the rest.
-    pub essential: bool,
-    /// The names of the tree's packages it pre-depends on: configured before its
-    /// `preinst` runs.
-    pub pre_depends: Vec<String>,
-    /// The names of the tree's packages it depends or pre-depends on.
-    pub depends: Vec<String>,
+    /// When it is configured.
+    #[serde(flatten)]
+    pub needs: Needs,
 }
 
 /// The settings every maintainer script runs with.
@@ -285,14 +281,15 @@ unguard /usr/sbin/policy-rc.d
 "#;
 
 /// What decides when a package of a tree is configured.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Needs {
-    /// Whether mmdebstrap's essential stage configures it: an essential package, or
-    /// one an essential package needs.
+    /// Whether mmdebstrap's essential stage configures it, before the rest: an
+    /// essential package, or one an essential package needs.
     pub essential: bool,
-    /// The names of the chosen packages it pre-depends on.
+    /// The names of the tree's packages it pre-depends on: configured before its
+    /// `preinst` runs.
     pub pre_depends: Vec<String>,
-    /// The names of the chosen packages it depends or pre-depends on.
+    /// The names of the tree's packages it depends or pre-depends on.
     pub depends: Vec<String>,
 }
 
@@ -315,8 +312,9 @@ pub fn needs(universe: &Universe, resolution: &Resolution) -> HashMap<String, Ne
     for chosen in &resolution.chosen {
         let package = packages[chosen.index];
         let dependencies = resolution.dependencies(chosen.index);
-        // The resolver keeps one edge a dependency: it is a pre-dependency when an
-        // alternative of `Pre-Depends` names it or a name it provides.
+        // The resolution's edges do not say which field made them: a dependency is a
+        // pre-dependency when an alternative of `Pre-Depends` names it or what it
+        // provides.
         let pre_depends = (dependencies.iter())
             .map(|&d| packages[d])
             .filter(|d| {

@@ -320,16 +320,11 @@ fn configure_job(
         units: setup::unit_files(recipe),
         scripts: as_root::Scripts::Dpkg {
             packages: (records.iter())
-                .map(|r| {
-                    let needs = needs.get(r.name).cloned().unwrap_or_default();
-                    configure::Unpacked {
-                        name: r.name.to_string(),
-                        arch: r.arch.to_string(),
-                        multi_arch_same: r.multi_arch_same,
-                        essential: needs.essential,
-                        pre_depends: needs.pre_depends,
-                        depends: needs.depends,
-                    }
+                .map(|r| configure::Unpacked {
+                    name: r.name.to_string(),
+                    arch: r.arch.to_string(),
+                    multi_arch_same: r.multi_arch_same,
+                    needs: needs.get(r.name).cloned().unwrap_or_default(),
                 })
                 .collect(),
             env: configure::Environment {

@@ -51,7 +51,7 @@ pub fn steps(packages: &[&Unpacked]) -> Vec<Step> {
         graph.add_node(index);
     }
     for (index, package) in packages.iter().enumerate() {
-        for dependency in named(&package.depends) {
+        for dependency in named(&package.needs.depends) {
             if dependency != index {
                 graph.update_edge(NodeIndex::new(index), NodeIndex::new(dependency), ());
             }
@@ -72,19 +72,22 @@ pub fn steps(packages: &[&Unpacked]) -> Vec<Step> {
         }
     }
     let mut plan = Plan {
-        pre_depends: packages.iter().map(|p| named(&p.pre_depends)).collect(),
+        pre_depends: packages
+            .iter()
+            .map(|p| named(&p.needs.pre_depends))
+            .collect(),
         graph: &graph,
         configured: sets
             .iter()
-            .map(|set| set.iter().all(|&i| packages[i].essential))
+            .map(|set| set.iter().all(|&i| packages[i].needs.essential))
             .collect(),
         sets,
         set_of,
-        preinst_done: packages.iter().map(|p| p.essential).collect(),
+        preinst_done: packages.iter().map(|p| p.needs.essential).collect(),
         steps: Vec::new(),
     };
     let essential: Vec<usize> = (0..packages.len())
-        .filter(|&i| packages[i].essential)
+        .filter(|&i| packages[i].needs.essential)
         .collect();
     plan.steps
         .extend(essential.iter().map(|&i| Step::Preinst(i)));
@@ -164,6 +167,7 @@ impl Plan<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::configure::Needs;
     use super::*;
 
     /// A package named `name` depending on `depends` and pre-depending on `pre`.
@@ -173,9 +177,11 @@ mod tests {
             name: name.into(),
             arch: "amd64".into(),
             multi_arch_same: false,
-            essential,
-            pre_depends: names(pre),
-            depends: names(&[pre, depends].concat()),
+            needs: Needs {
+                essential,
+                pre_depends: names(pre),
+                depends: names(&[pre, depends].concat()),
+            },
         }
     }
 

@@ -5,9 +5,10 @@
 //! makes one on first boot and, finding none, applies the unit presets), the loopback
 //! hosts file, an fstab that fits, and none of the secrets packages' scripts make for
 //! their machine (SSH host keys, the snakeoil TLS key, BIND's rndc key: [`SECRETS`]),
-//! with a unit that makes each on first boot. A virtual machine's first NIC comes up by DHCP ([`Network`]), and no
-//! first-boot wizard waits on its console. A file the packages already ship is left
-//! alone, and a group's own `file`, `hostfile` or `overlay` wins over anything made here.
+//! with a unit that makes each on first boot. A virtual machine's first NIC comes up
+//! by DHCP ([`Network`]), and no first-boot wizard waits on its console. A file the
+//! packages already ship is left alone, and a group's own `file`, `hostfile` or
+//! `overlay` wins over anything made here.
 
 use super::Generated;
 

@@ -7,9 +7,10 @@
 //! libpam-runtime's postinst writes), and dpkg promises that much only once those are
 //! configured. So the essential packages go first, as mmdebstrap's essential stage
 //! installs them: every `preinst`, then all of them configured together. Then each
-//! other package's `preinst` runs in turn, after what it pre-depends on is configured,
-//! with everything that depends on in dependency order (a set of packages that depend
-//! on each other configured together, as dpkg does). `dpkg --configure -a` does the rest.
+//! other package's `preinst` runs in turn, once what it pre-depends on is configured,
+//! together with what those depend on, dependencies first (packages that depend on
+//! each other are configured together, as dpkg does). `dpkg --configure -a` does the
+//! rest.
 
 use std::collections::HashMap;
 

@@ -263,36 +263,88 @@ impl Resolution {
 /// Resolves `request` over `universe`: the wanted packages, the essential ones if asked,
 /// and the closure of their `Pre-Depends` and `Depends`, checked for conflicts.
 ///
-/// A relation that fails only because another version of its name was chosen first
-/// (the host's `perl` where a package from the lists needs a newer one) is learned from,
-/// as apt would upgrade: that version is avoided and the request resolved again, until
-/// it succeeds or fails on a version it avoids already. The avoided set only grows, so
-/// this ends, and the same inputs still give the same result.
+/// A pass that fails only because of a version chosen first is learned from, as apt
+/// would upgrade (see [`learning`]): the host's `perl` where a package from the lists
+/// needs a newer one, or the host's `libgssapi-krb5-2` needing its own `libkrb5-3` where
+/// another package needs the lists' newer one. The same inputs still give the same result.
 pub fn resolve(universe: &Universe, request: &Request) -> Result<Resolution, ResolveError> {
-    learning(request, |avoid| {
+    let superseded = |index| universe.superseded(index);
+    learning(request, superseded, |avoid| {
         let mut resolver = Resolver::new(universe, request, avoid);
         match resolver.pass(request) {
             Ok(()) => Ok(resolver.finish()),
-            Err(err) => Err((err, resolver.blockers)),
+            Err(err) => Err(Box::new((err, resolver.culprits))),
         }
     })
 }
 
-/// Runs `pass` avoiding what `request` avoids, then again with each failed pass's
-/// blockers (the chosen versions that kept out one a relation needed) avoided too,
-/// until a pass succeeds or fails on versions it avoids already.
+/// A failed pass: why, and what [`learning`] can learn from it.
+type Failed = Box<(ResolveError, Culprits)>;
+
+/// What a failed pass can learn from: chosen versions (universe indices) on either
+/// side of the relation or conflict that failed.
+#[derive(Debug, Default)]
+struct Culprits {
+    /// The chosen versions that kept out one a relation needed.
+    blockers: Vec<usize>,
+    /// The chosen versions that asked: the package whose relation failed and those that
+    /// chose each blocker, or both packages of a conflict.
+    askers: Vec<usize>,
+}
+
+impl Culprits {
+    /// The culprits of a relation asked by the package at slot `asker` (none for the
+    /// group's own request) that the packages at slots `occupants` kept out.
+    fn of_relation(slots: &[Slot], asker: Option<usize>, occupants: &[usize]) -> Culprits {
+        let parents = occupants.iter().filter_map(|&slot| slots[slot].parent);
+        Culprits {
+            blockers: occupants.iter().map(|&slot| slots[slot].index).collect(),
+            askers: (asker.into_iter().chain(parents))
+                .map(|slot| slots[slot].index)
+                .collect(),
+        }
+    }
+
+    /// The culprits of a conflict between the packages at slots `a` and `b`.
+    fn of_conflict(slots: &[Slot], a: usize, b: usize) -> Culprits {
+        Culprits {
+            blockers: Vec::new(),
+            askers: vec![slots[a].index, slots[b].index],
+        }
+    }
+}
+
+/// Runs `pass` avoiding what `request` avoids, then again with more avoided after each
+/// failed pass, until one succeeds or a failure teaches nothing new. What a failure
+/// teaches is, as apt would upgrade before it downgrades: the blockers the universe
+/// holds a newer version of (`superseded`); else the askers it holds a newer version
+/// of; else the blockers. The avoided set only grows, so this ends.
 fn learning(
     request: &Request,
-    mut pass: impl FnMut(BTreeSet<usize>) -> Result<Resolution, (ResolveError, Vec<usize>)>,
+    superseded: impl Fn(usize) -> bool,
+    mut pass: impl FnMut(BTreeSet<usize>) -> Result<Resolution, Failed>,
 ) -> Result<Resolution, ResolveError> {
     let mut avoid = request.avoid.clone();
     loop {
-        match pass(avoid.clone()) {
+        let (err, culprits) = match pass(avoid.clone()) {
             Ok(resolution) => return Ok(resolution),
-            Err((_, blockers)) if blockers.iter().any(|b| !avoid.contains(b)) => {
-                avoid.extend(blockers);
-            }
-            Err((err, _)) => return Err(err),
+            Err(failed) => *failed,
+        };
+        let new = |versions: &[usize], only_superseded: bool| -> Vec<usize> {
+            (versions.iter().copied())
+                .filter(|v| !avoid.contains(v) && (!only_superseded || superseded(*v)))
+                .collect()
+        };
+        let learned = [
+            new(&culprits.blockers, true),
+            new(&culprits.askers, true),
+            new(&culprits.blockers, false),
+        ]
+        .into_iter()
+        .find(|learned| !learned.is_empty());
+        match learned {
+            Some(learned) => avoid.extend(learned),
+            None => return Err(err),
         }
     }
 }
@@ -332,9 +384,8 @@ struct Resolver<'u> {
     chosen_by_name: HashMap<String, Vec<usize>>,
     /// Node `i` is slot `i`.
     graph: DiGraph<usize, ()>,
-    /// When an entry failed: the universe indices of the chosen packages that kept out
-    /// a version that would have satisfied it.
-    blockers: Vec<usize>,
+    /// When the pass failed: what it can learn from.
+    culprits: Culprits,
 }
 
 impl<'u> Resolver<'u> {
@@ -348,7 +399,7 @@ impl<'u> Resolver<'u> {
             slot_of: HashMap::new(),
             chosen_by_name: HashMap::new(),
             graph: DiGraph::new(),
-            blockers: Vec::new(),
+            culprits: Culprits::default(),
         }
     }
 
@@ -541,11 +592,11 @@ impl<'u> Resolver<'u> {
         if let Some(best) = pick.and_then(|found| self.best(found.iter(), &asker.arch)) {
             return Ok(self.select(best.index, asker));
         }
-        self.blockers = (satisfiers.iter().flatten())
+        let occupants: Vec<usize> = (satisfiers.iter().flatten())
             .filter(|s| !self.is_removed(s.index))
             .filter_map(|s| self.occupant(s.index))
-            .map(|slot| self.slots[slot].index)
             .collect();
+        self.culprits = Culprits::of_relation(&self.slots, asker.slot, &occupants);
         let mut problems: Vec<(String, Problem)> = (alternatives.iter())
             .zip(&satisfiers)
             .map(|(r, found)| (r.to_string(), self.problem(r, &asker.arch, found)))
@@ -689,7 +740,7 @@ impl<'u> Resolver<'u> {
 
     /// Fails on the first chosen package (in name order) whose `Conflicts` or `Breaks`
     /// match another chosen package; a package never conflicts with itself.
-    fn check_conflicts(&self) -> Result<(), ResolveError> {
+    fn check_conflicts(&mut self) -> Result<(), ResolveError> {
         let universe = self.universe;
         for slot in self.sorted_slots() {
             let package = self.package(slot);
@@ -708,6 +759,7 @@ impl<'u> Resolver<'u> {
                             (&pa.name, &pa.arch).cmp(&(&pb.name, &pb.arch))
                         });
                     if let Some((matched, other)) = hit {
+                        self.culprits = Culprits::of_conflict(&self.slots, slot, other);
                         let label = |p: &Package| format!("{} ({})", universe.label(p), p.version);
                         return Err(ResolveError {
                             chain: self.chain_of(slot),

@@ -497,6 +497,51 @@ fn a_version_chosen_first_gives_way_to_one_a_later_relation_needs() {
 }
 
 #[test]
+fn a_host_version_whose_own_relation_fails_is_upgraded_in_either_order() {
+    // The lists' kdc needs their libkrb5-3; the host's libgssapi-krb5-2 needs the host's,
+    // and the lists' libgssapi-krb5-2 theirs: apt upgrades both host packages.
+    let packages = || {
+        vec![
+            pkg("krb5-kdc", "2", "libkrb5-3 (= 2)"),
+            pkg("cups", "1", "libgssapi-krb5-2"),
+            origin(
+                pkg("libgssapi-krb5-2", "1", "libkrb5-3 (= 1)"),
+                Origin::Installed,
+            ),
+            pkg("libgssapi-krb5-2", "2", "libkrb5-3 (= 2)"),
+            origin(pkg("libkrb5-3", "1", ""), Origin::Installed),
+            pkg("libkrb5-3", "2", ""),
+        ]
+    };
+    let upgraded = ["cups=1", "krb5-kdc=2", "libgssapi-krb5-2=2", "libkrb5-3=2"];
+    // The failing relation's own package is the host's older version.
+    assert_eq!(solve(packages(), &want(&["krb5-kdc", "cups"])), upgraded);
+    // The blocker was chosen by the host's older version.
+    assert_eq!(solve(packages(), &want(&["cups", "krb5-kdc"])), upgraded);
+    // Nothing learned when nothing fails.
+    assert_eq!(
+        solve(packages(), &want(&["cups"])),
+        ["cups=1", "libgssapi-krb5-2=1", "libkrb5-3=1"]
+    );
+}
+
+#[test]
+fn a_host_version_another_package_breaks_is_upgraded() {
+    let mut new = pkg("new", "2", "");
+    new.breaks = vec![lt("old", "2")];
+    let packages = vec![
+        new,
+        pkg("app", "1", "old"),
+        origin(pkg("old", "1", ""), Origin::Installed),
+        pkg("old", "2", ""),
+    ];
+    assert_eq!(
+        solve(packages, &want(&["app", "new"])),
+        ["app=1", "new=2", "old=2"]
+    );
+}
+
+#[test]
 fn unknown_names_get_suggestions() {
     let packages = vec![
         pkg("fop", "1", ""),

@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::source::Origin;
-use crate::source::dpkg::version::satisfies;
+use crate::source::dpkg::version::{compare, satisfies};
 use crate::source::dpkg::{MultiArch, Package, Relation};
 
 /// Names at least this similar (Jaro-Winkler) to an unknown name are offered as
@@ -113,6 +113,23 @@ impl<'a> Universe<'a> {
             package.version.as_str(),
             package.arch.as_str(),
         ))
+    }
+
+    /// Whether the universe holds a newer version of the package at `index` (its name,
+    /// for its arch): one apt would upgrade it to.
+    pub(crate) fn superseded(&self, index: usize) -> bool {
+        let package = self.packages[index];
+        let arch = self.effective_arch(&package.arch);
+        (self
+            .by_name
+            .get(package.name.as_str())
+            .into_iter()
+            .flatten())
+        .any(|&other| {
+            let other = self.packages[other];
+            self.effective_arch(&other.arch) == arch
+                && compare(&other.version, &package.version).is_gt()
+        })
     }
 
     /// The most preferred origin among the packages named `name` (the host's, when it

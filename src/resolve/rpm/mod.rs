@@ -29,8 +29,8 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use super::removals::Removals;
 use super::universe::Satisfier;
 use super::{
-    Conflict, ConflictKind, Prefer, Problem, Ranked, Request, Resolution, ResolveError, Slot,
-    Wanted, assemble, chain_of,
+    Conflict, ConflictKind, Culprits, Prefer, Problem, Ranked, Request, Resolution, ResolveError,
+    Slot, Wanted, assemble, chain_of,
 };
 use crate::lock::Reason;
 use crate::source::Op;
@@ -73,11 +73,12 @@ pub const RPMLIB_FEATURES: &[(&str, &str)] = &[
 /// requirement needs is avoided and the request resolved again, as
 /// [`super::resolve`] does.
 pub fn resolve_rpm(universe: &RpmUniverse, request: &Request) -> Result<Resolution, ResolveError> {
-    super::learning(request, |avoid| {
+    let superseded = |index| universe.superseded(index);
+    super::learning(request, superseded, |avoid| {
         let mut resolver = Resolver::new(universe, request, avoid);
         match resolver.pass(request) {
             Ok(()) => Ok(resolver.finish()),
-            Err(err) => Err((err, resolver.blockers)),
+            Err(err) => Err(Box::new((err, resolver.culprits))),
         }
     })
 }
@@ -130,9 +131,8 @@ struct Resolver<'u> {
     /// Node `i` is slot `i`.
     graph: DiGraph<usize, ()>,
     pending: Vec<Pending>,
-    /// When a requirement failed: the universe indices of the chosen packages that kept
-    /// out a version that would have satisfied it.
-    blockers: Vec<usize>,
+    /// When the pass failed: what it can learn from.
+    culprits: Culprits,
 }
 
 impl<'u> Resolver<'u> {
@@ -168,7 +168,7 @@ impl<'u> Resolver<'u> {
             chosen_by_name: HashMap::new(),
             graph: DiGraph::new(),
             pending: Vec::new(),
-            blockers: Vec::new(),
+            culprits: Culprits::default(),
         }
     }
 
@@ -404,11 +404,11 @@ impl<'u> Resolver<'u> {
         if let Some(best) = self.best(open, asker) {
             return Ok(vec![self.select(best.index, asker)]);
         }
-        self.blockers = (fit.iter())
+        let occupants: Vec<usize> = (fit.iter())
             .filter(|s| !self.is_removed(s.index) && !self.is_obsoleted(s.index))
             .filter_map(|s| self.occupant(s.index))
-            .map(|slot| self.slots[slot].index)
             .collect();
+        self.culprits = Culprits::of_relation(&self.slots, asker.slot, &occupants);
         fail(self, self.problem(&Expr::Cap(capability.clone()), asker))
     }
 
@@ -752,7 +752,7 @@ impl<'u> Resolver<'u> {
 
     /// Fails on the first chosen package (in name order) whose `Conflicts`, plain or
     /// rich, hold over the other chosen packages.
-    fn check_conflicts(&self) -> Result<(), ResolveError> {
+    fn check_conflicts(&mut self) -> Result<(), ResolveError> {
         let universe = self.universe;
         let label = |p: &RpmPackage| format!("{} ({})", universe.label(p), p.evr);
         for slot in self.sorted_slots() {
@@ -774,6 +774,7 @@ impl<'u> Resolver<'u> {
                 let Truth::By(other) = self.truth(&expr, true, Some(slot)) else {
                     continue;
                 };
+                self.culprits = Culprits::of_conflict(&self.slots, slot, other);
                 let other_package = self.package(other);
                 return Err(ResolveError {
                     chain: self.chain_of(slot),

@@ -580,6 +580,46 @@ fn a_version_chosen_first_gives_way_to_one_a_later_requirement_needs() {
 }
 
 #[test]
+fn a_host_version_whose_own_requirement_fails_is_updated_in_either_order() {
+    let packages = [
+        requires(pkg("krb5-server", "2-1"), &["krb5-libs = 2-1"]),
+        requires(pkg("cups", "1-1"), &["libgssapi"]),
+        installed(requires(pkg("libgssapi", "1-1"), &["krb5-libs = 1-1"])),
+        requires(pkg("libgssapi", "2-1"), &["krb5-libs = 2-1"]),
+        installed(pkg("krb5-libs", "1-1")),
+        pkg("krb5-libs", "2-1"),
+    ];
+    let updated = [
+        "cups-1-1.x86_64",
+        "krb5-libs-2-1.x86_64",
+        "krb5-server-2-1.x86_64",
+        "libgssapi-2-1.x86_64",
+    ];
+    assert_eq!(
+        resolve(&packages, &["krb5-server", "cups"]).unwrap(),
+        updated
+    );
+    assert_eq!(
+        resolve(&packages, &["cups", "krb5-server"]).unwrap(),
+        updated
+    );
+}
+
+#[test]
+fn a_host_version_another_package_conflicts_with_is_updated() {
+    let packages = [
+        conflicts(pkg("new", "2-1"), &["old < 2-1"]),
+        requires(pkg("app", "1-1"), &["old"]),
+        installed(pkg("old", "1-1")),
+        pkg("old", "2-1"),
+    ];
+    assert_eq!(
+        resolve(&packages, &["app", "new"]).unwrap(),
+        ["app-1-1.x86_64", "new-2-1.x86_64", "old-2-1.x86_64"]
+    );
+}
+
+#[test]
 fn an_unsatisfiable_requirement_shows_the_chain_and_reasons() {
     let packages = [
         requires(pkg("nginx", "1.24-1"), &["openssl-libs >= 1:3.1"]),

@@ -194,6 +194,16 @@ impl<'a> RpmUniverse<'a> {
         (self.installed).contains(&(&package.name, &package.evr, &package.arch))
     }
 
+    /// Whether the universe holds a newer EVR of the package at `index` (its name, for
+    /// its arch): one an update would take.
+    pub(super) fn superseded(&self, index: usize) -> bool {
+        let package = self.packages[index];
+        (self.named(&package.name).iter()).any(|&other| {
+            let other = self.packages[other];
+            other.arch == package.arch && compare(&other.evr, &package.evr).is_gt()
+        })
+    }
+
     /// The most preferred origin among the packages named `name`.
     pub(super) fn best_origin(&self, name: &str) -> Origin {
         self.best_origin

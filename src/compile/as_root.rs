@@ -263,7 +263,7 @@ fn digest(job: &Job, build: Option<&str>) -> Result<String> {
 /// What tells this build of appliance from another: its version and its executable's
 /// file (a new build is a new file). The scripts' settings and capture's rules change
 /// from build to build, so a tree is taken only by the build that made it.
-fn build_identity() -> Option<&'static str> {
+pub(super) fn build_identity() -> Option<&'static str> {
     use std::os::unix::fs::MetadataExt;
     static IDENTITY: OnceLock<Option<String>> = OnceLock::new();
     let identity = IDENTITY.get_or_init(|| {

@@ -2,7 +2,7 @@
 //! the repository before reading any package source.
 //!
 //! It has two parts. The key is the BLAKE3 of what the recipe asks and how compile is
-//! set up: appliance's version, the recipe itself (which holds the BLAKE3 of every group
+//! set up: this build of appliance, the recipe itself (which holds the BLAKE3 of every group
 //! file read, the flavor and the `prefer` in force), the backend, `--offline`, the
 //! sysroot and the pool folders, and which of the package sources exist. The inputs
 //! are the identities of what compile would read, as `--if-newer` stamps record host
@@ -68,7 +68,8 @@ const POOL_DEPTH: usize = 2;
 
 /// The key of `recipe` compiled with `settings` over `pool_dirs`, or `None` when the
 /// recipe reads what the fingerprint does not follow (`hostfile` globs, `overlay`
-/// folders and tarballs): such a recipe is always compiled.
+/// folders and tarballs), or when this build cannot tell itself from another: such a
+/// recipe is always compiled.
 pub fn key(recipe: &Recipe, settings: &Settings, pool_dirs: &[PathBuf]) -> Option<String> {
     if !recipe.hostfiles.is_empty() || !recipe.overlays.is_empty() {
         return None;
@@ -79,7 +80,9 @@ pub fn key(recipe: &Recipe, settings: &Settings, pool_dirs: &[PathBuf]) -> Optio
         h.update(bytes);
     };
     field(b"appliance compile fingerprint 1");
-    field(env!("CARGO_PKG_VERSION").as_bytes());
+    // This build: a new one may lock another tree (capture's rules, the scripts'
+    // settings), as a kept configured tree is taken only by the build that made it.
+    field(super::as_root::build_identity()?.as_bytes());
     // The recipe's own form: every group file's digest, the flavor, `prefer`.
     field(format!("{recipe:?}").as_bytes());
     field(format!("{:?} offline={}", settings.backend, settings.offline).as_bytes());

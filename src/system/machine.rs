@@ -4,7 +4,7 @@
 //! for many machines, so it carries the generic versions: an empty machine-id (systemd
 //! makes one on first boot and, finding none, applies the unit presets), the loopback
 //! hosts file, an fstab that fits, and none of the secrets packages' scripts make for
-//! their machine (SSH host keys, the snakeoil TLS key, BIND's rndc key: [`SECRETS`]),
+//! their machine (SSH host keys, TLS and control keys, shared secrets: [`SECRETS`]),
 //! with a unit that makes each on first boot. A virtual machine's first NIC comes up
 //! by DHCP ([`Network`]), and no first-boot wizard waits on its console. A file the
 //! packages already ship is left alone, and a group's own `file`, `hostfile` or
@@ -32,8 +32,9 @@ pub enum Machine {
 pub struct Secret {
     /// Where it lies (globs); a link to it goes too.
     pub paths: &'static [&'static str],
-    /// The program that makes it, as the (merged-/usr) tree holds it.
-    tool: &'static str,
+    /// What the tree must hold for the unit, as the (merged-/usr) tree holds it: the
+    /// service that reads it and the programs that make it.
+    needs: &'static [&'static str],
     /// The first-boot unit's name.
     unit: &'static str,
     /// The folder of `/etc/systemd/system` its link goes in (`ssh.service.requires`).
@@ -43,10 +44,10 @@ pub struct Secret {
 }
 
 /// The secrets packages make when they are configured.
-pub const SECRETS: [Secret; 3] = [
+pub const SECRETS: [Secret; 8] = [
     Secret {
         paths: &["/etc/ssh/ssh_host_*"],
-        tool: "/usr/sbin/sshd",
+        needs: &["/usr/sbin/sshd", "/usr/bin/ssh-keygen"],
         unit: "appliance-ssh-hostkeys.service",
         linked_in: "ssh.service.requires",
         text: "[Unit]\nDescription=SSH host keys for this machine (the appliance ships none)\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n[Install]\nRequiredBy=ssh.service\n",
@@ -58,7 +59,7 @@ pub const SECRETS: [Secret; 3] = [
             "/etc/ssl/private/ssl-cert-snakeoil.key",
             "/etc/ssl/certs/ssl-cert-snakeoil.pem",
         ],
-        tool: "/usr/sbin/make-ssl-cert",
+        needs: &["/usr/sbin/make-ssl-cert"],
         unit: "appliance-ssl-snakeoil.service",
         linked_in: "sysinit.target.wants",
         text: "[Unit]\nDescription=The snakeoil TLS key and certificate for this machine (the appliance ships none)\nDefaultDependencies=no\nAfter=local-fs.target\nBefore=sysinit.target\nConditionPathExists=!/etc/ssl/private/ssl-cert-snakeoil.key\n\n[Service]\nType=oneshot\nExecStart=/usr/sbin/make-ssl-cert generate-default-snakeoil\n\n[Install]\nWantedBy=sysinit.target\n",
@@ -66,10 +67,52 @@ pub const SECRETS: [Secret; 3] = [
     // bind9's postinst, with the owner and mode it gives.
     Secret {
         paths: &["/etc/bind/rndc.key"],
-        tool: "/usr/sbin/rndc-confgen",
+        needs: &["/usr/sbin/named", "/usr/sbin/rndc-confgen"],
         unit: "appliance-bind-rndc-key.service",
         linked_in: "named.service.requires",
         text: "[Unit]\nDescription=BIND's rndc key for this machine (the appliance ships none)\nBefore=named.service\nConditionPathExists=!/etc/bind/rndc.key\n\n[Service]\nType=oneshot\nExecStart=/usr/sbin/rndc-confgen -a\nExecStart=/bin/chown root:bind /etc/bind/rndc.key\nExecStart=/bin/chmod 0640 /etc/bind/rndc.key\n\n[Install]\nRequiredBy=named.service\n",
+    },
+    // dropbear's postinst, a key of each type it makes.
+    Secret {
+        paths: &["/etc/dropbear/dropbear_*_host_key"],
+        needs: &["/usr/sbin/dropbear", "/usr/bin/dropbearkey"],
+        unit: "appliance-dropbear-hostkeys.service",
+        linked_in: "dropbear.service.requires",
+        text: "[Unit]\nDescription=Dropbear SSH host keys for this machine (the appliance ships none)\nBefore=dropbear.service\nConditionPathExists=!/etc/dropbear/dropbear_ed25519_host_key\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/dropbearkey -t rsa -f /etc/dropbear/dropbear_rsa_host_key\nExecStart=/usr/bin/dropbearkey -t ecdsa -f /etc/dropbear/dropbear_ecdsa_host_key\nExecStart=/usr/bin/dropbearkey -t ed25519 -f /etc/dropbear/dropbear_ed25519_host_key\n\n[Install]\nRequiredBy=dropbear.service\n",
+    },
+    // varnish's postinst: the management interface's shared secret.
+    Secret {
+        paths: &["/etc/varnish/secret"],
+        needs: &["/usr/sbin/varnishd"],
+        unit: "appliance-varnish-secret.service",
+        linked_in: "varnish.service.requires",
+        text: "[Unit]\nDescription=Varnish's management secret for this machine (the appliance ships none)\nBefore=varnish.service\nConditionPathExists=!/etc/varnish/secret\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/install -m 0600 /proc/sys/kernel/random/uuid /etc/varnish/secret\n\n[Install]\nRequiredBy=varnish.service\n",
+    },
+    // munge's postinst. A cluster shares one key: its group gives it as a file, which
+    // wins over this.
+    Secret {
+        paths: &["/etc/munge/munge.key"],
+        needs: &["/usr/sbin/munged", "/usr/sbin/mungekey"],
+        unit: "appliance-munge-key.service",
+        linked_in: "munge.service.requires",
+        text: "[Unit]\nDescription=MUNGE's key for this machine (the appliance ships none)\nBefore=munge.service\nConditionPathExists=!/etc/munge/munge.key\n\n[Service]\nType=oneshot\nUser=munge\nExecStart=/usr/sbin/mungekey -c\n\n[Install]\nRequiredBy=munge.service\n",
+    },
+    // nsd's postinst: the keys and certificates of nsd-control.
+    Secret {
+        paths: &["/etc/nsd/nsd_server.*", "/etc/nsd/nsd_control.*"],
+        needs: &["/usr/sbin/nsd", "/usr/sbin/nsd-control-setup"],
+        unit: "appliance-nsd-control-keys.service",
+        linked_in: "nsd.service.requires",
+        text: "[Unit]\nDescription=NSD's control keys for this machine (the appliance ships none)\nBefore=nsd.service\nConditionPathExists=!/etc/nsd/nsd_control.key\n\n[Service]\nType=oneshot\nExecStart=/usr/sbin/nsd-control-setup\n\n[Install]\nRequiredBy=nsd.service\n",
+    },
+    // rabbitmq-server's postinst, as it makes it. A cluster shares one cookie, as MUNGE
+    // shares its key.
+    Secret {
+        paths: &["/var/lib/rabbitmq/.erlang.cookie"],
+        needs: &["/usr/sbin/rabbitmq-server", "/usr/bin/openssl"],
+        unit: "appliance-rabbitmq-cookie.service",
+        linked_in: "rabbitmq-server.service.requires",
+        text: "[Unit]\nDescription=RabbitMQ's Erlang cookie for this machine (the appliance ships none)\nBefore=rabbitmq-server.service\nConditionPathExists=!/var/lib/rabbitmq/.erlang.cookie\n\n[Service]\nType=oneshot\nUMask=0077\nExecStart=/usr/bin/openssl rand -base64 -out /var/lib/rabbitmq/.erlang.cookie 42\nExecStart=/bin/chown rabbitmq:rabbitmq /var/lib/rabbitmq/.erlang.cookie\nExecStart=/bin/chmod 0400 /var/lib/rabbitmq/.erlang.cookie\n\n[Install]\nRequiredBy=rabbitmq-server.service\n",
     },
 ];
 
@@ -143,7 +186,7 @@ pub fn machine_files(machine: Machine, has: impl Fn(&str) -> bool) -> Generated 
         Some(Network::Unmanaged) | None => {}
     }
     let systemd = has(SYSTEMD);
-    for secret in SECRETS.iter().filter(|s| systemd && has(s.tool)) {
+    for secret in (SECRETS.iter()).filter(|s| systemd && s.needs.iter().all(|p| has(p))) {
         let unit = secret.unit;
         add(
             &mut made,
@@ -249,7 +292,10 @@ mod tests {
         let tree: &[&str] = &[
             "/usr/lib/systemd/systemd",
             "/usr/sbin/sshd",
+            "/usr/bin/ssh-keygen",
             "/usr/sbin/make-ssl-cert",
+            // rabbitmq-server without openssl: nothing would make its cookie.
+            "/usr/sbin/rabbitmq-server",
         ];
         let made = machine_files(Machine::Container, |p| tree.contains(&p));
         let listed = paths(&made);
@@ -262,6 +308,7 @@ mod tests {
             assert!(listed.contains(&wanted), "{wanted} in {listed:?}");
         }
         assert!(!listed.iter().any(|p| p.contains("rndc")), "{listed:?}");
+        assert!(!listed.iter().any(|p| p.contains("rabbitmq")), "{listed:?}");
         let unit = made.content("/etc/systemd/system/appliance-ssl-snakeoil.service");
         assert!(
             unit.contains("ExecStart=/usr/sbin/make-ssl-cert generate-default-snakeoil"),
@@ -270,6 +317,39 @@ mod tests {
         // Without systemd nothing would start them.
         let made = machine_files(Machine::Container, |p| p == "/usr/sbin/make-ssl-cert");
         assert!(!paths(&made).iter().any(|p| p.contains("appliance-")));
+    }
+
+    #[test]
+    fn each_secret_is_made_once_before_the_service_that_reads_it() {
+        for secret in &SECRETS {
+            let text = secret.text;
+            let service = secret.linked_in.trim_end_matches(".requires");
+            if service.ends_with(".service") {
+                assert!(text.contains(&format!("\nBefore={service}\n")), "{text}");
+                assert!(
+                    text.contains(&format!("\nRequiredBy={service}\n")),
+                    "{text}"
+                );
+                assert!(
+                    secret.needs.iter().any(|p| p.starts_with("/usr/sbin/")),
+                    "{} needs its service's program",
+                    secret.unit
+                );
+            }
+            // Made only where the machine has none: a group's own file wins.
+            let condition = text
+                .lines()
+                .find_map(|l| l.strip_prefix("ConditionPathExists=!"))
+                .unwrap_or_else(|| panic!("{} has no condition", secret.unit));
+            let covered = (secret.paths.iter()).any(|glob| {
+                globset::Glob::new(glob)
+                    .unwrap()
+                    .compile_matcher()
+                    .is_match(condition)
+            });
+            assert!(covered, "{condition} is not among {:?}", secret.paths);
+            assert!(text.contains("Type=oneshot"), "{text}");
+        }
     }
 
     #[test]
@@ -352,6 +432,7 @@ mod tests {
         let tree = [
             "/usr/lib/systemd/systemd",
             "/usr/sbin/sshd",
+            "/usr/bin/ssh-keygen",
             "/usr/lib/systemd/system/console-getty.service",
             "/etc/hosts",
         ];

@@ -309,11 +309,14 @@ fn a_secret_a_script_makes_for_its_machine_is_never_locked() {
         return;
     }
     // As ssl-cert's postinst: a new random key each time, and the hash link to its
-    // certificate. Locked, every machine would share the key and no two compiles agree.
+    // certificate; and as dovecot's, links to the pair. Locked, every machine would
+    // share the key and no two compiles agree.
     let postinst = "#!/bin/sh\nset -e\nmkdir -p /etc/ssl/private /etc/ssl/certs\n\
         head -c 32 /dev/urandom > /etc/ssl/private/ssl-cert-snakeoil.key\n\
         head -c 32 /dev/urandom > /etc/ssl/certs/ssl-cert-snakeoil.pem\n\
         ln -s ssl-cert-snakeoil.pem /etc/ssl/certs/ce275665.0\n\
+        mkdir -p /etc/dovecot/private\n\
+        ln -s /etc/ssl/certs/ssl-cert-snakeoil.pem /etc/dovecot/private/dovecot.pem\n\
         echo kept > /etc/ssl/certs/other.pem\n";
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let mut ids = Vec::new();
@@ -343,6 +346,9 @@ fn a_secret_a_script_makes_for_its_machine_is_never_locked() {
         assert!(fs::symlink_metadata(tree.join(gone)).is_err(), "{gone}");
     }
     assert!(tree.join("etc/ssl/certs/other.pem").exists());
+    // dovecot's link to the pair stays: it resolves once the first boot makes them.
+    let link = fs::read_link(tree.join("etc/dovecot/private/dovecot.pem")).unwrap();
+    assert_eq!(link, Path::new("/etc/ssl/certs/ssl-cert-snakeoil.pem"));
     let differ = differing_paths(
         (dirs[0].path(), "1.0-1"),
         (dirs[1].path(), "1.0-1"),

@@ -143,7 +143,7 @@ struct Found {
 /// Reads the tree at `root` (owned by `ids`) back, against `staged`: the entries the
 /// stage wrote, sorted by path.
 pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captured, CaptureError> {
-    let dropped = dropped();
+    let dropped = Dropped::new();
     let mut found = Vec::new();
     walk(root, "", &dropped, &mut found)?;
     found.sort_by(|a, b| a.path.cmp(&b.path));
@@ -338,7 +338,7 @@ fn same(before: &FileEntry, now: &FileEntry) -> bool {
 fn walk(
     host: &Path,
     path: &str,
-    dropped: &GlobSet,
+    dropped: &Dropped,
     found: &mut Vec<Found>,
 ) -> Result<(), CaptureError> {
     let io = |path: &Path| {
@@ -360,9 +360,9 @@ fn walk(
         let child = format!("{path}/{name}");
         let at = item.path();
         let meta = fs::symlink_metadata(&at).map_err(io(&at))?;
-        if dropped.is_match(&child)
+        if dropped.paths.is_match(&child)
             || (child.starts_with("/var/log/") && meta.is_file() && meta.len() > 0)
-            || (meta.is_symlink() && links_to_dropped(&at, path, dropped))
+            || (meta.is_symlink() && dropped.is_remade_link(&child, &at, path))
         {
             continue;
         }
@@ -379,19 +379,45 @@ fn walk(
     Ok(())
 }
 
-/// Whether the link at `host` (in folder `parent` of the tree) names a dropped path:
-/// `/etc/ssl/certs/<hash>.0` for the snakeoil certificate would point at nothing.
-fn links_to_dropped(host: &Path, parent: &str, dropped: &GlobSet) -> bool {
-    let Ok(target) = fs::read_link(host) else {
-        return false;
-    };
-    let Some(target) = target.to_str() else {
-        return false;
-    };
-    if target.starts_with('/') {
-        dropped.is_match(target)
-    } else {
-        dropped.is_match(format!("{parent}/{target}"))
+/// What capture leaves out of the tree.
+struct Dropped {
+    /// The paths of [`DROPPED`] and the machine's [`SECRETS`].
+    paths: GlobSet,
+    /// Where the secrets' programs make links to them again (see [`Secret`]).
+    ///
+    /// [`Secret`]: crate::system::Secret
+    remade_links: GlobSet,
+}
+
+impl Dropped {
+    fn new() -> Dropped {
+        let secrets = || SECRETS.iter();
+        Dropped {
+            paths: globs(dropped_globs()),
+            remade_links: globs(secrets().flat_map(|s| s.remade_links.iter().copied())),
+        }
+    }
+
+    /// Whether the link `child`, at `host` in folder `parent` of the tree, is one a
+    /// secret's program makes again: `/etc/ssl/certs/<hash>.0`, named for the snakeoil
+    /// certificate of the configuring machine's name, would point at nothing. Any other
+    /// link to a secret stays (dovecot's to the snakeoil pair), and resolves once the
+    /// machine's first boot makes it.
+    fn is_remade_link(&self, child: &str, host: &Path, parent: &str) -> bool {
+        if !self.remade_links.is_match(child) {
+            return false;
+        }
+        let Ok(target) = fs::read_link(host) else {
+            return false;
+        };
+        let Some(target) = target.to_str() else {
+            return false;
+        };
+        if target.starts_with('/') {
+            self.paths.is_match(target)
+        } else {
+            self.paths.is_match(format!("{parent}/{target}"))
+        }
     }
 }
 
@@ -401,10 +427,10 @@ fn dropped_globs() -> impl Iterator<Item = &'static str> {
     DROPPED.iter().map(|(glob, _)| *glob).chain(secrets)
 }
 
-fn dropped() -> GlobSet {
+/// One set of `globs`, constants of this program, each checked by the tests.
+fn globs<'g>(globs: impl Iterator<Item = &'g str>) -> GlobSet {
     let mut set = GlobSetBuilder::new();
-    for glob in dropped_globs() {
-        // The patterns are constants of this file, each checked by the tests.
+    for glob in globs {
         if let Ok(glob) = Glob::new(glob) {
             set.add(glob);
         }
@@ -480,25 +506,37 @@ mod tests {
 
     #[test]
     fn every_dropped_pattern_is_a_glob() {
-        for glob in dropped_globs() {
+        let remade = SECRETS.iter().flat_map(|s| s.remade_links.iter().copied());
+        for glob in dropped_globs().chain(remade) {
             assert!(Glob::new(glob).is_ok(), "{glob}");
         }
-        assert!(dropped().is_match("/etc/ssh/ssh_host_ed25519_key"));
-        assert!(dropped().is_match("/etc/ssl/private/ssl-cert-snakeoil.key"));
-        assert!(dropped().is_match("/etc/shadow-"));
-        assert!(!dropped().is_match("/etc/shadow"));
+        let dropped = Dropped::new().paths;
+        assert!(dropped.is_match("/etc/ssh/ssh_host_ed25519_key"));
+        assert!(dropped.is_match("/etc/ssl/private/ssl-cert-snakeoil.key"));
+        assert!(dropped.is_match("/etc/shadow-"));
+        assert!(!dropped.is_match("/etc/shadow"));
     }
 
     #[test]
-    fn a_link_to_a_dropped_secret_goes_with_it() {
+    fn only_the_link_a_secrets_program_makes_again_goes_with_it() {
         let dir = tempfile::tempdir().unwrap();
-        let link = |name: &str, target: &str| {
-            let at = dir.path().join(name);
-            std::os::unix::fs::symlink(target, &at).unwrap();
-            links_to_dropped(&at, "/etc/ssl/certs", &dropped())
+        let dropped = Dropped::new();
+        let link = |at: &str, target: &str| {
+            let host = dir.path().join(at.replace('/', "_"));
+            std::os::unix::fs::symlink(target, &host).unwrap();
+            let (parent, _) = at.rsplit_once('/').unwrap();
+            dropped.is_remade_link(at, &host, parent)
         };
-        assert!(link("ce275665.0", "ssl-cert-snakeoil.pem"));
-        assert!(link("abs.0", "/etc/ssl/certs/ssl-cert-snakeoil.pem"));
-        assert!(!link("02265526.0", "Entrust_Root.pem"));
+        assert!(link("/etc/ssl/certs/ce275665.0", "ssl-cert-snakeoil.pem"));
+        assert!(link(
+            "/etc/ssl/certs/abs.0",
+            "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+        ));
+        assert!(!link("/etc/ssl/certs/02265526.0", "Entrust_Root.pem"));
+        // Made again on first boot, the secret is there for it.
+        assert!(!link(
+            "/etc/dovecot/private/dovecot.pem",
+            "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+        ));
     }
 }

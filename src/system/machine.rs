@@ -30,8 +30,11 @@ pub enum Machine {
 /// with systemd and the tool gets a unit that makes it on first boot, once, before the
 /// service that reads it.
 pub struct Secret {
-    /// Where it lies (globs); a link to it goes too.
+    /// Where it lies (globs).
     pub paths: &'static [&'static str],
+    /// Where its program makes links to it again (globs), named for what it makes: such
+    /// a link goes with it. Other links to it stay, and resolve once it is made.
+    pub remade_links: &'static [&'static str],
     /// What the tree must hold for the unit, as the (merged-/usr) tree holds it: the
     /// service that reads it and the programs that make it.
     needs: &'static [&'static str],
@@ -47,6 +50,7 @@ pub struct Secret {
 pub const SECRETS: [Secret; 8] = [
     Secret {
         paths: &["/etc/ssh/ssh_host_*"],
+        remade_links: &[],
         needs: &["/usr/sbin/sshd", "/usr/bin/ssh-keygen"],
         unit: "appliance-ssh-hostkeys.service",
         linked_in: "ssh.service.requires",
@@ -59,6 +63,7 @@ pub const SECRETS: [Secret; 8] = [
             "/etc/ssl/private/ssl-cert-snakeoil.key",
             "/etc/ssl/certs/ssl-cert-snakeoil.pem",
         ],
+        remade_links: &["/etc/ssl/certs/*.[0-9]"],
         needs: &["/usr/sbin/make-ssl-cert"],
         unit: "appliance-ssl-snakeoil.service",
         linked_in: "sysinit.target.wants",
@@ -67,6 +72,7 @@ pub const SECRETS: [Secret; 8] = [
     // bind9's postinst, with the owner and mode it gives.
     Secret {
         paths: &["/etc/bind/rndc.key"],
+        remade_links: &[],
         needs: &["/usr/sbin/named", "/usr/sbin/rndc-confgen"],
         unit: "appliance-bind-rndc-key.service",
         linked_in: "named.service.requires",
@@ -75,6 +81,7 @@ pub const SECRETS: [Secret; 8] = [
     // dropbear's postinst, a key of each type it makes.
     Secret {
         paths: &["/etc/dropbear/dropbear_*_host_key"],
+        remade_links: &[],
         needs: &["/usr/sbin/dropbear", "/usr/bin/dropbearkey"],
         unit: "appliance-dropbear-hostkeys.service",
         linked_in: "dropbear.service.requires",
@@ -83,6 +90,7 @@ pub const SECRETS: [Secret; 8] = [
     // varnish's postinst: the management interface's shared secret.
     Secret {
         paths: &["/etc/varnish/secret"],
+        remade_links: &[],
         needs: &["/usr/sbin/varnishd"],
         unit: "appliance-varnish-secret.service",
         linked_in: "varnish.service.requires",
@@ -92,6 +100,7 @@ pub const SECRETS: [Secret; 8] = [
     // wins over this.
     Secret {
         paths: &["/etc/munge/munge.key"],
+        remade_links: &[],
         needs: &["/usr/sbin/munged", "/usr/sbin/mungekey"],
         unit: "appliance-munge-key.service",
         linked_in: "munge.service.requires",
@@ -100,6 +109,7 @@ pub const SECRETS: [Secret; 8] = [
     // nsd's postinst: the keys and certificates of nsd-control.
     Secret {
         paths: &["/etc/nsd/nsd_server.*", "/etc/nsd/nsd_control.*"],
+        remade_links: &[],
         needs: &["/usr/sbin/nsd", "/usr/sbin/nsd-control-setup"],
         unit: "appliance-nsd-control-keys.service",
         linked_in: "nsd.service.requires",
@@ -109,6 +119,7 @@ pub const SECRETS: [Secret; 8] = [
     // shares its key.
     Secret {
         paths: &["/var/lib/rabbitmq/.erlang.cookie"],
+        remade_links: &[],
         needs: &["/usr/sbin/rabbitmq-server", "/usr/bin/openssl"],
         unit: "appliance-rabbitmq-cookie.service",
         linked_in: "rabbitmq-server.service.requires",

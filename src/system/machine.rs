@@ -47,7 +47,7 @@ pub struct Secret {
 }
 
 /// The secrets packages make when they are configured.
-pub const SECRETS: [Secret; 8] = [
+pub const SECRETS: [Secret; 10] = [
     Secret {
         paths: &["/etc/ssh/ssh_host_*"],
         remade_links: &[],
@@ -124,6 +124,25 @@ pub const SECRETS: [Secret; 8] = [
         unit: "appliance-rabbitmq-cookie.service",
         linked_in: "rabbitmq-server.service.requires",
         text: "[Unit]\nDescription=RabbitMQ's Erlang cookie for this machine (the appliance ships none)\nBefore=rabbitmq-server.service\nConditionPathExists=!/var/lib/rabbitmq/.erlang.cookie\n\n[Service]\nType=oneshot\nUMask=0077\nExecStart=/usr/bin/openssl rand -base64 -out /var/lib/rabbitmq/.erlang.cookie 42\nExecStart=/bin/chown rabbitmq:rabbitmq /var/lib/rabbitmq/.erlang.cookie\nExecStart=/bin/chmod 0400 /var/lib/rabbitmq/.erlang.cookie\n\n[Install]\nRequiredBy=rabbitmq-server.service\n",
+    },
+    // courier-imap's postinst: the key and certificate IMAP's TLS serves, read by both
+    // of its services, so made before any starts.
+    Secret {
+        paths: &["/etc/courier/imapd.pem"],
+        remade_links: &[],
+        needs: &["/usr/sbin/imapd", "/usr/sbin/mkimapdcert"],
+        unit: "appliance-courier-imapd-cert.service",
+        linked_in: "sysinit.target.wants",
+        text: "[Unit]\nDescription=Courier IMAP's TLS key and certificate for this machine (the appliance ships none)\nDefaultDependencies=no\nAfter=local-fs.target\nBefore=sysinit.target\nConditionPathExists=!/etc/courier/imapd.pem\n\n[Service]\nType=oneshot\nExecStart=/usr/sbin/mkimapdcert\nExecStart=/bin/chmod 0640 /etc/courier/imapd.pem\nExecStart=/bin/chown root:courier /etc/courier/imapd.pem\n\n[Install]\nWantedBy=sysinit.target\n",
+    },
+    // xrdp's postinst: the RSA keys of RDP's own security layer.
+    Secret {
+        paths: &["/etc/xrdp/rsakeys.ini"],
+        remade_links: &[],
+        needs: &["/usr/sbin/xrdp", "/usr/bin/xrdp-keygen"],
+        unit: "appliance-xrdp-rsakeys.service",
+        linked_in: "xrdp.service.requires",
+        text: "[Unit]\nDescription=xrdp's RSA keys for this machine (the appliance ships none)\nBefore=xrdp.service\nConditionPathExists=!/etc/xrdp/rsakeys.ini\n\n[Service]\nType=oneshot\nUMask=0077\nExecStart=/usr/bin/xrdp-keygen xrdp auto\nExecStart=/bin/chown xrdp /etc/xrdp/rsakeys.ini\n\n[Install]\nRequiredBy=xrdp.service\n",
     },
 ];
 

@@ -27,8 +27,8 @@ pub enum Machine {
 /// A secret a package's script makes for the machine it is installed on. A template
 /// carries none: every machine made from it would share it, and each configure makes
 /// another, so no two compiles would lock the same tree. Capture drops it, and a tree
-/// with systemd and the tool gets a unit that makes it on first boot, once, before the
-/// service that reads it.
+/// with systemd and what the secret needs gets a unit that makes it on first boot,
+/// once, before the service that reads it.
 pub struct Secret {
     /// Where it lies (globs).
     pub paths: &'static [&'static str],

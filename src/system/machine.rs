@@ -47,7 +47,7 @@ pub struct Secret {
 }
 
 /// The secrets packages make when they are configured.
-pub const SECRETS: [Secret; 10] = [
+pub const SECRETS: [Secret; 11] = [
     Secret {
         paths: &["/etc/ssh/ssh_host_*"],
         remade_links: &[],
@@ -143,6 +143,16 @@ pub const SECRETS: [Secret; 10] = [
         unit: "appliance-xrdp-rsakeys.service",
         linked_in: "xrdp.service.requires",
         text: "[Unit]\nDescription=xrdp's RSA keys for this machine (the appliance ships none)\nBefore=xrdp.service\nConditionPathExists=!/etc/xrdp/rsakeys.ini\n\n[Service]\nType=oneshot\nUMask=0077\nExecStart=/usr/bin/xrdp-keygen xrdp auto\nExecStart=/bin/chown xrdp /etc/xrdp/rsakeys.ini\n\n[Install]\nRequiredBy=xrdp.service\n",
+    },
+    // ejabberd's preinst: one file holding the key and a certificate for the machine's
+    // name.
+    Secret {
+        paths: &["/etc/ejabberd/ejabberd.pem"],
+        remade_links: &[],
+        needs: &["/usr/sbin/ejabberdctl", "/usr/bin/openssl"],
+        unit: "appliance-ejabberd-cert.service",
+        linked_in: "ejabberd.service.requires",
+        text: "[Unit]\nDescription=ejabberd's TLS key and certificate for this machine (the appliance ships none)\nBefore=ejabberd.service\nConditionPathExists=!/etc/ejabberd/ejabberd.pem\n\n[Service]\nType=oneshot\nUMask=0077\nExecStart=/usr/bin/openssl req -new -x509 -days 365 -nodes -subj /CN=%H -out /etc/ejabberd/ejabberd.pem -keyout /etc/ejabberd/ejabberd.pem\nExecStart=/bin/chmod 0640 /etc/ejabberd/ejabberd.pem\nExecStart=/bin/chown root:ejabberd /etc/ejabberd/ejabberd.pem\n\n[Install]\nRequiredBy=ejabberd.service\n",
     },
 ];
 

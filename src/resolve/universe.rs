@@ -115,17 +115,17 @@ impl<'a> Universe<'a> {
         ))
     }
 
+    /// The indices of the packages named `name`.
+    fn named(&self, name: &str) -> &[usize] {
+        self.by_name.get(name).map_or(&[], Vec::as_slice)
+    }
+
     /// Whether the universe holds a newer version of the package at `index` (its name,
     /// for its arch): one apt would upgrade it to.
     pub(crate) fn superseded(&self, index: usize) -> bool {
         let package = self.packages[index];
         let arch = self.effective_arch(&package.arch);
-        (self
-            .by_name
-            .get(package.name.as_str())
-            .into_iter()
-            .flatten())
-        .any(|&other| {
+        self.named(&package.name).iter().any(|&other| {
             let other = self.packages[other];
             self.effective_arch(&other.arch) == arch
                 && compare(&other.version, &package.version).is_gt()
@@ -209,12 +209,7 @@ impl<'a> Universe<'a> {
             (Some((op, wanted)), Some(v)) => satisfies(v, *op, wanted),
             (Some(_), None) => false,
         };
-        let real = self
-            .by_name
-            .get(relation.name.as_str())
-            .into_iter()
-            .flatten();
-        let real = real
+        let real = (self.named(&relation.name).iter())
             .filter(|&&i| {
                 let p = &self.packages[i];
                 version_ok(Some(&p.version)) && self.arch_matches(p, qualifier, depender_arch)
@@ -249,16 +244,12 @@ impl<'a> Universe<'a> {
     /// real versions (`3.0.8`) and provides (`1.2 (provided by bar)`), lowest first.
     pub(crate) fn available(&self, relation: &Relation, depender_arch: &str) -> Vec<String> {
         let qualifier = relation.arch.as_deref();
-        let mut real: Vec<&str> = (self
-            .by_name
-            .get(relation.name.as_str())
-            .into_iter()
-            .flatten())
-        .map(|&i| self.packages[i])
-        .filter(|p| self.arch_matches(p, qualifier, depender_arch))
-        .map(|p| p.version.as_str())
-        .collect();
-        real.sort_by(|a, b| crate::source::dpkg::version::compare(a, b));
+        let mut real: Vec<&str> = (self.named(&relation.name).iter())
+            .map(|&i| self.packages[i])
+            .filter(|p| self.arch_matches(p, qualifier, depender_arch))
+            .map(|p| p.version.as_str())
+            .collect();
+        real.sort_by(|a, b| compare(a, b));
         real.dedup();
         let provided: BTreeSet<String> = (self.provided.get(relation.name.as_str()).into_iter())
             .flatten()
@@ -279,7 +270,7 @@ impl<'a> Universe<'a> {
 
     /// Every `name:arch` named or providing `name`, for a "wrong architecture" message.
     pub(crate) fn found_elsewhere(&self, name: &str) -> Vec<String> {
-        let real = self.by_name.get(name).into_iter().flatten().copied();
+        let real = self.named(name).iter().copied();
         let virtual_ = (self.provided.get(name).into_iter().flatten()).map(|(i, _)| *i);
         let found: BTreeSet<String> = real
             .chain(virtual_)

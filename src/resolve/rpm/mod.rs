@@ -69,9 +69,9 @@ pub const RPMLIB_FEATURES: &[(&str, &str)] = &[
 
 /// Resolves `request` over `universe` with rpm's rules: the wanted packages and the
 /// closure of their `Requires`, checked for conflicts. `request.essential` is ignored:
-/// rpm has no essential packages. A version chosen first that keeps out one a later
-/// requirement needs is avoided and the request resolved again, as
-/// [`super::resolve`] does.
+/// rpm has no essential packages. A pass that fails only because of a version chosen
+/// first is learned from, as [`super::resolve`] learns: an older version on either
+/// side gives way to an update, and the request is resolved again.
 pub fn resolve_rpm(universe: &RpmUniverse, request: &Request) -> Result<Resolution, ResolveError> {
     let superseded = |index| universe.superseded(index);
     super::learning(request, superseded, |avoid| {

@@ -122,8 +122,9 @@ fn log_shows_every_revision_newest_first_with_what_changed() {
         lines[0].starts_with(&format!("base=1.0-3{OPENVZ}")),
         "{log}"
     );
+    // /etc/hostname, and /etc/hosts, which names the machine.
     assert!(
-        lines[0].ends_with("packages unchanged, 1 file changed"),
+        lines[0].ends_with("packages unchanged, 2 files changed"),
         "{log}"
     );
 

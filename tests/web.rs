@@ -466,7 +466,11 @@ fn openvz_template_fits_a_container(ws: &Path) {
         );
     }
     assert_eq!(text("/etc/machine-id"), "");
-    assert!(text("/etc/hosts").contains("127.0.0.1\tlocalhost"));
+    let hosts = text("/etc/hosts");
+    assert!(
+        hosts.starts_with("127.0.0.1\tlocalhost\n127.0.1.1\tweb\n"),
+        "{hosts}"
+    );
     assert!(members.contains_key("/etc/resolv.conf"));
     assert!(text("/etc/systemd/system/appliance-ssh-hostkeys.service").contains("ssh-keygen -A"));
     let getty = &members["/etc/systemd/system/getty.target.wants/console-getty.service"];

@@ -71,6 +71,8 @@ pub fn assemble(
     let machine_files = system::machine_files(machine(recipe), present);
     group_files.extend(machine_files.entries);
     blobs.extend(machine_files.blobs);
+    // Where the group's statements begin among `group_files`.
+    let statements = group_files.len();
     // Hostfiles, then overlays, then `file` statements: the most specific statement wins
     // at a path (the recipe keeps each kind in its own list, so this is the order).
     // What the statements are laid over: the packages' entries that stay (an excluded
@@ -117,6 +119,20 @@ pub fn assemble(
         group_files.push(file_entry(settings, &accounts, file)?);
         blobs.push(file.content.clone());
     }
+    let tree_hosts = || {
+        let (laid, given) = group_files.split_at(statements);
+        if given.iter().any(|e| e.path == HOSTS) {
+            return None;
+        }
+        (laid.iter().rfind(|e| e.path == HOSTS))
+            .or_else(|| (package_entries.iter()).find(|e| e.path == HOSTS && !excludes.drops(e)))
+    };
+    let hostname = (recipe.files.iter()).rfind(|f| f.path == "/etc/hostname");
+    let named = hostname.and_then(|h| hosts_naming_the_machine(&h.content, tree_hosts()));
+    if let Some((entry, content)) = named {
+        group_files.push(entry);
+        blobs.push(content);
+    }
     let mut lock = lock::assemble(parts(
         recipe,
         settings.backend,
@@ -152,6 +168,27 @@ pub fn machine(recipe: &Recipe) -> system::Machine {
     } else {
         system::Machine::Container
     }
+}
+
+/// The machine's name and address table.
+const HOSTS: &str = "/etc/hosts";
+
+/// `/etc/hosts` naming the machine whose `/etc/hostname` (a group's `file`) holds
+/// `hostname`, with its bytes, when `hosts` (the tree's before the group's statements,
+/// none if they give their own) is the stock file: a table a script or the group wrote
+/// stays as it is.
+fn hosts_naming_the_machine(
+    hostname: &[u8],
+    hosts: Option<&FileEntry>,
+) -> Option<(FileEntry, Vec<u8>)> {
+    let hosts = hosts.filter(|e| e.kind == FileKind::File)?;
+    let content = system::hosts_naming(hosts.digest.as_deref()?, hostname)?;
+    let entry = FileEntry {
+        size: content.len() as u64,
+        digest: Some(blake3::hash(&content).to_hex().to_string()),
+        ..hosts.clone()
+    };
+    Some((entry, content))
 }
 
 /// The entry of a `file` statement, owned by the tree's accounts of its names.
@@ -324,6 +361,48 @@ mod tests {
             Some(Statement::Container(ContainerSetting::RunAs(run_as))) => run_as,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn only_a_stock_hosts_table_gets_the_machine_s_name() {
+        let stock = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n";
+        let hosts = |content: &str| FileEntry {
+            kind: FileKind::File,
+            mode: 0o644,
+            size: content.len() as u64,
+            digest: Some(blake3::hash(content.as_bytes()).to_hex().to_string()),
+            package: Some("netbase".to_string()),
+            conffile: true,
+            ..FileEntry::directory(HOSTS)
+        };
+        let (entry, content) = hosts_naming_the_machine(b"web\n", Some(&hosts(stock))).unwrap();
+        let text = String::from_utf8(content).unwrap();
+        assert!(text.contains("\n127.0.1.1\tweb\n"), "{text}");
+        assert_eq!(entry.digest, hosts(&text).digest);
+        assert_eq!(entry.size, text.len() as u64);
+        assert_eq!(
+            (entry.package.as_deref(), entry.conffile),
+            (Some("netbase"), true)
+        );
+        // netbase's postinst's table, with its blank last line, is stock too.
+        let netbase = format!("{stock}\n");
+        let (_, content) = hosts_naming_the_machine(b"web\n", Some(&hosts(&netbase))).unwrap();
+        assert!(
+            String::from_utf8(content)
+                .unwrap()
+                .ends_with("allrouters\n\n")
+        );
+        // A table a script wrote, a link, no table (the group gave its own), and a name
+        // that is no host name: nothing is written.
+        let altered = hosts("127.0.0.1\tlocalhost\n10.0.0.1\tdb\n");
+        assert!(hosts_naming_the_machine(b"web\n", Some(&altered)).is_none());
+        let link = FileEntry {
+            kind: FileKind::Symlink,
+            ..hosts(stock)
+        };
+        assert!(hosts_naming_the_machine(b"web\n", Some(&link)).is_none());
+        assert!(hosts_naming_the_machine(b"web\n", None).is_none());
+        assert!(hosts_naming_the_machine(b"web server\n", Some(&hosts(stock))).is_none());
     }
 
     #[test]

@@ -258,8 +258,39 @@ pub fn machine_files(machine: Machine, has: impl Fn(&str) -> bool) -> Generated 
     made
 }
 
-/// The loopback names every Debian installer writes.
+/// The loopback names every Debian installer writes (netbase's `/etc/hosts`).
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n";
+
+/// `/etc/hosts` for a machine whose `/etc/hostname` holds `hostname`, in place of the
+/// table whose BLAKE3 is `digest`: when that is a stock table (the one above, or
+/// netbase's postinst's, which ends in a blank line), the same with `127.0.0.1`'s line
+/// followed by `127.0.1.1` and the machine's name, as the Debian installer writes it
+/// (the full name, then its first label), so that programs that look their host up
+/// (apache2, collectd, sudo) find it with no DNS. `None` for any other table, or unless
+/// `hostname` is one host name (RFC 1123 labels, dots between) on one line.
+pub fn hosts_naming(digest: &str, hostname: &[u8]) -> Option<Vec<u8>> {
+    let stock = [HOSTS.to_string(), format!("{HOSTS}\n")];
+    let table = stock
+        .iter()
+        .find(|t| blake3::hash(t.as_bytes()).to_hex().as_str() == digest)?;
+    let name = std::str::from_utf8(hostname).ok()?;
+    let name = name.strip_suffix('\n').unwrap_or(name);
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.len() > 253 || !name.split('.').all(label) {
+        return None;
+    }
+    let names = match name.split_once('.') {
+        Some((short, _)) => format!("{name}\t{short}"),
+        None => name.to_string(),
+    };
+    let (loopback, rest) = table.split_at(table.find('\n')? + 1);
+    Some(format!("{loopback}127.0.1.1\t{names}\n{rest}").into_bytes())
+}
 
 /// Present so resolvers find the file; the nameservers are the machine's to set (vzctl
 /// `--nameserver`, DHCP, a runtime's bind mount).
@@ -325,6 +356,46 @@ mod tests {
             made.content("/etc/hosts")
                 .starts_with("127.0.0.1\tlocalhost\n")
         );
+    }
+
+    #[test]
+    fn a_machine_s_hosts_name_it_as_the_installer_does() {
+        let digest = |text: &str| blake3::hash(text.as_bytes()).to_hex().to_string();
+        let netbase = format!("{HOSTS}\n");
+        let named = |table: &str, name: &str| {
+            hosts_naming(&digest(table), name.as_bytes()).map(|h| String::from_utf8(h).unwrap())
+        };
+        let web = named(HOSTS, "web\n").unwrap();
+        assert!(
+            web.starts_with("127.0.0.1\tlocalhost\n127.0.1.1\tweb\n::1\t"),
+            "{web}"
+        );
+        assert!(web.ends_with(HOSTS.split_once('\n').unwrap().1));
+        let full = named(&netbase, "web.example.org").unwrap();
+        assert!(
+            full.contains("\n127.0.1.1\tweb.example.org\tweb\n"),
+            "{full}"
+        );
+        assert!(
+            full.ends_with("ip6-allrouters\n\n"),
+            "netbase's blank line stays"
+        );
+        for bad in [
+            "",
+            "\n",
+            "web\nweb\n",
+            "web server",
+            "-web",
+            "web.",
+            "a..b",
+            "w\u{e9}b",
+        ] {
+            assert_eq!(named(HOSTS, bad), None, "{bad:?}");
+        }
+        assert_eq!(named(HOSTS, &"a".repeat(64)), None);
+        // A table that names more than the loopback is someone's: it stays.
+        assert_eq!(named(&web, "db"), None);
+        assert_eq!(named("127.0.0.1 localhost\n10.0.0.2 db\n", "web"), None);
     }
 
     #[test]

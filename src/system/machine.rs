@@ -28,7 +28,7 @@ pub enum Machine {
 /// carries none: every machine made from it would share it, and each configure makes
 /// another, so no two compiles would lock the same tree. Capture drops it, and a tree
 /// with systemd and what the secret needs gets a unit that makes it on first boot,
-/// once, before the service that reads it.
+/// once, before what reads it.
 pub struct Secret {
     /// Where it lies (globs).
     pub paths: &'static [&'static str],
@@ -40,10 +40,67 @@ pub struct Secret {
     needs: &'static [&'static str],
     /// The first-boot unit's name.
     unit: &'static str,
-    /// The folder of `/etc/systemd/system` its link goes in (`ssh.service.requires`).
-    linked_in: &'static str,
-    /// The unit.
-    text: &'static str,
+    /// What the unit makes, as its description names it.
+    what: &'static str,
+    /// What reads it, and so what the unit runs before.
+    reader: Reader,
+    /// The files it makes, whose absence runs the unit (any one's, when several): a
+    /// machine that has them (a group's own `file`) keeps them.
+    made: &'static [&'static str],
+    /// `[Service]` settings the commands run with (`UMask=0077`, `User=munge`).
+    settings: &'static [&'static str],
+    /// The commands that make it, in order, as the package's script runs them.
+    commands: &'static [&'static str],
+}
+
+/// What reads a secret, and so what its first-boot unit runs before.
+#[derive(Clone, Copy)]
+enum Reader {
+    /// This service, which requires the unit.
+    Service(&'static str),
+    /// Services of the tree's own or several: the unit runs before any starts (before
+    /// `sysinit.target`).
+    Boot,
+}
+
+impl Secret {
+    /// The folder of `/etc/systemd/system` the unit's link goes in.
+    fn linked_in(&self) -> String {
+        match self.reader {
+            Reader::Service(service) => format!("{service}.requires"),
+            Reader::Boot => "sysinit.target.wants".to_string(),
+        }
+    }
+
+    /// The unit: a oneshot that runs the commands where the machine lacks what it makes,
+    /// before what reads it.
+    fn text(&self) -> String {
+        let (order, install) = match self.reader {
+            Reader::Service(service) => (
+                format!("Before={service}\n"),
+                format!("RequiredBy={service}\n"),
+            ),
+            Reader::Boot => (
+                "DefaultDependencies=no\nAfter=local-fs.target\nBefore=sysinit.target\n"
+                    .to_string(),
+                "WantedBy=sysinit.target\n".to_string(),
+            ),
+        };
+        // One condition must hold, or any one of several (systemd's `|` prefix).
+        let any = if self.made.len() > 1 { "|" } else { "" };
+        let conditions: String = (self.made.iter())
+            .map(|path| format!("ConditionPathExists={any}!{path}\n"))
+            .collect();
+        let settings: String = self.settings.iter().map(|s| format!("{s}\n")).collect();
+        let commands: String = (self.commands.iter())
+            .map(|c| format!("ExecStart={c}\n"))
+            .collect();
+        format!(
+            "[Unit]\nDescription={} for this machine (the appliance ships none)\n{order}\
+             {conditions}\n[Service]\nType=oneshot\n{settings}{commands}\n[Install]\n{install}",
+            self.what
+        )
+    }
 }
 
 /// The secrets packages make when they are configured.
@@ -53,8 +110,11 @@ pub const SECRETS: [Secret; 11] = [
         remade_links: &[],
         needs: &["/usr/sbin/sshd", "/usr/bin/ssh-keygen"],
         unit: "appliance-ssh-hostkeys.service",
-        linked_in: "ssh.service.requires",
-        text: "[Unit]\nDescription=SSH host keys for this machine (the appliance ships none)\nBefore=ssh.service\nConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n[Install]\nRequiredBy=ssh.service\n",
+        what: "SSH host keys",
+        reader: Reader::Service("ssh.service"),
+        made: &["/etc/ssh/ssh_host_ed25519_key"],
+        settings: &[],
+        commands: &["/usr/bin/ssh-keygen -A"],
     },
     // ssl-cert's postinst; apache2, postfix, exim4 and postgresql read them. Made before
     // any service starts, for this machine's name.
@@ -66,8 +126,11 @@ pub const SECRETS: [Secret; 11] = [
         remade_links: &["/etc/ssl/certs/*.[0-9]"],
         needs: &["/usr/sbin/make-ssl-cert"],
         unit: "appliance-ssl-snakeoil.service",
-        linked_in: "sysinit.target.wants",
-        text: "[Unit]\nDescription=The snakeoil TLS key and certificate for this machine (the appliance ships none)\nDefaultDependencies=no\nAfter=local-fs.target\nBefore=sysinit.target\nConditionPathExists=!/etc/ssl/private/ssl-cert-snakeoil.key\n\n[Service]\nType=oneshot\nExecStart=/usr/sbin/make-ssl-cert generate-default-snakeoil\n\n[Install]\nWantedBy=sysinit.target\n",
+        what: "The snakeoil TLS key and certificate",
+        reader: Reader::Boot,
+        made: &["/etc/ssl/private/ssl-cert-snakeoil.key"],
+        settings: &[],
+        commands: &["/usr/sbin/make-ssl-cert generate-default-snakeoil"],
     },
     // bind9's postinst, with the owner and mode it gives.
     Secret {
@@ -75,8 +138,15 @@ pub const SECRETS: [Secret; 11] = [
         remade_links: &[],
         needs: &["/usr/sbin/named", "/usr/sbin/rndc-confgen"],
         unit: "appliance-bind-rndc-key.service",
-        linked_in: "named.service.requires",
-        text: "[Unit]\nDescription=BIND's rndc key for this machine (the appliance ships none)\nBefore=named.service\nConditionPathExists=!/etc/bind/rndc.key\n\n[Service]\nType=oneshot\nExecStart=/usr/sbin/rndc-confgen -a\nExecStart=/bin/chown root:bind /etc/bind/rndc.key\nExecStart=/bin/chmod 0640 /etc/bind/rndc.key\n\n[Install]\nRequiredBy=named.service\n",
+        what: "BIND's rndc key",
+        reader: Reader::Service("named.service"),
+        made: &["/etc/bind/rndc.key"],
+        settings: &[],
+        commands: &[
+            "/usr/sbin/rndc-confgen -a",
+            "/bin/chown root:bind /etc/bind/rndc.key",
+            "/bin/chmod 0640 /etc/bind/rndc.key",
+        ],
     },
     // dropbear's postinst, a key of each type it makes.
     Secret {
@@ -84,8 +154,15 @@ pub const SECRETS: [Secret; 11] = [
         remade_links: &[],
         needs: &["/usr/sbin/dropbear", "/usr/bin/dropbearkey"],
         unit: "appliance-dropbear-hostkeys.service",
-        linked_in: "dropbear.service.requires",
-        text: "[Unit]\nDescription=Dropbear SSH host keys for this machine (the appliance ships none)\nBefore=dropbear.service\nConditionPathExists=!/etc/dropbear/dropbear_ed25519_host_key\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/dropbearkey -t rsa -f /etc/dropbear/dropbear_rsa_host_key\nExecStart=/usr/bin/dropbearkey -t ecdsa -f /etc/dropbear/dropbear_ecdsa_host_key\nExecStart=/usr/bin/dropbearkey -t ed25519 -f /etc/dropbear/dropbear_ed25519_host_key\n\n[Install]\nRequiredBy=dropbear.service\n",
+        what: "Dropbear SSH host keys",
+        reader: Reader::Service("dropbear.service"),
+        made: &["/etc/dropbear/dropbear_ed25519_host_key"],
+        settings: &[],
+        commands: &[
+            "/usr/bin/dropbearkey -t rsa -f /etc/dropbear/dropbear_rsa_host_key",
+            "/usr/bin/dropbearkey -t ecdsa -f /etc/dropbear/dropbear_ecdsa_host_key",
+            "/usr/bin/dropbearkey -t ed25519 -f /etc/dropbear/dropbear_ed25519_host_key",
+        ],
     },
     // varnish's postinst: the management interface's shared secret.
     Secret {
@@ -93,8 +170,11 @@ pub const SECRETS: [Secret; 11] = [
         remade_links: &[],
         needs: &["/usr/sbin/varnishd"],
         unit: "appliance-varnish-secret.service",
-        linked_in: "varnish.service.requires",
-        text: "[Unit]\nDescription=Varnish's management secret for this machine (the appliance ships none)\nBefore=varnish.service\nConditionPathExists=!/etc/varnish/secret\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/install -m 0600 /proc/sys/kernel/random/uuid /etc/varnish/secret\n\n[Install]\nRequiredBy=varnish.service\n",
+        what: "Varnish's management secret",
+        reader: Reader::Service("varnish.service"),
+        made: &["/etc/varnish/secret"],
+        settings: &[],
+        commands: &["/usr/bin/install -m 0600 /proc/sys/kernel/random/uuid /etc/varnish/secret"],
     },
     // munge's postinst. A cluster shares one key: its group gives it as a file, which
     // wins over this.
@@ -103,8 +183,11 @@ pub const SECRETS: [Secret; 11] = [
         remade_links: &[],
         needs: &["/usr/sbin/munged", "/usr/sbin/mungekey"],
         unit: "appliance-munge-key.service",
-        linked_in: "munge.service.requires",
-        text: "[Unit]\nDescription=MUNGE's key for this machine (the appliance ships none)\nBefore=munge.service\nConditionPathExists=!/etc/munge/munge.key\n\n[Service]\nType=oneshot\nUser=munge\nExecStart=/usr/sbin/mungekey -c\n\n[Install]\nRequiredBy=munge.service\n",
+        what: "MUNGE's key",
+        reader: Reader::Service("munge.service"),
+        made: &["/etc/munge/munge.key"],
+        settings: &["User=munge"],
+        commands: &["/usr/sbin/mungekey -c"],
     },
     // nsd's postinst: the keys and certificates of nsd-control.
     Secret {
@@ -112,8 +195,11 @@ pub const SECRETS: [Secret; 11] = [
         remade_links: &[],
         needs: &["/usr/sbin/nsd", "/usr/sbin/nsd-control-setup"],
         unit: "appliance-nsd-control-keys.service",
-        linked_in: "nsd.service.requires",
-        text: "[Unit]\nDescription=NSD's control keys for this machine (the appliance ships none)\nBefore=nsd.service\nConditionPathExists=!/etc/nsd/nsd_control.key\n\n[Service]\nType=oneshot\nExecStart=/usr/sbin/nsd-control-setup\n\n[Install]\nRequiredBy=nsd.service\n",
+        what: "NSD's control keys",
+        reader: Reader::Service("nsd.service"),
+        made: &["/etc/nsd/nsd_control.key"],
+        settings: &[],
+        commands: &["/usr/sbin/nsd-control-setup"],
     },
     // rabbitmq-server's postinst, as it makes it. A cluster shares one cookie, as MUNGE
     // shares its key.
@@ -122,8 +208,15 @@ pub const SECRETS: [Secret; 11] = [
         remade_links: &[],
         needs: &["/usr/sbin/rabbitmq-server", "/usr/bin/openssl"],
         unit: "appliance-rabbitmq-cookie.service",
-        linked_in: "rabbitmq-server.service.requires",
-        text: "[Unit]\nDescription=RabbitMQ's Erlang cookie for this machine (the appliance ships none)\nBefore=rabbitmq-server.service\nConditionPathExists=!/var/lib/rabbitmq/.erlang.cookie\n\n[Service]\nType=oneshot\nUMask=0077\nExecStart=/usr/bin/openssl rand -base64 -out /var/lib/rabbitmq/.erlang.cookie 42\nExecStart=/bin/chown rabbitmq:rabbitmq /var/lib/rabbitmq/.erlang.cookie\nExecStart=/bin/chmod 0400 /var/lib/rabbitmq/.erlang.cookie\n\n[Install]\nRequiredBy=rabbitmq-server.service\n",
+        what: "RabbitMQ's Erlang cookie",
+        reader: Reader::Service("rabbitmq-server.service"),
+        made: &["/var/lib/rabbitmq/.erlang.cookie"],
+        settings: &["UMask=0077"],
+        commands: &[
+            "/usr/bin/openssl rand -base64 -out /var/lib/rabbitmq/.erlang.cookie 42",
+            "/bin/chown rabbitmq:rabbitmq /var/lib/rabbitmq/.erlang.cookie",
+            "/bin/chmod 0400 /var/lib/rabbitmq/.erlang.cookie",
+        ],
     },
     // courier-imap's postinst: the key and certificate IMAP's TLS serves, read by both
     // of its services, so made before any starts.
@@ -132,8 +225,15 @@ pub const SECRETS: [Secret; 11] = [
         remade_links: &[],
         needs: &["/usr/sbin/imapd", "/usr/sbin/mkimapdcert"],
         unit: "appliance-courier-imapd-cert.service",
-        linked_in: "sysinit.target.wants",
-        text: "[Unit]\nDescription=Courier IMAP's TLS key and certificate for this machine (the appliance ships none)\nDefaultDependencies=no\nAfter=local-fs.target\nBefore=sysinit.target\nConditionPathExists=!/etc/courier/imapd.pem\n\n[Service]\nType=oneshot\nExecStart=/usr/sbin/mkimapdcert\nExecStart=/bin/chmod 0640 /etc/courier/imapd.pem\nExecStart=/bin/chown root:courier /etc/courier/imapd.pem\n\n[Install]\nWantedBy=sysinit.target\n",
+        what: "Courier IMAP's TLS key and certificate",
+        reader: Reader::Boot,
+        made: &["/etc/courier/imapd.pem"],
+        settings: &[],
+        commands: &[
+            "/usr/sbin/mkimapdcert",
+            "/bin/chmod 0640 /etc/courier/imapd.pem",
+            "/bin/chown root:courier /etc/courier/imapd.pem",
+        ],
     },
     // xrdp's postinst: the RSA keys of RDP's own security layer.
     Secret {
@@ -141,8 +241,14 @@ pub const SECRETS: [Secret; 11] = [
         remade_links: &[],
         needs: &["/usr/sbin/xrdp", "/usr/bin/xrdp-keygen"],
         unit: "appliance-xrdp-rsakeys.service",
-        linked_in: "xrdp.service.requires",
-        text: "[Unit]\nDescription=xrdp's RSA keys for this machine (the appliance ships none)\nBefore=xrdp.service\nConditionPathExists=!/etc/xrdp/rsakeys.ini\n\n[Service]\nType=oneshot\nUMask=0077\nExecStart=/usr/bin/xrdp-keygen xrdp auto\nExecStart=/bin/chown xrdp /etc/xrdp/rsakeys.ini\n\n[Install]\nRequiredBy=xrdp.service\n",
+        what: "xrdp's RSA keys",
+        reader: Reader::Service("xrdp.service"),
+        made: &["/etc/xrdp/rsakeys.ini"],
+        settings: &["UMask=0077"],
+        commands: &[
+            "/usr/bin/xrdp-keygen xrdp auto",
+            "/bin/chown xrdp /etc/xrdp/rsakeys.ini",
+        ],
     },
     // ejabberd's preinst: one file holding the key and a certificate for the machine's
     // name.
@@ -151,8 +257,15 @@ pub const SECRETS: [Secret; 11] = [
         remade_links: &[],
         needs: &["/usr/sbin/ejabberdctl", "/usr/bin/openssl"],
         unit: "appliance-ejabberd-cert.service",
-        linked_in: "ejabberd.service.requires",
-        text: "[Unit]\nDescription=ejabberd's TLS key and certificate for this machine (the appliance ships none)\nBefore=ejabberd.service\nConditionPathExists=!/etc/ejabberd/ejabberd.pem\n\n[Service]\nType=oneshot\nUMask=0077\nExecStart=/usr/bin/openssl req -new -x509 -days 365 -nodes -subj /CN=%H -out /etc/ejabberd/ejabberd.pem -keyout /etc/ejabberd/ejabberd.pem\nExecStart=/bin/chmod 0640 /etc/ejabberd/ejabberd.pem\nExecStart=/bin/chown root:ejabberd /etc/ejabberd/ejabberd.pem\n\n[Install]\nRequiredBy=ejabberd.service\n",
+        what: "ejabberd's TLS key and certificate",
+        reader: Reader::Service("ejabberd.service"),
+        made: &["/etc/ejabberd/ejabberd.pem"],
+        settings: &["UMask=0077"],
+        commands: &[
+            "/usr/bin/openssl req -new -x509 -days 365 -nodes -subj /CN=%H -out /etc/ejabberd/ejabberd.pem -keyout /etc/ejabberd/ejabberd.pem",
+            "/bin/chmod 0640 /etc/ejabberd/ejabberd.pem",
+            "/bin/chown root:ejabberd /etc/ejabberd/ejabberd.pem",
+        ],
     },
 ];
 
@@ -232,10 +345,10 @@ pub fn machine_files(machine: Machine, has: impl Fn(&str) -> bool) -> Generated 
             &mut made,
             &format!("/etc/systemd/system/{unit}"),
             0o644,
-            secret.text,
+            &secret.text(),
         );
         made.symlink(
-            &format!("/etc/systemd/system/{}/{unit}", secret.linked_in),
+            &format!("/etc/systemd/system/{}/{unit}", secret.linked_in()),
             &format!("../{unit}"),
         );
     }
@@ -433,8 +546,9 @@ mod tests {
     #[test]
     fn each_secret_is_made_once_before_the_service_that_reads_it() {
         for secret in &SECRETS {
-            let text = secret.text;
-            let service = secret.linked_in.trim_end_matches(".requires");
+            let text = &secret.text();
+            let linked_in = secret.linked_in();
+            let service = linked_in.trim_end_matches(".requires");
             if service.ends_with(".service") {
                 assert!(text.contains(&format!("\nBefore={service}\n")), "{text}");
                 assert!(
@@ -448,17 +562,20 @@ mod tests {
                 );
             }
             // Made only where the machine has none: a group's own file wins.
-            let condition = text
-                .lines()
-                .find_map(|l| l.strip_prefix("ConditionPathExists=!"))
-                .unwrap_or_else(|| panic!("{} has no condition", secret.unit));
-            let covered = (secret.paths.iter()).any(|glob| {
-                globset::Glob::new(glob)
-                    .unwrap()
-                    .compile_matcher()
-                    .is_match(condition)
-            });
-            assert!(covered, "{condition} is not among {:?}", secret.paths);
+            let conditions: Vec<&str> = (text.lines())
+                .filter_map(|l| l.strip_prefix("ConditionPathExists="))
+                .map(|c| c.trim_start_matches('|').trim_start_matches('!'))
+                .collect();
+            assert!(!conditions.is_empty(), "{} has no condition", secret.unit);
+            for condition in conditions {
+                let covered = (secret.paths.iter()).any(|glob| {
+                    globset::Glob::new(glob)
+                        .unwrap()
+                        .compile_matcher()
+                        .is_match(condition)
+                });
+                assert!(covered, "{condition} is not among {:?}", secret.paths);
+            }
             assert!(text.contains("Type=oneshot"), "{text}");
         }
     }

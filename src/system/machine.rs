@@ -104,7 +104,7 @@ impl Secret {
 }
 
 /// The secrets packages make when they are configured.
-pub const SECRETS: [Secret; 11] = [
+pub const SECRETS: [Secret; 12] = [
     Secret {
         paths: &["/etc/ssh/ssh_host_*"],
         remade_links: &[],
@@ -265,6 +265,23 @@ pub const SECRETS: [Secret; 11] = [
             "/usr/bin/openssl req -new -x509 -days 365 -nodes -subj /CN=%H -out /etc/ejabberd/ejabberd.pem -keyout /etc/ejabberd/ejabberd.pem",
             "/bin/chmod 0640 /etc/ejabberd/ejabberd.pem",
             "/bin/chown root:ejabberd /etc/ejabberd/ejabberd.pem",
+        ],
+    },
+    // nvme-cli's postinst: the host NQN and host id name the machine to NVMe over
+    // Fabrics targets, as the machine id names it to systemd; udev's autoconnect rules
+    // and nvmf-autoconnect read them. Each is made where it is missing, as there.
+    Secret {
+        paths: &["/etc/nvme/hostnqn", "/etc/nvme/hostid"],
+        remade_links: &[],
+        needs: &["/usr/sbin/nvme", "/usr/bin/uuidgen"],
+        unit: "appliance-nvme-hostnqn.service",
+        what: "The NVMe host NQN and host id",
+        reader: Reader::Boot,
+        made: &["/etc/nvme/hostnqn", "/etc/nvme/hostid"],
+        settings: &[],
+        commands: &[
+            "/bin/sh -c '[ -s /etc/nvme/hostnqn ] || /usr/sbin/nvme gen-hostnqn > /etc/nvme/hostnqn'",
+            "/bin/sh -c '[ -s /etc/nvme/hostid ] || /usr/bin/uuidgen > /etc/nvme/hostid'",
         ],
     },
 ];
@@ -578,6 +595,24 @@ mod tests {
             }
             assert!(text.contains("Type=oneshot"), "{text}");
         }
+    }
+
+    #[test]
+    fn a_secret_of_several_files_is_made_where_any_is_missing() {
+        let tree = [SYSTEMD, "/usr/sbin/nvme", "/usr/bin/uuidgen"];
+        let made = machine_files(Machine::Virtual, |p| tree.contains(&p));
+        let unit = made.content("/etc/systemd/system/appliance-nvme-hostnqn.service");
+        assert!(
+            unit.contains(
+                "\nConditionPathExists=|!/etc/nvme/hostnqn\nConditionPathExists=|!/etc/nvme/hostid\n"
+            ),
+            "{unit}"
+        );
+        // A group's own host NQN (a target's ACL names it) stays; the id is still made.
+        assert!(unit.contains("'[ -s /etc/nvme/hostnqn ] || /usr/sbin/nvme gen-hostnqn >"));
+        assert!(unit.contains("'[ -s /etc/nvme/hostid ] || /usr/bin/uuidgen >"));
+        let link = "/etc/systemd/system/sysinit.target.wants/appliance-nvme-hostnqn.service";
+        assert!(paths(&made).contains(&link));
     }
 
     #[test]

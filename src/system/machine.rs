@@ -58,9 +58,10 @@ pub struct Secret {
 enum Reader {
     /// This service, which requires the unit.
     Service(&'static str),
-    /// Services of the tree's own or several: the unit runs before any starts (before
-    /// `sysinit.target`).
-    Boot,
+    /// Several services, or one of the tree's own: the unit runs before any starts
+    /// (before `sysinit.target`), and before these, which start that early themselves
+    /// (`DefaultDependencies=no`).
+    Boot(&'static [&'static str]),
 }
 
 impl Secret {
@@ -68,7 +69,7 @@ impl Secret {
     fn linked_in(&self) -> String {
         match self.reader {
             Reader::Service(service) => format!("{service}.requires"),
-            Reader::Boot => "sysinit.target.wants".to_string(),
+            Reader::Boot(_) => "sysinit.target.wants".to_string(),
         }
     }
 
@@ -80,9 +81,11 @@ impl Secret {
                 format!("Before={service}\n"),
                 format!("RequiredBy={service}\n"),
             ),
-            Reader::Boot => (
-                "DefaultDependencies=no\nAfter=local-fs.target\nBefore=sysinit.target\n"
-                    .to_string(),
+            Reader::Boot(early) => (
+                format!(
+                    "DefaultDependencies=no\nAfter=local-fs.target\nBefore=sysinit.target{}\n",
+                    early.iter().map(|s| format!(" {s}")).collect::<String>()
+                ),
                 "WantedBy=sysinit.target\n".to_string(),
             ),
         };
@@ -104,7 +107,7 @@ impl Secret {
 }
 
 /// The secrets packages make when they are configured.
-pub const SECRETS: [Secret; 12] = [
+pub const SECRETS: [Secret; 14] = [
     Secret {
         paths: &["/etc/ssh/ssh_host_*"],
         remade_links: &[],
@@ -127,7 +130,7 @@ pub const SECRETS: [Secret; 12] = [
         needs: &["/usr/sbin/make-ssl-cert"],
         unit: "appliance-ssl-snakeoil.service",
         what: "The snakeoil TLS key and certificate",
-        reader: Reader::Boot,
+        reader: Reader::Boot(&[]),
         made: &["/etc/ssl/private/ssl-cert-snakeoil.key"],
         settings: &[],
         commands: &["/usr/sbin/make-ssl-cert generate-default-snakeoil"],
@@ -226,7 +229,7 @@ pub const SECRETS: [Secret; 12] = [
         needs: &["/usr/sbin/imapd", "/usr/sbin/mkimapdcert"],
         unit: "appliance-courier-imapd-cert.service",
         what: "Courier IMAP's TLS key and certificate",
-        reader: Reader::Boot,
+        reader: Reader::Boot(&[]),
         made: &["/etc/courier/imapd.pem"],
         settings: &[],
         commands: &[
@@ -276,12 +279,47 @@ pub const SECRETS: [Secret; 12] = [
         needs: &["/usr/sbin/nvme", "/usr/bin/uuidgen"],
         unit: "appliance-nvme-hostnqn.service",
         what: "The NVMe host NQN and host id",
-        reader: Reader::Boot,
+        reader: Reader::Boot(&[]),
         made: &["/etc/nvme/hostnqn", "/etc/nvme/hostid"],
         settings: &[],
         commands: &[
             "/bin/sh -c '[ -s /etc/nvme/hostnqn ] || /usr/sbin/nvme gen-hostnqn > /etc/nvme/hostnqn'",
             "/bin/sh -c '[ -s /etc/nvme/hostid ] || /usr/bin/uuidgen > /etc/nvme/hostid'",
+        ],
+    },
+    // open-iscsi's postinst: the initiator's name, which targets' access lists name
+    // ("Do NOT duplicate iSCSI InitiatorNames"). Made as the package makes it for an
+    // image: its own start-up check replaces `GenerateName=yes` with a new name, before
+    // iscsid, which starts before sysinit.target.
+    Secret {
+        paths: &["/etc/iscsi/initiatorname.iscsi"],
+        remade_links: &[],
+        needs: &["/usr/sbin/iscsid", "/usr/lib/open-iscsi/startup-checks.sh"],
+        unit: "appliance-iscsi-initiatorname.service",
+        what: "The iSCSI initiator name",
+        reader: Reader::Boot(&["iscsid.service"]),
+        made: &["/etc/iscsi/initiatorname.iscsi"],
+        settings: &[],
+        commands: &[
+            "/bin/sh -c 'echo GenerateName=yes > /etc/iscsi/initiatorname.iscsi'",
+            "/usr/lib/open-iscsi/startup-checks.sh",
+        ],
+    },
+    // pacemaker-common's postinst: the key Pacemaker and Pacemaker Remote nodes
+    // authenticate with, read by both daemons. A cluster shares one, as MUNGE shares
+    // its key.
+    Secret {
+        paths: &["/etc/pacemaker/authkey"],
+        remade_links: &[],
+        needs: &["/etc/default/pacemaker", "/usr/bin/dd"],
+        unit: "appliance-pacemaker-authkey.service",
+        what: "Pacemaker's authentication key",
+        reader: Reader::Boot(&[]),
+        made: &["/etc/pacemaker/authkey"],
+        settings: &["UMask=0037"],
+        commands: &[
+            "/usr/bin/dd if=/dev/urandom of=/etc/pacemaker/authkey bs=4096 count=1 status=none",
+            "/usr/bin/chgrp haclient /etc/pacemaker/authkey",
         ],
     },
 ];

@@ -121,11 +121,12 @@ pub fn assemble(
     }
     let tree_hosts = || {
         let (laid, given) = group_files.split_at(statements);
-        if given.iter().any(|e| e.path == HOSTS) {
+        if given.iter().any(|e| e.path == HOSTS_PATH) {
             return None;
         }
-        (laid.iter().rfind(|e| e.path == HOSTS))
-            .or_else(|| (package_entries.iter()).find(|e| e.path == HOSTS && !excludes.drops(e)))
+        (laid.iter().rfind(|e| e.path == HOSTS_PATH)).or_else(|| {
+            (package_entries.iter()).find(|e| e.path == HOSTS_PATH && !excludes.drops(e))
+        })
     };
     let hostname = (recipe.files.iter()).rfind(|f| f.path == "/etc/hostname");
     let named = hostname.and_then(|h| hosts_naming_the_machine(&h.content, tree_hosts()));
@@ -171,7 +172,7 @@ pub fn machine(recipe: &Recipe) -> system::Machine {
 }
 
 /// The machine's name and address table.
-const HOSTS: &str = "/etc/hosts";
+const HOSTS_PATH: &str = "/etc/hosts";
 
 /// `/etc/hosts` naming the machine whose `/etc/hostname` (a group's `file`) holds
 /// `hostname`, with its bytes, when `hosts` (the tree's before the group's statements,
@@ -373,7 +374,7 @@ mod tests {
             digest: Some(blake3::hash(content.as_bytes()).to_hex().to_string()),
             package: Some("netbase".to_string()),
             conffile: true,
-            ..FileEntry::directory(HOSTS)
+            ..FileEntry::directory(HOSTS_PATH)
         };
         let (entry, content) = hosts_naming_the_machine(b"web\n", Some(&hosts(stock))).unwrap();
         let text = String::from_utf8(content).unwrap();

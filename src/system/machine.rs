@@ -654,6 +654,35 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_a_service_reads_before_sysinit_is_made_before_that_service() {
+        let tree = [
+            SYSTEMD,
+            "/usr/sbin/iscsid",
+            "/usr/lib/open-iscsi/startup-checks.sh",
+        ];
+        let made = machine_files(Machine::Container, |p| tree.contains(&p));
+        let unit = made.content("/etc/systemd/system/appliance-iscsi-initiatorname.service");
+        // iscsid has no default dependencies: a unit ordered after sysinit.target (as
+        // one for a service is) would make a cycle, so this one runs before both.
+        assert!(
+            unit.contains("DefaultDependencies=no\nAfter=local-fs.target\nBefore=sysinit.target iscsid.service\n"),
+            "{unit}"
+        );
+        assert!(
+            unit.ends_with("[Install]\nWantedBy=sysinit.target\n"),
+            "{unit}"
+        );
+        // The package's own start-up check makes the name from its placeholder.
+        let placeholder = unit.find("GenerateName=yes").unwrap();
+        assert!(
+            placeholder
+                < unit
+                    .find("ExecStart=/usr/lib/open-iscsi/startup-checks.sh")
+                    .unwrap()
+        );
+    }
+
+    #[test]
     fn a_virtual_machine_mounts_the_image_root_by_label() {
         let made = machine_files(Machine::Virtual, |_| false);
         assert!(

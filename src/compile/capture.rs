@@ -518,6 +518,29 @@ mod tests {
         assert!(dropped.is_match("/etc/ssl/private/ssl-cert-snakeoil.key"));
         assert!(dropped.is_match("/etc/shadow-"));
         assert!(!dropped.is_match("/etc/shadow"));
+        // sendmail's key and certificates go; its DH parameters and openssl settings,
+        // no secret, stay. Heimdal's realm goes whole, its configuration stays.
+        for gone in [
+            "/etc/mail/tls/sendmail-common.key",
+            "/etc/mail/tls/sendmail-server.crt",
+            "/etc/mail/tls/sendmail-client.csr",
+            "/var/lib/heimdal-kdc/m-key",
+            "/var/lib/heimdal-kdc/heimdal.db",
+            "/var/lib/heimdal-kdc/log",
+            "/etc/courier/pop3d.pem",
+            "/var/lib/quassel/quasselCert.pem",
+        ] {
+            assert!(dropped.is_match(gone), "{gone}");
+        }
+        for kept in [
+            "/etc/mail/tls/sendmail-common.prm",
+            "/etc/mail/tls/sendmail-server.cfg",
+            "/etc/mail/tls/starttls.m4",
+            "/etc/heimdal-kdc/kdc.conf",
+            "/etc/courier/dhparams.pem",
+        ] {
+            assert!(!dropped.is_match(kept), "{kept}");
+        }
     }
 
     #[test]
@@ -536,6 +559,11 @@ mod tests {
             "/etc/ssl/certs/ssl-cert-snakeoil.pem"
         ));
         assert!(!link("/etc/ssl/certs/02265526.0", "Entrust_Root.pem"));
+        // sendmail's, named for the configuring machine's name.
+        assert!(link(
+            "/etc/ssl/certs/de3029e6.0",
+            "/etc/mail/tls/sendmail-server.crt"
+        ));
         // Made again on first boot, the secret is there for it.
         assert!(!link(
             "/etc/dovecot/private/dovecot.pem",

@@ -107,7 +107,7 @@ impl Secret {
 }
 
 /// The secrets packages make when they are configured.
-pub const SECRETS: [Secret; 14] = [
+pub const SECRETS: [Secret; 19] = [
     Secret {
         paths: &["/etc/ssh/ssh_host_*"],
         remade_links: &[],
@@ -238,6 +238,39 @@ pub const SECRETS: [Secret; 14] = [
             "/bin/chown root:courier /etc/courier/imapd.pem",
         ],
     },
+    // courier-mta's postinst, as courier-imap's: ESMTP's TLS pair, read by its plain,
+    // submission and TLS services alike.
+    Secret {
+        paths: &["/etc/courier/esmtpd.pem"],
+        remade_links: &[],
+        needs: &["/usr/sbin/esmtpd", "/usr/sbin/mkesmtpdcert"],
+        unit: "appliance-courier-esmtpd-cert.service",
+        what: "Courier ESMTP's TLS key and certificate",
+        reader: Reader::Boot(&[]),
+        made: &["/etc/courier/esmtpd.pem"],
+        settings: &[],
+        commands: &[
+            "/usr/sbin/mkesmtpdcert",
+            "/bin/chmod 0640 /etc/courier/esmtpd.pem",
+            "/bin/chown root:courier /etc/courier/esmtpd.pem",
+        ],
+    },
+    // courier-pop's postinst, likewise, for POP3 and POP3 over TLS.
+    Secret {
+        paths: &["/etc/courier/pop3d.pem"],
+        remade_links: &[],
+        needs: &["/usr/sbin/pop3d", "/usr/sbin/mkpop3dcert"],
+        unit: "appliance-courier-pop3d-cert.service",
+        what: "Courier POP3's TLS key and certificate",
+        reader: Reader::Boot(&[]),
+        made: &["/etc/courier/pop3d.pem"],
+        settings: &[],
+        commands: &[
+            "/usr/sbin/mkpop3dcert",
+            "/bin/chmod 0640 /etc/courier/pop3d.pem",
+            "/bin/chown root:courier /etc/courier/pop3d.pem",
+        ],
+    },
     // xrdp's postinst: the RSA keys of RDP's own security layer.
     Secret {
         paths: &["/etc/xrdp/rsakeys.ini"],
@@ -268,6 +301,77 @@ pub const SECRETS: [Secret; 14] = [
             "/usr/bin/openssl req -new -x509 -days 365 -nodes -subj /CN=%H -out /etc/ejabberd/ejabberd.pem -keyout /etc/ejabberd/ejabberd.pem",
             "/bin/chmod 0640 /etc/ejabberd/ejabberd.pem",
             "/bin/chown root:ejabberd /etc/ejabberd/ejabberd.pem",
+        ],
+    },
+    // quassel-core's postinst: the core's TLS pair in one file, made by its own user.
+    Secret {
+        paths: &["/var/lib/quassel/quasselCert.pem"],
+        remade_links: &[],
+        needs: &["/usr/bin/quasselcore", "/usr/bin/openssl"],
+        unit: "appliance-quassel-cert.service",
+        what: "Quassel core's TLS key and certificate",
+        reader: Reader::Service("quasselcore.service"),
+        made: &["/var/lib/quassel/quasselCert.pem"],
+        settings: &["User=quasselcore", "UMask=0027"],
+        commands: &[
+            "/usr/bin/openssl req -x509 -nodes -batch -days 680 -newkey rsa -keyout /var/lib/quassel/quasselCert.pem -out /var/lib/quassel/quasselCert.pem",
+        ],
+    },
+    // sendmail's postinst (through sendmailconfig): the key its server and client
+    // certificates share, and those certificates with their requests, each linked from
+    // /etc/ssl/certs by the hash of the machine's name. Its own update_tls makes what is
+    // missing; the DH parameters beside them are no secret, and stay.
+    Secret {
+        paths: &[
+            "/etc/mail/tls/sendmail-common.key",
+            "/etc/mail/tls/sendmail-*.crt",
+            "/etc/mail/tls/sendmail-*.csr",
+        ],
+        remade_links: &["/etc/ssl/certs/*.[0-9]"],
+        needs: &[
+            "/usr/sbin/sendmail-mta",
+            "/usr/share/sendmail/update_tls",
+            "/usr/bin/openssl",
+        ],
+        unit: "appliance-sendmail-tls.service",
+        what: "sendmail's TLS key and certificates",
+        reader: Reader::Service("sendmail.service"),
+        made: &[
+            "/etc/mail/tls/sendmail-common.key",
+            "/etc/mail/tls/sendmail-server.crt",
+            "/etc/mail/tls/sendmail-client.crt",
+        ],
+        settings: &[],
+        commands: &["/usr/share/sendmail/update_tls"],
+    },
+    // heimdal-kdc's postinst: a random master key, and the realm's database with the
+    // random keys of krbtgt and kadmin, which sign and open every ticket of the realm.
+    // Made again for the realm the package was configured for (debconf keeps it), each
+    // part where it is missing; kadmind starts from inetd, so before any service.
+    Secret {
+        paths: &[
+            "/var/lib/heimdal-kdc/m-key",
+            "/var/lib/heimdal-kdc/heimdal.db",
+            "/var/lib/heimdal-kdc/log",
+        ],
+        remade_links: &[],
+        needs: &[
+            "/usr/lib/heimdal-servers/kdc",
+            "/usr/sbin/kstash",
+            "/usr/bin/kadmin",
+            "/usr/bin/debconf-communicate",
+        ],
+        unit: "appliance-heimdal-kdc-realm.service",
+        what: "The Heimdal KDC's master key and realm database",
+        reader: Reader::Boot(&[]),
+        made: &[
+            "/var/lib/heimdal-kdc/m-key",
+            "/var/lib/heimdal-kdc/heimdal.db",
+        ],
+        settings: &["UMask=0077", "Environment=DEBIAN_FRONTEND=noninteractive"],
+        commands: &[
+            "/bin/sh -c '[ -s /var/lib/heimdal-kdc/m-key ] || /usr/sbin/kstash -k /var/lib/heimdal-kdc/m-key --random-key'",
+            "/bin/sh -c '[ -s /var/lib/heimdal-kdc/heimdal.db ] || { realm=$$(echo get heimdal/realm | /usr/bin/debconf-communicate heimdal-kdc) && /usr/bin/kadmin -l init --realm-max-ticket-life=unlimited --realm-max-renewable-life=unlimited \"$${realm#0 }\"; }'",
         ],
     },
     // nvme-cli's postinst: the host NQN and host id name the machine to NVMe over
@@ -610,8 +714,15 @@ mod tests {
                     text.contains(&format!("\nRequiredBy={service}\n")),
                     "{text}"
                 );
+                // Besides the tools its commands run: a tree with openssl but without
+                // the service gets no unit.
+                let runs = |program: &str| {
+                    (secret.commands.iter())
+                        .any(|c| c.split_whitespace().any(|word| word == program))
+                };
+                let service_program = secret.needs.iter().any(|p| !runs(p));
                 assert!(
-                    secret.needs.iter().any(|p| p.starts_with("/usr/sbin/")),
+                    service_program,
                     "{} needs its service's program",
                     secret.unit
                 );

@@ -10,7 +10,8 @@ use std::net::TcpListener;
 use std::path::Path;
 
 use common::{
-    build_deb, build_deb_with, differing_paths, fails, fake_workspace, is_root, lock_id, ok,
+    appliance, build_deb, build_deb_with, differing_paths, fails, fake_workspace, is_root, lock_id,
+    ok,
 };
 
 /// The group: the host's essential packages, adduser, and `extra` from the pool.
@@ -357,6 +358,53 @@ fn a_secret_a_script_makes_for_its_machine_is_never_locked() {
     );
     assert!(differ.is_empty(), "two configure runs differ at {differ:?}");
     assert_eq!(ids[0], ids[1]);
+}
+
+#[test]
+fn a_private_key_a_script_made_that_the_lock_keeps_is_named_in_a_warning() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    // As ircd-hybrid's or epoptes's postinst: a key appliance knows no first-boot unit
+    // for. Compile says so, naming it; once the group excludes it, it says nothing.
+    let postinst = "#!/bin/sh\nset -e\nmkdir -p /etc/keyd\n\
+        { echo '-----BEGIN PRIVATE KEY-----'; od -An -tx1 -N48 /dev/urandom; \
+        echo '-----END PRIVATE KEY-----'; } > /etc/keyd/key.pem\n\
+        echo 'no key' > /etc/keyd/keyd.conf\n";
+    let warned = |excluded: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = dir.path();
+        let mut text = group("keyd");
+        if excluded {
+            text = text.replace("    exclude ", "    exclude \"/etc/keyd/key.pem\" ");
+        }
+        fake_workspace(ws, &[("tiny", &text)]);
+        let pool = ws.join("debs");
+        fs::create_dir_all(&pool).unwrap();
+        build_deb(
+            &pool,
+            "keyd",
+            "1.0",
+            &[("/usr/sbin/keyd", "#!/bin/sh\n")],
+            &[],
+            &[("postinst", postinst)],
+        );
+        let out = appliance(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let stderr = warned(false);
+    assert!(
+        stderr.contains(
+            "warning: group tiny for flavor [!kernel,openvz is: x86_64]: /etc/keyd/key.pem holds a private key a maintainer script made"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("keyd.conf"), "{stderr}");
+    let stderr = warned(true);
+    assert!(!stderr.contains("private key"), "{stderr}");
 }
 
 /// The user the test below compiles as: made (once) with 65536 subordinate ids, as an

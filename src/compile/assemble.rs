@@ -3,7 +3,7 @@
 //! apt, the host's apt sources, laid over each other into one lock, trimmed to the
 //! recipe's `paths`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::Settings;
 use super::apt_sources;
@@ -45,6 +45,8 @@ pub struct Assembled {
     pub lock: Lock,
     /// Contents for the blob store (possibly more than the lock uses).
     pub blobs: Vec<Vec<u8>>,
+    /// What the user should know about the lock: private keys scripts made in it.
+    pub warnings: Vec<String>,
 }
 
 /// Lays the machine files and the group's statements over `configured` and assembles
@@ -67,6 +69,7 @@ pub fn assemble(
     if let Some(run_as) = &recipe.run_as {
         check_run_as(&accounts, run_as)?;
     }
+    let script_keys = private_keys(&blobs);
     let present = |path: &str| package_entries.iter().any(|e| e.path == path);
     let machine_files = system::machine_files(machine(recipe), present);
     group_files.extend(machine_files.entries);
@@ -159,7 +162,63 @@ pub fn assemble(
         lock::trim(&mut lock, &globs, content).map_err(|err| at_glob(err, recipe))?;
         lock.normalise();
     }
-    Ok(Assembled { lock, blobs })
+    let warnings = shared_keys(recipe, &lock, &script_keys)
+        .into_iter()
+        .collect();
+    Ok(Assembled {
+        lock,
+        blobs,
+        warnings,
+    })
+}
+
+/// The digests of `blobs`, the configured tree's bytes, that hold a private key.
+fn private_keys(blobs: &[Vec<u8>]) -> HashSet<String> {
+    (blobs.iter())
+        .filter(|b| holds_private_key(b))
+        .map(|b| blake3::hash(b).to_hex().to_string())
+        .collect()
+}
+
+/// Whether `bytes` are text with a PEM private key: a line `-----BEGIN RSA PRIVATE
+/// KEY-----`, `-----BEGIN OPENSSH PRIVATE KEY-----` and so on. Binary files are not
+/// taken: compiled Python holds these lines as constants and test data.
+fn holds_private_key(bytes: &[u8]) -> bool {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    if memchr::memchr(0, bytes).is_some() {
+        return false;
+    }
+    memchr::memmem::find_iter(bytes, BEGIN).any(|at| {
+        let line = &bytes[at..];
+        let line = &line[..memchr::memchr(b'\n', line).unwrap_or(line.len())];
+        line.trim_ascii_end().ends_with(b"PRIVATE KEY-----")
+    })
+}
+
+/// The warning for the private keys maintainer scripts made that `lock` still holds
+/// (`script_keys`, by digest): a key capture knows is made on first boot instead (see
+/// [`system::SECRETS`]), and this names the rest, which every machine made from the
+/// lock would share. A key the group excludes, or replaces with its own statement, is
+/// not one.
+fn shared_keys(recipe: &Recipe, lock: &Lock, script_keys: &HashSet<String>) -> Option<String> {
+    let paths: Vec<&str> = (lock.files.iter())
+        .filter(|e| e.package.is_none())
+        .filter(|e| e.digest.as_ref().is_some_and(|d| script_keys.contains(d)))
+        .map(|e| e.path.as_str())
+        .collect();
+    let (holds, it) = match paths.len() {
+        0 => return None,
+        1 => ("holds", "it"),
+        _ => ("each hold", "each"),
+    };
+    Some(format!(
+        "group {} for flavor {}: {} {holds} a private key a maintainer script made while \
+         configuring, which every machine made from this lock would share: exclude {it} and \
+         make it on first boot, or give the machine's own with a `file` statement",
+        recipe.group,
+        recipe.flavor.canonical(),
+        paths.join(", "),
+    ))
 }
 
 /// The kind of machine `recipe`'s flavor makes: a virtual one for a kernel flavor.
@@ -353,6 +412,28 @@ mod tests {
 
     use super::*;
     use crate::lang::{ContainerSetting, Known, Statement, parse_group_text};
+
+    #[test]
+    fn only_text_with_a_pem_private_key_is_taken_for_one() {
+        for key in [
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n",
+            "junk\n-----BEGIN PRIVATE KEY-----\r\nMC4C\n",
+            "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n-----BEGIN EC PRIVATE KEY-----\n",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+        ] {
+            assert!(holds_private_key(key.as_bytes()), "{key}");
+        }
+        for other in [
+            "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n",
+            "-----BEGIN PUBLIC KEY-----\nMCow\n",
+            "grep 'PRIVATE KEY-----' \"$1\"\n",
+            "-----BEGIN \n PRIVATE KEY-----\n",
+            "\0\0-----BEGIN RSA PRIVATE KEY-----\n",
+        ] {
+            assert!(!holds_private_key(other.as_bytes()), "{other}");
+        }
+    }
 
     /// The `run-as` of a group holding only `run-as SPEC`.
     fn run_as(spec: &str) -> RunAs {

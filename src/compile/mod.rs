@@ -222,6 +222,7 @@ pub fn finish(
     let assembled = assemble::assemble(settings, recipe, packages, configured, &tree)?;
     check::check(&assembled.lock)?;
     stage.done(format_args!("{} files", assembled.lock.files.len()));
+    warnings.extend(assembled.warnings);
     warnings.extend(tree.warnings);
     let mut compiled = Compiled::new(
         assembled.lock,

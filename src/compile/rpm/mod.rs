@@ -186,6 +186,7 @@ pub fn finish(
     let assembled = assemble::assemble(settings, recipe, packages, configured, &gathered.tree)?;
     check::check(&assembled.lock)?;
     stage.done(format_args!("{} files", assembled.lock.files.len()));
+    warnings.extend(assembled.warnings);
     warnings.extend(gathered.tree.warnings);
     let mut compiled = Compiled::new(
         assembled.lock,

@@ -31,9 +31,34 @@ impl std::fmt::Display for Excerpt<'_> {
     }
 }
 
+/// `items` for a one-line message: the first `shown`, then `, and N more` for the
+/// rest, so a message about any number of them stays short.
+pub(crate) fn first_few<T: std::fmt::Display>(
+    items: impl ExactSizeIterator<Item = T>,
+    shown: usize,
+) -> String {
+    let more = items.len().saturating_sub(shown);
+    let listed: Vec<String> = items.take(shown).map(|i| i.to_string()).collect();
+    match more {
+        0 => listed.join(", "),
+        n => format!("{}, and {n} more", listed.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::excerpt;
+    use super::{excerpt, first_few};
+
+    #[test]
+    fn a_list_names_the_first_few_of_many() {
+        let paths: Vec<String> = (1..=10).map(|i| format!("/etc/k{i}.pem")).collect();
+        let listed = |n: usize| first_few(paths[..n].iter(), 8);
+        assert_eq!(listed(1), "/etc/k1.pem");
+        assert_eq!(listed(8).matches(".pem").count(), 8);
+        let many = listed(10);
+        assert!(many.starts_with("/etc/k1.pem, /etc/k2.pem"), "{many}");
+        assert!(many.ends_with("/etc/k8.pem, and 2 more"), "{many}");
+    }
 
     #[test]
     fn an_excerpt_is_short_and_one_line() {

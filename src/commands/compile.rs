@@ -9,7 +9,7 @@ use super::Context;
 use super::present::{short, stdout_error, write_json};
 use crate::compile::{self, Settings, fingerprint};
 use crate::error::{Error, Result};
-use crate::excerpt::excerpt;
+use crate::excerpt::{excerpt, first_few};
 use crate::gc::StoreLock;
 use crate::lock::Backend;
 use crate::repo::{BlobStore, Fingerprint, Fingerprinted, Located, Repository};
@@ -105,12 +105,15 @@ fn stale_report(stale: &[Stale], every: bool) -> Option<String> {
         let rows: Vec<String> = stale.iter().map(|s| format!("\n  {}", row(s))).collect();
         format!("{head}:{}", rows.concat())
     } else {
-        let shown: Vec<String> = stale.iter().take(STALE_SHOWN).map(row).collect();
-        let more = match stale.len().saturating_sub(STALE_SHOWN) {
-            0 => String::new(),
-            n => format!(", and {n} more (-v lists them)"),
+        let hint = if stale.len() > STALE_SHOWN {
+            " (-v lists them)"
+        } else {
+            ""
         };
-        format!("{head}: {}{more}", shown.join(", "))
+        format!(
+            "{head}: {}{hint}",
+            first_few(stale.iter().map(row), STALE_SHOWN)
+        )
     })
 }
 
@@ -402,4 +405,31 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         return write_json(out, &compiled);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{STALE_SHOWN, Stale, stale_report};
+
+    #[test]
+    fn the_stale_warning_names_the_first_few_unless_asked_for_every_one() {
+        let stale: Vec<Stale> = (1..=STALE_SHOWN + 2)
+            .map(|i| Stale {
+                name: format!("p{i}"),
+                version: "1".into(),
+                candidate: "2".into(),
+                security: i == 1,
+            })
+            .collect();
+        let line = stale_report(&stale, false).unwrap();
+        assert!(
+            line.ends_with(": p1 1 -> 2 (security), p2 1 -> 2, p3 1 -> 2, p4 1 -> 2, p5 1 -> 2, and 2 more (-v lists them)"),
+            "{line}"
+        );
+        let few = stale_report(&stale[..2], false).unwrap();
+        assert!(few.ends_with(": p1 1 -> 2 (security), p2 1 -> 2"), "{few}");
+        let every = stale_report(&stale, true).unwrap();
+        assert!(every.ends_with(":\n  p1 1 -> 2 (security)\n  p2 1 -> 2\n  p3 1 -> 2\n  p4 1 -> 2\n  p5 1 -> 2\n  p6 1 -> 2\n  p7 1 -> 2"), "{every}");
+        assert!(stale_report(&[], false).is_none());
+    }
 }

@@ -10,7 +10,7 @@ use super::apt_sources;
 use super::error::{CompileError, OwnerKind, Result};
 use super::extra;
 use super::gather::Tree;
-use crate::excerpt::excerpt;
+use crate::excerpt::{excerpt, first_few};
 use crate::lang::diag::{nearest, suggest};
 use crate::lang::{FileStatement, RunAs, Site};
 use crate::lock::extra::{ExtraError, Layers, Statement};
@@ -217,17 +217,9 @@ fn shared_keys(recipe: &Recipe, lock: &Lock, script_keys: &HashSet<String>) -> O
          make it on first boot, or give the machine's own with a `file` statement",
         recipe.group,
         recipe.flavor.canonical(),
-        listed(&paths),
+        // Scripts may make any number of keys: the first few are named.
+        first_few(paths.iter(), 8),
     ))
-}
-
-/// `paths` for a warning, the first few of many: scripts may make any number of keys.
-fn listed(paths: &[&str]) -> String {
-    const SHOWN: usize = 8;
-    match paths.len().checked_sub(SHOWN) {
-        Some(more) if more > 0 => format!("{}, and {more} more", paths[..SHOWN].join(", ")),
-        _ => paths.join(", "),
-    }
 }
 
 /// The kind of machine `recipe`'s flavor makes: a virtual one for a kernel flavor.
@@ -442,17 +434,6 @@ mod tests {
         ] {
             assert!(!holds_private_key(other.as_bytes()), "{other}");
         }
-    }
-
-    #[test]
-    fn a_warning_names_the_first_few_of_many_keys() {
-        let paths: Vec<String> = (1..=10).map(|i| format!("/etc/k{i}.pem")).collect();
-        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
-        assert_eq!(listed(&paths[..1]), "/etc/k1.pem");
-        assert_eq!(listed(&paths[..8]).matches(".pem").count(), 8);
-        let many = listed(&paths);
-        assert!(many.starts_with("/etc/k1.pem, /etc/k2.pem"), "{many}");
-        assert!(many.ends_with("/etc/k8.pem, and 2 more"), "{many}");
     }
 
     /// The `run-as` of a group holding only `run-as SPEC`.

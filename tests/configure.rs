@@ -372,7 +372,7 @@ fn a_private_key_a_script_made_that_the_lock_keeps_is_named_in_a_warning() {
         { echo '-----BEGIN PRIVATE KEY-----'; od -An -tx1 -N48 /dev/urandom; \
         echo '-----END PRIVATE KEY-----'; } > /etc/keyd/key.pem\n\
         echo 'no key' > /etc/keyd/keyd.conf\n";
-    let warned = |excluded: bool| {
+    let warned = |postinst: &str, excluded: bool| {
         let dir = tempfile::tempdir().unwrap();
         let ws = dir.path();
         let mut text = group("keyd");
@@ -395,7 +395,7 @@ fn a_private_key_a_script_made_that_the_lock_keeps_is_named_in_a_warning() {
         assert!(out.status.success(), "{stderr}");
         stderr
     };
-    let stderr = warned(false);
+    let stderr = warned(postinst, false);
     assert!(
         stderr.contains(
             "warning: group tiny for flavor [!kernel,openvz is: x86_64]: /etc/keyd/key.pem holds a private key a maintainer script made"
@@ -403,8 +403,17 @@ fn a_private_key_a_script_made_that_the_lock_keeps_is_named_in_a_warning() {
         "{stderr}"
     );
     assert!(!stderr.contains("keyd.conf"), "{stderr}");
-    let stderr = warned(true);
+    let stderr = warned(postinst, true);
     assert!(!stderr.contains("private key"), "{stderr}");
+    // A hostile script's name for its key cannot forge a line of the warning's own (a
+    // newline is refused in any path; a carriage return would overwrite the line).
+    let forging = postinst.replace("/etc/keyd/key.pem", "'/etc/keyd/k\rwarning: forged'");
+    let stderr = warned(&forging, false);
+    assert!(
+        stderr.contains("/etc/keyd/k\\rwarning: forged holds a private key"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("\rwarning: forged"), "{stderr:?}");
 }
 
 /// The user the test below compiles as: made (once) with 65536 subordinate ids, as an

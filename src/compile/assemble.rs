@@ -217,8 +217,9 @@ fn shared_keys(recipe: &Recipe, lock: &Lock, script_keys: &HashSet<String>) -> O
          make it on first boot, or give the machine's own with a `file` statement",
         recipe.group,
         recipe.flavor.canonical(),
-        // Scripts may make any number of keys: the first few are named.
-        first_few(paths.iter(), 8),
+        // Scripts may make any number of keys, and name them: the first few are named,
+        // each quoted on one line.
+        first_few(paths.iter().map(|p| excerpt(p)), 8),
     ))
 }
 

@@ -361,6 +361,70 @@ fn a_secret_a_script_makes_for_its_machine_is_never_locked() {
 }
 
 #[test]
+fn a_tree_is_configured_in_memory_and_on_disk_when_its_scripts_outgrow_it() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    let on = |path: &Path| {
+        let out = std::process::Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    if on(ws) == "tmpfs" {
+        eprintln!(
+            "skipped: the test's folder is on a tmpfs, which cannot be told from the memory a tree is staged in"
+        );
+        return;
+    }
+    // The postinst says where its tree is staged; given `fill`, it writes more than a
+    // tree in memory has room for (at most that room: only in memory), as a script
+    // writing a large cache would, and fails there for room.
+    let staged_on = |fill: bool| {
+        let ws = ws.join(if fill { "fill" } else { "plain" });
+        fake_workspace(&ws, &[("tiny", &group("where"))]);
+        let pool = ws.join("debs");
+        fs::create_dir_all(&pool).unwrap();
+        let mut postinst = String::from("#!/bin/sh\nset -e\n");
+        if fill {
+            postinst.push_str(
+                "if [ \"$(stat -f -c %T /)\" = tmpfs ]; then\n\
+                 head -c $(( $(df -k --output=avail / | tail -1) * 1024 + 4096 )) /dev/zero > /var/tmp/fill\n\
+                 fi\n",
+            );
+        }
+        postinst.push_str("stat -f -c %T / > /etc/staged-on\n");
+        build_deb(
+            &pool,
+            "where",
+            "1.0",
+            &[("/usr/sbin/where", "#!/bin/sh\n")],
+            &[],
+            &[("postinst", &postinst)],
+        );
+        ok(&ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+        let root = chroot(&ws, "out", "debs");
+        fs::read_to_string(root.join("etc/staged-on")).unwrap()
+    };
+    assert_eq!(staged_on(false), "tmpfs\n");
+    // Configured again on disk, with nothing of the first try left.
+    let disk = staged_on(true);
+    assert_ne!(disk, "tmpfs\n");
+    assert_eq!(disk.trim(), on(ws));
+    let store = fs::read_dir(ws.join("fill/store")).unwrap();
+    let left: Vec<_> = (store.flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn a_private_key_a_script_made_that_the_lock_keeps_is_named_in_a_warning() {
     if !is_root() {
         eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");

@@ -23,7 +23,7 @@ use super::configure::{self, ConfigureError, Environment, Unpacked};
 use super::error::{CompileError, Result};
 use super::rpm::scriptlets::{self, RpmScripts};
 use super::setup::{self, UnitFile};
-use super::stage;
+use super::{in_memory, stage};
 use crate::confine::{IdShift, Subordinate};
 use crate::lock::Lock;
 use crate::repo::Repository;
@@ -332,10 +332,33 @@ fn run(job: &Job) -> Result<Done> {
         .map_err(|e| ConfigureError::Child(format!("its answer could not be read: {e}")).into())
 }
 
-/// Runs `job` in this process, which is root.
+/// Runs `job` in this process, which is root: staged in memory where the tree fits
+/// ([`in_memory`](super::in_memory)), else, or when its scripts filled the memory
+/// given, on disk.
 fn run_here(job: &Job) -> Result<Done> {
+    let bytes = (job.staging.files.iter()).fold(0u64, |sum, f| sum.saturating_add(f.size));
+    if let Some(room) = in_memory::room_for(bytes) {
+        let ran = in_memory::isolated(|| -> Result<Option<Done>> {
+            let scratch = stage::Scratch::new(&job.scratch, Some(room))?;
+            match configure_in(&scratch, job) {
+                Err(_) if scratch.is_full() => Ok(None),
+                done => done.map(Some),
+            }
+        });
+        match ran {
+            Ok(Ok(Some(done))) => return Ok(done),
+            Ok(Err(e)) => return Err(e),
+            // No namespace to mount in, or the tree outgrew its room.
+            Ok(Ok(None)) | Err(_) => {}
+        }
+    }
+    configure_in(&stage::Scratch::new(&job.scratch, None)?, job)
+}
+
+/// Stages `job`'s tree in `scratch`, runs its scripts and captures it.
+fn configure_in(scratch: &stage::Scratch, job: &Job) -> Result<Done> {
     let staged = stage::stage(
-        &job.scratch,
+        scratch,
         &job.sysroot,
         job.pools.clone(),
         &job.staging,

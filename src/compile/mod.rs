@@ -32,6 +32,7 @@ pub mod extra;
 mod fetch;
 pub(crate) mod fingerprint;
 mod gather;
+mod in_memory;
 mod jobs;
 mod removes;
 mod resolve;

@@ -5,12 +5,13 @@
 //! (the packages' entries and a dpkg database that says every package is unpacked), so
 //! its bytes are checked against their digests as any output's are. The scratch is a
 //! locked temporary in the store: a compile killed while it configures leaves a folder
-//! that the next compile removes.
+//! that the next compile removes. The folder is a tmpfs where the tree fits in memory.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use super::error::{CompileError, Result};
+use super::in_memory::Tmpfs;
 use crate::confine::IdShift;
 use crate::lock::Lock;
 use crate::materialise::{self, Sources};
@@ -20,7 +21,33 @@ use crate::scratch::{self, Temp};
 /// The stem of the scratch folders in the store.
 const STEM: &str = "configure";
 
-/// A staged tree and the scratch it lives in (removed when this is dropped).
+/// The scratch folder a job's tree is staged in: in the store, in memory when given
+/// room, removed when this is dropped.
+pub struct Scratch {
+    /// The tmpfs over `temp`, unmounted before `temp` is removed (fields drop in order).
+    tmpfs: Option<Tmpfs>,
+    temp: Temp,
+}
+
+impl Scratch {
+    /// A fresh scratch folder in `store`, once the ones killed compiles left are removed;
+    /// with a tmpfs of `room` bytes over it where one can be mounted (see
+    /// [`in_memory`](super::in_memory)), else on disk.
+    pub fn new(store: &Path, room: Option<u64>) -> Result<Scratch> {
+        std::fs::create_dir_all(store).map_err(io(store))?;
+        scratch::remove_stale(store, |stem| stem == STEM);
+        let temp = Temp::dir(store, OsStr::new(STEM), 0o700).map_err(io(store))?;
+        let tmpfs = room.and_then(|size| Tmpfs::mount(&temp.path, size).ok());
+        Ok(Scratch { tmpfs, temp })
+    }
+
+    /// Whether it is in memory and what was written filled it.
+    pub fn is_full(&self) -> bool {
+        self.tmpfs.as_ref().is_some_and(Tmpfs::is_full)
+    }
+}
+
+/// A staged tree in a [`Scratch`].
 pub struct Staged {
     /// The tree.
     pub root: PathBuf,
@@ -30,30 +57,23 @@ pub struct Staged {
     pub ids: IdShift,
     /// What staging could not do (devices not made...).
     pub warnings: Vec<String>,
-    _scratch: Temp,
 }
 
-/// Writes `lock` into a fresh scratch folder in `store`, taking bytes from the host
-/// under `sysroot`, the archives in `pools`, and `blobs` (what compile made).
+/// Writes `lock` into `scratch`, taking bytes from the host under `sysroot`, the
+/// archives in `pools`, and `blobs` (what compile made).
 pub fn stage(
-    store: &Path,
+    scratch: &Scratch,
     sysroot: &Path,
     pools: Vec<PathBuf>,
     lock: &Lock,
     blobs: &[Vec<u8>],
 ) -> Result<Staged> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CompileError::Io { path, source }
-    };
-    std::fs::create_dir_all(store).map_err(io(store))?;
-    scratch::remove_stale(store, |stem| stem == STEM);
-    let temp = Temp::dir(store, OsStr::new(STEM), 0o700).map_err(io(store))?;
+    let at = &scratch.temp.path;
     // The bytes compile made, laid out as the store's own blobs, for materialise to find.
-    let blob_dir = temp.path.join("blobs");
+    let blob_dir = at.join("blobs");
     BlobStore::scratch(&blob_dir)?.put_all(blobs)?;
-    let root = temp.path.join("root");
-    let unpacked = temp.path.join("archives");
+    let root = at.join("root");
+    let unpacked = at.join("archives");
     for dir in [&root, &unpacked] {
         std::fs::create_dir(dir).map_err(io(dir))?;
     }
@@ -70,10 +90,15 @@ pub fn stage(
     // keeps their locked entries, so the lock is the same whoever staged it.
     let (_, warnings) = materialise::stage(lock, &sources, &root, &unpacked, ids)?;
     Ok(Staged {
-        log: temp.path.join("configure.log"),
+        log: at.join("configure.log"),
         root,
         ids,
         warnings,
-        _scratch: temp,
     })
+}
+
+/// An I/O error at `path`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CompileError {
+    let path = path.to_path_buf();
+    move |source| CompileError::Io { path, source }
 }

@@ -540,7 +540,9 @@ fn io_error(
 /// Whether `out` holds what [`materialise`] would write for lock `lock_id` in `format`
 /// with entry mtime `mtime` from `sources`, as its stamp says: same request, OUT still
 /// the object built, and every host file the build read unchanged (device, inode, size,
-/// mtime, ctime). Needs only the lock id: a caller can ask before loading the lock.
+/// mtime, ctime). Needs only the lock id: a caller can ask before loading the lock. A
+/// claim a killed run left naming the current OUT goes, as [`materialise`]'s own check
+/// removes it.
 pub fn is_current(
     lock_id: &str,
     sources: &Sources,
@@ -551,7 +553,8 @@ pub fn is_current(
     let Ok(target) = Target::new(out) else {
         return false;
     };
-    Stamp::request(lock_id, format, mtime, &sources.sysroot).is_current(&target.stamp(), out)
+    let request = Stamp::request(lock_id, format, mtime, &sources.sysroot);
+    current_after_claim(&target, &request, out)
 }
 
 /// The lock ids the stamp and the claim beside `out` name (see [`Target`]): what the

@@ -867,6 +867,10 @@ fn a_run_killed_after_its_stamp_leaves_no_claim_once_out_is_found_current() {
     request.claim(&target.claim(), &out).unwrap();
     assert!(!fx.run(&format, &out, &opts).unwrap().built);
     assert_eq!(fx.outs(), [".out.appliance-stamp", "out"]);
+    // The same where `materialise --if-newer` asks before it loads the lock.
+    request.claim(&target.claim(), &out).unwrap();
+    assert!(is_current("lock-1", &fx.sources, &format, &out, MTIME));
+    assert_eq!(fx.outs(), [".out.appliance-stamp", "out"]);
 }
 
 #[test]

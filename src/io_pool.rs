@@ -3,12 +3,17 @@
 /// Runs `work` on a pool with more threads than cores: reading a cold tree, or syncing
 /// many small files, waits on the disk, not the CPU.
 pub(crate) fn in_io_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    match rayon::ThreadPoolBuilder::new()
-        .num_threads((cores * 2).max(4))
-        .build()
-    {
+    match io_pool() {
         Ok(pool) => pool.install(work),
         Err(_) => work(),
     }
+}
+
+/// A new pool for disk-bound work, two threads a core and at least four; its threads
+/// are made by the calling thread, and share its namespaces.
+pub(crate) fn io_pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads((cores * 2).max(4))
+        .build()
 }

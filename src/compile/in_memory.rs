@@ -18,6 +18,8 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::io_pool::io_pool;
+
 /// What the scripts may write beyond the staged tree's own bytes, besides a share of
 /// them: their logs, caches and byte-compiled modules.
 const HEADROOM: u64 = 256 << 20;
@@ -52,9 +54,9 @@ fn cores() -> u64 {
 }
 
 /// Runs `work` on a thread of its own, in a mount namespace of its own whose mounts
-/// propagate nowhere, and on a rayon pool that thread makes: rayon's global threads
+/// propagate nowhere, and on a disk-bound pool that thread makes: rayon's global threads
 /// live in the process's namespace and would not see what the thread mounts. Fails
-/// when the namespace cannot be made (no `CAP_SYS_ADMIN` over it).
+/// when the namespace (no `CAP_SYS_ADMIN` over it) or the pool cannot be made.
 pub fn isolated<R: Send>(work: impl FnOnce() -> R + Send) -> io::Result<R> {
     std::thread::scope(|scope| {
         let thread = std::thread::Builder::new().name("configure".into());
@@ -71,12 +73,9 @@ pub fn isolated<R: Send>(work: impl FnOnce() -> R + Send) -> io::Result<R> {
                     std::ptr::null(),
                 ))?;
             }
-            let cores = cores() as usize;
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads((cores * 2).max(4))
-                .build()
-                .map_err(io::Error::other)?;
-            Ok(pool.install(work))
+            // Not `in_io_pool`, which would run the work on the global pool's threads
+            // if a pool of this thread's own could not be made.
+            Ok(io_pool().map_err(io::Error::other)?.install(work))
         })?;
         // A job that panicked panics here, as it would have run here.
         handle

@@ -20,8 +20,9 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)
 # Megabytes of a kilobyte figure, to one decimal.
 mb() { awk -v k="$1" 'BEGIN { if (k ~ /^[0-9]+$/) printf "%.1f", k / 1024; else print "-" }'; }
 
-# Runs "$@" with its output thrown away; prints "SECONDS KB", its wall time and peak
-# RSS (GNU time's %e and %M). A failing run prints its messages and returns 1.
+# Runs "$@" with its output thrown away (appended to file $SAID when that is set); prints
+# "SECONDS KB", its wall time and peak RSS (GNU time's %e and %M). A failing run
+# prints its messages and returns 1.
 measure() {
     local out
     out=$(mktemp)
@@ -32,8 +33,19 @@ measure() {
         return 1
     fi
     tail -n1 "$out.time"
+    if [ -n "${SAID:-}" ]; then cat "$out" >>"$SAID"; fi
     rm -f "$out" "$out.time"
 }
+
+# $1 less $2, to two decimals, or `-` when either is not a number.
+without() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/) print "-"; else printf "%.2f", a - b }'
+}
+
+# The median of the maintainer scripts' seconds that the compiles of one flavor whose
+# output is file $1 (see `measure`) said, a `configured in S s` each, or `-`.
+scripts_median() { sed -n 's/.*configured in \([0-9.]*\) s.*/\1/p' "$1" | median; }
 
 # Runs `setup` (a function name, or `:`) then measures "$@", RUNS times; prints the
 # median seconds and the median peak RSS in KB, or `failed failed` when a run fails, so

@@ -306,17 +306,14 @@ fn run(job: &Job) -> Result<Done> {
         return run_here(job);
     }
     let subordinate = Subordinate::of_caller().map_err(ConfigureError::from)?;
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CompileError::Io { path, source }
-    };
-    std::fs::create_dir_all(&job.scratch).map_err(io(&job.scratch))?;
+    std::fs::create_dir_all(&job.scratch).map_err(CompileError::io_at(&job.scratch))?;
     scratch::remove_stale(&job.scratch, |stem| stem == JOB_STEM);
-    let (temp, mut file): (Temp, _) =
-        Temp::file(&job.scratch, OsStr::new(JOB_STEM), 0o600).map_err(io(&job.scratch))?;
+    let (temp, mut file): (Temp, _) = Temp::file(&job.scratch, OsStr::new(JOB_STEM), 0o600)
+        .map_err(CompileError::io_at(&job.scratch))?;
     let json = serde_json::to_vec(job).map_err(CompileError::Job)?;
-    file.write_all(&json).map_err(io(&temp.path))?;
-    let exe = std::env::current_exe().map_err(io(Path::new("/proc/self/exe")))?;
+    file.write_all(&json)
+        .map_err(CompileError::io_at(&temp.path))?;
+    let exe = std::env::current_exe().map_err(CompileError::io_at(Path::new("/proc/self/exe")))?;
     let mut command = Command::new(exe);
     command.arg("configure-job").arg(&temp.path);
     let output =
@@ -396,10 +393,7 @@ pub fn serve(file: &Path, out: &mut dyn Write) -> Result<()> {
     })?;
     let done = run_here(&job)?;
     serde_json::to_writer(&mut *out, &done).map_err(CompileError::Job)?;
-    out.flush().map_err(|source| CompileError::Io {
-        path: "-".into(),
-        source,
-    })
+    out.flush().map_err(CompileError::io_at(Path::new("-")))
 }
 
 /// File contents as hex strings in the job's JSON.

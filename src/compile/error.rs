@@ -1,7 +1,7 @@
 //! What compiling a recipe can fail with: the errors of every stage and of what the
 //! stages read, each wrapped as it is, and the refusals only compile makes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{
     AlteredError, CaptureError, ConfigureError, HostDrift, SetupError, UnwantedKernel,
@@ -159,6 +159,15 @@ pub enum OwnerKind {
     User,
     /// `group=`, a group of `etc/group`.
     Group,
+}
+
+impl CompileError {
+    /// What turns an I/O error at `path` into [`CompileError::Io`], for
+    /// `.map_err(CompileError::io_at(path))`.
+    pub fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> CompileError + use<> {
+        let path = path.to_path_buf();
+        move |source| CompileError::Io { path, source }
+    }
 }
 
 impl OwnerKind {

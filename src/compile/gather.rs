@@ -236,10 +236,9 @@ pub fn unpacked_system(
     let master = (tree.entry(MASTER_GROUP))
         .map(|entry| tree.bytes(sysroot, entry))
         .transpose()
-        .map_err(|source| CompileError::Io {
-            path: sysroot.join(MASTER_GROUP.trim_start_matches('/')),
-            source,
-        })?;
+        .map_err(CompileError::io_at(
+            &sysroot.join(MASTER_GROUP.trim_start_matches('/')),
+        ))?;
     let tty = master.and_then(|m| system::group_id(&String::from_utf8_lossy(&m), "tty"));
     generated.extend(system::dev(tty));
     Ok(generated)

@@ -95,10 +95,6 @@ pub fn unit_files(recipe: &Recipe) -> Vec<UnitFile> {
 /// as every `file`.
 pub fn place_units(units: &[UnitFile], root: &Path, ids: IdShift) -> Result<()> {
     let owner = ids.outside(0);
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CompileError::Io { path, source }
-    };
     for file in units {
         let parent = Path::new(&file.path).parent().unwrap_or(Path::new("/"));
         let mut at = root.to_path_buf();
@@ -112,11 +108,13 @@ pub fn place_units(units: &[UnitFile], root: &Path, ids: IdShift) -> Result<()> 
                     break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    fs::create_dir(&at).map_err(io(&at))?;
-                    fs::set_permissions(&at, fs::Permissions::from_mode(0o755)).map_err(io(&at))?;
-                    std::os::unix::fs::chown(&at, owner, owner).map_err(io(&at))?;
+                    fs::create_dir(&at).map_err(CompileError::io_at(&at))?;
+                    fs::set_permissions(&at, fs::Permissions::from_mode(0o755))
+                        .map_err(CompileError::io_at(&at))?;
+                    std::os::unix::fs::chown(&at, owner, owner)
+                        .map_err(CompileError::io_at(&at))?;
                 }
-                Err(e) => return Err(io(&at)(e)),
+                Err(e) => return Err(CompileError::io_at(&at)(e)),
             }
         }
         if !real_folders {
@@ -138,7 +136,7 @@ pub fn place_units(units: &[UnitFile], root: &Path, ids: IdShift) -> Result<()> 
         match written {
             // A symlink there (ELOOP) is left alone, as one on the way is.
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
-            other => other.map_err(io(&path))?,
+            other => other.map_err(CompileError::io_at(&path))?,
         }
     }
     Ok(())

@@ -34,9 +34,9 @@ impl Scratch {
     /// with a tmpfs of `room` bytes over it where one can be mounted (see
     /// [`in_memory`](super::in_memory)), else on disk.
     pub fn new(store: &Path, room: Option<u64>) -> Result<Scratch> {
-        std::fs::create_dir_all(store).map_err(io(store))?;
+        std::fs::create_dir_all(store).map_err(CompileError::io_at(store))?;
         scratch::remove_stale(store, |stem| stem == STEM);
-        let temp = Temp::dir(store, OsStr::new(STEM), 0o700).map_err(io(store))?;
+        let temp = Temp::dir(store, OsStr::new(STEM), 0o700).map_err(CompileError::io_at(store))?;
         let tmpfs = room.and_then(|size| Tmpfs::mount(&temp.path, size).ok());
         Ok(Scratch { tmpfs, temp })
     }
@@ -75,7 +75,7 @@ pub fn stage(
     let root = at.join("root");
     let unpacked = at.join("archives");
     for dir in [&root, &unpacked] {
-        std::fs::create_dir(dir).map_err(io(dir))?;
+        std::fs::create_dir(dir).map_err(CompileError::io_at(dir))?;
     }
     let sources = Sources {
         sysroot: sysroot.to_path_buf(),
@@ -95,10 +95,4 @@ pub fn stage(
         ids,
         warnings,
     })
-}
-
-/// An I/O error at `path`.
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CompileError {
-    let path = path.to_path_buf();
-    move |source| CompileError::Io { path, source }
 }

@@ -138,8 +138,7 @@ impl<'a> Configurations<'a> {
         if running || self.is_known(&digest)? {
             return Ok(Begun(digest));
         }
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        while self.running.borrow().len() >= cores {
+        while self.running.borrow().len() >= side_by_side() {
             self.settle(0)?;
         }
         let owned = job.clone();
@@ -223,6 +222,12 @@ impl<'a> Configurations<'a> {
     fn keeping(&self) -> Option<&'a Repository> {
         self.repo.filter(|_| build_identity().is_some())
     }
+}
+
+/// How many jobs [`Configurations`] runs at once: one a core, since each runs its
+/// scripts one process at a time.
+fn side_by_side() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// A job [`Configurations::begin`] was given: the digest its tree is known by.
@@ -334,7 +339,7 @@ fn run(job: &Job) -> Result<Done> {
 /// given, on disk.
 fn run_here(job: &Job) -> Result<Done> {
     let bytes = (job.staging.files.iter()).fold(0u64, |sum, f| sum.saturating_add(f.size));
-    if let Some(room) = in_memory::room_for(bytes) {
+    if let Some(room) = in_memory::room_for(bytes, side_by_side()) {
         let ran = in_memory::isolated(|| -> Result<Option<Done>> {
             let scratch = stage::Scratch::new(&job.scratch, Some(room))?;
             match configure_in(&scratch, job) {

@@ -26,11 +26,11 @@ const HEADROOM: u64 = 256 << 20;
 
 /// How large a tmpfs may grow for a staged tree of `bytes` (with the archives unpacked
 /// for it): three times the tree and [`HEADROOM`], if that fits in the share of
-/// available memory one of the jobs running side by side (one a core) may take,
-/// leaving half of it to everything else. `None`: stage on disk.
-pub fn room_for(bytes: u64) -> Option<u64> {
+/// available memory one of `jobs` running side by side may take, leaving half of it to
+/// everything else. `None`: stage on disk.
+pub fn room_for(bytes: u64, jobs: usize) -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    room_within(bytes, available(&meminfo)?, cores())
+    room_within(bytes, available(&meminfo)?, jobs as u64)
 }
 
 /// [`room_for`], given the memory available and the jobs that may run at once.
@@ -46,11 +46,6 @@ fn available(meminfo: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix("MemAvailable:"))?;
     let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
     kib.checked_mul(1024)
-}
-
-/// How many configure jobs may run side by side (one a core, as compile runs them).
-fn cores() -> u64 {
-    std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
 }
 
 /// Runs `work` on a thread of its own, in a mount namespace of its own whose mounts

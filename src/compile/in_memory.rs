@@ -16,7 +16,7 @@
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::io_pool::io_pool;
 
@@ -83,7 +83,8 @@ pub fn isolated<R: Send>(work: impl FnOnce() -> R + Send) -> io::Result<R> {
 /// as long as this lives.
 #[derive(Debug)]
 pub struct Tmpfs {
-    path: PathBuf,
+    /// Where it is mounted, as the system calls take it.
+    at: CString,
 }
 
 impl Tmpfs {
@@ -104,20 +105,15 @@ impl Tmpfs {
                 options.as_ptr().cast(),
             )
         })?;
-        Ok(Tmpfs {
-            path: path.to_path_buf(),
-        })
+        Ok(Tmpfs { at })
     }
 
     /// Whether what was written left it (nearly) full: a job that failed then may have
     /// failed for room, not for its scripts.
     pub fn is_full(&self) -> bool {
-        let Ok(at) = CString::new(self.path.as_os_str().as_bytes()) else {
-            return false;
-        };
         // SAFETY: statvfs fills the zeroed struct it is given; the path is NUL-terminated.
         let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::statvfs(at.as_ptr(), &mut stat) } != 0 {
+        if unsafe { libc::statvfs(self.at.as_ptr(), &mut stat) } != 0 {
             return false;
         }
         let free = stat.f_bavail * stat.f_frsize;
@@ -130,10 +126,8 @@ impl Drop for Tmpfs {
     /// Unmounts it, so that the folder beneath is removed as an empty one; were this
     /// skipped, the namespace's end would unmount it all the same.
     fn drop(&mut self) {
-        if let Ok(at) = CString::new(self.path.as_os_str().as_bytes()) {
-            // SAFETY: a plain system call on a NUL-terminated string.
-            unsafe { libc::umount2(at.as_ptr(), libc::MNT_DETACH) };
-        }
+        // SAFETY: a plain system call on a NUL-terminated string.
+        unsafe { libc::umount2(self.at.as_ptr(), libc::MNT_DETACH) };
     }
 }
 

@@ -116,7 +116,7 @@ fn a_pool_packages_postinst_makes_its_account_and_alternative() {
 }
 
 #[test]
-fn a_preinst_runs_after_what_its_package_pre_depends_on_is_configured() {
+fn a_preinst_runs_after_what_its_package_pre_depends_on_is_configured_and_triggers_wait() {
     if !is_root() {
         eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
         return;
@@ -129,6 +129,10 @@ fn a_preinst_runs_after_what_its_package_pre_depends_on_is_configured() {
     // As mariadb-server's preinst runs adduser, whose chfn needs the PAM files
     // libpam-runtime's postinst writes: dpkg promises a preinst its Pre-Depends
     // configured, with what they depend on.
+    // Both maker and needer activate a trigger made-by-postinst is interested in, the
+    // first while what needer's preinst needs is configured: as apt does, that
+    // configure leaves it pending, and the last one runs it once.
+    let activates = [("triggers", "activate-noawait counted\n")];
     build_deb_with(
         &pool,
         "maker",
@@ -136,7 +140,7 @@ fn a_preinst_runs_after_what_its_package_pre_depends_on_is_configured() {
         "Depends: made-by-postinst\n",
         &[("/usr/share/maker/x", "x")],
         &[],
-        &[],
+        &activates,
     );
     build_deb(
         &pool,
@@ -144,10 +148,14 @@ fn a_preinst_runs_after_what_its_package_pre_depends_on_is_configured() {
         "1.0",
         &[("/usr/share/made/x", "x")],
         &[],
-        &[(
-            "postinst",
-            "#!/bin/sh\nset -e\nmkdir -p /etc/made && echo made > /etc/made/made\n",
-        )],
+        &[
+            (
+                "postinst",
+                "#!/bin/sh\nset -e\nmkdir -p /etc/made\nif [ \"$1\" = triggered ]; then\n\
+                 echo \"$2\" >> /etc/made/triggered\nelse\n    echo made > /etc/made/made\nfi\n",
+            ),
+            ("triggers", "interest-noawait counted\n"),
+        ],
     );
     build_deb_with(
         &pool,
@@ -156,16 +164,23 @@ fn a_preinst_runs_after_what_its_package_pre_depends_on_is_configured() {
         "Pre-Depends: maker\n",
         &[("/usr/share/needer/x", "x")],
         &[],
-        &[(
-            "preinst",
-            "#!/bin/sh\nset -e\nmkdir -p /var/lib/needer\ncp /etc/made/made /var/lib/needer/seen\n",
-        )],
+        &[
+            (
+                "preinst",
+                "#!/bin/sh\nset -e\nmkdir -p /var/lib/needer\ncp /etc/made/made /var/lib/needer/seen\n",
+            ),
+            activates[0],
+        ],
     );
     ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
     let tree = chroot(ws, "tree", "debs");
     assert_eq!(
         fs::read_to_string(tree.join("var/lib/needer/seen")).unwrap(),
         "made\n"
+    );
+    assert_eq!(
+        fs::read_to_string(tree.join("etc/made/triggered")).unwrap(),
+        "counted\n"
     );
 }
 

@@ -248,8 +248,10 @@ for step in "$@"; do
         else
             what="what the preinst of $asker needs"
         fi
-        # Word splitting on purpose.
-        dpkg --configure ${rest#*/} || fail "dpkg --configure of $what" 104
+        # Triggers wait for the `dpkg --configure -a` below, as apt leaves them to its
+        # last run: each run would otherwise process every trigger pending so far
+        # (libc-bin's ldconfig after every step). Word splitting on purpose.
+        dpkg --configure --no-triggers ${rest#*/} || fail "dpkg --configure of $what" 104
         continue
     fi
     package=${rest%%/*}

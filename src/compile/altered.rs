@@ -20,6 +20,7 @@ use super::error::{CompileError, Result};
 use crate::excerpt::excerpt;
 use crate::resolve::{self, Request, Resolution, Universe};
 use crate::source::accounts::{Accounts, read_ids};
+use crate::source::dpkg::DpkgError;
 use crate::source::dpkg::catalog::{Catalog, Provenance};
 
 /// dpkg's statoverride database, relative to the sysroot.
@@ -129,10 +130,10 @@ impl Altered {
                 .filter(|&i| matches!(catalog.provenance(i), Provenance::Installed(_)))
                 .filter(|&i| self.examined.insert(i))
                 .collect();
-            let found: Vec<Alteration> = fresh
-                .par_iter()
-                .filter_map(|&i| self.examine(catalog, i))
-                .collect();
+            let examined = (fresh.par_iter())
+                .map(|&i| self.examine(catalog, i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let found: Vec<Alteration> = examined.into_iter().flatten().collect();
             if found.is_empty() {
                 return Ok(resolution);
             }
@@ -145,12 +146,12 @@ impl Altered {
 
     /// The first altered path of installed package `index`: one with a statoverride,
     /// else one owned by an id no static account has.
-    fn examine(&self, catalog: &Catalog, index: usize) -> Option<Alteration> {
+    fn examine(&self, catalog: &Catalog, index: usize) -> Result<Option<Alteration>, DpkgError> {
         let Provenance::Installed(i) = catalog.provenance(index) else {
-            return None;
+            return Ok(None);
         };
         let installed = &catalog.installed.packages[i];
-        let (path, change) = (installed.files.iter()).find_map(|path| {
+        let found = (installed.owned()?.files.iter()).find_map(|path| {
             if let Some(set) = self.overrides.get(path) {
                 return Some((path, format!("a statoverride makes it {set}")));
             }
@@ -173,16 +174,16 @@ impl Altered {
                     meta.mode() & 0o7777
                 ),
             ))
-        })?;
+        });
         let p = &installed.package;
-        Some(Alteration {
+        Ok(found.map(|(path, change)| Alteration {
             index,
             name: p.name.clone(),
             version: p.version.clone(),
             arch: p.arch.clone(),
             path: path.clone(),
             change,
-        })
+        }))
     }
 
     /// Checks that every altered package `built` holds comes from an archive compile

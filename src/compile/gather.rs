@@ -133,8 +133,8 @@ pub fn gather<'a>(
 /// the other `info/` files dpkg keeps.
 fn records<'a>(catalog: &'a Catalog, fetched: &'a Fetched) -> Result<Vec<PackageRecord<'a>>> {
     let mut records: Vec<PackageRecord> = (fetched.installed.iter())
-        .map(|&i| PackageRecord::from(&catalog.installed.packages[i]))
-        .collect();
+        .map(|&i| PackageRecord::try_from(&catalog.installed.packages[i]))
+        .collect::<Result<_, _>>()?;
     records.extend(fetched.archives.iter().map(ArchivePackage::record));
     if !records.iter().any(|r| r.name == "dpkg") {
         return Ok(records);

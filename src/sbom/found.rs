@@ -101,7 +101,7 @@ fn installed_copyright(
         let p = &i.package;
         (p.name == package.name) && (p.version == package.version) && (p.arch == package.arch)
     })?;
-    let md5 = installed.md5sums.get(&path)?;
+    let md5 = installed.owned().ok()?.md5sums.get(&path)?;
     let bytes = std::fs::read(sysroot.join(path.trim_start_matches('/'))).ok()?;
     (hex::encode(Md5::digest(&bytes)) == *md5).then_some(bytes)
 }

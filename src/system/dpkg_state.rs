@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::Generated;
 use crate::source::dpkg::MultiArch;
-use crate::source::dpkg::{Conffile, Diversion, InstalledPackage};
+use crate::source::dpkg::{Conffile, Diversion, DpkgError, InstalledPackage};
 
 /// What dpkg's database says of one package, whatever source it came from.
 pub struct PackageRecord<'a> {
@@ -38,18 +38,22 @@ pub enum Unpacked {
     Yes,
 }
 
-impl<'a> From<&'a InstalledPackage> for PackageRecord<'a> {
-    fn from(p: &'a InstalledPackage) -> PackageRecord<'a> {
-        PackageRecord {
+impl<'a> TryFrom<&'a InstalledPackage> for PackageRecord<'a> {
+    type Error = DpkgError;
+
+    /// The record of an installed package, whose list of what it owns is read now.
+    fn try_from(p: &'a InstalledPackage) -> Result<PackageRecord<'a>, DpkgError> {
+        let owned = p.owned()?;
+        Ok(PackageRecord {
             name: &p.package.name,
             arch: &p.package.arch,
             multi_arch_same: p.package.multi_arch == MultiArch::Same,
             stanza: &p.stanza,
-            files: &p.files,
-            md5sums: &p.md5sums,
+            files: &owned.files,
+            md5sums: &owned.md5sums,
             conffiles: &p.conffiles,
             info: Vec::new(),
-        }
+        })
     }
 }
 

@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::relation::{Relation, RelationParseError, parse_dependencies};
 use super::rules::{self, Broken};
@@ -31,30 +32,77 @@ pub struct DpkgDatabase {
     pub diversions: Vec<Diversion>,
 }
 
-/// One installed package with the paths it owns.
+/// One installed package; the paths it owns are read from dpkg's `info/` only when
+/// asked for ([`InstalledPackage::owned`]), so a compile reads the lists of the packages
+/// it chooses and not of every package the host has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstalledPackage {
     /// Its metadata, with origin [`Origin::Installed`].
     pub package: Package,
-    /// Paths from the `.list` file, absolute, in file order, `/.` dropped.
-    pub files: Vec<String>,
     /// The `Conffiles` field.
     pub conffiles: Vec<Conffile>,
-    /// The `.md5sums` file, keyed by absolute path; empty when the file is absent.
-    pub md5sums: BTreeMap<String, String>,
     /// The raw status stanza (every line with its newline), kept so dpkg state can be
     /// written into appliances later.
     pub stanza: String,
+    /// dpkg's `info/` folder, where its list and other files are.
+    info: PathBuf,
+    /// What it owns, once read.
+    owned: OnceLock<Owned>,
+}
+
+/// The paths an installed package owns, as dpkg's `info/` lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owned {
+    /// Paths from the `.list` file, absolute, in file order, `/.` dropped.
+    pub files: Vec<String>,
+    /// The `.md5sums` file, keyed by absolute path; empty when the file is absent.
+    pub md5sums: BTreeMap<String, String>,
     /// The `.list` file read; the package's other info files sit beside it.
     pub list_path: PathBuf,
 }
 
 impl InstalledPackage {
+    /// The package `package` of the status file of the dpkg database at `dir`, whose
+    /// `info/` files are read when first asked for.
+    fn new(dir: &Path, package: StatusPackage) -> InstalledPackage {
+        InstalledPackage {
+            package: package.package,
+            conffiles: package.conffiles,
+            stanza: package.stanza,
+            info: dir.join("info"),
+            owned: OnceLock::new(),
+        }
+    }
+
+    /// A package whose owned paths are given, not read: for tests.
+    #[cfg(test)]
+    pub(crate) fn owning(package: Package, owned: Owned) -> InstalledPackage {
+        InstalledPackage {
+            package,
+            conffiles: Vec::new(),
+            stanza: String::new(),
+            info: PathBuf::new(),
+            owned: OnceLock::from(owned),
+        }
+    }
+
+    /// The paths it owns and their MD5s, read from its `.list` and `.md5sums` the first
+    /// time they are asked for. A missing list, or a line dpkg would not have written,
+    /// is an error naming the file and line.
+    pub fn owned(&self) -> Result<&Owned, DpkgError> {
+        if let Some(owned) = self.owned.get() {
+            return Ok(owned);
+        }
+        let owned = read_owned(&self.info, &self.package)?;
+        // Two threads may both read it; either's copy is the same.
+        Ok(self.owned.get_or_init(|| owned))
+    }
+
     /// The bytes of control file `name` of [`super::INFO_FILES`] (`postinst`,
     /// `templates`) as dpkg keeps it beside the package's list, if it has one: a
     /// script need not be UTF-8 (exim4-config's `config` is Latin-1).
     pub fn info_file(&self, name: &str) -> Result<Option<Vec<u8>>, DpkgError> {
-        let path = self.list_path.with_extension(name);
+        let path = self.owned()?.list_path.with_extension(name);
         match std::fs::read(&path) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -140,10 +188,9 @@ impl DpkgDatabase {
         let status = read_text(&status_path)?;
         // The whole status file is checked before any list is read, so a syntax error is
         // reported as such rather than as a list missing for a half-parsed package.
-        let packages = parse_status(&status, &status_path)?
-            .into_iter()
-            .map(|p| read_installed(&dir, p.package, p.conffiles, p.stanza))
-            .collect::<Result<_, _>>()?;
+        let packages = (parse_status(&status, &status_path)?.into_iter())
+            .map(|p| InstalledPackage::new(&dir, p))
+            .collect();
         let diversions = read_diversions(&dir.join("diversions"))?;
         Ok(DpkgDatabase {
             packages,
@@ -467,13 +514,9 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn read_installed(
-    dir: &Path,
-    package: Package,
-    conffiles: Vec<Conffile>,
-    stanza: String,
-) -> Result<InstalledPackage, DpkgError> {
-    let info = dir.join("info");
+/// What `package` owns, from its `.list` (arch-qualified or not, as dpkg names it) and
+/// the `.md5sums` beside it, in the dpkg `info/` folder `info`.
+fn read_owned(info: &Path, package: &Package) -> Result<Owned, DpkgError> {
     let qualified = package.qualified_name();
     let mut list_path = info.join(format!("{qualified}.list"));
     let mut list = read_optional(&list_path)?;
@@ -509,12 +552,9 @@ fn read_installed(
         &md5_path,
         &qualified,
     )?;
-    Ok(InstalledPackage {
-        package,
-        conffiles,
+    Ok(Owned {
         files,
         md5sums,
-        stanza,
         list_path,
     })
 }
@@ -774,9 +814,10 @@ Conflicts: old-libc
         let base = &db.packages[0];
         assert!(base.package.essential);
         assert_eq!(base.package.origin, Origin::Installed);
-        assert_eq!(base.files, ["/etc", "/etc/debian_version"]);
+        let owned = base.owned().unwrap();
+        assert_eq!(owned.files, ["/etc", "/etc/debian_version"]);
         assert_eq!(
-            base.md5sums.get("/etc/debian_version").map(String::as_str),
+            owned.md5sums.get("/etc/debian_version").map(String::as_str),
             Some("1ee6a3c1d0f2e3ba3fc5e4f8a6b2c1d0")
         );
         assert_eq!(base.conffiles.len(), 3);
@@ -791,8 +832,9 @@ Conflicts: old-libc
         let libc = &db.packages[1];
         assert_eq!(libc.package.multi_arch, MultiArch::Same);
         assert_eq!(libc.package.version, "2.36-9+deb12u4");
-        assert_eq!(libc.files, ["/lib", "/lib/x86_64-linux-gnu/libc.so.6"]);
-        assert!(libc.md5sums.is_empty(), "missing md5sums reads as empty");
+        let owned = libc.owned().unwrap();
+        assert_eq!(owned.files, ["/lib", "/lib/x86_64-linux-gnu/libc.so.6"]);
+        assert!(owned.md5sums.is_empty(), "missing md5sums reads as empty");
         assert_eq!(libc.package.depends.len(), 2, "continuation line joined");
         assert_eq!(libc.package.depends[1][1].name, "time-zone");
         assert_eq!(libc.package.pre_depends[0][0].name, "libcrypt1");
@@ -857,10 +899,12 @@ Conflicts: old-libc
     }
 
     #[test]
-    fn missing_list_names_package_and_path() {
+    fn a_missing_list_fails_only_the_package_it_belongs_to() {
         let root = fixture();
         fs::remove_file(root.path().join("var/lib/dpkg/info/base-files.list")).unwrap();
-        let err = DpkgDatabase::read(root.path()).unwrap_err().to_string();
+        let db = DpkgDatabase::read(root.path()).unwrap();
+        assert!(db.packages[1].owned().is_ok(), "libc6's list is there");
+        let err = db.packages[0].owned().unwrap_err().to_string();
         assert!(err.contains("package base-files:amd64"), "{err}");
         assert!(err.contains("info/base-files.list"), "{err}");
     }
@@ -895,15 +939,17 @@ Conflicts: old-libc
                 .iter()
                 .find(|p| p.package.name == name)
                 .unwrap_or_else(|| panic!("{name} not installed"));
-            assert!(!package.files.is_empty(), "{name} lists no files");
-            assert!(package.files.iter().all(|f| f.starts_with('/')));
+            let files = &package.owned().unwrap().files;
+            assert!(!files.is_empty(), "{name} lists no files");
+            assert!(files.iter().all(|f| f.starts_with('/')));
         }
         let bash = db
             .packages
             .iter()
             .find(|p| p.package.name == "bash")
             .unwrap();
-        assert!(bash.files.iter().any(|f| f.ends_with("bin/bash")));
-        assert!(bash.md5sums.keys().any(|f| f.ends_with("bin/bash")));
+        let owned = bash.owned().unwrap();
+        assert!(owned.files.iter().any(|f| f.ends_with("bin/bash")));
+        assert!(owned.md5sums.keys().any(|f| f.ends_with("bin/bash")));
     }
 }

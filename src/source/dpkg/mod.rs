@@ -19,8 +19,8 @@ use super::Origin;
 pub use relation::{Dependency, Relation, RelationParseError};
 
 pub use database::{
-    Conffile, Diversion, DpkgDatabase, DpkgError, InstalledPackage, StatusPackage, parse_control,
-    parse_md5sums, parse_status,
+    Conffile, Diversion, DpkgDatabase, DpkgError, InstalledPackage, Owned, StatusPackage,
+    parse_control, parse_md5sums, parse_status,
 };
 
 /// The control files dpkg keeps in `info/` beside a package's file list: its maintainer

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use super::{DpkgDatabase, InstalledPackage};
+use super::{DpkgDatabase, DpkgError, InstalledPackage};
 use crate::lock::{Documentation, FileEntry, FileKind};
 use crate::source::accounts::{Accounts, AccountsError};
 
@@ -31,6 +31,9 @@ pub enum ScanError {
     /// `etc/passwd` or `etc/group` of the sysroot cannot be read.
     #[error(transparent)]
     Accounts(#[from] AccountsError),
+    /// A chosen package's list of what it owns cannot be read.
+    #[error(transparent)]
+    Dpkg(#[from] DpkgError),
     /// A host path needed by the scan cannot be examined or read.
     #[error("cannot read {} ({}): {source}", path.display(), owner(package.as_deref()))]
     Io {
@@ -175,7 +178,7 @@ fn candidates<'a>(
             .filter(|c| !c.obsolete)
             .map(|c| c.path.as_str())
             .collect();
-        for listed in &installed.files {
+        for listed in &installed.owned()?.files {
             let diversion = diversions
                 .get(listed.as_str())
                 .filter(|d| d.by.as_deref() != Some(name));
@@ -576,7 +579,7 @@ mod tests {
     use super::*;
     use crate::source::Origin;
     use crate::source::dpkg::Package;
-    use crate::source::dpkg::{Conffile, Diversion};
+    use crate::source::dpkg::{Conffile, Diversion, Owned};
     use std::ffi::CString;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
@@ -617,14 +620,14 @@ mod tests {
     }
 
     fn package(name: &str, files: &[&str]) -> InstalledPackage {
-        InstalledPackage {
-            package: Package::bare(name, "1.0", "amd64", Origin::Installed),
-            files: files.iter().map(|f| f.to_string()).collect(),
-            conffiles: Vec::new(),
-            md5sums: BTreeMap::new(),
-            stanza: String::new(),
-            list_path: PathBuf::from(format!("/var/lib/dpkg/info/{name}.list")),
-        }
+        InstalledPackage::owning(
+            Package::bare(name, "1.0", "amd64", Origin::Installed),
+            Owned {
+                files: files.iter().map(|f| f.to_string()).collect(),
+                md5sums: BTreeMap::new(),
+                list_path: PathBuf::from(format!("/var/lib/dpkg/info/{name}.list")),
+            },
+        )
     }
 
     fn db(packages: Vec<InstalledPackage>) -> DpkgDatabase {

@@ -83,6 +83,10 @@ fn compile_dpkg(
             indexed.refused
         ));
     }
+    let repo: &Repository = repo;
+    // Only for the suggestions of an error that names an unknown package, which stays
+    // the error to report if the names cannot be read.
+    let apt_names = || repo.apt_names().unwrap_or_default();
     let catalog = Catalog::new(installed, pool, indexed.lists, &settings.pool_dir);
     let accounts = Accounts::read(&settings.sysroot)?;
     stage.done(format_args!(
@@ -109,7 +113,7 @@ fn compile_dpkg(
         let universe = universes.entry(arch.clone()).or_insert_with(|| {
             let refused = (catalog.apt.refused_packages())
                 .map(|(name, why)| (name, format!("its stanza in apt's lists is refused: {why}")));
-            (Universe::new(catalog.packages(), &arch).refusing(refused)).suggesting(&indexed.names)
+            (Universe::new(catalog.packages(), &arch).refusing(refused)).suggesting(&apt_names)
         });
         prepared.push(prepare(
             settings,

@@ -58,9 +58,6 @@ pub struct IndexedLists {
     pub refused: usize,
     /// The first of those, for the warning that tells of them.
     pub first_refused: Option<DpkgError>,
-    /// Every package name and provided name of all the lists (refused stanzas aside):
-    /// what an unknown name is compared with for suggestions.
-    pub names: Vec<String>,
 }
 
 /// A list as the index keeps it.
@@ -155,8 +152,24 @@ impl Repository {
         indexed.packages = packages;
         indexed.refused = refused;
         indexed.first_refused = first_refused(conn, path, &listed)?;
-        indexed.names = names(conn, path)?;
         Ok(indexed)
+    }
+
+    /// Every package name and provided name of apt's lists as last indexed (refused
+    /// stanzas aside): what an unknown name is compared with for suggestions.
+    pub fn apt_names(&self) -> Result<Vec<String>, RepoError> {
+        let doing = || "reading the names of apt's lists".to_string();
+        let mut stmt = (self.conn)
+            .prepare(
+                "SELECT DISTINCT name FROM apt_stanzas WHERE refused = 0 \
+                 UNION SELECT DISTINCT name FROM apt_provides",
+            )
+            .doing(&self.path, doing)?;
+        let rows = stmt
+            .query_map([], |row| row.get(0))
+            .doing(&self.path, doing)?;
+        rows.collect::<rusqlite::Result<_>>()
+            .doing(&self.path, doing)
     }
 
     /// Indexes again the lists whose identity changed and forgets those gone, in one
@@ -423,19 +436,6 @@ fn first_refused(
     Ok(None)
 }
 
-/// Every name of an accepted stanza and every provided name, for suggestions.
-fn names(conn: &Connection, repo: &Path) -> Result<Vec<String>, RepoError> {
-    let doing = || "reading the names of apt's lists".to_string();
-    let mut stmt = conn
-        .prepare(
-            "SELECT DISTINCT name FROM apt_stanzas WHERE refused = 0 \
-             UNION SELECT DISTINCT name FROM apt_provides",
-        )
-        .doing(repo, doing)?;
-    let rows = stmt.query_map([], |row| row.get(0)).doing(repo, doing)?;
-    rows.collect::<rusqlite::Result<_>>().doing(repo, doing)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,7 +527,7 @@ mod tests {
     /// What resolving `wanted` over `lists` chooses, or why it fails.
     fn resolved(
         lists: &AptLists,
-        suggest: &[String],
+        suggest: &dyn Fn() -> Vec<String>,
         wanted: &[&str],
     ) -> Result<Vec<String>, String> {
         let refused = (lists.refused_packages()).map(|(name, why)| (name, why.to_string()));
@@ -560,8 +560,8 @@ mod tests {
             let seeds = wanted.iter().map(|s| s.to_string());
             let part = repo.apt_lists(dir.path(), seeds, &[]).unwrap();
             assert_eq!(
-                resolved(&part.lists, &part.names, wanted),
-                resolved(&full, &[], wanted),
+                resolved(&part.lists, &|| repo.apt_names().unwrap(), wanted),
+                resolved(&full, &Vec::new, wanted),
                 "{wanted:?}"
             );
         }
@@ -585,7 +585,8 @@ mod tests {
             "only what `web` and the essential packages reach, in file order"
         );
         assert_eq!((part.packages, part.refused), (12, 1));
-        let suggested = resolved(&part.lists, &part.names, &["weeb"]).unwrap_err();
+        let suggested =
+            resolved(&part.lists, &|| repo.apt_names().unwrap(), &["weeb"]).unwrap_err();
         assert!(suggested.contains("web"), "{suggested}");
     }
 
@@ -783,8 +784,8 @@ mod tests {
             let part = repo.apt_lists(host, seeds, &[]).unwrap();
             assert!(part.lists.packages.len() < full.packages.len() / 10);
             assert_eq!(
-                resolved(&part.lists, &part.names, wanted),
-                resolved(&full, &[], wanted),
+                resolved(&part.lists, &|| repo.apt_names().unwrap(), wanted),
+                resolved(&full, &Vec::new, wanted),
                 "{wanted:?}"
             );
         }

@@ -30,8 +30,19 @@ pub struct Universe<'a> {
     /// (name, version, arch) of every installed package.
     installed: HashSet<(&'a str, &'a str, &'a str)>,
     /// Names known beyond the packages given, for suggestions: all of apt's lists when
-    /// the universe holds only the part of them a compile can reach.
-    more_names: &'a [String],
+    /// the universe holds only the part of them a compile can reach. Read only when a
+    /// name is unknown, which most compiles never meet.
+    more_names: Option<MoreNames<'a>>,
+}
+
+/// Where a [`Universe`] reads the names it was not given, when it needs them.
+#[derive(Clone, Copy)]
+struct MoreNames<'a>(&'a dyn Fn() -> Vec<String>);
+
+impl std::fmt::Debug for MoreNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MoreNames(..)")
+    }
 }
 
 /// A package that satisfies a relation, and whether it does so through `Provides`.
@@ -94,14 +105,14 @@ impl<'a> Universe<'a> {
             refused: HashMap::new(),
             best_origin,
             installed,
-            more_names: &[],
+            more_names: None,
         }
     }
 
     /// The universe with `names` also offered as suggestions for an unknown name: the
     /// names of the sources it was given only part of.
-    pub fn suggesting(mut self, names: &'a [String]) -> Universe<'a> {
-        self.more_names = names;
+    pub fn suggesting(mut self, names: &'a dyn Fn() -> Vec<String>) -> Universe<'a> {
+        self.more_names = Some(MoreNames(names));
         self
     }
 
@@ -281,10 +292,11 @@ impl<'a> Universe<'a> {
 
     /// Up to three known names (real or virtual) closest to an unknown `name`.
     pub(crate) fn nearest_names(&self, name: &str) -> Vec<String> {
-        let more = self.more_names.iter().map(String::as_str);
+        let more = self.more_names.map(|names| (names.0)()).unwrap_or_default();
         nearest(
             name,
-            (self.by_name.keys().chain(self.provided.keys()).copied()).chain(more),
+            (self.by_name.keys().chain(self.provided.keys()).copied())
+                .chain(more.iter().map(String::as_str)),
         )
     }
 

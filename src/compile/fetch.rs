@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use md5::Digest;
 use rayon::prelude::*;
@@ -27,7 +28,7 @@ pub struct Fetched {
     /// Indices into the catalog's installed packages.
     pub installed: Vec<usize>,
     /// The others, read from their archives.
-    pub archives: Vec<ArchivePackage>,
+    pub archives: Vec<Arc<ArchivePackage>>,
     /// The archives of those known from apt's lists, in the pool: downloaded now, or
     /// by an earlier compile.
     pub downloaded: Vec<PathBuf>,
@@ -45,14 +46,40 @@ impl Fetched {
     }
 }
 
+/// The archives one compile has read, by path and by whether every file's bytes were
+/// kept: flavors that choose the same packages (xen's and kvm's trees, and openvz's
+/// without the kernel) read each archive once.
+#[derive(Default)]
+pub struct ArchivesRead(Mutex<HashMap<(PathBuf, bool), Arc<ArchivePackage>>>);
+
+impl ArchivesRead {
+    /// The archives at `paths`, in order, each read unless this compile read it already;
+    /// side by side, one a core, since each one's data is decompressed and hashed whole.
+    fn get_or_read(&self, paths: &[&Path], every_file: bool) -> Result<Vec<Arc<ArchivePackage>>> {
+        // A thread that panicked holding the lock left the map whole: inserts are atomic.
+        let known = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let read = |path: &&Path| -> Result<Arc<ArchivePackage>> {
+            let key = (path.to_path_buf(), every_file);
+            if let Some(read) = known().get(&key) {
+                return Ok(Arc::clone(read));
+            }
+            let read = Arc::new(ArchivePackage::read(DebArchive::open(path)?, every_file)?);
+            known().insert(key, Arc::clone(&read));
+            Ok(read)
+        };
+        paths.par_iter().map(read).collect()
+    }
+}
+
 /// Finds or downloads the archive of every package of `resolution` the host does not
-/// have installed; `every_file` keeps all their bytes (the recipe trims to `paths`).
-/// `stage` shows how many of them are done.
+/// have installed, and reads it unless `read` holds it already; `every_file` keeps all
+/// their bytes (the recipe trims to `paths`). `stage` shows what is being done.
 pub fn fetch(
     settings: &Settings,
     catalog: &Catalog,
     resolution: &Resolution,
     every_file: bool,
+    read: &ArchivesRead,
     stage: &Stage,
 ) -> Result<Fetched> {
     let mut installed = Vec::new();
@@ -82,20 +109,14 @@ pub fn fetch(
         stage.status(format_args!("downloading {} archives", from_apt.len()));
     }
     let downloaded = apt::fetch(&from_apt, &settings.pool_dir, &AptGet)?;
-    let total = places.len();
-    let mut archives = Vec::with_capacity(total);
-    for (done, place) in places.into_iter().enumerate() {
-        stage.status(format_args!("{done}/{total} archives"));
-        let path = match place {
+    let paths: Vec<&Path> = (places.into_iter())
+        .map(|place| match place {
             Place::Pool(path) => path,
             Place::Download(i) => &downloaded[i],
-        };
-        archives.push(DebArchive::open(path)?);
-    }
-    // Each archive's data is decompressed and hashed whole: side by side, one a core.
-    let archives = (archives.into_par_iter())
-        .map(|archive| ArchivePackage::read(archive, every_file))
-        .collect::<Result<_>>()?;
+        })
+        .collect();
+    stage.status(format_args!("reading {} archives", paths.len()));
+    let archives = read.get_or_read(&paths, every_file)?;
     Ok(Fetched {
         installed,
         archives,
@@ -211,5 +232,29 @@ impl ArchivePackage {
             conffiles: &self.conffiles,
             info: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::dpkg::deb::testing::simple_deb;
+
+    #[test]
+    fn an_archive_is_read_once_a_compile_for_each_way_of_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hello_1.0_amd64.deb");
+        std::fs::write(&path, simple_deb("hello", "1.0")).unwrap();
+        let read = ArchivesRead::default();
+        let first = read.get_or_read(&[&path], false).unwrap();
+        // Gone from the pool: only what the first read kept can answer now.
+        std::fs::remove_file(&path).unwrap();
+        let again = read.get_or_read(&[&path, &path], false).unwrap();
+        assert!(Arc::ptr_eq(&first[0], &again[0]));
+        assert!(Arc::ptr_eq(&first[0], &again[1]));
+        assert!(
+            read.get_or_read(&[&path], true).is_err(),
+            "keeping every file's bytes is another read"
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use md5::Digest;
 
 use super::error::{CompileError, Result};
-use super::fetch::{ArchivePackage, Fetched, MASTER_GROUP};
+use super::fetch::{Fetched, MASTER_GROUP};
 use crate::lock::{FileEntry, FileKind};
 use crate::progress::Progress;
 use crate::source::dpkg::catalog::Catalog;
@@ -135,7 +135,7 @@ fn records<'a>(catalog: &'a Catalog, fetched: &'a Fetched) -> Result<Vec<Package
     let mut records: Vec<PackageRecord> = (fetched.installed.iter())
         .map(|&i| PackageRecord::try_from(&catalog.installed.packages[i]))
         .collect::<Result<_, _>>()?;
-    records.extend(fetched.archives.iter().map(ArchivePackage::record));
+    records.extend(fetched.archives.iter().map(|a| a.record()));
     if !records.iter().any(|r| r.name == "dpkg") {
         return Ok(records);
     }

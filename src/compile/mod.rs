@@ -109,6 +109,7 @@ pub fn prepare<'r>(
     recipe: &'r Recipe,
     catalog: &Catalog,
     universe: &Universe,
+    read: &fetch::ArchivesRead,
     configurations: &Configurations,
 ) -> Result<Prepared<'r>> {
     let subject = subject(recipe);
@@ -121,6 +122,7 @@ pub fn prepare<'r>(
         catalog,
         resolved.built(),
         !recipe.paths.is_empty(),
+        read,
         &stage,
     )?;
     stage.done(format_args!("{} archives", fetched.archives.len()));

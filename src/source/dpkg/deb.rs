@@ -554,7 +554,7 @@ fn parse_conffiles(path: &Path, text: &str) -> Result<Vec<String>, DebError> {
 /// Builders of `.deb` archives for tests: the container, tars and compression are
 /// written in code so every test makes exactly the archive it needs.
 #[cfg(test)]
-pub(super) mod testing {
+pub(crate) mod testing {
     use super::Compression;
 
     /// One entry of a test tar, named as the archive spells it (`./usr/bin/x`).
@@ -708,7 +708,7 @@ pub(super) mod testing {
     }
 
     /// A plain `.deb` of package `name` at `version` (amd64) holding `/usr/share/<name>`.
-    pub(in crate::source) fn simple_deb(name: &str, version: &str) -> Vec<u8> {
+    pub(crate) fn simple_deb(name: &str, version: &str) -> Vec<u8> {
         let control =
             format!("Package: {name}\nVersion: {version}\nArchitecture: amd64\nDescription: t\n");
         deb(

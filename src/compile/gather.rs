@@ -2,8 +2,10 @@
 //! host, the others as their archives say), their dpkg records with the maintainer
 //! scripts, and the unpacked dpkg database the configure stage starts from.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::rc::Rc;
 
 use md5::Digest;
 
@@ -12,7 +14,7 @@ use super::fetch::{Fetched, MASTER_GROUP};
 use crate::lock::{FileEntry, FileKind};
 use crate::progress::Progress;
 use crate::source::dpkg::catalog::Catalog;
-use crate::source::dpkg::scan::scan_installed;
+use crate::source::dpkg::scan::{Scan, scan_installed};
 use crate::system::{self, PackageRecord};
 
 /// The chosen packages' file entries with the bytes that only archives hold.
@@ -65,6 +67,38 @@ pub struct Gathered<'a> {
     pub records: Vec<PackageRecord<'a>>,
 }
 
+/// The host scans one compile has made, by the installed packages scanned: flavors that
+/// choose the same ones (xen's and kvm's trees) scan the host once.
+#[derive(Default)]
+pub struct ScansMade(RefCell<HashMap<Vec<usize>, Rc<Scan>>>);
+
+impl ScansMade {
+    /// The scan of the installed packages `chosen` (indices into `catalog.installed`),
+    /// made now unless this compile made it already.
+    fn get_or_scan(
+        &self,
+        sysroot: &Path,
+        catalog: &Catalog,
+        chosen: &[usize],
+        progress: &Progress,
+    ) -> Result<Rc<Scan>> {
+        let mut key = chosen.to_vec();
+        key.sort_unstable();
+        key.dedup();
+        if let Some(scan) = self.0.borrow().get(&key) {
+            return Ok(Rc::clone(scan));
+        }
+        let scan = Rc::new(scan_installed(
+            sysroot,
+            &catalog.installed,
+            chosen,
+            progress,
+        )?);
+        self.0.borrow_mut().insert(key, Rc::clone(&scan));
+        Ok(scan)
+    }
+}
+
 /// The entries of the chosen packages: installed ones scanned on the host, archive ones
 /// as their archives say, and their records. One entry per path, installed first; merged
 /// /usr's top-level links are added when archives bring `/usr/bin` and friends and
@@ -73,14 +107,13 @@ pub fn gather<'a>(
     sysroot: &Path,
     catalog: &'a Catalog,
     fetched: &'a Fetched,
+    scans: &ScansMade,
     progress: &Progress,
 ) -> Result<Gathered<'a>> {
     let (installed, archives) = (&fetched.installed, &fetched.archives);
-    let scan = scan_installed(sysroot, &catalog.installed, installed, progress)?;
-    let mut entries: BTreeMap<String, FileEntry> = scan
-        .entries
-        .into_iter()
-        .map(|e| (e.path.clone(), e))
+    let scan = scans.get_or_scan(sysroot, catalog, installed, progress)?;
+    let mut entries: BTreeMap<String, FileEntry> = (scan.entries.iter())
+        .map(|e| (e.path.clone(), e.clone()))
         .collect();
     let mut contents = HashMap::new();
     for package in archives {
@@ -119,7 +152,7 @@ pub fn gather<'a>(
         entries: entries.into_values().collect(),
         contents,
         pristine,
-        missing: scan.missing,
+        missing: scan.missing.clone(),
         warnings,
     };
     Ok(Gathered {
@@ -242,4 +275,57 @@ pub fn unpacked_system(
     let tty = master.and_then(|m| system::group_id(&String::from_utf8_lossy(&m), "tty"));
     generated.extend(system::dev(tty));
     Ok(generated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Origin;
+    use crate::source::dpkg::apt::AptLists;
+    use crate::source::dpkg::pool::Pool;
+    use crate::source::dpkg::{DpkgDatabase, InstalledPackage, Owned, Package};
+
+    #[test]
+    fn the_host_is_scanned_once_a_compile_for_each_set_of_packages() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("usr/share/a/file");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "a").unwrap();
+        let owning = |name: &str, files: &[&str]| {
+            InstalledPackage::owning(
+                Package::bare(name, "1", "amd64", Origin::Installed),
+                Owned {
+                    files: files.iter().map(|f| f.to_string()).collect(),
+                    md5sums: BTreeMap::new(),
+                    list_path: format!("/var/lib/dpkg/info/{name}.list").into(),
+                },
+            )
+        };
+        let installed = DpkgDatabase {
+            packages: vec![
+                owning(
+                    "a",
+                    &["/usr", "/usr/share", "/usr/share/a", "/usr/share/a/file"],
+                ),
+                owning("b", &["/usr"]),
+            ],
+            diversions: Vec::new(),
+        };
+        let pool = Pool {
+            archives: Vec::new(),
+            shadowed: Vec::new(),
+            unreadable: Vec::new(),
+        };
+        let catalog = Catalog::new(installed, pool, AptLists::default(), Path::new("/nowhere"));
+        let scans = ScansMade::default();
+        let progress = Progress::hidden();
+        let first = (scans.get_or_scan(root.path(), &catalog, &[0, 1], &progress)).unwrap();
+        assert!(first.entries.iter().any(|e| e.path == "/usr/share/a/file"));
+        // Gone from the host: only what the first scan made can answer now.
+        std::fs::remove_file(&file).unwrap();
+        let again = (scans.get_or_scan(root.path(), &catalog, &[1, 0, 1], &progress)).unwrap();
+        assert!(Rc::ptr_eq(&first, &again));
+        let other = (scans.get_or_scan(root.path(), &catalog, &[0], &progress)).unwrap();
+        assert!(!other.entries.iter().any(|e| e.path == "/usr/share/a/file"));
+    }
 }

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::error::Result;
-use super::fetch::ArchivesRead;
-use super::{Compiled, Configurations, Settings, finish, prepare, rpm};
+use super::{Compiled, Configurations, ReadOnce, Settings, finish, prepare, rpm};
 use crate::excerpt::excerpt;
 use crate::lock::Backend;
 use crate::repo::Repository;
@@ -109,7 +108,7 @@ fn compile_dpkg(
     // Every recipe is prepared first, its tree's job begun, so that distinct trees
     // (xen's and openvz's) are configured at once; then each is finished in order.
     let mut prepared = Vec::new();
-    let read = ArchivesRead::default();
+    let read = ReadOnce::default();
     for recipe in &recipes {
         let arch = settings.backend.arch(&recipe.flavor).to_string();
         let universe = universes.entry(arch.clone()).or_insert_with(|| {

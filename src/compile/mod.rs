@@ -102,14 +102,24 @@ enum System {
     Unpacked(system::Generated),
 }
 
-/// Resolves, fetches and gathers one recipe, and makes the job that configures its
-/// tree, begun in `configurations`.
+/// What one compile reads once for all its recipes: a group's flavors mostly choose the
+/// same packages, whose archives and host files need reading once.
+#[derive(Default)]
+pub struct ReadOnce {
+    /// The archives read.
+    archives: fetch::ArchivesRead,
+    /// The host's files scanned.
+    scans: gather::ScansMade,
+}
+
+/// Resolves, fetches and gathers one recipe (reading only what `read` lacks), and makes
+/// the job that configures its tree, begun in `configurations`.
 pub fn prepare<'r>(
     settings: &Settings,
     recipe: &'r Recipe,
     catalog: &Catalog,
     universe: &Universe,
-    read: &fetch::ArchivesRead,
+    read: &ReadOnce,
     configurations: &Configurations,
 ) -> Result<Prepared<'r>> {
     let subject = subject(recipe);
@@ -122,12 +132,18 @@ pub fn prepare<'r>(
         catalog,
         resolved.built(),
         !recipe.paths.is_empty(),
-        read,
+        &read.archives,
         &stage,
     )?;
     stage.done(format_args!("{} archives", fetched.archives.len()));
     let mut stage = settings.report.stage(&subject, "gather");
-    let gathered = gather::gather(&settings.sysroot, catalog, &fetched, &stage.progress())?;
+    let gathered = gather::gather(
+        &settings.sysroot,
+        catalog,
+        &fetched,
+        &read.scans,
+        &stage.progress(),
+    )?;
     stage.done(format_args!("{} files", gathered.tree.entries.len()));
     let packages = resolved.packages(universe);
     let tree = &gathered.tree;

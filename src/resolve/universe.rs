@@ -109,8 +109,9 @@ impl<'a> Universe<'a> {
         }
     }
 
-    /// The universe with `names` also offered as suggestions for an unknown name: the
-    /// names of the sources it was given only part of.
+    /// The universe with the names `names` gives also offered as suggestions for an
+    /// unknown name: the names of the sources it was given only part of, asked for only
+    /// when a name is unknown.
     pub fn suggesting(mut self, names: &'a dyn Fn() -> Vec<String>) -> Universe<'a> {
         self.more_names = Some(MoreNames(names));
         self

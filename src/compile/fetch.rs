@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use md5::Digest;
 use rayon::prelude::*;
 
 use super::Settings;
 use super::error::Result;
+use super::read_once::ReadOnce;
 use crate::lock::{FileEntry, FileKind};
 use crate::progress::Stage;
 use crate::resolve::Resolution;
@@ -46,31 +47,6 @@ impl Fetched {
     }
 }
 
-/// The archives one compile has read, by path and by whether every file's bytes were
-/// kept: flavors that choose the same packages (xen's and kvm's trees, and openvz's
-/// without the kernel) read each archive once.
-#[derive(Default)]
-pub struct ArchivesRead(Mutex<HashMap<(PathBuf, bool), Arc<ArchivePackage>>>);
-
-impl ArchivesRead {
-    /// The archives at `paths`, in order, each read unless this compile read it already;
-    /// side by side, one a core, since each one's data is decompressed and hashed whole.
-    fn get_or_read(&self, paths: &[&Path], every_file: bool) -> Result<Vec<Arc<ArchivePackage>>> {
-        // A thread that panicked holding the lock left the map whole: inserts are atomic.
-        let known = || self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let read = |path: &&Path| -> Result<Arc<ArchivePackage>> {
-            let key = (path.to_path_buf(), every_file);
-            if let Some(read) = known().get(&key) {
-                return Ok(Arc::clone(read));
-            }
-            let read = Arc::new(ArchivePackage::read(DebArchive::open(path)?, every_file)?);
-            known().insert(key, Arc::clone(&read));
-            Ok(read)
-        };
-        paths.par_iter().map(read).collect()
-    }
-}
-
 /// Finds or downloads the archive of every package of `resolution` the host does not
 /// have installed, and reads it unless `read` holds it already; `every_file` keeps all
 /// their bytes (the recipe trims to `paths`). `stage` shows what is being done.
@@ -79,7 +55,7 @@ pub fn fetch(
     catalog: &Catalog,
     resolution: &Resolution,
     every_file: bool,
-    read: &ArchivesRead,
+    read: &ReadOnce,
     stage: &Stage,
 ) -> Result<Fetched> {
     let mut installed = Vec::new();
@@ -116,12 +92,28 @@ pub fn fetch(
         })
         .collect();
     stage.status(format_args!("reading {} archives", paths.len()));
-    let archives = read.get_or_read(&paths, every_file)?;
+    let archives = read_archives(read, &paths, every_file)?;
     Ok(Fetched {
         installed,
         archives,
         downloaded,
     })
+}
+
+/// The archives at `paths`, in order, each read unless this compile read it already;
+/// side by side, one a core, since each one's data is decompressed and hashed whole.
+fn read_archives(
+    read: &ReadOnce,
+    paths: &[&Path],
+    every_file: bool,
+) -> Result<Vec<Arc<ArchivePackage>>> {
+    (paths.par_iter())
+        .map(|path| {
+            (read.archives).get_or_make((path.to_path_buf(), every_file), || {
+                ArchivePackage::read(DebArchive::open(path)?, every_file)
+            })
+        })
+        .collect()
 }
 
 /// Where a chosen package's archive is before it is read.
@@ -245,15 +237,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hello_1.0_amd64.deb");
         std::fs::write(&path, simple_deb("hello", "1.0")).unwrap();
-        let read = ArchivesRead::default();
-        let first = read.get_or_read(&[&path], false).unwrap();
+        let read = ReadOnce::default();
+        let first = read_archives(&read, &[&path], false).unwrap();
         // Gone from the pool: only what the first read kept can answer now.
         std::fs::remove_file(&path).unwrap();
-        let again = read.get_or_read(&[&path, &path], false).unwrap();
+        let again = read_archives(&read, &[&path, &path], false).unwrap();
         assert!(Arc::ptr_eq(&first[0], &again[0]));
         assert!(Arc::ptr_eq(&first[0], &again[1]));
         assert!(
-            read.get_or_read(&[&path], true).is_err(),
+            read_archives(&read, &[&path], true).is_err(),
             "keeping every file's bytes is another read"
         );
     }

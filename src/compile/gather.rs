@@ -2,15 +2,15 @@
 //! host, the others as their archives say), their dpkg records with the maintainer
 //! scripts, and the unpacked dpkg database the configure stage starts from.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use md5::Digest;
 
 use super::error::{CompileError, Result};
 use super::fetch::{Fetched, MASTER_GROUP};
+use super::read_once::ReadOnce;
 use crate::lock::{FileEntry, FileKind};
 use crate::progress::Progress;
 use crate::source::dpkg::catalog::Catalog;
@@ -67,36 +67,22 @@ pub struct Gathered<'a> {
     pub records: Vec<PackageRecord<'a>>,
 }
 
-/// The host scans one compile has made, by the installed packages scanned: flavors that
-/// choose the same ones (xen's and kvm's trees) scan the host once.
-#[derive(Default)]
-pub struct ScansMade(RefCell<HashMap<Vec<usize>, Rc<Scan>>>);
-
-impl ScansMade {
-    /// The scan of the installed packages `chosen` (indices into `catalog.installed`),
-    /// made now unless this compile made it already.
-    fn get_or_scan(
-        &self,
-        sysroot: &Path,
-        catalog: &Catalog,
-        chosen: &[usize],
-        progress: &Progress,
-    ) -> Result<Rc<Scan>> {
-        let mut key = chosen.to_vec();
-        key.sort_unstable();
-        key.dedup();
-        if let Some(scan) = self.0.borrow().get(&key) {
-            return Ok(Rc::clone(scan));
-        }
-        let scan = Rc::new(scan_installed(
-            sysroot,
-            &catalog.installed,
-            chosen,
-            progress,
-        )?);
-        self.0.borrow_mut().insert(key, Rc::clone(&scan));
-        Ok(scan)
-    }
+/// The scan of the installed packages `chosen` (indices into `catalog.installed`), made
+/// now unless this compile made it already.
+fn scan(
+    read: &ReadOnce,
+    sysroot: &Path,
+    catalog: &Catalog,
+    chosen: &[usize],
+    progress: &Progress,
+) -> Result<Arc<Scan>> {
+    let mut key = chosen.to_vec();
+    key.sort_unstable();
+    key.dedup();
+    let scan = (read.scans).get_or_make(key, || {
+        scan_installed(sysroot, &catalog.installed, chosen, progress)
+    })?;
+    Ok(scan)
 }
 
 /// The entries of the chosen packages: installed ones scanned on the host, archive ones
@@ -107,11 +93,11 @@ pub fn gather<'a>(
     sysroot: &Path,
     catalog: &'a Catalog,
     fetched: &'a Fetched,
-    scans: &ScansMade,
+    read: &ReadOnce,
     progress: &Progress,
 ) -> Result<Gathered<'a>> {
     let (installed, archives) = (&fetched.installed, &fetched.archives);
-    let scan = scans.get_or_scan(sysroot, catalog, installed, progress)?;
+    let scan = scan(read, sysroot, catalog, installed, progress)?;
     let mut entries: BTreeMap<String, FileEntry> = (scan.entries.iter())
         .map(|e| (e.path.clone(), e.clone()))
         .collect();
@@ -317,15 +303,15 @@ mod tests {
             unreadable: Vec::new(),
         };
         let catalog = Catalog::new(installed, pool, AptLists::default(), Path::new("/nowhere"));
-        let scans = ScansMade::default();
+        let read = ReadOnce::default();
         let progress = Progress::hidden();
-        let first = (scans.get_or_scan(root.path(), &catalog, &[0, 1], &progress)).unwrap();
+        let first = (scan(&read, root.path(), &catalog, &[0, 1], &progress)).unwrap();
         assert!(first.entries.iter().any(|e| e.path == "/usr/share/a/file"));
         // Gone from the host: only what the first scan made can answer now.
         std::fs::remove_file(&file).unwrap();
-        let again = (scans.get_or_scan(root.path(), &catalog, &[1, 0, 1], &progress)).unwrap();
-        assert!(Rc::ptr_eq(&first, &again));
-        let other = (scans.get_or_scan(root.path(), &catalog, &[0], &progress)).unwrap();
+        let again = (scan(&read, root.path(), &catalog, &[1, 0, 1], &progress)).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        let other = (scan(&read, root.path(), &catalog, &[0], &progress)).unwrap();
         assert!(!other.entries.iter().any(|e| e.path == "/usr/share/a/file"));
     }
 }

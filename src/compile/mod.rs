@@ -4,7 +4,8 @@
 //! scratch, [`configure`] them with their own maintainer scripts, [`capture`] what
 //! configuration made, [`assemble`] the lock with the machine files and the group's own
 //! files, [`check`] it as outputs will, and [`store`] it with its bytes. [`removes`]
-//! tells of the `remove` statements that removed nothing. Staging, configuring and
+//! tells of the `remove` statements that removed nothing, and [`read_once`] keeps what
+//! one recipe read (archives, scans of the host) for the others. Staging, configuring and
 //! capturing are one job ([`as_root`]), whose tree the repository keeps: a later job
 //! with the same inputs takes it instead of running the scripts again.
 
@@ -34,6 +35,7 @@ pub(crate) mod fingerprint;
 mod gather;
 mod in_memory;
 mod jobs;
+mod read_once;
 mod removes;
 mod resolve;
 pub(crate) mod rpm;
@@ -50,6 +52,7 @@ pub use check::UnwritableTree;
 pub use configure::ConfigureError;
 pub use error::{CompileError, OwnerKind};
 pub use jobs::{Batch, compile_all};
+pub use read_once::ReadOnce;
 pub use removes::Removes;
 pub use resolve::UnwantedKernel;
 pub use rpm::HostDrift;
@@ -102,16 +105,6 @@ enum System {
     Unpacked(system::Generated),
 }
 
-/// What one compile reads once for all its recipes: a group's flavors mostly choose the
-/// same packages, whose archives and host files need reading once.
-#[derive(Default)]
-pub struct ReadOnce {
-    /// The archives read.
-    archives: fetch::ArchivesRead,
-    /// The host's files scanned.
-    scans: gather::ScansMade,
-}
-
 /// Resolves, fetches and gathers one recipe (reading only what `read` lacks), and makes
 /// the job that configures its tree, begun in `configurations`.
 pub fn prepare<'r>(
@@ -132,7 +125,7 @@ pub fn prepare<'r>(
         catalog,
         resolved.built(),
         !recipe.paths.is_empty(),
-        &read.archives,
+        read,
         &stage,
     )?;
     stage.done(format_args!("{} archives", fetched.archives.len()));
@@ -141,7 +134,7 @@ pub fn prepare<'r>(
         &settings.sysroot,
         catalog,
         &fetched,
-        &read.scans,
+        read,
         &stage.progress(),
     )?;
     stage.done(format_args!("{} files", gathered.tree.entries.len()));

@@ -245,9 +245,9 @@ impl Tree {
     }
 
     /// Takes `member` into the tree, or says why it cannot be: the root must be a
-    /// directory; no member lies below an earlier symlink or other non-directory; a
-    /// repeated path follows the tree's [`Repeat`]; a hard link points at an earlier
-    /// regular file.
+    /// directory; no member lies below an earlier symlink or other non-directory, nor
+    /// takes the place of a directory earlier members are in; a repeated path follows
+    /// the tree's [`Repeat`]; a hard link points at an earlier regular file.
     pub fn add(&mut self, member: &Member) -> Result<(), Problem> {
         let Member { entry, link } = member;
         let (path, kind) = (entry.path.as_str(), entry.kind);
@@ -255,18 +255,16 @@ impl Tree {
             return Err(Problem::RootNotDir);
         }
         self.through(path)?;
-        if let Some(&earlier) = self.kinds.get(path) {
+        // Earlier members below `path` made it a directory, whether a member named it or
+        // only their paths did (`usr/bin/x` before a symlink `usr`).
+        if kind != FileKind::Dir && self.has_below(path) {
+            return Err(Problem::ReplacesDirectory);
+        }
+        if self.kinds.contains_key(path) {
             match self.repeat {
                 Repeat::Refused => return Err(Problem::Twice),
                 Repeat::Replaces if self.linked.contains(path) => {
                     return Err(Problem::ReplacesLinked);
-                }
-                Repeat::Replaces
-                    if earlier == FileKind::Dir
-                        && kind != FileKind::Dir
-                        && self.has_below(path) =>
-                {
-                    return Err(Problem::ReplacesDirectory);
                 }
                 Repeat::Replaces => {}
             }
@@ -570,6 +568,16 @@ mod tests {
                 (
                     vec![member("/d", Dir), hardlink("/h", "d")],
                     Problem::BadHardlink("d".into()),
+                ),
+                // The fuzzer's overlay: `/usr` is a directory by its members' paths
+                // alone when a symlink comes to take its place.
+                (
+                    vec![
+                        member("/usr/bin", Dir),
+                        member("/usr/bin/hello", File),
+                        member("/usr", Symlink),
+                    ],
+                    Problem::ReplacesDirectory,
                 ),
             ];
             for (members, problem) in cases {

@@ -1,8 +1,8 @@
 //! Reading an installed package database (dpkg) under a sysroot.
 //!
 //! The universe is `var/lib/dpkg/status` (packages that are installed), each package's
-//! `info/<name>[:<arch>].list` (the paths it owns) and `.md5sums`, plus
-//! `var/lib/dpkg/diversions` (paths whose packaged bytes live elsewhere).
+//! `info/<name>[:<arch>].list` (the paths it owns) and `.md5sums` (read when asked for),
+//! plus `var/lib/dpkg/diversions` (paths whose packaged bytes live elsewhere).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -186,8 +186,8 @@ impl DpkgDatabase {
         let dir = sysroot.join(DPKG_DIR);
         let status_path = dir.join("status");
         let status = read_text(&status_path)?;
-        // The whole status file is checked before any list is read, so a syntax error is
-        // reported as such rather than as a list missing for a half-parsed package.
+        // The whole status file is checked here; a package's list is read only when a
+        // compile chooses it.
         let packages = (parse_status(&status, &status_path)?.into_iter())
             .map(|p| InstalledPackage::new(&dir, p))
             .collect();

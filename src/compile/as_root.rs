@@ -13,7 +13,6 @@ use std::io::Write;
 use std::panic::resume_unwind;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::thread::JoinHandle;
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::capture::{self, Captured};
 use super::configure::{self, ConfigureError, Environment, Unpacked};
 use super::error::{CompileError, Result};
+use super::kept::{build_identity, decode, encode};
 use super::rpm::scriptlets::{self, RpmScripts};
 use super::setup::{self, UnitFile};
 use super::{in_memory, stage};
@@ -264,44 +264,6 @@ fn digest(job: &Job, build: Option<&str>) -> Result<String> {
     .map_err(CompileError::Job)?;
     Ok(blake3::hash(&json).to_hex().to_string())
 }
-
-/// What tells this build of appliance from another: its version and its executable's
-/// file (a new build is a new file). The scripts' settings and capture's rules change
-/// from build to build, so a tree is taken only by the build that made it.
-pub(super) fn build_identity() -> Option<&'static str> {
-    use std::os::unix::fs::MetadataExt;
-    static IDENTITY: OnceLock<Option<String>> = OnceLock::new();
-    let identity = IDENTITY.get_or_init(|| {
-        let exe = std::fs::metadata(std::env::current_exe().ok()?).ok()?;
-        Some(format!(
-            "{} {}:{} {} {}.{}",
-            env!("CARGO_PKG_VERSION"),
-            exe.dev(),
-            exe.ino(),
-            exe.len(),
-            exe.mtime(),
-            exe.mtime_nsec()
-        ))
-    });
-    identity.as_deref()
-}
-
-/// A tree as the repository keeps it: JSON, compressed. `None` if it cannot be
-/// encoded, which only means it is not kept.
-fn encode(done: &Done) -> Option<Vec<u8>> {
-    let json = serde_json::to_vec(done).ok()?;
-    zstd::bulk::compress(&json, KEPT_LEVEL).ok()
-}
-
-/// The tree [`encode`] made of `kept`; `None` for bytes no appliance wrote, which are
-/// configured again and kept anew.
-fn decode(kept: &[u8]) -> Option<Done> {
-    serde_json::from_slice(&zstd::decode_all(kept).ok()?).ok()
-}
-
-/// The zstd level trees are kept at: JSON of entries and text files compresses well
-/// even at a fast level.
-const KEPT_LEVEL: i32 = 3;
 
 /// Runs `job` as root: here when this process is root, else in a child made root of a
 /// user namespace over the caller's subordinate ids.

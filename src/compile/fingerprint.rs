@@ -82,7 +82,7 @@ pub fn key(recipe: &Recipe, settings: &Settings, pool_dirs: &[PathBuf]) -> Optio
     field(b"appliance compile fingerprint 1");
     // This build: a new one may lock another tree (capture's rules, the scripts'
     // settings), as a kept configured tree is taken only by the build that made it.
-    field(super::as_root::build_identity()?.as_bytes());
+    field(super::kept::build_identity()?.as_bytes());
     // The recipe's own form: every group file's digest, the flavor, `prefer`.
     field(format!("{recipe:?}").as_bytes());
     field(format!("{:?} offline={}", settings.backend, settings.offline).as_bytes());

@@ -35,6 +35,7 @@ pub(crate) mod fingerprint;
 mod gather;
 mod in_memory;
 mod jobs;
+mod kept;
 mod read_once;
 mod removes;
 mod resolve;

@@ -1,0 +1,46 @@
+//! What compile keeps in the repository to take back in a later compile (configured
+//! trees, what archives hold): encoded one way, and taken back only by the build of
+//! appliance that kept it, since its rules may change from build to build.
+
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// What tells this build of appliance from another: its version and its executable's
+/// file (a new build is a new file). The scripts' settings, capture's rules and how an
+/// archive is read change from build to build, so what one build kept is taken back
+/// only by that build. `None` when the executable cannot be examined: nothing is kept.
+pub(super) fn build_identity() -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    static IDENTITY: OnceLock<Option<String>> = OnceLock::new();
+    let identity = IDENTITY.get_or_init(|| {
+        let exe = std::fs::metadata(std::env::current_exe().ok()?).ok()?;
+        Some(format!(
+            "{} {}:{} {} {}.{}",
+            env!("CARGO_PKG_VERSION"),
+            exe.dev(),
+            exe.ino(),
+            exe.len(),
+            exe.mtime(),
+            exe.mtime_nsec()
+        ))
+    });
+    identity.as_deref()
+}
+
+/// `value` as the repository keeps it: JSON, compressed. `None` if it cannot be
+/// encoded, which only means it is not kept.
+pub(super) fn encode<T: Serialize>(value: &T) -> Option<Vec<u8>> {
+    let json = serde_json::to_vec(value).ok()?;
+    zstd::bulk::compress(&json, LEVEL).ok()
+}
+
+/// The value [`encode`] made of `kept`; `None` for bytes no appliance wrote, which
+/// are made again and kept anew.
+pub(super) fn decode<T: DeserializeOwned>(kept: &[u8]) -> Option<T> {
+    serde_json::from_slice(&zstd::decode_all(kept).ok()?).ok()
+}
+
+/// The zstd level: JSON of entries and text files compresses well even at a fast level.
+const LEVEL: i32 = 3;

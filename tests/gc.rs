@@ -201,6 +201,19 @@ fn gc_keeps_the_newest_revisions_and_what_they_use() {
     for name in ["old bash", "mawk", "new bash", "ls"] {
         assert!(kept(name).is_file(), "{name} was not kept unpacked");
     }
+    // What compile read of each archive, kept for the next compile of the same bytes.
+    let read_of = |archive: &Path| -> bool {
+        let repo = rusqlite::Connection::open(w.ws.join("store/repo.sqlite")).unwrap();
+        let path = archive.as_os_str().as_encoded_bytes();
+        let rows: i64 = (repo.query_row(
+            "SELECT count(*) FROM archive_reads WHERE path = ?1",
+            [path],
+            |row| row.get(0),
+        ))
+        .unwrap();
+        rows == 1
+    };
+    assert!(read_of(&archives.old_bash) && read_of(&archives.mawk));
 
     let printed = w.ok(&["gc", "--keep", "1"]);
     let lines: Vec<&str> = printed.lines().collect();
@@ -251,6 +264,8 @@ fn gc_keeps_the_newest_revisions_and_what_they_use() {
     }
     let old_stamp = w.ws.join("store/images/.base-old.appliance-stamp");
     assert!(!old_stamp.exists());
+    // The reads of the archives removed went with them.
+    assert!(!read_of(&archives.old_bash) && !read_of(&archives.mawk));
     assert!(new_image.is_dir() && blob(&w, "three\n").exists());
     // The kept revision's bytes are all still in the store.
     assert_eq!(tarball(&w, "1.0-3"), before);

@@ -89,15 +89,19 @@ fn collect(
     let repo = ctx.existing_repo()?;
     repo.check_pages()?;
     let doomed = choose(&repo)?;
-    let used = if dry_run {
-        repo.in_use(&doomed)?
+    let (used, writable) = if dry_run {
+        (repo.in_use(&doomed)?, None)
     } else {
         drop(repo);
         let mut repo = Repository::open(&ctx.repo_path)?;
         repo.remove(&doomed)?;
-        repo.in_use(&[])?
+        (repo.in_use(&[])?, Some(repo))
     };
     let swept = gc::sweep(&store, &used, dry_run)?;
+    // What compile read of the archives the sweep removed (or any gone since) goes too.
+    if let Some(repo) = writable {
+        repo.forget_archive_reads_gone()?;
+    }
     let collected = Collected {
         dry_run,
         revisions: (doomed.iter())

@@ -108,7 +108,7 @@ fn compile_dpkg(
     // Every recipe is prepared first, its tree's job begun, so that distinct trees
     // (xen's and openvz's) are configured at once; then each is finished in order.
     let mut prepared = Vec::new();
-    let read = ReadOnce::default();
+    let read = ReadOnce::kept_in(repo);
     for recipe in &recipes {
         let arch = settings.backend.arch(&recipe.flavor).to_string();
         let universe = universes.entry(arch.clone()).or_insert_with(|| {
@@ -128,6 +128,7 @@ fn compile_dpkg(
     let compiled = (prepared.into_iter())
         .map(finished)
         .collect::<Result<Vec<_>>>()?;
+    read.keep()?;
     Ok(Batch { compiled, warnings })
 }
 

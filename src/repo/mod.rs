@@ -6,6 +6,7 @@
 //! entries, which keeps a repository of many revisions small.
 
 mod apt_index;
+mod archive_reads;
 mod blobs;
 mod configurations;
 mod files;
@@ -26,6 +27,7 @@ use crate::lock::{Container, FileEntry, Inputs, Lock, LockedPackage};
 use crate::source::dpkg::version;
 
 pub use apt_index::{AptIndexError, IndexedLists};
+pub use archive_reads::ArchiveRead;
 pub use blobs::{BlobStore, blob_path};
 pub use fingerprints::{Fingerprint, Fingerprinted};
 pub use remove::InUse;

@@ -53,7 +53,7 @@ const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Migration `i` takes `user_version` from `i` to `i + 1`. Append only: a migration that
 /// has shipped never changes, because existing repositories have already run it.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The first schema.
 ///
@@ -256,6 +256,20 @@ CREATE TABLE configurations (
     tree BLOB NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX configurations_by_lock ON configurations(lock);
+";
+
+/// What compile read of each pool archive's data (entries with their digests, and the
+/// bytes it keeps), so that a later compile by the same build (`build`) takes it for the
+/// same archive (`archive`, the BLAKE3 of its bytes) instead of decompressing and
+/// hashing it again. One row a path: a new archive there replaces it, and `gc` forgets
+/// the rows of paths gone.
+const V9: &str = "
+CREATE TABLE archive_reads (
+    path BLOB PRIMARY KEY,
+    archive TEXT NOT NULL,
+    build TEXT NOT NULL,
+    read BLOB NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// What an existing SQLite database holds.
@@ -565,6 +579,7 @@ mod tests {
              provides INTEGER NOT NULL, name TEXT NOT NULL,
              PRIMARY KEY (list, seq, provides, name)) WITHOUT ROWID;",
         "DROP TABLE configurations",
+        "DROP TABLE archive_reads",
     ];
 
     fn unmarked(path: &Path, version: usize) {
@@ -696,7 +711,7 @@ mod tests {
             (
                 late,
                 "another program's SQLite database (tables: apt_lists, apt_provides, apt_stanzas, \
-                 configurations, fingerprints, flavors,",
+                 archive_reads, configurations, fingerprints, flavors,",
             ),
             (text, "a file that is not a SQLite database"),
             (dir.path().to_path_buf(), "a directory"),

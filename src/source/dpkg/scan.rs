@@ -76,9 +76,6 @@ pub enum ScanError {
     /// A chosen index does not name a package of the database.
     #[error("no installed package at index {0} of the dpkg database")]
     UnknownPackage(usize),
-    /// The scanning thread pool could not be started.
-    #[error("cannot start the scanning threads: {0}")]
-    Threads(#[from] rayon::ThreadPoolBuildError),
 }
 
 fn owner(package: Option<&str>) -> String {
@@ -132,15 +129,8 @@ pub(crate) fn scan_installed(
     packages.dedup_by(|a, b| std::ptr::eq(*a, *b));
 
     let candidates = candidates(&sysroot, db, &packages)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(io_threads())
-        .build()?;
-    pool.install(|| build(&sysroot, &accounts, candidates, progress))
-}
-
-/// More threads than cores: on a cold tree the scan waits on the disk, not the CPU.
-fn io_threads() -> usize {
-    std::thread::available_parallelism().map_or(4, |n| n.get()) * 4
+    // On a cold tree the scan waits on the disk, not the CPU.
+    crate::io_pool::in_io_pool(|| build(&sysroot, &accounts, candidates, progress))
 }
 
 /// A path the lock will hold, before the host is examined.

@@ -11,8 +11,8 @@ pub(crate) fn in_io_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
 
 /// A new pool for disk-bound work, four threads a core; its threads are made by the
 /// calling thread, and share its namespaces. (On 2 cores, the host scan of web's xen
-/// tree after `drop_caches` took 0.5 s with 8 threads and 0.7 s with 4; syncing a
-/// fresh store's blobs was no slower.)
+/// tree after `drop_caches` took 0.5 s with 8 threads and 0.6-0.7 s with 4; syncing
+/// a fresh store's blobs was no slower.)
 pub(crate) fn io_pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     rayon::ThreadPoolBuilder::new()

@@ -376,6 +376,45 @@ fn a_secret_a_script_makes_for_its_machine_is_never_locked() {
 }
 
 #[test]
+fn a_script_finds_the_host_keys_it_would_make_and_none_is_locked() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    // As openssh-server's postinst: each host key made only where its file is missing
+    // (an RSA key takes up to a second); this one says which it found.
+    let postinst = "#!/bin/sh\nset -e\nfor t in rsa ecdsa ed25519; do\n\
+        f=/etc/ssh/ssh_host_${t}_key\n\
+        if [ -f \"$f\" ]; then echo \"found $t\" >> /etc/keyd.log; else\n\
+        head -c 32 /dev/urandom > \"$f\"; echo \"made $t\" >> /etc/keyd.log; fi\n\
+        done\n";
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    fake_workspace(ws, &[("tiny", &group("keyd"))]);
+    let pool = ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    build_deb(
+        &pool,
+        "keyd",
+        "1.0",
+        &[("/etc/ssh/sshd_config", "Port 22\n")],
+        &[],
+        &[("postinst", postinst)],
+    );
+    ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
+    let tree = chroot(ws, "tree", "debs");
+    assert_eq!(
+        fs::read_to_string(tree.join("etc/keyd.log")).unwrap(),
+        "found rsa\nfound ecdsa\nfound ed25519\n"
+    );
+    let left: Vec<_> = fs::read_dir(tree.join("etc/ssh"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["sshd_config"]);
+}
+
+#[test]
 fn a_tree_is_configured_in_memory_and_on_disk_when_its_scripts_outgrow_it() {
     if !is_root() {
         eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");

@@ -13,7 +13,8 @@
 //! action and `start-stop-daemon` is a stand-in, as in mmdebstrap, and `ischroot` says
 //! yes: the tree is not a running system, so nothing may restart its init (libc6's
 //! postinst would `telinit u` and sleep a second, since PID 1 of the sandbox looks
-//! like a booted system's). The kernel's own
+//! like a booted system's). Nor does a script make what capture drops when an empty
+//! file in its place says it is made ([`PLACEHOLDERS`]: SSH host keys). The kernel's own
 //! hooks are skipped on purpose (`update-initramfs` is a stand-in and `INITRD=No`):
 //! an image carries appliance's initramfs, so the packages' would only cost time and
 //! make the lock differ from run to run. Once the packages are configured, what the
@@ -30,6 +31,7 @@ use super::steps::{Step, steps};
 use crate::confine::{ConfineError, Confined, IdShift};
 use crate::lang::{Account, AccountKind};
 use crate::resolve::{Resolution, Universe};
+use crate::system::PLACEHOLDERS;
 
 /// One package whose `preinst install` runs, as dpkg names it in `info/`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -231,6 +233,12 @@ guard /usr/sbin/start-stop-daemon 'echo "appliance: start-stop-daemon not run du
     || fail "replacing start-stop-daemon" 101
 guard /usr/sbin/update-initramfs 'exit 0' || fail "replacing update-initramfs" 101
 guard /usr/bin/ischroot 'exit 0' || fail "replacing ischroot" 101
+placed=
+for file in ${APPLIANCE_PLACEHOLDERS:-}; do
+    if [ -d "${file%/*}" ] && [ ! -e "$file" ] && [ ! -L "$file" ]; then
+        : > "$file" && placed="$placed $file"
+    fi
+done
 if [ -n "${APPLIANCE_PRESEEDS:-}" ]; then
     printf '%s\n' "$APPLIANCE_PRESEEDS" | debconf-set-selections \
         || fail "debconf-set-selections" 102
@@ -276,6 +284,7 @@ for package in ${APPLIANCE_PURGE:-}; do
 done
 audit=$(dpkg --force-bad-path --audit)
 if [ -n "$audit" ]; then echo "$audit"; fail "dpkg --audit" 106; fi
+[ -z "$placed" ] || rm -f $placed
 unguard /usr/bin/ischroot
 unguard /usr/sbin/update-initramfs
 unguard /usr/sbin/start-stop-daemon
@@ -379,6 +388,7 @@ pub fn configure(
         .map(|(index, asked)| format!("{index} {}", asked.ask.line()))
         .collect();
     let asked = asked.join("\n");
+    let placeholders = PLACEHOLDERS.join(" ");
     let vars = [
         ("DEBIAN_FRONTEND", "noninteractive"),
         ("DEBCONF_NONINTERACTIVE_SEEN", "true"),
@@ -390,6 +400,7 @@ pub fn configure(
         ("APPLIANCE_PRESEEDS", &preseeds),
         ("APPLIANCE_PURGE", &purge),
         ("APPLIANCE_ASKED", &asked),
+        ("APPLIANCE_PLACEHOLDERS", &placeholders),
     ];
     let script = Script {
         text: [PRELUDE, DPKG_SCRIPT].concat(),

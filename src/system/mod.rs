@@ -12,8 +12,8 @@ mod rpmdb;
 pub use dev::{dev, group_id};
 pub use dpkg_state::{PackageRecord, Unpacked, dpkg_state, installed_stanza};
 pub use machine::{
-    Machine, NETWORKD_UNIT, Network, ROOT_LABEL, SECRETS, Secret, hosts_naming, machine_files,
-    network,
+    Machine, NETWORKD_UNIT, Network, PLACEHOLDERS, ROOT_LABEL, SECRETS, Secret, hosts_naming,
+    machine_files, network,
 };
 pub use rpmdb::{RpmdbError, installed_blob, write_rpmdb};
 

@@ -37,6 +37,22 @@ fn chroot_args<'a>(out: &'a str, pool: &'a str) -> [&'a str; 10] {
     ]
 }
 
+/// A workspace at `ws` whose tiny group asks for `name`, and a pool `debs` there
+/// holding `name` at `version` with `files` and maintainer `scripts`; returns the pool.
+fn one_package(
+    ws: &Path,
+    name: &str,
+    version: &str,
+    files: &[(&str, &str)],
+    scripts: &[(&str, &str)],
+) -> std::path::PathBuf {
+    fake_workspace(ws, &[("tiny", &group(name))]);
+    let pool = ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    build_deb(&pool, name, version, files, &[], scripts);
+    pool
+}
+
 fn chroot(ws: &Path, out: &str, pool: &str) -> std::path::PathBuf {
     ok(ws, &chroot_args(out, pool));
     ws.join(out)
@@ -50,17 +66,13 @@ fn a_pool_packages_postinst_makes_its_account_and_alternative() {
     }
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path();
-    fake_workspace(ws, &[("tiny", &group("tinyd"))]);
-    let pool = ws.join("debs");
-    fs::create_dir_all(&pool).unwrap();
     // What a daemon's postinst does: a system user through a variable (which no reading
     // of the script could follow) and an alternative of higher priority than mawk's.
-    build_deb(
-        &pool,
+    let pool = one_package(
+        ws,
         "tinyd",
         "1.0-1",
         &[("/usr/bin/tinyd-awk", "#!/bin/sh\n")],
-        &[],
         &[(
             "postinst",
             "#!/bin/sh\nset -e\nUSER=tinyd\nif [ \"$1\" = configure ]; then\n  adduser --system --quiet --home /var/lib/tinyd --no-create-home \"$USER\"\n  update-alternatives --install /usr/bin/awk awk /usr/bin/tinyd-awk 50\n  mkdir -p /var/lib/tinyd && chown tinyd /var/lib/tinyd\nfi\n",
@@ -338,15 +350,11 @@ fn a_secret_a_script_makes_for_its_machine_is_never_locked() {
     let mut ids = Vec::new();
     for dir in &dirs {
         let ws = dir.path();
-        fake_workspace(ws, &[("tiny", &group("snakeoil"))]);
-        let pool = ws.join("debs");
-        fs::create_dir_all(&pool).unwrap();
-        build_deb(
-            &pool,
+        one_package(
+            ws,
             "snakeoil",
             "1.0",
             &[("/usr/sbin/make-ssl-cert", "#!/bin/sh\n")],
-            &[],
             &[("postinst", postinst)],
         );
         let compiled = ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
@@ -390,15 +398,11 @@ fn a_script_finds_the_host_keys_it_would_make_and_none_is_locked() {
         done\n";
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path();
-    fake_workspace(ws, &[("tiny", &group("keyd"))]);
-    let pool = ws.join("debs");
-    fs::create_dir_all(&pool).unwrap();
-    build_deb(
-        &pool,
+    one_package(
+        ws,
         "keyd",
         "1.0",
         &[("/etc/ssh/sshd_config", "Port 22\n")],
-        &[],
         &[("postinst", postinst)],
     );
     ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
@@ -653,17 +657,13 @@ fn a_file_a_script_gives_to_an_account_the_tree_lacks_is_refused() {
     }
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path();
-    fake_workspace(ws, &[("tiny", &group("strange"))]);
-    let pool = ws.join("debs");
-    fs::create_dir_all(&pool).unwrap();
     // A postinst that chowns its file to ids no account of the tree has: the lock would
     // hand the file to whatever account a machine later makes with those ids.
-    build_deb(
-        &pool,
+    one_package(
+        ws,
         "strange",
         "1.0-1",
         &[("/usr/share/strange/data", "x\n")],
-        &[],
         &[(
             "postinst",
             "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  chown 4242:4243 /usr/share/strange/data\nfi\n",

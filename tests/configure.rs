@@ -390,11 +390,14 @@ fn a_script_finds_the_host_keys_it_would_make_and_none_is_locked() {
         return;
     }
     // As openssh-server's postinst: each host key made only where its file is missing
-    // (an RSA key takes up to a second); this one says which it found.
+    // (an RSA key takes up to a second); and as dropbear's, which would convert the
+    // SSH keys (empty files then) unless it finds one of its own. This one says which
+    // it found.
     let postinst = "#!/bin/sh\nset -e\nfor t in rsa ecdsa ed25519; do\n\
         f=/etc/ssh/ssh_host_${t}_key\n\
         if [ -f \"$f\" ]; then echo \"found $t\" >> /etc/keyd.log; else\n\
         head -c 32 /dev/urandom > \"$f\"; echo \"made $t\" >> /etc/keyd.log; fi\n\
+        [ -e /etc/dropbear/dropbear_${t}_host_key ] && echo \"found dropbear $t\" >> /etc/keyd.log\n\
         done\n";
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path();
@@ -402,20 +405,26 @@ fn a_script_finds_the_host_keys_it_would_make_and_none_is_locked() {
         ws,
         "keyd",
         "1.0",
-        &[("/etc/ssh/sshd_config", "Port 22\n")],
+        &[
+            ("/etc/ssh/sshd_config", "Port 22\n"),
+            ("/etc/dropbear/run", "#!/bin/sh\n"),
+        ],
         &[("postinst", postinst)],
     );
     ok(ws, &["compile", "groups/tiny.kdl", "--pool", "debs"]);
     let tree = chroot(ws, "tree", "debs");
     assert_eq!(
         fs::read_to_string(tree.join("etc/keyd.log")).unwrap(),
-        "found rsa\nfound ecdsa\nfound ed25519\n"
+        "found rsa\nfound dropbear rsa\nfound ecdsa\nfound dropbear ecdsa\n\
+         found ed25519\nfound dropbear ed25519\n"
     );
-    let left: Vec<_> = fs::read_dir(tree.join("etc/ssh"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(left, ["sshd_config"]);
+    let left = |dir: &str| -> Vec<String> {
+        (fs::read_dir(tree.join(dir)).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(left("etc/ssh"), ["sshd_config"]);
+    assert_eq!(left("etc/dropbear"), ["run"]);
 }
 
 #[test]

@@ -112,10 +112,15 @@ impl Secret {
 /// each (where its folder exists and nothing is there) before the scripts run, and
 /// removes the ones it put once they are done; each lies within a secret's
 /// [`Secret::paths`], so whatever a script does with one, it is never locked.
-pub const PLACEHOLDERS: [&str; 3] = [
+/// dropbear's are there for what dropbear's postinst reads: finding none of its own
+/// keys, it would convert the SSH host keys, which are empty files then.
+pub const PLACEHOLDERS: [&str; 6] = [
     "/etc/ssh/ssh_host_rsa_key",
     "/etc/ssh/ssh_host_ecdsa_key",
     "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/dropbear/dropbear_rsa_host_key",
+    "/etc/dropbear/dropbear_ecdsa_host_key",
+    "/etc/dropbear/dropbear_ed25519_host_key",
 ];
 
 /// The secrets packages make when they are configured.
@@ -165,7 +170,12 @@ pub const SECRETS: [Secret; 19] = [
     },
     // dropbear's postinst, a key of each type it makes.
     Secret {
-        paths: &["/etc/dropbear/dropbear_*_host_key"],
+        // dropbear-initramfs's keys too, which no first boot needs: an image boots
+        // appliance's own initramfs.
+        paths: &[
+            "/etc/dropbear/dropbear_*_host_key",
+            "/etc/dropbear/initramfs/dropbear_*_host_key",
+        ],
         remade_links: &[],
         needs: &["/usr/sbin/dropbear", "/usr/bin/dropbearkey"],
         unit: "appliance-dropbear-hostkeys.service",

@@ -515,6 +515,7 @@ mod tests {
         }
         let dropped = Dropped::new().paths;
         assert!(dropped.is_match("/etc/ssh/ssh_host_ed25519_key"));
+        assert!(dropped.is_match("/etc/dropbear/initramfs/dropbear_rsa_host_key"));
         assert!(dropped.is_match("/etc/ssl/private/ssl-cert-snakeoil.key"));
         assert!(dropped.is_match("/etc/shadow-"));
         assert!(!dropped.is_match("/etc/shadow"));

@@ -14,9 +14,10 @@
 //! yes: the tree is not a running system, so nothing may restart its init (libc6's
 //! postinst would `telinit u` and sleep a second, since PID 1 of the sandbox looks
 //! like a booted system's). Nor does a script make what capture drops when an empty
-//! file in its place says it is made ([`PLACEHOLDERS`]: SSH host keys). The kernel's own
-//! hooks are skipped on purpose (`update-initramfs` is a stand-in and `INITRD=No`):
-//! an image carries appliance's initramfs, so the packages' would only cost time and
+//! file in its place says it is made ([`PLACEHOLDERS`]: SSH and dropbear host keys).
+//! The kernel's own hooks are skipped on purpose (`update-initramfs` is a stand-in and
+//! `INITRD=No`): an image carries appliance's initramfs, so the packages' would only
+//! cost time and
 //! make the lock differ from run to run. Once the packages are configured, what the
 //! group asks of the tree besides ([`Ask`]: accounts no script made, systemd units to
 //! enable or disable) is done with the tree's own `groupadd`, `useradd` and `systemctl`.

@@ -17,12 +17,12 @@
 //! file in its place says it is made ([`PLACEHOLDERS`]: SSH and dropbear host keys).
 //! The kernel's own hooks are skipped on purpose (`update-initramfs` is a stand-in and
 //! `INITRD=No`): an image carries appliance's initramfs, so the packages' would only
-//! cost time and
-//! make the lock differ from run to run. Once the packages are configured, what the
-//! group asks of the tree besides ([`Ask`]: accounts no script made, systemd units to
-//! enable or disable) is done with the tree's own `groupadd`, `useradd` and `systemctl`.
-//! The stand-ins are gone again when the stage ends, and what the scripts leave that
-//! must not be locked (host keys, logs, backups) is for the capture stage to drop.
+//! cost time and make the lock differ from run to run. Once the packages are
+//! configured, what the group asks of the tree besides ([`Ask`]: accounts no script
+//! made, systemd units to enable or disable) is done with the tree's own `groupadd`,
+//! `useradd` and `systemctl`. The stand-ins are gone again when the stage ends, and
+//! what the scripts leave that must not be locked (host keys, logs, backups) is for the
+//! capture stage to drop.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

@@ -798,6 +798,17 @@ impl Booted {
             .stderr(out)
             .spawn()
             .expect("systemd-nspawn runs (package systemd-container)");
+        // nspawn's first child is a helper that makes the container's init and exits:
+        // the leader is the child that is PID 1 of a namespace of its own.
+        let is_init = |pid: &str| {
+            let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            (status.lines())
+                .find_map(|line| line.strip_prefix("NSpid:"))
+                .is_some_and(|ids| {
+                    let ids: Vec<&str> = ids.split_whitespace().collect();
+                    ids.len() > 1 && ids.last() == Some(&"1")
+                })
+        };
         let started = std::time::Instant::now();
         let leader = loop {
             let children = fs::read_to_string(format!(
@@ -806,7 +817,7 @@ impl Booted {
                 nspawn.id()
             ))
             .unwrap_or_default();
-            if let Some(pid) = children.split_whitespace().next() {
+            if let Some(pid) = children.split_whitespace().find(|pid| is_init(pid)) {
                 break pid.parse().unwrap();
             }
             assert!(started.elapsed().as_secs() < 30, "nspawn started no init");

@@ -516,6 +516,10 @@ mod tests {
         let dropped = Dropped::new().paths;
         assert!(dropped.is_match("/etc/ssh/ssh_host_ed25519_key"));
         assert!(dropped.is_match("/etc/dropbear/initramfs/dropbear_rsa_host_key"));
+        // Whatever a script does with a placeholder configure puts, it is never locked.
+        for placeholder in crate::system::PLACEHOLDERS {
+            assert!(dropped.is_match(placeholder), "{placeholder}");
+        }
         assert!(dropped.is_match("/etc/ssl/private/ssl-cert-snakeoil.key"));
         assert!(dropped.is_match("/etc/shadow-"));
         assert!(!dropped.is_match("/etc/shadow"));

@@ -622,16 +622,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_placeholder_lies_within_a_secret_and_is_a_plain_word() {
+    fn every_placeholder_is_a_plain_word() {
+        // The configure script takes them as one variable, split at blanks and expanded
+        // as patterns. (That capture drops each is capture's test.)
         for placeholder in PLACEHOLDERS {
-            let within = (SECRETS.iter().flat_map(|s| s.paths)).any(|glob| {
-                globset::Glob::new(glob)
-                    .map(|g| g.compile_matcher().is_match(placeholder))
-                    .unwrap_or(false)
-            });
-            assert!(within, "{placeholder}");
-            // The configure script takes them as one variable, split at blanks and
-            // expanded as patterns.
             let plain = |c: char| !c.is_whitespace() && !matches!(c, '*' | '?' | '[');
             assert!(placeholder.chars().all(plain), "{placeholder}");
         }

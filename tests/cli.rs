@@ -992,9 +992,9 @@ fn a_host_package_with_altered_files_is_taken_from_its_archive_or_refused() {
     assert!(
         err.contains(
             "the host's bash 5.2.15-2+b2 has altered files (/bin/bash: a statoverride makes \
-             it root:www-data 4750), so the lock must take the package's own metadata from \
-             its archive, and neither a pool nor apt's lists hold bash: put \
-             bash_5.2.15-2+b2_amd64.deb in a pool (--pool DIR), or run apt-get update"
+             it root:www-data 4750), so the lock must take the package from its archive, and \
+             neither a pool nor apt's lists hold bash: put bash_5.2.15-2+b2_amd64.deb in a \
+             pool (--pool DIR), or run apt-get update"
         ),
         "{err}"
     );
@@ -1074,4 +1074,56 @@ fn a_host_package_with_altered_files_is_taken_from_its_archive_or_refused() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn a_host_package_whose_bytes_changed_is_taken_from_its_archive_or_refused() {
+    let w = World::new(&[("base", BASE)]);
+    // Files changed within two seconds are not stamped (their times might not show the
+    // next change): past that, this compile keeps the stamps of the packages it found
+    // unchanged, and the next must still see what changes after it.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    w.ok(&["compile", "groups/base.kdl", "--offline"]);
+    let stored = w.ok(&["list"]);
+    // What a tool that updates itself in place does (npm rewriting nodejs's files): the
+    // bytes are no longer the ones dpkg unpacked, and the lock must not pass them off as
+    // bash's, which no archive could supply on another machine.
+    let bash = w.sysroot.join("usr/bin/bash");
+    fs::write(&bash, "#!bash the host patched\n").unwrap();
+    let err = w.fails(&["compile", "groups/base.kdl", "--offline"]);
+    assert!(
+        err.contains(
+            "the host's bash 5.2.15-2+b2 has altered files (/bin/bash: its bytes differ from \
+             the MD5 dpkg recorded), so the lock must take the package from its archive, and \
+             neither a pool nor apt's lists hold bash: put bash_5.2.15-2+b2_amd64.deb in a \
+             pool (--pool DIR), or run apt-get update"
+        ),
+        "{err}"
+    );
+    assert_eq!(w.ok(&["list"]), stored);
+
+    let pool = w.ws.join("debs");
+    fs::create_dir_all(&pool).unwrap();
+    build_deb(
+        &pool,
+        "bash",
+        "5.2.15-2+b2",
+        &[("/bin/bash", "#!packaged bash\n")],
+        &[],
+        &[],
+    );
+    let stderr = w.stderr(&["compile", "groups/base.kdl", "--pool", "debs", "--offline"]);
+    assert!(
+        stderr.contains(
+            "warning: the host's bash 5.2.15-2+b2 has altered files (/bin/bash: its bytes \
+             differ from the MD5 dpkg recorded); the lock takes that version from the pool"
+        ),
+        "{stderr}"
+    );
+    let show = w.ok(&["show", "base", "--flavor", "openvz", "--files", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&show).unwrap();
+    let files = json["lock"]["files"].as_array().unwrap();
+    let entry = files.iter().find(|f| f["path"] == "/usr/bin/bash").unwrap();
+    let packaged = blake3::hash(b"#!packaged bash\n").to_hex().to_string();
+    assert_eq!(entry["digest"], packaged.as_str());
 }

@@ -4,6 +4,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use common::{FakePackage, World, build_deb, lock_id};
@@ -120,8 +121,10 @@ fn an_unchanged_compile_is_answered_and_each_changed_input_compiles_again() {
     fs::write(&list, text).unwrap();
     let now = compiles_again(&w, &now, "unchanged", true);
 
-    // A host file the lock takes from an installed package.
-    fs::write(w.sysroot.join("bin/bash"), "#!edited bash\n").unwrap();
+    // A host file the lock takes from an installed package: its mode (new bytes would
+    // make bash altered, and the compile take it from an archive).
+    let bash = w.sysroot.join("bin/bash");
+    fs::set_permissions(&bash, fs::Permissions::from_mode(0o700)).unwrap();
     let now = compiles_again(&w, &now, "stored", false);
 
     // The flavor: its default format is part of the recipe, not of the lock.

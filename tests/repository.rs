@@ -142,8 +142,8 @@ fn a_repository_an_earlier_appliance_made_is_read_and_adopted() {
     let listed = w.ok(&["list"]);
     // As the last unmarked schema (version 2) left it: no application id, no columns
     // for files' times and documentation marks, nor for locks' container configs, and
-    // no index of apt's lists, table of compiles' fingerprints, kept trees nor kept
-    // archive reads.
+    // no index of apt's lists, table of compiles' fingerprints, kept trees, kept archive
+    // reads nor installed packages found unchanged.
     rusqlite::Connection::open(&repo)
         .unwrap()
         .execute_batch(
@@ -154,7 +154,8 @@ fn a_repository_an_earlier_appliance_made_is_read_and_adopted() {
              ALTER TABLE lock_files DROP COLUMN documentation;
              ALTER TABLE locks DROP COLUMN container;
              DROP TABLE apt_provides; DROP TABLE apt_stanzas; DROP TABLE apt_lists;
-             DROP TABLE fingerprints; DROP TABLE configurations; DROP TABLE archive_reads;",
+             DROP TABLE fingerprints; DROP TABLE configurations; DROP TABLE archive_reads;
+             DROP TABLE verified;",
         )
         .unwrap();
     let bytes = digest(&repo);

@@ -6,9 +6,13 @@
 //! `/etc/ssl/private` `root:ssl-cert 0710`, polkitd's postinst chowns a folder systemd
 //! ships to `polkitd`, an account no appliance without polkitd has. Such a package is
 //! *altered*: a path of it has a statoverride, or an entry is owned by an id that is no
-//! static Debian id (base-passwd's masters), so some script made it. Its metadata must
-//! come from its archive, as a fresh install has it (configuration then runs its own
-//! scripts, which do what they do on a fresh install), so the resolver avoids it.
+//! static Debian id (base-passwd's masters), so some script made it; or a file of it no
+//! longer holds the bytes dpkg unpacked (its MD5 is not the one the package's
+//! `.md5sums` records: `npm install -g npm` rewrote nodejs's own files, a CA bundle was
+//! replaced by hand), which the lock would pass off as the package's and no archive
+//! could supply elsewhere. Its files and metadata must come from its archive, as a
+//! fresh install has them (configuration then runs its own scripts, which do what they
+//! do on a fresh install), so the resolver avoids it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
@@ -17,6 +21,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::error::{CompileError, Result};
+use super::read_once::{Checks, ReadOnce};
 use crate::excerpt::excerpt;
 use crate::resolve::{self, Request, Resolution, Universe};
 use crate::source::accounts::{Accounts, read_ids};
@@ -32,11 +37,11 @@ const MASTERS: [&str; 2] = [
     "usr/share/base-passwd/group.master",
 ];
 
-/// An altered package of which no archive is at hand to take its own metadata from.
+/// An altered package of which no archive is at hand to take it from.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the host's {} {} has altered files ({}: {}), so the lock must take the package's own \
-     metadata from its archive, and {}",
+    "the host's {} {} has altered files ({}: {}), so the lock must take the package from \
+     its archive, and {}",
     excerpt(&.alteration.name),
     excerpt(&.alteration.version),
     excerpt(&.alteration.path),
@@ -122,6 +127,7 @@ impl Altered {
         catalog: &Catalog,
         universe: &Universe,
         request: &mut Request,
+        read: &ReadOnce,
     ) -> Result<Resolution> {
         loop {
             let resolution = resolve::resolve(universe, request)?;
@@ -130,9 +136,13 @@ impl Altered {
                 .filter(|&i| matches!(catalog.provenance(i), Provenance::Installed(_)))
                 .filter(|&i| self.examined.insert(i))
                 .collect();
-            let examined = (fresh.par_iter())
-                .map(|&i| self.examine(catalog, i))
-                .collect::<Result<Vec<_>, _>>()?;
+            let checks = read.checks(&self.sysroot)?;
+            // Reading every file of a cold host waits on the disk, not the CPU.
+            let examined = crate::io_pool::in_io_pool(|| {
+                (fresh.par_iter())
+                    .map(|&i| self.examine(catalog, i, checks))
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
             let found: Vec<Alteration> = examined.into_iter().flatten().collect();
             if found.is_empty() {
                 return Ok(resolution);
@@ -145,8 +155,13 @@ impl Altered {
     }
 
     /// The first altered path of installed package `index`: one with a statoverride,
-    /// else one owned by an id no static account has.
-    fn examine(&self, catalog: &Catalog, index: usize) -> Result<Option<Alteration>, DpkgError> {
+    /// else one owned by an id no static account has, else a file whose bytes changed.
+    fn examine(
+        &self,
+        catalog: &Catalog,
+        index: usize,
+        checks: &Checks,
+    ) -> Result<Option<Alteration>, DpkgError> {
         let Provenance::Installed(i) = catalog.provenance(index) else {
             return Ok(None);
         };
@@ -175,13 +190,20 @@ impl Altered {
                 ),
             ))
         });
+        let found = match found {
+            Some((path, change)) => Some((path.clone(), change)),
+            None => {
+                let changed = checks.changed(&self.sysroot, &catalog.installed, i)?;
+                Option::clone(&changed).map(|c| (c.path, c.what))
+            }
+        };
         let p = &installed.package;
         Ok(found.map(|(path, change)| Alteration {
             index,
             name: p.name.clone(),
             version: p.version.clone(),
             arch: p.arch.clone(),
-            path: path.clone(),
+            path,
             change,
         }))
     }

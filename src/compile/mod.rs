@@ -118,7 +118,7 @@ pub fn prepare<'r>(
 ) -> Result<Prepared<'r>> {
     let subject = subject(recipe);
     let stage = settings.report.stage(&subject, "resolve");
-    let resolved = resolve::resolve(settings, recipe, catalog, universe)?;
+    let resolved = resolve::resolve(settings, recipe, catalog, universe, read)?;
     stage.done(format_args!("{} packages", resolved.built().chosen.len()));
     let stage = settings.report.stage(&subject, "fetch");
     let fetched = fetch::fetch(

@@ -1,16 +1,20 @@
 //! What one compile reads once for all its recipes: a group's flavors mostly choose the
 //! same packages, whose archives and host files need reading once (xen's and kvm's
-//! trees take the same, and openvz's most of them). What archives hold is also kept
-//! in the repository for the compiles after it.
+//! trees take the same, and openvz's most of them), and whose installed files need
+//! checking against dpkg's MD5s once. What archives hold, and which installed packages
+//! were found unchanged, is also kept in the repository for the compiles after it.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::SystemTime;
 
 use super::fetch::ArchivePackage;
-use crate::repo::{ArchiveRead, RepoError, Repository};
+use crate::repo::{ArchiveRead, RepoError, Repository, Verified};
 use crate::source::dpkg::scan::Scan;
+use crate::source::dpkg::verify::{self, Changed};
+use crate::source::dpkg::{DpkgDatabase, DpkgError};
 
 /// What one compile has read, for every recipe that asks for the same again.
 #[derive(Default)]
@@ -23,6 +27,20 @@ pub struct ReadOnce<'r> {
     pub(super) kept: Option<&'r Repository>,
     /// The archives read by this compile, to keep there once it succeeds.
     pub(super) to_keep: Mutex<Vec<ArchiveRead>>,
+    /// What it found of the installed packages' files.
+    checks: Checks,
+}
+
+/// What one compile finds of whether the installed packages' files are still the ones
+/// dpkg unpacked; safe to ask from several threads.
+#[derive(Default)]
+pub(super) struct Checks {
+    /// The first file each package's host changed, by its index in the host's database.
+    changes: Memo<usize, Option<Changed>>,
+    /// The stamps of the sysroot's packages the repository saw unchanged.
+    seen: OnceLock<HashMap<String, String>>,
+    /// The packages this compile found unchanged, to keep there once it succeeds.
+    to_keep: Mutex<Vec<Verified>>,
 }
 
 impl<'r> ReadOnce<'r> {
@@ -35,16 +53,71 @@ impl<'r> ReadOnce<'r> {
         }
     }
 
-    /// Keeps in the repository what this compile read of archives: called once the
-    /// compile has made its locks, so that a compile that fails writes none.
+    /// What this compile finds of the files of the packages installed in `sysroot`
+    /// (the same for all its recipes), with what the repository kept of them read now.
+    pub(super) fn checks(&self, sysroot: &Path) -> Result<&Checks, RepoError> {
+        if self.checks.seen.get().is_none() {
+            let seen = match self.kept {
+                Some(repo) => repo.verified(sysroot)?,
+                None => HashMap::new(),
+            };
+            let _ = self.checks.seen.set(seen);
+        }
+        Ok(&self.checks)
+    }
+
+    /// Keeps in the repository what this compile read of archives, and the installed
+    /// packages it found unchanged: called once the compile has made its locks, so that
+    /// a compile that fails writes none.
     pub fn keep(self) -> Result<(), RepoError> {
+        let Some(repo) = self.kept else {
+            return Ok(());
+        };
+        let verified = (self.checks.to_keep.into_inner()).unwrap_or_else(PoisonError::into_inner);
+        if !verified.is_empty() {
+            repo.keep_verified(&verified)?;
+        }
         let to_keep = (self.to_keep.into_inner()).unwrap_or_else(PoisonError::into_inner);
-        match (self.kept, super::kept::build_identity()) {
-            (Some(repo), Some(build)) if !to_keep.is_empty() => {
-                repo.keep_archive_reads(&to_keep, build)
-            }
+        match super::kept::build_identity() {
+            Some(build) if !to_keep.is_empty() => repo.keep_archive_reads(&to_keep, build),
             _ => Ok(()),
         }
+    }
+}
+
+impl Checks {
+    /// The first file of installed package `index` of `db` that the host under `sysroot`
+    /// changed since dpkg unpacked it ([`verify::first_changed`]): looked for once a
+    /// compile, and not at all when the repository saw the package's files as they are
+    /// now ([`verify::stamp`]) and unchanged.
+    pub(super) fn changed(
+        &self,
+        sysroot: &Path,
+        db: &DpkgDatabase,
+        index: usize,
+    ) -> Result<Arc<Option<Changed>>, DpkgError> {
+        self.changes.get_or_make(index, || {
+            let installed = &db.packages[index];
+            let p = &installed.package;
+            let package = format!("{}:{}", p.name, p.arch);
+            // Taken before the bytes are read: a change while they are moves the stamp.
+            let stamp = verify::stamp(sysroot, installed, &db.diversions, SystemTime::now())?;
+            let seen = self.seen.get().and_then(|seen| seen.get(&package));
+            if stamp.is_some() && seen == stamp.as_ref() {
+                return Ok(None);
+            }
+            let changed = verify::first_changed(sysroot, installed, &db.diversions)?;
+            if let (None, Some(stamp)) = (&changed, stamp) {
+                (self.to_keep.lock())
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(Verified {
+                        sysroot: sysroot.to_path_buf(),
+                        package,
+                        stamp,
+                    });
+            }
+            Ok(changed)
+        })
     }
 }
 

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use super::Settings;
 use super::altered::Altered;
 use super::error::{CompileError, Result};
+use super::read_once::ReadOnce;
 use crate::excerpt::excerpt;
 use crate::lock::LockedPackage;
 use crate::resolve::rpm::RpmUniverse;
@@ -90,12 +91,14 @@ pub(super) fn at_request(err: ResolveError, recipe: &Recipe) -> CompileError {
     CompileError::from(request.site.invalid(err.to_string(), label, None))
 }
 
-/// Resolves `recipe` over `universe`, holding its flavor's kernel flag.
+/// Resolves `recipe` over `universe`, holding its flavor's kernel flag; `read` tells
+/// which installed packages' files the host changed.
 pub fn resolve(
     settings: &Settings,
     recipe: &Recipe,
     catalog: &Catalog,
     universe: &Universe,
+    read: &ReadOnce,
 ) -> Result<Resolved> {
     let mut request = request(recipe);
     let mut altered = Altered::read(&settings.sysroot)?;
@@ -103,7 +106,7 @@ pub fn resolve(
         CompileError::Resolve(err) => at_request(err, recipe),
         other => other,
     };
-    let locked = (altered.resolve(catalog, universe, &mut request)).map_err(at_statement)?;
+    let locked = (altered.resolve(catalog, universe, &mut request, read)).map_err(at_statement)?;
     let mut warnings = kernel_rule(recipe, universe, &locked)?;
     // Maintainer scripts may use any essential package (`sed`, `grep`): one the group
     // removes is there while the tree is configured, and purged after, as a minimal
@@ -128,6 +131,7 @@ pub fn resolve(
                 removes: Vec::new(),
                 ..request
             },
+            read,
         )
         .map_err(at_statement)?;
     warnings.extend(altered.check(&fuller, universe, catalog, settings.offline)?);

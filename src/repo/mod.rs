@@ -13,6 +13,7 @@ mod files;
 mod fingerprints;
 mod remove;
 mod schema;
+mod verified;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +32,7 @@ pub use archive_reads::ArchiveRead;
 pub use blobs::{BlobStore, blob_path};
 pub use fingerprints::{Fingerprint, Fingerprinted};
 pub use remove::InUse;
+pub use verified::Verified;
 
 /// Creates the store's folder `dir` with permissions `mode`, and its missing parents with
 /// 0755 (the umask may narrow both): never the 0777 a bare `create_dir_all` asks for,

@@ -53,7 +53,7 @@ const BUSY_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Migration `i` takes `user_version` from `i` to `i + 1`. Append only: a migration that
 /// has shipped never changes, because existing repositories have already run it.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The first schema.
 ///
@@ -269,6 +269,19 @@ CREATE TABLE archive_reads (
     archive TEXT NOT NULL,
     build TEXT NOT NULL,
     read BLOB NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The installed packages compile found holding the bytes dpkg unpacked: by sysroot and
+/// `name:arch`, the stamp of their files then (their identities, hashed), so that a
+/// later compile finding the same stamp need not hash them again. One row a package: the
+/// next check replaces it.
+const V10: &str = "
+CREATE TABLE verified (
+    sysroot BLOB NOT NULL,
+    package TEXT NOT NULL,
+    stamp TEXT NOT NULL,
+    PRIMARY KEY (sysroot, package)
 ) WITHOUT ROWID;
 ";
 
@@ -580,6 +593,7 @@ mod tests {
              PRIMARY KEY (list, seq, provides, name)) WITHOUT ROWID;",
         "DROP TABLE configurations",
         "DROP TABLE archive_reads",
+        "DROP TABLE verified",
     ];
 
     fn unmarked(path: &Path, version: usize) {

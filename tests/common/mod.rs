@@ -178,6 +178,18 @@ pub fn fake_sysroot(root: &Path, packages: &[FakePackage]) {
             listed.join("\n") + "\n",
         )
         .unwrap();
+        let md5sums: String = (p.files.iter())
+            .map(|(path, content)| {
+                use md5::Digest;
+                let md5 = hex::encode(md5::Md5::digest(content));
+                format!("{md5}  {}\n", path.trim_start_matches('/'))
+            })
+            .collect();
+        fs::write(
+            root.join(format!("var/lib/dpkg/info/{}.md5sums", p.name)),
+            md5sums,
+        )
+        .unwrap();
     }
     fs::write(root.join("var/lib/dpkg/status"), status).unwrap();
 }

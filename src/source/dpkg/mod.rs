@@ -10,6 +10,7 @@ pub mod pool;
 pub mod relation;
 pub mod rules;
 pub mod scan;
+pub mod verify;
 pub mod version;
 
 use serde::{Deserialize, Serialize};

@@ -1000,24 +1000,11 @@ fn a_host_package_with_altered_files_is_taken_from_its_archive_or_refused() {
     );
     assert!(!w.ws.join("store/repo.sqlite").exists());
 
-    let pool = w.ws.join("debs");
-    fs::create_dir_all(&pool).unwrap();
-    build_deb(
-        &pool,
-        "bash",
-        "5.2.15-2+b2",
-        &[("/bin/bash", "#!packaged bash\n")],
-        &[],
-        &[],
-    );
+    let pool = packaged_bash(&w);
     let deb = pool.join("bash_5.2.15-2+b2_amd64.deb");
     let compile = || w.stderr(&["compile", "groups/base.kdl", "--pool", "debs", "--offline"]);
     let bash_entry = || {
-        let show = w.ok(&["show", "base", "--flavor", "openvz", "--json"]);
-        let json: serde_json::Value = serde_json::from_str(&show).unwrap();
-        let files = json["lock"]["files"].as_array().unwrap().clone();
-        let bash = files.into_iter().find(|f| f["path"] == "/usr/bin/bash");
-        let bash = bash.unwrap();
+        let bash = locked_bash(&w);
         (
             u32::from_str_radix(bash["mode"].as_str().unwrap(), 8).unwrap(),
             bash["gid"].as_u64().unwrap(),
@@ -1102,6 +1089,22 @@ fn a_host_package_whose_bytes_changed_is_taken_from_its_archive_or_refused() {
     );
     assert_eq!(w.ok(&["list"]), stored);
 
+    packaged_bash(&w);
+    let stderr = w.stderr(&["compile", "groups/base.kdl", "--pool", "debs", "--offline"]);
+    assert!(
+        stderr.contains(
+            "warning: the host's bash 5.2.15-2+b2 has altered files (/bin/bash: its bytes \
+             differ from the MD5 dpkg recorded); the lock takes that version from the pool"
+        ),
+        "{stderr}"
+    );
+    let packaged = blake3::hash(b"#!packaged bash\n").to_hex().to_string();
+    assert_eq!(locked_bash(&w)["digest"], packaged.as_str());
+}
+
+/// The pool folder `debs` of the workspace, holding bash at the host's version as
+/// packaged (`#!packaged bash`).
+fn packaged_bash(w: &World) -> PathBuf {
     let pool = w.ws.join("debs");
     fs::create_dir_all(&pool).unwrap();
     build_deb(
@@ -1112,18 +1115,14 @@ fn a_host_package_whose_bytes_changed_is_taken_from_its_archive_or_refused() {
         &[],
         &[],
     );
-    let stderr = w.stderr(&["compile", "groups/base.kdl", "--pool", "debs", "--offline"]);
-    assert!(
-        stderr.contains(
-            "warning: the host's bash 5.2.15-2+b2 has altered files (/bin/bash: its bytes \
-             differ from the MD5 dpkg recorded); the lock takes that version from the pool"
-        ),
-        "{stderr}"
-    );
-    let show = w.ok(&["show", "base", "--flavor", "openvz", "--files", "--json"]);
+    pool
+}
+
+/// `/usr/bin/bash` of base's openvz lock, as `show --json` gives it.
+fn locked_bash(w: &World) -> serde_json::Value {
+    let show = w.ok(&["show", "base", "--flavor", "openvz", "--json"]);
     let json: serde_json::Value = serde_json::from_str(&show).unwrap();
     let files = json["lock"]["files"].as_array().unwrap();
-    let entry = files.iter().find(|f| f["path"] == "/usr/bin/bash").unwrap();
-    let packaged = blake3::hash(b"#!packaged bash\n").to_hex().to_string();
-    assert_eq!(entry["digest"], packaged.as_str());
+    let bash = files.iter().find(|f| f["path"] == "/usr/bin/bash");
+    bash.unwrap().clone()
 }

@@ -1,9 +1,8 @@
 //! Whether an installed package's files still hold what dpkg unpacked, as
 //! `dpkg --verify` tells: each file of its `.md5sums` that its list still holds is read
-//! on the host and its MD5 compared. Conffiles are dpkg's own business (an admin may edit
-//! them; compile takes the packaged ones); a file the host lacks is no change here
-//! (dpkg's `path-exclude` leaves documentation out of container images), the scan
-//! reports it.
+//! on the host and its MD5 compared. Conffiles are the admin's to edit (compile says
+//! which version of one it locks); a file the host lacks is no change here (dpkg's
+//! `path-exclude` leaves documentation out of container images), the scan reports it.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;

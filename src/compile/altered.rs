@@ -136,6 +136,11 @@ impl Altered {
                 .filter(|&i| matches!(catalog.provenance(i), Provenance::Installed(_)))
                 .filter(|&i| self.examined.insert(i))
                 .collect();
+            if fresh.is_empty() {
+                // A turn that chose no installed package not yet examined: no threads
+                // to start.
+                return Ok(resolution);
+            }
             let checks = read.checks(&self.sysroot)?;
             // Reading every file of a cold host waits on the disk, not the CPU.
             let examined = crate::io_pool::in_io_pool(|| {

@@ -544,12 +544,25 @@ fn build(
 /// Size and BLAKE3 (hex) of a regular file, read through `buffer`. The size is what was
 /// read, so it always agrees with the digest.
 fn hash(host: &Path, buffer: &mut [u8]) -> io::Result<(u64, String)> {
-    // The path was a regular file a moment ago; never follow a symlink swapped in since.
+    let mut hasher = blake3::Hasher::new();
+    let size = read_chunks(host, buffer, |chunk| {
+        hasher.update(chunk);
+    })?;
+    Ok((size, hasher.finalize().to_hex().to_string()))
+}
+
+/// Reads the regular file at `host` through `buffer`, giving each chunk read to `each`;
+/// returns how many bytes it read. The path was a regular file a moment ago: a symlink
+/// swapped in since is never followed.
+pub(super) fn read_chunks(
+    host: &Path,
+    buffer: &mut [u8],
+    mut each: impl FnMut(&[u8]),
+) -> io::Result<u64> {
     let mut file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(host)?;
-    let mut hasher = blake3::Hasher::new();
     let mut size = 0u64;
     loop {
         let n = match file.read(buffer) {
@@ -558,10 +571,10 @@ fn hash(host: &Path, buffer: &mut [u8]) -> io::Result<(u64, String)> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        hasher.update(&buffer[..n]);
+        each(&buffer[..n]);
         size += n as u64;
     }
-    Ok((size, hasher.finalize().to_hex().to_string()))
+    Ok(size)
 }
 
 #[cfg(test)]

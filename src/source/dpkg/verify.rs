@@ -5,15 +5,15 @@
 //! `path-exclude` leaves documentation out of container images), the scan reports it.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::OpenOptions;
-use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
 use rayon::prelude::*;
 
+use super::scan::read_chunks;
 use super::{Diversion, DpkgError, InstalledPackage};
 
 /// A file of an installed package that the host changed since dpkg unpacked it.
@@ -196,20 +196,8 @@ fn change(host: &Path, md5: &str, buffer: &mut [u8]) -> Result<Option<String>, D
             "the host has {what} there, where its package has a file"
         )));
     }
-    // Never follow a symlink swapped in since the check above.
-    let mut file = (OpenOptions::new().read(true))
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(host)
-        .map_err(failed)?;
     let mut hasher = Md5::new();
-    loop {
-        match file.read(buffer) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buffer[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(failed(e)),
-        }
-    }
+    read_chunks(host, buffer, |chunk| hasher.update(chunk)).map_err(failed)?;
     let same = hex::encode(hasher.finalize()).eq_ignore_ascii_case(md5);
     Ok((!same).then(|| "its bytes differ from the MD5 dpkg recorded".to_string()))
 }

@@ -101,12 +101,13 @@ impl Checks {
             let p = &installed.package;
             let package = format!("{}:{}", p.name, p.arch);
             // Taken before the bytes are read: a change while they are moves the stamp.
-            let stamp = verify::stamp(sysroot, installed, &db.diversions, SystemTime::now())?;
+            let files = verify::checked(sysroot, installed, &db.diversions)?;
+            let stamp = verify::stamp(installed, &files, SystemTime::now())?;
             let seen = self.seen.get().and_then(|seen| seen.get(&package));
             if stamp.is_some() && seen == stamp.as_ref() {
                 return Ok(None);
             }
-            let changed = verify::first_changed(sysroot, installed, &db.diversions)?;
+            let changed = verify::first_changed(&files)?;
             if let (None, Some(stamp)) = (&changed, stamp) {
                 (self.to_keep.lock())
                     .unwrap_or_else(PoisonError::into_inner)

@@ -28,15 +28,10 @@ pub struct Changed {
 /// How much of a file is read at a time.
 const BUFFER: usize = 256 * 1024;
 
-/// The first file, in path order, of `package` whose bytes on the host under `sysroot`
-/// are not the ones its `.md5sums` records, or that is no regular file any more. A file
-/// another package diverted is read where the diversion put it.
-pub fn first_changed(
-    sysroot: &Path,
-    package: &InstalledPackage,
-    diversions: &[Diversion],
-) -> Result<Option<Changed>, DpkgError> {
-    let first = (checked(sysroot, package, diversions)?.par_iter())
+/// The first of `files` (in path order, see [`checked`]) whose bytes on the host are not
+/// the ones dpkg recorded, or that is no regular file any more.
+pub fn first_changed(files: &[Checked]) -> Result<Option<Changed>, DpkgError> {
+    let first = (files.par_iter())
         .map_init(
             || vec![0u8; BUFFER],
             |buffer, file| {
@@ -55,15 +50,14 @@ pub fn first_changed(
 /// change (a change within the same tick of the file system's clock keeps them).
 const RACY: Duration = Duration::from_secs(2);
 
-/// What [`first_changed`] reads of `package`, as identities: each file's recorded MD5,
-/// device, inode, type, size and times (its change time moves whenever its bytes do,
-/// and no program can set it back), hashed. Equal stamps mean the files are as they were,
-/// so what [`first_changed`] found then holds now. `None` when a file changed within
-/// [`RACY`] of `now`: the next change might not move its times.
+/// What [`first_changed`] reads of `files` of `package`, as identities: each file's
+/// recorded MD5, device, inode, type, size and times (its change time moves whenever its
+/// bytes do, and no program can set it back), hashed. Equal stamps mean the files are as
+/// they were, so what [`first_changed`] found then holds now. `None` when a file changed
+/// within [`RACY`] of `now`: the next change might not move its times.
 pub fn stamp(
-    sysroot: &Path,
     package: &InstalledPackage,
-    diversions: &[Diversion],
+    files: &[Checked],
     now: SystemTime,
 ) -> Result<Option<String>, DpkgError> {
     let racy = now.checked_sub(RACY).unwrap_or(UNIX_EPOCH);
@@ -77,7 +71,7 @@ pub fn stamp(
     for text in [STAMP_KIND, &p.name, &p.version, &p.arch] {
         field(text.as_bytes());
     }
-    for file in checked(sysroot, package, diversions)? {
+    for file in files {
         field(file.path.as_bytes());
         field(file.md5.as_bytes());
         let meta = match std::fs::symlink_metadata(&file.host) {
@@ -88,7 +82,7 @@ pub fn stamp(
             }
             Err(source) => {
                 return Err(DpkgError::Io {
-                    path: file.host,
+                    path: file.host.clone(),
                     source,
                 });
             }
@@ -119,8 +113,8 @@ pub fn stamp(
 /// What a stamp is of: a later check that reads more than bytes needs stamps of its own.
 const STAMP_KIND: &str = "md5sums check 1";
 
-/// A file [`first_changed`] checks.
-struct Checked<'a> {
+/// A file of an installed package whose bytes can be checked.
+pub struct Checked<'a> {
     /// The path as the package lists it.
     path: &'a str,
     /// The MD5 dpkg recorded.
@@ -130,8 +124,9 @@ struct Checked<'a> {
 }
 
 /// The files of `package` whose bytes can be checked: those of its `.md5sums` that its
-/// list still holds, conffiles aside, in path order.
-fn checked<'a>(
+/// list still holds, conffiles aside, in path order, each where its bytes are under
+/// `sysroot` (a file another package diverted, where the diversion put it).
+pub fn checked<'a>(
     sysroot: &Path,
     package: &'a InstalledPackage,
     diversions: &'a [Diversion],
@@ -267,7 +262,8 @@ mod tests {
 
     /// What `first_changed` finds in a fresh check of the sysroot.
     fn changed(root: &Path, db: &DpkgDatabase) -> Option<Changed> {
-        first_changed(root, &db.packages[0], &db.diversions).unwrap()
+        let files = checked(root, &db.packages[0], &db.diversions).unwrap();
+        first_changed(&files).unwrap()
     }
 
     #[test]
@@ -313,16 +309,17 @@ mod tests {
     fn a_stamp_holds_while_the_files_do_and_none_is_made_of_a_racy_one() {
         let (dir, db) = unpacked();
         let (root, p) = (dir.path(), &db.packages[0]);
+        let stamp_at = |now| {
+            let files = checked(root, p, &db.diversions).unwrap();
+            stamp(p, &files, now).unwrap()
+        };
         // Just written: a change now might leave the times as they are.
-        assert_eq!(
-            stamp(root, p, &db.diversions, SystemTime::now()).unwrap(),
-            None
-        );
+        assert_eq!(stamp_at(SystemTime::now()), None);
         let later = SystemTime::now() + Duration::from_secs(60);
-        let first = stamp(root, p, &db.diversions, later).unwrap();
+        let first = stamp_at(later);
         assert!(first.is_some());
-        assert_eq!(stamp(root, p, &db.diversions, later).unwrap(), first);
+        assert_eq!(stamp_at(later), first);
         fs::write(root.join("usr/share/pk/edited"), "edited, and longer\n").unwrap();
-        assert_ne!(stamp(root, p, &db.diversions, later).unwrap(), first);
+        assert_ne!(stamp_at(later), first);
     }
 }

@@ -21,6 +21,7 @@ pub mod lang;
 pub mod lock;
 pub mod manual;
 pub mod materialise;
+mod no_follow;
 pub mod progress;
 pub mod registry;
 pub mod repo;

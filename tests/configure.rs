@@ -938,3 +938,56 @@ fn a_tree_that_fails_while_another_is_configured_fails_the_compile_and_leaves_no
         "{store:?}"
     );
 }
+
+#[test]
+fn a_kept_tree_whose_bytes_were_swept_is_configured_again() {
+    if !is_root() {
+        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path();
+    fake_workspace(ws, &[("tiny", &group("passwd"))]);
+    let first = ok(ws, &["compile", "groups/tiny.kdl"]);
+    assert!(first.contains("configured in"), "{first}");
+    // The bytes configuring made are in the blob store, and the kept tree names them.
+    let blobs = ws.join("store/blobs");
+    assert!(fs::read_dir(&blobs).unwrap().count() > 0);
+    fs::remove_dir_all(&blobs).unwrap();
+    let text = group("passwd").replace(
+        "flavors openvz\n",
+        "flavors openvz\n    file \"/etc/motd\" mode=0o644 content=\"swept\"\n",
+    );
+    fs::write(ws.join("groups/tiny.kdl"), text).unwrap();
+    let again = ok(ws, &["compile", "groups/tiny.kdl"]);
+    assert!(
+        again.contains("1.0-2") && again.contains("configured in"),
+        "{again}"
+    );
+    // Every byte the new revision needs is there, and the spool went.
+    let root = ws.join("out");
+    ok(
+        ws,
+        &[
+            "materialise",
+            "tiny",
+            "--flavor",
+            "openvz",
+            "--format",
+            "chroot",
+            "-o",
+            "out",
+        ],
+    );
+    assert!(
+        fs::read_to_string(root.join("var/lib/dpkg/status"))
+            .unwrap()
+            .contains("Package: passwd")
+    );
+    assert_eq!(fs::read_to_string(root.join("etc/motd")).unwrap(), "swept");
+    let left: Vec<_> = (fs::read_dir(ws.join("store")).unwrap().flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -294,7 +294,7 @@ impl Layer {
                     .and_then(|e| e.origin.as_deref())
                     .unwrap_or(path);
                 let host = sysroot.join(at.trim_start_matches('/'));
-                let bytes = crate::compile::extra::read_no_follow(&host).map_err(|_| missing())?;
+                let bytes = crate::no_follow::read(&host).map_err(|_| missing())?;
                 if blake3::hash(&bytes).to_hex().as_str() != digest {
                     return Err(missing());
                 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Context;
 use super::present::{short, stdout_error, write_json};
-use crate::compile::{self, Settings, fingerprint};
+use crate::compile::{self, Settings, Spool, fingerprint};
 use crate::error::{Error, Result};
 use crate::excerpt::{excerpt, first_few};
 use crate::gc::StoreLock;
@@ -160,11 +160,12 @@ fn store(
     ctx: &Context,
     repo: &mut Repository,
     blobs: &BlobStore,
+    spool: &Spool,
     c: compile::Compiled,
     storing: Storing,
 ) -> Result<Made> {
     let stage = ctx.report.stage(storing.subject, "store");
-    let stored = c.store(repo, blobs)?;
+    let stored = c.store(repo, blobs, spool)?;
     stage.done("");
     let mut warnings = c.warnings.clone();
     warnings.extend(stale_report(&c.stale, ctx.report.verbose()));
@@ -319,24 +320,30 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
             ctx.repo_path.display()
         ));
     }
-    let mut batch = if recipes.is_empty() {
-        compile::Batch {
+    let made = if recipes.is_empty() {
+        let batch = compile::Batch {
             compiled: Vec::new(),
             warnings: Vec::new(),
-        }
+        };
+        Ok((batch, None))
     } else {
-        match compile::compile_all(&settings, &pool_dirs, recipes, &mut repo) {
-            Ok(batch) => batch,
-            Err(err) => {
-                if pool_made {
-                    // Only when empty: archives it downloaded stay for the next try.
-                    let _ = std::fs::remove_dir(&settings.pool_dir);
-                }
-                if !repo_existed {
-                    unmake(repo, &ctx.repo_path, !folder_existed);
-                }
-                return Err(err.into());
+        // The spool goes, with the bytes configuration made, as soon as the batch fails.
+        Spool::new(&settings.scratch, &ctx.blobs_dir()).and_then(|spool| {
+            compile::compile_all(&settings, &spool, &pool_dirs, recipes, &mut repo)
+                .map(|batch| (batch, Some(spool)))
+        })
+    };
+    let (mut batch, spool) = match made {
+        Ok(made) => made,
+        Err(err) => {
+            if pool_made {
+                // Only when empty: archives it downloaded stay for the next try.
+                let _ = std::fs::remove_dir(&settings.pool_dir);
             }
+            if !repo_existed {
+                unmake(repo, &ctx.repo_path, !folder_existed);
+            }
+            return Err(err.into());
         }
     };
     // What the compiled recipes' fingerprints keep: the batch's own warnings.
@@ -363,17 +370,18 @@ pub fn compile(ctx: &Context, opts: &CompileOptions, out: &mut dyn Write) -> Res
         let one = match answer {
             Some(found) => answered(found),
             // As many compiled as unanswered, in the same order.
-            None => match compiled.next() {
-                Some(((c, subject), fingerprint)) => {
+            // Compiled recipes come with the spool their bytes wait in.
+            None => match (compiled.next(), &spool) {
+                (Some(((c, subject), fingerprint)), Some(spool)) => {
                     let stored = Storing {
                         subject,
                         fingerprint,
                         downloaded: &downloaded,
                         sources_warnings: &sources_warnings,
                     };
-                    store(ctx, &mut repo, &blobs, c, stored)?
+                    store(ctx, &mut repo, &blobs, spool, c, stored)?
                 }
-                None => break,
+                _ => break,
             },
         };
         if !opts.json {

@@ -23,10 +23,11 @@ use super::error::{CompileError, Result};
 use super::kept::{build_identity, decode, encode};
 use super::rpm::scriptlets::{self, RpmScripts};
 use super::setup::{self, UnitFile};
+use super::store::Spool;
 use super::{in_memory, stage};
 use crate::confine::{IdShift, Subordinate};
 use crate::lock::Lock;
-use crate::repo::Repository;
+use crate::repo::{BlobStore, Repository};
 use crate::scratch::{self, Temp};
 use crate::source::accounts::Accounts;
 
@@ -38,6 +39,9 @@ const JOB_STEM: &str = "configure-job";
 pub struct Job {
     /// Where the scratch tree is made (`store/`).
     pub scratch: PathBuf,
+    /// Where capture puts the bytes configuration made: the compile's
+    /// [`Spool`](super::Spool).
+    pub spool: PathBuf,
     /// The root the packages' installed files are read under.
     pub sysroot: PathBuf,
     /// Folders of the archives the tree's other files come from.
@@ -115,17 +119,26 @@ pub struct Configurations<'a> {
     taken: RefCell<HashSet<String>>,
     /// Where trees are kept across compiles.
     repo: Option<&'a Repository>,
+    /// Where the bytes the trees' configuration made are.
+    spool: &'a Spool,
 }
 
 impl<'a> Configurations<'a> {
-    /// Also takes the trees `repo` keeps, and keeps there the ones made.
-    pub fn kept_in(repo: &'a Repository) -> Configurations<'a> {
+    /// Also takes the trees `repo` keeps whose bytes the blob store holds, and keeps
+    /// there the ones made, whose bytes go to `spool`.
+    pub fn kept_in(repo: &'a Repository, spool: &'a Spool) -> Configurations<'a> {
         Configurations {
             known: RefCell::default(),
             running: RefCell::default(),
             taken: RefCell::default(),
             repo: Some(repo),
+            spool,
         }
+    }
+
+    /// The spool a job's capture puts the bytes in.
+    pub fn spool(&self) -> &'a Spool {
+        self.spool
     }
 
     /// Starts `job` on a thread of its own, unless its tree is known, kept or being
@@ -205,7 +218,12 @@ impl<'a> Configurations<'a> {
         let Some(repo) = self.keeping() else {
             return Ok(false);
         };
-        let Some(done) = repo.configured(digest)?.and_then(|tree| decode(&tree)) else {
+        // A tree whose bytes a sweep took since (those of files its lock left out) is
+        // made again.
+        let kept = repo
+            .configured(digest)?
+            .and_then(|tree| decode::<Done>(&tree));
+        let Some(done) = kept.filter(|done| self.spool.holds(&done.captured.spooled)) else {
             return Ok(false);
         };
         let done = Done {
@@ -337,7 +355,8 @@ fn configure_in(scratch: &stage::Scratch, job: &Job) -> Result<Done> {
             scriptlets::configure(&staged.root, staged.ids, scripts, &staged.log)?
         }
     };
-    let captured = capture::capture(&staged.root, staged.ids, &job.staging.files)?;
+    let spool = BlobStore::scratch(&job.spool)?;
+    let captured = capture::capture(&staged.root, staged.ids, &job.staging.files, &spool)?;
     Ok(Done {
         captured,
         accounts: Accounts::read(&staged.root)?,

@@ -3,13 +3,14 @@
 //! apt, the host's apt sources, laid over each other into one lock, trimmed to the
 //! recipe's `paths`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::Settings;
 use super::apt_sources;
 use super::error::{CompileError, OwnerKind, Result};
 use super::extra;
 use super::gather::Tree;
+use super::store::Spool;
 use crate::excerpt::{excerpt, first_few};
 use crate::lang::diag::{nearest, suggest};
 use crate::lang::{FileStatement, RunAs, Site};
@@ -29,8 +30,13 @@ pub struct Configured {
     /// The entries no package owns that the tree holds (the dpkg database and `/dev` of
     /// a tree that was not configured; a configured tree's are among `entries`).
     pub system: Vec<FileEntry>,
-    /// The bytes of the entries no package supplies.
+    /// The bytes of the entries no package supplies, but those of `spooled`.
     pub blobs: Vec<Vec<u8>>,
+    /// The digests of the files configuration made or changed, whose bytes are in the
+    /// compile's [`Spool`].
+    pub spooled: Vec<String>,
+    /// Those of `spooled` that are text holding a private key.
+    pub script_keys: Vec<String>,
     /// The tree's accounts, which owners in the group's statements name.
     pub accounts: Accounts,
     /// What the user should know about the configuration.
@@ -45,23 +51,30 @@ pub struct Assembled {
     pub lock: Lock,
     /// Contents for the blob store (possibly more than the lock uses).
     pub blobs: Vec<Vec<u8>>,
+    /// Digests of contents in the compile's [`Spool`] for the blob store (possibly more
+    /// than the lock uses).
+    pub spooled: Vec<String>,
     /// What the user should know about the lock: private keys scripts made in it.
     pub warnings: Vec<String>,
 }
 
 /// Lays the machine files and the group's statements over `configured` and assembles
-/// the lock; `tree` gives the packages' bytes when `paths` trims the lock.
+/// the lock; `tree` gives the packages' bytes when `paths` trims the lock, and `spool`
+/// the bytes configuration made.
 pub fn assemble(
     settings: &Settings,
     recipe: &Recipe,
     packages: Vec<LockedPackage>,
     configured: Configured,
     tree: &Tree,
+    spool: &Spool,
 ) -> Result<Assembled> {
     let Configured {
         entries: package_entries,
         system: mut group_files,
         mut blobs,
+        spooled,
+        script_keys,
         accounts,
         warnings: _,
         took: _,
@@ -69,7 +82,6 @@ pub fn assemble(
     if let Some(run_as) = &recipe.run_as {
         check_run_as(&accounts, run_as)?;
     }
-    let script_keys = private_keys(&blobs);
     let present = |path: &str| package_entries.iter().any(|e| e.path == path);
     let machine_files = system::machine_files(machine(recipe), present);
     group_files.extend(machine_files.entries);
@@ -151,6 +163,9 @@ pub fn assemble(
             .collect();
         let content = |entry: &FileEntry| match (&entry.package, entry.digest.as_deref()) {
             (_, Some(digest)) if made.contains_key(digest) => Ok(made[digest].to_vec()),
+            (_, Some(digest)) if spooled.binary_search_by(|s| s.as_str().cmp(digest)).is_ok() => {
+                spool.read(digest)
+            }
             (Some(_), _) => tree.bytes(&settings.sysroot, entry),
             (None, Some(_)) => Err(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -168,30 +183,8 @@ pub fn assemble(
     Ok(Assembled {
         lock,
         blobs,
+        spooled,
         warnings,
-    })
-}
-
-/// The digests of `blobs`, the configured tree's bytes, that hold a private key.
-fn private_keys(blobs: &[Vec<u8>]) -> HashSet<String> {
-    (blobs.iter())
-        .filter(|b| holds_private_key(b))
-        .map(|b| blake3::hash(b).to_hex().to_string())
-        .collect()
-}
-
-/// Whether `bytes` are text with a PEM private key: a line `-----BEGIN RSA PRIVATE
-/// KEY-----`, `-----BEGIN OPENSSH PRIVATE KEY-----` and so on. Binary files are not
-/// taken: compiled Python holds these lines as constants and test data.
-fn holds_private_key(bytes: &[u8]) -> bool {
-    const BEGIN: &[u8] = b"-----BEGIN ";
-    if memchr::memchr(0, bytes).is_some() {
-        return false;
-    }
-    memchr::memmem::find_iter(bytes, BEGIN).any(|at| {
-        let line = &bytes[at..];
-        let line = &line[..memchr::memchr(b'\n', line).unwrap_or(line.len())];
-        line.trim_ascii_end().ends_with(b"PRIVATE KEY-----")
     })
 }
 
@@ -200,7 +193,7 @@ fn holds_private_key(bytes: &[u8]) -> bool {
 /// [`system::SECRETS`]), and this names the rest, which every machine made from the
 /// lock would share. A key the group excludes, or replaces with its own statement, is
 /// not one.
-fn shared_keys(recipe: &Recipe, lock: &Lock, script_keys: &HashSet<String>) -> Option<String> {
+fn shared_keys(recipe: &Recipe, lock: &Lock, script_keys: &[String]) -> Option<String> {
     let paths: Vec<&str> = (lock.files.iter())
         .filter(|e| e.package.is_none())
         .filter(|e| e.digest.as_ref().is_some_and(|d| script_keys.contains(d)))
@@ -414,28 +407,6 @@ mod tests {
 
     use super::*;
     use crate::lang::{ContainerSetting, Known, Statement, parse_group_text};
-
-    #[test]
-    fn only_text_with_a_pem_private_key_is_taken_for_one() {
-        for key in [
-            "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n",
-            "junk\n-----BEGIN PRIVATE KEY-----\r\nMC4C\n",
-            "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n-----BEGIN EC PRIVATE KEY-----\n",
-            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n",
-            "-----BEGIN ENCRYPTED PRIVATE KEY-----",
-        ] {
-            assert!(holds_private_key(key.as_bytes()), "{key}");
-        }
-        for other in [
-            "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n",
-            "-----BEGIN PUBLIC KEY-----\nMCow\n",
-            "grep 'PRIVATE KEY-----' \"$1\"\n",
-            "-----BEGIN \n PRIVATE KEY-----\n",
-            "\0\0-----BEGIN RSA PRIVATE KEY-----\n",
-        ] {
-            assert!(!holds_private_key(other.as_bytes()), "{other}");
-        }
-    }
 
     /// The `run-as` of a group holding only `run-as SPEC`.
     fn run_as(spec: &str) -> RunAs {

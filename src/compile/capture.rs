@@ -12,16 +12,18 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
-use super::extra::read_no_follow;
 use crate::confine::IdShift;
+use crate::io_pool::in_io_pool;
 use crate::lock::{FileEntry, FileKind};
+use crate::no_follow::{self, CHUNK, read_chunks};
+use crate::repo::{BlobStore, RepoError};
 use crate::system::SECRETS;
 
 /// Paths configuration writes that no template may carry, with why; and the machine's
@@ -45,14 +47,18 @@ const DROPPED: &[(&str, &str)] = &[
     ),
 ];
 
-/// The configured tree as lock entries, and the bytes of those configuration made.
+/// The configured tree as lock entries; the bytes of the files configuration made are
+/// in the compile's spool.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Captured {
     /// Every entry, sorted by path; the root is not one.
     pub entries: Vec<FileEntry>,
-    /// The bytes of every file configuration made or changed.
-    #[serde(with = "super::as_root::hex_blobs")]
-    pub blobs: Vec<Vec<u8>>,
+    /// The digest of every file configuration made or changed, each once, sorted: their
+    /// bytes are in the spool capture was given, never in memory (a database's first
+    /// files alone are hundreds of megabytes).
+    pub spooled: Vec<String>,
+    /// Those of `spooled` that are text holding a PEM private key.
+    pub keys: Vec<String>,
     /// How many entries configuration made, changed and removed.
     pub made: usize,
     /// See `made`.
@@ -77,6 +83,14 @@ pub enum CaptureError {
     NotUtf8 {
         /// The folder that holds it.
         parent: String,
+    },
+    /// The bytes of a file configuration made could not be kept in the spool.
+    #[error("keeping the bytes configuration made at {path}: {source}")]
+    Spool {
+        /// The file, as the tree has it.
+        path: String,
+        /// What the spool said.
+        source: Box<RepoError>,
     },
     /// An entry whose owner is no id of the sandbox: only something outside could have
     /// made it.
@@ -141,8 +155,14 @@ struct Found {
 }
 
 /// Reads the tree at `root` (owned by `ids`) back, against `staged`: the entries the
-/// stage wrote, sorted by path.
-pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captured, CaptureError> {
+/// stage wrote, sorted by path. The bytes of the files configuration made or changed go
+/// to `spool`.
+pub fn capture(
+    root: &Path,
+    ids: IdShift,
+    staged: &[FileEntry],
+    spool: &BlobStore,
+) -> Result<Captured, CaptureError> {
     let dropped = Dropped::new();
     let mut found = Vec::new();
     walk(root, "", &dropped, &mut found)?;
@@ -164,19 +184,23 @@ pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captur
             }
         }
     }
-    let hashed: Vec<Option<(u64, String)>> = found
+    let hashed: Vec<Option<Hashed>> = found
         .par_iter()
         .zip(&link_to)
         .map(|(f, link)| {
             if !f.meta.is_file() || link.is_some() {
                 return Ok(None);
             }
-            hash(&f.host).map(Some).map_err(|source| CaptureError::Io {
-                path: f.host.clone(),
-                source,
-            })
+            Hashed::read(&f.host)
+                .map(Some)
+                .map_err(|source| CaptureError::Io {
+                    path: f.host.clone(),
+                    source,
+                })
         })
         .collect::<Result<_, _>>()?;
+    // The files whose bytes go to the spool, by their place in `found`.
+    let mut to_spool = Vec::new();
 
     let mut captured = Captured::default();
     let mut strangers: BTreeMap<(&str, u32), usize> = BTreeMap::new();
@@ -224,7 +248,9 @@ pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captur
             entry.kind = FileKind::Hardlink;
             entry.target = Some(found[first].path.clone());
         } else if file_type.is_file() {
-            let (size, digest) = hashed[i].clone().unwrap_or_default();
+            let (size, digest) = (hashed[i].as_ref())
+                .map(|h| (h.size, h.digest.clone()))
+                .unwrap_or_default();
             entry.kind = FileKind::File;
             entry.size = size;
             entry.digest = Some(digest);
@@ -276,12 +302,11 @@ pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captur
             }
             None => captured.made += 1,
         }
-        if entry.kind == FileKind::File {
-            let bytes = read_no_follow(&f.host).map_err(|source| CaptureError::Io {
-                path: f.host.clone(),
-                source,
-            })?;
-            captured.blobs.push(bytes);
+        if let (FileKind::File, Some(hashed)) = (entry.kind, &hashed[i]) {
+            to_spool.push(i);
+            if hashed.key {
+                captured.keys.push(hashed.digest.clone());
+            }
         }
         captured.entries.push(entry);
     }
@@ -295,6 +320,23 @@ pub fn capture(root: &Path, ids: IdShift, staged: &[FileEntry]) -> Result<Captur
             })
             .collect();
         return Err(CaptureError::Strangers { strangers });
+    }
+    in_io_pool(|| {
+        to_spool.par_iter().try_for_each(|&i| {
+            let digest = hashed[i].as_ref().map_or("", |h| &h.digest);
+            spool_file(spool, &found[i].host, digest).map_err(|source| CaptureError::Spool {
+                path: found[i].path.clone(),
+                source: Box::new(source),
+            })
+        })
+    })?;
+    captured.spooled = to_spool
+        .iter()
+        .filter_map(|&i| Some(hashed[i].as_ref()?.digest.clone()))
+        .collect();
+    for digests in [&mut captured.spooled, &mut captured.keys] {
+        digests.sort_unstable();
+        digests.dedup();
     }
     // A stage run as root of a user namespace may not make device nodes; they are the
     // stage's, and no script's to remove.
@@ -442,13 +484,120 @@ fn globs<'g>(globs: impl Iterator<Item = &'g str>) -> GlobSet {
     set.build().unwrap_or_else(|_| GlobSet::empty())
 }
 
-/// The size and BLAKE3 of a regular file, read without following a link.
-fn hash(host: &Path) -> io::Result<(u64, String)> {
-    let bytes = read_no_follow(host)?;
-    Ok((
-        bytes.len() as u64,
-        blake3::hash(&bytes).to_hex().to_string(),
-    ))
+/// A regular file of the configured tree, as read once: its size and BLAKE3, and
+/// whether it is text holding a private key.
+struct Hashed {
+    size: u64,
+    digest: String,
+    key: bool,
+}
+
+impl Hashed {
+    /// Reads the file at `host`, without following a link, a chunk at a time.
+    fn read(host: &Path) -> io::Result<Hashed> {
+        let mut hasher = blake3::Hasher::new();
+        let mut keys = KeyScan::default();
+        let size = read_chunks(host, &mut vec![0; CHUNK], |chunk| {
+            hasher.update(chunk);
+            keys.feed(chunk);
+            Ok(())
+        })?;
+        Ok(Hashed {
+            size,
+            digest: hasher.finalize().to_hex().to_string(),
+            key: keys.holds_key(),
+        })
+    }
+}
+
+/// Copies the configured file at `host` into `spool` as the blob `digest`, unless it
+/// holds that blob already, checking as it copies that the bytes are still the ones
+/// hashed (no script runs any more, so only a fault makes them differ).
+fn spool_file(spool: &BlobStore, host: &Path, digest: &str) -> Result<(), RepoError> {
+    spool.put_as(digest, |file| {
+        let mut hasher = blake3::Hasher::new();
+        read_chunks(host, &mut vec![0; CHUNK], |chunk| {
+            hasher.update(chunk);
+            file.write_all(chunk)
+        })?;
+        if hasher.finalize().to_hex().as_str() == digest {
+            Ok(())
+        } else {
+            Err(io::Error::other(format!(
+                "{} changed while it was read",
+                host.display()
+            )))
+        }
+    })
+}
+
+/// Whether a file read in chunks is text that holds a PEM private key: a line
+/// `-----BEGIN RSA PRIVATE KEY-----`, `-----BEGIN OPENSSH PRIVATE KEY-----` and so on.
+/// Binary files are not taken: compiled Python holds these lines as constants and test
+/// data. A line is looked at once its end is read: one split between chunks is kept
+/// up to [`KeyScan::LINE`] bytes, and a longer one is taken for no PEM line.
+#[derive(Default)]
+struct KeyScan {
+    /// A NUL byte was read.
+    binary: bool,
+    /// A complete line held a key's first line.
+    found: bool,
+    /// The line the chunks read so far end in, up to [`KeyScan::LINE`] bytes.
+    line: Vec<u8>,
+    /// That line is longer than that.
+    overlong: bool,
+}
+
+impl KeyScan {
+    /// The longest line taken for a PEM line.
+    const LINE: usize = 4096;
+
+    /// Takes the next chunk of the file.
+    fn feed(&mut self, chunk: &[u8]) {
+        if self.binary || memchr::memchr(0, chunk).is_some() {
+            self.binary = true;
+            return;
+        }
+        let Some(last) = memchr::memrchr(b'\n', chunk) else {
+            self.carry(chunk);
+            return;
+        };
+        // The line an earlier chunk began ends in this one.
+        let first = memchr::memchr(b'\n', chunk).unwrap_or(last);
+        let whole = if self.line.is_empty() {
+            &chunk[..last]
+        } else {
+            self.carry(&chunk[..first]);
+            self.found |= !self.overlong && key_line_in(&self.line);
+            self.line.clear();
+            self.overlong = false;
+            &chunk[(first + 1).min(last)..last]
+        };
+        self.found |= key_line_in(whole);
+        self.carry(&chunk[last + 1..]);
+    }
+
+    /// Adds `part` to the line being read.
+    fn carry(&mut self, part: &[u8]) {
+        let room = Self::LINE.saturating_sub(self.line.len());
+        self.overlong |= part.len() > room;
+        self.line.extend_from_slice(&part[..part.len().min(room)]);
+    }
+
+    /// Whether the file read is text holding a key: its last line counts too.
+    fn holds_key(&self) -> bool {
+        !self.binary && (self.found || (!self.overlong && key_line_in(&self.line)))
+    }
+}
+
+/// Whether `lines`, text without a NUL, has a line that begins a PEM private key.
+fn key_line_in(lines: &[u8]) -> bool {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    memchr::memmem::find_iter(lines, BEGIN).any(|at| {
+        let line = &lines[at..];
+        let line = &line[..memchr::memchr(b'\n', line).unwrap_or(line.len())];
+        line.trim_ascii_end().ends_with(b"PRIVATE KEY-----")
+    })
 }
 
 /// The file's capabilities as the lock keeps them (revision 2, which names no user
@@ -478,7 +627,7 @@ struct Names {
 impl Names {
     fn read(root: &Path) -> Names {
         let parse = |file: &str| -> HashMap<u32, String> {
-            let text = read_no_follow(&root.join(file)).unwrap_or_default();
+            let text = no_follow::read(&root.join(file)).unwrap_or_default();
             String::from_utf8_lossy(&text)
                 .lines()
                 .filter_map(|line| {
@@ -507,6 +656,50 @@ impl Names {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What [`KeyScan`] makes of `text` read `size` bytes at a time.
+    fn scanned(text: &[u8], size: usize) -> bool {
+        let mut scan = KeyScan::default();
+        text.chunks(size).for_each(|chunk| scan.feed(chunk));
+        scan.holds_key()
+    }
+
+    #[test]
+    fn only_text_with_a_pem_private_key_is_taken_for_one_however_it_is_read() {
+        let long = format!("{}\n-----BEGIN RSA PRIVATE KEY-----\n", "x".repeat(10_000));
+        let keys = [
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n",
+            "junk\n-----BEGIN PRIVATE KEY-----\r\nMC4C\n",
+            "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n-----BEGIN EC PRIVATE KEY-----\n",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n",
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+            &long[long.len() - 40..],
+            &long,
+        ];
+        let others = [
+            "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n",
+            "-----BEGIN PUBLIC KEY-----\nMCow\n",
+            "grep 'PRIVATE KEY-----' \"$1\"\n",
+            "-----BEGIN \n PRIVATE KEY-----\n",
+            "\0\0-----BEGIN RSA PRIVATE KEY-----\n",
+            "-----BEGIN RSA PRIVATE KEY-----\n\0",
+            "-----BEGIN RSA PRIVATE KEY-----x\n",
+            "",
+        ];
+        // Whole, a byte at a time, and in chunks that split the marker lines anywhere.
+        for size in [usize::MAX, 1, 2, 3, 7, 16, 33, 4096] {
+            for key in keys {
+                assert!(
+                    scanned(key.as_bytes(), size),
+                    "{size}: {}",
+                    key.get(..40).unwrap_or(key)
+                );
+            }
+            for other in others {
+                assert!(!scanned(other.as_bytes(), size), "{size}: {other}");
+            }
+        }
+    }
 
     #[test]
     fn every_dropped_pattern_is_a_glob() {

@@ -21,9 +21,9 @@
 //!   on purpose: they are taken with the modes their headers give. Whatever a statement
 //!   takes, the blob store keeps private.
 
-use std::fs::{self, File, Metadata, OpenOptions};
+use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
@@ -332,7 +332,7 @@ impl Source<'_> {
             (FileKind::Symlink, 0, None, Some(text))
         } else if file_type.is_file() {
             self.refuse_secret(host, path, meta)?;
-            let bytes = read_no_follow(host).map_err(|e| self.io(host, e))?;
+            let bytes = crate::no_follow::read(host).map_err(|e| self.io(host, e))?;
             // A capability (ping's cap_net_raw) is part of what the file is.
             caps = scan::capability(host).map_err(|e| self.io(host, e))?;
             let digest = blake3::hash(&bytes).to_hex().to_string();
@@ -415,18 +415,6 @@ fn secret_name(path: &Path) -> Option<&'static str> {
     }
     let key = name.starts_with("ssh_host_") && name.ends_with("_key");
     (key && dir == "ssh" && names.next()? == "etc").then_some("an SSH host private key")
-}
-
-/// Reads a file that was a regular file a moment ago, never following a symlink
-/// swapped in since.
-pub(crate) fn read_no_follow(host: &Path) -> io::Result<Vec<u8>> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(host)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 #[cfg(test)]

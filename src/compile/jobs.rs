@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::error::Result;
-use super::{Compiled, Configurations, ReadOnce, Settings, finish, prepare, rpm};
+use super::{Compiled, Configurations, ReadOnce, Settings, Spool, finish, prepare, rpm};
 use crate::excerpt::excerpt;
 use crate::lock::Backend;
 use crate::repo::Repository;
@@ -30,16 +30,18 @@ pub struct Batch {
 
 /// Compiles every recipe over the catalog of `settings.backend`, read from the sysroot
 /// and `pool_dirs`; apt's lists are read through `repo`'s index of them, which this
-/// brings up to date, and configured trees are kept there. Nothing else is stored.
+/// brings up to date, and configured trees are kept there; the bytes configuration
+/// made wait in `spool` for [`Compiled::store`]. Nothing else is stored.
 pub fn compile_all(
     settings: &Settings,
+    spool: &Spool,
     pool_dirs: &[PathBuf],
     recipes: Vec<Recipe>,
     repo: &mut Repository,
 ) -> Result<Batch> {
     let mut batch = match settings.backend {
-        Backend::Dpkg => compile_dpkg(settings, pool_dirs, recipes, repo)?,
-        Backend::Rpm => compile_rpm(settings, pool_dirs, recipes, repo)?,
+        Backend::Dpkg => compile_dpkg(settings, spool, pool_dirs, recipes, repo)?,
+        Backend::Rpm => compile_rpm(settings, spool, pool_dirs, recipes, repo)?,
     };
     // Whether a `remove` removed nothing is known only across a group's flavors.
     super::removes::warn_idle(&mut batch.compiled);
@@ -50,6 +52,7 @@ pub fn compile_all(
 /// archives and apt's lists.
 fn compile_dpkg(
     settings: &Settings,
+    spool: &Spool,
     pool_dirs: &[PathBuf],
     recipes: Vec<Recipe>,
     repo: &mut Repository,
@@ -97,7 +100,7 @@ fn compile_dpkg(
         indexed.packages
     ));
     let mut universes: HashMap<String, Universe> = HashMap::new();
-    let configurations = Configurations::kept_in(repo);
+    let configurations = Configurations::kept_in(repo, spool);
     let finished = |prepared| -> Result<Compiled> {
         let mut c = finish(settings, prepared, &accounts, &configurations)?;
         let locked = (c.lock.packages.iter())
@@ -145,6 +148,7 @@ fn seeds(recipes: &[Recipe]) -> Vec<String> {
 /// archives and createrepo_c repositories.
 fn compile_rpm(
     settings: &Settings,
+    spool: &Spool,
     pool_dirs: &[PathBuf],
     recipes: Vec<Recipe>,
     repo: &Repository,
@@ -160,7 +164,7 @@ fn compile_rpm(
             path.display()
         ));
     }
-    let configurations = Configurations::kept_in(repo);
+    let configurations = Configurations::kept_in(repo, spool);
     let mut universes: HashMap<String, RpmUniverse> = HashMap::new();
     // As for dpkg: every job begun before the first tree is taken.
     let mut prepared = Vec::new();

@@ -10,7 +10,7 @@
 //! with the same inputs takes it instead of running the scripts again.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::lock::LockedPackage;
 use crate::progress::Reporter;
@@ -58,7 +58,7 @@ pub use removes::Removes;
 pub use resolve::UnwantedKernel;
 pub use rpm::HostDrift;
 pub use setup::SetupError;
-pub use store::Compiled;
+pub use store::{Compiled, Spool};
 
 use assemble::Configured;
 use gather::Gathered;
@@ -152,6 +152,7 @@ pub fn prepare<'r>(
             purge: &resolved.purge,
             needs: configure::needs(universe, resolved.built()),
             setup: &setup,
+            spool: configurations.spool().dir(),
         };
         let job = configure_job(settings, recipe, catalog, &fetched, &gathered, asked)?;
         let begun = configurations.begin(&job)?;
@@ -203,6 +204,8 @@ pub fn finish(
                 entries: done.captured.entries,
                 system: Vec::new(),
                 blobs,
+                spooled: done.captured.spooled,
+                script_keys: done.captured.keys,
                 accounts: done.accounts,
                 warnings: done.warnings,
                 took: done.took,
@@ -216,6 +219,8 @@ pub fn finish(
                 entries: std::mem::take(&mut tree.entries),
                 system: system.entries,
                 blobs: system.blobs,
+                spooled: Vec::new(),
+                script_keys: Vec::new(),
                 accounts: accounts.clone(),
                 took: None,
                 warnings: vec![format!(
@@ -232,7 +237,8 @@ pub fn finish(
     warnings.append(&mut configured.warnings);
     let took = configured.took;
     let stage = settings.report.stage(&subject, "assemble");
-    let assembled = assemble::assemble(settings, recipe, packages, configured, &tree)?;
+    let spool = configurations.spool();
+    let assembled = assemble::assemble(settings, recipe, packages, configured, &tree, spool)?;
     check::check(&assembled.lock)?;
     stage.done(format_args!("{} files", assembled.lock.files.len()));
     warnings.extend(assembled.warnings);
@@ -240,6 +246,7 @@ pub fn finish(
     let mut compiled = Compiled::new(
         assembled.lock,
         assembled.blobs,
+        assembled.spooled,
         tree.missing,
         warnings,
         took,
@@ -267,11 +274,13 @@ struct ToConfigure<'a> {
     needs: HashMap<String, configure::Needs>,
     /// The group's own requests.
     setup: &'a setup::Requests,
+    /// Where capture puts the bytes configuration makes.
+    spool: &'a Path,
 }
 
 /// The configure stage of `subject`, for dpkg and rpm alike: the tree of `job` (begun
-/// as `begun`) taken from `configurations`, and the blobs it needs, `job`'s own and
-/// those configuring made.
+/// as `begun`) taken from `configurations`, and `job`'s own blobs, which it needs
+/// besides the ones configuring made (in the spool).
 fn configured_tree(
     settings: &Settings,
     subject: &str,
@@ -280,12 +289,10 @@ fn configured_tree(
     configurations: &Configurations,
 ) -> Result<(as_root::Done, Vec<Vec<u8>>)> {
     let stage = settings.report.stage(subject, "configure");
-    let mut done = configurations.get(begun, &job)?;
+    let done = configurations.get(begun, &job)?;
     // A tree another flavor or compile configured is taken as it was.
     stage.done(if done.took.is_some() { "" } else { "reused" });
-    let mut blobs = job.blobs;
-    blobs.append(&mut done.captured.blobs);
-    Ok((done, blobs))
+    Ok((done, job.blobs))
 }
 
 /// The job that stages the chosen packages unpacked, runs their maintainer scripts
@@ -303,6 +310,7 @@ fn configure_job(
         purge,
         needs,
         setup,
+        spool,
     } = asked;
     let system = unpacked(settings, catalog, gathered, system::Unpacked::Yes)?;
     let mut parts = assemble::parts(
@@ -327,6 +335,7 @@ fn configure_job(
         .unwrap_or_default();
     Ok(as_root::Job {
         scratch: settings.scratch.clone(),
+        spool: spool.to_path_buf(),
         sysroot: settings.sysroot.clone(),
         pools: fetched.pools(),
         staging,

@@ -106,7 +106,15 @@ mod tests {
                 .collect(),
         };
         let lock = Lock::of_files(Vec::new());
-        Compiled::new(lock, Vec::new(), Vec::new(), Vec::new(), None, removes)
+        Compiled::new(
+            lock,
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            None,
+            removes,
+        )
     }
 
     #[test]

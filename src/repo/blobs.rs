@@ -203,6 +203,37 @@ impl BlobStore {
         })
     }
 
+    /// Moves every one of `digests` from `spool`, a store of scratch on the same
+    /// filesystem whose bytes were checked as they were written, into this store, unless
+    /// it is here already: synced first when this store is durable, then renamed into
+    /// place (copied where the rename cannot cross filesystems). A digest neither store
+    /// holds is an error.
+    pub fn take_from(&self, spool: &BlobStore, digests: &[String]) -> Result<(), RepoError> {
+        let take = |digest: &String| -> Result<(), RepoError> {
+            let path = self.path(digest);
+            if path.is_file() {
+                return Ok(());
+            }
+            let from = spool.path(digest);
+            let io = |source| RepoError::io(&from, "taking a blob into the store", source);
+            if self.durable {
+                fs::File::open(&from)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io)?;
+            }
+            let shard = path.parent().unwrap_or(&self.dir);
+            create_folder(shard, PRIVATE_FOLDER)
+                .map_err(|source| RepoError::io(shard, "creating a blob folder", source))?;
+            match fs::rename(&from, &path) {
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => self.put_as(digest, |file| {
+                    std::io::copy(&mut fs::File::open(&from)?, file).map(drop)
+                }),
+                moved => moved.map_err(io),
+            }
+        };
+        in_io_pool(|| digests.par_iter().try_for_each(take))
+    }
+
     /// Where the blob with `digest` lives (whether or not it is stored).
     ///
     /// A string that is not a 64-character lower-case hex digest, such as one from a
@@ -265,6 +296,29 @@ mod tests {
                 .count();
             assert_eq!(files, 200, "only the blobs");
         }
+    }
+
+    /// Blobs are moved from a spool into the store, those it holds already left in the
+    /// spool; one neither holds is an error that names it.
+    #[test]
+    fn take_from_moves_what_the_store_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(&dir.path().join("blobs")).unwrap();
+        let spool = BlobStore::scratch(&dir.path().join("spool")).unwrap();
+        let old = store.put(b"old").unwrap();
+        let new = spool.put(b"new").unwrap();
+        assert_eq!(spool.put(b"old").unwrap(), old);
+        store
+            .take_from(&spool, &[old.clone(), new.clone()])
+            .unwrap();
+        assert_eq!(fs::read(store.path(&new)).unwrap(), b"new");
+        assert!(!spool.path(&new).exists() && spool.path(&old).exists());
+        let none = blake3::hash(b"none").to_hex().to_string();
+        let err = store
+            .take_from(&spool, std::slice::from_ref(&none))
+            .unwrap_err();
+        assert!(err.to_string().contains(&none), "{err}");
+        assert!(!store.path(&none).exists());
     }
 
     #[test]

@@ -273,7 +273,7 @@ fn from_host(sysroot: &Path, header: &RpmHeader) -> std::result::Result<Read, Ho
                 path: file.path.clone(),
                 why,
             };
-            let bytes = match crate::compile::extra::read_no_follow(&at) {
+            let bytes = match crate::no_follow::read(&at) {
                 Ok(bytes) => bytes,
                 Err(_) if file.missingok => continue,
                 Err(e) => return Err(drift(format!("cannot be read on the host: {e}"))),

@@ -99,6 +99,7 @@ pub fn prepare<'r>(
     let setup = setup::requests(recipe, assemble::machine(recipe), has, true)?;
     let job = Job {
         scratch: settings.scratch.clone(),
+        spool: configurations.spool().dir().to_path_buf(),
         sysroot: settings.sysroot.clone(),
         pools: gathered.pools(),
         staging,
@@ -178,12 +179,22 @@ pub fn finish(
         entries,
         system: Vec::new(),
         blobs,
+        spooled: done.captured.spooled,
+        script_keys: done.captured.keys,
         accounts,
         warnings: Vec::new(),
         took: done.took,
     };
     let stage = settings.report.stage(&subject, "assemble");
-    let assembled = assemble::assemble(settings, recipe, packages, configured, &gathered.tree)?;
+    let spool = configurations.spool();
+    let assembled = assemble::assemble(
+        settings,
+        recipe,
+        packages,
+        configured,
+        &gathered.tree,
+        spool,
+    )?;
     check::check(&assembled.lock)?;
     stage.done(format_args!("{} files", assembled.lock.files.len()));
     warnings.extend(assembled.warnings);
@@ -191,6 +202,7 @@ pub fn finish(
     let mut compiled = Compiled::new(
         assembled.lock,
         assembled.blobs,
+        assembled.spooled,
         Vec::new(),
         warnings,
         done.took,

@@ -6,11 +6,12 @@
 //! tree that works when materialised: real locations, the symlinks that lead there,
 //! every parent directory, and each path once.
 
+use crate::no_follow::hash;
 use crate::progress::Progress;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fs::{self, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -539,42 +540,6 @@ fn build(
     hashed.into_iter().collect::<Result<(), _>>()?;
     missing.sort();
     Ok(Scan { entries, missing })
-}
-
-/// Size and BLAKE3 (hex) of a regular file, read through `buffer`. The size is what was
-/// read, so it always agrees with the digest.
-fn hash(host: &Path, buffer: &mut [u8]) -> io::Result<(u64, String)> {
-    let mut hasher = blake3::Hasher::new();
-    let size = read_chunks(host, buffer, |chunk| {
-        hasher.update(chunk);
-    })?;
-    Ok((size, hasher.finalize().to_hex().to_string()))
-}
-
-/// Reads the regular file at `host` through `buffer`, giving each chunk read to `each`;
-/// returns how many bytes it read. The path was a regular file a moment ago: a symlink
-/// swapped in since is never followed.
-pub(super) fn read_chunks(
-    host: &Path,
-    buffer: &mut [u8],
-    mut each: impl FnMut(&[u8]),
-) -> io::Result<u64> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(host)?;
-    let mut size = 0u64;
-    loop {
-        let n = match file.read(buffer) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        each(&buffer[..n]);
-        size += n as u64;
-    }
-    Ok(size)
 }
 
 #[cfg(test)]

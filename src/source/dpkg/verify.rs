@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use md5::{Digest, Md5};
 use rayon::prelude::*;
 
-use super::scan::read_chunks;
 use super::{Diversion, DpkgError, InstalledPackage};
+use crate::no_follow::read_chunks;
 
 /// A file of an installed package that the host changed since dpkg unpacked it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,7 +192,11 @@ fn change(host: &Path, md5: &str, buffer: &mut [u8]) -> Result<Option<String>, D
         )));
     }
     let mut hasher = Md5::new();
-    read_chunks(host, buffer, |chunk| hasher.update(chunk)).map_err(failed)?;
+    read_chunks(host, buffer, |chunk| {
+        hasher.update(chunk);
+        Ok(())
+    })
+    .map_err(failed)?;
     let same = hex::encode(hasher.finalize()).eq_ignore_ascii_case(md5);
     Ok((!same).then(|| "its bytes differ from the MD5 dpkg recorded".to_string()))
 }

@@ -109,3 +109,19 @@ empty_sysroot() {
     echo 'root:x:0:' >"$root/etc/group"
     : >"$root/var/lib/dpkg/status"
 }
+
+# Writes package big-state into pool $1: no files of its own, and a postinst that makes
+# $2 megabytes of state, as a database server's makes its first files.
+state_pool() {
+    local pool=$1 megabytes=$2 root
+    mkdir -p "$pool"
+    root=$(mktemp -d)
+    mkdir -p "$root/DEBIAN"
+    printf 'Package: big-state\nVersion: 1.0\nArchitecture: all\nMaintainer: bench <bench@example.org>\nDescription: generated for bench/run\n' \
+        >"$root/DEBIAN/control"
+    printf '#!/bin/sh\nset -e\nmkdir -p /var/lib/big-state\nhead -c %dM /dev/zero >/var/lib/big-state/data\n' \
+        "$megabytes" >"$root/DEBIAN/postinst"
+    chmod 755 "$root/DEBIAN/postinst"
+    dpkg-deb --root-owner-group -Zgzip --build "$root" "$pool/big-state_1.0_all.deb" >/dev/null
+    rm -rf "$root"
+}

@@ -21,6 +21,16 @@ fn group(extra: &str) -> String {
     )
 }
 
+/// Whether this user cannot run the scripts confined, which needs root: the test then
+/// says it skipped.
+fn cannot_configure() -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    true
+}
+
 /// `materialise` of the tiny group as a chroot `out`, with archives from `pool`.
 fn chroot_args<'a>(out: &'a str, pool: &'a str) -> [&'a str; 10] {
     [
@@ -60,8 +70,7 @@ fn chroot(ws: &Path, out: &str, pool: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_pool_packages_postinst_makes_its_account_and_alternative() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -129,8 +138,7 @@ fn a_pool_packages_postinst_makes_its_account_and_alternative() {
 
 #[test]
 fn a_preinst_runs_after_what_its_package_pre_depends_on_is_configured_and_triggers_wait() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -198,8 +206,7 @@ fn a_preinst_runs_after_what_its_package_pre_depends_on_is_configured_and_trigge
 
 #[test]
 fn scripts_find_the_folders_a_group_excludes_and_a_package_without_files_passes_audit() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -244,8 +251,7 @@ fn scripts_find_the_folders_a_group_excludes_and_a_package_without_files_passes_
 
 #[test]
 fn a_hostile_postinst_changes_nothing_outside_the_staged_tree() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -303,8 +309,7 @@ exit 0
 
 #[test]
 fn configuring_twice_in_fresh_stores_gives_the_same_lock() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
@@ -332,8 +337,7 @@ fn configuring_twice_in_fresh_stores_gives_the_same_lock() {
 
 #[test]
 fn a_secret_a_script_makes_for_its_machine_is_never_locked() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     // As ssl-cert's postinst: a new random key each time, and the hash link to its
@@ -385,8 +389,7 @@ fn a_secret_a_script_makes_for_its_machine_is_never_locked() {
 
 #[test]
 fn a_script_finds_the_host_keys_it_would_make_and_none_is_locked() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     // As openssh-server's postinst: each host key made only where its file is missing
@@ -429,8 +432,7 @@ fn a_script_finds_the_host_keys_it_would_make_and_none_is_locked() {
 
 #[test]
 fn a_tree_is_configured_in_memory_and_on_disk_when_its_scripts_outgrow_it() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -493,8 +495,7 @@ fn a_tree_is_configured_in_memory_and_on_disk_when_its_scripts_outgrow_it() {
 
 #[test]
 fn a_private_key_a_script_made_that_the_lock_keeps_is_named_in_a_warning() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     // As ircd-hybrid's or epoptes's postinst: a key appliance knows no first-boot unit
@@ -660,8 +661,7 @@ fn a_user_with_subordinate_ids_configures_and_gets_roots_lock() {
 
 #[test]
 fn a_file_a_script_gives_to_an_account_the_tree_lacks_is_refused() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -693,8 +693,7 @@ fn a_file_a_script_gives_to_an_account_the_tree_lacks_is_refused() {
 
 #[test]
 fn group_statements_make_accounts_debconf_answers_and_unit_links() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -800,8 +799,7 @@ fn group_statements_make_accounts_debconf_answers_and_unit_links() {
 
 #[test]
 fn flavors_with_the_same_tree_configure_it_once() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -835,8 +833,7 @@ fn flavors_with_the_same_tree_configure_it_once() {
 
 #[test]
 fn a_group_edited_outside_its_packages_takes_its_kept_tree() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
@@ -895,8 +892,7 @@ fn a_group_edited_outside_its_packages_takes_its_kept_tree() {
 
 #[test]
 fn a_tree_that_fails_while_another_is_configured_fails_the_compile_and_leaves_nothing() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -941,8 +937,7 @@ fn a_tree_that_fails_while_another_is_configured_fails_the_compile_and_leaves_no
 
 #[test]
 fn a_kept_tree_whose_bytes_were_swept_is_configured_again() {
-    if !is_root() {
-        eprintln!("skipped: configuring runs scripts in a user namespace, which needs root");
+    if cannot_configure() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -90,7 +90,7 @@ impl Scripts {
 /// The configured tree, read back.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Done {
-    /// Its entries and the bytes configuration made.
+    /// Its entries, with the digests of the bytes configuration made (in the spool).
     pub captured: Captured,
     /// Its accounts.
     pub accounts: Accounts,

@@ -2,7 +2,7 @@
 //! over the catalog's universe, [`fetch`] the archives of what the host lacks,
 //! [`gather`] the chosen packages' entries and dpkg records, [`stage`] them unpacked in
 //! scratch, [`configure`] them with their own maintainer scripts, [`capture`] what
-//! configuration made, [`assemble`] the lock with the machine files and the group's own
+//! configuration made (its bytes into the [`Spool`]), [`assemble`] the lock with the machine files and the group's own
 //! files, [`check`] it as outputs will, and [`store`] it with its bytes. [`removes`]
 //! tells of the `remove` statements that removed nothing, and [`read_once`] keeps what
 //! one recipe read (archives, scans of the host) for the others. Staging, configuring and

@@ -831,6 +831,16 @@ fn flavors_with_the_same_tree_configure_it_once() {
     );
 }
 
+/// Makes the tiny group of `ws` ask for passwd and lay a `/etc/motd` of `content` over
+/// the packages.
+fn motd_of_passwd(ws: &Path, content: &str) {
+    let text = group("passwd").replace(
+        "flavors openvz\n",
+        &format!("flavors openvz\n    file \"/etc/motd\" mode=0o644 content=\"{content}\"\n"),
+    );
+    fs::write(ws.join("groups/tiny.kdl"), text).unwrap();
+}
+
 #[test]
 fn a_group_edited_outside_its_packages_takes_its_kept_tree() {
     if cannot_configure() {
@@ -842,15 +852,7 @@ fn a_group_edited_outside_its_packages_takes_its_kept_tree() {
     let first = ok(ws, &["compile", "groups/tiny.kdl"]);
     assert!(first.contains("configured in"), "{first}");
     // A file laid over the packages is no part of what the scripts configure.
-    let edit = |ws: &Path, content: &str| {
-        let path = ws.join("groups/tiny.kdl");
-        let text = group("passwd").replace(
-            "flavors openvz\n",
-            &format!("flavors openvz\n    file \"/etc/motd\" mode=0o644 content=\"{content}\"\n"),
-        );
-        fs::write(path, text).unwrap();
-    };
-    edit(ws, "edited");
+    motd_of_passwd(ws, "edited");
     let edited = ok(ws, &["compile", "groups/tiny.kdl"]);
     assert!(
         edited.contains("1.0-2") && !edited.contains("configured in"),
@@ -859,7 +861,7 @@ fn a_group_edited_outside_its_packages_takes_its_kept_tree() {
     // The lock is the one a store that never configured it makes.
     let fresh = dirs[1].path();
     fake_workspace(fresh, &[("tiny", &group("passwd"))]);
-    edit(fresh, "edited");
+    motd_of_passwd(fresh, "edited");
     let configured = ok(fresh, &["compile", "groups/tiny.kdl"]);
     assert!(configured.contains("configured in"), "{configured}");
     assert_eq!(lock_id(&edited), lock_id(&configured));
@@ -870,7 +872,7 @@ fn a_group_edited_outside_its_packages_takes_its_kept_tree() {
         .unwrap();
     assert_eq!(kept, 1);
     drop(repo);
-    edit(ws, "again");
+    motd_of_passwd(ws, "again");
     let again = ok(ws, &["compile", "groups/tiny.kdl"]);
     assert!(
         again.contains("1.0-3") && again.contains("configured in"),
@@ -949,11 +951,7 @@ fn a_kept_tree_whose_bytes_were_swept_is_configured_again() {
     let blobs = ws.join("store/blobs");
     assert!(fs::read_dir(&blobs).unwrap().count() > 0);
     fs::remove_dir_all(&blobs).unwrap();
-    let text = group("passwd").replace(
-        "flavors openvz\n",
-        "flavors openvz\n    file \"/etc/motd\" mode=0o644 content=\"swept\"\n",
-    );
-    fs::write(ws.join("groups/tiny.kdl"), text).unwrap();
+    motd_of_passwd(ws, "swept");
     let again = ok(ws, &["compile", "groups/tiny.kdl"]);
     assert!(
         again.contains("1.0-2") && again.contains("configured in"),

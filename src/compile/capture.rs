@@ -187,17 +187,20 @@ pub fn capture(
     let hashed: Vec<Option<Hashed>> = found
         .par_iter()
         .zip(&link_to)
-        .map(|(f, link)| {
-            if !f.meta.is_file() || link.is_some() {
-                return Ok(None);
-            }
-            Hashed::read(&f.host)
-                .map(Some)
-                .map_err(|source| CaptureError::Io {
-                    path: f.host.clone(),
-                    source,
-                })
-        })
+        .map_init(
+            || vec![0; CHUNK],
+            |buffer, (f, link)| {
+                if !f.meta.is_file() || link.is_some() {
+                    return Ok(None);
+                }
+                Hashed::read(&f.host, buffer)
+                    .map(Some)
+                    .map_err(|source| CaptureError::Io {
+                        path: f.host.clone(),
+                        source,
+                    })
+            },
+        )
         .collect::<Result<_, _>>()?;
     // The files whose bytes go to the spool, by their place in `found`.
     let mut to_spool = Vec::new();
@@ -322,13 +325,18 @@ pub fn capture(
         return Err(CaptureError::Strangers { strangers });
     }
     in_io_pool(|| {
-        to_spool.par_iter().try_for_each(|&i| {
-            let digest = hashed[i].as_ref().map_or("", |h| &h.digest);
-            spool_file(spool, &found[i].host, digest).map_err(|source| CaptureError::Spool {
-                path: found[i].path.clone(),
-                source: Box::new(source),
-            })
-        })
+        to_spool.par_iter().try_for_each_init(
+            || vec![0; CHUNK],
+            |buffer, &i| {
+                let digest = hashed[i].as_ref().map_or("", |h| &h.digest);
+                spool_file(spool, &found[i].host, digest, buffer).map_err(|source| {
+                    CaptureError::Spool {
+                        path: found[i].path.clone(),
+                        source: Box::new(source),
+                    }
+                })
+            },
+        )
     })?;
     captured.spooled = to_spool
         .iter()
@@ -493,11 +501,11 @@ struct Hashed {
 }
 
 impl Hashed {
-    /// Reads the file at `host`, without following a link, a chunk at a time.
-    fn read(host: &Path) -> io::Result<Hashed> {
+    /// Reads the file at `host`, without following a link, through `buffer`.
+    fn read(host: &Path, buffer: &mut [u8]) -> io::Result<Hashed> {
         let mut hasher = blake3::Hasher::new();
         let mut keys = KeyScan::default();
-        let size = read_chunks(host, &mut vec![0; CHUNK], |chunk| {
+        let size = read_chunks(host, buffer, |chunk| {
             hasher.update(chunk);
             keys.feed(chunk);
             Ok(())
@@ -510,13 +518,18 @@ impl Hashed {
     }
 }
 
-/// Copies the configured file at `host` into `spool` as the blob `digest`, unless it
-/// holds that blob already, checking as it copies that the bytes are still the ones
-/// hashed (no script runs any more, so only a fault makes them differ).
-fn spool_file(spool: &BlobStore, host: &Path, digest: &str) -> Result<(), RepoError> {
+/// Copies the configured file at `host` into `spool` as the blob `digest` through
+/// `buffer`, unless it holds that blob already, checking as it copies that the bytes are
+/// still the ones hashed (no script runs any more, so only a fault makes them differ).
+fn spool_file(
+    spool: &BlobStore,
+    host: &Path,
+    digest: &str,
+    buffer: &mut [u8],
+) -> Result<(), RepoError> {
     spool.put_as(digest, |file| {
         let mut hasher = blake3::Hasher::new();
-        read_chunks(host, &mut vec![0; CHUNK], |chunk| {
+        read_chunks(host, buffer, |chunk| {
             hasher.update(chunk);
             file.write_all(chunk)
         })?;
